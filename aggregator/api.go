@@ -1,0 +1,45 @@
+package aggregator
+
+import (
+	"errors"
+	"time"
+
+	"github.com/kinship-agent/kinship/internal/metrics"
+)
+
+// Mark says that every line of Source before Offset is in this record or an earlier one.
+type Mark struct {
+	Source uint32
+	Offset int64
+}
+
+// Record is one sealed Kinesis record.
+type Record struct {
+	PartitionKey    string
+	ExplicitHashKey string // empty unless shard-aware packing set it
+	Data            []byte // KPL aggregate, or the plain line when it holds a single user record
+	UserRecords     int
+	Marks           []Mark
+}
+
+// Output receives sealed records, one at a time and in order, from a single goroutine.
+// Put may block (that is how backpressure from the spool reaches the tailer). The Record and
+// its Data are only valid during the call: the aggregator reuses the buffers afterwards.
+// An error from Put stops the aggregator; Add, Flush and Close return it from then on.
+type Output interface {
+	Put(rec *Record) error
+}
+
+// Options configure an Aggregator. Zero values take the defaults in brackets.
+type Options struct {
+	MaxRecordBytes int           // data + partition key of one record [1 MiB]
+	MaxRecords     int           // user records per aggregate [0: no limit]
+	MaxAge         time.Duration // an open aggregate is sealed this long after its first line [1s]
+	PartitionKey   string        // "random" (new random key per aggregate) | "host" | any fixed string ["random"]
+	Aggregate      bool          // false: every line is its own plain record
+	Workers        int           // goroutines computing MD5 of sealed aggregates [GOMAXPROCS]
+	Metrics        *metrics.Flow // LinesTruncated is counted here; nil allowed in tests
+}
+
+// ErrClosed is returned by Add and Flush after Close.
+var ErrClosed = errors.New("aggregator: closed")
