@@ -1,18 +1,60 @@
-// Starts kinesalite on 127.0.0.1 and a free port, then prints {"port":N} on one line.
-// kinesalite's own CLI listens on every interface and treats --port 0 as 4567, so tests
-// and the demo start it through this launcher instead. Exits when stdin closes, so a
-// parent that dies never leaves it running.
+// Starts kinesalite on 127.0.0.1 and a free port, optionally creates streams, then prints
+// {"port":N} on one line. kinesalite's own CLI listens on every interface and treats
+// --port 0 as 4567, so tests and the demo start it through this launcher instead.
+//
+// Environment:
+//   KINESALITE_PORT        port to listen on (default 0: a free port)
+//   KINESALITE_STREAMS     streams to create before reporting ready, e.g. "demo:1,other:4"
+//   KINESALITE_KEEP_STDIN  set to keep running after stdin closes (by default the launcher
+//                          exits when stdin closes, so a parent that dies never leaves it behind)
 'use strict';
+const http = require('http');
 const kinesalite = require('kinesalite');
 
 const port = Number(process.env.KINESALITE_PORT || 0);
-const server = kinesalite({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 1000});
-server.listen(port, '127.0.0.1', () => {
-  process.stdout.write(JSON.stringify({port: server.address().port}) + '\n');
+const streams = (process.env.KINESALITE_STREAMS || '').split(',').filter(Boolean).map((s) => {
+  const [name, shards] = s.split(':');
+  return {name, shards: Number(shards || 1)};
 });
+
+// kinesalite checks that a request carries SigV4-shaped authentication, not its signature.
+function call(target, body) {
+  return new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const req = http.request({
+      host: '127.0.0.1', port: server.address().port, method: 'POST', path: '/',
+      headers: {
+        'Content-Type': 'application/x-amz-json-1.1',
+        'X-Amz-Target': 'Kinesis_20131202.' + target,
+        'X-Amz-Date': '20260101T000000Z',
+        'Authorization': 'AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=0',
+        'Content-Length': Buffer.byteLength(data),
+      },
+    }, (res) => {
+      let out = '';
+      res.on('data', (c) => { out += c; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(out) : reject(new Error(target + ': ' + out))));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+const server = kinesalite({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 1000});
 server.on('error', (err) => {
   process.stderr.write('kinesalite: ' + err.message + '\n');
   process.exit(1);
+});
+server.listen(port, '127.0.0.1', async () => {
+  try {
+    for (const s of streams) {
+      await call('CreateStream', {StreamName: s.name, ShardCount: s.shards});
+    }
+  } catch (err) {
+    process.stderr.write('kinesalite: ' + err.message + '\n');
+    process.exit(1);
+  }
+  process.stdout.write(JSON.stringify({port: server.address().port}) + '\n');
 });
 if (!process.env.KINESALITE_KEEP_STDIN) {
   process.stdin.on('end', () => process.exit(0));

@@ -1,0 +1,50 @@
+// Command gen writes a log file of realistic ~200-byte access-log lines for the pipeline
+// benchmark. It is deterministic, so runs on different commits read the same bytes.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+)
+
+func main() {
+	out := flag.String("o", "bench.log", "output file")
+	size := flag.Int64("size", 1<<30, "bytes to write (whole lines)")
+	flag.Parse()
+	if err := generate(*out, *size); err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(1)
+	}
+}
+
+func generate(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	paths := []string{"/api/v1/items", "/api/v1/users/profile", "/static/app.js", "/healthz", "/api/v2/orders/search"}
+	agents := []string{"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36", "curl/8.5.0", "Go-http-client/1.1"}
+	var written int64
+	var line []byte
+	for written < size {
+		line = fmt.Appendf(line[:0], "10.%d.%d.%d - - [27/Nov/2026:12:%02d:%02d +0000] \"GET %s?id=%d HTTP/1.1\" %d %d \"-\" \"%s\" rt=%.3f\n",
+			r.IntN(256), r.IntN(256), r.IntN(256), r.IntN(60), r.IntN(60), paths[r.IntN(len(paths))], r.IntN(1e6),
+			[]int{200, 200, 200, 304, 404, 500}[r.IntN(6)], r.IntN(50000), agents[r.IntN(len(agents))], r.Float64())
+		if written+int64(len(line)) > size {
+			break
+		}
+		if _, err := w.Write(line); err != nil {
+			return err
+		}
+		written += int64(len(line))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,91 @@
+// Command kinship is the log-shipping agent: `kinship run` tails the configured files and
+// ships them; `validate`, `consume` and `version` are the tools around it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const defaultConfig = "/etc/kinship/kinship.yaml"
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `kinship ships log files to Amazon Kinesis.
+
+Usage:
+  kinship run      --config FILE [--once]   run the agent (the default command)
+  kinship validate --config FILE            check a configuration; exit 0 or print file:line errors
+  kinship consume  --stream NAME [--from beginning|latest] [--follow] [--endpoint URL | --config FILE]
+                                            read a stream, de-aggregate, print one user record per line
+  kinship version                           print the version
+
+Run "kinship COMMAND -h" for a command's options.
+`
+
+func runMain(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(ctx, args, stderr)
+	case "validate":
+		err = cmdValidate(args, stdout, stderr)
+	case "consume":
+		err = cmdConsume(ctx, args, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "kinship %s\n", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "kinship: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "kinship %s: %v\n", cmd, err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "kinship %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ error }
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError{fmt.Errorf("--log-format %q: want text or json", format)}
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/kinship-agent/kinship/config"
+)
+
+func cmdValidate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", defaultConfig, "configuration file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		// The errors already read "file:line:column: message", one per line.
+		fmt.Fprintln(stderr, err)
+		return errValidate
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d flows)\n", *path, len(cfg.Flows))
+	return nil
+}
+
+type silentError struct{}
+
+func (silentError) Error() string { return "configuration is not valid" }
+
+var errValidate error = silentError{}

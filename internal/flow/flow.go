@@ -1,0 +1,428 @@
+// Package flow wires one configured flow: tailer → aggregator → spool → shipper, and keeps
+// the file positions durable together with the data (see envelope.go and positions.go).
+//
+// Concurrency: the tailer's goroutine calls the sink (Open, Line, Close) and through it the
+// aggregator; the aggregator's delivery goroutine calls put, which appends to the spool; the
+// checkpoint loop applies durable marks and saves the positions file; the shipper's
+// goroutines read and ack the spool. The sources map and the positions are guarded by mu.
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/kinship-agent/kinship/aggregator"
+	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/internal/atomicfile"
+	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/shipper"
+	"github.com/kinship-agent/kinship/spool"
+	"github.com/kinship-agent/kinship/tailer"
+)
+
+// Deps are what a flow gets from the process.
+type Deps struct {
+	StateDir    string
+	Destination shipper.Destination
+	Metrics     *metrics.Flow
+	Logger      *slog.Logger
+	// ShutdownGrace bounds how long buffered lines may take to reach the spool on stop.
+	ShutdownGrace time.Duration
+	// CheckpointInterval is how often durable positions are saved [1s].
+	CheckpointInterval time.Duration
+}
+
+// Flow is one running flow.
+type Flow struct {
+	cfg  config.Flow
+	deps Deps
+	log  *slog.Logger
+	dir  string
+
+	spool *spool.Spool
+
+	mu        sync.Mutex
+	sources   map[uint32]*tailer.Source
+	closed    map[uint32]bool
+	durable   map[tailer.FileID]position // positions whose lines are all in durable frames
+	pending   []pendingMarks             // appended frames not yet known durable, in seq order
+	dirty     bool
+	savedSeq  uint64
+	putSeq    uint64 // highest seq whose marks are in pending (or applied)
+
+	encBuf []byte // put's scratch; only the aggregator's delivery goroutine uses it
+}
+
+type pendingMarks struct {
+	seq     uint64
+	marks   []position
+	sources []uint32 // sources[i] is the tailer source marks[i] came from
+}
+
+// Dir returns the state directory of the named flow under stateDir.
+func Dir(stateDir, name string) string { return filepath.Join(stateDir, "flows", name) }
+
+// New opens the flow's spool and restores its positions. Nothing runs until Run.
+func New(cfg config.Flow, deps Deps) (*Flow, error) {
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.ForTest(cfg.Name)
+	}
+	if deps.ShutdownGrace <= 0 {
+		deps.ShutdownGrace = 4 * time.Second
+	}
+	if deps.CheckpointInterval <= 0 {
+		deps.CheckpointInterval = time.Second
+	}
+	f := &Flow{
+		cfg: cfg, deps: deps, log: deps.Logger.With("flow", cfg.Name),
+		dir:     Dir(deps.StateDir, cfg.Name),
+		sources: map[uint32]*tailer.Source{}, closed: map[uint32]bool{},
+		durable: map[tailer.FileID]position{},
+	}
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
+	}
+	if err := atomicfile.SweepTemp(f.dir); err != nil {
+		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
+	}
+	sp, err := spool.Open(spool.Options{
+		Dir:           filepath.Join(f.dir, "spool"),
+		SegmentBytes:  int64(cfg.Spool.SegmentBytes),
+		MaxBytes:      int64(cfg.Spool.MaxBytes),
+		FsyncInterval: cfg.Spool.FsyncInterval.D(),
+		Metrics:       deps.Metrics,
+		Logger:        f.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
+	}
+	f.spool = sp
+	return f, nil
+}
+
+func (f *Flow) positionsPath() string { return filepath.Join(f.dir, "positions.json") }
+
+// restore rebuilds the durable positions: the last snapshot, then the marks of every frame
+// after it. It reports whether this is the flow's first start (no state at all).
+func (f *Flow) restore() (restored []position, firstStart bool, err error) {
+	pf, found, err := loadPositions(f.positionsPath())
+	if err != nil {
+		return nil, false, err
+	}
+	for _, s := range pf.Files {
+		p := s.position()
+		f.durable[p.ID] = p
+	}
+	replayed := 0
+	err = f.spool.Replay(pf.Seq+1, func(fr spool.Frame) error {
+		e, err := decodeEnvelope(fr.Payload, true)
+		if err != nil {
+			// A frame the spool accepted (CRC valid) but we cannot parse was written by an
+			// incompatible agent; its positions are lost, its data is still shipped raw.
+			f.log.Warn("spool frame with unreadable positions", "seq", fr.Seq, "err", err)
+			return nil
+		}
+		for _, m := range e.Marks {
+			f.durable[m.ID] = m
+		}
+		replayed++
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("flow %s: replay spool: %w", f.cfg.Name, err)
+	}
+	f.savedSeq = pf.Seq
+	f.putSeq = f.spool.LastSeq()
+	firstStart = !found && f.spool.LastSeq() == 0
+	for id, p := range f.durable {
+		restored = append(restored, p)
+		if !stillThere(p) {
+			delete(f.durable, id)
+		}
+	}
+	f.log.Info("flow restored", "files", len(restored), "snapshot_seq", pf.Seq, "frames_replayed", replayed,
+		"first_start", firstStart, "spool_unacked", f.spool.Stats().Unacked)
+	return restored, firstStart, nil
+}
+
+// Run runs the flow until ctx is done. With once, it reads every matched file to its end,
+// waits until the destination acknowledged everything, and returns nil.
+func (f *Flow) Run(ctx context.Context, once bool) (err error) {
+	defer func() {
+		if cerr := f.spool.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("flow %s: %w", f.cfg.Name, cerr)
+		}
+	}()
+	restored, firstStart, err := f.restore()
+	if err != nil {
+		return err
+	}
+
+	// The shipper starts first so that what the spool holds from before leaves first.
+	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopShipping()
+	sh := shipper.New(spoolSource{f}, f.deps.Destination, shipper.Options{
+		MaxInFlight: maxInFlight(f.cfg), Metrics: f.deps.Metrics, Logger: f.log})
+	shipDone := make(chan error, 1)
+	go func() { shipDone <- sh.Run(shipCtx) }()
+
+	// put may block on a full spool; on shutdown it gets ShutdownGrace to drain the
+	// aggregator, then gives up (the lines are still in the files: nothing is lost).
+	appendCtx, stopAppending := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAppending()
+	agg, err := aggregator.New(aggregatorOptions(f.cfg, f.deps.Metrics), output{f: f, ctx: appendCtx})
+	if err != nil {
+		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
+	}
+	tl, err := tailer.New(tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once), sink{f: f, agg: agg})
+	if err != nil {
+		_ = agg.Close()
+		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
+	}
+
+	ckptCtx, stopCheckpoints := context.WithCancel(context.WithoutCancel(ctx))
+	ckptDone := make(chan struct{})
+	go func() { defer close(ckptDone); f.checkpointLoop(ckptCtx) }()
+
+	tailErr := tl.Run(ctx)
+
+	// Stop: everything read goes into the spool, made durable, positions saved.
+	timer := time.AfterFunc(f.deps.ShutdownGrace, stopAppending)
+	aggErr := agg.Close()
+	timer.Stop()
+	syncErr := f.spool.Sync()
+	if tailErr == nil && aggErr == nil && syncErr == nil && once && ctx.Err() == nil {
+		f.log.Info("all files read; waiting for the destination to acknowledge", "last_seq", f.spool.LastSeq())
+		f.waitDrained(ctx)
+	}
+	stopCheckpoints()
+	<-ckptDone
+	f.checkpoint()
+	stopShipping()
+	<-shipDone
+	return errors.Join(tailErr, aggErr, syncErr)
+}
+
+func (f *Flow) waitDrained(ctx context.Context) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for f.spool.AckedThrough() < f.spool.LastSeq() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (f *Flow) checkpointLoop(ctx context.Context) {
+	t := time.NewTicker(f.deps.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.checkpoint()
+		}
+	}
+}
+
+// checkpoint applies the marks of frames that became durable and saves the positions file
+// when anything changed; then the spool may delete segments up to the saved sequence.
+func (f *Flow) checkpoint() {
+	durableSeq := f.spool.Durable()
+	f.mu.Lock()
+	n := 0
+	for _, pm := range f.pending {
+		if pm.seq > durableSeq {
+			break
+		}
+		for i, m := range pm.marks {
+			if !f.closed[pm.sources[i]] {
+				f.durable[m.ID] = m
+			}
+		}
+		n++
+	}
+	if n > 0 {
+		f.pending = append(f.pending[:0], f.pending[n:]...)
+		f.dirty = true
+	}
+	// A frame can be durable before put recorded its marks (the spool syncs in the
+	// background); such a frame must stay after the snapshot so that replay still sees it.
+	seq := min(durableSeq, f.putSeq)
+	if !f.dirty && seq == f.savedSeq {
+		f.mu.Unlock()
+		return
+	}
+	snapshot := make(map[tailer.FileID]position, len(f.durable))
+	for id, p := range f.durable {
+		snapshot[id] = p
+	}
+	f.dirty = false
+	f.mu.Unlock()
+
+	if err := savePositions(f.positionsPath(), seq, snapshot); err != nil {
+		f.log.Error("saving positions failed; will retry", "err", err)
+		f.mu.Lock()
+		f.dirty = true
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Lock()
+	f.savedSeq = seq
+	f.mu.Unlock()
+	f.spool.Checkpoint(seq)
+}
+
+// output receives sealed records from the aggregator's delivery goroutine.
+type output struct {
+	f   *Flow
+	ctx context.Context
+}
+
+func (o output) Put(rec *aggregator.Record) error {
+	f := o.f
+	marks := make([]position, 0, len(rec.Marks))
+	sources := make([]uint32, 0, len(rec.Marks))
+	f.mu.Lock()
+	for _, m := range rec.Marks {
+		src := f.sources[m.Source]
+		if src == nil || f.closed[m.Source] {
+			continue
+		}
+		marks = append(marks, position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: m.Offset})
+		sources = append(sources, m.Source)
+	}
+	f.mu.Unlock()
+	f.encBuf = appendEnvelope(f.encBuf[:0], &envelope{
+		PartitionKey: rec.PartitionKey, ExplicitHashKey: rec.ExplicitHashKey,
+		UserRecords: rec.UserRecords, Marks: marks, Data: rec.Data,
+	})
+	seq, err := f.spool.Append(o.ctx, f.encBuf)
+	if err != nil {
+		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
+	}
+	f.mu.Lock()
+	f.pending = append(f.pending, pendingMarks{seq: seq, marks: marks, sources: sources})
+	f.putSeq = seq
+	f.mu.Unlock()
+	return nil
+}
+
+// sink adapts the tailer to the aggregator and records which file each source number is.
+type sink struct {
+	f   *Flow
+	agg *aggregator.Aggregator
+}
+
+func (s sink) Open(src *tailer.Source, offset int64) {
+	f := s.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sources[src.Index] = src
+	if cur, ok := f.durable[src.ID]; !ok || cur.Fingerprint != src.Fingerprint || cur.Offset != offset || cur.Path != src.Path {
+		// The start position of a file is durable by definition (nothing of it was read);
+		// saving it matters for start_at: end, whose skipped bytes must stay skipped.
+		f.durable[src.ID] = position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: offset}
+		f.dirty = true
+	}
+}
+
+func (s sink) Line(src *tailer.Source, line []byte, end int64) error {
+	return s.agg.Add(src.Index, line, end)
+}
+
+func (s sink) Close(src *tailer.Source) {
+	f := s.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed[src.Index] = true
+	delete(f.sources, src.Index)
+	if cur, ok := f.durable[src.ID]; ok && cur.Fingerprint == src.Fingerprint {
+		delete(f.durable, src.ID)
+		f.dirty = true
+	}
+}
+
+// spoolSource is the spool as the shipper sees it: envelopes decoded to records.
+type spoolSource struct{ f *Flow }
+
+func (s spoolSource) Next(ctx context.Context) (shipper.Item, error) {
+	for {
+		fr, err := s.f.spool.Next(ctx)
+		if err != nil {
+			return shipper.Item{}, err
+		}
+		e, err := decodeEnvelope(fr.Payload, false)
+		if err != nil {
+			// The spool's CRC says these bytes are what was written, so this is a frame from an
+			// incompatible version. Shipping garbage would be worse; keep it on disk by not
+			// acking? That would block the flow forever. Count, log, ack.
+			s.f.deps.Metrics.SpoolCorrupt.Inc()
+			s.f.log.Error("spool frame is not a kinship envelope; skipped", "seq", fr.Seq, "err", err)
+			if err := s.f.spool.Ack(fr.Seq); err != nil {
+				return shipper.Item{}, err
+			}
+			continue
+		}
+		return shipper.Item{Seq: fr.Seq, Record: shipper.Record{
+			PartitionKey: e.PartitionKey, ExplicitHashKey: e.ExplicitHashKey,
+			Data: e.Data, UserRecords: e.UserRecords,
+		}}, nil
+	}
+}
+
+func (s spoolSource) Pending() int { return s.f.spool.Pending() }
+
+func (s spoolSource) Ack(seq uint64) error { return s.f.spool.Ack(seq) }
+
+func maxInFlight(cfg config.Flow) int {
+	if cfg.Kinesis != nil && cfg.Kinesis.MaxInFlight > 0 {
+		return cfg.Kinesis.MaxInFlight
+	}
+	return 4
+}
+
+func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
+	o := aggregator.Options{
+		MaxRecordBytes: int(cfg.Batch.MaxBytes),
+		MaxRecords:     cfg.Batch.MaxRecords,
+		MaxAge:         cfg.Batch.MaxAge.D(),
+		PartitionKey:   "random",
+		Aggregate:      true,
+		Metrics:        m,
+	}
+	if k := cfg.Kinesis; k != nil {
+		o.PartitionKey = k.PartitionKey
+		o.Aggregate = k.Aggregate
+		if int(k.MaxRecordBytes) < o.MaxRecordBytes || o.MaxRecordBytes == 0 {
+			o.MaxRecordBytes = int(k.MaxRecordBytes)
+		}
+	}
+	return o
+}
+
+func tailerOptions(cfg config.Flow, m *metrics.Flow, log *slog.Logger, restored []position, firstStart, once bool) tailer.Options {
+	o := tailer.Options{
+		Paths: cfg.Paths, Exclude: cfg.Exclude, StartAt: cfg.StartAt, FirstStart: firstStart,
+		Positions: restored, MaxLineBytes: int(cfg.MaxLineBytes), PollInterval: cfg.PollInterval.D(),
+		Once: once, Metrics: m, Logger: log,
+	}
+	if ml := cfg.Multiline; ml != nil {
+		o.Multiline = ml.Regexp
+		o.MultilineMaxLines = ml.MaxLines
+		o.MultilineTimeout = ml.Timeout.D()
+	}
+	return o
+}
