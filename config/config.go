@@ -126,6 +126,9 @@ func Load(path string) (*Config, error) {
 				continue // raced with a removal, or a directory named x.yaml
 			}
 			p.add(Pos{File: f}, "cannot read: %v", unwrapPath(err))
+			if i == 0 {
+				return nil, p.err() // without the main file, any other complaint is noise
+			}
 			continue
 		}
 		docs = append(docs, decodeDocument(f, data, p))

@@ -58,6 +58,8 @@ type decoder struct {
 	p         *problems
 	budget    int
 	exhausted bool
+	// unknownSeen keeps a key merged into several flows (<<: *base) from being reported once per flow.
+	unknownSeen map[*yaml.Node]bool
 }
 
 type field struct {
@@ -103,7 +105,7 @@ func decodeDocument(name string, data []byte, p *problems) *document {
 		doc.flowsBroken = true
 		return doc
 	}
-	for _, f := range d.mapping(n, "at the top level", topKeys) {
+	for _, f := range d.mapping(n, "", "at the top level", topKeys) {
 		switch f.key {
 		case "state_dir":
 			if s, ok := d.str(f.v, f.key); ok {
@@ -116,7 +118,7 @@ func decodeDocument(name string, data []byte, p *problems) *document {
 		case "aws":
 			d.aws(f.v, doc)
 		case "metrics":
-			for _, m := range d.mapping(f.v, "in metrics", metricsKeys) {
+			for _, m := range d.mapping(f.v, "metrics", "in metrics", metricsKeys) {
 				if s, ok := d.str(m.v, "metrics.listen"); ok {
 					if s != "" {
 						if msg := checkListen(s); msg != "" {
@@ -136,7 +138,7 @@ func decodeDocument(name string, data []byte, p *problems) *document {
 }
 
 func (d *decoder) aws(n *yaml.Node, doc *document) {
-	for _, f := range d.mapping(n, "in aws", awsKeys) {
+	for _, f := range d.mapping(n, "aws", "in aws", awsKeys) {
 		s, ok := d.str(f.v, "aws."+f.key)
 		if !ok {
 			continue
@@ -226,12 +228,12 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 		}
 	}
 	var (
-		nameSet                   bool
+		nameSet, pathsSet         bool
 		dests                     []field
 		batchBytesNode, segNode   *yaml.Node
 		spoolBytesNode, spoolNode *yaml.Node
 	)
-	for _, fl := range d.mapping(n, "in "+label, flowKeys) {
+	for _, fl := range d.mapping(n, "flow", "in "+label, flowKeys) {
 		switch fl.key {
 		case "name":
 			s, ok := d.str(fl.v, "name")
@@ -248,12 +250,13 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			}
 			f.Name = s
 		case "paths":
-			f.Paths = d.patterns(fl.v, "paths", true)
-			if f.Paths != nil && len(f.Paths) == 0 {
+			pathsSet = true
+			var ok bool
+			if f.Paths, ok = d.patterns(fl.v, "paths", true); ok && len(f.Paths) == 0 {
 				d.errorf(fl.v, "paths: must list at least one absolute path pattern (e.g. [\"/var/log/app/*.log\"])")
 			}
 		case "exclude":
-			f.Exclude = d.patterns(fl.v, "exclude", false)
+			f.Exclude, _ = d.patterns(fl.v, "exclude", false)
 		case "start_at":
 			if s, ok := d.str(fl.v, "start_at"); ok {
 				if s != "beginning" && s != "end" {
@@ -275,10 +278,10 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			d.errorf(fl.k, "%s: not supported yet in this version (use kinesis, or discard for tests)", fl.key)
 		case "discard":
 			dests = append(dests, fl)
-			d.mapping(fl.v, "in discard of "+label, nil)
+			d.mapping(fl.v, "discard", "in discard of "+label, nil)
 			f.Discard = &Discard{}
 		case "batch":
-			for _, b := range d.mapping(fl.v, "in batch of "+label, batchKeys) {
+			for _, b := range d.mapping(fl.v, "batch", "in batch of "+label, batchKeys) {
 				switch b.key {
 				case "max_age":
 					d.positiveDuration(b.v, "batch.max_age", &f.Batch.MaxAge)
@@ -297,7 +300,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			}
 		case "spool":
 			spoolNode = fl.k
-			for _, s := range d.mapping(fl.v, "in spool of "+label, spoolKeys) {
+			for _, s := range d.mapping(fl.v, "spool", "in spool of "+label, spoolKeys) {
 				switch s.key {
 				case "max_bytes":
 					if d.positiveSize(s.v, "spool.max_bytes", &f.Spool.MaxBytes) {
@@ -323,7 +326,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 	if !nameSet {
 		d.errorf(n, "%s: name is required (it names the flow's spool directory)", label)
 	}
-	if f.Paths == nil {
+	if !pathsSet {
 		d.errorf(n, "%s: paths is required (e.g. paths: [\"/var/log/app/*.log\"])", label)
 	}
 	switch len(dests) {
@@ -372,7 +375,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 func (d *decoder) multiline(fl field, label string) *Multiline {
 	m := &Multiline{MaxLines: DefaultMultiMaxLines, Timeout: DefaultMultiTimeout}
 	patternSet := false
-	for _, x := range d.mapping(fl.v, "in multiline of "+label, multilineKeys) {
+	for _, x := range d.mapping(fl.v, "multiline", "in multiline of "+label, multilineKeys) {
 		switch x.key {
 		case "start_pattern":
 			s, ok := d.str(x.v, "multiline.start_pattern")
@@ -421,7 +424,7 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 	}
 	var streamSet bool
 	var requestNode *yaml.Node
-	for _, x := range d.mapping(fl.v, "in kinesis of "+label, kinesisKeys) {
+	for _, x := range d.mapping(fl.v, "kinesis", "in kinesis of "+label, kinesisKeys) {
 		switch x.key {
 		case "stream":
 			s, ok := d.str(x.v, "kinesis.stream")
@@ -475,50 +478,58 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 	return k
 }
 
-// patterns reads a list of doublestar patterns; nil means the value was unusable.
-func (d *decoder) patterns(n *yaml.Node, what string, absolute bool) []string {
+// patterns reads a list of doublestar patterns; ok is false when a problem was reported.
+func (d *decoder) patterns(n *yaml.Node, what string, absolute bool) (out []string, ok bool) {
 	n = d.resolve(n)
 	if isNull(n) {
-		return []string{}
+		return nil, true
 	}
 	if n.Kind != yaml.SequenceNode {
 		d.errorf(n, "%s: expected a list of path patterns (e.g. [\"/var/log/app/*.log\"]), got %s", what, kindName(n))
-		return nil
+		return nil, false
 	}
-	out := make([]string, 0, len(n.Content))
+	ok = true
 	for _, item := range n.Content {
 		if !d.spend() {
-			return out
+			return out, false
 		}
-		s, ok := d.str(item, what)
-		if !ok {
+		s, good := d.str(item, what)
+		if !good {
+			ok = false
 			continue
 		}
 		item = d.resolve(item)
 		switch {
 		case s == "":
 			d.errorf(item, "%s: empty pattern", what)
+			ok = false
 		case absolute && !filepath.IsAbs(s):
 			d.errorf(item, "%s: %q: must be an absolute path pattern (e.g. /var/log/app/*.log)", what, s)
+			ok = false
 		case !doublestar.ValidatePattern(s):
 			d.errorf(item, "%s: %q: not a valid glob pattern (check [ ] and { } pairs)", what, s)
+			ok = false
 		default:
 			out = append(out, s)
 		}
 	}
-	return out
+	return out, ok
 }
 
 // mapping returns the known keys of a mapping node in file order, following merge keys
 // (<<), and reports unknown and repeated keys. A null value counts as an empty mapping
 // ("discard:" means "discard: {}").
-func (d *decoder) mapping(n *yaml.Node, where string, known []string) []field {
+func (d *decoder) mapping(n *yaml.Node, path, where string, known []string) []field {
 	n = d.resolve(n)
 	if n == nil || isNull(n) {
 		return nil
 	}
+	if n.Kind != yaml.MappingNode && len(known) == 0 {
+		d.errorf(n, "%s: expected {}, got %s", path, kindName(n))
+		return nil
+	}
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, "expected a mapping %s, got %s", strings.TrimPrefix(where, "in "), kindName(n))
+		d.errorf(n, "%s: expected a mapping (%s), got %s", path, strings.Join(known, ", "), kindName(n))
 		return nil
 	}
 	var out []field
@@ -581,6 +592,13 @@ func (d *decoder) collect(n *yaml.Node, where string, known []string, seen map[s
 }
 
 func (d *decoder) unknown(k *yaml.Node, where string, known []string) {
+	if d.unknownSeen[k] {
+		return
+	}
+	if d.unknownSeen == nil {
+		d.unknownSeen = map[*yaml.Node]bool{}
+	}
+	d.unknownSeen[k] = true
 	if len(known) == 0 {
 		d.errorf(k, "unknown key %q %s (it takes no keys)", k.Value, where)
 		return

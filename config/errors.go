@@ -66,7 +66,9 @@ type problems struct {
 }
 
 func (p *problems) add(pos Pos, format string, args ...any) {
-	p.errs = append(p.errs, &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)})
+	// One problem per line, whatever the user's regexp or the parser put in the message.
+	msg := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`)
+	p.errs = append(p.errs, &Error{Pos: pos, Msg: msg})
 }
 
 func (p *problems) err() error {
