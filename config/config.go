@@ -214,3 +214,20 @@ func unwrapPath(err error) error {
 	}
 	return err
 }
+
+// Destination names the flow's destination as written in the file ("kinesis" or "discard").
+func (f *Flow) Destination() string {
+	switch {
+	case f.Kinesis != nil:
+		return "kinesis"
+	case f.Discard != nil:
+		return "discard"
+	}
+	return ""
+}
+
+// SpoolDir is the directory of the flow's spool: the flow name is validated to be a single
+// safe path element for this reason.
+func (c *Config) SpoolDir(f *Flow) string {
+	return filepath.Join(c.StateDir, "spool", f.Name)
+}

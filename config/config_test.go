@@ -233,3 +233,16 @@ func writeFile(t *testing.T, path, data string) {
 		t.Fatal(err)
 	}
 }
+
+func TestHelpers(t *testing.T) {
+	cfg, err := Load(filepath.Join("testdata", "design-full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.SpoolDir(&cfg.Flows[1]); got != "/var/lib/kinship/spool/dry-run" {
+		t.Errorf("SpoolDir = %q", got)
+	}
+	if a, b := cfg.Flows[0].Destination(), cfg.Flows[1].Destination(); a != "kinesis" || b != "discard" {
+		t.Errorf("destinations = %q, %q", a, b)
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -294,5 +295,17 @@ func TestAliasBomb(t *testing.T) {
 	}
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("took %v", el)
+	}
+}
+
+// cmd/agent and editors consume problems one by one: *Error is reachable with errors.As.
+func TestErrorsAs(t *testing.T) {
+	_, err := Parse("k.yaml", []byte("flows:\n  - name: app\n    paths: [/a]\n    discard: {}\n    start_at: 5\n"))
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("errors.As(%v, *Error) failed", err)
+	}
+	if e.Pos != (Pos{File: "k.yaml", Line: 5, Column: 15}) || !strings.Contains(e.Msg, "start_at") {
+		t.Fatalf("got %+v", e)
 	}
 }
