@@ -1,0 +1,233 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+)
+
+// Defaults, named so that documentation and tests can refer to them.
+const (
+	DefaultStateDir        = "/var/lib/kinship"
+	DefaultStartAt         = "beginning"
+	DefaultMaxLineBytes    = 1 * MiB
+	DefaultPollInterval    = Duration(10e9)
+	DefaultMultiMaxLines   = 500
+	DefaultMultiTimeout    = Duration(1e9)
+	DefaultPartitionKey    = "random"
+	DefaultMaxRecordBytes  = 1 * MiB
+	DefaultMaxRequestBytes = 5 * MiB
+	DefaultMaxInFlight     = 4
+	DefaultBatchMaxAge     = Duration(1e9)
+	DefaultBatchMaxBytes   = 1 * MiB
+	DefaultSpoolMaxBytes   = 1 * GiB
+	DefaultWhenFull        = "block"
+	DefaultFsyncInterval   = Duration(100e6)
+	DefaultSegmentBytes    = 64 * MiB
+
+	// KinesisMaxRecordBytes is the largest record (data + partition key) a stream accepts
+	// once raised with UpdateMaxRecordSize; it also bounds one PutRecords request.
+	KinesisMaxRecordBytes = 10 * MiB
+)
+
+// Config is the validated configuration of the agent, with every default filled in.
+type Config struct {
+	StateDir string // spool and positions live below it
+	AWS      AWS
+	Metrics  Metrics
+	Flows    []Flow
+}
+
+// AWS holds the few AWS settings that the standard credential/region chain cannot supply.
+type AWS struct {
+	Region   string
+	Endpoint string // absolute http(s) URL, or empty
+	RoleARN  string
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Listen string // host:port; empty disables the endpoint
+}
+
+// Flow is one set of path patterns with its processing options and one destination.
+type Flow struct {
+	Name         string
+	Paths        []string // absolute doublestar patterns
+	Exclude      []string
+	StartAt      string // "beginning" or "end"
+	Multiline    *Multiline
+	MaxLineBytes Size
+	PollInterval Duration
+	Kinesis      *Kinesis
+	Discard      *Discard
+	Batch        Batch
+	Spool        Spool
+	Pos          Pos // where the flow was defined, for errors found after loading
+}
+
+// Multiline joins continuation lines to the line that matched StartPattern.
+type Multiline struct {
+	StartPattern string
+	Regexp       *regexp.Regexp
+	MaxLines     int
+	Timeout      Duration
+}
+
+// Kinesis is the Kinesis Data Streams destination.
+type Kinesis struct {
+	Stream          string // name or ARN
+	PartitionKey    string // "random", "host" or a fixed key
+	Aggregate       bool
+	MaxRecordBytes  Size
+	MaxRequestBytes Size
+	MaxInFlight     int
+}
+
+// Discard takes records like a destination would and drops them (tests, benchmarks).
+type Discard struct{}
+
+// Batch bounds an aggregated record before it is closed.
+type Batch struct {
+	MaxAge     Duration
+	MaxBytes   Size
+	MaxRecords int // 0: no limit
+}
+
+// Spool bounds the flow's on-disk spool.
+type Spool struct {
+	MaxBytes      Size
+	WhenFull      string // "block" or "drop_oldest"
+	FsyncInterval Duration
+	SegmentBytes  Size
+}
+
+// Load reads path and then every <dir of path>/conf.d/*.yaml in name order (a missing
+// conf.d is fine). Drop-ins may add flows and set top-level keys: a later file wins key by
+// key (aws.region in a drop-in leaves aws.endpoint of the main file alone), flows are
+// appended, and a flow name defined twice is an error naming both places. Every problem
+// of every file is reported at once, as a *ValidationError.
+func Load(path string) (*Config, error) {
+	dropIns, err := filepath.Glob(filepath.Join(filepath.Dir(path), "conf.d", "*.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("config: conf.d: %w", err)
+	}
+	files := append([]string{path}, dropIns...)
+	p := &problems{files: files}
+	var docs []*document
+	for i, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			if i > 0 && (errors.Is(err, fs.ErrNotExist) || isDir(f)) {
+				continue // raced with a removal, or a directory named x.yaml
+			}
+			p.add(Pos{File: f}, "cannot read: %v", unwrapPath(err))
+			if i == 0 {
+				return nil, p.err() // without the main file, any other complaint is noise
+			}
+			continue
+		}
+		docs = append(docs, decodeDocument(f, data, p))
+	}
+	cfg := merge(docs, p)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Parse decodes and validates one document; name is used in errors.
+func Parse(name string, data []byte) (*Config, error) {
+	p := &problems{files: []string{name}}
+	cfg := merge([]*document{decodeDocument(name, data, p)}, p)
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// minimalHint is written in YAML flow style so that the error stays on one line.
+const minimalHint = `the smallest useful file is: flows: [{name: app, paths: ["/var/log/app/*.log"], kinesis: {stream: app-logs}}]`
+
+func merge(docs []*document, p *problems) *Config {
+	cfg := &Config{StateDir: DefaultStateDir}
+	seen := map[string]Pos{}
+	for _, d := range docs {
+		if d.stateDir != nil {
+			cfg.StateDir = *d.stateDir
+		}
+		if d.region != nil {
+			cfg.AWS.Region = *d.region
+		}
+		if d.endpoint != nil {
+			cfg.AWS.Endpoint = *d.endpoint
+		}
+		if d.roleARN != nil {
+			cfg.AWS.RoleARN = *d.roleARN
+		}
+		if d.listen != nil {
+			cfg.Metrics.Listen = *d.listen
+		}
+		for _, f := range d.flows {
+			if f.Name != "" {
+				if first, dup := seen[f.Name]; dup {
+					p.add(f.Pos, "flow %q is already defined at %s", f.Name, first)
+					continue
+				}
+				seen[f.Name] = f.Pos
+			}
+			cfg.Flows = append(cfg.Flows, f)
+		}
+	}
+	if len(cfg.Flows) == 0 && !slices.ContainsFunc(docs, func(d *document) bool { return d.flowsBroken }) {
+		pos := Pos{Line: 1, Column: 1}
+		if len(docs) > 0 {
+			pos.File = docs[0].name
+			if d := docs[0]; d.flowsKey != nil {
+				pos = *d.flowsKey
+			}
+		}
+		switch {
+		case len(docs) == 1 && docs[0].empty:
+			p.add(pos, "the file is empty; %s", minimalHint)
+		default:
+			p.add(pos, "no flows configured; %s", minimalHint)
+		}
+	}
+	return cfg
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
+}
+
+// unwrapPath drops the *PathError's path: the position already names the file.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Destination names the flow's destination as written in the file ("kinesis" or "discard").
+func (f *Flow) Destination() string {
+	switch {
+	case f.Kinesis != nil:
+		return "kinesis"
+	case f.Discard != nil:
+		return "discard"
+	}
+	return ""
+}
+
+// SpoolDir is the directory of the flow's spool: the flow name is validated to be a single
+// safe path element for this reason.
+func (c *Config) SpoolDir(f *Flow) string {
+	return filepath.Join(c.StateDir, "spool", f.Name)
+}

@@ -1,0 +1,22 @@
+// Package config loads kinship's native YAML configuration: /etc/kinship/kinship.yaml and
+// then /etc/kinship/conf.d/*.yaml in name order.
+//
+// The documents are walked as yaml.v3 nodes rather than unmarshalled into structs, because
+// an operator fixing a config needs every problem at once and each one with file:line:column;
+// struct unmarshalling stops at the first error and loses positions. Unknown keys are errors
+// (with the known keys listed and a "did you mean"), since a typo silently ignored is a log
+// file silently not shipped.
+//
+// Merging drop-ins: a later file overrides the top-level settings it mentions, key by key
+// (a drop-in setting aws.region keeps the main file's aws.endpoint); flows are appended and
+// a flow name may be defined only once across all files, because the name is the flow's
+// spool directory.
+//
+// Defaults that depend on another setting give way to it instead of producing an error:
+// batch.max_bytes defaults to min(1MiB, kinesis.max_record_bytes), kinesis.max_request_bytes
+// to max(5MiB, max_record_bytes), spool.segment_bytes to min(64MiB, spool.max_bytes). An
+// explicit value that breaks such a limit is an error.
+//
+// YAML anchors, aliases and merge keys (<<) work; the work spent on one document is bounded
+// so that an alias bomb fails with an error instead of exhausting the host.
+package config
