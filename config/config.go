@@ -226,8 +226,8 @@ func (f *Flow) Destination() string {
 	return ""
 }
 
-// SpoolDir is the directory of the flow's spool: the flow name is validated to be a single
-// safe path element for this reason.
-func (c *Config) SpoolDir(f *Flow) string {
-	return filepath.Join(c.StateDir, "spool", f.Name)
+// FlowDir is the directory of the flow's state (its spool and positions): the flow name is
+// validated to be a single safe path element for this reason.
+func (c *Config) FlowDir(f *Flow) string {
+	return filepath.Join(c.StateDir, "flows", f.Name)
 }

@@ -239,8 +239,8 @@ func TestHelpers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.SpoolDir(&cfg.Flows[1]); got != "/var/lib/kinship/spool/dry-run" {
-		t.Errorf("SpoolDir = %q", got)
+	if got := cfg.FlowDir(&cfg.Flows[1]); got != "/var/lib/kinship/flows/dry-run" {
+		t.Errorf("FlowDir = %q", got)
 	}
 	if a, b := cfg.Flows[0].Destination(), cfg.Flows[1].Destination(); a != "kinesis" || b != "discard" {
 		t.Errorf("destinations = %q, %q", a, b)

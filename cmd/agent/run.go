@@ -57,7 +57,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("flow %s: %w", fc.Name, err)
 		}
-		f, err := flow.New(fc, flow.Deps{StateDir: cfg.StateDir, Destination: dst, Metrics: set.Flow(fc.Name), Logger: log})
+		f, err := flow.New(fc, flow.Deps{Dir: cfg.FlowDir(&fc), Destination: dst, Metrics: set.Flow(fc.Name), Logger: log})
 		if err != nil {
 			return err
 		}

@@ -28,7 +28,7 @@ import (
 
 // Deps are what a flow gets from the process.
 type Deps struct {
-	StateDir    string
+	Dir         string // the flow's state directory (config.Config.FlowDir)
 	Destination shipper.Destination
 	Metrics     *metrics.Flow
 	Logger      *slog.Logger
@@ -65,9 +65,6 @@ type pendingMarks struct {
 	sources []uint32 // sources[i] is the tailer source marks[i] came from
 }
 
-// Dir returns the state directory of the named flow under stateDir.
-func Dir(stateDir, name string) string { return filepath.Join(stateDir, "flows", name) }
-
 // New opens the flow's spool and restores its positions. Nothing runs until Run.
 func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	if deps.Logger == nil {
@@ -84,7 +81,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	}
 	f := &Flow{
 		cfg: cfg, deps: deps, log: deps.Logger.With("flow", cfg.Name),
-		dir:     Dir(deps.StateDir, cfg.Name),
+		dir:     deps.Dir,
 		sources: map[uint32]*tailer.Source{}, closed: map[uint32]bool{},
 		durable: map[tailer.FileID]position{},
 	}
