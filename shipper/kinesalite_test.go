@@ -99,13 +99,16 @@ func TestKinesaliteEveryRecordArrivesOnce(t *testing.T) {
 	src := newFakeSource(e2eItems(n, 200))
 	m := metrics.ForTest("e2e")
 	s := New(src, NewKinesis(NewKinesisClient(sdkConfig(t, endpoint)), "ship", Limits{}), Options{Metrics: m})
+	start := time.Now()
 	stop := runShipper(t, s)
 	waitAcked(t, src, 60*time.Second)
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+	shipped := time.Since(start)
 	assertAckedOnce(t, src, n)
 	assertArrivedOnce(t, readStream(t, endpoint, "ship"), n)
+	t.Logf("shipped %d records in %v, read back in %v", n, shipped.Round(time.Millisecond), (time.Since(start) - shipped).Round(time.Millisecond))
 	if v := value(m.RecordsSent); v != n {
 		t.Errorf("RecordsSent = %v, want %d", v, n)
 	}
