@@ -80,7 +80,7 @@ type Options struct {
 	BackoffBase    time.Duration  // [100ms]
 	BackoffMax     time.Duration  // [10s] cap of exponential backoff with FULL jitter
 	Linger         time.Duration  // wait at most this long for more items to fill a request when fewer are pending [0]
-	RequestTimeout time.Duration  // one Put attempt is abandoned (and retried) after this [30s]; <0: none
+	RequestTimeout time.Duration  // one Put attempt is abandoned (and retried) after this [1m]; <0: none
 	Rand           func() float64 // jitter source in [0,1) for tests; nil = math/rand/v2
 	Metrics        *metrics.Flow  // RecordsSent, UserRecordsSent, SendErrors{reason}, Retries (nil allowed)
 	Logger         *slog.Logger
@@ -99,17 +99,23 @@ type Shipper struct {
 	errCount  [numClasses]prometheus.Counter
 	errLabels [numClasses]string
 
-	mu        sync.Mutex // guards the fields below: failure streak and log rate limits
-	failing   bool
-	streak    int // failed attempts since the last full success
-	streakAt  time.Time
-	lastLoud  [numClasses]time.Time
-	fatal     error
-	cancelRun context.CancelFunc
+	mu           sync.Mutex // guards the fields below: failure streak and log rate limits
+	failingReqs  int        // requests in flight that have failed at least once
+	streak       int        // failed attempts since failingReqs was last 0
+	streakAt     time.Time
+	streakLogged bool
+	lastStreak   time.Time // when a streak's start was last logged
+	lastLoud     [numClasses]time.Time
+	fatal        error
+	cancelRun    context.CancelFunc
 }
 
-// loudEvery bounds how often failures that need an operator are logged.
-const loudEvery = time.Minute
+// loudEvery bounds how often failures that need an operator are logged; streakEvery how
+// often the start of a streak of retryable failures is (throttling comes and goes).
+const (
+	loudEvery   = time.Minute
+	streakEvery = 10 * time.Second
+)
 
 // New returns a Shipper; it does nothing until Run.
 func New(src Source, dst Destination, opts Options) *Shipper {
@@ -126,7 +132,7 @@ func New(src Source, dst Destination, opts Options) *Shipper {
 		opts.BackoffMax = opts.BackoffBase
 	}
 	if opts.RequestTimeout == 0 {
-		opts.RequestTimeout = 30 * time.Second
+		opts.RequestTimeout = time.Minute
 	}
 	if opts.Metrics == nil {
 		// An unregistered set keeps the hot path free of nil checks.
@@ -289,6 +295,14 @@ func (s *Shipper) fill(ctx context.Context, lim Limits, b *batch, carry *Item, h
 
 // ship sends one batch until every record was accepted or ctx ends.
 func (s *Shipper) ship(ctx context.Context, b *batch) {
+	if failed, delivered := s.send(ctx, b); failed {
+		s.noteDone(delivered)
+	}
+}
+
+// send is ship's retry loop; failed says whether the request ever failed (it is then part of
+// a failure streak), delivered whether every record was accepted.
+func (s *Shipper) send(ctx context.Context, b *batch) (failed, delivered bool) {
 	items := b.items
 	for attempt := 0; ; attempt++ {
 		recs := b.recs[:0]
@@ -299,20 +313,21 @@ func (s *Shipper) ship(ctx context.Context, b *batch) {
 		results, err := s.put(ctx, recs)
 		clear(recs)
 		if ctx.Err() != nil {
-			return // abandoned: not acked, shipped again after a restart
+			return failed, false // abandoned: not acked, shipped again after a restart
 		}
 		var slow bool
 		if err != nil {
 			c := classify(err)
 			s.errCount[c].Inc()
-			s.noteFailure(c, err, len(items))
+			s.noteFailure(c, err, len(items), !failed)
+			failed = true
 			slow = !c.retryable()
 		} else {
 			if results != nil && len(results) != len(recs) {
 				s.setFatal(fmt.Errorf("shipper: destination returned %d results for %d records", len(results), len(recs)))
-				return
+				return failed, false
 			}
-			var failed [numClasses]int
+			var perClass [numClasses]int
 			var firstErr error
 			var firstClass class
 			kept := items[:0]
@@ -325,7 +340,7 @@ func (s *Shipper) ship(ctx context.Context, b *batch) {
 				if rerr == nil {
 					if aerr := s.src.Ack(items[i].Seq); aerr != nil {
 						s.setFatal(fmt.Errorf("shipper: ack %d: %w", items[i].Seq, aerr))
-						return
+						return failed, false
 					}
 					sent++
 					users += items[i].Record.UserRecords
@@ -335,7 +350,7 @@ func (s *Shipper) ship(ctx context.Context, b *batch) {
 				if firstErr == nil {
 					firstErr, firstClass = rerr, c
 				}
-				failed[c]++
+				perClass[c]++
 				slow = slow || !c.retryable()
 				kept = append(kept, items[i])
 			}
@@ -346,18 +361,18 @@ func (s *Shipper) ship(ctx context.Context, b *batch) {
 				s.m.UserRecordsSent.Add(float64(users))
 			}
 			if len(items) == 0 {
-				s.noteSuccess()
-				return
+				return failed, true
 			}
-			for c, n := range failed {
+			for c, n := range perClass {
 				if n > 0 {
 					s.errCount[c].Add(float64(n))
 				}
 			}
-			s.noteFailure(firstClass, firstErr, len(items))
+			s.noteFailure(firstClass, firstErr, len(items), !failed)
+			failed = true
 		}
 		if !sleep(ctx, s.delay(attempt, slow)) {
-			return
+			return failed, false
 		}
 		s.m.Retries.Add(float64(len(items)))
 	}
@@ -412,38 +427,44 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// noteFailure logs the first failure of a streak, and failures that need an operator at most
-// once a minute: one line per event, never per record or per retry.
-func (s *Shipper) noteFailure(c class, err error, records int) {
+// noteFailure logs the start of a failure streak (the first request failing while no other
+// is), and failures that need an operator at most once a minute: one line per event, never
+// per record or per retry.
+func (s *Shipper) noteFailure(c class, err error, records int, firstOfRequest bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.streak++
 	now := time.Now()
-	first := !s.failing
-	if first {
-		s.failing, s.streakAt = true, now
-	}
-	if !c.retryable() {
-		if now.Sub(s.lastLoud[c]) >= loudEvery || s.lastLoud[c].IsZero() {
-			s.lastLoud[c] = now
-			s.log.Error("shipper: destination rejects records; retrying every backoff_max until fixed",
-				"reason", c.String(), "records", records, "retry_every", s.opts.BackoffMax, "err", err)
+	s.streak++
+	if firstOfRequest {
+		s.failingReqs++
+		if s.failingReqs == 1 {
+			s.streakAt = now
+			if c.retryable() && now.Sub(s.lastStreak) >= streakEvery {
+				s.lastStreak, s.streakLogged = now, true
+				s.log.Warn("shipper: send failed; retrying with backoff", "reason", c.String(), "records", records, "err", err)
+			}
 		}
-		return
 	}
-	if first {
-		s.log.Warn("shipper: send failed; retrying with backoff", "reason", c.String(), "records", records, "err", err)
+	if !c.retryable() && (s.lastLoud[c].IsZero() || now.Sub(s.lastLoud[c]) >= loudEvery) {
+		s.lastLoud[c], s.streakLogged = now, true
+		s.log.Error("shipper: destination rejects records; retrying every backoff_max until fixed",
+			"reason", c.String(), "records", records, "retry_every", s.opts.BackoffMax, "err", err)
 	}
 }
 
-func (s *Shipper) noteSuccess() {
+// noteDone ends a failed request's part in the streak: delivered, or abandoned at shutdown.
+// The streak ends when no request is failing any more.
+func (s *Shipper) noteDone(delivered bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.failing {
+	s.failingReqs--
+	if s.failingReqs > 0 {
 		return
 	}
-	s.log.Info("shipper: sends recovered", "failed_attempts", s.streak, "after", time.Since(s.streakAt).Round(time.Millisecond))
-	s.failing, s.streak = false, 0
+	if delivered && s.streakLogged {
+		s.log.Info("shipper: sends recovered", "failed_attempts", s.streak, "after", time.Since(s.streakAt).Round(time.Millisecond))
+	}
+	s.streak, s.streakLogged = 0, false
 }
 
 func (s *Shipper) noteTooLarge(it Item, lim Limits) {

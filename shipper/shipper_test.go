@@ -456,3 +456,40 @@ func value(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// Throttling that comes and goes across concurrent requests is one event in the log, not one
+// per request.
+func TestFlappingFailuresLogOnce(t *testing.T) {
+	src := newFakeSource(items(400, 3))
+	var mu sync.Mutex
+	tried := map[string]bool{}
+	dst := &fakeDest{limits: Limits{MaxRecords: 10}, put: func(_ context.Context, _ int, recs []Record) ([]error, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		k := string(recs[0].Data)
+		if !tried[k] {
+			tried[k] = true
+			return nil, &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}
+		}
+		return nil, nil
+	}}
+	logs := &logBuffer{}
+	m := metrics.ForTest("t")
+	s := New(src, dst, Options{MaxInFlight: 4, BackoffBase: time.Millisecond, Metrics: m, Logger: logs.logger()})
+	stop := runShipper(t, s)
+	waitAcked(t, src, 10*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertAckedOnce(t, src, 400)
+	if v := value(m.SendErrors.WithLabelValues("throttled")); v != 40 {
+		t.Errorf("SendErrors{throttled} = %v, want 40 (one per failed request)", v)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "send failed"); n != 1 {
+		t.Errorf("%d failure lines for 40 failed requests, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, "sends recovered"); n != 1 {
+		t.Errorf("%d recovery lines, want 1:\n%s", n, out)
+	}
+}
