@@ -29,6 +29,13 @@
 // acked without delivery. Such a record occupies one request slot until it is delivered or
 // the agent restarts, which slows the flow and, eventually, fills the spool: loud on purpose.
 //
+// # Logs
+//
+// One line per event, never per record: the start of a failure streak (the first request to
+// fail while none other is failing; at most once per 10 s) and its end ("sends recovered"),
+// failures that need an operator ("config", "invalid") at most once a minute, a too-large
+// record at most once a minute.
+//
 // # Concurrency
 //
 // Run owns batching on its own goroutine; MaxInFlight worker goroutines each own one request
