@@ -1,0 +1,297 @@
+// Package faultproxy is a reverse proxy on 127.0.0.1, put in front of a real Kinesis API
+// (kinesalite) in tests, that injects faults on the HTTP path so that the AWS SDK's real
+// code runs: throttling errors, HTTP 500s, connection resets and partial PutRecords failures.
+//
+// Faults never cause duplicates by themselves: a throttled, failed or reset request is not
+// forwarded, and the entries a partial failure marks as failed are stripped from the request
+// before it is forwarded, then spliced back into the response with an ErrorCode. So a test
+// can demand that every record arrives exactly once, and count the expected retries from
+// Events.
+package faultproxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Kind is what the proxy does with one PutRecords request.
+type Kind int
+
+const (
+	Forward     Kind = iota // pass it through unchanged
+	Throttle                // HTTP 400 ProvisionedThroughputExceededException, not forwarded
+	ServerError             // HTTP 500 InternalFailure, not forwarded
+	Reset                   // the connection is reset without an answer, not forwarded
+	FailEntries             // entries chosen by Fault.Fail are withheld and answered with Fault.Code
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Throttle:
+		return "throttle"
+	case ServerError:
+		return "server-error"
+	case Reset:
+		return "reset"
+	case FailEntries:
+		return "fail-entries"
+	default:
+		return "forward"
+	}
+}
+
+// Fault is the proxy's answer to one PutRecords request.
+type Fault struct {
+	Kind Kind
+	Fail func(i, n int) bool // FailEntries: whether entry i of n fails
+	Code string              // FailEntries: the entries' ErrorCode [ProvisionedThroughputExceededException]
+}
+
+// Schedule picks the fault for the n-th PutRecords request (0-based) holding records entries.
+// It is called from one request at a time.
+type Schedule func(n, records int) Fault
+
+// Event is what the proxy did with one PutRecords request.
+type Event struct {
+	N       int
+	Kind    Kind
+	Records int // entries in the request
+	Failed  int // entries reported failed (FailEntries), or Records for whole-request faults
+}
+
+// Proxy is a running fault-injecting proxy. Its URL is the endpoint to give the SDK.
+type Proxy struct {
+	URL string
+
+	upstream string
+	schedule Schedule
+	client   *http.Client
+	srv      *httptest.Server
+
+	mu     sync.Mutex // serialises Schedule and guards events
+	events []Event
+}
+
+// Start runs a proxy for upstream (a base URL such as kinesalitetest.Start returns) on
+// 127.0.0.1 until the test ends. Only PutRecords requests go through schedule; every other
+// call is forwarded unchanged. A nil schedule forwards everything.
+func Start(t testing.TB, upstream string, schedule Schedule) *Proxy {
+	t.Helper()
+	if schedule == nil {
+		schedule = func(int, int) Fault { return Fault{} }
+	}
+	p := &Proxy{
+		upstream: strings.TrimRight(upstream, "/"),
+		schedule: schedule,
+		client:   &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16}},
+	}
+	p.srv = httptest.NewServer(p)
+	p.URL = p.srv.URL
+	t.Cleanup(func() {
+		p.srv.Close()
+		p.client.CloseIdleConnections()
+	})
+	return p
+}
+
+// Events returns what the proxy did with each PutRecords request so far, in arrival order.
+func (p *Proxy) Events() []Event {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Event(nil), p.events...)
+}
+
+// Failed returns how many record sends the proxy failed so far: entries of whole requests it
+// rejected plus entries it marked failed. With SDK retries off, it is the shipper's
+// expected Retries count.
+func (p *Proxy) Failed() int {
+	n := 0
+	for _, e := range p.Events() {
+		n += e.Failed
+	}
+	return n
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "faultproxy: read request: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".PutRecords") {
+		p.forward(w, r, body)
+		return
+	}
+	var top map[string]json.RawMessage
+	var entries []json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		http.Error(w, "faultproxy: PutRecords body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := json.Unmarshal(top["Records"], &entries); err != nil {
+		http.Error(w, "faultproxy: PutRecords records: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+
+	p.mu.Lock()
+	n := len(p.events)
+	f := p.schedule(n, len(entries))
+	ev := Event{N: n, Kind: f.Kind, Records: len(entries)}
+	var failed []bool
+	if f.Kind == FailEntries {
+		failed = make([]bool, len(entries))
+		for i := range entries {
+			if f.Fail != nil && f.Fail(i, len(entries)) {
+				failed[i] = true
+				ev.Failed++
+			}
+		}
+	} else if f.Kind != Forward {
+		ev.Failed = len(entries)
+	}
+	p.events = append(p.events, ev)
+	p.mu.Unlock()
+
+	switch f.Kind {
+	case Throttle:
+		writeError(w, http.StatusBadRequest, "ProvisionedThroughputExceededException",
+			"Rate exceeded for shard shardId-000000000000 in stream under account 000000000000.")
+	case ServerError:
+		writeError(w, http.StatusInternalServerError, "InternalFailure", "faultproxy: injected failure")
+	case Reset:
+		reset(w)
+	case FailEntries:
+		code := f.Code
+		if code == "" {
+			code = "ProvisionedThroughputExceededException"
+		}
+		p.failEntries(w, r, top, entries, failed, code)
+	default:
+		p.forward(w, r, body)
+	}
+}
+
+func writeError(w http.ResponseWriter, status int, typ, msg string) {
+	b, _ := json.Marshal(map[string]string{"__type": typ, "message": msg})
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", typ)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// reset closes the client's connection with a TCP RST and no answer.
+func reset(w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		panic("faultproxy: response writer cannot be hijacked")
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
+type putRecordsResult struct {
+	FailedRecordCount int               `json:"FailedRecordCount"`
+	Records           []json.RawMessage `json:"Records"`
+	EncryptionType    string            `json:"EncryptionType,omitempty"`
+}
+
+// failEntries forwards the entries that are not marked failed and answers as if the service
+// had rejected the marked ones.
+func (p *Proxy) failEntries(w http.ResponseWriter, r *http.Request, top map[string]json.RawMessage, entries []json.RawMessage, failed []bool, code string) {
+	failure, _ := json.Marshal(map[string]string{"ErrorCode": code, "ErrorMessage": "faultproxy: injected " + code})
+	var keep []json.RawMessage
+	for i, e := range entries {
+		if !failed[i] {
+			keep = append(keep, e)
+		}
+	}
+	var upstream putRecordsResult
+	if len(keep) > 0 {
+		top["Records"], _ = json.Marshal(keep)
+		body, _ := json.Marshal(top)
+		resp, err := p.send(r, body)
+		if err != nil {
+			http.Error(w, "faultproxy: upstream: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		rb, err := io.ReadAll(resp.Body)
+		if err != nil {
+			http.Error(w, "faultproxy: upstream answer: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		if resp.StatusCode != http.StatusOK {
+			// The whole request failed upstream: pass that on as it is.
+			copyHeader(w.Header(), resp.Header)
+			w.WriteHeader(resp.StatusCode)
+			_, _ = w.Write(rb)
+			return
+		}
+		if err := json.Unmarshal(rb, &upstream); err != nil || len(upstream.Records) != len(keep) {
+			http.Error(w, fmt.Sprintf("faultproxy: upstream answer has %d entries for %d (%v)", len(upstream.Records), len(keep), err), http.StatusBadGateway)
+			return
+		}
+	}
+	out := putRecordsResult{FailedRecordCount: upstream.FailedRecordCount, EncryptionType: upstream.EncryptionType,
+		Records: make([]json.RawMessage, 0, len(entries))}
+	j := 0
+	for i := range entries {
+		if failed[i] {
+			out.Records = append(out.Records, failure)
+			out.FailedRecordCount++
+			continue
+		}
+		out.Records = append(out.Records, upstream.Records[j])
+		j++
+	}
+	b, _ := json.Marshal(out)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte) {
+	resp, err := p.send(r, body)
+	if err != nil {
+		http.Error(w, "faultproxy: upstream: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	copyHeader(w.Header(), resp.Header)
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}
+
+func (p *Proxy) send(r *http.Request, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, p.upstream+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	copyHeader(req.Header, r.Header)
+	return p.client.Do(req)
+}
+
+// copyHeader copies end-to-end headers; lengths and checksums no longer match a rewritten body.
+func copyHeader(dst, src http.Header) {
+	for k, vs := range src {
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Length", "Connection", "Keep-Alive", "Transfer-Encoding", "X-Amz-Crc32":
+			continue
+		}
+		dst[k] = append([]string(nil), vs...)
+	}
+}

@@ -1,0 +1,111 @@
+package faultproxy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/kinship-agent/kinship/internal/faultproxy"
+	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+)
+
+// Each fault looks to the real SDK like the service's own failure, and withheld entries never
+// reach the stream.
+func TestFaultsAsTheSDKSeesThem(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	endpoint := kinesalitetest.Start(t)
+	kinesalitetest.CreateStream(t, endpoint, "fp", 1)
+	faults := []faultproxy.Fault{
+		{Kind: faultproxy.Throttle},
+		{Kind: faultproxy.ServerError},
+		{Kind: faultproxy.Reset},
+		{Kind: faultproxy.FailEntries, Fail: func(i, n int) bool { return i == 1 || i == n-1 }},
+		{Kind: faultproxy.FailEntries, Code: "InternalFailure", Fail: func(int, int) bool { return true }},
+		{Kind: faultproxy.Forward},
+	}
+	proxy := faultproxy.Start(t, endpoint, func(n, _ int) faultproxy.Fault { return faults[n] })
+	c := kinesis.New(kinesis.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(proxy.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider("kinshiptest", "kinshiptest", ""),
+		Retryer:      aws.NopRetryer{},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	put := func(ids ...int) (*kinesis.PutRecordsOutput, error) {
+		in := &kinesis.PutRecordsInput{StreamName: aws.String("fp")}
+		for _, id := range ids {
+			in.Records = append(in.Records, types.PutRecordsRequestEntry{Data: fmt.Appendf(nil, "%d", id), PartitionKey: aws.String("k")})
+		}
+		return c.PutRecords(ctx, in)
+	}
+	apiCode := func(err error) string {
+		var ae smithy.APIError
+		if errors.As(err, &ae) {
+			return ae.ErrorCode()
+		}
+		return ""
+	}
+
+	if _, err := put(0); apiCode(err) != "ProvisionedThroughputExceededException" {
+		t.Errorf("throttle: err = %v", err)
+	}
+	var re *smithyhttp.ResponseError
+	if _, err := put(0); !errors.As(err, &re) || re.HTTPStatusCode() != 500 || apiCode(err) != "InternalFailure" {
+		t.Errorf("server error: err = %v", err)
+	}
+	var se *smithyhttp.RequestSendError
+	if _, err := put(0); !errors.As(err, &se) {
+		t.Errorf("reset: err = %v, want a RequestSendError", err)
+	}
+	out, err := put(10, 11, 12, 13)
+	if err != nil {
+		t.Fatalf("partial failure: %v", err)
+	}
+	if aws.ToInt32(out.FailedRecordCount) != 2 || len(out.Records) != 4 {
+		t.Fatalf("partial failure answer: %d failed of %d", aws.ToInt32(out.FailedRecordCount), len(out.Records))
+	}
+	for i, r := range out.Records {
+		failed := i == 1 || i == 3
+		if failed != (r.ErrorCode != nil) || failed == (r.SequenceNumber != nil) {
+			t.Errorf("entry %d: code %v seq %v", i, aws.ToString(r.ErrorCode), aws.ToString(r.SequenceNumber))
+		}
+	}
+	out, err = put(20, 21)
+	if err != nil || aws.ToInt32(out.FailedRecordCount) != 2 || aws.ToString(out.Records[0].ErrorCode) != "InternalFailure" {
+		t.Fatalf("all entries failed: %+v, %v", out, err)
+	}
+	if _, err := put(30); err != nil {
+		t.Fatalf("forward: %v", err)
+	}
+
+	// Only 10, 12 and 30 reached the stream.
+	it, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("fp"),
+		ShardId: aws.String("shardId-000000000000"), ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs.Records {
+		got = append(got, string(r.Data))
+	}
+	if fmt.Sprint(got) != "[10 12 30]" {
+		t.Errorf("stream holds %v, want [10 12 30]", got)
+	}
+	if f := proxy.Failed(); f != 1+1+1+2+2 {
+		t.Errorf("Failed() = %d, want 7", f)
+	}
+}
