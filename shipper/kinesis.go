@@ -105,15 +105,15 @@ const requestLogModes = aws.LogSigning | aws.LogRequest | aws.LogRequestWithBody
 // SDKMaxAttempts-1 times without its client-side retry quota (the shipper owns backoff and
 // never gives up), and request/response/signing logging is off whatever cfg asks for, so
 // credentials and shipped data never reach a log.
-func NewKinesisClient(cfg aws.Config) *kinesis.Client {
-	return kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+func NewKinesisClient(cfg aws.Config, optFns ...func(*kinesis.Options)) *kinesis.Client {
+	return kinesis.NewFromConfig(cfg, append([]func(*kinesis.Options){func(o *kinesis.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = SDKMaxAttempts
 			so.RateLimiter = ratelimit.None
 		})
 		o.RetryMaxAttempts = SDKMaxAttempts
 		o.ClientLogMode &^= requestLogModes
-	})
+	}}, optFns...)...)
 }
 
 // Discard is a destination that accepts everything (benchmarks, dry runs). The shipper still

@@ -81,6 +81,10 @@ type Options struct {
 	BackoffMax     time.Duration  // [10s] cap of exponential backoff with FULL jitter
 	Linger         time.Duration  // wait at most this long for more items to fill a request when fewer are pending [0]
 	RequestTimeout time.Duration  // one Put attempt is abandoned (and retried) after this [1m]; <0: none
+	// DrainTimeout: when Run's context ends, requests already in flight may finish (and be
+	// acked) for this long, so that a graceful stop does not leave accepted-but-unacked
+	// records behind to be sent twice after the restart [0: abandon them at once].
+	DrainTimeout time.Duration
 	Rand           func() float64 // jitter source in [0,1) for tests; nil = math/rand/v2
 	Metrics        *metrics.Flow  // RecordsSent, UserRecordsSent, SendErrors{reason}, Retries (nil allowed)
 	Logger         *slog.Logger
@@ -166,8 +170,8 @@ func (b *batch) reset() {
 	b.tooLarge = false
 }
 
-// Run ships until ctx is done and then returns nil; requests in flight are abandoned and
-// their items not acked. It returns an error only for a programming or spool error that
+// Run ships until ctx is done and then returns nil; requests in flight get DrainTimeout to
+// finish, then are abandoned and their items not acked. It returns an error only for a programming or spool error that
 // retrying cannot fix: a Source.Next or Ack error, or a Destination returning the wrong
 // number of results.
 func (s *Shipper) Run(ctx context.Context) error {
@@ -188,11 +192,31 @@ func (s *Shipper) Run(ctx context.Context) error {
 	for range n {
 		free <- &batch{items: make([]Item, 0, min(lim.MaxRecords, 1024)), recs: make([]Record, 0, min(lim.MaxRecords, 1024))}
 	}
+	// Requests run on their own context, which ends DrainTimeout after ctx does.
+	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSend()
+	workersDone := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-workersDone:
+			return
+		}
+		if s.opts.DrainTimeout > 0 {
+			t := time.NewTimer(s.opts.DrainTimeout)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-workersDone:
+			}
+		}
+		cancelSend()
+	}()
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
 			for b := range work {
-				s.ship(ctx, b)
+				s.ship(sendCtx, b)
 				b.reset()
 				free <- b
 			}
@@ -221,6 +245,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 	}
 	close(work)
 	wg.Wait()
+	close(workersDone)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.fatal

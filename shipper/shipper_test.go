@@ -493,3 +493,36 @@ func TestFlappingFailuresLogOnce(t *testing.T) {
 		t.Errorf("%d recovery lines, want 1:\n%s", n, out)
 	}
 }
+
+// A graceful stop lets the request in flight finish and acks it, so that a restart does not
+// send its records a second time; new requests are not started.
+func TestDrainTimeoutAcksRequestsInFlight(t *testing.T) {
+	src := newFakeSource(items(10, 3))
+	inFlight := make(chan struct{})
+	release := make(chan struct{})
+	dst := &fakeDest{limits: Limits{MaxRecords: 4}, put: func(ctx context.Context, call int, recs []Record) ([]error, error) {
+		if call == 0 {
+			close(inFlight)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return nil, nil
+	}}
+	s := New(src, dst, Options{MaxInFlight: 1, DrainTimeout: 10 * time.Second})
+	stop := runShipper(t, s)
+	<-inFlight
+	go func() { time.Sleep(50 * time.Millisecond); close(release) }()
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	want := map[uint64]int{0: 1, 1: 1, 2: 1, 3: 1}
+	if acks := src.ackCounts(); !reflect.DeepEqual(acks, want) {
+		t.Errorf("acked %v, want the drained request's items %v and nothing started after the stop", acks, want)
+	}
+	if n := len(dst.requests()); n != 1 {
+		t.Errorf("%d requests, want 1: no new request after the stop", n)
+	}
+}
