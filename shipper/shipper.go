@@ -76,18 +76,18 @@ type Destination interface {
 
 // Options configure a Shipper. Zero values take the defaults in brackets.
 type Options struct {
-	MaxInFlight    int            // concurrent requests [4]
-	BackoffBase    time.Duration  // [100ms]
-	BackoffMax     time.Duration  // [10s] cap of exponential backoff with FULL jitter
-	Linger         time.Duration  // wait at most this long for more items to fill a request when fewer are pending [0]
-	RequestTimeout time.Duration  // one Put attempt is abandoned (and retried) after this [1m]; <0: none
+	MaxInFlight    int           // concurrent requests [4]
+	BackoffBase    time.Duration // [100ms]
+	BackoffMax     time.Duration // [10s] cap of exponential backoff with FULL jitter
+	Linger         time.Duration // wait at most this long for more items to fill a request when fewer are pending [0]
+	RequestTimeout time.Duration // one Put attempt is abandoned (and retried) after this [1m]; <0: none
 	// DrainTimeout: when Run's context ends, requests already in flight may finish (and be
 	// acked) for this long, so that a graceful stop does not leave accepted-but-unacked
 	// records behind to be sent twice after the restart [0: abandon them at once].
 	DrainTimeout time.Duration
-	Rand           func() float64 // jitter source in [0,1) for tests; nil = math/rand/v2
-	Metrics        *metrics.Flow  // RecordsSent, UserRecordsSent, SendErrors{reason}, Retries (nil allowed)
-	Logger         *slog.Logger
+	Rand         func() float64 // jitter source in [0,1) for tests; nil = math/rand/v2
+	Metrics      *metrics.Flow  // RecordsSent, UserRecordsSent, SendErrors{reason}, Retries (nil allowed)
+	Logger       *slog.Logger
 }
 
 // Shipper ships items from a Source to a Destination. Run it once.

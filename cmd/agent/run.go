@@ -97,7 +97,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 func destination(ctx context.Context, cfg *config.Config, fc config.Flow, awsCfg **aws.Config) (shipper.Destination, error) {
 	switch {
 	case fc.Discard != nil:
-		return &shipper.Discard{}, nil
+		return shipper.Discard{}, nil
 	case fc.Kinesis != nil:
 		if *awsCfg == nil {
 			c, err := awsconf.Load(ctx, cfg.AWS)

@@ -26,6 +26,11 @@ import (
 	"github.com/kinship-agent/kinship/tailer"
 )
 
+// drainTimeout is how long requests in flight may finish after a stop was asked for. Their
+// records were possibly accepted already; acking them now spares a duplicate after restart.
+// With ShutdownGrace it stays within the 5 s an operator waits for a stop.
+const drainTimeout = 1500 * time.Millisecond
+
 // Deps are what a flow gets from the process.
 type Deps struct {
 	Dir         string // the flow's state directory (config.Config.FlowDir)
@@ -74,7 +79,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		deps.Metrics = metrics.ForTest(cfg.Name)
 	}
 	if deps.ShutdownGrace <= 0 {
-		deps.ShutdownGrace = 4 * time.Second
+		deps.ShutdownGrace = 3 * time.Second
 	}
 	if deps.CheckpointInterval <= 0 {
 		deps.CheckpointInterval = time.Second
@@ -168,7 +173,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopShipping()
 	sh := shipper.New(spoolSource{f}, f.deps.Destination, shipper.Options{
-		MaxInFlight: maxInFlight(f.cfg), Metrics: f.deps.Metrics, Logger: f.log})
+		MaxInFlight: maxInFlight(f.cfg), DrainTimeout: drainTimeout, Metrics: f.deps.Metrics, Logger: f.log})
 	shipDone := make(chan error, 1)
 	go func() { shipDone <- sh.Run(shipCtx) }()
 
