@@ -320,8 +320,7 @@ func (a *Aggregator) deliverLoop() {
 		// their lines are read again after a restart (positions never passed them).
 		if a.err.Load() == nil {
 			if err := a.out.Put(&s.rec); err != nil {
-				err = fmt.Errorf("aggregator: put record: %w", err)
-				a.err.Store(&err)
+				a.fail(err)
 			}
 		}
 		s.rec = Record{}
@@ -331,6 +330,13 @@ func (a *Aggregator) deliverLoop() {
 		s.lastSrc = 0
 		a.free <- s
 	}
+}
+
+// fail records the first error from Put. Kept out of deliverLoop so that the error
+// variable there is not moved to the heap on every record.
+func (a *Aggregator) fail(err error) {
+	err = fmt.Errorf("aggregator: put record: %w", err)
+	a.err.CompareAndSwap(nil, &err)
 }
 
 // ageLoop seals an aggregate MaxAge after its first line, whether or not Add is called.
