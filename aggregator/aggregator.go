@@ -3,6 +3,7 @@ package aggregator
 import (
 	"crypto/md5"
 	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -249,7 +250,8 @@ func (a *Aggregator) open() *slot {
 			a.nalloc++
 			s = &slot{hashed: make(chan struct{}, 1)}
 			if a.opts.Aggregate {
-				s.buf = make([]byte, 0, a.limit+64)
+				// Room for the largest record: a lone line of limit bytes with its framing.
+				s.buf = make([]byte, 0, a.opts.MaxRecordBytes+64)
 			}
 		} else {
 			s = <-a.free
@@ -259,12 +261,8 @@ func (a *Aggregator) open() *slot {
 	if a.rng != nil {
 		var k [randomKeyLen / 2]byte
 		var b [randomKeyLen]byte
-		for i := 0; i < len(k); i += 8 {
-			x := a.rng.Uint64()
-			for j := range 8 {
-				k[i+j] = byte(x >> (8 * j))
-			}
-		}
+		binary.LittleEndian.PutUint64(k[:8], a.rng.Uint64())
+		binary.LittleEndian.PutUint64(k[8:], a.rng.Uint64())
 		hex.Encode(b[:], k[:])
 		s.pk = string(b[:]) // the one allocation per record; it is small
 	}

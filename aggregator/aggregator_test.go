@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"bytes"
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -452,4 +453,32 @@ func counterValue(t *testing.T, c prometheus.Counter) int {
 		t.Fatal(err)
 	}
 	return int(m.GetCounter().GetValue())
+}
+
+// TestRandomKeysSpread checks that random keys land all over the hash key space (Kinesis
+// maps a key to a shard by the MD5 of the key), so that aggregates use every shard.
+func TestRandomKeysSpread(t *testing.T) {
+	c := &collector{}
+	a, err := New(Options{Aggregate: true, MaxRecords: 2, MaxAge: time.Hour}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 800 {
+		if err := a.Add(0, []byte("l"), int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var quarters [4]int
+	for _, r := range c.records() {
+		h := md5.Sum([]byte(r.PartitionKey))
+		quarters[h[0]>>6]++
+	}
+	for q, n := range quarters {
+		if n < 50 { // 100 expected per quarter out of 400 records
+			t.Fatalf("hash key quarter %d got %d of 400 aggregates: %v", q, n, quarters)
+		}
+	}
 }
