@@ -317,6 +317,33 @@ func TestAgeSealsWithoutMoreLines(t *testing.T) {
 	}
 }
 
+// TestAgeAfterCountSeal checks that the age timer is re-armed for an aggregate opened right
+// after another was sealed by count, not left pointing at the old one.
+func TestAgeAfterCountSeal(t *testing.T) {
+	c := &collector{got: make(chan struct{}, 16)}
+	a, err := New(Options{Aggregate: true, MaxRecords: 2, MaxAge: 50 * time.Millisecond}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for i, l := range []string{"a", "b", "c"} {
+		if err := a.Add(0, []byte(l), int64(2*i+2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		select {
+		case <-c.got:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the third line was not delivered 5s after it was added with MaxAge 50ms")
+		}
+	}
+	recs := c.records()
+	if len(recs) != 2 || recs[0].UserRecords != 2 || string(recs[1].Data) != "c" || !slices.Equal(recs[1].Marks, []Mark{{0, 6}}) {
+		t.Fatalf("got %+v", recs)
+	}
+}
+
 func TestFlushAndClose(t *testing.T) {
 	c := &collector{}
 	a, err := New(Options{Aggregate: true, MaxAge: time.Hour}, c)
