@@ -509,3 +509,56 @@ func TestRandomKeysSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestAgeSealsRaceWithAdd runs the age timer against a busy Add (MaxAge 1ms) and checks that
+// every line still arrives exactly once, in order, with marks matching the lines.
+func TestAgeSealsRaceWithAdd(t *testing.T) {
+	c := &collector{}
+	a, err := New(Options{Aggregate: true, MaxAge: time.Millisecond, Workers: 2}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20000
+	for i := range n {
+		if err := a.Add(uint32(i%3), fmt.Appendf(nil, "%d", i), int64(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%2000 == 0 {
+			time.Sleep(3 * time.Millisecond) // let the timer seal a half-full aggregate
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next := 0
+	recs := c.records()
+	for ri, r := range recs {
+		users, _, _ := Deaggregate(r.Data, r.PartitionKey)
+		last := map[uint32]int64{}
+		var order []uint32
+		for _, u := range users {
+			if string(u.Data) != fmt.Sprint(next) {
+				t.Fatalf("record %d: line %q, want %d", ri, u.Data, next)
+			}
+			src := uint32(next % 3)
+			if _, ok := last[src]; !ok {
+				order = append(order, src)
+			}
+			last[src] = int64(next)
+			next++
+		}
+		var want []Mark
+		for _, s := range order {
+			want = append(want, Mark{s, last[s]})
+		}
+		if !slices.Equal(r.Marks, want) {
+			t.Fatalf("record %d: marks %v, want %v", ri, r.Marks, want)
+		}
+	}
+	if next != n {
+		t.Fatalf("got %d lines back, added %d", next, n)
+	}
+	if len(recs) < 5 {
+		t.Fatalf("only %d records: the timer never sealed while Add was busy", len(recs))
+	}
+}
