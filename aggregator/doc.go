@@ -9,6 +9,17 @@
 // does. Every user record of one aggregate shares the aggregate's partition key, so all of
 // them hash to the same shard (consumers drop a whole aggregate otherwise).
 //
+// A lone line that itself starts with the magic number is the one exception: it stays a
+// one-record aggregate (when that fits), because a consumer would otherwise try to decode it
+// as an aggregate and, failing, drop it or pass it through depending on the library.
+//
+// Pipeline: Add copies each line into the open aggregate's buffer (its exact encoded size
+// is known before the copy, so a record never crosses MaxRecordBytes). Sealed aggregates are
+// hashed (MD5, the format's unavoidable per-byte cost) by Workers goroutines while the next
+// one fills, and delivered to Output.Put in sealing order by one goroutine. At most Workers+3
+// buffers exist; when all are taken, Add blocks until Put returns. If Put never returns, Add,
+// Flush and Close block too: the Output's owner unblocks them by cancelling its context.
+//
 // Positions: the aggregator knows nothing of files. Each line comes with an opaque source
 // number and the offset just after it; a sealed Record carries, per source, the offset after
 // the last of its lines in this record or an earlier one (a low watermark: only one aggregate
