@@ -220,6 +220,7 @@ func (t *Tailer) rescan() error {
 		}
 	}
 	s.byPath = byPath
+	t.m.FilesWatched.Set(float64(len(s.files)))
 	t.updateWatches(sc.dirs)
 	return nil
 }

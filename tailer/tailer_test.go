@@ -264,6 +264,8 @@ func TestFraming(t *testing.T) {
 		{"long line truncated", long + "\nshort\n", 10, []string{long[:10], "short"}, 1},
 		{"exactly max", "0123456789\n", 10, []string{"0123456789"}, 0},
 		{"max plus cr", "0123456789\r\n", 10, []string{"0123456789"}, 0},
+		{"line spanning read chunks", strings.Repeat("z", 600<<10) + "\nnext\n", 0, []string{strings.Repeat("z", 600<<10), "next"}, 0},
+		{"line spanning chunks truncated", strings.Repeat("z", 600<<10) + "\nnext\n", 300 << 10, []string{strings.Repeat("z", 300<<10), "next"}, 1},
 		{"binary", "\x00\xff\xfe\x01bin\x00\n\xc3\x28\n", 0, []string{"\x00\xff\xfe\x01bin\x00", "\xc3\x28"}, 0},
 	}
 	for _, tc := range tests {
@@ -772,4 +774,38 @@ func value(m prometheus.Metric) float64 {
 		return c.GetValue()
 	}
 	return d.GetGauge().GetValue()
+}
+
+func TestIdleFileClosedAndReopenedOnGrowth(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	appendFile(t, path, "one\n")
+	m := metrics.ForTest("t")
+	sink := newSink()
+	start(t, Options{Paths: []string{path}, Metrics: m}, sink, func(x *Tailer) { x.idleClose = 50 * time.Millisecond })
+	waitFor(t, "one", func() bool { return sink.count() == 1 })
+	waitFor(t, "files watched", func() bool { return value(m.FilesWatched) == 1 })
+	waitFor(t, "descriptor closed for idleness", func() bool { return fdsTo(t, path) == 0 })
+	appendFile(t, path, "two\n")
+	waitFor(t, "two", func() bool { return sink.count() == 2 })
+	equalLines(t, "reopened", sink.linesOf(path), []string{"one", "two"})
+	s := sink.all()
+	if s[0].src != s[1].src {
+		t.Fatalf("reopening made a new Source: %+v then %+v", s[0].src, s[1].src)
+	}
+}
+
+// fdsTo counts this process's descriptors open on path (Linux /proc).
+func fdsTo(t *testing.T, path string) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && target == path {
+			n++
+		}
+	}
+	return n
 }
