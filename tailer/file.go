@@ -139,7 +139,7 @@ func (t *Tailer) reopen(f *file) bool {
 			t.fileErr(f.path, err)
 			return false
 		}
-		f.gone = true
+		t.setGone(f, true)
 		t.scheduleRescan()
 		return false
 	}
@@ -162,13 +162,26 @@ func (t *Tailer) reopen(f *file) bool {
 		if err != nil {
 			t.fileErr(f.path, err)
 		} else {
-			f.gone = true
+			t.setGone(f, true)
 			t.scheduleRescan()
 		}
 		return false
 	}
 	f.fd = fd
 	return true
+}
+
+// setGone keeps runState.gone in step, so that events need not scan every file for gone ones.
+func (t *Tailer) setGone(f *file, gone bool) {
+	if f.gone == gone {
+		return
+	}
+	f.gone = gone
+	if gone {
+		t.st.gone++
+	} else {
+		t.st.gone--
+	}
 }
 
 // readChunk reads and frames one buffer's worth of f. more says f has more to read now.
@@ -392,6 +405,7 @@ func (t *Tailer) retire(f *file) error {
 		_ = f.fd.Close()
 		f.fd = nil
 	}
+	t.setGone(f, false)
 	f.retired = true
 	delete(t.st.files, f.src.ID)
 	for p, g := range t.st.byPath {

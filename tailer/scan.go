@@ -187,8 +187,14 @@ func (t *Tailer) rescan() error {
 	seen := make(map[*file]bool, len(s.files))
 	byPath := make(map[string]*file, len(paths))
 	for _, path := range paths {
-		id := fileID(sc.files[path])
+		fi := sc.files[path]
+		id := fileID(fi)
 		f := s.files[id]
+		if f == nil && fi.Size() == 0 {
+			// Nothing to read yet, and a fingerprint of zero bytes would match any later file
+			// with this inode: start tracking once the first bytes arrive.
+			continue
+		}
 		if f == nil {
 			f = t.track(path)
 			if f == nil {
@@ -201,7 +207,7 @@ func (t *Tailer) rescan() error {
 		seen[f] = true
 		if f.gone {
 			t.log.Debug("tailer: file is back at a matching path", "path", path)
-			f.gone = false
+			t.setGone(f, false)
 		}
 		f.path = path
 		byPath[path] = f
@@ -214,7 +220,7 @@ func (t *Tailer) rescan() error {
 	for _, f := range s.files {
 		if !seen[f] && !f.gone {
 			t.log.Debug("tailer: file left its path", "path", f.path)
-			f.gone = true
+			t.setGone(f, true)
 			t.enqueue(f)
 			t.wakeAt(time.Now().Add(t.goneRecheck))
 		}

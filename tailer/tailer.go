@@ -184,6 +184,7 @@ type runState struct {
 	// renamedFrom is the matching path of the last Rename event, waiting for the Create
 	// event that names where the file went.
 	renamedFrom string
+	gone        int // files with gone set
 }
 
 // Run tails until ctx is done (then it returns nil), until a Sink call fails (then it returns
@@ -221,15 +222,12 @@ func (t *Tailer) Run(ctx context.Context) error {
 	} else {
 		s.polling = true
 	}
+	s.nextPoll = time.Now().Add(t.pollEvery())
+	s.next = s.nextPoll
 	if err := t.rescan(); err != nil {
 		return err
 	}
 	s.initial = false
-	s.nextPoll = time.Now().Add(t.pollEvery())
-	s.next = s.nextPoll
-	if !s.rescanAt.IsZero() {
-		s.next = s.rescanAt
-	}
 
 	var events chan fsnotify.Event
 	var errs chan error
@@ -431,9 +429,11 @@ func (t *Tailer) onEvent(ev fsnotify.Event) {
 	}
 	// Files that left their path keep their writers for a while; they are few, so any
 	// event is a cheap excuse to look at them again.
-	for _, f := range s.files {
-		if f.gone && f.fd != nil {
-			t.enqueue(f)
+	if s.gone > 0 {
+		for _, f := range s.files {
+			if f.gone && f.fd != nil {
+				t.enqueue(f)
+			}
 		}
 	}
 	if f := s.byPath[ev.Name]; f != nil {
@@ -479,7 +479,7 @@ func (t *Tailer) adoptRenamed(path string) {
 		}
 	}
 	if !f.gone {
-		f.gone = true
+		t.setGone(f, true)
 		f.path = path
 		t.enqueue(f)
 		t.wakeAt(time.Now().Add(t.goneRecheck))

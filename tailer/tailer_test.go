@@ -809,3 +809,19 @@ func fdsTo(t *testing.T, path string) int {
 	}
 	return n
 }
+
+func TestEmptyFileTrackedOnceItHasAFingerprint(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	appendFile(t, path, "")
+	sink := newSink()
+	start(t, Options{Paths: []string{path}, FirstStart: true, StartAt: "end"}, sink)
+	time.Sleep(50 * time.Millisecond)
+	appendFile(t, path, "first line after start\n")
+	waitFor(t, "line", func() bool { return sink.count() == 1 })
+	// The file was empty when first seen, so start_at end skipped nothing; and the identity
+	// carries a real fingerprint, so a later file reusing the inode is told apart.
+	if fp := sink.all()[0].src.Fingerprint; fp.Len == 0 {
+		t.Fatalf("fingerprint of zero bytes: %+v", fp)
+	}
+}
