@@ -55,13 +55,13 @@ func (p *pattern) canDescend(dir string) bool {
 		return strings.HasPrefix(dir+"/", strings.TrimSuffix(p.base, "/")+"/") || strings.HasPrefix(p.base+"/", dir+"/")
 	}
 	for i, d := range dc {
-		if i >= len(p.comps)-1 {
+		if i >= len(p.comps) {
 			return false
 		}
 		if p.comps[i] == "**" {
 			return true
 		}
-		if !doublestar.MatchUnvalidated(p.comps[i], d) {
+		if i == len(p.comps)-1 || !doublestar.MatchUnvalidated(p.comps[i], d) {
 			return false
 		}
 	}
@@ -241,7 +241,11 @@ func (t *Tailer) updateWatches(dirs map[string]bool) {
 		if s.watched[d] {
 			continue
 		}
-		if err := s.watcher.Add(d); err != nil {
+		add := s.watcher.Add
+		if t.addWatch != nil {
+			add = t.addWatch
+		}
+		if err := add(d); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // gone since the walk; its parent's event brings us back
 			}

@@ -97,12 +97,13 @@ type Tailer struct {
 	excl []string
 
 	// Seams for tests; New sets the production values.
-	noFsnotify   bool          // behave as if fsnotify could not be created
-	goneGrace    time.Duration // a file that left its path is retired after this long at EOF
-	goneRecheck  time.Duration // how often a file that left its path is re-read meanwhile
-	idleClose    time.Duration // a descriptor at EOF this long is closed (identity kept)
-	debounce     time.Duration // delay between a directory event and the rescan it triggers
-	fallbackPoll time.Duration // poll interval without fsnotify
+	noFsnotify   bool                   // behave as if fsnotify could not be created
+	addWatch     func(dir string) error // replaces fsnotify's Add (to fail it)
+	goneGrace    time.Duration          // a file that left its path is retired after this long at EOF
+	goneRecheck  time.Duration          // how often a file that left its path is re-read meanwhile
+	idleClose    time.Duration          // a descriptor at EOF this long is closed (identity kept)
+	debounce     time.Duration          // delay between a directory event and the rescan it triggers
+	fallbackPoll time.Duration          // poll interval without fsnotify
 
 	st *runState
 }
@@ -355,6 +356,12 @@ func (t *Tailer) housekeep(now time.Time) error {
 			return err
 		}
 		for _, f := range s.files {
+			if f.fd != nil {
+				// A reader held back by the Sink never reaches EOF: refresh the size for the lag.
+				if fi, err := f.fd.Stat(); err == nil {
+					f.size = fi.Size()
+				}
+			}
 			t.enqueue(f)
 		}
 		s.nextPoll = now.Add(t.pollEvery())

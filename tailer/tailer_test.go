@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -824,4 +825,49 @@ func TestEmptyFileTrackedOnceItHasAFingerprint(t *testing.T) {
 	if fp := sink.all()[0].src.Fingerprint; fp.Len == 0 {
 		t.Fatalf("fingerprint of zero bytes: %+v", fp)
 	}
+}
+
+func TestCanDescend(t *testing.T) {
+	tests := []struct {
+		pattern, dir string
+		want         bool
+	}{
+		{"/var/log/*.log", "/var", true},
+		{"/var/log/*.log", "/var/log", true},
+		{"/var/log/*.log", "/var/log/sub", false},
+		{"/var/log/*.log", "/etc", false},
+		{"/var/log/**", "/var/log/a/b", true},
+		{"/var/log/**/*.json", "/var/log/a/b", true},
+		{"/var/*/app/*.log", "/var/x/app", true},
+		{"/var/*/app/*.log", "/var/x/other", false},
+		{"/var/{a,b}/*.log", "/var/b", true},
+		{"/var/{a,b}/*.log", "/var/c", false},
+		{"/var/log/*.log", "/", true},
+	}
+	for _, tc := range tests {
+		p, err := newPattern(tc.pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.canDescend(tc.dir); got != tc.want {
+			t.Errorf("canDescend(%q, %q) = %v, want %v", tc.pattern, tc.dir, got, tc.want)
+		}
+	}
+}
+
+func TestWatchLimitFallsBackToPolling(t *testing.T) {
+	dir := t.TempDir()
+	sink := newSink()
+	start(t, Options{Paths: []string{filepath.Join(dir, "**", "*.log")}}, sink, func(tl *Tailer) {
+		tl.addWatch = func(string) error { return syscall.ENOSPC } // inotify's max_user_watches
+	})
+	sub := filepath.Join(dir, "new")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(sub, "a.log")
+	appendFile(t, path, "polled\n")
+	waitFor(t, "line found by polling", func() bool { return sink.count() == 1 })
+	appendFile(t, path, "again\n")
+	waitFor(t, "growth found by polling", func() bool { return sink.count() == 2 })
 }
