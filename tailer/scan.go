@@ -226,6 +226,9 @@ func (t *Tailer) rescan() error {
 		}
 	}
 	s.byPath = byPath
+	if s.initial && len(s.restore) > 0 {
+		t.findRotated(sc.dirs)
+	}
 	t.m.FilesWatched.Set(float64(len(s.files)))
 	t.updateWatches(sc.dirs)
 	return nil
@@ -286,5 +289,43 @@ func (t *Tailer) fileErr(path string, err error) {
 	if !t.st.errLogged[path] {
 		t.st.errLogged[path] = true
 		t.log.Warn("tailer: cannot read file, retrying on the next poll", "path", path, "err", err)
+	}
+}
+
+// findRotated looks, at start, for files that have stored positions but no longer sit at a
+// matching path: a rotation happened while the agent was down (or before it had read them to
+// their end). Their rest is read, then they are retired like any file that left its path.
+// Only the watched directories are searched, which is where rotation renames files to.
+func (t *Tailer) findRotated(dirs map[string]bool) {
+	s := t.st
+	for dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				continue
+			}
+			if _, ok := s.restore[fileID(info)]; !ok {
+				continue
+			}
+			path := filepath.Join(dir, e.Name())
+			if t.excluded(path) {
+				continue
+			}
+			if f := t.track(path); f != nil {
+				t.log.Info("tailer: reading the rest of a file rotated while stopped", "path", path)
+				t.setGone(f, true)
+				t.wakeAt(time.Now().Add(t.goneRecheck))
+			}
+			if len(s.restore) == 0 {
+				return
+			}
+		}
 	}
 }

@@ -426,12 +426,20 @@ func fpOf(t *testing.T, path string, n int64) Fingerprint {
 }
 
 func TestRotationEveryLineOnce(t *testing.T) {
-	for _, polling := range []bool{false, true} {
-		t.Run(fmt.Sprintf("polling=%v", polling), func(t *testing.T) {
+	for _, tc := range []struct {
+		polling      bool
+		rotatedMatch bool // the rotated names match the pattern too: files stay tracked
+	}{{false, false}, {true, false}, {false, true}} {
+		polling := tc.polling
+		t.Run(fmt.Sprintf("polling=%v,rotatedMatch=%v", tc.polling, tc.rotatedMatch), func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "app.log")
+			glob := path
+			if tc.rotatedMatch {
+				glob = path + "*"
+			}
 			sink := newSink()
-			start(t, Options{Paths: []string{path}}, sink, func(tl *Tailer) { tl.noFsnotify = polling })
+			start(t, Options{Paths: []string{glob}}, sink, func(tl *Tailer) { tl.noFsnotify = polling })
 
 			const rotations, perFile, afterRename = 5, 200, 20
 			var want []string
@@ -510,7 +518,14 @@ func TestRotationEveryLineOnce(t *testing.T) {
 			if len(got) != len(want) {
 				t.Fatalf("got %d lines, want %d", len(got), len(want))
 			}
-			waitFor(t, "rotated files retired", func() bool { return sink.closedCount() == rotations })
+			if tc.rotatedMatch {
+				time.Sleep(500 * time.Millisecond) // longer than the grace: still tracked
+				if n := sink.closedCount(); n != 0 {
+					t.Fatalf("%d files retired though they still match", n)
+				}
+			} else {
+				waitFor(t, "rotated files retired", func() bool { return sink.closedCount() == rotations })
+			}
 		})
 	}
 }
@@ -870,4 +885,31 @@ func TestWatchLimitFallsBackToPolling(t *testing.T) {
 	waitFor(t, "line found by polling", func() bool { return sink.count() == 1 })
 	appendFile(t, path, "again\n")
 	waitFor(t, "growth found by polling", func() bool { return sink.count() == 2 })
+}
+
+func TestRotatedWhileStoppedIsReadToItsEnd(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	appendFile(t, path, "a1\na2\n")
+	opts := Options{Paths: []string{path}, FirstStart: true}
+	sink1 := newSink()
+	stop := start(t, opts, sink1)
+	waitFor(t, "first lines", func() bool { return sink1.count() == 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// While stopped: more lines, a rotation, lines in the new file.
+	appendFile(t, path, "a3\n")
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, "b1\n")
+
+	opts.FirstStart, opts.Positions = false, sink1.positions()
+	sink2 := newSink()
+	start(t, opts, sink2)
+	waitFor(t, "rest", func() bool { return sink2.count() == 2 })
+	waitFor(t, "rotated file retired", func() bool { return sink2.closedCount() == 1 })
+	equalLines(t, "rotated", sink2.linesOf(path+".1"), []string{"a3"})
+	equalLines(t, "new", sink2.linesOf(path), []string{"b1"})
 }
