@@ -255,6 +255,18 @@ func (t *Tailer) truncated(f *file) error {
 		return err
 	}
 	f.off = 0
+	// The content the Source's fingerprint describes is gone: a stored position for it would
+	// no longer match after a restart and the new content would be read twice. The new content
+	// gets a Source of its own.
+	fp, err := fingerprint(f.fd, f.size)
+	if err != nil {
+		t.fileErr(f.path, err)
+		fp = Fingerprint{}
+	}
+	old := f.src
+	f.src = &Source{Index: t.opts.NextIndex.Add(1), ID: old.ID, Fingerprint: fp, Path: f.path}
+	t.sink.Close(old)
+	t.sink.Open(f.src, 0)
 	return nil
 }
 

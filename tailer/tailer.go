@@ -254,12 +254,16 @@ func (t *Tailer) Run(ctx context.Context) error {
 				t.enqueue(f)
 			}
 			// Keep fsnotify drained and deadlines honoured while busy, without blocking.
-			select {
-			case ev := <-events:
-				t.onEvent(ev)
-			case err := <-errs:
-				t.onWatchError(err)
-			default:
+		drain:
+			for range 64 {
+				select {
+				case ev := <-events:
+					t.onEvent(ev)
+				case err := <-errs:
+					t.onWatchError(err)
+				default:
+					break drain
+				}
 			}
 			if now := time.Now(); !now.Before(s.next) {
 				if err := t.housekeep(now); err != nil {

@@ -536,7 +536,7 @@ func TestCopyTruncate(t *testing.T) {
 	appendFile(t, path, "before-1-long-enough\nbefore-2-long-enough\n")
 	m := metrics.ForTest("t")
 	sink := newSink()
-	start(t, Options{Paths: []string{path}, Metrics: m}, sink)
+	stop := start(t, Options{Paths: []string{path}, Metrics: m}, sink)
 	waitFor(t, "before", func() bool { return sink.count() == 2 })
 	if err := os.Truncate(path, 0); err != nil {
 		t.Fatal(err)
@@ -545,8 +545,23 @@ func TestCopyTruncate(t *testing.T) {
 	appendFile(t, path, "after-1\n")
 	waitFor(t, "after", func() bool { return sink.count() == 3 })
 	equalLines(t, "f", sink.linesOf(path), []string{"before-1-long-enough", "before-2-long-enough", "after-1"})
-	if l := sink.all()[2]; l.end != 8 {
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	appendFile(t, path, "after-2\n")
+	sink2 := newSink()
+	start(t, Options{Paths: []string{path}, Positions: sink.positions()}, sink2)
+	waitFor(t, "after restart", func() bool { return sink2.count() == 1 })
+	time.Sleep(50 * time.Millisecond)
+	equalLines(t, "after restart", sink2.linesOf(path), []string{"after-2"})
+	all := sink.all()
+	if l := all[2]; l.end != 8 {
 		t.Fatalf("end after truncation = %d, want 8", l.end)
+	}
+	// The old content's Source is closed; the new content has its own, so a position stored
+	// for it matches the file after a restart.
+	if all[2].src == all[0].src || sink.closedCount() != 1 {
+		t.Fatalf("truncation did not start a new Source (closed %d)", sink.closedCount())
 	}
 }
 
