@@ -19,6 +19,12 @@
 // to its end; it is retired (Sink.Close) once it has been at EOF for a grace period (5 s)
 // with no growth. The new file at the path is a new Source read from offset 0.
 //
+// A file is tracked only once it is non-empty, so that every Source has a fingerprint of at
+// least one byte. A file that shrinks below the read offset (copytruncate) is read again from
+// 0 under a new Source (the old one is closed), because its fingerprint no longer describes
+// it. At start, files with stored positions that no longer sit at a matching path (rotated
+// while the agent was stopped) are looked for in the watched directories and read to their end.
+//
 // Reading: one 256 KiB buffer for the whole Tailer; each file is read in chunks round-robin,
 // lines are slices of that buffer, and a line that spans two chunks (or two wake-ups) is held
 // in a small per-file buffer bounded by MaxLineBytes+1.

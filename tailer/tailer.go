@@ -466,7 +466,9 @@ func (t *Tailer) onEvent(ev fsnotify.Event) {
 		}
 		s.renamedFrom = ""
 	}
-	if ev.Op == fsnotify.Write && !t.matches(ev.Name) {
+	if ev.Op == fsnotify.Write && (s.errLogged[ev.Name] || !t.matches(ev.Name)) {
+		// A busy file we cannot open would otherwise cause a rescan per write: it waits
+		// for the poll instead.
 		return
 	}
 	if ev.Has(fsnotify.Write) || t.relevant(ev.Name) {
