@@ -40,7 +40,11 @@ func (t *Tailer) track(path string) *file {
 	s := t.st
 	fd, err := os.Open(path)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) {
+			// Vanished between the walk and the open: counted, but rotation makes this
+			// common enough that it is not worth a log line.
+			t.m.FileErrors.Inc()
+		} else {
 			t.fileErr(path, err)
 		}
 		return nil

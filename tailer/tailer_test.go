@@ -928,3 +928,26 @@ func TestRotatedWhileStoppedIsReadToItsEnd(t *testing.T) {
 	equalLines(t, "rotated", sink2.linesOf(path+".1"), []string{"a3"})
 	equalLines(t, "new", sink2.linesOf(path), []string{"b1"})
 }
+
+func TestIdleIsBlockedNotPolling(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 20; i++ {
+		appendFile(t, filepath.Join(dir, fmt.Sprintf("%d.log", i)), "x\n")
+	}
+	sink := newSink()
+	start(t, Options{Paths: []string{filepath.Join(dir, "*.log")}}, sink)
+	waitFor(t, "lines", func() bool { return sink.count() == 20 })
+	time.Sleep(100 * time.Millisecond) // let the post-watch rescan pass
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Skip(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	before := cpu()
+	time.Sleep(500 * time.Millisecond)
+	if used := cpu() - before; used > 50*time.Millisecond {
+		t.Fatalf("idle tailer used %v CPU in 500ms", used)
+	}
+}
