@@ -951,3 +951,44 @@ func TestIdleIsBlockedNotPolling(t *testing.T) {
 		t.Fatalf("idle tailer used %v CPU in 500ms", used)
 	}
 }
+
+func TestInotifyOverflowRescans(t *testing.T) {
+	max, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Skipf("no inotify: %v", err)
+	}
+	var queue int
+	if _, err := fmt.Sscan(string(max), &queue); err != nil || queue > 100000 {
+		t.Skipf("inotify queue of %q events is too long to overflow in a test", max)
+	}
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
+	appendFile(t, a, "a\n")
+	appendFile(t, b, "b\n")
+	release := make(chan struct{})
+	sink := newSink()
+	sink.onLine = func(_ *Source, line []byte, _ int64) error {
+		if string(line) == "block" {
+			<-release // Run stops reading events while the Sink blocks
+		}
+		return nil
+	}
+	// Only an overflow rescan (or an event that overflow would drop) can find the late file.
+	start(t, Options{Paths: []string{filepath.Join(dir, "*.log")}, PollInterval: time.Hour}, sink)
+	waitFor(t, "first lines", func() bool { return sink.count() == 2 })
+	time.Sleep(100 * time.Millisecond) // the rescan after adding watches is done
+	appendFile(t, a, "block\n")
+	waitFor(t, "sink blocked", func() bool { return sink.count() == 3 })
+	fa, _ := os.OpenFile(a, os.O_WRONLY|os.O_APPEND, 0)
+	fb, _ := os.OpenFile(b, os.O_WRONLY|os.O_APPEND, 0)
+	for i := 0; i < queue+1000; i++ { // alternating files: inotify cannot merge the events
+		_, _ = fa.WriteString("a\n")
+		_, _ = fb.WriteString("b\n")
+	}
+	_ = fa.Close()
+	_ = fb.Close()
+	late := filepath.Join(dir, "late.log")
+	appendFile(t, late, "late\n")
+	close(release)
+	waitFor(t, "late file found", func() bool { return len(sink.linesOf(late)) == 1 })
+}
