@@ -99,6 +99,7 @@ func (t *Tailer) track(path string) *file {
 		path: path, fd: fd, off: off, size: size,
 	}
 	s.files[id] = f
+	t.log.Info("tailer: following file", "path", path, "offset", off, "source", f.src.Index)
 	t.sink.Open(f.src, off)
 	t.enqueue(f)
 	return f

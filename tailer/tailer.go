@@ -431,7 +431,6 @@ func (t *Tailer) housekeep(now time.Time) error {
 
 func (t *Tailer) onEvent(ev fsnotify.Event) {
 	s := t.st
-	t.log.Debug("tailer: event", "ev", ev.String())
 	if ev.Op == fsnotify.Write {
 		if f := s.byPath[ev.Name]; f != nil {
 			t.enqueue(f)
