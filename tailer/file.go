@@ -248,6 +248,25 @@ func (t *Tailer) readChunk(f *file) (more bool, err error) {
 	return false, nil
 }
 
+// checkContent catches a copytruncate that the size alone cannot show: the file was truncated
+// and written past the read offset again before we looked. Its first bytes then no longer
+// hash to the Source's fingerprint.
+func (t *Tailer) checkContent(f *file) error {
+	fp := f.src.Fingerprint
+	if fp.Len == 0 || f.gone || f.off < int64(fp.Len) {
+		return nil
+	}
+	ok, err := fingerprintMatches(f.fd, fp, f.size)
+	if err != nil {
+		t.fileErr(f.path, err)
+		return nil
+	}
+	if ok {
+		return nil
+	}
+	return t.truncated(f)
+}
+
 // truncated restarts f from 0 after it shrank below the read offset (copytruncate).
 func (t *Tailer) truncated(f *file) error {
 	t.m.Truncations.Inc()

@@ -365,6 +365,9 @@ func (t *Tailer) housekeep(now time.Time) error {
 				if fi, err := f.fd.Stat(); err == nil {
 					f.size = fi.Size()
 				}
+				if err := t.checkContent(f); err != nil {
+					return err
+				}
 			}
 			t.enqueue(f)
 		}

@@ -992,3 +992,22 @@ func TestInotifyOverflowRescans(t *testing.T) {
 	close(release)
 	waitFor(t, "late file found", func() bool { return len(sink.linesOf(late)) == 1 })
 }
+
+func TestCopyTruncateRegrownBeforeNoticed(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	appendFile(t, path, "old-1\nold-2\n")
+	m := metrics.ForTest("t")
+	sink := newSink()
+	// Polling only, so nothing is noticed between the truncation and the rewrite.
+	start(t, Options{Paths: []string{path}, Metrics: m}, sink, func(tl *Tailer) { tl.noFsnotify = true })
+	waitFor(t, "old", func() bool { return sink.count() == 2 })
+	if err := os.WriteFile(path, []byte("new-content-longer-than-before-1\nnew-2\n"), 0o644); err != nil { // O_TRUNC: same inode
+		t.Fatal(err)
+	}
+	waitFor(t, "new", func() bool { return sink.count() == 4 })
+	equalLines(t, "f", sink.linesOf(path), []string{"old-1", "old-2", "new-content-longer-than-before-1", "new-2"})
+	if got := value(m.Truncations); got != 1 {
+		t.Fatalf("Truncations = %v, want 1", got)
+	}
+}
