@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -265,6 +266,43 @@ func (t *Tailer) checkContent(f *file) error {
 		return nil
 	}
 	return t.truncated(f)
+}
+
+// findMoved looks for an idle-closed file that left its path in the directory it was in
+// (where rotation renames to) and reopens it there.
+func (t *Tailer) findMoved(f *file) bool {
+	dir := filepath.Dir(f.path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || fileID(info) != f.src.ID {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		fd, err := os.Open(path)
+		if err != nil {
+			t.fileErr(path, err)
+			return false
+		}
+		fi, err := fd.Stat()
+		ok := false
+		if err == nil && fileID(fi) == f.src.ID {
+			ok, err = fingerprintMatches(fd, f.src.Fingerprint, fi.Size())
+		}
+		if err != nil || !ok {
+			_ = fd.Close()
+			return false
+		}
+		f.fd, f.path = fd, path
+		return true
+	}
+	return false
 }
 
 // truncated restarts f from 0 after it shrank below the read offset (copytruncate).

@@ -400,6 +400,14 @@ func (t *Tailer) housekeep(now time.Time) error {
 		}
 		switch {
 		case f.gone:
+			if f.fd == nil && t.findMoved(f) {
+				// Closed for idleness, then rotated: it was found under its new name and
+				// gets the same grace as any file that left its path.
+				f.eofSince, f.recheckAt = now, now
+				t.enqueue(f)
+				next = now
+				continue
+			}
 			if f.fd != nil && (f.eofSince.IsZero() || now.Sub(f.eofSince) < t.goneGrace) {
 				// Writers may still append to a renamed file until they reopen: keep looking.
 				if !now.Before(f.recheckAt) {

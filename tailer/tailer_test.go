@@ -826,7 +826,8 @@ func TestIdleFileClosedAndReopenedOnGrowth(t *testing.T) {
 	}
 }
 
-// fdsTo counts this process's descriptors open on path (Linux /proc).
+// fdsTo counts this process's read-only descriptors open on path (Linux /proc); the test's
+// own writers are write-only, so they are not counted.
 func fdsTo(t *testing.T, path string) int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -834,7 +835,21 @@ func fdsTo(t *testing.T, path string) int {
 	}
 	n := 0
 	for _, e := range ents {
-		if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && target == path {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil || target != path {
+			continue
+		}
+		info, err := os.ReadFile(filepath.Join("/proc/self/fdinfo", e.Name()))
+		if err != nil {
+			continue
+		}
+		var flags int
+		for _, l := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(l, "flags:"); ok {
+				_, _ = fmt.Sscanf(strings.TrimSpace(v), "%o", &flags)
+			}
+		}
+		if flags&3 == os.O_RDONLY {
 			n++
 		}
 	}
@@ -1010,4 +1025,25 @@ func TestCopyTruncateRegrownBeforeNoticed(t *testing.T) {
 	if got := value(m.Truncations); got != 1 {
 		t.Fatalf("Truncations = %v, want 1", got)
 	}
+}
+
+func TestIdleClosedFileRotatedThenWrittenIsRead(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	w, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	_, _ = w.WriteString("one\n")
+	sink := newSink()
+	start(t, Options{Paths: []string{path}}, sink, func(x *Tailer) { x.idleClose = 50 * time.Millisecond })
+	waitFor(t, "one", func() bool { return sink.count() == 1 })
+	waitFor(t, "descriptor closed for idleness", func() bool { return fdsTo(t, path) == 0 })
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = w.WriteString("two\n") // the writer has not reopened yet
+	waitFor(t, "retired", func() bool { return sink.closedCount() == 1 })
+	equalLines(t, "rotated", sink.linesOf(path), []string{"one", "two"})
 }
