@@ -1,0 +1,493 @@
+package tailer
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// file is one tracked identity. Owned by Run.
+type file struct {
+	src  *Source
+	path string   // current matching path (src.Path is where tracking started)
+	fd   *os.File // nil while closed for idleness
+	off  int64    // bytes consumed: lines emitted plus held bytes
+	size int64    // last size seen, for the read lag
+
+	held []byte // start of a line whose '\n' has not been read yet, at most MaxLineBytes+1 bytes
+	over bool   // held overflowed: the rest of the line is being skipped
+
+	ev      []byte // multiline event being assembled
+	evLines int
+	evEnd   int64
+	evLast  time.Time
+	evOver  bool
+
+	queued    bool
+	gone      bool // no longer at a matching path (renamed away or deleted)
+	retired   bool
+	eofSince  time.Time // zero while data is known to be pending
+	recheckAt time.Time
+}
+
+// track opens path and starts following it.
+func (t *Tailer) track(path string) *file {
+	s := t.st
+	fd, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// Vanished between the walk and the open: counted, but rotation makes this
+			// common enough that it is not worth a log line.
+			t.m.FileErrors.Inc()
+		} else {
+			t.fileErr(path, err)
+		}
+		return nil
+	}
+	fi, err := fd.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		_ = fd.Close()
+		if err != nil {
+			t.fileErr(path, err)
+		}
+		return nil
+	}
+	id := fileID(fi)
+	if f := s.files[id]; f != nil { // replaced between stat and open by a file we know
+		_ = fd.Close()
+		return f
+	}
+	delete(s.errLogged, path)
+	size := fi.Size()
+	var off int64
+	var fp Fingerprint
+	matched := false
+	if pos, ok := s.restore[id]; ok {
+		delete(s.restore, id)
+		if ok, err := fingerprintMatches(fd, pos.Fingerprint, size); err != nil {
+			t.fileErr(path, err)
+		} else if ok {
+			matched, fp, off = true, pos.Fingerprint, pos.Offset
+			if off > size {
+				t.m.Truncations.Inc()
+				t.log.Warn("tailer: file is shorter than its stored position, reading from the start",
+					"path", path, "offset", off, "size", size)
+				off = 0
+			}
+		} else {
+			t.log.Info("tailer: stored position belongs to an older file with the same inode, reading from the start", "path", path)
+		}
+	}
+	if !matched {
+		fp, err = fingerprint(fd, size)
+		if err != nil {
+			_ = fd.Close()
+			t.fileErr(path, err)
+			return nil
+		}
+		if s.initial && t.opts.FirstStart && t.opts.StartAt == "end" {
+			off = size
+		}
+	}
+	f := &file{
+		src:  &Source{Index: t.opts.NextIndex.Add(1), ID: id, Fingerprint: fp, Path: path},
+		path: path, fd: fd, off: off, size: size,
+	}
+	s.files[id] = f
+	t.log.Info("tailer: following file", "path", path, "offset", off, "source", f.src.Index)
+	t.sink.Open(f.src, off)
+	t.enqueue(f)
+	return f
+}
+
+func fingerprint(fd *os.File, size int64) (Fingerprint, error) {
+	n := min(size, fingerprintMax)
+	sum, err := hashPrefix(fd, n)
+	if err != nil {
+		return Fingerprint{}, err
+	}
+	return Fingerprint{Len: uint32(n), Sum: sum}, nil
+}
+
+func fingerprintMatches(fd *os.File, fp Fingerprint, size int64) (bool, error) {
+	if fp.Len == 0 {
+		return true, nil
+	}
+	if size < int64(fp.Len) {
+		return false, nil
+	}
+	sum, err := hashPrefix(fd, int64(fp.Len))
+	return sum == fp.Sum, err
+}
+
+func hashPrefix(fd *os.File, n int64) (uint64, error) {
+	var b [fingerprintMax]byte
+	if _, err := fd.ReadAt(b[:n], 0); err != nil && !(errors.Is(err, io.EOF) && n == 0) {
+		return 0, fmt.Errorf("tailer: fingerprint of %s: %w", fd.Name(), err)
+	}
+	h := fnv.New64a()
+	_, _ = h.Write(b[:n])
+	return h.Sum64(), nil
+}
+
+// reopen gives an idle-closed file its descriptor back if it has grown and is still the same
+// file. It reports whether f can be read.
+func (t *Tailer) reopen(f *file) bool {
+	fi, err := os.Stat(f.path)
+	if err != nil || fileID(fi) != f.src.ID {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.fileErr(f.path, err)
+			return false
+		}
+		t.setGone(f, true)
+		t.scheduleRescan()
+		return false
+	}
+	if fi.Size() == f.off {
+		return false
+	}
+	fd, err := os.Open(f.path)
+	if err != nil {
+		t.fileErr(f.path, err)
+		return false
+	}
+	fi, err = fd.Stat()
+	ok := false
+	if err == nil && fileID(fi) == f.src.ID {
+		// The inode may have been freed and reused while we held no descriptor.
+		ok, err = fingerprintMatches(fd, f.src.Fingerprint, fi.Size())
+	}
+	if err != nil || !ok {
+		_ = fd.Close()
+		if err != nil {
+			t.fileErr(f.path, err)
+		} else {
+			t.setGone(f, true)
+			t.scheduleRescan()
+		}
+		return false
+	}
+	f.fd = fd
+	return true
+}
+
+// setGone keeps runState.gone in step, so that events need not scan every file for gone ones.
+func (t *Tailer) setGone(f *file, gone bool) {
+	if f.gone == gone {
+		return
+	}
+	f.gone = gone
+	if gone {
+		t.st.gone++
+	} else {
+		t.st.gone--
+	}
+}
+
+// readChunk reads and frames one buffer's worth of f. more says f has more to read now.
+func (t *Tailer) readChunk(f *file) (more bool, err error) {
+	if f.retired {
+		return false, nil
+	}
+	if f.fd == nil && !t.reopen(f) {
+		return false, nil
+	}
+	buf := t.st.buf
+	n, rerr := f.fd.ReadAt(buf, f.off)
+	if n > 0 {
+		f.eofSince = time.Time{}
+		if err := t.frame(f, buf[:n]); err != nil {
+			return false, err
+		}
+	}
+	if rerr != nil && !errors.Is(rerr, io.EOF) {
+		t.fileErr(f.path, rerr)
+		return false, nil
+	}
+	if n == len(buf) {
+		return true, nil
+	}
+	if n == 0 {
+		fi, err := f.fd.Stat()
+		if err != nil {
+			t.fileErr(f.path, err)
+			return false, nil
+		}
+		f.size = fi.Size()
+		if f.size < f.off {
+			if err := t.truncated(f); err != nil {
+				return false, err
+			}
+			return true, nil
+		}
+	}
+	if f.size < f.off {
+		f.size = f.off
+	}
+	if f.eofSince.IsZero() {
+		f.eofSince = time.Now()
+		if f.gone {
+			t.wakeAt(f.eofSince.Add(t.goneRecheck))
+		} else {
+			t.wakeAt(f.eofSince.Add(t.idleClose))
+		}
+	}
+	if t.opts.Once {
+		if err := t.flushHeld(f); err != nil {
+			return false, err
+		}
+		if err := t.flushEvent(f); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// checkContent catches a copytruncate that the size alone cannot show: the file was truncated
+// and written past the read offset again before we looked. Its first bytes then no longer
+// hash to the Source's fingerprint.
+func (t *Tailer) checkContent(f *file) error {
+	fp := f.src.Fingerprint
+	if fp.Len == 0 || f.gone || f.off < int64(fp.Len) {
+		return nil
+	}
+	ok, err := fingerprintMatches(f.fd, fp, f.size)
+	if err != nil {
+		t.fileErr(f.path, err)
+		return nil
+	}
+	if ok {
+		return nil
+	}
+	return t.truncated(f)
+}
+
+// findMoved looks for an idle-closed file that left its path in the directory it was in
+// (where rotation renames to) and reopens it there.
+func (t *Tailer) findMoved(f *file) bool {
+	dir := filepath.Dir(f.path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || fileID(info) != f.src.ID {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		fd, err := os.Open(path)
+		if err != nil {
+			t.fileErr(path, err)
+			return false
+		}
+		fi, err := fd.Stat()
+		ok := false
+		if err == nil && fileID(fi) == f.src.ID {
+			ok, err = fingerprintMatches(fd, f.src.Fingerprint, fi.Size())
+		}
+		if err != nil || !ok {
+			_ = fd.Close()
+			return false
+		}
+		f.fd, f.path = fd, path
+		return true
+	}
+	return false
+}
+
+// truncated restarts f from 0 after it shrank below the read offset (copytruncate).
+func (t *Tailer) truncated(f *file) error {
+	t.m.Truncations.Inc()
+	t.log.Warn("tailer: file truncated, reading from the start", "path", f.path, "offset", f.off, "size", f.size)
+	// What was read before the truncation is complete data: ship it rather than lose it.
+	if err := t.flushHeld(f); err != nil {
+		return err
+	}
+	if err := t.flushEvent(f); err != nil {
+		return err
+	}
+	f.off = 0
+	// The content the Source's fingerprint describes is gone: a stored position for it would
+	// no longer match after a restart and the new content would be read twice. The new content
+	// gets a Source of its own.
+	fp, err := fingerprint(f.fd, f.size)
+	if err != nil {
+		t.fileErr(f.path, err)
+		fp = Fingerprint{}
+	}
+	old := f.src
+	f.src = &Source{Index: t.opts.NextIndex.Add(1), ID: old.ID, Fingerprint: fp, Path: f.path}
+	t.sink.Close(old)
+	t.sink.Open(f.src, 0)
+	return nil
+}
+
+// frame splits data (read at f.off) into lines and hands them on. Lines are slices of data
+// unless they started in an earlier chunk.
+func (t *Tailer) frame(f *file, data []byte) error {
+	max := t.opts.MaxLineBytes
+	var lines, truncated int
+	base := f.off
+	start := 0
+	var err error
+	for start < len(data) {
+		i := bytes.IndexByte(data[start:], '\n')
+		if i < 0 {
+			t.hold(f, data[start:])
+			break
+		}
+		line := data[start : start+i]
+		over := false
+		if len(f.held) > 0 || f.over {
+			t.hold(f, line)
+			line, over = f.held, f.over
+			f.held, f.over = f.held[:0], false
+		}
+		start += i + 1
+		if !over && len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		if over || len(line) > max {
+			line = line[:max]
+			truncated++
+		}
+		lines++
+		if err = t.emit(f, line, base+int64(start)); err != nil {
+			break
+		}
+	}
+	if cap(f.held) > 64<<10 && len(f.held) == 0 {
+		f.held = nil // a long line passed: give its memory back
+	}
+	f.off += int64(len(data))
+	t.m.LinesRead.Add(float64(lines))
+	t.m.BytesRead.Add(float64(len(data)))
+	if truncated > 0 {
+		t.m.LinesTruncated.Add(float64(truncated))
+	}
+	return err
+}
+
+// hold keeps the start of an unfinished line, bounded by MaxLineBytes+1 (one more than
+// allowed, so that the line is known to be too long).
+func (t *Tailer) hold(f *file, b []byte) {
+	room := t.opts.MaxLineBytes + 1 - len(f.held)
+	if len(b) > room {
+		b = b[:room]
+		f.over = true
+	}
+	f.held = append(f.held, b...)
+}
+
+// flushHeld emits an unterminated last line (Once mode, truncation, retirement).
+func (t *Tailer) flushHeld(f *file) error {
+	if len(f.held) == 0 && !f.over {
+		return nil
+	}
+	line := f.held
+	if f.over || len(line) > t.opts.MaxLineBytes {
+		line = line[:t.opts.MaxLineBytes]
+		t.m.LinesTruncated.Inc()
+	}
+	f.held, f.over = f.held[:0], false
+	t.m.LinesRead.Inc()
+	return t.emit(f, line, f.off)
+}
+
+func (t *Tailer) emit(f *file, line []byte, end int64) error {
+	ml := t.opts.Multiline
+	if ml == nil {
+		return t.sink.Line(f.src, line, end)
+	}
+	if f.evLines > 0 && !ml.Match(line) {
+		room := t.opts.MaxLineBytes - len(f.ev)
+		if room > 0 {
+			f.ev = append(f.ev, '\n')
+			room--
+		}
+		if len(line) > room {
+			line = line[:room]
+			f.evOver = true
+		}
+		f.ev = append(f.ev, line...)
+		f.evLines++
+		f.evEnd = end
+		f.evLast = time.Now()
+		if f.evLines >= t.opts.MultilineMaxLines {
+			return t.flushEvent(f)
+		}
+		return nil
+	}
+	if err := t.flushEvent(f); err != nil {
+		return err
+	}
+	f.ev = append(f.ev[:0], line...)
+	f.evLines, f.evEnd, f.evLast = 1, end, time.Now()
+	t.wakeAt(f.evLast.Add(t.opts.MultilineTimeout))
+	return nil
+}
+
+func (t *Tailer) flushEvent(f *file) error {
+	if f.evLines == 0 {
+		return nil
+	}
+	if f.evOver {
+		t.m.LinesTruncated.Inc()
+	}
+	ev := f.ev
+	f.ev, f.evLines, f.evOver = f.ev[:0], 0, false
+	if cap(f.ev) > 64<<10 {
+		f.ev = nil
+	}
+	return t.sink.Line(f.src, ev, f.evEnd)
+}
+
+// retire stops tracking a file that left its path, after one last read.
+func (t *Tailer) retire(f *file) error {
+	if f.fd != nil {
+		eof := f.eofSince
+		for {
+			more, err := t.readChunk(f)
+			if err != nil {
+				return err
+			}
+			if !more {
+				break
+			}
+		}
+		if !f.eofSince.Equal(eof) {
+			return nil // it grew: a writer still has it, look again later
+		}
+	}
+	if err := t.flushHeld(f); err != nil {
+		return err
+	}
+	if err := t.flushEvent(f); err != nil {
+		return err
+	}
+	if f.fd != nil {
+		_ = f.fd.Close()
+		f.fd = nil
+	}
+	t.setGone(f, false)
+	f.retired = true
+	delete(t.st.files, f.src.ID)
+	for p, g := range t.st.byPath {
+		if g == f {
+			delete(t.st.byPath, p)
+		}
+	}
+	t.log.Debug("tailer: file retired", "path", f.src.Path, "offset", f.off)
+	t.sink.Close(f.src)
+	return nil
+}

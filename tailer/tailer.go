@@ -1,0 +1,534 @@
+package tailer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync/atomic"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kinship-agent/kinship/internal/metrics"
+)
+
+// FileID is a file's identity on one host: device and inode.
+type FileID struct{ Dev, Ino uint64 }
+
+// Fingerprint identifies a file's content start: FNV-64a of its first Len bytes, Len =
+// min(size at open, 1024). Taken when the tailer starts tracking the file and never changed
+// afterwards. A stored position matches a file only if ID equals and the hash of the file's
+// first Len bytes equals Sum (Len 0 matches anything), so a reused inode is not mistaken for
+// the old file.
+type Fingerprint struct {
+	Len uint32
+	Sum uint64
+}
+
+// Source is one tracked file identity; immutable once passed to the Sink.
+type Source struct {
+	Index       uint32 // unique among the Sources of a Tailer (or of a shared Options.NextIndex), never reused
+	ID          FileID
+	Fingerprint Fingerprint
+	Path        string // the path the file had when tracking started
+}
+
+// Position is a stored read position.
+type Position struct {
+	ID          FileID
+	Fingerprint Fingerprint
+	Path        string
+	Offset      int64
+}
+
+// Sink receives everything from ONE goroutine (the tailer's Run). Line may block
+// (backpressure: the tailer then simply stops reading; the files are the buffer).
+type Sink interface {
+	// Open says tracking of src starts at offset (restored, start_at end, or 0).
+	Open(src *Source, offset int64)
+	// Line hands over one complete line without "\n" (and without a "\r" before it). line is
+	// valid only during the call; end is the offset just after the '\n'.
+	Line(src *Source, line []byte, end int64) error
+	// Close says src is no longer tracked (deleted/rotated away and read to its end).
+	Close(src *Source)
+}
+
+// Options configure a Tailer. Zero values take the defaults in brackets.
+type Options struct {
+	Paths, Exclude    []string       // doublestar globs on absolute paths; Exclude also matches base names ("*.gz")
+	StartAt           string         // "beginning" | "end" ["beginning"]; applies only to files seen at FirstStart
+	FirstStart        bool           // no state existed: files present now start at StartAt; later files from 0
+	Positions         []Position     // restored positions
+	MaxLineBytes      int            // longer lines (and multiline events) are truncated [1 MiB]
+	Multiline         *regexp.Regexp // optional start pattern: other lines are appended to the previous event
+	MultilineMaxLines int            // [500]
+	MultilineTimeout  time.Duration  // [1s]
+	PollInterval      time.Duration  // safety-net rescan [10s]; polling runs every 1s without fsnotify
+	Once              bool           // read every file to its end, then Run returns nil
+	Metrics           *metrics.Flow  // nil allowed
+	Logger            *slog.Logger   // nil: discard
+
+	// NextIndex, when set, hands out Source.Index values; share one counter between the
+	// Tailers of a process to make indexes unique in the process. nil: the Tailer's own
+	// counter, starting at 1.
+	NextIndex *atomic.Uint32
+}
+
+const (
+	defaultMaxLineBytes = 1 << 20
+	readBufferSize      = 256 << 10
+	fingerprintMax      = 1024
+)
+
+// Tailer tails the files matching its patterns. See the package comment for its concurrency
+// contract: Run must be called once, and everything happens on Run's goroutine.
+type Tailer struct {
+	opts Options
+	sink Sink
+	log  *slog.Logger
+	m    *metrics.Flow
+	pats []pattern
+	excl []string
+
+	// Seams for tests; New sets the production values.
+	noFsnotify   bool                   // behave as if fsnotify could not be created
+	addWatch     func(dir string) error // replaces fsnotify's Add (to fail it)
+	goneGrace    time.Duration          // a file that left its path is retired after this long at EOF
+	goneRecheck  time.Duration          // how often a file that left its path is re-read meanwhile
+	idleClose    time.Duration          // a descriptor at EOF this long is closed (identity kept)
+	debounce     time.Duration          // delay between a directory event and the rescan it triggers
+	fallbackPoll time.Duration          // poll interval without fsnotify
+
+	st *runState
+}
+
+// New validates the options and returns a Tailer ready to Run.
+func New(opts Options, sink Sink) (*Tailer, error) {
+	if sink == nil {
+		return nil, errors.New("tailer: nil sink")
+	}
+	if len(opts.Paths) == 0 {
+		return nil, errors.New("tailer: no paths")
+	}
+	switch opts.StartAt {
+	case "":
+		opts.StartAt = "beginning"
+	case "beginning", "end":
+	default:
+		return nil, fmt.Errorf("tailer: start_at %q: want beginning or end", opts.StartAt)
+	}
+	t := &Tailer{opts: opts, sink: sink, log: opts.Logger, m: opts.Metrics}
+	for _, p := range opts.Paths {
+		pt, err := newPattern(p)
+		if err != nil {
+			return nil, err
+		}
+		t.pats = append(t.pats, pt)
+	}
+	for _, e := range opts.Exclude {
+		if !doublestar.ValidatePathPattern(e) {
+			return nil, fmt.Errorf("tailer: exclude pattern %q is not a valid glob", e)
+		}
+		t.excl = append(t.excl, e)
+	}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	if t.m == nil {
+		// A private registry nobody scrapes keeps the hot path free of nil checks.
+		t.m = metrics.New(prometheus.NewRegistry()).Flow("")
+	}
+	if t.opts.MaxLineBytes <= 0 {
+		t.opts.MaxLineBytes = defaultMaxLineBytes
+	}
+	if t.opts.MultilineMaxLines <= 0 {
+		t.opts.MultilineMaxLines = 500
+	}
+	if t.opts.MultilineTimeout <= 0 {
+		t.opts.MultilineTimeout = time.Second
+	}
+	if t.opts.PollInterval <= 0 {
+		t.opts.PollInterval = 10 * time.Second
+	}
+	if t.opts.NextIndex == nil {
+		t.opts.NextIndex = new(atomic.Uint32)
+	}
+	t.goneGrace = 5 * time.Second
+	t.goneRecheck = 250 * time.Millisecond
+	t.idleClose = 5 * time.Minute
+	t.debounce = 50 * time.Millisecond
+	t.fallbackPoll = time.Second
+	return t, nil
+}
+
+// runState is everything Run owns.
+type runState struct {
+	buf       []byte
+	files     map[FileID]*file
+	byPath    map[string]*file
+	restore   map[FileID]Position
+	queue     []*file
+	watcher   *fsnotify.Watcher
+	watched   map[string]bool
+	polling   bool
+	errLogged map[string]bool
+	rescanAt  time.Time // zero: no rescan pending
+	nextPoll  time.Time
+	next      time.Time // earliest deadline housekeep must run at
+	initial   bool      // the first scan, where FirstStart/StartAt apply
+	// renamedFrom is the matching path of the last Rename event, waiting for the Create
+	// event that names where the file went.
+	renamedFrom string
+	gone        int // files with gone set
+}
+
+// Run tails until ctx is done (then it returns nil), until a Sink call fails (then it returns
+// that error), or, in Once mode, until every matched file has been read to its end.
+func (t *Tailer) Run(ctx context.Context) error {
+	if t.st != nil {
+		return errors.New("tailer: Run called twice")
+	}
+	s := &runState{
+		buf:       make([]byte, readBufferSize),
+		files:     make(map[FileID]*file),
+		byPath:    make(map[string]*file),
+		restore:   make(map[FileID]Position, len(t.opts.Positions)),
+		watched:   make(map[string]bool),
+		errLogged: make(map[string]bool),
+		initial:   true,
+	}
+	for _, p := range t.opts.Positions {
+		s.restore[p.ID] = p
+	}
+	t.st = s
+	defer t.closeAll()
+
+	if t.opts.Once {
+		return t.runOnce(ctx)
+	}
+	if !t.noFsnotify {
+		w, err := fsnotify.NewWatcher()
+		if err != nil {
+			t.log.Warn("tailer: fsnotify unavailable, polling every second", "err", err)
+			s.polling = true
+		} else {
+			s.watcher = w
+		}
+	} else {
+		s.polling = true
+	}
+	s.nextPoll = time.Now().Add(t.pollEvery())
+	s.next = s.nextPoll
+	if err := t.rescan(); err != nil {
+		return err
+	}
+	s.initial = false
+
+	var events chan fsnotify.Event
+	var errs chan error
+	if s.watcher != nil {
+		events, errs = s.watcher.Events, s.watcher.Errors
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if len(s.queue) > 0 {
+			f := s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			f.queued = false
+			more, err := t.readChunk(f)
+			if err != nil {
+				return err
+			}
+			if more {
+				t.enqueue(f)
+			}
+			// Keep fsnotify drained and deadlines honoured while busy, without blocking.
+		drain:
+			for range 64 {
+				select {
+				case ev := <-events:
+					t.onEvent(ev)
+				case err := <-errs:
+					t.onWatchError(err)
+				default:
+					break drain
+				}
+			}
+			if now := time.Now(); !now.Before(s.next) {
+				if err := t.housekeep(now); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		timer.Reset(time.Until(s.next))
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-events:
+			t.onEvent(ev)
+		case err := <-errs:
+			t.onWatchError(err)
+		case <-timer.C:
+		}
+		if now := time.Now(); !now.Before(s.next) {
+			if err := t.housekeep(now); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (t *Tailer) runOnce(ctx context.Context) error {
+	s := t.st
+	s.polling = true // no watches in Once mode
+	if err := t.rescan(); err != nil {
+		return err
+	}
+	for len(s.queue) > 0 {
+		if ctx.Err() != nil {
+			return nil
+		}
+		f := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		f.queued = false
+		more, err := t.readChunk(f)
+		if err != nil {
+			return err
+		}
+		if more {
+			t.enqueue(f)
+		}
+	}
+	return nil
+}
+
+func (t *Tailer) pollEvery() time.Duration {
+	if t.st.polling {
+		return min(t.fallbackPoll, t.opts.PollInterval)
+	}
+	return t.opts.PollInterval
+}
+
+func (t *Tailer) wakeAt(tm time.Time) {
+	if tm.Before(t.st.next) {
+		t.st.next = tm
+	}
+}
+
+func (t *Tailer) scheduleRescan() {
+	s := t.st
+	if s.rescanAt.IsZero() {
+		s.rescanAt = time.Now().Add(t.debounce)
+		t.wakeAt(s.rescanAt)
+	}
+}
+
+func (t *Tailer) enqueue(f *file) {
+	if f.queued || f.retired {
+		return
+	}
+	f.queued = true
+	t.st.queue = append(t.st.queue, f)
+}
+
+// housekeep runs every deadline that has passed and computes the next one.
+func (t *Tailer) housekeep(now time.Time) error {
+	s := t.st
+	// Deadlines set while housekeeping (wakeAt) must survive the recomputation below.
+	s.next = now.Add(time.Hour)
+	if !s.rescanAt.IsZero() && !now.Before(s.rescanAt) {
+		s.rescanAt = time.Time{}
+		if err := t.rescan(); err != nil {
+			return err
+		}
+	}
+	if !now.Before(s.nextPoll) {
+		if err := t.rescan(); err != nil {
+			return err
+		}
+		for _, f := range s.files {
+			if f.fd != nil {
+				// A reader held back by the Sink never reaches EOF: refresh the size for the lag.
+				if fi, err := f.fd.Stat(); err == nil {
+					f.size = fi.Size()
+				}
+				if err := t.checkContent(f); err != nil {
+					return err
+				}
+			}
+			t.enqueue(f)
+		}
+		s.nextPoll = now.Add(t.pollEvery())
+	}
+	next := s.nextPoll
+	if !s.rescanAt.IsZero() && s.rescanAt.Before(next) {
+		next = s.rescanAt
+	}
+	var lag int64
+	for _, f := range s.files {
+		if f.evLines > 0 {
+			dl := f.evLast.Add(t.opts.MultilineTimeout)
+			if !now.Before(dl) {
+				if err := t.flushEvent(f); err != nil {
+					return err
+				}
+			} else if dl.Before(next) {
+				next = dl
+			}
+		}
+		if f.size > f.off {
+			lag += f.size - f.off
+		}
+		if f.queued {
+			if f.gone && now.Add(t.goneRecheck).Before(next) {
+				next = now.Add(t.goneRecheck)
+			}
+			continue
+		}
+		switch {
+		case f.gone:
+			if f.fd == nil && t.findMoved(f) {
+				// Closed for idleness, then rotated: it was found under its new name and
+				// gets the same grace as any file that left its path.
+				f.eofSince, f.recheckAt = now, now
+				t.enqueue(f)
+				next = now
+				continue
+			}
+			if f.fd != nil && (f.eofSince.IsZero() || now.Sub(f.eofSince) < t.goneGrace) {
+				// Writers may still append to a renamed file until they reopen: keep looking.
+				if !now.Before(f.recheckAt) {
+					f.recheckAt = now.Add(t.goneRecheck)
+					t.enqueue(f)
+				}
+				if f.recheckAt.Before(next) {
+					next = f.recheckAt
+				}
+				continue
+			}
+			if err := t.retire(f); err != nil {
+				return err
+			}
+		case f.fd != nil && !f.eofSince.IsZero():
+			dl := f.eofSince.Add(t.idleClose)
+			if !now.Before(dl) {
+				_ = f.fd.Close() // read-only descriptor: nothing to lose
+				f.fd = nil
+			} else if dl.Before(next) {
+				next = dl
+			}
+		}
+	}
+	t.m.ReadLag.Set(float64(lag))
+	t.m.FilesWatched.Set(float64(len(s.files)))
+	if next.Before(s.next) {
+		s.next = next
+	}
+	return nil
+}
+
+func (t *Tailer) onEvent(ev fsnotify.Event) {
+	s := t.st
+	if ev.Op == fsnotify.Write {
+		if f := s.byPath[ev.Name]; f != nil {
+			t.enqueue(f)
+			return
+		}
+	}
+	// Files that left their path keep their writers for a while; they are few, so any
+	// event is a cheap excuse to look at them again.
+	if s.gone > 0 {
+		for _, f := range s.files {
+			if f.gone && f.fd != nil {
+				t.enqueue(f)
+			}
+		}
+	}
+	if f := s.byPath[ev.Name]; f != nil {
+		t.enqueue(f)
+	}
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		if s.watched[ev.Name] {
+			// The kernel dropped the watch with the directory; a new one is needed if it returns.
+			delete(s.watched, ev.Name)
+			_ = s.watcher.Remove(ev.Name)
+		}
+	}
+	switch {
+	case ev.Has(fsnotify.Rename) && t.matches(ev.Name):
+		s.renamedFrom = ev.Name
+	case ev.Has(fsnotify.Create) && s.renamedFrom != "":
+		if filepath.Dir(ev.Name) == filepath.Dir(s.renamedFrom) && !t.matches(ev.Name) {
+			t.adoptRenamed(ev.Name)
+		}
+		s.renamedFrom = ""
+	}
+	if ev.Op == fsnotify.Write && (s.errLogged[ev.Name] || !t.matches(ev.Name)) {
+		// A busy file we cannot open would otherwise cause a rescan per write: it waits
+		// for the poll instead.
+		return
+	}
+	if ev.Has(fsnotify.Write) || t.relevant(ev.Name) {
+		t.scheduleRescan()
+	}
+}
+
+// adoptRenamed follows a file that was renamed from a matching path to a non-matching one
+// (Rename(old) then Create(new) in one directory). Usually it is known and the next rescan
+// marks it gone; but when rotations come faster than rescans, this is the only chance to read
+// a file that existed at the matching path only between two rescans.
+func (t *Tailer) adoptRenamed(path string) {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	f := t.st.files[fileID(fi)]
+	if f == nil {
+		if f = t.track(path); f == nil {
+			return
+		}
+	}
+	if !f.gone {
+		t.setGone(f, true)
+		f.path = path
+		t.enqueue(f)
+		t.wakeAt(time.Now().Add(t.goneRecheck))
+	}
+}
+
+func (t *Tailer) onWatchError(err error) {
+	if errors.Is(err, fsnotify.ErrEventOverflow) {
+		t.log.Warn("tailer: fsnotify queue overflowed, rescanning")
+		t.scheduleRescan()
+		for _, f := range t.st.files {
+			t.enqueue(f)
+		}
+		return
+	}
+	t.log.Warn("tailer: fsnotify error", "err", err)
+}
+
+func (t *Tailer) closeAll() {
+	if t.st.watcher != nil {
+		_ = t.st.watcher.Close()
+	}
+	for _, f := range t.st.files {
+		if f.fd != nil {
+			_ = f.fd.Close()
+			f.fd = nil
+		}
+	}
+}
