@@ -87,6 +87,9 @@ type frameReader struct {
 }
 
 func newFrameReader(r io.ReaderAt, off, end int64, buf []byte) *frameReader {
+	if cap(buf) < frameHeaderSize {
+		buf = make([]byte, 0, frameHeaderSize) // a header must fit; payloads may go around it
+	}
 	return &frameReader{r: r, off: off, end: end, buf: buf}
 }
 
