@@ -688,7 +688,12 @@ func (s *Spool) AckedThrough() uint64 {
 // up to it may be deleted once acknowledged. Not persisted: call it after each save.
 func (s *Spool) Checkpoint(seq uint64) {
 	s.mu.Lock()
-	s.checkpoint = max(s.checkpoint, seq)
+	if seq > s.checkpoint {
+		s.checkpoint = seq
+		if s.full {
+			s.broadcastLocked() // a waiting Append may now seal the active segment
+		}
+	}
 	s.mu.Unlock()
 	s.kick()
 }

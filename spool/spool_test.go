@@ -550,3 +550,42 @@ func TestErrorsNameThePlace(t *testing.T) {
 		t.Fatalf("error %q does not name segment and offset", err)
 	}
 }
+
+// TestMaxBytesSmallerThanASegment: when only the active segment is left, a waiting Append
+// seals it once it is acked and checkpointed, so that it can be deleted.
+func TestMaxBytesSmallerThanASegment(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	opts.SegmentBytes = 1 << 20
+	opts.MaxBytes = 8 << 10
+	opts.FsyncInterval = time.Millisecond
+	s := mustOpen(t, opts)
+	for range 8 {
+		mustAppend(t, s, make([]byte, 1000))
+	}
+	done := make(chan error, 1)
+	go func() { _, err := s.Append(context.Background(), []byte("z")); done <- err }()
+	for range 8 {
+		f := mustNext(t, s)
+		if err := s.Ack(f.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Append returned %v before the checkpoint covered the frames", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	s.Checkpoint(8)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Append still blocked")
+	}
+	waitFor(t, "sealed segment deleted", func() bool { return s.Stats().Segments == 1 })
+	if f := mustNext(t, s); f.Seq != 9 || string(f.Payload) != "z" {
+		t.Fatalf("Next %d %q", f.Seq, f.Payload)
+	}
+}
