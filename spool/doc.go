@@ -59,8 +59,9 @@
 // Every segment is read from its header: frames are accepted while the type is known, reserved
 // bytes are zero, the length fits in what is left of the file, the CRC matches and data frames
 // carry the expected sequence number. At the first frame that fails any check (a torn write, a
-// zeroed or garbage tail, a flipped bit) the rest of the file is copied to a .broken file and the
-// segment is truncated there. A complete, valid frame is never discarded unless it follows an
+// zeroed or garbage tail, a flipped bit) the rest of the file is copied to a .broken file (its
+// first 16 MiB) and the segment is truncated there. A segment whose header is invalid is
+// renamed to <segment>.0.broken whole. A complete, valid frame is never discarded unless it follows an
 // invalid one in the same segment. The acknowledged cursor is the highest ack frame found, or
 // the sequence number before the oldest segment's first, whichever is higher: segments are only
 // deleted once an ack frame covering them is durable.

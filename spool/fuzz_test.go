@@ -59,10 +59,11 @@ func FuzzSegmentReader(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s)
 	}
+	bufs := [][]byte{make([]byte, 0, 40), make([]byte, 0, readBufSize)} // tiny: every refill path
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
-		for _, bufSize := range []int{40, readBufSize} { // tiny buffer: every refill path
-			res := scanSegment(r, int64(len(data)), make([]byte, 0, bufSize))
+		for _, buf := range bufs {
+			res := scanSegment(r, int64(len(data)), buf)
 			if res.validEnd > int64(len(data)) {
 				t.Fatalf("validEnd %d beyond %d bytes", res.validEnd, len(data))
 			}
@@ -72,7 +73,7 @@ func FuzzSegmentReader(f *testing.F) {
 			if res.validEnd == 0 {
 				continue
 			}
-			fr := newFrameReader(r, segHeaderSize, res.validEnd, make([]byte, 0, bufSize))
+			fr := newFrameReader(r, segHeaderSize, res.validEnd, buf)
 			frames := 0
 			for {
 				at := fr.off

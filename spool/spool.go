@@ -294,6 +294,7 @@ func (s *Spool) corrupt(msg, path string, off int64, err error, attrs ...any) {
 	s.log.Warn(msg, append([]any{"segment", filepath.Base(path), "offset", off, "err", err}, attrs...)...)
 }
 
+// setGauge publishes the bytes on disk; mu held (or the spool not yet shared).
 func (s *Spool) setGauge() {
 	if s.m != nil {
 		s.m.SpoolBytes.Set(float64(s.bytes))
@@ -589,6 +590,7 @@ func (s *Spool) commit(background bool) error {
 	seg.durEnd = end
 	s.durable = max(s.durable, last)
 	s.ackDurable = max(s.ackDurable, ackW)
+	s.setGauge() // once per commit, not per frame
 	s.broadcastLocked()
 	s.mu.Unlock()
 	return nil

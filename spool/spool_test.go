@@ -349,6 +349,12 @@ func TestSegmentDeletionNeedsAckAndCheckpoint(t *testing.T) {
 	if got := len(segFiles(t, dir)); got != 4 {
 		t.Fatalf("%d segment files, want 4", got)
 	}
+	// A crash now: Replay must still find every frame after the positions checkpoint.
+	crashed := mustOpen(t, testOptions(copyDir(t, dir)))
+	checkFrames(t, replayAll(t, crashed, 8), seqRange(8, n), size)
+	if err := crashed.Close(); err != nil {
+		t.Fatal(err)
+	}
 	s.Checkpoint(100) // acks stop at 14: segments up to 9..12 go, 13..16 stays
 	waitFor(t, "acked segments deleted", func() bool { return s.Stats().Segments == 2 })
 	if err := s.Close(); err != nil {
