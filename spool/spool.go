@@ -441,7 +441,7 @@ func (s *Spool) waitRoom(ctx context.Context) error {
 			s.mu.Unlock()
 			return ErrClosed
 		}
-		if s.bytes < s.opts.MaxBytes {
+		if s.bytes < s.opts.MaxBytes || !s.holdsDataLocked() {
 			s.full = false
 			s.mu.Unlock()
 			return nil
@@ -464,6 +464,17 @@ func (s *Spool) waitRoom(ctx context.Context) error {
 		case <-ch:
 		}
 	}
+}
+
+// holdsDataLocked tells whether any data frame is on disk: if none is, nothing can ever be
+// freed by waiting, so a MaxBytes below the size of empty segments must not block. mu held.
+func (s *Spool) holdsDataLocked() bool {
+	for _, seg := range s.segs {
+		if seg.last >= seg.first {
+			return true
+		}
+	}
+	return false
 }
 
 // roll seals the active segment (ack frame, fsync) and starts a new one.

@@ -595,3 +595,38 @@ func TestMaxBytesSmallerThanASegment(t *testing.T) {
 		t.Fatalf("Next %d %q", f.Seq, f.Payload)
 	}
 }
+
+func TestCloseUnblocksNextAndAppend(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	opts.MaxBytes = 1 // every Append after the first waits for room
+	s := mustOpen(t, opts)
+	mustAppend(t, s, []byte("a"))
+	nextErr, appendErr := make(chan error, 1), make(chan error, 1)
+	go func() {
+		f, err := s.Next(context.Background())
+		if err == nil {
+			_, err = s.Next(context.Background()) // "a" is not durable yet, so this is the one that waits
+			_ = f
+		}
+		nextErr <- err
+	}()
+	go func() { _, err := s.Append(context.Background(), []byte("b")); appendErr <- err }()
+	time.Sleep(30 * time.Millisecond)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]chan error{"Next": nextErr, "Append": appendErr} {
+		select {
+		case err := <-c:
+			if !errors.Is(err, ErrClosed) {
+				t.Fatalf("%s after Close: %v", name, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s still blocked after Close", name)
+		}
+	}
+	s = mustOpen(t, testOptions(opts.Dir))
+	if got := replayAll(t, s, 0); len(got) != 1 || string(got[0].Payload) != "a" {
+		t.Fatalf("after Close: %+v", got)
+	}
+}
