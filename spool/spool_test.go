@@ -530,7 +530,11 @@ func TestBackgroundSyncFailureReportedByAppend(t *testing.T) {
 	ffs.failNextSync = true
 	ffs.mu.Unlock()
 	mustAppend(t, s, []byte("lost"))
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "background commit to fail", func() bool {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		return s.pendErr != nil
+	})
 	_, err := s.Append(context.Background(), []byte("next"))
 	if !errors.Is(err, ErrLost) {
 		t.Fatalf("Append after failed background commit: %v", err)
