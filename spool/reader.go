@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -27,7 +28,13 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 		}
 		seg := s.rseg
 		if seg == nil {
-			seg = s.segs[0]
+			// Start at the first segment holding a frame not yet returned: after a restart the
+			// acknowledged ones before it are neither read nor kept open.
+			for _, c := range s.segs {
+				if seg = c; c.last >= s.rnext {
+					break
+				}
+			}
 		}
 		limit := seg.durEnd
 		var next *segment
@@ -45,6 +52,11 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 
 		if s.rseg != seg || s.rfile == nil {
 			f, err := os.Open(seg.path)
+			if errors.Is(err, fs.ErrNotExist) && !s.holdsSegment(seg) {
+				// Deleted since it was picked: every frame in it was acknowledged; pick again.
+				s.rseg, s.rfile = nil, nil
+				continue
+			}
 			if err != nil {
 				return Frame{}, fmt.Errorf("spool: segment %s: %w", filepath.Base(seg.path), err)
 			}
@@ -140,4 +152,15 @@ func (s *Spool) replaySegment(path string, end int64, from uint64, buf []byte, f
 			}
 		}
 	}
+}
+
+func (s *Spool) holdsSegment(seg *segment) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.segs {
+		if c == seg {
+			return true
+		}
+	}
+	return false
 }
