@@ -1,12 +1,63 @@
 package spool
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/kinship-agent/kinship/internal/metrics"
+)
 
 // Frame is one record read back from the spool.
 type Frame struct {
 	Seq     uint64 // assigned by Append, strictly increasing across restarts
-	Payload []byte // owned by the caller
+	Payload []byte // owned by the caller: a fresh slice for every frame, never reused by the spool
 }
 
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("spool: closed")
+
+// ErrLocked is returned by Open when another Spool holds the directory.
+var ErrLocked = errors.New("spool: directory locked")
+
+// ErrLost is matched (errors.Is) by every *LostError.
+var ErrLost = errors.New("spool: frames lost")
+
+// LostError reports that a group commit failed: frames First..Last were handed a sequence
+// number by Append but never became durable, and never will (a failed fsync is not retried).
+// Next never returns them; the caller must append those records again from its own source
+// (for kinship: re-read the files from the positions in the last durable frame). Sequence
+// numbers First..Last are never used again.
+type LostError struct {
+	First, Last uint64
+	Err         error
+}
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("spool: frames %d..%d lost: %v", e.First, e.Last, e.Err)
+}
+
+func (e *LostError) Unwrap() []error { return []error{ErrLost, e.Err} }
+
+// Options configures Open. Zero values take the defaults in brackets.
+type Options struct {
+	Dir           string        // created (0700) if missing; one spool per directory (flock on Dir/LOCK)
+	SegmentBytes  int64         // roll to a new segment after this many bytes [64 MiB]
+	MaxBytes      int64         // 0 = unbounded; Append blocks while bytes on disk >= MaxBytes, until acks free segments or ctx is done
+	FsyncInterval time.Duration // group commit: appended frames become durable at most this long later [100ms]; < 0: only Sync, Close and rolls commit
+	SyncBytes     int64         // ...or as soon as this many bytes are unsynced [8 MiB]; < 0: no byte trigger
+	Metrics       *metrics.Flow // SpoolBytes gauge, SpoolCorrupt counter; nil allowed
+	Logger        *slog.Logger  // nil: discard
+
+	fs fileSystem // tests inject faults here; nil: the os
+}
+
+// Stats is a snapshot of the spool's state.
+type Stats struct {
+	Bytes        int64  // bytes of all segment files
+	Segments     int    // segment files, the active one included
+	Unacked      uint64 // LastSeq - AckedThrough
+	Durable      uint64 // highest durable seq
+	AckedThrough uint64 // the acknowledged cursor
+}

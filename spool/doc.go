@@ -1,0 +1,77 @@
+// Package spool keeps a flow's records in append-only segment files on local disk until the
+// destination has acknowledged them. Frames are opaque bytes to the spool.
+//
+// # Directory
+//
+//	LOCK                         flock(2)ed while a Spool has the directory open (one spool per dir)
+//	00000000000000000001.seg     a segment, named by the sequence number of its first data frame (%020d)
+//	00000000000000004711.seg     the newest segment is the active one; only it is ever written
+//	*.tmp                        half-made files (a segment header being created); removed at Open
+//	<segment>.<offset>.broken    the tail cut off a segment by recovery, kept for post-mortems
+//
+// Directories are 0700, files 0600. A segment comes into existence through one helper: the
+// header is written to a .tmp file, fsynced, closed, renamed to its final name and the
+// directory is fsynced, so a segment file never exists without a complete header. A deleted
+// segment is followed by a directory fsync too.
+//
+// # Segment header (32 bytes)
+//
+//	0  magic    [8]byte "kinspool"
+//	8  version  uint32 little endian, 1
+//	12 reserved uint32, 0
+//	16 firstSeq uint64, equal to the number in the file name
+//	24 crc      uint32 CRC32-Castagnoli of bytes [0,24)
+//	28 reserved uint32, 0
+//
+// # Frame (24-byte header, then the payload, then zero padding to a multiple of 8)
+//
+//	0  type     uint8: 0 invalid (so zeroed pages are never taken for data), 1 data, 2 ack
+//	1  reserved 3 bytes, 0
+//	4  length   uint32 payload length (0 for ack frames); bounded by what is left in the file
+//	            before anything is allocated
+//	8  seq      uint64: data frame: its sequence number; ack frame: the acknowledged cursor
+//	16 crc      uint32 CRC32-Castagnoli of header bytes [0,16) followed by the payload
+//	20 reserved uint32, 0
+//
+// Every header starts 8-byte aligned. Data frames in a segment carry consecutive sequence
+// numbers starting at the segment's firstSeq; sequence numbers grow strictly across segments
+// (gaps are allowed: they mark frames that were never durable, see below) and across restarts,
+// because the newest segment is never deleted: its name (when empty) or its last data frame
+// gives the next sequence number.
+//
+// # Durability
+//
+// Append only writes into the page cache. A group commit (background, every FsyncInterval or
+// as soon as SyncBytes are unsynced; or an explicit Sync; or a segment roll) first appends an
+// ack frame when the acknowledged cursor moved, then fsyncs the active segment once: one fsync
+// makes data and the cursor durable together. Next hands out only durable frames.
+//
+// A failed fsync means everything written since the previous good fsync is lost (the kernel may
+// have dropped those pages and will not report it again). The spool never retries the fsync: it
+// truncates the segment back to its last durable offset, never writes to that file again,
+// starts a new segment after the highest sequence number handed out, and reports the lost range
+// as a *LostError, so the caller re-appends those records from its own source. A failed write
+// is truncated back to the frame's start (and, if even that fails, the next frame overwrites
+// it), so a half frame is never followed by data.
+//
+// # Recovery (Open)
+//
+// Every segment is read from its header: frames are accepted while the type is known, reserved
+// bytes are zero, the length fits in what is left of the file, the CRC matches and data frames
+// carry the expected sequence number. At the first frame that fails any check (a torn write, a
+// zeroed or garbage tail, a flipped bit) the rest of the file is copied to a .broken file (its
+// first 16 MiB) and the segment is truncated there. A segment whose header is invalid is
+// renamed to <segment>.0.broken whole. A complete, valid frame is never discarded unless it follows an
+// invalid one in the same segment. The acknowledged cursor is the highest ack frame found, or
+// the sequence number before the oldest segment's first, whichever is higher: segments are only
+// deleted once an ack frame covering them is durable.
+//
+// What survives which crash:
+//   - process crash (kill -9): everything appended, because the page cache survives; acks up to
+//     the last ack frame written (at most one commit interval old).
+//   - power loss or kernel crash: everything up to the last successful group commit; frames
+//     Append had returned but not yet made durable may be lost, and so may the acks of the last
+//     commit interval: those frames are shipped again (bounded duplicates).
+//   - a corrupt sealed segment: frames before the corruption survive; the rest of that segment is
+//     lost, counted in SpoolCorrupt and logged.
+package spool

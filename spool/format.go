@@ -1,0 +1,248 @@
+package spool
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+)
+
+const (
+	segMagic        = "kinspool"
+	segVersion      = 1
+	segHeaderSize   = 32
+	frameHeaderSize = 24
+
+	frameInvalid = 0
+	frameData    = 1
+	frameAck     = 2
+
+	// MaxPayload bounds one frame's payload, far above a Kinesis record (10 MiB at most).
+	MaxPayload = 256 << 20
+
+	readBufSize = 256 << 10
+)
+
+// castagnoli is read-only after package initialisation; crc32 uses SSE4.2/ARMv8 CRC
+// instructions for it.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// errCorrupt marks framing that recovery or a reader refuses; anything else from the reader is
+// an I/O error.
+var errCorrupt = errors.New("corrupt frame")
+
+func pad8(n int) int { return (8 - n%8) % 8 }
+
+func frameSize(payloadLen int) int64 {
+	return int64(frameHeaderSize + payloadLen + pad8(payloadLen))
+}
+
+func segName(first uint64) string { return fmt.Sprintf("%020d.seg", first) }
+
+func encodeSegHeader(b []byte, first uint64) {
+	clear(b[:segHeaderSize])
+	copy(b, segMagic)
+	binary.LittleEndian.PutUint32(b[8:], segVersion)
+	binary.LittleEndian.PutUint64(b[16:], first)
+	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
+}
+
+func decodeSegHeader(b []byte) (first uint64, err error) {
+	if len(b) < segHeaderSize {
+		return 0, fmt.Errorf("short header (%d bytes): %w", len(b), errCorrupt)
+	}
+	if string(b[:8]) != segMagic {
+		return 0, fmt.Errorf("bad magic %q: %w", b[:8], errCorrupt)
+	}
+	if crc32.Checksum(b[:24], castagnoli) != binary.LittleEndian.Uint32(b[24:]) {
+		return 0, fmt.Errorf("header crc mismatch: %w", errCorrupt)
+	}
+	if v := binary.LittleEndian.Uint32(b[8:]); v != segVersion {
+		return 0, fmt.Errorf("unsupported version %d: %w", v, errCorrupt)
+	}
+	return binary.LittleEndian.Uint64(b[16:]), nil
+}
+
+// encodeFrameHeader fills h (frameHeaderSize bytes) for a frame whose payload is p.
+func encodeFrameHeader(h []byte, typ byte, seq uint64, p []byte) {
+	clear(h[:frameHeaderSize])
+	h[0] = typ
+	binary.LittleEndian.PutUint32(h[4:], uint32(len(p)))
+	binary.LittleEndian.PutUint64(h[8:], seq)
+	crc := crc32.Update(crc32.Checksum(h[:16], castagnoli), castagnoli, p)
+	binary.LittleEndian.PutUint32(h[16:], crc)
+}
+
+// frameReader walks the frames of one segment through a reused buffer. Payloads that fit in
+// the buffer are copied out of it; bigger ones are read straight into their own slice, so a
+// 1 MiB frame costs one copy from the kernel.
+type frameReader struct {
+	r      io.ReaderAt
+	end    int64 // frames are read only below end (the durable or valid size)
+	off    int64 // offset of the next frame
+	buf    []byte
+	bufOff int64 // file offset of buf[0]
+	bufLen int
+}
+
+func newFrameReader(r io.ReaderAt, off, end int64, buf []byte) *frameReader {
+	if cap(buf) < frameHeaderSize {
+		buf = make([]byte, 0, frameHeaderSize) // a header must fit; payloads may go around it
+	}
+	return &frameReader{r: r, off: off, end: end, buf: buf}
+}
+
+func (fr *frameReader) reset(r io.ReaderAt, off, end int64) {
+	fr.r, fr.off, fr.end, fr.bufLen = r, off, end, 0
+}
+
+// window returns file bytes [off, off+n) from the buffer, refilling it if needed.
+// n must be <= cap(fr.buf) and off+n <= fr.end.
+func (fr *frameReader) window(off int64, n int) ([]byte, error) {
+	if off >= fr.bufOff && off+int64(n) <= fr.bufOff+int64(fr.bufLen) {
+		s := int(off - fr.bufOff)
+		return fr.buf[s : s+n], nil
+	}
+	want := int64(cap(fr.buf))
+	if left := fr.end - off; left < want {
+		want = left
+	}
+	fr.buf = fr.buf[:want]
+	got, err := fr.r.ReadAt(fr.buf, off)
+	fr.bufOff, fr.bufLen = off, got
+	if got < n {
+		if err == nil || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("file ends at %d: %w", off+int64(got), errCorrupt)
+		}
+		return nil, err
+	}
+	return fr.buf[:n], nil
+}
+
+// next reads the frame at fr.off. With wantPayload false the payload is only checksummed and
+// the returned slice is nil. It returns io.EOF exactly at fr.end; errors wrapping errCorrupt
+// mean the bytes at fr.off are not a valid frame (fr.off is left there).
+func (fr *frameReader) next(wantPayload bool) (typ byte, seq uint64, payload []byte, err error) {
+	if fr.off >= fr.end {
+		return 0, 0, nil, io.EOF
+	}
+	if fr.end-fr.off < frameHeaderSize {
+		return 0, 0, nil, fmt.Errorf("%d trailing bytes: %w", fr.end-fr.off, errCorrupt)
+	}
+	h, err := fr.window(fr.off, frameHeaderSize)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	typ = h[0]
+	if typ != frameData && typ != frameAck {
+		return 0, 0, nil, fmt.Errorf("frame type %d: %w", typ, errCorrupt)
+	}
+	if h[1]|h[2]|h[3]|h[20]|h[21]|h[22]|h[23] != 0 {
+		return 0, 0, nil, fmt.Errorf("reserved bytes set: %w", errCorrupt)
+	}
+	n := int64(binary.LittleEndian.Uint32(h[4:]))
+	seq = binary.LittleEndian.Uint64(h[8:])
+	want := binary.LittleEndian.Uint32(h[16:])
+	// Bound the length by the file before allocating anything for it.
+	if n > MaxPayload || n > fr.end-fr.off-frameHeaderSize || (typ == frameAck && n != 0) {
+		return 0, 0, nil, fmt.Errorf("length %d with %d bytes left: %w", n, fr.end-fr.off-frameHeaderSize, errCorrupt)
+	}
+	crc := crc32.Checksum(h[:16], castagnoli)
+	start := fr.off + frameHeaderSize
+	if wantPayload && typ == frameData {
+		payload = make([]byte, n)
+		done := 0
+		if start >= fr.bufOff && start < fr.bufOff+int64(fr.bufLen) {
+			done = copy(payload, fr.buf[start-fr.bufOff:fr.bufLen])
+		}
+		if done < int(n) {
+			if n-int64(done) < int64(cap(fr.buf)) {
+				w, err := fr.window(start+int64(done), int(n)-done)
+				if err != nil {
+					return 0, 0, nil, err
+				}
+				copy(payload[done:], w)
+			} else if got, err := fr.r.ReadAt(payload[done:], start+int64(done)); got < int(n)-done {
+				if err == nil || errors.Is(err, io.EOF) {
+					err = fmt.Errorf("file ends inside payload: %w", errCorrupt)
+				}
+				return 0, 0, nil, err
+			}
+		}
+		crc = crc32.Update(crc, castagnoli, payload)
+	} else {
+		for done := int64(0); done < n; {
+			c := min(n-done, int64(cap(fr.buf)))
+			w, err := fr.window(start+done, int(c))
+			if err != nil {
+				return 0, 0, nil, err
+			}
+			crc = crc32.Update(crc, castagnoli, w)
+			done += c
+		}
+	}
+	if crc != want {
+		return 0, 0, nil, fmt.Errorf("crc mismatch: %w", errCorrupt)
+	}
+	size := frameSize(int(n))
+	if fr.off+size > fr.end {
+		// The padding is missing: the frame was torn after its payload.
+		return 0, 0, nil, fmt.Errorf("padding cut off: %w", errCorrupt)
+	}
+	fr.off += size
+	return typ, seq, payload, nil
+}
+
+// scanResult is what a full pass over one segment found.
+type scanResult struct {
+	first    uint64
+	last     uint64 // last data seq; first-1 when the segment holds none
+	frames   int    // data frames
+	ack      uint64 // highest ack frame (0 when none)
+	validEnd int64  // offset just after the last valid frame
+	err      error  // why scanning stopped before the end of the file (wraps errCorrupt), or an I/O error
+}
+
+// scanSegment validates a segment of the given size held by r.
+func scanSegment(r io.ReaderAt, size int64, buf []byte) scanResult {
+	var hb [segHeaderSize]byte
+	got, err := r.ReadAt(hb[:], 0)
+	if got < segHeaderSize {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("short header (%d bytes): %w", got, errCorrupt)
+		}
+		return scanResult{err: err}
+	}
+	first, err := decodeSegHeader(hb[:])
+	if err != nil {
+		return scanResult{err: err}
+	}
+	res := scanResult{first: first, last: first - 1, validEnd: segHeaderSize}
+	if cap(buf) > int(size) {
+		buf = buf[:0:size] // never hold more than the file itself
+	}
+	fr := newFrameReader(r, segHeaderSize, size, buf)
+	for {
+		at := fr.off
+		typ, seq, _, err := fr.next(false)
+		if err == io.EOF {
+			return res
+		}
+		if err != nil {
+			res.err = fmt.Errorf("frame at %d: %w", at, err)
+			return res
+		}
+		if typ == frameData {
+			if seq != res.last+1 {
+				res.err = fmt.Errorf("frame at %d: seq %d, want %d: %w", at, seq, res.last+1, errCorrupt)
+				return res
+			}
+			res.last = seq
+			res.frames++
+		} else if seq > res.ack {
+			res.ack = seq
+		}
+		res.validEnd = fr.off
+	}
+}

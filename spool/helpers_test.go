@@ -1,0 +1,219 @@
+package spool
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// payloadFor returns deterministic bytes for frame i, so tests can check exact contents.
+func payloadFor(i uint64, n int) []byte {
+	p := make([]byte, n)
+	for j := range p {
+		p[j] = byte(i*131 + uint64(j)*7)
+	}
+	if n >= 8 {
+		binary.LittleEndian.PutUint64(p, i)
+	}
+	return p
+}
+
+func testOptions(dir string) Options {
+	return Options{Dir: dir, FsyncInterval: -1, Metrics: metrics.ForTest("t")}
+}
+
+func mustOpen(t testing.TB, opts Options) *Spool {
+	t.Helper()
+	s, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func mustAppend(t testing.TB, s *Spool, p []byte) uint64 {
+	t.Helper()
+	seq, err := s.Append(context.Background(), p)
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	return seq
+}
+
+func mustNext(t testing.TB, s *Spool) Frame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	f, err := s.Next(ctx)
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return f
+}
+
+// noNext asserts that Next has nothing to return right now.
+func noNext(t testing.TB, s *Spool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if f, err := s.Next(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Next returned frame %d (err %v), want nothing", f.Seq, err)
+	}
+}
+
+func replayAll(t testing.TB, s *Spool, from uint64) []Frame {
+	t.Helper()
+	var out []Frame
+	if err := s.Replay(from, func(f Frame) error { out = append(out, f); return nil }); err != nil {
+		t.Fatalf("Replay: %v", err)
+	}
+	return out
+}
+
+// copyDir copies a live spool's files (not its lock): what a crash would leave behind if the
+// page cache survived.
+func copyDir(t testing.TB, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() == "LOCK" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dst
+}
+
+func segFiles(t testing.TB, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(m)
+	return m
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func checkFrames(t testing.TB, got []Frame, seqs []uint64, size func(uint64) int) {
+	t.Helper()
+	if len(got) != len(seqs) {
+		t.Fatalf("got %d frames, want %d (%v)", len(got), len(seqs), seqs)
+	}
+	for i, f := range got {
+		if f.Seq != seqs[i] {
+			t.Fatalf("frame %d: seq %d, want %d", i, f.Seq, seqs[i])
+		}
+		if want := payloadFor(f.Seq, size(f.Seq)); !bytes.Equal(f.Payload, want) {
+			t.Fatalf("frame seq %d: payload differs (len %d, want %d)", f.Seq, len(f.Payload), len(want))
+		}
+	}
+}
+
+func seqRange(a, b uint64) []uint64 {
+	var out []uint64
+	for i := a; i <= b; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// faultFS fails the next write or sync of any file it opened, on demand.
+type faultFS struct {
+	mu            sync.Mutex
+	failNextWrite bool // the write stores half its bytes, then fails
+	failNextSync  bool
+	failTruncate  bool
+}
+
+var errInjected = errors.New("injected fault")
+
+func (fs *faultFS) OpenFile(name string, flag int, perm os.FileMode) (segFile, error) {
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &faultFile{File: f, fs: fs}, nil
+}
+
+type faultFile struct {
+	*os.File
+	fs *faultFS
+}
+
+func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	fail := f.fs.failNextWrite
+	f.fs.failNextWrite = false
+	f.fs.mu.Unlock()
+	if fail {
+		n, _ := f.File.WriteAt(p[:len(p)/2], off)
+		return n, errInjected
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func (f *faultFile) Sync() error {
+	f.fs.mu.Lock()
+	fail := f.fs.failNextSync
+	f.fs.failNextSync = false
+	f.fs.mu.Unlock()
+	if fail {
+		return errInjected
+	}
+	return f.File.Sync()
+}
+
+func (f *faultFile) Truncate(size int64) error {
+	f.fs.mu.Lock()
+	fail := f.fs.failTruncate
+	f.fs.mu.Unlock()
+	if fail {
+		return errInjected
+	}
+	return f.File.Truncate(size)
+}
+
+func metricValue(t testing.TB, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.Gauge.GetValue()
+}

@@ -1,0 +1,166 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Next returns the next durable frame after the acknowledged cursor that this process has not
+// returned yet, blocking until one exists, ctx is done or the spool is closed. After a restart
+// it starts right after the persisted cursor. Payload is a fresh slice the caller owns; frames
+// bigger than the reader's 256 KiB buffer are read straight into it.
+func (s *Spool) Next(ctx context.Context) (Frame, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.rfr.buf == nil {
+		s.rfr.buf = make([]byte, 0, readBufSize)
+	}
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return Frame{}, ErrClosed
+		}
+		seg := s.rseg
+		if seg == nil {
+			// Start at the first segment holding a frame not yet returned: after a restart the
+			// acknowledged ones before it are neither read nor kept open.
+			for _, c := range s.segs {
+				if seg = c; c.last >= s.rnext {
+					break
+				}
+			}
+		}
+		limit := seg.durEnd
+		var next *segment
+		if s.rfile != nil && s.rfr.off >= limit && seg != s.act {
+			for _, c := range s.segs {
+				if c.first > seg.first {
+					next = c
+					break
+				}
+			}
+		}
+		ch := s.changed
+		rnext := s.rnext
+		s.mu.Unlock()
+
+		if s.rseg != seg || s.rfile == nil {
+			f, err := os.Open(seg.path)
+			if errors.Is(err, fs.ErrNotExist) && !s.holdsSegment(seg) {
+				// Deleted since it was picked: every frame in it was acknowledged; pick again.
+				s.rseg, s.rfile = nil, nil
+				continue
+			}
+			if err != nil {
+				return Frame{}, fmt.Errorf("spool: segment %s: %w", filepath.Base(seg.path), err)
+			}
+			s.rseg, s.rfile = seg, f
+			s.rfr.reset(f, segHeaderSize, limit)
+			continue
+		}
+		if next != nil {
+			_ = s.rfile.Close()
+			s.rfile, s.rseg = nil, next
+			continue
+		}
+		if s.rfr.off >= limit {
+			select {
+			case <-ctx.Done():
+				return Frame{}, ctx.Err()
+			case <-ch:
+			}
+			continue
+		}
+		s.rfr.end = limit
+		at := s.rfr.off
+		typ, seq, p, err := s.rfr.next(true)
+		if err != nil {
+			if errors.Is(err, errCorrupt) || errors.Is(err, io.EOF) {
+				// Durable bytes went bad on disk: skip what cannot be framed any more.
+				s.corrupt("spool: corrupt frame skipped by reader", seg.path, at, err, "skipped_bytes", limit-at)
+				s.rfr.off = limit
+				continue
+			}
+			return Frame{}, fmt.Errorf("spool: segment %s: frame at %d: %w", filepath.Base(seg.path), at, err)
+		}
+		if typ != frameData || seq < rnext {
+			continue
+		}
+		s.mu.Lock()
+		s.inflight = append(s.inflight, inflight{seq: seq})
+		s.rnext = seq + 1
+		s.mu.Unlock()
+		return Frame{Seq: seq, Payload: p}, nil
+	}
+}
+
+// Replay calls fn for every frame with Seq >= from still on disk, acknowledged or not, in
+// order. It is meant for startup, before Next and Append. Each Payload is a fresh slice.
+func (s *Spool) Replay(from uint64, fn func(Frame) error) error {
+	type span struct {
+		path        string
+		first, last uint64
+		end         int64
+	}
+	s.mu.Lock()
+	spans := make([]span, 0, len(s.segs))
+	for _, seg := range s.segs {
+		spans = append(spans, span{seg.path, seg.first, seg.last, seg.durEnd})
+	}
+	s.mu.Unlock()
+	buf := make([]byte, 0, readBufSize)
+	for _, sp := range spans {
+		if sp.last < sp.first || sp.last < from {
+			continue
+		}
+		if err := s.replaySegment(sp.path, sp.end, from, buf, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Spool) replaySegment(path string, end int64, from uint64, buf []byte, fn func(Frame) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("spool: replay: segment %s: %w", filepath.Base(path), err)
+	}
+	defer f.Close()
+	fr := newFrameReader(f, segHeaderSize, end, buf)
+	for {
+		at := fr.off
+		typ, seq, p, err := fr.next(true)
+		if err == io.EOF {
+			return nil
+		}
+		if errors.Is(err, errCorrupt) {
+			s.corrupt("spool: corrupt frame skipped by replay", path, at, err)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("spool: replay: segment %s: frame at %d: %w", filepath.Base(path), at, err)
+		}
+		if typ == frameData && seq >= from {
+			if err := fn(Frame{Seq: seq, Payload: p}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *Spool) holdsSegment(seg *segment) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.segs {
+		if c == seg {
+			return true
+		}
+	}
+	return false
+}

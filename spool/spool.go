@@ -1,0 +1,804 @@
+package spool
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kinship-agent/kinship/internal/metrics"
+)
+
+const (
+	defaultSegmentBytes  = 64 << 20
+	defaultFsyncInterval = 100 * time.Millisecond
+	defaultSyncBytes     = 8 << 20
+	// Frames up to this size are assembled in one buffer and written with one call; bigger
+	// payloads are written from the caller's slice so they are copied only by the kernel.
+	scratchBytes = 64 << 10
+	// A cut tail beyond this is not kept in the .broken file: it is evidence, not data.
+	maxBrokenCopy = 16 << 20
+	slowFsync     = time.Second
+)
+
+type segment struct {
+	first     uint64 // seq of the first data frame, the number in the name
+	last      uint64 // last data seq; first-1 while the segment holds none
+	end       int64  // bytes of valid frames, header included
+	durEnd    int64  // prefix of end known to be durable
+	path      string
+	f         segFile // the active segment only
+	dirtyTail bool    // bytes past end may hold a half frame (a truncate failed)
+}
+
+type inflight struct {
+	seq   uint64
+	acked bool
+}
+
+// Spool is a durable queue of opaque frames in segment files (see the package doc for the
+// format).
+//
+// Concurrency contract: Append and Sync are called from one goroutine (the committer); Next
+// from one goroutine at a time (calls are serialised); Ack from any number of goroutines;
+// Replay before Next and Append; Stats, Durable, LastSeq, AckedThrough, Pending and Checkpoint
+// from anywhere. A background goroutine makes frames and acks durable (group commit) and
+// deletes segments; Close stops it, then syncs.
+//
+// Lock order: syncMu, then wmu, then mu. Nothing blocks (fsync aside, which holds syncMu only)
+// while holding wmu or mu.
+type Spool struct {
+	opts Options
+	fs   fileSystem
+	log  *slog.Logger
+	m    *metrics.Flow
+	lock *os.File
+
+	syncMu sync.Mutex // serialises commits and rolls
+
+	wmu        sync.Mutex // the writer's state below
+	act        *segment   // the active segment; replaced only with syncMu+wmu+mu held
+	hdr        [frameHeaderSize]byte
+	scratch    []byte
+	zeros      [8]byte
+	pendErr    error  // a background commit's failure, reported by the next Append or Sync
+	ackWritten uint64 // cursor in the last ack frame written, durable or not
+
+	mu         sync.Mutex
+	segs       []*segment // oldest first; the last one is act
+	bytes      int64
+	lastSeq    uint64
+	durable    uint64
+	acked      uint64
+	ackDurable uint64 // cursor in the last durable ack frame: segments are deleted only below it
+	checkpoint uint64
+	inflight   []inflight // seqs handed out by Next, ascending; inflight[inHead:] are not yet acked
+	inHead     int
+	rnext      uint64 // Next returns seqs >= rnext only
+	full       bool   // an Append waits for room
+	closed     bool
+	changed    chan struct{} // closed and replaced when durable data, room or closed changes
+
+	rmu   sync.Mutex // Next's reader
+	rseg  *segment
+	rfile *os.File
+	rfr   frameReader
+
+	kickc   chan struct{} // commit now
+	dirtyc  chan struct{} // something to commit within FsyncInterval
+	stop    chan struct{}
+	stopped chan struct{}
+}
+
+// Open opens or creates the spool in opts.Dir and recovers it: torn or corrupt tails are cut,
+// complete valid frames are kept.
+func Open(opts Options) (*Spool, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("spool: open: no directory")
+	}
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = defaultSegmentBytes
+	}
+	if opts.FsyncInterval == 0 {
+		opts.FsyncInterval = defaultFsyncInterval
+	}
+	if opts.SyncBytes == 0 {
+		opts.SyncBytes = defaultSyncBytes
+	}
+	s := &Spool{
+		opts:    opts,
+		fs:      cmp.Or[fileSystem](opts.fs, osFS{}),
+		log:     opts.Logger,
+		m:       opts.Metrics,
+		scratch: make([]byte, scratchBytes),
+		changed: make(chan struct{}),
+		kickc:   make(chan struct{}, 1),
+		dirtyc:  make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("spool: open: %w", err)
+	}
+	lock, err := lockDir(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("spool: open: %w", err)
+	}
+	s.lock = lock
+	if err := s.recover(); err != nil {
+		for _, seg := range s.segs {
+			if seg.f != nil {
+				_ = seg.f.Close()
+			}
+		}
+		_ = lock.Close()
+		return nil, err
+	}
+	s.setGauge()
+	go s.run()
+	return s, nil
+}
+
+func (s *Spool) recover() error {
+	dir := s.opts.Dir
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("spool: open: %w", err)
+	}
+	var firsts []uint64
+	nextSeq := uint64(1)
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".tmp"):
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return fmt.Errorf("spool: open: sweep %s: %w", name, err)
+			}
+			s.log.Info("spool: removed stale temp file", "file", name)
+		case strings.HasSuffix(name, ".seg") && len(name) == 24:
+			first, err := strconv.ParseUint(name[:20], 10, 64)
+			if err != nil || first == 0 {
+				s.log.Warn("spool: ignoring file with a segment-like name", "file", name)
+				continue
+			}
+			firsts = append(firsts, first)
+		}
+	}
+	slices.Sort(firsts)
+	buf := make([]byte, readBufSize)
+	var maxAck uint64
+	for _, first := range firsts {
+		path := filepath.Join(dir, segName(first))
+		nextSeq = max(nextSeq, first)
+		res, size, err := scanFile(path, buf)
+		if err != nil {
+			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
+		}
+		if res.err != nil && !errors.Is(res.err, errCorrupt) {
+			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), res.err)
+		}
+		if res.validEnd == 0 || res.first != first {
+			// A segment is renamed into place only with a complete header, so this is damage,
+			// not a crash: set it aside whole.
+			s.corrupt("spool: segment header invalid, set aside", path, 0, cmp.Or(res.err, errors.New("first seq differs from name")))
+			if err := os.Rename(path, path+".0.broken"); err != nil {
+				return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
+			}
+			continue
+		}
+		if res.err != nil {
+			if err := s.cutTail(path, res.validEnd, size, res.err); err != nil {
+				return err
+			}
+		}
+		if n := len(s.segs); n > 0 && res.first <= s.segs[n-1].last {
+			return fmt.Errorf("spool: open: segment %s overlaps the one before it", filepath.Base(path))
+		}
+		s.segs = append(s.segs, &segment{first: first, last: res.last, end: res.validEnd, durEnd: res.validEnd, path: path})
+		s.bytes += res.validEnd
+		maxAck = max(maxAck, res.ack)
+		nextSeq = max(nextSeq, res.last+1)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("spool: open: %w", err)
+	}
+	s.acked = maxAck
+	if len(s.segs) > 0 {
+		s.acked = max(s.acked, s.segs[0].first-1)
+		s.lastSeq = s.segs[len(s.segs)-1].last
+	}
+	// Sequence numbers never go back, not even below a cut or set-aside segment, nor below
+	// the cursor (frames at or below it are never shipped).
+	nextSeq = max(nextSeq, s.acked+1)
+	s.durable, s.ackDurable, s.ackWritten, s.rnext = s.lastSeq, s.acked, s.acked, s.acked+1
+	if len(s.segs) == 0 || nextSeq > s.lastSeq+1 {
+		s.lastSeq = nextSeq - 1
+		s.durable = s.lastSeq
+		return s.newSegmentLocked(nextSeq)
+	}
+	act := s.segs[len(s.segs)-1]
+	f, err := s.fs.OpenFile(act.path, os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: open: %w", err)
+	}
+	// What a crashed process left in the page cache becomes durable before it is handed out.
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("spool: open: segment %s: fsync: %w", filepath.Base(act.path), err)
+	}
+	act.f = f
+	s.act = act
+	s.log.Info("spool: opened", "dir", dir, "segments", len(s.segs), "bytes", s.bytes,
+		"last_seq", s.lastSeq, "acked", s.acked)
+	return nil
+}
+
+func scanFile(path string, buf []byte) (scanResult, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return scanResult{}, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return scanResult{}, 0, err
+	}
+	return scanSegment(f, st.Size(), buf), st.Size(), nil
+}
+
+// cutTail keeps a copy of path's bytes from validEnd on and truncates the file there.
+func (s *Spool) cutTail(path string, validEnd, size int64, why error) error {
+	name := filepath.Base(path)
+	f, err := s.fs.OpenFile(path, os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: open: segment %s: %w", name, err)
+	}
+	defer f.Close()
+	tail := make([]byte, min(size-validEnd, maxBrokenCopy))
+	if n, err := f.ReadAt(tail, validEnd); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("spool: open: segment %s: read tail: %w", name, err)
+	} else {
+		tail = tail[:n]
+	}
+	broken := fmt.Sprintf("%s.%d.broken", name, validEnd)
+	if err := writeFileAtomic(s.fs, s.opts.Dir, broken, tail); err != nil {
+		return fmt.Errorf("spool: open: segment %s: keep tail: %w", name, err)
+	}
+	if err := f.Truncate(validEnd); err != nil {
+		return fmt.Errorf("spool: open: segment %s: truncate at %d: %w", name, validEnd, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("spool: open: segment %s: fsync: %w", name, err)
+	}
+	s.corrupt("spool: cut invalid tail", path, validEnd, why, "cut_bytes", size-validEnd, "kept_in", broken)
+	return nil
+}
+
+func (s *Spool) corrupt(msg, path string, off int64, err error, attrs ...any) {
+	if s.m != nil {
+		s.m.SpoolCorrupt.Inc()
+	}
+	s.log.Warn(msg, append([]any{"segment", filepath.Base(path), "offset", off, "err", err}, attrs...)...)
+}
+
+// setGauge publishes the bytes on disk; mu held (or the spool not yet shared).
+func (s *Spool) setGauge() {
+	if s.m != nil {
+		s.m.SpoolBytes.Set(float64(s.bytes))
+	}
+}
+
+// broadcastLocked wakes every Next and Append waiting for a change. mu must be held.
+func (s *Spool) broadcastLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Spool) kick() {
+	select {
+	case s.kickc <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Spool) dirty() {
+	select {
+	case s.dirtyc <- struct{}{}:
+	default:
+	}
+}
+
+// newSegmentLocked creates the segment whose first data frame will be first and makes it the
+// active one. syncMu and wmu must be held (or the spool not yet shared).
+func (s *Spool) newSegmentLocked(first uint64) error {
+	var hb [segHeaderSize]byte
+	encodeSegHeader(hb[:], first)
+	name := segName(first)
+	if err := writeFileAtomic(s.fs, s.opts.Dir, name, hb[:]); err != nil {
+		return fmt.Errorf("spool: segment %s: create: %w", name, err)
+	}
+	path := filepath.Join(s.opts.Dir, name)
+	f, err := s.fs.OpenFile(path, os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: segment %s: open: %w", name, err)
+	}
+	seg := &segment{first: first, last: first - 1, end: segHeaderSize, durEnd: segHeaderSize, path: path, f: f}
+	s.mu.Lock()
+	s.segs = append(s.segs, seg)
+	s.act = seg
+	s.bytes += segHeaderSize
+	s.mu.Unlock()
+	return nil
+}
+
+// writeFrameLocked appends one frame to seg. On failure nothing of it is left for recovery
+// to take as data: the file is truncated back, or else the next frame overwrites it. wmu held.
+func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) error {
+	off := seg.end
+	h := s.hdr[:]
+	encodeFrameHeader(h, typ, seq, p)
+	n := frameSize(len(p))
+	var err error
+	if n <= int64(len(s.scratch)) {
+		b := s.scratch[:n]
+		copy(b, h)
+		copy(b[frameHeaderSize:], p)
+		clear(b[frameHeaderSize+len(p):])
+		_, err = seg.f.WriteAt(b, off)
+	} else if _, err = seg.f.WriteAt(h, off); err == nil {
+		if _, err = seg.f.WriteAt(p, off+frameHeaderSize); err == nil {
+			if pad := pad8(len(p)); pad > 0 {
+				_, err = seg.f.WriteAt(s.zeros[:pad], off+frameHeaderSize+int64(len(p)))
+			}
+		}
+	}
+	if err != nil {
+		if terr := seg.f.Truncate(off); terr != nil {
+			seg.dirtyTail = true
+		}
+		return fmt.Errorf("spool: segment %s: frame at %d: write: %w", filepath.Base(seg.path), off, err)
+	}
+	s.mu.Lock()
+	seg.end += n
+	s.bytes += n
+	if typ == frameData {
+		seg.last = seq
+		s.lastSeq = seq
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Append copies payload into a new frame and returns its sequence number. The frame is not
+// durable on return; it is after the next group commit or Sync. Append blocks while the spool
+// holds MaxBytes or more, until acks free a segment or ctx is done. A *LostError means an
+// earlier background commit failed; the payload passed in this call was not appended.
+func (s *Spool) Append(ctx context.Context, payload []byte) (uint64, error) {
+	if len(payload) > MaxPayload {
+		return 0, fmt.Errorf("spool: append: payload of %d bytes exceeds %d", len(payload), MaxPayload)
+	}
+	if s.opts.MaxBytes > 0 {
+		if err := s.waitRoom(ctx); err != nil {
+			return 0, err
+		}
+	}
+	s.wmu.Lock()
+	needRoll := s.act.f == nil || (s.act.end >= s.opts.SegmentBytes && s.act.last >= s.act.first)
+	s.wmu.Unlock()
+	if needRoll {
+		if err := s.roll(); err != nil {
+			return 0, err
+		}
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if err := s.pendErr; err != nil {
+		s.pendErr = nil
+		return 0, err
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return 0, ErrClosed
+	}
+	seg := s.act
+	if seg.f == nil {
+		return 0, fmt.Errorf("spool: append: no writable segment")
+	}
+	seq := s.lastSeq + 1
+	if err := s.writeFrameLocked(seg, frameData, seq, payload); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	unsynced := seg.end - seg.durEnd
+	s.mu.Unlock()
+	if s.opts.SyncBytes > 0 && unsynced >= s.opts.SyncBytes {
+		s.kick()
+	} else {
+		s.dirty()
+	}
+	return seq, nil
+}
+
+func (s *Spool) waitRoom(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		if s.bytes < s.opts.MaxBytes || !s.holdsDataLocked() {
+			s.full = false
+			s.mu.Unlock()
+			return nil
+		}
+		s.full = true
+		act := s.act
+		// Only the active segment is left to free: seal it so the deleter may take it.
+		canRoll := len(s.segs) == 1 && act.last >= act.first && act.last <= min(s.acked, s.checkpoint)
+		ch := s.changed
+		s.mu.Unlock()
+		if canRoll {
+			if err := s.roll(); err != nil {
+				return err
+			}
+		}
+		s.kick()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// holdsDataLocked tells whether any data frame is on disk: if none is, nothing can ever be
+// freed by waiting, so a MaxBytes below the size of empty segments must not block. mu held.
+func (s *Spool) holdsDataLocked() bool {
+	for _, seg := range s.segs {
+		if seg.last >= seg.first {
+			return true
+		}
+	}
+	return false
+}
+
+// roll seals the active segment (ack frame, fsync) and starts a new one.
+func (s *Spool) roll() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	seg := s.act
+	if seg.f != nil {
+		if seg.dirtyTail {
+			if err := seg.f.Truncate(seg.end); err != nil {
+				s.log.Warn("spool: truncate before roll failed", "segment", filepath.Base(seg.path), "err", err)
+			} else {
+				seg.dirtyTail = false
+			}
+		}
+		if err := s.writeAckLocked(seg); err != nil {
+			return err
+		}
+		if err := seg.f.Sync(); err != nil {
+			return s.failSyncLocked(seg, err)
+		}
+		s.mu.Lock()
+		seg.durEnd = seg.end
+		s.durable = max(s.durable, seg.last)
+		s.ackDurable = max(s.ackDurable, s.ackWritten)
+		s.broadcastLocked()
+		s.mu.Unlock()
+	}
+	if err := s.newSegmentLocked(s.lastSeq + 1); err != nil {
+		return err // the old segment stays active
+	}
+	if seg.f != nil {
+		if err := seg.f.Close(); err != nil {
+			s.log.Warn("spool: close sealed segment", "segment", filepath.Base(seg.path), "err", err)
+		}
+		seg.f = nil
+	}
+	return nil
+}
+
+func (s *Spool) writeAckLocked(seg *segment) error {
+	s.mu.Lock()
+	acked := s.acked
+	s.mu.Unlock()
+	if acked <= s.ackWritten {
+		return nil
+	}
+	if err := s.writeFrameLocked(seg, frameAck, acked, nil); err != nil {
+		return err
+	}
+	s.ackWritten = acked
+	return nil
+}
+
+// failSyncLocked handles a failed fsync of seg: what it held beyond its last durable offset is
+// lost. The file is cut back and never written again; a new segment starts after every seq
+// handed out. syncMu and wmu held.
+func (s *Spool) failSyncLocked(seg *segment, err error) error {
+	s.mu.Lock()
+	first, last, dur := s.durable+1, s.lastSeq, seg.durEnd
+	s.mu.Unlock()
+	name := filepath.Base(seg.path)
+	if terr := seg.f.Truncate(dur); terr != nil {
+		s.log.Warn("spool: truncate after failed fsync", "segment", name, "err", terr)
+	}
+	_ = seg.f.Close() // its error says nothing new about data already declared lost
+	seg.f = nil
+	s.mu.Lock()
+	s.bytes -= seg.end - dur
+	seg.end = dur
+	seg.last = max(seg.first-1, min(seg.last, s.durable))
+	s.mu.Unlock()
+	s.ackWritten = s.ackDurable
+	s.log.Error("spool: fsync failed, unsynced frames dropped", "segment", name, "first", first, "last", last, "err", err)
+	if cerr := s.newSegmentLocked(last + 1); cerr != nil {
+		// Append retries creating it (act.f is nil).
+		s.log.Error("spool: cannot start a segment after a failed fsync", "err", cerr)
+	}
+	if first > last {
+		return nil // only an ack frame was lost; it is written again
+	}
+	return &LostError{First: first, Last: last, Err: fmt.Errorf("segment %s: fsync: %w", name, err)}
+}
+
+// commit makes everything written so far durable with one fsync, ack frame included.
+func (s *Spool) commit(background bool) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.wmu.Lock()
+	seg := s.act
+	if seg.f == nil {
+		s.wmu.Unlock()
+		return nil
+	}
+	if err := s.writeAckLocked(seg); err != nil {
+		s.wmu.Unlock()
+		return err
+	}
+	s.mu.Lock()
+	end, dur, last := seg.end, seg.durEnd, s.lastSeq
+	s.mu.Unlock()
+	ackW := s.ackWritten
+	s.wmu.Unlock()
+	if end == dur {
+		return nil
+	}
+	start := time.Now()
+	// Appends go on while the fsync runs; only bytes below end are claimed durable after it.
+	if err := seg.f.Sync(); err != nil {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		err = s.failSyncLocked(seg, err)
+		if background && err != nil {
+			s.pendErr = err
+		}
+		return err
+	}
+	if d := time.Since(start); d > slowFsync {
+		s.log.Warn("spool: slow fsync", "segment", filepath.Base(seg.path), "took", d, "bytes", end-dur)
+	}
+	s.mu.Lock()
+	seg.durEnd = end
+	s.durable = max(s.durable, last)
+	s.ackDurable = max(s.ackDurable, ackW)
+	s.setGauge() // once per commit, not per frame
+	s.broadcastLocked()
+	s.mu.Unlock()
+	return nil
+}
+
+// Sync makes everything appended so far durable. On error nothing is retried: see LostError.
+func (s *Spool) Sync() error {
+	s.wmu.Lock()
+	err := s.pendErr
+	s.pendErr = nil
+	s.wmu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.commit(false)
+}
+
+func (s *Spool) run() {
+	defer close(s.stopped)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var timerC <-chan time.Time
+	for {
+		select {
+		case <-s.stop:
+			timer.Stop()
+			return
+		case <-s.dirtyc:
+			if timerC == nil && s.opts.FsyncInterval > 0 {
+				timer.Reset(s.opts.FsyncInterval)
+				timerC = timer.C
+			}
+			continue
+		case <-s.kickc:
+		case <-timerC:
+		}
+		timer.Stop()
+		timerC = nil
+		if err := s.commit(true); err != nil {
+			s.log.Error("spool: group commit failed", "err", err)
+		}
+		s.maintain()
+	}
+}
+
+// maintain deletes the oldest segments whose frames are all durably acknowledged and covered
+// by the caller's checkpoint.
+func (s *Spool) maintain() {
+	s.mu.Lock()
+	limit := min(s.ackDurable, s.checkpoint)
+	var del []*segment
+	for len(s.segs) > 1 && s.segs[0] != s.act && s.segs[0].last <= limit {
+		del = append(del, s.segs[0])
+		s.bytes -= s.segs[0].end
+		s.segs = s.segs[1:]
+	}
+	s.mu.Unlock()
+	if len(del) == 0 {
+		return
+	}
+	for _, seg := range del {
+		if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Error("spool: delete segment", "segment", filepath.Base(seg.path), "err", err)
+		}
+	}
+	if err := syncDir(s.opts.Dir); err != nil {
+		s.log.Error("spool: fsync dir after delete", "err", err)
+	}
+	s.mu.Lock()
+	s.setGauge()
+	s.broadcastLocked()
+	s.mu.Unlock()
+}
+
+// Durable returns the highest durable seq (0 = none yet).
+func (s *Spool) Durable() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.durable
+}
+
+// LastSeq returns the highest seq handed out by Append.
+func (s *Spool) LastSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastSeq
+}
+
+// AckedThrough returns the acknowledged cursor: every seq at or below it is acknowledged.
+func (s *Spool) AckedThrough() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked
+}
+
+// Checkpoint says file positions covering every frame <= seq are saved elsewhere, so segments
+// up to it may be deleted once acknowledged. Not persisted: call it after each save.
+func (s *Spool) Checkpoint(seq uint64) {
+	s.mu.Lock()
+	if seq > s.checkpoint {
+		s.checkpoint = seq
+		if s.full {
+			s.broadcastLocked() // a waiting Append may now seal the active segment
+		}
+	}
+	s.mu.Unlock()
+	s.kick()
+}
+
+// Ack marks a frame returned by Next as delivered. Acks may come in any order and from several
+// goroutines; acking a frame at or below the cursor again is a no-op.
+func (s *Spool) Ack(seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq <= s.acked {
+		return nil
+	}
+	q := s.inflight[s.inHead:]
+	i := sort.Search(len(q), func(i int) bool { return q[i].seq >= seq })
+	if i == len(q) || q[i].seq != seq {
+		return fmt.Errorf("spool: ack %d: not returned by Next", seq)
+	}
+	q[i].acked = true
+	moved := false
+	for s.inHead < len(s.inflight) && s.inflight[s.inHead].acked {
+		s.acked = s.inflight[s.inHead].seq
+		s.inHead++
+		moved = true
+	}
+	switch {
+	case s.inHead == len(s.inflight):
+		s.inflight, s.inHead = s.inflight[:0], 0
+	case s.inHead > 256 && s.inHead > len(s.inflight)/2:
+		n := copy(s.inflight, s.inflight[s.inHead:])
+		s.inflight, s.inHead = s.inflight[:n], 0
+	}
+	if moved {
+		if s.full {
+			s.kick()
+		} else {
+			s.dirty()
+		}
+	}
+	return nil
+}
+
+// Pending returns how many durable frames Next would return now without blocking.
+func (s *Spool) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.durable < s.rnext {
+		return 0
+	}
+	return int(s.durable - s.rnext + 1)
+}
+
+// Stats returns a snapshot.
+func (s *Spool) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Bytes: s.bytes, Segments: len(s.segs), Durable: s.durable, AckedThrough: s.acked}
+	if s.lastSeq > s.acked {
+		st.Unacked = s.lastSeq - s.acked
+	}
+	return st
+}
+
+// Close syncs, stops the background work and releases the directory. Next and Append return
+// ErrClosed afterwards. A *LostError from a last failed commit is returned.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.broadcastLocked()
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.stopped
+	err := s.Sync()
+	s.wmu.Lock()
+	if s.act.f != nil {
+		if cerr := s.act.f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("spool: close: %w", cerr)
+		}
+		s.act.f = nil
+	}
+	s.wmu.Unlock()
+	s.rmu.Lock()
+	if s.rfile != nil {
+		_ = s.rfile.Close()
+		s.rfile = nil
+	}
+	s.rmu.Unlock()
+	if cerr := s.lock.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("spool: close: %w", cerr)
+	}
+	return err
+}
