@@ -275,6 +275,8 @@ flows:
     kinesis:
       stream: %s
       max_in_flight: 4
+      # kinesalite answers HTTP 413 above ~6 MB of JSON (5 MiB of data is ~7 MB in base64).
+      max_request_bytes: 3MiB
     batch:
       max_age: 200ms
       max_bytes: 256KiB
@@ -375,9 +377,13 @@ func TestGracefulStopNoDuplicates(t *testing.T) {
 	}
 
 	// kinship consume prints exactly what the stream holds.
-	out, err := exec.Command(kinshipBin, "consume", "--stream", "graceful", "--endpoint", endpoint).Output()
+	consume := exec.Command(kinshipBin, "consume", "--stream", "graceful", "--endpoint", endpoint)
+	consume.Env = agentEnv(endpoint)
+	var stderr bytes.Buffer
+	consume.Stderr = &stderr
+	out, err := consume.Output()
 	if err != nil {
-		t.Fatalf("kinship consume: %v", err)
+		t.Fatalf("kinship consume: %v\n%s", err, stderr.String())
 	}
 	consumed := bytes.Split(bytes.TrimSuffix(out, []byte("\n")), []byte("\n"))
 	if len(consumed) != len(sc.lines) {

@@ -52,14 +52,14 @@ type Flow struct {
 
 	spool *spool.Spool
 
-	mu        sync.Mutex
-	sources   map[uint32]*tailer.Source
-	closed    map[uint32]bool
-	durable   map[tailer.FileID]position // positions whose lines are all in durable frames
-	pending   []pendingMarks             // appended frames not yet known durable, in seq order
-	dirty     bool
-	savedSeq  uint64
-	putSeq    uint64 // highest seq whose marks are in pending (or applied)
+	mu       sync.Mutex
+	sources  map[uint32]*tailer.Source
+	closed   map[uint32]bool
+	durable  map[tailer.FileID]position // positions whose lines are all in durable frames
+	pending  []pendingMarks             // appended frames not yet known durable, in seq order
+	dirty    bool
+	savedSeq uint64
+	putSeq   uint64 // highest seq whose marks are in pending (or applied)
 
 	encBuf []byte // put's scratch; only the aggregator's delivery goroutine uses it
 }
@@ -144,6 +144,7 @@ func (f *Flow) restore() (restored []position, firstStart bool, err error) {
 	}
 	f.savedSeq = pf.Seq
 	f.putSeq = f.spool.LastSeq()
+	f.spool.Checkpoint(pf.Seq)
 	firstStart = !found && f.spool.LastSeq() == 0
 	for id, p := range f.durable {
 		restored = append(restored, p)
@@ -313,6 +314,20 @@ func (o output) Put(rec *aggregator.Record) error {
 	})
 	seq, err := f.spool.Append(o.ctx, f.encBuf)
 	if err != nil {
+		var lost *spool.LostError
+		if errors.As(err, &lost) {
+			// Those frames never became durable, so their marks must never reach the
+			// positions file: the lines are read again after the restart this error causes.
+			f.mu.Lock()
+			kept := f.pending[:0]
+			for _, pm := range f.pending {
+				if pm.seq < lost.First || pm.seq > lost.Last {
+					kept = append(kept, pm)
+				}
+			}
+			f.pending = kept
+			f.mu.Unlock()
+		}
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
 	}
 	f.mu.Lock()
