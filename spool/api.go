@@ -47,10 +47,24 @@ type Options struct {
 	MaxBytes      int64         // 0 = unbounded; Append blocks while bytes on disk >= MaxBytes, until acks free segments or ctx is done
 	FsyncInterval time.Duration // group commit: appended frames become durable at most this long later [100ms]; < 0: only Sync, Close and rolls commit
 	SyncBytes     int64         // ...or as soon as this many bytes are unsynced [8 MiB]; < 0: no byte trigger
-	Metrics       *metrics.Flow // SpoolBytes gauge, SpoolCorrupt counter; nil allowed
-	Logger        *slog.Logger  // nil: discard
+	// CacheBytes bounds the payloads of recent AppendShared frames kept in memory so that
+	// Next hands them out without reading them back from disk [0: no cache].
+	CacheBytes int64
+	// Buffers, when set, recycles payload memory: payloads Next reads from disk come from
+	// Get, and shared payloads dropped from the cache without being handed out go to Put.
+	Buffers Buffers
+	Metrics *metrics.Flow // SpoolBytes gauge, SpoolCorrupt counter; nil allowed
+	Logger  *slog.Logger  // nil: discard
 
 	fs fileSystem // tests inject faults here; nil: the os
+}
+
+// Buffers is a source of payload buffers, so that a steady stream of frames does not turn
+// into a steady stream of allocations. Get returns a slice of length n; both are called
+// from any goroutine.
+type Buffers interface {
+	Get(n int) []byte
+	Put(b []byte)
 }
 
 // Stats is a snapshot of the spool's state.

@@ -84,6 +84,7 @@ type frameReader struct {
 	buf    []byte
 	bufOff int64 // file offset of buf[0]
 	bufLen int
+	alloc  func(n int) []byte // payload buffers; nil: make
 }
 
 func newFrameReader(r io.ReaderAt, off, end int64, buf []byte) *frameReader {
@@ -151,7 +152,11 @@ func (fr *frameReader) next(wantPayload bool) (typ byte, seq uint64, payload []b
 	crc := crc32.Checksum(h[:16], castagnoli)
 	start := fr.off + frameHeaderSize
 	if wantPayload && typ == frameData {
-		payload = make([]byte, n)
+		if fr.alloc != nil {
+			payload = fr.alloc(int(n))
+		} else {
+			payload = make([]byte, n)
+		}
 		done := 0
 		if start >= fr.bufOff && start < fr.bufOff+int64(fr.bufLen) {
 			done = copy(payload, fr.buf[start-fr.bufOff:fr.bufLen])

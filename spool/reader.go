@@ -19,6 +19,9 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 	defer s.rmu.Unlock()
 	if s.rfr.buf == nil {
 		s.rfr.buf = make([]byte, 0, readBufSize)
+		if s.opts.Buffers != nil {
+			s.rfr.alloc = s.opts.Buffers.Get
+		}
 	}
 	for {
 		s.mu.Lock()
@@ -76,6 +79,17 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 			case <-ch:
 			}
 			continue
+		}
+		s.mu.Lock()
+		c, ok := s.takeCachedLocked(seg, s.rfr.off, limit)
+		if ok {
+			s.inflight = append(s.inflight, inflight{seq: c.seq})
+			s.rnext = c.seq + 1
+		}
+		s.mu.Unlock()
+		if ok {
+			s.rfr.off = c.off + frameSize(len(c.p))
+			return Frame{Seq: c.seq, Payload: c.p}, nil
 		}
 		s.rfr.end = limit
 		at := s.rfr.off

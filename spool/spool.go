@@ -41,6 +41,15 @@ type segment struct {
 	dirtyTail bool    // bytes past end may hold a half frame (a truncate failed)
 }
 
+// cachedFrame is a frame's payload kept in memory after it was written, with where it is on
+// disk so that Next can step over it without reading it.
+type cachedFrame struct {
+	seq uint64
+	seg *segment
+	off int64
+	p   []byte
+}
+
 type inflight struct {
 	seq   uint64
 	acked bool
@@ -88,6 +97,8 @@ type Spool struct {
 	full       bool   // an Append waits for room
 	closed     bool
 	changed    chan struct{} // closed and replaced when durable data, room or closed changes
+	cache      []cachedFrame // recent AppendShared frames, ascending seq
+	cacheBytes int64
 
 	rmu   sync.Mutex // Next's reader
 	rseg  *segment
@@ -387,6 +398,17 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) e
 // holds MaxBytes or more, until acks free a segment or ctx is done. A *LostError means an
 // earlier background commit failed; the payload passed in this call was not appended.
 func (s *Spool) Append(ctx context.Context, payload []byte) (uint64, error) {
+	return s.append(ctx, payload, false)
+}
+
+// AppendShared is Append for a payload the caller hands over: it must not be modified
+// afterwards. The spool may keep it in memory (Options.CacheBytes) and return the same slice
+// from Next, which spares reading recent frames back from disk.
+func (s *Spool) AppendShared(ctx context.Context, payload []byte) (uint64, error) {
+	return s.append(ctx, payload, s.opts.CacheBytes > 0)
+}
+
+func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64, error) {
 	if len(payload) > MaxPayload {
 		return 0, fmt.Errorf("spool: append: payload of %d bytes exceeds %d", len(payload), MaxPayload)
 	}
@@ -420,11 +442,19 @@ func (s *Spool) Append(ctx context.Context, payload []byte) (uint64, error) {
 		return 0, fmt.Errorf("spool: append: no writable segment")
 	}
 	seq := s.lastSeq + 1
+	off := seg.end
 	if err := s.writeFrameLocked(seg, frameData, seq, payload); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()
 	unsynced := seg.end - seg.durEnd
+	if share {
+		s.cache = append(s.cache, cachedFrame{seq: seq, seg: seg, off: off, p: payload})
+		s.cacheBytes += int64(len(payload))
+		for s.cacheBytes > s.opts.CacheBytes && len(s.cache) > 0 {
+			s.dropCachedLocked(false)
+		}
+	}
 	s.mu.Unlock()
 	if s.opts.SyncBytes > 0 && unsynced >= s.opts.SyncBytes {
 		s.kick()
@@ -545,6 +575,12 @@ func (s *Spool) failSyncLocked(seg *segment, err error) error {
 	_ = seg.f.Close() // its error says nothing new about data already declared lost
 	seg.f = nil
 	s.mu.Lock()
+	for len(s.cache) > 0 && s.cache[len(s.cache)-1].seq >= first {
+		// Lost with the failed fsync: Next must not hand them out from memory either.
+		s.cacheBytes -= int64(len(s.cache[len(s.cache)-1].p))
+		s.cache[len(s.cache)-1] = cachedFrame{}
+		s.cache = s.cache[:len(s.cache)-1]
+	}
 	s.bytes -= seg.end - dur
 	seg.end = dur
 	seg.last = max(seg.first-1, min(seg.last, s.durable))
@@ -674,6 +710,36 @@ func (s *Spool) maintain() {
 	s.setGauge()
 	s.broadcastLocked()
 	s.mu.Unlock()
+}
+
+// dropCachedLocked forgets the oldest cached frame; its buffer goes back to the caller's
+// Buffers unless Next is handing it out (taken). mu held.
+func (s *Spool) dropCachedLocked(taken bool) {
+	c := s.cache[0]
+	s.cacheBytes -= int64(len(c.p))
+	s.cache[0] = cachedFrame{}
+	s.cache = s.cache[1:]
+	if !taken && s.opts.Buffers != nil {
+		s.opts.Buffers.Put(c.p)
+	}
+}
+
+// takeCachedLocked returns the payload of the data frame the reader is about to read, when it
+// is cached: the frame must be the next seq wanted and lie at or after the reader's offset in
+// the same segment, so that only ack frames (or frames already returned) are stepped over. mu held.
+func (s *Spool) takeCachedLocked(seg *segment, off, limit int64) (cachedFrame, bool) {
+	for len(s.cache) > 0 && s.cache[0].seq < s.rnext {
+		s.dropCachedLocked(false)
+	}
+	if len(s.cache) == 0 {
+		return cachedFrame{}, false
+	}
+	c := s.cache[0]
+	if c.seq != s.rnext || c.seg != seg || c.off < off || c.off+frameSize(len(c.p)) > limit {
+		return cachedFrame{}, false
+	}
+	s.dropCachedLocked(true)
+	return c, true
 }
 
 // Durable returns the highest durable seq (0 = none yet).
