@@ -36,6 +36,7 @@ flows:
   - name: bench
     paths: ["$PWD/$LOG"]
     discard: {}
+    batch: {max_bytes: ${BATCH_BYTES:-1MiB}}
 YAML
 read -r w u s r < <(measure "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn); report "kinship --once" "$w" "$u" "$s" "$r"
 awk -v k="$w" -v m="$MD5" 'BEGIN { printf "kinship runs at %.0f%% of md5sum'"'"'s speed\n", 100*m/k }'

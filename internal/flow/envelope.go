@@ -56,6 +56,15 @@ func appendEnvelope(dst []byte, e *envelope) []byte {
 	return append(dst, e.Data...)
 }
 
+// envelopeSize is an upper bound of the encoded size of e.
+func envelopeSize(e *envelope) int {
+	n := 1 + 3*binary.MaxVarintLen64 + len(e.PartitionKey) + len(e.ExplicitHashKey) + len(e.Data)
+	for _, m := range e.Marks {
+		n += 5*binary.MaxVarintLen64 + 8 + len(m.Path)
+	}
+	return n
+}
+
 func appendString(dst []byte, s string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s)))
 	return append(dst, s...)

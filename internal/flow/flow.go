@@ -61,8 +61,46 @@ type Flow struct {
 	savedSeq uint64
 	putSeq   uint64 // highest seq whose marks are in pending (or applied)
 
-	encBuf []byte // put's scratch; only the aggregator's delivery goroutine uses it
+	// Frame buffers go round: put fills one, the spool may keep it (cache) and hand the same
+	// slice to the shipper, whose ack brings it back here. Without this, every 1 MiB record
+	// would be a fresh allocation and a read back from disk.
+	bufs      chan []byte // free frame buffers; bounded, unlike a sync.Pool, and not emptied by GC
+	shippedMu sync.Mutex
+	shipped   map[uint64][]byte // payloads handed to the shipper, by seq, until acked
+	frameCap  int               // capacity of new frame buffers: a full aggregate and its envelope
 }
+
+// frameCacheBytes bounds the recent frames a flow's spool keeps in memory for the shipper.
+const frameCacheBytes = 16 << 20
+
+// freeFrameBufs is how many spare frame buffers a flow keeps; with the cache and the
+// records in flight it bounds the memory frames take.
+const freeFrameBufs = 32
+
+func (f *Flow) getBuf(n int) []byte {
+	select {
+	case b := <-f.bufs:
+		if cap(b) >= n {
+			return b[:0]
+		}
+	default:
+	}
+	return make([]byte, 0, max(n, f.frameCap))
+}
+
+func (f *Flow) putBuf(b []byte) {
+	select {
+	case f.bufs <- b[:0]:
+	default:
+	}
+}
+
+// frameBuffers lends the flow's free list to the spool: it reads frames back into these
+// buffers and returns the ones it drops from its cache.
+type frameBuffers struct{ f *Flow }
+
+func (b frameBuffers) Get(n int) []byte { return b.f.getBuf(n)[:n] }
+func (b frameBuffers) Put(p []byte)     { b.f.putBuf(p) }
 
 type pendingMarks struct {
 	seq     uint64
@@ -89,7 +127,10 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		dir:     deps.Dir,
 		sources: map[uint32]*tailer.Source{}, closed: map[uint32]bool{},
 		durable: map[tailer.FileID]position{},
+		shipped: map[uint64][]byte{},
+		bufs:    make(chan []byte, freeFrameBufs),
 	}
+	f.frameCap = aggregatorOptions(cfg, deps.Metrics).MaxRecordBytes + 16<<10
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
 	}
@@ -101,6 +142,8 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		SegmentBytes:  int64(cfg.Spool.SegmentBytes),
 		MaxBytes:      int64(cfg.Spool.MaxBytes),
 		FsyncInterval: cfg.Spool.FsyncInterval.D(),
+		CacheBytes:    frameCacheBytes,
+		Buffers:       frameBuffers{f},
 		Metrics:       deps.Metrics,
 		Logger:        f.log,
 	})
@@ -308,11 +351,10 @@ func (o output) Put(rec *aggregator.Record) error {
 		sources = append(sources, m.Source)
 	}
 	f.mu.Unlock()
-	f.encBuf = appendEnvelope(f.encBuf[:0], &envelope{
-		PartitionKey: rec.PartitionKey, ExplicitHashKey: rec.ExplicitHashKey,
-		UserRecords: rec.UserRecords, Marks: marks, Data: rec.Data,
-	})
-	seq, err := f.spool.Append(o.ctx, f.encBuf)
+	e := envelope{PartitionKey: rec.PartitionKey, ExplicitHashKey: rec.ExplicitHashKey,
+		UserRecords: rec.UserRecords, Marks: marks, Data: rec.Data}
+	buf := appendEnvelope(f.getBuf(envelopeSize(&e)), &e)
+	seq, err := f.spool.AppendShared(o.ctx, buf)
 	if err != nil {
 		var lost *spool.LostError
 		if errors.As(err, &lost) {
@@ -393,6 +435,9 @@ func (s spoolSource) Next(ctx context.Context) (shipper.Item, error) {
 			}
 			continue
 		}
+		s.f.shippedMu.Lock()
+		s.f.shipped[fr.Seq] = fr.Payload
+		s.f.shippedMu.Unlock()
 		return shipper.Item{Seq: fr.Seq, Record: shipper.Record{
 			PartitionKey: e.PartitionKey, ExplicitHashKey: e.ExplicitHashKey,
 			Data: e.Data, UserRecords: e.UserRecords,
@@ -402,7 +447,20 @@ func (s spoolSource) Next(ctx context.Context) (shipper.Item, error) {
 
 func (s spoolSource) Pending() int { return s.f.spool.Pending() }
 
-func (s spoolSource) Ack(seq uint64) error { return s.f.spool.Ack(seq) }
+func (s spoolSource) Ack(seq uint64) error {
+	if err := s.f.spool.Ack(seq); err != nil {
+		return err
+	}
+	// The shipper is done with the record once it acks it: its buffer can carry the next one.
+	s.f.shippedMu.Lock()
+	b, ok := s.f.shipped[seq]
+	delete(s.f.shipped, seq)
+	s.f.shippedMu.Unlock()
+	if ok {
+		s.f.putBuf(b)
+	}
+	return nil
+}
 
 func maxInFlight(cfg config.Flow) int {
 	if cfg.Kinesis != nil && cfg.Kinesis.MaxInFlight > 0 {
