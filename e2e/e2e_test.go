@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/md5"
 	"fmt"
 	"os"
@@ -19,8 +18,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/internal/kinesalitetest"
@@ -119,46 +116,21 @@ type streamContent struct {
 
 func readStream(t *testing.T, endpoint, stream string) streamContent {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c := kinesalitetest.Client(endpoint)
-	shards, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
-	if err != nil {
-		t.Fatalf("list shards: %v", err)
-	}
 	var sc streamContent
 	seen := map[[16]byte]bool{}
-	for _, sh := range shards.Shards {
-		it, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream),
-			ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
-		if err != nil {
-			t.Fatalf("shard iterator: %v", err)
+	for _, r := range kinesalitetest.ReadAll(t, endpoint, stream) {
+		sum := md5.Sum(append([]byte(aws.ToString(r.PartitionKey)+"\x00"), r.Data...))
+		if seen[sum] {
+			sc.dupRecords++
 		}
-		iter := it.ShardIterator
-		for iter != nil {
-			res, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(500)})
-			if err != nil {
-				t.Fatalf("get records: %v", err)
-			}
-			for _, r := range res.Records {
-				sum := md5.Sum(append([]byte(aws.ToString(r.PartitionKey)+"\x00"), r.Data...))
-				if seen[sum] {
-					sc.dupRecords++
-				}
-				seen[sum] = true
-				sc.records++
-				urs, _, err := aggregator.Deaggregate(r.Data, aws.ToString(r.PartitionKey))
-				if err != nil {
-					t.Fatalf("deaggregate: %v", err)
-				}
-				for _, u := range urs {
-					sc.lines = append(sc.lines, u.Data)
-				}
-			}
-			if len(res.Records) == 0 {
-				break
-			}
-			iter = res.NextShardIterator
+		seen[sum] = true
+		sc.records++
+		urs, _, err := aggregator.Deaggregate(r.Data, aws.ToString(r.PartitionKey))
+		if err != nil {
+			t.Fatalf("deaggregate: %v", err)
+		}
+		for _, u := range urs {
+			sc.lines = append(sc.lines, u.Data)
 		}
 	}
 	return sc

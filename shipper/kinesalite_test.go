@@ -1,7 +1,6 @@
 package shipper
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -10,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinship-agent/kinship/internal/faultproxy"
 	"github.com/kinship-agent/kinship/internal/kinesalitetest"
@@ -42,36 +40,10 @@ func sdkConfig(t *testing.T, endpoint string) aws.Config {
 // readStream reads every shard of stream from the start and counts each record id.
 func readStream(t *testing.T, endpoint, stream string) map[string]int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c := kinesalitetest.Client(endpoint)
-	shards, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
-	if err != nil {
-		t.Fatalf("ListShards: %v", err)
-	}
 	seen := map[string]int{}
-	for _, sh := range shards.Shards {
-		it, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream),
-			ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
-		if err != nil {
-			t.Fatalf("GetShardIterator %s: %v", aws.ToString(sh.ShardId), err)
-		}
-		iter := it.ShardIterator
-		for iter != nil {
-			out, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(1000)})
-			if err != nil {
-				t.Fatalf("GetRecords %s: %v", aws.ToString(sh.ShardId), err)
-			}
-			for _, r := range out.Records {
-				id, _, _ := strings.Cut(string(r.Data), "|")
-				seen[id]++
-			}
-			// Everything was put before reading: an empty page is the end of the shard.
-			if len(out.Records) == 0 {
-				break
-			}
-			iter = out.NextShardIterator
-		}
+	for _, r := range kinesalitetest.ReadAll(t, endpoint, stream) {
+		id, _, _ := strings.Cut(string(r.Data), "|")
+		seen[id]++
 	}
 	return seen
 }

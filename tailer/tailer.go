@@ -242,16 +242,8 @@ func (t *Tailer) Run(ctx context.Context) error {
 			return nil
 		}
 		if len(s.queue) > 0 {
-			f := s.queue[0]
-			s.queue[0] = nil
-			s.queue = s.queue[1:]
-			f.queued = false
-			more, err := t.readChunk(f)
-			if err != nil {
+			if err := t.readQueued(); err != nil {
 				return err
-			}
-			if more {
-				t.enqueue(f)
 			}
 			// Keep fsnotify drained and deadlines honoured while busy, without blocking.
 		drain:
@@ -290,6 +282,24 @@ func (t *Tailer) Run(ctx context.Context) error {
 	}
 }
 
+// readQueued reads one chunk of the file at the head of the read queue, and queues it again
+// behind the others when it has more: round robin, so one busy file cannot starve the rest.
+func (t *Tailer) readQueued() error {
+	s := t.st
+	f := s.queue[0]
+	s.queue[0] = nil
+	s.queue = s.queue[1:]
+	f.queued = false
+	more, err := t.readChunk(f)
+	if err != nil {
+		return err
+	}
+	if more {
+		t.enqueue(f)
+	}
+	return nil
+}
+
 func (t *Tailer) runOnce(ctx context.Context) error {
 	s := t.st
 	s.polling = true // no watches in Once mode
@@ -300,16 +310,8 @@ func (t *Tailer) runOnce(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		f := s.queue[0]
-		s.queue[0] = nil
-		s.queue = s.queue[1:]
-		f.queued = false
-		more, err := t.readChunk(f)
-		if err != nil {
+		if err := t.readQueued(); err != nil {
 			return err
-		}
-		if more {
-			t.enqueue(f)
 		}
 	}
 	return nil

@@ -152,3 +152,37 @@ func CreateStream(t testing.TB, endpoint, stream string, shards int) {
 		}
 	}
 }
+
+// ReadAll returns every record of every shard of stream, from the start, shard by shard.
+// Call it once everything was put: an empty page is taken as the end of a shard. Pages are
+// small because one huge GetRecords response can crash kinesalite.
+func ReadAll(t testing.TB, endpoint, stream string) []types.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := Client(endpoint)
+	shards, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatalf("kinesalitetest: list shards of %s: %v", stream, err)
+	}
+	var recs []types.Record
+	for _, sh := range shards.Shards {
+		it, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream),
+			ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
+		if err != nil {
+			t.Fatalf("kinesalitetest: shard iterator %s: %v", aws.ToString(sh.ShardId), err)
+		}
+		for iter := it.ShardIterator; iter != nil; {
+			out, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(500)})
+			if err != nil {
+				t.Fatalf("kinesalitetest: get records %s: %v", aws.ToString(sh.ShardId), err)
+			}
+			if len(out.Records) == 0 {
+				break
+			}
+			recs = append(recs, out.Records...)
+			iter = out.NextShardIterator
+		}
+	}
+	return recs
+}
