@@ -74,7 +74,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	if cfg.Metrics.Listen != "" {
-		srv, err := serveMetrics(cfg.Metrics.Listen, reg, log)
+		srv, _, err := serveMetricsOn(cfg.Metrics.Listen, reg, log)
 		if err != nil {
 			return err
 		}
@@ -124,10 +124,11 @@ func destination(ctx context.Context, cfg *config.Config, fc config.Flow, awsCfg
 	return nil, fmt.Errorf("no destination configured")
 }
 
-func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+// serveMetricsOn serves /metrics and /healthz on addr and returns the address it listens on.
+func serveMetricsOn(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+		return nil, "", fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -141,7 +142,7 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*htt
 		}
 	}()
 	log.Info("metrics listening", "addr", ln.Addr().String())
-	return srv, nil
+	return srv, ln.Addr().String(), nil
 }
 
 // startProfiles starts the optional CPU profile; the returned func stops it and writes the
