@@ -3,11 +3,10 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
-
-	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
 
