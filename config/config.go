@@ -40,6 +40,9 @@ type Config struct {
 	AWS      AWS
 	Metrics  Metrics
 	Flows    []Flow
+	// Warnings name the settings of an agent.json that kinship does not honour, one
+	// sentence each; the agent logs them at start and validate prints them.
+	Warnings []string
 }
 
 // AWS holds the few AWS settings that the standard credential/region chain cannot supply.
@@ -111,6 +114,10 @@ type Spool struct {
 // key (aws.region in a drop-in leaves aws.endpoint of the main file alone), flows are
 // appended, and a flow name defined twice is an error naming both places. Every problem
 // of every file is reported at once, as a *ValidationError.
+//
+// The main file may instead be the Amazon Kinesis Agent's agent.json (a .json file, or any
+// file holding a JSON object that is not a native configuration): it is translated to the
+// native configuration, and what kinship does not honour is listed in Config.Warnings.
 func Load(path string) (*Config, error) {
 	dropIns, err := filepath.Glob(filepath.Join(filepath.Dir(path), "conf.d", "*.yaml"))
 	if err != nil {
@@ -119,6 +126,7 @@ func Load(path string) (*Config, error) {
 	files := append([]string{path}, dropIns...)
 	p := &problems{files: files}
 	var docs []*document
+	var warnings []string
 	for i, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -131,22 +139,37 @@ func Load(path string) (*Config, error) {
 			}
 			continue
 		}
+		if isAgent, clean := agentJSON(f, data); i == 0 && isAgent {
+			doc, w := decodeAgentJSON(f, clean, p)
+			docs, warnings = append(docs, doc), w
+			continue
+		}
 		docs = append(docs, decodeDocument(f, data, p))
 	}
 	cfg := merge(docs, p)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	cfg.Warnings = warnings
 	return cfg, nil
 }
 
-// Parse decodes and validates one document; name is used in errors.
+// Parse decodes and validates one document, native or agent.json (see Load); name is used
+// in errors.
 func Parse(name string, data []byte) (*Config, error) {
 	p := &problems{files: []string{name}}
-	cfg := merge([]*document{decodeDocument(name, data, p)}, p)
+	var doc *document
+	var warnings []string
+	if isAgent, clean := agentJSON(name, data); isAgent {
+		doc, warnings = decodeAgentJSON(name, clean, p)
+	} else {
+		doc = decodeDocument(name, data, p)
+	}
+	cfg := merge([]*document{doc}, p)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	cfg.Warnings = warnings
 	return cfg, nil
 }
 

@@ -29,7 +29,7 @@ import (
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", defaultConfig, "configuration file (YAML)")
+	path := fs.String("config", defaultConfig, "configuration file (YAML, or the Kinesis Agent's agent.json)")
 	once := fs.Bool("once", false, "read every matched file to its end, ship it all, then exit")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -53,6 +53,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("config: "+w, "config", *path)
 	}
 
 	reg := prometheus.NewRegistry()

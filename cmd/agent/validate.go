@@ -11,7 +11,7 @@ import (
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", defaultConfig, "configuration file (YAML)")
+	path := fs.String("config", defaultConfig, "configuration file (YAML, or the Kinesis Agent's agent.json)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -20,6 +20,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		// The errors already read "file:line:column: message", one per line.
 		fmt.Fprintln(stderr, err)
 		return errValidate
+	}
+	// Warnings do not fail validation: they name agent.json settings kinship ignores.
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d flows)\n", *path, len(cfg.Flows))
 	return nil

@@ -1,0 +1,946 @@
+package config
+
+// The Amazon Kinesis Agent's agent.json, translated to the native configuration.
+//
+// Every key the Kinesis Agent documents (its README, the AWS guides "Writing to Kinesis
+// Data Streams / Firehose with Kinesis Agent", and the keys its Java sources read) is
+// either honoured or named in a warning; keys nobody knows are warned about too, with a
+// "did you mean", because the Kinesis Agent itself ignores them and kinship must accept
+// the same file. Problems that would make kinship do something other than what the file
+// asks for with the data itself are errors, not warnings:
+//
+//   - deliveryStream (Firehose is not supported yet in this version);
+//   - dataProcessingOptions (SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA,
+//     ADDEC2METADATA, ...): shipping the lines untransformed would change what every
+//     consumer of the stream reads, and a warning on one host of a fleet is easily missed.
+//     An operator who wants the raw lines says so with the top-level key
+//     "kinship.dataProcessingOptions": "skip" (the Kinesis Agent ignores unknown keys, so
+//     the file stays valid for both agents during a migration).
+//
+// Records are sent one line per Kinesis record, as the Kinesis Agent does, unless the
+// file sets "kinship.aggregate": true: KPL aggregation is transparent to the KCL and to
+// Lambda's deaggregation modules, but not to a consumer that reads record data as is.
+//
+// The file is read like the Kinesis Agent reads it (Jackson with ALLOW_COMMENTS): // and
+// /* */ comments are allowed, numbers and booleans may be written as strings, and a
+// repeated key keeps its last value.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Keys kinship reads in agent.json beyond the Kinesis Agent's own.
+const (
+	agentKeyAggregate  = "kinship.aggregate"
+	agentKeyProcessing = "kinship.dataProcessingOptions"
+)
+
+// maxJSONDepth bounds the nesting of an agent.json: the real format is three levels deep.
+const maxJSONDepth = 64
+
+// jnode is one JSON value with the byte offset where it starts, for line:column errors.
+type jnode struct {
+	kind  byte // 'o' object, 'a' array, 's' string, 'n' number, 'b' boolean, '0' null
+	off   int64
+	str   string // string, number text, "true"/"false"
+	keys  []jkey // object members in file order
+	items []*jnode
+}
+
+type jkey struct {
+	name string
+	off  int64
+	val  *jnode
+}
+
+// stripJSONComments blanks out // and /* */ comments (outside strings) with spaces,
+// keeping newlines, so that offsets, lines and columns stay those of the file.
+func stripJSONComments(data []byte) []byte {
+	out := bytes.Clone(data)
+	inStr, esc := false, false
+	for i := 0; i < len(out); i++ {
+		c := out[i]
+		switch {
+		case inStr:
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '/' && i+1 < len(out) && out[i+1] == '/':
+			for ; i < len(out) && out[i] != '\n'; i++ {
+				out[i] = ' '
+			}
+		case c == '/' && i+1 < len(out) && out[i+1] == '*':
+			out[i], out[i+1] = ' ', ' '
+			for i += 2; i < len(out); i++ {
+				if out[i] == '*' && i+1 < len(out) && out[i+1] == '/' {
+					out[i], out[i+1] = ' ', ' '
+					i++
+					break
+				}
+				if out[i] != '\n' {
+					out[i] = ' '
+				}
+			}
+		}
+	}
+	return out
+}
+
+type jsonParser struct {
+	data []byte
+	dec  *json.Decoder
+}
+
+// jsonError is a JSON syntax problem at a byte offset.
+type jsonError struct {
+	off int64
+	msg string
+}
+
+func (e *jsonError) Error() string { return e.msg }
+
+// parseJSON reads one JSON value (comments already blanked) into a tree with offsets.
+func parseJSON(data []byte) (*jnode, error) {
+	p := &jsonParser{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
+	p.dec.UseNumber()
+	root, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	at := p.start(p.dec.InputOffset())
+	if _, err := p.dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, &jsonError{at, "unexpected data after the top-level JSON object"}
+	}
+	return root, nil
+}
+
+// start skips the separators between the decoder's offset and the next token.
+func (p *jsonParser) start(off int64) int64 {
+	for off < int64(len(p.data)) {
+		switch p.data[off] {
+		case ' ', '\t', '\r', '\n', ',', ':':
+			off++
+			continue
+		}
+		break
+	}
+	return off
+}
+
+func (p *jsonParser) token() (json.Token, int64, error) {
+	at := p.start(p.dec.InputOffset())
+	tok, err := p.dec.Token()
+	if err != nil {
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &se):
+			return nil, at, &jsonError{max(se.Offset-1, 0), se.Error()}
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, at, &jsonError{int64(len(p.data)), "unexpected end of the file (a } or ] is missing)"}
+		}
+		return nil, at, &jsonError{at, err.Error()}
+	}
+	return tok, at, nil
+}
+
+func (p *jsonParser) value(depth int) (*jnode, error) {
+	tok, at, err := p.token()
+	if err != nil {
+		return nil, err
+	}
+	if depth > maxJSONDepth {
+		return nil, &jsonError{at, fmt.Sprintf("nested more than %d levels deep", maxJSONDepth)}
+	}
+	n := &jnode{off: at}
+	switch t := tok.(type) {
+	case json.Delim:
+		switch t {
+		case '{':
+			n.kind = 'o'
+			for p.dec.More() {
+				ktok, kat, err := p.token()
+				if err != nil {
+					return nil, err
+				}
+				key, _ := ktok.(string) // the decoder guarantees a string key here
+				v, err := p.value(depth + 1)
+				if err != nil {
+					return nil, err
+				}
+				n.keys = append(n.keys, jkey{name: key, off: kat, val: v})
+			}
+		case '[':
+			n.kind = 'a'
+			for p.dec.More() {
+				v, err := p.value(depth + 1)
+				if err != nil {
+					return nil, err
+				}
+				n.items = append(n.items, v)
+			}
+		default:
+			return nil, &jsonError{at, fmt.Sprintf("unexpected %q", rune(t))}
+		}
+		if _, _, err := p.token(); err != nil { // the closing } or ]
+			return nil, err
+		}
+	case string:
+		n.kind, n.str = 's', t
+	case json.Number:
+		n.kind, n.str = 'n', t.String()
+	case bool:
+		n.kind, n.str = 'b', strconv.FormatBool(t)
+	case nil:
+		n.kind = '0'
+	}
+	return n, nil
+}
+
+func (n *jnode) kindName() string {
+	switch n.kind {
+	case 'o':
+		return "an object"
+	case 'a':
+		return "a list"
+	case 's':
+		return fmt.Sprintf("the string %q", n.str)
+	case 'n':
+		return "the number " + n.str
+	case 'b':
+		return n.str
+	}
+	return "null"
+}
+
+// looksLikeAgentJSON tells an agent.json from a native configuration written as JSON
+// (which is valid YAML): a native file has only native top-level keys and its flows no
+// filePattern.
+func looksLikeAgentJSON(root *jnode) bool {
+	if root.kind != 'o' {
+		return false
+	}
+	for _, k := range root.keys {
+		if !slices.Contains(topKeys, k.name) {
+			return true
+		}
+		if k.name == "flows" && k.val.kind == 'a' {
+			for _, f := range k.val.items {
+				if f.kind == 'o' && slices.ContainsFunc(f.keys, func(k jkey) bool { return k.name == "filePattern" }) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// agentJSON decides whether a file is an agent.json: its extension is .json, or its
+// content is a JSON object that does not look like a native configuration. It returns
+// the comment-free content for decodeAgentJSON.
+func agentJSON(name string, data []byte) (bool, []byte) {
+	clean := stripJSONComments(data)
+	trimmed := bytes.TrimSpace(clean)
+	ext := strings.EqualFold(filepath.Ext(name), ".json")
+	if !ext && (len(trimmed) == 0 || trimmed[0] != '{') {
+		return false, nil
+	}
+	root, err := parseJSON(clean)
+	if err != nil {
+		// A .json file with a syntax error is reported as JSON; anything else is left to
+		// the YAML decoder (a native file in YAML flow style also starts with '{').
+		return ext, clean
+	}
+	if !looksLikeAgentJSON(root) && root.kind == 'o' {
+		return false, nil
+	}
+	return ext || root.kind == 'o', clean
+}
+
+type agentTranslator struct {
+	name     string
+	data     []byte
+	p        *problems
+	warnings []string
+	doc      *document
+	skipProc bool
+	aggr     bool
+}
+
+func (t *agentTranslator) pos(off int64) Pos {
+	if off < 0 {
+		return Pos{File: t.name}
+	}
+	off = min(off, int64(len(t.data)))
+	line := 1 + bytes.Count(t.data[:off], []byte{'\n'})
+	col := int(off) - (bytes.LastIndexByte(t.data[:off], '\n') + 1) + 1
+	return Pos{File: t.name, Line: line, Column: col}
+}
+
+func (t *agentTranslator) errorf(off int64, format string, args ...any) {
+	t.p.add(t.pos(off), format, args...)
+}
+
+func (t *agentTranslator) warnf(format string, args ...any) {
+	t.warnings = append(t.warnings, strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`))
+}
+
+// decodeAgentJSON translates an agent.json (comments already blanked) into a document
+// and the warnings about keys kinship does not honour.
+func decodeAgentJSON(name string, data []byte, p *problems) (*document, []string) {
+	t := &agentTranslator{name: name, data: data, p: p, doc: &document{name: name}}
+	root, err := parseJSON(data)
+	if err != nil {
+		var je *jsonError
+		if errors.As(err, &je) {
+			t.errorf(je.off, "json: %s", je.msg)
+		} else {
+			t.errorf(0, "json: %v", err)
+		}
+		t.doc.flowsBroken = true
+		return t.doc, nil
+	}
+	if root.kind != 'o' {
+		t.errorf(root.off, "expected a JSON object with \"flows\" (the Kinesis Agent's agent.json), got %s", root.kindName())
+		t.doc.flowsBroken = true
+		return t.doc, nil
+	}
+	top := t.members(root, "")
+	t.topLevel(root, top)
+	return t.doc, t.warnings
+}
+
+// members returns an object's members by name, the last one winning as in the Kinesis
+// Agent, with a warning for each repeated key.
+func (t *agentTranslator) members(n *jnode, where string) map[string]jkey {
+	out := make(map[string]jkey, len(n.keys))
+	for _, k := range n.keys {
+		if _, dup := out[k.name]; dup {
+			t.warnf("%s%s: repeated; the last value is used (as the Kinesis Agent does)", where, k.name)
+		}
+		out[k.name] = k
+	}
+	return out
+}
+
+// Top-level keys of agent.json that kinship cannot honour, grouped by what to say.
+var (
+	agentTopKnown = []string{
+		"flows", "checkpointFile", "kinesis.endpoint", "kinesis.region", "assumeRoleARN",
+		agentKeyAggregate, agentKeyProcessing,
+	}
+	agentTopUnsupported = map[string]string{
+		"cloudwatch.emitMetrics":                   "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
+		"cloudwatch.endpoint":                      "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
+		"cloudwatch.tagInstance":                   "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
+		"cloudwatch.namespace":                     "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
+		"cloudwatch.metricsBufferTimeMillis":       "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
+		"cloudwatch.metricsQueueSize":              "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
+		"firehose.endpoint":                        "Kinesis Data Firehose is not supported yet in this version",
+		"firehose.region":                          "Kinesis Data Firehose is not supported yet in this version",
+		"awsAccessKeyId":                           "credentials written in the configuration file are not used: kinship takes credentials from the standard AWS chain (instance role, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the service's environment, shared credentials file)",
+		"awsSecretAccessKey":                       "credentials written in the configuration file are not used: kinship takes credentials from the standard AWS chain (instance role, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the service's environment, shared credentials file)",
+		"userDefinedCredentialsProvider.classname": "Java credential providers cannot be loaded: kinship takes credentials from the standard AWS chain",
+		"userDefinedCredentialsProvider.location":  "Java credential providers cannot be loaded: kinship takes credentials from the standard AWS chain",
+		"assumeRoleExternalId":                     "assuming a role with an external ID is not supported yet: AssumeRole fails if the role's trust policy requires it",
+		"assumeRoleDurationSeconds":                "assumed-role sessions use the SDK's default duration and are refreshed before they expire",
+		"sts.endpoint":                             "STS is reached through the SDK's standard endpoint resolution (AWS_ENDPOINT_URL_STS)",
+		"shutdownTimeoutMillis":                    "kinship stops when its spool is durable; records not yet sent are shipped at the next start",
+		"maxSendingThreads":                        "kinship sends with kinesis.max_in_flight concurrent requests per flow (default 4)",
+		"maxSendingThreadsPerCore":                 "kinship sends with kinesis.max_in_flight concurrent requests per flow (default 4)",
+		"sendingThreadsKeepAliveMillis":            "kinship has no sending thread pool",
+		"sendingThreadsMaxQueueSize":               "kinship has no sending thread pool; the on-disk spool is its queue",
+		"maxConnections":                           "the SDK's HTTP client defaults apply",
+		"connectionTimeoutMillis":                  "the SDK's HTTP client defaults apply",
+		"connectionTTLMillis":                      "the SDK's HTTP client defaults apply",
+		"socketTimeoutMillis":                      "the SDK's HTTP client defaults apply",
+		"useTcpKeepAlive":                          "the SDK's HTTP client defaults apply",
+		"useHttpGzip":                              "the SDK's HTTP client defaults apply",
+		"checkpointTimeToLiveDays":                 "kinship forgets a file's position when the file is gone",
+		"log.level":                                "use kinship run --log-level; logs go to stderr (the journal)",
+		"log.emitMetrics":                          "use the Prometheus metrics (metrics.listen in the native configuration)",
+		"log.emitInternalMetrics":                  "use the Prometheus metrics (metrics.listen in the native configuration)",
+		"log.statusReportingPeriodSeconds":         "use the Prometheus metrics (metrics.listen in the native configuration)",
+	}
+	agentFlowKnown = []string{
+		"filePattern", "kinesisStream", "deliveryStream", "partitionKeyOption", "initialPosition",
+		"multiLineStartPattern", "skipHeaderLines", "truncatedRecordTerminator", "maxBufferAgeMillis",
+		"maxBufferSizeBytes", "maxBufferSizeRecords", "minTimeBetweenFilePollsMillis", "dataProcessingOptions",
+	}
+	agentFlowUnsupported = map[string]string{
+		"aggregatedRecordSizeBytes":              "the Kinesis Agent's concatenation of records is not supported; kinship sends one line per record, or KPL aggregated records with \"kinship.aggregate\": true",
+		"maxTimeBetweenFileTrackerRefreshMillis": "kinship watches directories for new files and polls every poll_interval",
+		"waitOnFullPublishQueueMillis":           "kinship's on-disk spool replaces the publish queue; a full spool stops reading (spool.max_bytes)",
+		"waitOnEmptyPublishQueueMillis":          "kinship's on-disk spool replaces the publish queue",
+		"waitOnFullRetryQueueMillis":             "kinship's on-disk spool replaces the retry queue",
+		"publishQueueCapacity":                   "kinship's on-disk spool replaces the publish queue (spool.max_bytes)",
+		"retryInitialBackoffMillis":              "kinship retries with its own capped, jittered backoff",
+		"retryMaxBackoffMillis":                  "kinship retries with its own capped, jittered backoff",
+		"maxFileCheckpointAgeMillis":             "kinship keeps a file's position as long as the file exists",
+		"fileFooterPattern":                      "kinship reads files to their end",
+		"log.emitInternalMetrics":                "use the Prometheus metrics",
+	}
+)
+
+func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
+	// Kinship's own keys first: they change how the flows are translated.
+	if k, ok := top[agentKeyAggregate]; ok {
+		t.aggr, _ = t.boolean(k, "")
+	}
+	if k, ok := top[agentKeyProcessing]; ok {
+		if s, ok := t.str(k, ""); ok {
+			if s != "skip" {
+				t.errorf(k.val.off, "%s: %q: the only value is \"skip\" (ship lines without the Kinesis Agent's processing)", k.name, s)
+			}
+			t.skipProc = s == "skip"
+		}
+	}
+
+	var cw, creds []string
+	for _, k := range root.keys {
+		if top[k.name].off != k.off {
+			continue // repeated: the last one counts
+		}
+		if why, ok := agentTopUnsupported[k.name]; ok {
+			switch {
+			case strings.HasPrefix(k.name, "cloudwatch."):
+				if k.name == "cloudwatch.emitMetrics" {
+					if b, ok := t.boolean(k, ""); ok && !b {
+						continue // off: nothing is lost
+					}
+				}
+				cw = append(cw, k.name)
+			case k.name == "awsAccessKeyId" || k.name == "awsSecretAccessKey":
+				creds = append(creds, k.name) // never the values
+			case strings.HasPrefix(k.name, "firehose.") && k.val.kind == 's' && k.val.str == "":
+				// The guides' templates write "firehose.endpoint": "" next to Kinesis flows.
+			default:
+				t.warnf("%s: not supported, ignored: %s", k.name, why)
+			}
+			continue
+		}
+		switch k.name {
+		case "flows":
+			t.flows(k)
+		case "checkpointFile":
+			if s, ok := t.str(k, ""); ok {
+				t.warnf("%s: %q is not used: the Kinesis Agent's checkpoints are not imported; kinship keeps its positions and spool under state_dir (%s), so at its first start each file is read from initialPosition (START_OF_FILE sends again what the Kinesis Agent already sent; END_OF_FILE skips what was written while no agent ran)", k.name, s, DefaultStateDir)
+			}
+		case "kinesis.endpoint":
+			t.endpoint(k)
+		case "kinesis.region":
+			if s, ok := t.str(k, ""); ok && s != "" {
+				if strings.ContainsAny(s, " \t/") {
+					t.errorf(k.val.off, "%s: %q: not a region name (e.g. us-east-1)", k.name, s)
+				}
+				t.doc.region = &s
+			}
+		case "assumeRoleARN":
+			if s, ok := t.str(k, ""); ok && s != "" {
+				if !strings.HasPrefix(s, "arn:") || !strings.Contains(s, ":role/") {
+					t.errorf(k.val.off, "%s: %q: not an IAM role ARN (e.g. arn:aws:iam::123456789012:role/kinship)", k.name, s)
+				}
+				t.doc.roleARN = &s
+			}
+		case agentKeyAggregate, agentKeyProcessing:
+		default:
+			t.unknown(k.name, "", append(slices.Clone(agentTopKnown), mapKeys(agentTopUnsupported)...))
+		}
+	}
+	if _, set := top["cloudwatch.emitMetrics"]; !set {
+		cw = append([]string{"cloudwatch.emitMetrics (true by default in the Kinesis Agent)"}, cw...)
+	}
+	if len(cw) > 0 {
+		t.warnf("%s: not supported, ignored: %s", strings.Join(cw, ", "), agentTopUnsupported["cloudwatch.emitMetrics"])
+	}
+	if len(creds) > 0 {
+		t.warnf("%s: not supported, ignored: %s", strings.Join(creds, ", "), agentTopUnsupported["awsAccessKeyId"])
+	}
+	if _, ok := top["flows"]; !ok {
+		t.errorf(root.off, "no \"flows\": the Kinesis Agent's agent.json lists them as \"flows\": [{\"filePattern\": \"/var/log/app/*.log\", \"kinesisStream\": \"app-logs\"}]")
+		t.doc.flowsBroken = true
+	}
+}
+
+var (
+	kinesisHostRE = regexp.MustCompile(`^kinesis(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$`)
+	regionInHost  = regexp.MustCompile(`(?:^|\.)([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9])\.`)
+)
+
+// endpoint maps kinesis.endpoint. In the Kinesis Agent the endpoint is how a region is
+// chosen, so a standard regional endpoint becomes aws.region (the SDK then builds the same
+// URL); any other endpoint (VPC endpoint, local test) becomes aws.endpoint, with the region
+// taken from the host name when it names one. The guides show it with and without a scheme.
+func (t *agentTranslator) endpoint(k jkey) {
+	s, ok := t.str(k, "")
+	if !ok || strings.TrimSpace(s) == "" {
+		return // the guides' templates write "kinesis.endpoint": "" for the default
+	}
+	raw := strings.TrimSpace(s)
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		t.errorf(k.val.off, "%s: %q: not an endpoint (e.g. https://kinesis.us-west-2.amazonaws.com)", k.name, s)
+		return
+	}
+	host := strings.ToLower(u.Hostname())
+	if m := kinesisHostRE.FindStringSubmatch(host); m != nil && u.Scheme == "https" && (u.Path == "" || u.Path == "/") {
+		region := m[1]
+		t.doc.region = &region
+		return
+	}
+	ep := strings.TrimSuffix(raw, "/")
+	t.doc.endpoint = &ep
+	if m := regionInHost.FindStringSubmatch(host); m != nil {
+		region := m[1]
+		t.doc.region = &region
+	}
+}
+
+func mapKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (t *agentTranslator) unknown(key, where string, known []string) {
+	best, bestDist := "", 3
+	for _, c := range known {
+		if d := editDistance(key, c); d < bestDist {
+			best, bestDist = c, d
+		}
+	}
+	hint := ""
+	if best != "" {
+		hint = fmt.Sprintf("; did you mean %q?", best)
+	}
+	t.warnf("%s%s: unknown key, ignored (the Kinesis Agent ignores it too)%s", where, key, hint)
+}
+
+func (t *agentTranslator) str(k jkey, where string) (string, bool) {
+	switch k.val.kind {
+	case 's', 'n', 'b':
+		return k.val.str, true // the Kinesis Agent converts scalars to strings
+	case '0':
+		return "", true
+	}
+	t.errorf(k.val.off, "%s%s: expected a string, got %s", where, k.name, k.val.kindName())
+	return "", false
+}
+
+func (t *agentTranslator) boolean(k jkey, where string) (bool, bool) {
+	if k.val.kind == 'b' || k.val.kind == 's' {
+		switch strings.ToLower(k.val.str) {
+		case "true":
+			return true, true
+		case "false":
+			return false, true
+		}
+	}
+	t.errorf(k.val.off, "%s%s: expected true or false, got %s", where, k.name, k.val.kindName())
+	return false, false
+}
+
+// integer reads a whole number, written as a JSON number or a string as the Kinesis Agent
+// accepts; min is the smallest value allowed.
+func (t *agentTranslator) integer(k jkey, where string, lo int64) (int64, bool) {
+	if k.val.kind == 'n' || k.val.kind == 's' {
+		if v, err := strconv.ParseInt(strings.TrimSpace(k.val.str), 10, 64); err == nil {
+			if v < lo {
+				t.errorf(k.val.off, "%s%s: %d: must be %d or more", where, k.name, v, lo)
+				return 0, false
+			}
+			return v, true
+		}
+	}
+	t.errorf(k.val.off, "%s%s: expected a whole number, got %s", where, k.name, k.val.kindName())
+	return 0, false
+}
+
+// agentFlow is what one agent.json flow says, before it becomes a native flow.
+type agentFlow struct {
+	index          int
+	obj            *jnode
+	pattern        string
+	stream         string
+	node           *yaml.Node // the native flow, positioned at the agent.json keys
+	renames        map[string]string
+	streamNameNode *yaml.Node
+}
+
+func (t *agentTranslator) flows(k jkey) {
+	if k.val.kind != 'a' {
+		t.errorf(k.val.off, "flows: expected a list of flows, got %s", k.val.kindName())
+		t.doc.flowsBroken = true
+		return
+	}
+	var fs []*agentFlow
+	for i, item := range k.val.items {
+		where := fmt.Sprintf("flows[%d].", i)
+		if item.kind != 'o' {
+			t.errorf(item.off, "flows[%d]: expected a flow object (with filePattern and kinesisStream), got %s", i, item.kindName())
+			t.doc.flowsBroken = true
+			continue
+		}
+		if f := t.flow(i, item, where); f != nil {
+			fs = append(fs, f)
+		} else {
+			t.doc.flowsBroken = true // already reported: no "no flows" on top of it
+		}
+	}
+	t.nameFlows(fs)
+	if len(fs) > 0 && !t.aggr {
+		t.warnf("%s: not set: records are sent one line per Kinesis record, as the Kinesis Agent sends them; set it to true once every consumer de-aggregates KPL records (the KCL and Lambda's deaggregation modules do) for fewer, fuller records", agentKeyAggregate)
+	}
+	for _, f := range fs {
+		sub := &problems{files: []string{t.name}}
+		d := &decoder{name: t.name, p: sub, budget: nodeBudget}
+		fl := d.flow(f.node, f.index)
+		for _, e := range sub.errs {
+			for native, agent := range f.renames {
+				if rest, ok := strings.CutPrefix(e.Msg, native+":"); ok {
+					e.Msg = fmt.Sprintf("flows[%d].%s (kinship's %s):%s", f.index, agent, native, rest)
+					break
+				}
+			}
+			t.p.errs = append(t.p.errs, e)
+		}
+		t.doc.flows = append(t.doc.flows, fl)
+	}
+}
+
+// flow translates one agent.json flow into a native flow node; nil when it cannot run.
+func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
+	m := t.members(obj, where)
+	f := &agentFlow{index: i, obj: obj, renames: map[string]string{}}
+	var (
+		kv      []*yaml.Node // the native flow's key/value nodes
+		kinesis []*yaml.Node
+		batch   []*yaml.Node
+		ok      = true
+	)
+	add := func(dst *[]*yaml.Node, native, agent string, k jkey, tag, value string) *yaml.Node {
+		line, col := t.lc(k.off)
+		key := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: native, Line: line, Column: col}
+		vline, vcol := t.lc(k.val.off)
+		val := &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: value, Line: vline, Column: vcol}
+		*dst = append(*dst, key, val)
+		if agent != "" {
+			f.renames[native] = agent
+		}
+		return val
+	}
+	millis := func(k jkey) (string, bool) {
+		v, good := t.integer(k, where, 1)
+		return (time.Duration(v) * time.Millisecond).String(), good
+	}
+
+	fp, hasPattern := m["filePattern"]
+	if !hasPattern {
+		t.errorf(obj.off, "flows[%d]: filePattern is required (the files to read, e.g. /var/log/app/*.log)", i)
+		ok = false
+	} else if s, good := t.str(fp, where); good {
+		f.pattern = s
+		if s == "" || !filepath.IsAbs(s) {
+			t.errorf(fp.val.off, "%sfilePattern: %q: must be an absolute path pattern (e.g. /var/log/app/*.log)", where, s)
+			ok = false
+		}
+		line, col := t.lc(fp.off)
+		vline, vcol := t.lc(fp.val.off)
+		kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "paths", Line: line, Column: col},
+			&yaml.Node{Kind: yaml.SequenceNode, Line: vline, Column: vcol, Content: []*yaml.Node{
+				{Kind: yaml.ScalarNode, Tag: "!!str", Value: agentGlob(s), Line: vline, Column: vcol},
+			}})
+		f.renames["paths"] = "filePattern"
+		// The Kinesis Agent never tails compressed files (since 1.1); neither does the translation.
+		kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "exclude", Line: line, Column: col},
+			&yaml.Node{Kind: yaml.SequenceNode, Line: vline, Column: vcol, Content: []*yaml.Node{
+				{Kind: yaml.ScalarNode, Tag: "!!str", Value: "*.gz"},
+				{Kind: yaml.ScalarNode, Tag: "!!str", Value: "*.bz2"},
+				{Kind: yaml.ScalarNode, Tag: "!!str", Value: "*.zip"},
+			}})
+	} else {
+		ok = false
+	}
+
+	ks, hasStream := m["kinesisStream"]
+	ds, hasDelivery := m["deliveryStream"]
+	switch {
+	case hasStream && hasDelivery:
+		t.errorf(ds.off, "flows[%d]: both kinesisStream and deliveryStream; a flow has exactly one destination", i)
+		ok = false
+	case hasDelivery:
+		name, _ := t.str(ds, where)
+		t.errorf(ds.off, "flows[%d] (%s): deliveryStream %q: Kinesis Data Firehose is not supported yet in this version; only kinesisStream flows can run", i, f.pattern, name)
+		ok = false
+	case hasStream:
+		if s, good := t.str(ks, where); good {
+			f.stream = s
+			f.streamNameNode = add(&kinesis, "stream", "kinesisStream", ks, "!!str", s)
+		} else {
+			ok = false
+		}
+	default:
+		t.errorf(obj.off, "flows[%d]: kinesisStream is required (the Kinesis data stream to send %s to)", i, f.pattern)
+		ok = false
+	}
+
+	pk := "random"
+	if k, set := m["partitionKeyOption"]; set {
+		if s, good := t.str(k, where); good {
+			switch strings.ToUpper(s) {
+			case "RANDOM":
+			case "DETERMINISTIC":
+				t.warnf("%spartitionKeyOption: DETERMINISTIC (a hash of each record's data) is not supported: records get random partition keys, so identical lines no longer land on the same shard", where)
+			default:
+				t.errorf(k.val.off, "%spartitionKeyOption: %q: must be RANDOM or DETERMINISTIC", where, s)
+			}
+		}
+	}
+	if hasStream {
+		line, col := t.lc(ks.off)
+		kinesis = append(kinesis,
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "partition_key", Line: line, Column: col},
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: pk, Line: line, Column: col},
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "aggregate", Line: line, Column: col},
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(t.aggr), Line: line, Column: col})
+	}
+
+	// The Kinesis Agent starts new files at their end unless told otherwise.
+	startAt := "end"
+	if k, set := m["initialPosition"]; set {
+		if s, good := t.str(k, where); good {
+			switch strings.ToUpper(s) {
+			case "START_OF_FILE":
+				startAt = "beginning"
+			case "END_OF_FILE":
+			default:
+				t.errorf(k.val.off, "%sinitialPosition: %q: must be START_OF_FILE or END_OF_FILE", where, s)
+			}
+		}
+	}
+	kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "start_at"},
+		&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: startAt})
+
+	if k, set := m["multiLineStartPattern"]; set {
+		if s, good := t.str(k, where); good && s != "" {
+			var ml []*yaml.Node
+			add(&ml, "multiline.start_pattern", "multiLineStartPattern", k, "!!str", s)
+			ml[0].Value = "start_pattern"
+			line, col := t.lc(k.off)
+			kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "multiline", Line: line, Column: col},
+				&yaml.Node{Kind: yaml.MappingNode, Line: line, Column: col, Content: ml})
+		}
+	}
+	if k, set := m["minTimeBetweenFilePollsMillis"]; set {
+		if d, good := millis(k); good {
+			add(&kv, "poll_interval", "minTimeBetweenFilePollsMillis", k, "!!str", d)
+		}
+	}
+	if k, set := m["maxBufferAgeMillis"]; set {
+		if d, good := millis(k); good {
+			add(&batch, "max_age", "", k, "!!str", d)
+			f.renames["batch.max_age"] = "maxBufferAgeMillis"
+		}
+	}
+	if k, set := m["maxBufferSizeBytes"]; set {
+		if v, good := t.integer(k, where, 1); good {
+			// The Kinesis Agent's buffer is one PutRecords call (up to 5MiB); kinship's batch is
+			// one Kinesis record, which the stream caps at max_record_bytes.
+			if Size(v) > DefaultMaxRecordBytes {
+				t.warnf("%smaxBufferSizeBytes: %d is more than one Kinesis record holds: kinship closes a record at %s and sends several records per request", where, v, DefaultMaxRecordBytes)
+				v = int64(DefaultMaxRecordBytes)
+			}
+			add(&batch, "max_bytes", "", k, "!!int", strconv.FormatInt(v, 10))
+			f.renames["batch.max_bytes"] = "maxBufferSizeBytes"
+		}
+	}
+	if k, set := m["maxBufferSizeRecords"]; set {
+		if v, good := t.integer(k, where, 1); good {
+			add(&batch, "max_records", "", k, "!!int", strconv.FormatInt(v, 10))
+			f.renames["batch.max_records"] = "maxBufferSizeRecords"
+		}
+	}
+	if k, set := m["skipHeaderLines"]; set {
+		if v, good := t.integer(k, where, 0); good && v > 0 {
+			if slices.Contains(flowKeys, "skip_header_lines") {
+				add(&kv, "skip_header_lines", "skipHeaderLines", k, "!!int", strconv.FormatInt(v, 10))
+			} else {
+				t.warnf("%sskipHeaderLines: not supported yet, ignored: the first %d lines of each file are shipped too", where, v)
+			}
+		}
+	}
+	if k, set := m["truncatedRecordTerminator"]; set {
+		if s, good := t.str(k, where); good {
+			if slices.Contains(flowKeys, "truncated_record_terminator") {
+				add(&kv, "truncated_record_terminator", "truncatedRecordTerminator", k, "!!str", s)
+			} else if s != "\n" {
+				t.warnf("%struncatedRecordTerminator: not supported yet, ignored: truncated lines end where they were cut", where)
+			}
+		}
+	}
+	if k, set := m["dataProcessingOptions"]; set {
+		if !t.processing(k, where, f) {
+			ok = false
+		}
+	}
+	for _, k := range obj.keys {
+		if m[k.name].off != k.off || slices.Contains(agentFlowKnown, k.name) {
+			continue
+		}
+		if why, known := agentFlowUnsupported[k.name]; known {
+			t.warnf("%s%s: not supported, ignored: %s", where, k.name, why)
+			continue
+		}
+		t.unknown(k.name, where, append(slices.Clone(agentFlowKnown), mapKeys(agentFlowUnsupported)...))
+	}
+	if !ok {
+		return nil
+	}
+	if len(batch) > 0 {
+		kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "batch"},
+			&yaml.Node{Kind: yaml.MappingNode, Content: batch})
+	}
+	line, col := t.lc(ks.off)
+	kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "kinesis", Line: line, Column: col},
+		&yaml.Node{Kind: yaml.MappingNode, Line: line, Column: col, Content: kinesis})
+	for native, agent := range map[string]string{"stream": "kinesisStream"} {
+		if _, set := f.renames[native]; set {
+			f.renames["kinesis."+native] = agent
+			delete(f.renames, native)
+		}
+	}
+	if _, set := f.renames["multiline.start_pattern"]; set {
+		f.renames["multiline.start_pattern"] = "multiLineStartPattern"
+	}
+	oline, ocol := t.lc(obj.off)
+	f.node = &yaml.Node{Kind: yaml.MappingNode, Line: oline, Column: ocol, Content: kv}
+	return f
+}
+
+// processing handles dataProcessingOptions: an error naming the processors, unless the
+// file asks to ship lines without them; then a warning.
+func (t *agentTranslator) processing(k jkey, where string, f *agentFlow) bool {
+	if k.val.kind == '0' || (k.val.kind == 'a' && len(k.val.items) == 0) {
+		return true
+	}
+	if k.val.kind != 'a' {
+		t.errorf(k.val.off, "%sdataProcessingOptions: expected a list of processing options, got %s", where, k.val.kindName())
+		return false
+	}
+	var names []string
+	for j, item := range k.val.items {
+		name := "?"
+		if item.kind == 'o' {
+			for _, o := range item.keys {
+				if o.name == "optionName" && o.val.kind == 's' {
+					name = o.val.str
+				}
+			}
+		}
+		if name == "?" {
+			t.errorf(item.off, "%sdataProcessingOptions[%d]: expected an object with \"optionName\", got %s", where, j, item.kindName())
+			return false
+		}
+		names = append(names, name)
+	}
+	list := strings.Join(names, ", ")
+	if t.skipProc {
+		t.warnf("%sdataProcessingOptions: %s not supported yet: lines of %s are shipped as read, unprocessed (%q is \"skip\")", where, list, f.pattern, agentKeyProcessing)
+		return true
+	}
+	t.errorf(k.off, "%sdataProcessingOptions: %s not supported yet in this version: the lines of %s would reach the stream's consumers unprocessed; remove the option if they accept raw lines, or add \"%s\": \"skip\" at the top of the file to ship them as read", where, list, f.pattern, agentKeyProcessing)
+	return false
+}
+
+func (t *agentTranslator) lc(off int64) (int, int) {
+	p := t.pos(off)
+	return p.Line, p.Column
+}
+
+// agentGlob turns the Kinesis Agent's filePattern, a glob on the file name in a literal
+// directory, into a doublestar pattern: glob characters in the directory part are escaped.
+func agentGlob(pattern string) string {
+	dir, file := filepath.Split(pattern)
+	var b strings.Builder
+	for _, r := range dir {
+		if strings.ContainsRune(`*?[]{}\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String() + file
+}
+
+var nameUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// nameFlows gives each flow a stable name (it names the flow's spool directory): the
+// stream's name, or the stream and the file pattern when several flows feed one stream,
+// made unique with a suffix when even that repeats.
+func (t *agentTranslator) nameFlows(fs []*agentFlow) {
+	perStream := map[string]int{}
+	for _, f := range fs {
+		perStream[f.stream]++
+	}
+	used := map[string]bool{}
+	for _, f := range fs {
+		base := f.stream
+		if i := strings.LastIndex(base, "/"); strings.HasPrefix(base, "arn:") && i >= 0 {
+			base = base[i+1:] // a stream ARN ends in stream/NAME
+		}
+		if perStream[f.stream] > 1 {
+			base += "-" + f.pattern
+		}
+		name := safeFlowName(base)
+		for n := 2; used[name]; n++ {
+			name = safeFlowName(fmt.Sprintf("%s-%d", base, n))
+			if !used[name] {
+				t.warnf("flows[%d]: same kinesisStream and filePattern as an earlier flow: every line is sent twice; named %q", f.index, name)
+			}
+		}
+		used[name] = true
+		line, col := t.lc(f.obj.off)
+		f.node.Content = append([]*yaml.Node{
+			{Kind: yaml.ScalarNode, Tag: "!!str", Value: "name", Line: line, Column: col},
+			{Kind: yaml.ScalarNode, Tag: "!!str", Value: name, Line: line, Column: col},
+		}, f.node.Content...)
+	}
+}
+
+func safeFlowName(s string) string {
+	name := strings.Trim(nameUnsafe.ReplaceAllString(s, "-"), "-.")
+	if name == "" {
+		name = "flow"
+	}
+	if len(name) > maxFlowNameLen {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(s))
+		name = fmt.Sprintf("%s-%08x", name[:maxFlowNameLen-9], h.Sum32())
+	}
+	return name
+}
