@@ -155,7 +155,7 @@ func (p *jsonParser) token() (json.Token, int64, error) {
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &se):
-			return nil, at, &jsonError{max(se.Offset-1, 0), se.Error()}
+			return nil, at, &jsonError{se.Offset, se.Error()} // the offset of the offending byte
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return nil, at, &jsonError{int64(len(p.data)), "unexpected end of the file (a } or ] is missing)"}
 		}
@@ -234,25 +234,30 @@ func (n *jnode) kindName() string {
 }
 
 // looksLikeAgentJSON tells an agent.json from a native configuration written as JSON
-// (which is valid YAML): a native file has only native top-level keys and its flows no
-// filePattern.
+// (which is valid YAML): a native file has only native top-level keys, and a native
+// top-level key other than flows or a flow with a name or paths.
 func looksLikeAgentJSON(root *jnode) bool {
 	if root.kind != 'o' {
 		return false
 	}
+	native := false
 	for _, k := range root.keys {
 		if !slices.Contains(topKeys, k.name) {
 			return true
 		}
-		if k.name == "flows" && k.val.kind == 'a' {
+		if k.name != "flows" {
+			native = true
+			continue
+		}
+		if k.val.kind == 'a' {
 			for _, f := range k.val.items {
-				if f.kind == 'o' && slices.ContainsFunc(f.keys, func(k jkey) bool { return k.name == "filePattern" }) {
-					return true
+				if f.kind == 'o' && slices.ContainsFunc(f.keys, func(k jkey) bool { return k.name == "name" || k.name == "paths" }) {
+					native = true
 				}
 			}
 		}
 	}
-	return false
+	return !native
 }
 
 // agentJSON decides whether a file is an agent.json: its extension is .json, or its
@@ -914,11 +919,11 @@ func (t *agentTranslator) nameFlows(fs []*agentFlow) {
 			base = base[i+1:] // a stream ARN ends in stream/NAME
 		}
 		if perStream[f.stream] > 1 {
-			base += "-" + f.pattern
+			base += "/" + f.pattern // the separators collapse into one "-"
 		}
 		name := safeFlowName(base)
 		for n := 2; used[name]; n++ {
-			name = safeFlowName(fmt.Sprintf("%s-%d", base, n))
+			name = safeFlowName(fmt.Sprintf("%s/%d", base, n))
 			if !used[name] {
 				t.warnf("flows[%d]: same kinesisStream and filePattern as an earlier flow: every line is sent twice; named %q", f.index, name)
 			}
