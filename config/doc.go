@@ -17,6 +17,10 @@
 // to max(5MiB, max_record_bytes), spool.segment_bytes to min(64MiB, spool.max_bytes). An
 // explicit value that breaks such a limit is an error.
 //
+// The main file may also be the Amazon Kinesis Agent's agent.json, accepted unchanged and
+// translated to the native configuration (agentjson.go says how each key maps); the keys
+// kinship does not honour are listed in Config.Warnings, never ignored silently.
+//
 // YAML anchors, aliases and merge keys (<<) work; the work spent on one document is bounded
 // so that an alias bomb fails with an error instead of exhausting the host.
 package config
