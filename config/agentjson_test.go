@@ -82,8 +82,6 @@ func TestAgentJSONExamples(t *testing.T) {
 				"flows[0].dataProcessingOptions: SINGLELINE, CSVTOJSON not supported yet: lines of /tmp/app.log* are shipped as read",
 				"flows[1].dataProcessingOptions: LOGTOJSON, ADDEC2METADATA not supported yet",
 				"flows[1].partitionKeyOption: DETERMINISTIC",
-				"flows[0].skipHeaderLines",
-				"flows[0].truncatedRecordTerminator",
 				"kinship.aggregate: not set",
 			},
 		},
@@ -136,7 +134,16 @@ func TestAgentJSONExamples(t *testing.T) {
 			for i, w := range tc.flows {
 				checkAgentFlow(t, cfg.Flows[i], w)
 			}
-			checkWarnings(t, cfg.Warnings, tc.warnings)
+			want := tc.warnings
+			if tc.file == "guide-multiline-processing.json" {
+				// Mapped once the native keys exist (another change adds them), warned about until then.
+				for native, agent := range map[string]string{"skip_header_lines": "skipHeaderLines", "truncated_record_terminator": "truncatedRecordTerminator"} {
+					if !slices.Contains(flowKeys, native) {
+						want = append(want, "flows[0]."+agent)
+					}
+				}
+			}
+			checkWarnings(t, cfg.Warnings, want)
 			for _, w := range cfg.Warnings {
 				if strings.Contains(w, "EXAMPLE") {
 					t.Errorf("a warning shows a credential: %q", w)
