@@ -28,6 +28,7 @@ const (
 	DefaultWhenFull        = "block"
 	DefaultFsyncInterval   = Duration(100e6)
 	DefaultSegmentBytes    = 64 * MiB
+	DefaultUnhealthyAfter  = Duration(5 * 60e9)
 
 	// KinesisMaxRecordBytes is the largest record (data + partition key) a stream accepts
 	// once raised with UpdateMaxRecordSize; it also bounds one PutRecords request.
@@ -52,6 +53,9 @@ type AWS struct {
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
 	Listen string // host:port; empty disables the endpoint
+	// UnhealthyAfter: /healthz fails when a flow with data waiting in its spool has not
+	// shipped anything for this long.
+	UnhealthyAfter Duration
 }
 
 // Flow is one set of path patterns with its processing options and one destination.
@@ -154,7 +158,7 @@ func Parse(name string, data []byte) (*Config, error) {
 const minimalHint = `the smallest useful file is: flows: [{name: app, paths: ["/var/log/app/*.log"], kinesis: {stream: app-logs}}]`
 
 func merge(docs []*document, p *problems) *Config {
-	cfg := &Config{StateDir: DefaultStateDir}
+	cfg := &Config{StateDir: DefaultStateDir, Metrics: Metrics{UnhealthyAfter: DefaultUnhealthyAfter}}
 	seen := map[string]Pos{}
 	for _, d := range docs {
 		if d.stateDir != nil {
@@ -171,6 +175,9 @@ func merge(docs []*document, p *problems) *Config {
 		}
 		if d.listen != nil {
 			cfg.Metrics.Listen = *d.listen
+		}
+		if d.unhealthyAfter != nil {
+			cfg.Metrics.UnhealthyAfter = *d.unhealthyAfter
 		}
 		for _, f := range d.flows {
 			if f.Name != "" {

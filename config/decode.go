@@ -24,6 +24,7 @@ type document struct {
 	name                                        string
 	empty                                       bool
 	stateDir, region, endpoint, roleARN, listen *string
+	unhealthyAfter                              *Duration
 	flows                                       []Flow
 	flowsKey                                    *Pos // where "flows:" was written, if it was
 	flowsBroken                                 bool // flows were written but unreadable: already reported
@@ -32,7 +33,7 @@ type document struct {
 var (
 	topKeys       = []string{"state_dir", "aws", "metrics", "flows"}
 	awsKeys       = []string{"region", "endpoint", "role_arn"}
-	metricsKeys   = []string{"listen"}
+	metricsKeys   = []string{"listen", "unhealthy_after"}
 	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "kinesis", "firehose", "http", "discard", "batch", "spool"}
 	multilineKeys = []string{"start_pattern", "max_lines", "timeout"}
 	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
@@ -119,6 +120,13 @@ func decodeDocument(name string, data []byte, p *problems) *document {
 			d.aws(f.v, doc)
 		case "metrics":
 			for _, m := range d.mapping(f.v, "metrics", "in metrics", metricsKeys) {
+				if m.key == "unhealthy_after" {
+					var v Duration
+					if d.positiveDuration(m.v, "metrics.unhealthy_after", &v) {
+						doc.unhealthyAfter = &v
+					}
+					continue
+				}
 				if s, ok := d.str(m.v, "metrics.listen"); ok {
 					if s != "" {
 						if msg := checkListen(s); msg != "" {

@@ -68,6 +68,8 @@ type Flow struct {
 	shippedMu sync.Mutex
 	shipped   map[uint64][]byte // payloads handed to the shipper, by seq, until acked
 	frameCap  int               // capacity of new frame buffers: a full aggregate and its envelope
+
+	health health // shipping times and the last error, for Status and Healthy
 }
 
 // frameCacheBytes bounds the recent frames a flow's spool keeps in memory for the shipper.
@@ -130,6 +132,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		shipped: map[uint64][]byte{},
 		bufs:    make(chan []byte, freeFrameBufs),
 	}
+	f.deps.Destination = watchedDestination{Destination: deps.Destination, h: &f.health}
 	f.frameCap = aggregatorOptions(cfg, deps.Metrics).MaxRecordBytes + 16<<10
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
@@ -212,6 +215,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	if err != nil {
 		return err
 	}
+	f.health.start(time.Now())
 
 	// The shipper starts first so that what the spool holds from before leaves first.
 	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
@@ -376,6 +380,7 @@ func (o output) Put(rec *aggregator.Record) error {
 	f.pending = append(f.pending, pendingMarks{seq: seq, marks: marks, sources: sources})
 	f.putSeq = seq
 	f.mu.Unlock()
+	f.health.appended(time.Now())
 	return nil
 }
 
@@ -451,6 +456,7 @@ func (s spoolSource) Ack(seq uint64) error {
 	if err := s.f.spool.Ack(seq); err != nil {
 		return err
 	}
+	s.f.health.acked(time.Now(), s.f.spool.Stats().Unacked == 0)
 	// The shipper is done with the record once it acks it: its buffer can carry the next one.
 	s.f.shippedMu.Lock()
 	b, ok := s.f.shipped[seq]
