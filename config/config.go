@@ -54,7 +54,7 @@ type AWS struct {
 type Metrics struct {
 	Listen string // host:port; empty disables the endpoint
 	// UnhealthyAfter: /healthz fails when a flow with data waiting in its spool has not
-	// shipped anything for this long.
+	// shipped anything for this long; 0 means DefaultUnhealthyAfter.
 	UnhealthyAfter Duration
 }
 
@@ -158,7 +158,7 @@ func Parse(name string, data []byte) (*Config, error) {
 const minimalHint = `the smallest useful file is: flows: [{name: app, paths: ["/var/log/app/*.log"], kinesis: {stream: app-logs}}]`
 
 func merge(docs []*document, p *problems) *Config {
-	cfg := &Config{StateDir: DefaultStateDir, Metrics: Metrics{UnhealthyAfter: DefaultUnhealthyAfter}}
+	cfg := &Config{StateDir: DefaultStateDir}
 	seen := map[string]Pos{}
 	for _, d := range docs {
 		if d.stateDir != nil {

@@ -19,7 +19,7 @@ type fakeDest struct {
 }
 
 func (d fakeDest) Put(_ context.Context, recs []shipper.Record) ([]error, error) { return d.put(recs) }
-func (d fakeDest) Limits() shipper.Limits                                         { return shipper.Limits{}.WithDefaults() }
+func (d fakeDest) Limits() shipper.Limits                                        { return shipper.Limits{}.WithDefaults() }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
