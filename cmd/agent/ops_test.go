@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kinship-agent/kinship/config"
+)
+
+func parseFlows(t *testing.T, body string) []config.Flow {
+	t.Helper()
+	cfg, err := config.Parse("k.yaml", []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Flows
+}
+
+// A reload must leave a flow alone when only its place in the file moved, and restart it
+// when anything it runs with changed.
+func TestSameFlowIgnoresPositionNotSettings(t *testing.T) {
+	a := parseFlows(t, "flows:\n  - {name: a, paths: [/x/*.log], discard: {}, multiline: {start_pattern: '^\\d'}}\n")[0]
+	moved := parseFlows(t, "# a comment moves everything down\n\nflows:\n  - name: a\n    paths: [/x/*.log]\n    discard: {}\n    multiline: {start_pattern: '^\\d'}\n")[0]
+	if !sameFlow(a, moved) {
+		t.Error("the same flow written on other lines counts as changed")
+	}
+	for _, changed := range []string{
+		"flows:\n  - {name: a, paths: [/x/*.log, /y/*.log], discard: {}, multiline: {start_pattern: '^\\d'}}\n",
+		"flows:\n  - {name: a, paths: [/x/*.log], discard: {}, multiline: {start_pattern: '^\\w'}}\n",
+		"flows:\n  - {name: a, paths: [/x/*.log], discard: {}, multiline: {start_pattern: '^\\d'}, batch: {max_age: 2s}}\n",
+	} {
+		if sameFlow(a, parseFlows(t, changed)[0]) {
+			t.Errorf("a changed flow counts as unchanged: %s", changed)
+		}
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	start := time.Unix(1000, 0)
+	p := &progress{start: start}
+	got := p.line(start.Add(2*time.Second), 50e6, 150e6)
+	if got != "read 50.0 / 200.0 MB (25%)  25.0 MB/s" {
+		t.Errorf("line = %q", got)
+	}
+	// The total never shrinks when the lag gauge lags behind the reads.
+	if got := p.line(start.Add(4*time.Second), 100e6, 0); !strings.Contains(got, "/ 200.0 MB (50%)") {
+		t.Errorf("line = %q", got)
+	}
+	if isTerminal(&strings.Builder{}) {
+		t.Error("a buffer is a terminal")
+	}
+	f, err := os.CreateTemp(t.TempDir(), "stderr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if isTerminal(f) {
+		t.Error("a regular file is a terminal: run --once would write progress into logs")
+	}
+}
+
+// A flow that died is reported by /healthz with its error (the service is still up, so
+// systemd would not notice without it).
+func TestHealthzNamesAStoppedFlow(t *testing.T) {
+	s := newSupervisor(t.Context(), &config.Config{}, nil, slog.New(slog.DiscardHandler), false)
+	r := &runningFlow{cfg: config.Flow{Name: "app"}, done: make(chan struct{}), err: errors.New("spool: disk full")}
+	close(r.done)
+	s.flows["app"] = r
+	rec := httptest.NewRecorder()
+	s.healthHandler(0)(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "flow app: stopped: spool: disk full") {
+		t.Errorf("/healthz = %d %q", rec.Code, rec.Body.String())
+	}
+	empty := newSupervisor(t.Context(), &config.Config{}, nil, slog.New(slog.DiscardHandler), false)
+	rec = httptest.NewRecorder()
+	empty.healthHandler(time.Minute)(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if rec.Code != http.StatusOK || rec.Body.String() != "ok\n" {
+		t.Errorf("/healthz with nothing wrong = %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+// `kinship status` after a `run --once`: every file read to its end, nothing waiting; a flow
+// removed from the configuration is still listed because its state is on disk.
+func TestStatusAfterOnce(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(logs, "a.log"), []byte(strings.Repeat("hello\n", 1000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "kinship.yaml")
+	write := func(flows string) {
+		body := fmt.Sprintf("state_dir: %s\nflows:\n%s", filepath.Join(dir, "state"), flows)
+		if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(fmt.Sprintf("  - {name: app, paths: [%q], discard: {}}\n  - {name: old, paths: [%q], discard: {}}\n",
+		logs+"/*.log", logs+"/*.log"))
+	var out, errOut strings.Builder
+	if code := runMain([]string{"run", "--config", cfgPath, "--once"}, &out, &errOut); code != 0 {
+		t.Fatalf("run --once: exit %d\n%s", code, errOut.String())
+	}
+	write(fmt.Sprintf("  - {name: app, paths: [%q], discard: {}}\n", logs+"/*.log"))
+	out.Reset()
+	if code := runMain([]string{"status", "--config", cfgPath, "--json"}, &out, &errOut); code != 0 {
+		t.Fatalf("status: exit %d\n%s", code, errOut.String())
+	}
+	var rep statusReport
+	if err := json.Unmarshal([]byte(out.String()), &rep); err != nil {
+		t.Fatalf("status --json is not JSON: %v\n%s", err, out.String())
+	}
+	if len(rep.Flows) != 2 || rep.Flows[0].Name != "app" || !rep.Flows[0].Configured ||
+		rep.Flows[1].Name != "old" || rep.Flows[1].Configured {
+		t.Fatalf("flows = %+v, want app (configured) and old (removed)", rep.Flows)
+	}
+	for _, f := range rep.Flows {
+		if len(f.Files) != 1 || f.Files[0].Position != 6000 || f.Files[0].LagBytes != 0 || f.Spool.UnackedFrames != 0 {
+			t.Errorf("flow %s after --once: %+v", f.Name, f)
+		}
+	}
+	out.Reset()
+	if code := runMain([]string{"status", "--config", cfgPath}, &out, &errOut); code != 0 {
+		t.Fatalf("status: exit %d\n%s", code, errOut.String())
+	}
+	for _, want := range []string{"app", "old", "removed", filepath.Join(logs, "a.log")} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
