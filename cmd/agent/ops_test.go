@@ -140,3 +140,42 @@ func TestStatusAfterOnce(t *testing.T) {
 		}
 	}
 }
+
+// The progress total of a --once run is what is left to read: a file read before counts only
+// with what was appended since.
+func TestProgressTotalIsWhatIsLeftToRead(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(logs, "a.log")
+	if err := os.WriteFile(log, []byte(strings.Repeat("0123456789\n", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "kinship.yaml")
+	body := fmt.Sprintf("state_dir: %s\nflows:\n  - {name: app, paths: [%q], discard: {}}\n", filepath.Join(dir, "state"), logs+"/**/*.log")
+	if err := os.WriteFile(cfgPath, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := toRead(cfg); got != 1100 {
+		t.Errorf("before any run: %d bytes to read, want 1100", got)
+	}
+	var out, errOut strings.Builder
+	if code := runMain([]string{"run", "--config", cfgPath, "--once"}, &out, &errOut); code != 0 {
+		t.Fatalf("run --once: exit %d\n%s", code, errOut.String())
+	}
+	f, err := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString("more\n")
+	_ = f.Close()
+	if got := toRead(cfg); got != 5 {
+		t.Errorf("after a run and 5 more bytes: %d bytes to read, want 5", got)
+	}
+}

@@ -7,7 +7,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bmatcuk/doublestar/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/internal/flow"
 )
 
 // progressInterval keeps the line readable and cheap: at most two updates a second.
@@ -65,10 +69,39 @@ func readCounters(g prometheus.Gatherer) (read, lag float64) {
 	return read, lag
 }
 
+// toRead estimates the bytes a --once run has ahead of it: the matched files' sizes minus the
+// positions saved for them. The tailers' lag gauge alone comes too late (it is updated on
+// their maintenance tick), so this sets the total from the first progress line on.
+func toRead(cfg *config.Config) int64 {
+	var total int64
+	for _, fc := range cfg.Flows {
+		done := map[string]int64{}
+		for _, fs := range flow.ReadStatus(fc.Name, cfg.FlowDir(&fc)).Files {
+			if fs.Size >= 0 {
+				done[fs.Path] = fs.Position
+			}
+		}
+		seen := map[string]bool{}
+		for _, pat := range fc.Paths {
+			matches, _ := doublestar.FilepathGlob(pat, doublestar.WithFilesOnly(), doublestar.WithFailOnIOErrors())
+			for _, m := range matches {
+				if seen[m] {
+					continue
+				}
+				seen[m] = true
+				if fi, err := os.Stat(m); err == nil {
+					total += max(0, fi.Size()-done[m])
+				}
+			}
+		}
+	}
+	return total
+}
+
 // startProgress rewrites a progress line on w until the returned func is called, which
-// prints the final state and ends the line.
-func startProgress(w io.Writer, g prometheus.Gatherer) func() {
-	p := &progress{start: time.Now()}
+// prints the final state and ends the line. total is the work known at the start.
+func startProgress(w io.Writer, g prometheus.Gatherer, total int64) func() {
+	p := &progress{start: time.Now(), total: float64(total)}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	print := func() {

@@ -79,7 +79,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("kinship starting", "version", version, "config", *path, "flows", len(cfg.Flows), "state_dir", cfg.StateDir, "once", *once)
 	hup := watchHangup(ctx, *once)
 	if *once && isTerminal(stderr) {
-		stopProgress := startProgress(stderr, reg)
+		stopProgress := startProgress(stderr, reg, toRead(cfg))
 		defer stopProgress()
 	}
 	if err := sup.wait(hup, func() { sup.reload(*path) }); err != nil {
