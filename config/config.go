@@ -71,8 +71,22 @@ type Flow struct {
 	Discard      *Discard
 	Batch        Batch
 	Spool        Spool
+	AddMetadata  *AddMetadata // nil: lines are shipped as read
 	Pos          Pos // where the flow was defined, for errors found after loading
 }
+
+// AddMetadata wraps each line as a JSON object {"data": line, ...} with the chosen context
+// fields (host, instance_id, region from IMDSv2, path), as the Kinesis Agent's
+// ADDEC2METADATA processing option does.
+type AddMetadata struct {
+	Hostname   bool
+	InstanceID bool
+	Region     bool
+	FilePath   bool
+}
+
+// NeedsIMDS reports whether the fields need the EC2 instance metadata service.
+func (m *AddMetadata) NeedsIMDS() bool { return m != nil && (m.InstanceID || m.Region) }
 
 // Multiline joins continuation lines to the line that matched StartPattern.
 type Multiline struct {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kinship-agent/kinship/internal/imdstest"
 	"github.com/kinship-agent/kinship/internal/kinesalitetest"
 )
 
@@ -211,5 +212,62 @@ func TestReloadKeepsUnchangedFlowsExactlyOnce(t *testing.T) {
 	t.Logf("changed flow: %d lines, %d duplicates across its restart", writers["change"].total(), dups)
 	if dups := writers["added"].check(t, readStream(t, endpoint, "added").lines); dups != 0 {
 		t.Errorf("added flow: %d duplicates", dups)
+	}
+}
+
+// TestAddMetadataFromLoopbackIMDS: with add_metadata, every line reaches the stream wrapped
+// as JSON with the host name, the instance id and region from IMDSv2, and the file's path.
+func TestAddMetadataFromLoopbackIMDS(t *testing.T) {
+	endpoint := kinesalitetest.Start(t)
+	kinesalitetest.CreateStream(t, endpoint, "meta", 1)
+	imds := imdstest.Start(t, "i-0feedfacecafe0001", "ap-southeast-2")
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(t, logs, 1)
+	w.write(t, 500)
+	cfg := writeConfig(t, dir, fmt.Sprintf(`state_dir: %s/state
+aws: {region: us-east-1, endpoint: %s}
+flows:
+  - name: meta
+    paths: ["%s/*.log"]
+    kinesis: {stream: meta}
+    add_metadata: {hostname: true, instance_id: true, region: true, file_path: true}
+`, dir, endpoint, logs))
+	cmd := exec.Command(kinshipBin, "run", "--config", cfg, "--once")
+	for _, e := range agentEnv(endpoint) {
+		if !strings.HasPrefix(e, "AWS_EC2_METADATA_DISABLED=") {
+			cmd.Env = append(cmd.Env, e)
+		}
+	}
+	cmd.Env = append(cmd.Env, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+imds.URL)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kinship run --once: %v\n%s", err, out)
+	}
+	host, _ := os.Hostname()
+	var lines [][]byte
+	for _, l := range readStream(t, endpoint, "meta").lines {
+		var r struct {
+			Data       string `json:"data"`
+			Host       string `json:"host"`
+			InstanceID string `json:"instance_id"`
+			Region     string `json:"region"`
+			Path       string `json:"path"`
+		}
+		if err := json.Unmarshal(l, &r); err != nil {
+			t.Fatalf("record is not JSON: %v: %s", err, l)
+		}
+		if r.Host != host || r.InstanceID != "i-0feedfacecafe0001" || r.Region != "ap-southeast-2" || r.Path != filepath.Join(logs, "app0.log") {
+			t.Fatalf("record metadata = %+v", r)
+		}
+		lines = append(lines, []byte(r.Data))
+	}
+	if dups := w.check(t, lines); dups != 0 {
+		t.Errorf("%d duplicates", dups)
+	}
+	if imds.TokenPuts.Load() == 0 || imds.Unauthorized.Load() != 0 {
+		t.Errorf("IMDS token PUTs %d, unauthorized reads %d: not IMDSv2", imds.TokenPuts.Load(), imds.Unauthorized.Load())
 	}
 }

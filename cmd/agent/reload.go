@@ -29,7 +29,8 @@ type supervisor struct {
 	log    *slog.Logger
 	set    *metrics.Set
 	once   bool
-	awsCfg *aws.Config // loaded on first use; aws settings change only with a restart
+	awsCfg *aws.Config     // loaded on first use; aws settings change only with a restart
+	md     *flow.Metadata // EC2 context for add_metadata, fetched on first use
 
 	cfg    *config.Config // the configuration the flows run with
 	exited chan struct{}  // a flow's Run returned (buffered 1, coalescing)
@@ -69,7 +70,8 @@ func (s *supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 		return nil, fmt.Errorf("flow %s: %w", fc.Name, err)
 	}
 	dir := cfg.FlowDir(&fc)
-	f, err := flow.New(fc, flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log})
+	f, err := flow.New(fc, flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
+		Metadata: s.metadataFor(fc)})
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,8 @@ type Deps struct {
 	ShutdownGrace time.Duration
 	// CheckpointInterval is how often durable positions are saved [1s].
 	CheckpointInterval time.Duration
+	// Metadata fills the fields add_metadata asks for.
+	Metadata Metadata
 }
 
 // Flow is one running flow.
@@ -233,7 +235,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
 	}
-	tl, err := tailer.New(tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once), sink{f: f, agg: agg})
+	tl, err := tailer.New(tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once), sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
 	if err != nil {
 		_ = agg.Close()
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
@@ -386,8 +388,9 @@ func (o output) Put(rec *aggregator.Record) error {
 
 // sink adapts the tailer to the aggregator and records which file each source number is.
 type sink struct {
-	f   *Flow
-	agg *aggregator.Aggregator
+	f    *Flow
+	agg  *aggregator.Aggregator
+	wrap *lineWrapper // nil: lines go as read
 }
 
 func (s sink) Open(src *tailer.Source, offset int64) {
@@ -404,6 +407,9 @@ func (s sink) Open(src *tailer.Source, offset int64) {
 }
 
 func (s sink) Line(src *tailer.Source, line []byte, end int64) error {
+	if s.wrap != nil {
+		line = s.wrap.wrap(line, src.Path)
+	}
 	return s.agg.Add(src.Index, line, end)
 }
 
