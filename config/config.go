@@ -72,7 +72,7 @@ type Flow struct {
 	Batch        Batch
 	Spool        Spool
 	AddMetadata  *AddMetadata // nil: lines are shipped as read
-	Pos          Pos // where the flow was defined, for errors found after loading
+	Pos          Pos          // where the flow was defined, for errors found after loading
 }
 
 // AddMetadata wraps each line as a JSON object {"data": line, ...} with the chosen context

@@ -29,7 +29,7 @@ type supervisor struct {
 	log    *slog.Logger
 	set    *metrics.Set
 	once   bool
-	awsCfg *aws.Config     // loaded on first use; aws settings change only with a restart
+	awsCfg *aws.Config    // loaded on first use; aws settings change only with a restart
 	md     *flow.Metadata // EC2 context for add_metadata, fetched on first use
 
 	cfg    *config.Config // the configuration the flows run with

@@ -14,8 +14,8 @@ const token = "imdstest-token"
 
 // Server is a running loopback IMDS.
 type Server struct {
-	URL        string
-	TokenPuts  atomic.Int64 // PUT /latest/api/token requests
+	URL          string
+	TokenPuts    atomic.Int64 // PUT /latest/api/token requests
 	Unauthorized atomic.Int64 // reads without a valid token
 }
 
