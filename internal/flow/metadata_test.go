@@ -47,3 +47,14 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+func BenchmarkLineWrapper(b *testing.B) {
+	w := newLineWrapper(&config.AddMetadata{Hostname: true, InstanceID: true, Region: true, FilePath: true},
+		Metadata{Host: "ip-10-0-0-1", InstanceID: "i-0abc", Region: "eu-west-1"})
+	line := []byte(`10.0.0.7 - - [27/Nov/2026:21:51:38 +0000] "GET /api/v1/items?page=2 HTTP/1.1" 200 1532 "-" "Mozilla/5.0"`)
+	b.SetBytes(int64(len(line)))
+	b.ReportAllocs()
+	for b.Loop() {
+		w.wrap(line, "/var/log/app/access.log")
+	}
+}
