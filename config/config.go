@@ -28,6 +28,7 @@ const (
 	DefaultWhenFull        = "block"
 	DefaultFsyncInterval   = Duration(100e6)
 	DefaultSegmentBytes    = 64 * MiB
+	DefaultUnhealthyAfter  = Duration(5 * 60e9)
 
 	// KinesisMaxRecordBytes is the largest record (data + partition key) a stream accepts
 	// once raised with UpdateMaxRecordSize; it also bounds one PutRecords request.
@@ -55,6 +56,9 @@ type AWS struct {
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
 	Listen string // host:port; empty disables the endpoint
+	// UnhealthyAfter: /healthz fails when a flow with data waiting in its spool has not
+	// shipped anything for this long; 0 means DefaultUnhealthyAfter.
+	UnhealthyAfter Duration
 }
 
 // Flow is one set of path patterns with its processing options and one destination.
@@ -70,8 +74,22 @@ type Flow struct {
 	Discard      *Discard
 	Batch        Batch
 	Spool        Spool
-	Pos          Pos // where the flow was defined, for errors found after loading
+	AddMetadata  *AddMetadata // nil: lines are shipped as read
+	Pos          Pos          // where the flow was defined, for errors found after loading
 }
+
+// AddMetadata wraps each line as a JSON object {"data": line, ...} with the chosen context
+// fields (host, instance_id, region from IMDSv2, path), as the Kinesis Agent's
+// ADDEC2METADATA processing option does.
+type AddMetadata struct {
+	Hostname   bool
+	InstanceID bool
+	Region     bool
+	FilePath   bool
+}
+
+// NeedsIMDS reports whether the fields need the EC2 instance metadata service.
+func (m *AddMetadata) NeedsIMDS() bool { return m != nil && (m.InstanceID || m.Region) }
 
 // Multiline joins continuation lines to the line that matched StartPattern.
 type Multiline struct {
@@ -194,6 +212,9 @@ func merge(docs []*document, p *problems) *Config {
 		}
 		if d.listen != nil {
 			cfg.Metrics.Listen = *d.listen
+		}
+		if d.unhealthyAfter != nil {
+			cfg.Metrics.UnhealthyAfter = *d.unhealthyAfter
 		}
 		for _, f := range d.flows {
 			if f.Name != "" {

@@ -24,6 +24,7 @@ type document struct {
 	name                                        string
 	empty                                       bool
 	stateDir, region, endpoint, roleARN, listen *string
+	unhealthyAfter                              *Duration
 	flows                                       []Flow
 	flowsKey                                    *Pos // where "flows:" was written, if it was
 	flowsBroken                                 bool // flows were written but unreadable: already reported
@@ -32,8 +33,9 @@ type document struct {
 var (
 	topKeys       = []string{"state_dir", "aws", "metrics", "flows"}
 	awsKeys       = []string{"region", "endpoint", "role_arn"}
-	metricsKeys   = []string{"listen"}
-	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "kinesis", "firehose", "http", "discard", "batch", "spool"}
+	metricsKeys   = []string{"listen", "unhealthy_after"}
+	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
+	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
 	multilineKeys = []string{"start_pattern", "max_lines", "timeout"}
 	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
 	batchKeys     = []string{"max_age", "max_bytes", "max_records"}
@@ -119,6 +121,13 @@ func decodeDocument(name string, data []byte, p *problems) *document {
 			d.aws(f.v, doc)
 		case "metrics":
 			for _, m := range d.mapping(f.v, "metrics", "in metrics", metricsKeys) {
+				if m.key == "unhealthy_after" {
+					var v Duration
+					if d.positiveDuration(m.v, "metrics.unhealthy_after", &v) {
+						doc.unhealthyAfter = &v
+					}
+					continue
+				}
 				if s, ok := d.str(m.v, "metrics.listen"); ok {
 					if s != "" {
 						if msg := checkListen(s); msg != "" {
@@ -298,6 +307,8 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 					}
 				}
 			}
+		case "add_metadata":
+			f.AddMetadata = d.addMetadata(fl, label)
 		case "spool":
 			spoolNode = fl.k
 			for _, s := range d.mapping(fl.v, "spool", "in spool of "+label, spoolKeys) {
@@ -755,4 +766,29 @@ func (d *decoder) yamlError(err error) {
 		return
 	}
 	d.p.add(Pos{File: d.name}, "%s", msg)
+}
+
+// addMetadata reads add_metadata: which EC2 context fields wrap each line.
+func (d *decoder) addMetadata(fl field, label string) *AddMetadata {
+	m := &AddMetadata{}
+	for _, x := range d.mapping(fl.v, "add_metadata", "in add_metadata of "+label, metadataKeys) {
+		v, ok := d.boolean(x.v, "add_metadata."+x.key)
+		if !ok {
+			continue
+		}
+		switch x.key {
+		case "hostname":
+			m.Hostname = v
+		case "instance_id":
+			m.InstanceID = v
+		case "region":
+			m.Region = v
+		case "file_path":
+			m.FilePath = v
+		}
+	}
+	if *m == (AddMetadata{}) {
+		return nil // every field off: lines stay as they are
+	}
+	return m
 }

@@ -36,7 +36,7 @@ func TestParseErrors(t *testing.T) {
       stream: s
 `, []string{
 			`2:5: flow "app": no destination; add one of kinesis or discard (firehose and http are not supported yet)`,
-			`4:5: unknown key "kinesiss" in flow "app" (known: name, paths, exclude, start_at, multiline, max_line_bytes, poll_interval, kinesis, firehose, http, discard, batch, spool); did you mean "kinesis"?`,
+			`4:5: unknown key "kinesiss" in flow "app" (known: name, paths, exclude, start_at, multiline, max_line_bytes, poll_interval, kinesis, firehose, http, discard, batch, spool, add_metadata); did you mean "kinesis"?`,
 		}},
 		{"bad size", `flows:
   - name: app

@@ -30,6 +30,7 @@ Usage:
   kinship validate --config FILE            check a configuration; exit 0 or print file:line errors
   kinship consume  --stream NAME [--from beginning|latest] [--follow] [--endpoint URL | --config FILE]
                                             read a stream, de-aggregate, print one user record per line
+  kinship status   --config FILE [--json]   per flow and file: position, size, lag, spool backlog, last error
   kinship version                           print the version
 
 Run "kinship COMMAND -h" for a command's options.
@@ -50,6 +51,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdValidate(args, stdout, stderr)
 	case "consume":
 		err = cmdConsume(ctx, args, stdout, stderr)
+	case "status":
+		err = cmdStatus(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "kinship %s\n", version)
 	case "help", "-h", "--help":

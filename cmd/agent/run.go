@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"runtime/pprof"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,7 +20,6 @@ import (
 
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/awsconf"
-	"github.com/kinship-agent/kinship/internal/flow"
 	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/shipper"
 )
@@ -62,22 +60,15 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	set := metrics.New(reg)
 
-	var awsCfg *aws.Config
-	flows := make([]*flow.Flow, 0, len(cfg.Flows))
-	for _, fc := range cfg.Flows {
-		dst, err := destination(ctx, cfg, fc, &awsCfg)
-		if err != nil {
-			return fmt.Errorf("flow %s: %w", fc.Name, err)
-		}
-		f, err := flow.New(fc, flow.Deps{Dir: cfg.FlowDir(&fc), Destination: dst, Metrics: set.Flow(fc.Name), Logger: log})
-		if err != nil {
-			return err
-		}
-		flows = append(flows, f)
+	sup := newSupervisor(ctx, cfg, set, log, *once)
+	if err := sup.startAll(); err != nil {
+		return err
 	}
 
 	if cfg.Metrics.Listen != "" {
-		srv, _, err := serveMetricsOn(cfg.Metrics.Listen, reg, log)
+		srv, _, err := serveMetricsOn(cfg.Metrics.Listen, reg, log,
+			route{"/healthz", sup.healthHandler(cfg.Metrics.UnhealthyAfter.D())},
+			route{"/status", http.HandlerFunc(sup.statusHandler)})
 		if err != nil {
 			return err
 		}
@@ -88,14 +79,13 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}()
 	}
 
-	log.Info("kinship starting", "version", version, "config", *path, "flows", len(flows), "state_dir", cfg.StateDir, "once", *once)
-	errs := make([]error, len(flows))
-	var wg sync.WaitGroup
-	for i, f := range flows {
-		wg.Go(func() { errs[i] = f.Run(ctx, *once) })
+	log.Info("kinship starting", "version", version, "config", *path, "flows", len(cfg.Flows), "state_dir", cfg.StateDir, "once", *once)
+	hup := watchHangup(ctx, *once)
+	if *once && isTerminal(stderr) {
+		stopProgress := startProgress(stderr, reg, toRead(cfg))
+		defer stopProgress()
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := sup.wait(hup, func() { sup.reload(*path) }); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
@@ -127,17 +117,32 @@ func destination(ctx context.Context, cfg *config.Config, fc config.Flow, awsCfg
 	return nil, fmt.Errorf("no destination configured")
 }
 
-// serveMetricsOn serves /metrics and /healthz on addr and returns the address it listens on.
-func serveMetricsOn(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, string, error) {
+// route is one more handler on the metrics server.
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
+// serveMetricsOn serves /metrics, /healthz (always "ok" unless a route replaces it) and the
+// given routes on addr, and returns the address it listens on.
+func serveMetricsOn(addr string, reg *prometheus.Registry, log *slog.Logger, routes ...route) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+	health := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
-	})
+	}))
+	for _, r := range routes {
+		if r.pattern == "/healthz" {
+			health = r.h
+			continue
+		}
+		mux.Handle(r.pattern, r.h)
+	}
+	mux.Handle("/healthz", health)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

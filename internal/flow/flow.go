@@ -41,6 +41,8 @@ type Deps struct {
 	ShutdownGrace time.Duration
 	// CheckpointInterval is how often durable positions are saved [1s].
 	CheckpointInterval time.Duration
+	// Metadata fills the fields add_metadata asks for.
+	Metadata Metadata
 }
 
 // Flow is one running flow.
@@ -68,6 +70,8 @@ type Flow struct {
 	shippedMu sync.Mutex
 	shipped   map[uint64][]byte // payloads handed to the shipper, by seq, until acked
 	frameCap  int               // capacity of new frame buffers: a full aggregate and its envelope
+
+	health health // shipping times and the last error, for Status and Healthy
 }
 
 // frameCacheBytes bounds the recent frames a flow's spool keeps in memory for the shipper.
@@ -130,6 +134,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		shipped: map[uint64][]byte{},
 		bufs:    make(chan []byte, freeFrameBufs),
 	}
+	f.deps.Destination = watchedDestination{Destination: deps.Destination, h: &f.health}
 	f.frameCap = aggregatorOptions(cfg, deps.Metrics).MaxRecordBytes + 16<<10
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
@@ -212,6 +217,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	if err != nil {
 		return err
 	}
+	f.health.start(time.Now())
 
 	// The shipper starts first so that what the spool holds from before leaves first.
 	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
@@ -229,7 +235,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
 	}
-	tl, err := tailer.New(tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once), sink{f: f, agg: agg})
+	tl, err := tailer.New(tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once), sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
 	if err != nil {
 		_ = agg.Close()
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
@@ -376,13 +382,15 @@ func (o output) Put(rec *aggregator.Record) error {
 	f.pending = append(f.pending, pendingMarks{seq: seq, marks: marks, sources: sources})
 	f.putSeq = seq
 	f.mu.Unlock()
+	f.health.appended(time.Now())
 	return nil
 }
 
 // sink adapts the tailer to the aggregator and records which file each source number is.
 type sink struct {
-	f   *Flow
-	agg *aggregator.Aggregator
+	f    *Flow
+	agg  *aggregator.Aggregator
+	wrap *lineWrapper // nil: lines go as read
 }
 
 func (s sink) Open(src *tailer.Source, offset int64) {
@@ -399,6 +407,9 @@ func (s sink) Open(src *tailer.Source, offset int64) {
 }
 
 func (s sink) Line(src *tailer.Source, line []byte, end int64) error {
+	if s.wrap != nil {
+		line = s.wrap.wrap(line, src.Path)
+	}
 	return s.agg.Add(src.Index, line, end)
 }
 
@@ -451,6 +462,7 @@ func (s spoolSource) Ack(seq uint64) error {
 	if err := s.f.spool.Ack(seq); err != nil {
 		return err
 	}
+	s.f.health.acked(time.Now(), s.f.spool.Stats().Unacked == 0)
 	// The shipper is done with the record once it acks it: its buffer can carry the next one.
 	s.f.shippedMu.Lock()
 	b, ok := s.f.shipped[seq]

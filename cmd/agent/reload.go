@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/internal/flow"
+	"github.com/kinship-agent/kinship/internal/metrics"
+)
+
+// supervisor owns the running flows: it starts them, and on a reload stops the ones that were
+// removed or changed and starts the new versions, leaving unchanged flows untouched (their
+// tailers, spools and in-flight requests never notice). A stopped flow's state (positions and
+// spool) stays on disk, so a changed flow resumes exactly where its old version stopped.
+//
+// Concurrency: reload and wait run on cmdRun's goroutine; each flow runs on its own; the
+// HTTP handlers read the running set under mu.
+type supervisor struct {
+	ctx    context.Context
+	log    *slog.Logger
+	set    *metrics.Set
+	once   bool
+	awsCfg *aws.Config    // loaded on first use; aws settings change only with a restart
+	md     *flow.Metadata // EC2 context for add_metadata, fetched on first use
+
+	cfg    *config.Config // the configuration the flows run with
+	exited chan struct{}  // a flow's Run returned (buffered 1, coalescing)
+
+	mu    sync.Mutex
+	flows map[string]*runningFlow
+	errs  []error // from flows that failed on their own (not stopped by a reload)
+}
+
+type runningFlow struct {
+	cfg    config.Flow
+	dir    string
+	f      *flow.Flow
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // valid once done is closed
+}
+
+func (r *runningFlow) exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func newSupervisor(ctx context.Context, cfg *config.Config, set *metrics.Set, log *slog.Logger, once bool) *supervisor {
+	return &supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg,
+		exited: make(chan struct{}, 1), flows: map[string]*runningFlow{}}
+}
+
+// build opens a flow (its spool and state directory); nothing runs yet.
+func (s *supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, error) {
+	dst, err := destination(s.ctx, cfg, fc, &s.awsCfg)
+	if err != nil {
+		return nil, fmt.Errorf("flow %s: %w", fc.Name, err)
+	}
+	dir := cfg.FlowDir(&fc)
+	f, err := flow.New(fc, flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
+		Metadata: s.metadataFor(fc)})
+	if err != nil {
+		return nil, err
+	}
+	return &runningFlow{cfg: fc, dir: dir, f: f, done: make(chan struct{})}, nil
+}
+
+// startAll builds every flow of the configuration, then runs them; a flow that cannot be
+// built fails the start (before anything runs).
+func (s *supervisor) startAll() error {
+	built := make([]*runningFlow, 0, len(s.cfg.Flows))
+	for _, fc := range s.cfg.Flows {
+		r, err := s.build(s.cfg, fc)
+		if err != nil {
+			return err
+		}
+		built = append(built, r)
+	}
+	for _, r := range built {
+		s.run(r)
+	}
+	return nil
+}
+
+func (s *supervisor) run(r *runningFlow) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	r.cancel = cancel
+	s.mu.Lock()
+	s.flows[r.cfg.Name] = r
+	s.mu.Unlock()
+	go func() {
+		err := r.f.Run(ctx, s.once)
+		stoppedByUs := ctx.Err() != nil && s.ctx.Err() == nil
+		if err != nil {
+			if stoppedByUs {
+				s.log.Warn("flow stopped for a reload with an error", "flow", r.cfg.Name, "err", err)
+			} else {
+				s.log.Error("flow stopped", "flow", r.cfg.Name, "err", err)
+				s.mu.Lock()
+				s.errs = append(s.errs, err)
+				s.mu.Unlock()
+			}
+		}
+		r.err = err
+		cancel()
+		close(r.done)
+		select {
+		case s.exited <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+// stop stops a flow gracefully and waits: what it read is in its spool and its positions
+// are saved, so its next version neither loses nor repeats lines.
+func (s *supervisor) stop(r *runningFlow) {
+	r.cancel()
+	<-r.done
+	s.mu.Lock()
+	if s.flows[r.cfg.Name] == r {
+		delete(s.flows, r.cfg.Name)
+	}
+	s.mu.Unlock()
+}
+
+// active counts the flows still running.
+func (s *supervisor) active() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.flows {
+		if !r.exited() {
+			n++
+		}
+	}
+	return n
+}
+
+// wait runs until ctx is done (and every flow stopped) or no flow runs any more (--once
+// finished, or every flow failed); reload is called on each value from hup.
+func (s *supervisor) wait(hup <-chan struct{}, reload func()) error {
+	for s.active() > 0 {
+		select {
+		case <-s.ctx.Done():
+			s.mu.Lock()
+			running := make([]*runningFlow, 0, len(s.flows))
+			for _, r := range s.flows {
+				running = append(running, r)
+			}
+			s.mu.Unlock()
+			for _, r := range running {
+				<-r.done
+			}
+		case <-hup:
+			reload()
+		case <-s.exited:
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.errs...)
+}
+
+// sameFlow reports whether a flow's configuration is unchanged: where it was written
+// (file:line) does not matter, nor the compiled form of its multiline pattern.
+func sameFlow(a, b config.Flow) bool {
+	norm := func(f config.Flow) config.Flow {
+		f.Pos = config.Pos{}
+		if f.Multiline != nil {
+			m := *f.Multiline
+			m.Regexp = nil
+			f.Multiline = &m
+		}
+		return f
+	}
+	return reflect.DeepEqual(norm(a), norm(b))
+}
+
+// reload applies a new configuration read from path: removed flows stop (their state stays
+// on disk), changed flows restart with their new settings, new flows start, unchanged flows
+// keep running untouched. An invalid configuration changes nothing.
+func (s *supervisor) reload(path string) {
+	start := time.Now()
+	cfg, err := config.Load(path)
+	if err != nil {
+		s.log.Error("reload: configuration is invalid; the running one stays in effect", "config", path, "err", err)
+		return
+	}
+	if cfg.AWS != s.cfg.AWS || cfg.Metrics != s.cfg.Metrics {
+		s.log.Warn("reload: aws and metrics settings take effect at the next restart")
+	}
+	want := make(map[string]bool, len(cfg.Flows))
+	for _, fc := range cfg.Flows {
+		want[fc.Name] = true
+	}
+	s.mu.Lock()
+	current := make(map[string]*runningFlow, len(s.flows))
+	for name, r := range s.flows {
+		current[name] = r
+	}
+	s.mu.Unlock()
+	var added, changed, removed, kept []string
+	for name, r := range current {
+		if !want[name] {
+			s.stop(r)
+			removed = append(removed, name)
+			s.log.Info("reload: flow removed; its state stays on disk", "flow", name, "dir", r.dir)
+		}
+	}
+	for _, fc := range cfg.Flows {
+		r, ok := current[fc.Name]
+		if ok && !r.exited() && r.dir == cfg.FlowDir(&fc) && sameFlow(r.cfg, fc) {
+			kept = append(kept, fc.Name)
+			continue
+		}
+		if ok {
+			s.stop(r) // its spool must be closed before the new version opens it
+			changed = append(changed, fc.Name)
+		} else {
+			added = append(added, fc.Name)
+		}
+		nr, err := s.build(cfg, fc)
+		if err != nil {
+			s.log.Error("reload: flow cannot start; it stays stopped until the next reload", "flow", fc.Name, "err", err)
+			continue
+		}
+		s.run(nr)
+	}
+	keepAWS, keepMetrics := s.cfg.AWS, s.cfg.Metrics
+	s.cfg = cfg
+	s.cfg.AWS, s.cfg.Metrics = keepAWS, keepMetrics
+	for _, l := range [][]string{added, changed, removed, kept} {
+		sort.Strings(l)
+	}
+	s.log.Info("configuration reloaded", "added", added, "changed", changed, "removed", removed,
+		"unchanged", kept, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// running returns the flows that run now, by name.
+func (s *supervisor) running() []*runningFlow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*runningFlow, 0, len(s.flows))
+	for _, r := range s.flows {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].cfg.Name < out[j].cfg.Name })
+	return out
+}

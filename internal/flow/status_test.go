@@ -1,0 +1,127 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/shipper"
+)
+
+type fakeDest struct {
+	put func(recs []shipper.Record) ([]error, error)
+}
+
+func (d fakeDest) Put(_ context.Context, recs []shipper.Record) ([]error, error) { return d.put(recs) }
+func (d fakeDest) Limits() shipper.Limits                                        { return shipper.Limits{}.WithDefaults() }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// An operator's view of a flow whose destination fails, then recovers: /healthz turns
+// unhealthy only while data waits and nothing ships, and status names the error; once the
+// agent stopped, the state on disk says everything was read and shipped.
+func TestHealthAndStatusFollowTheDestination(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	logFile := filepath.Join(logs, "a.log")
+	if err := os.WriteFile(logFile, []byte(strings.Repeat("a line\n", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("test.yaml", []byte(`
+flows:
+  - name: t
+    paths: ["`+logs+`/*.log"]
+    discard: {}
+    batch: {max_age: 10ms}
+    poll_interval: 100ms
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failing atomic.Bool
+	failing.Store(true)
+	dst := fakeDest{put: func(recs []shipper.Record) ([]error, error) {
+		if failing.Load() {
+			return nil, errors.New("service unavailable: injected")
+		}
+		return nil, nil
+	}}
+	state := filepath.Join(dir, "state")
+	f, err := New(cfg.Flows[0], Deps{Dir: state, Destination: dst, CheckpointInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, false) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "the injected error in status", func() bool { return f.Status().LastError != "" })
+	st := f.Status()
+	if st.Spool.UnackedFrames == 0 || st.LastSend != nil || !strings.Contains(st.LastError, "injected") {
+		t.Errorf("status while failing = %+v", st)
+	}
+	if ok, reason := f.Healthy(time.Now(), time.Hour); !ok {
+		t.Errorf("unhealthy before unhealthy_after passed: %s", reason)
+	}
+	ok, reason := f.Healthy(time.Now().Add(2*time.Minute), time.Minute)
+	if ok || !strings.Contains(reason, "injected") || !strings.Contains(reason, "flow t") {
+		t.Errorf("healthy = %v (%q) with data stuck for longer than unhealthy_after", ok, reason)
+	}
+	// While the agent runs, status from the state files sees the same backlog without the lock.
+	if disk := ReadStatus("t", state); disk.Error != "" || disk.Spool.UnackedFrames == 0 {
+		t.Errorf("ReadStatus while running = %+v", disk)
+	}
+
+	failing.Store(false)
+	waitFor(t, "the backlog to ship", func() bool {
+		st := f.Status()
+		return st.Spool.UnackedFrames == 0 && st.LastSend != nil
+	})
+	if ok, reason := f.Healthy(time.Now().Add(time.Hour), time.Minute); !ok {
+		t.Errorf("unhealthy with an empty spool: %s", reason)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	done <- nil
+	disk := ReadStatus("t", state)
+	if disk.Error != "" || len(disk.Files) != 1 {
+		t.Fatalf("ReadStatus after stop = %+v", disk)
+	}
+	if fs := disk.Files[0]; fs.Path != logFile || fs.Position != 700 || fs.Size != 700 || fs.LagBytes != 0 {
+		t.Errorf("file status = %+v, want read to its end (700 bytes)", fs)
+	}
+	if disk.Spool.UnackedFrames != 0 || disk.Spool.UnackedBytes != 0 {
+		t.Errorf("spool backlog after everything shipped = %+v", disk.Spool)
+	}
+	// More written after the stop shows up as lag.
+	fh, err := os.OpenFile(logFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = fh.WriteString("late\n")
+	_ = fh.Close()
+	if fs := ReadStatus("t", state).Files[0]; fs.LagBytes != 5 {
+		t.Errorf("lag after 5 more bytes = %+v", fs)
+	}
+}
