@@ -65,14 +65,31 @@ type Options struct {
 	StartAt           string         // "beginning" | "end" ["beginning"]; applies only to files seen at FirstStart
 	FirstStart        bool           // no state existed: files present now start at StartAt; later files from 0
 	Positions         []Position     // restored positions
-	MaxLineBytes      int            // longer lines (and multiline events) are truncated [1 MiB]
+	MaxLineBytes      int            // longer lines are truncated [1 MiB]
 	Multiline         *regexp.Regexp // optional start pattern: other lines are appended to the previous event
 	MultilineMaxLines int            // [500]
+	MultilineMaxBytes int            // a longer multiline event is truncated [MaxLineBytes]
 	MultilineTimeout  time.Duration  // [1s]
 	PollInterval      time.Duration  // safety-net rescan [10s]; polling runs every 1s without fsnotify
-	Once              bool           // read every file to its end, then Run returns nil
-	Metrics           *metrics.Flow  // nil allowed
-	Logger            *slog.Logger   // nil: discard
+	CloseInactive     time.Duration  // a descriptor at EOF this long is closed, identity kept [5m]
+
+	// PartialLineTimeout: a last line without '\n' is handed over after this long without
+	// growth [5s]. Its end is the offset after its bytes, so it is never handed over twice; if
+	// the writer later continues it, the continuation is a line of its own.
+	PartialLineTimeout time.Duration
+
+	// SkipHeaderLines: the first N lines of a file are not handed over when it is read from
+	// offset 0 as a new file. Not applied to a file resumed at a stored offset, nor to one read
+	// again from 0 after a truncation (copytruncate's writer writes no new header: skipping
+	// would lose data).
+	SkipHeaderLines int
+
+	// TruncatedTerminator is appended to a line (or multiline event) cut at its limit, within
+	// the limit; shorter than MaxLineBytes and MultilineMaxBytes.
+	TruncatedTerminator string
+	Once                bool          // read every file to its end, then Run returns nil
+	Metrics             *metrics.Flow // nil allowed
+	Logger              *slog.Logger  // nil: discard
 
 	// NextIndex, when set, hands out Source.Index values; share one counter between the
 	// Tailers of a process to make indexes unique in the process. nil: the Tailer's own
@@ -150,6 +167,21 @@ func New(opts Options, sink Sink) (*Tailer, error) {
 	if t.opts.MultilineMaxLines <= 0 {
 		t.opts.MultilineMaxLines = 500
 	}
+	if t.opts.MultilineMaxBytes <= 0 {
+		t.opts.MultilineMaxBytes = t.opts.MaxLineBytes
+	}
+	if n := len(t.opts.TruncatedTerminator); n >= t.opts.MaxLineBytes || (t.opts.Multiline != nil && n >= t.opts.MultilineMaxBytes) {
+		return nil, fmt.Errorf("tailer: truncated record terminator of %d bytes leaves no room for data", n)
+	}
+	if t.opts.SkipHeaderLines < 0 {
+		return nil, fmt.Errorf("tailer: skip header lines %d: must not be negative", t.opts.SkipHeaderLines)
+	}
+	if t.opts.CloseInactive <= 0 {
+		t.opts.CloseInactive = 5 * time.Minute
+	}
+	if t.opts.PartialLineTimeout <= 0 {
+		t.opts.PartialLineTimeout = 5 * time.Second
+	}
 	if t.opts.MultilineTimeout <= 0 {
 		t.opts.MultilineTimeout = time.Second
 	}
@@ -161,7 +193,7 @@ func New(opts Options, sink Sink) (*Tailer, error) {
 	}
 	t.goneGrace = 5 * time.Second
 	t.goneRecheck = 250 * time.Millisecond
-	t.idleClose = 5 * time.Minute
+	t.idleClose = t.opts.CloseInactive
 	t.debounce = 50 * time.Millisecond
 	t.fallbackPoll = time.Second
 	return t, nil
@@ -170,6 +202,7 @@ func New(opts Options, sink Sink) (*Tailer, error) {
 // runState is everything Run owns.
 type runState struct {
 	buf       []byte
+	scratch   []byte // a truncated line with its terminator, when it cannot be built in place
 	files     map[FileID]*file
 	byPath    map[string]*file
 	restore   map[FileID]Position
@@ -381,6 +414,24 @@ func (t *Tailer) housekeep(now time.Time) error {
 	}
 	var lag int64
 	for _, f := range s.files {
+		if !f.heldAt.IsZero() {
+			dl := f.heldAt.Add(t.opts.PartialLineTimeout)
+			switch {
+			case f.queued:
+				// Bytes are about to be read and may complete the line: decide after that.
+				if soon := now.Add(t.goneRecheck); soon.Before(next) && !now.Before(dl) {
+					next = soon
+				} else if dl.Before(next) {
+					next = dl
+				}
+			case !now.Before(dl):
+				if err := t.flushHeld(f); err != nil {
+					return err
+				}
+			case dl.Before(next):
+				next = dl
+			}
+		}
 		if f.evLines > 0 {
 			dl := f.evLast.Add(t.opts.MultilineTimeout)
 			if !now.Before(dl) {
