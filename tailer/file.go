@@ -31,6 +31,14 @@ type file struct {
 	evLast  time.Time
 	evOver  bool
 
+	// What the last rescan's stat of the path said (scanSeq: which rescan), and the
+	// modification time the last safety-net poll looked at: an unchanged size and time let
+	// the poll skip the file without a system call.
+	scanSize  int64
+	scanMod   time.Time
+	scanSeq   uint64
+	polledMod time.Time
+
 	queued    bool
 	gone      bool // no longer at a matching path (renamed away or deleted)
 	retired   bool

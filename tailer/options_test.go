@@ -299,3 +299,23 @@ func TestPollingFallbackLoggedOnce(t *testing.T) {
 		t.Fatalf("polling fallback logged %d times, want once: %q", n, h.msgs)
 	}
 }
+
+// A write through a hard link in a directory nobody watches gives no event: the full sweep,
+// which the safety-net poll runs at least every sweepEvery intervals, finds it.
+func TestWriteWithoutEventFoundBySweep(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	path := filepath.Join(dir, "app.log")
+	appendFile(t, path, "one\n")
+	link := filepath.Join(other, "link")
+	if err := os.Link(path, link); err != nil {
+		t.Fatal(err)
+	}
+	sink := newSink()
+	start(t, Options{Paths: []string{filepath.Join(dir, "*.log")}, PollInterval: 20 * time.Millisecond}, sink)
+	waitFor(t, "one", func() bool { return sink.count() == 1 })
+	for i := range 3 {
+		appendFile(t, link, "via link\n")
+		waitFor(t, "line written through the link", func() bool { return sink.count() == 2+i })
+	}
+	equalLines(t, "f", sink.linesOf(path), []string{"one", "via link", "via link", "via link"})
+}
