@@ -18,6 +18,8 @@ const (
 	DefaultPollInterval    = Duration(10e9)
 	DefaultMultiMaxLines   = 500
 	DefaultMultiTimeout    = Duration(1e9)
+	DefaultCloseInactive   = Duration(300e9)
+	DefaultPartialTimeout  = Duration(5e9)
 	DefaultPartitionKey    = "random"
 	DefaultMaxRecordBytes  = 1 * MiB
 	DefaultMaxRequestBytes = 5 * MiB
@@ -70,12 +72,21 @@ type Flow struct {
 	Multiline    *Multiline
 	MaxLineBytes Size
 	PollInterval Duration
-	Kinesis      *Kinesis
-	Discard      *Discard
-	Batch        Batch
-	Spool        Spool
-	AddMetadata  *AddMetadata // nil: lines are shipped as read
-	Pos          Pos          // where the flow was defined, for errors found after loading
+	// CloseInactive: a file idle at its end this long gives its descriptor back (reopened on
+	// the next write, identity kept).
+	CloseInactive Duration
+	// PartialLineTimeout: a last line without '\n' is shipped after this long without growth.
+	PartialLineTimeout Duration
+	// SkipHeaderLines: lines skipped at the start of a file read from offset 0.
+	SkipHeaderLines int
+	// TruncatedRecordTerminator is appended, within max_line_bytes, to a truncated line.
+	TruncatedRecordTerminator string
+	Kinesis                   *Kinesis
+	Discard                   *Discard
+	Batch                     Batch
+	Spool                     Spool
+	AddMetadata               *AddMetadata // nil: lines are shipped as read
+	Pos                       Pos          // where the flow was defined, for errors found after loading
 }
 
 // AddMetadata wraps each line as a JSON object {"data": line, ...} with the chosen context
@@ -96,6 +107,7 @@ type Multiline struct {
 	StartPattern string
 	Regexp       *regexp.Regexp
 	MaxLines     int
+	MaxBytes     Size // an entry longer than this is cut; default: the flow's MaxLineBytes
 	Timeout      Duration
 }
 

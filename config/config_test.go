@@ -15,11 +15,13 @@ import (
 // minimalFlowDefaults is the flow the smallest useful file describes, every default spelled out.
 func minimalFlowDefaults(pos Pos) Flow {
 	return Flow{
-		Name:         "app",
-		Paths:        []string{"/var/log/app/*.log"},
-		StartAt:      "beginning",
-		MaxLineBytes: MiB,
-		PollInterval: Duration(10 * time.Second),
+		Name:               "app",
+		Paths:              []string{"/var/log/app/*.log"},
+		StartAt:            "beginning",
+		MaxLineBytes:       MiB,
+		PollInterval:       Duration(10 * time.Second),
+		CloseInactive:      Duration(5 * time.Minute),
+		PartialLineTimeout: Duration(5 * time.Second),
 		Kinesis: &Kinesis{
 			Stream:          "app-logs",
 			PartitionKey:    "random",
@@ -67,6 +69,7 @@ func TestDesignFullExample(t *testing.T) {
 		StartPattern: `^\d{4}-\d{2}-\d{2}`,
 		Regexp:       regexp.MustCompile(`^\d{4}-\d{2}-\d{2}`),
 		MaxLines:     500,
+		MaxBytes:     MiB,
 		Timeout:      Duration(time.Second),
 	}
 	dry := minimalFlowDefaults(Pos{File: path, Line: 21, Column: 5})
@@ -144,6 +147,15 @@ func TestDefaultsAndOverrides(t *testing.T) {
 		{"multiline defaults", "    multiline: {start_pattern: '^\\S'}", func(f Flow) bool {
 			return f.Multiline.MaxLines == 500 && f.Multiline.Timeout.D() == time.Second && f.Multiline.Regexp.MatchString("x")
 		}},
+		{"multiline max_bytes defaults to max_line_bytes", "    max_line_bytes: 64KiB\n    multiline: {start_pattern: '^\\S'}", func(f Flow) bool {
+			return f.Multiline.MaxBytes == 64*KiB
+		}},
+		{"multiline max_bytes", "    multiline: {start_pattern: '^\\S', max_bytes: 4MiB}", func(f Flow) bool { return f.Multiline.MaxBytes == 4*MiB }},
+		{"reading limits", "    close_inactive: 1m\n    partial_line_timeout: 250ms\n    skip_header_lines: 2\n    truncated_record_terminator: ' [cut]'", func(f Flow) bool {
+			return f.CloseInactive.D() == time.Minute && f.PartialLineTimeout.D() == 250*time.Millisecond &&
+				f.SkipHeaderLines == 2 && f.TruncatedRecordTerminator == " [cut]"
+		}},
+		{"terminator must leave room", "    max_line_bytes: 4\n    truncated_record_terminator: '[cut]'", nil},
 		{"start_at end, poll interval", "    start_at: end\n    poll_interval: 2s", func(f Flow) bool {
 			return f.StartAt == "end" && f.PollInterval.D() == 2*time.Second
 		}},

@@ -34,9 +34,9 @@ var (
 	topKeys       = []string{"state_dir", "aws", "metrics", "flows"}
 	awsKeys       = []string{"region", "endpoint", "role_arn"}
 	metricsKeys   = []string{"listen", "unhealthy_after"}
-	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
+	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
 	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
-	multilineKeys = []string{"start_pattern", "max_lines", "timeout"}
+	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
 	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
 	batchKeys     = []string{"max_age", "max_bytes", "max_records"}
 	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes"}
@@ -217,10 +217,12 @@ func (d *decoder) flows(n *yaml.Node, doc *document) {
 // tie one setting to another.
 func (d *decoder) flow(n *yaml.Node, index int) Flow {
 	f := Flow{
-		StartAt:      DefaultStartAt,
-		MaxLineBytes: DefaultMaxLineBytes,
-		PollInterval: DefaultPollInterval,
-		Batch:        Batch{MaxAge: DefaultBatchMaxAge},
+		StartAt:            DefaultStartAt,
+		MaxLineBytes:       DefaultMaxLineBytes,
+		PollInterval:       DefaultPollInterval,
+		CloseInactive:      DefaultCloseInactive,
+		PartialLineTimeout: DefaultPartialTimeout,
+		Batch:              Batch{MaxAge: DefaultBatchMaxAge},
 		Spool: Spool{
 			MaxBytes:      DefaultSpoolMaxBytes,
 			WhenFull:      DefaultWhenFull,
@@ -241,6 +243,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 		dests                     []field
 		batchBytesNode, segNode   *yaml.Node
 		spoolBytesNode, spoolNode *yaml.Node
+		termNode, lineBytesNode   *yaml.Node
 	)
 	for _, fl := range d.mapping(n, "flow", "in "+label, flowKeys) {
 		switch fl.key {
@@ -276,9 +279,26 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 		case "multiline":
 			f.Multiline = d.multiline(fl, label)
 		case "max_line_bytes":
-			d.positiveSize(fl.v, "max_line_bytes", &f.MaxLineBytes)
+			if d.positiveSize(fl.v, "max_line_bytes", &f.MaxLineBytes) {
+				lineBytesNode = fl.v
+			}
 		case "poll_interval":
 			d.positiveDuration(fl.v, "poll_interval", &f.PollInterval)
+		case "close_inactive":
+			d.positiveDuration(fl.v, "close_inactive", &f.CloseInactive)
+		case "partial_line_timeout":
+			d.positiveDuration(fl.v, "partial_line_timeout", &f.PartialLineTimeout)
+		case "skip_header_lines":
+			if v, ok := d.integer(fl.v, "skip_header_lines"); ok {
+				if v < 0 {
+					d.errorf(fl.v, "skip_header_lines: %d: must be 0 (none) or more", v)
+				}
+				f.SkipHeaderLines = v
+			}
+		case "truncated_record_terminator":
+			if s, ok := d.str(fl.v, "truncated_record_terminator"); ok {
+				f.TruncatedRecordTerminator, termNode = s, fl.v
+			}
 		case "kinesis":
 			dests = append(dests, fl)
 			f.Kinesis = d.kinesis(fl, label)
@@ -363,6 +383,23 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 	} else if f.Batch.MaxBytes > recordLimit {
 		d.errorf(batchBytesNode, "batch.max_bytes: %s is larger than %s: an aggregated record must fit in one Kinesis record", f.Batch.MaxBytes, recordWhat)
 	}
+	// The terminator is written inside the truncated line, so it must leave room for data.
+	termTooLong := termNode != nil && Size(len(f.TruncatedRecordTerminator)) >= f.MaxLineBytes
+	if termTooLong {
+		at := lineBytesNode
+		if at == nil {
+			at = termNode
+		}
+		d.errorf(at, "truncated_record_terminator: %d bytes do not fit in max_line_bytes (%s) with room for data", len(f.TruncatedRecordTerminator), f.MaxLineBytes)
+	}
+	if m := f.Multiline; m != nil {
+		if m.MaxBytes == 0 {
+			m.MaxBytes = f.MaxLineBytes
+		}
+		if termNode != nil && !termTooLong && Size(len(f.TruncatedRecordTerminator)) >= m.MaxBytes {
+			d.errorf(termNode, "truncated_record_terminator: %d bytes do not fit in multiline.max_bytes (%s) with room for data", len(f.TruncatedRecordTerminator), m.MaxBytes)
+		}
+	}
 	if segNode == nil {
 		f.Spool.SegmentBytes = min(DefaultSegmentBytes, f.Spool.MaxBytes)
 	} else if f.Spool.SegmentBytes > f.Spool.MaxBytes {
@@ -411,6 +448,8 @@ func (d *decoder) multiline(fl field, label string) *Multiline {
 				}
 				m.MaxLines = v
 			}
+		case "max_bytes":
+			d.positiveSize(x.v, "multiline.max_bytes", &m.MaxBytes)
 		case "timeout":
 			d.positiveDuration(x.v, "multiline.timeout", &m.Timeout)
 		}

@@ -36,7 +36,7 @@ func TestParseErrors(t *testing.T) {
       stream: s
 `, []string{
 			`2:5: flow "app": no destination; add one of kinesis or discard (firehose and http are not supported yet)`,
-			`4:5: unknown key "kinesiss" in flow "app" (known: name, paths, exclude, start_at, multiline, max_line_bytes, poll_interval, kinesis, firehose, http, discard, batch, spool, add_metadata); did you mean "kinesis"?`,
+			`4:5: unknown key "kinesiss" in flow "app" (known: name, paths, exclude, start_at, multiline, max_line_bytes, poll_interval, close_inactive, partial_line_timeout, skip_header_lines, truncated_record_terminator, kinesis, firehose, http, discard, batch, spool, add_metadata); did you mean "kinesis"?`,
 		}},
 		{"bad size", `flows:
   - name: app
@@ -96,6 +96,21 @@ func TestParseErrors(t *testing.T) {
     multiline: {start_pattern: '(', max_lines: 0, timeout: 5}
     max_line_bytes: 0
     poll_interval: -1s
+    close_inactive: 0s
+    partial_line_timeout: 5
+    skip_header_lines: -1
+    truncated_record_terminator: [x]
+  - name: b
+    paths: [/a]
+    discard: {}
+    max_line_bytes: 8
+    truncated_record_terminator: 12345678
+    multiline: {start_pattern: x, max_bytes: 4}
+  - name: c
+    paths: [/a]
+    discard: {}
+    truncated_record_terminator: "[cut]"
+    multiline: {start_pattern: x, max_bytes: 5B}
 `, []string{
 			`5:15: start_at: "middle": must be beginning or end`,
 			`6:32: multiline.start_pattern: "(": missing closing )`,
@@ -103,6 +118,12 @@ func TestParseErrors(t *testing.T) {
 			`6:60: multiline.timeout: "5": a duration needs a unit (e.g. 5s or 5ms)`,
 			`7:21: max_line_bytes: "0": must be positive`,
 			`8:20: poll_interval: "-1s": must be positive`,
+			`9:21: close_inactive: "0s": must be positive`,
+			`10:27: partial_line_timeout: "5": a duration needs a unit`,
+			`11:24: skip_header_lines: -1: must be 0 (none) or more`,
+			`12:34: truncated_record_terminator: expected a string, got a list`,
+			`16:21: truncated_record_terminator: 8 bytes do not fit in max_line_bytes (8B) with room for data`,
+			`22:34: truncated_record_terminator: 5 bytes do not fit in multiline.max_bytes (5B) with room for data`,
 		}},
 		{"destinations", `flows:
   - name: app

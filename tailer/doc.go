@@ -10,14 +10,21 @@
 // (the base directory of every pattern, or its nearest existing ancestor, and every directory
 // under it that a pattern can still match). Write events on a known path queue that file for
 // reading; any other relevant event schedules a debounced rescan of all patterns, which is
-// also what an inotify overflow triggers. A slow poll (Options.PollInterval) rescans and
-// re-reads everything as a safety net; without fsnotify (or when a watch cannot be added) the
-// poll runs every second. Idle means blocked in select: timers are armed only for the next
-// real deadline.
+// also what an inotify overflow triggers. A slow poll (Options.PollInterval) is the safety
+// net: a full sweep rescans and stats every file; while fsnotify serves every directory on a
+// local file system and no directory's modification time changed, a poll is only one stat per
+// directory, and the full sweep runs every 6 intervals (a stat per file every 10 s would be
+// most of the CPU of 10,000 idle files). A sweep re-reads only files whose size or
+// modification time changed. Without fsnotify (or when a watch cannot be added) the poll runs
+// every second and always sweeps; so does every poll while a watched directory is on NFS, SMB,
+// FUSE or a similar file system, or while a file cannot be opened. Idle means blocked in
+// select: timers are armed only for the next real deadline.
 //
 // Rotation: a file that leaves its matching path (renamed or deleted) stays open and is read
 // to its end; it is retired (Sink.Close) once it has been at EOF for a grace period (5 s)
-// with no growth. The new file at the path is a new Source read from offset 0.
+// with no growth. The new file at the path is a new Source read from offset 0. A file at EOF
+// for Options.CloseInactive gives its descriptor back; the next write reopens it (same
+// identity, checked by inode and fingerprint).
 //
 // A file is tracked only once it is non-empty, so that every Source has a fingerprint of at
 // least one byte. A file that shrinks below the read offset (copytruncate) is read again from
@@ -27,5 +34,7 @@
 //
 // Reading: one 256 KiB buffer for the whole Tailer; each file is read in chunks round-robin,
 // lines are slices of that buffer, and a line that spans two chunks (or two wake-ups) is held
-// in a small per-file buffer bounded by MaxLineBytes+1.
+// in a small per-file buffer bounded by MaxLineBytes+1. A held line that has not grown for
+// Options.PartialLineTimeout is handed over as it is, with its end after its bytes: if the
+// writer continues it later, the continuation is a line of its own and nothing is sent twice.
 package tailer

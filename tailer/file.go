@@ -20,14 +20,24 @@ type file struct {
 	off  int64    // bytes consumed: lines emitted plus held bytes
 	size int64    // last size seen, for the read lag
 
-	held []byte // start of a line whose '\n' has not been read yet, at most MaxLineBytes+1 bytes
-	over bool   // held overflowed: the rest of the line is being skipped
+	held   []byte    // start of a line whose '\n' has not been read yet, at most MaxLineBytes+1 bytes
+	over   bool      // held overflowed: the rest of the line is being skipped
+	heldAt time.Time // when held last grew; zero while nothing is held
+	skip   int       // header lines still to skip
 
 	ev      []byte // multiline event being assembled
 	evLines int
 	evEnd   int64
 	evLast  time.Time
 	evOver  bool
+
+	// What the last rescan's stat of the path said (scanSeq: which rescan), and the
+	// modification time the last safety-net poll looked at: an unchanged size and time let
+	// the poll skip the file without a system call.
+	scanSize  int64
+	scanMod   time.Time
+	scanSeq   uint64
+	polledMod time.Time
 
 	queued    bool
 	gone      bool // no longer at a matching path (renamed away or deleted)
@@ -98,6 +108,9 @@ func (t *Tailer) track(path string) *file {
 	f := &file{
 		src:  &Source{Index: t.opts.NextIndex.Add(1), ID: id, Fingerprint: fp, Path: path},
 		path: path, fd: fd, off: off, size: size,
+	}
+	if off == 0 {
+		f.skip = t.opts.SkipHeaderLines
 	}
 	s.files[id] = f
 	t.log.Info("tailer: following file", "path", path, "offset", off, "source", f.src.Index)
@@ -344,6 +357,8 @@ func (t *Tailer) frame(f *file, data []byte) error {
 		i := bytes.IndexByte(data[start:], '\n')
 		if i < 0 {
 			t.hold(f, data[start:])
+			f.heldAt = time.Now()
+			t.wakeAt(f.heldAt.Add(t.opts.PartialLineTimeout))
 			break
 		}
 		line := data[start : start+i]
@@ -351,14 +366,14 @@ func (t *Tailer) frame(f *file, data []byte) error {
 		if len(f.held) > 0 || f.over {
 			t.hold(f, line)
 			line, over = f.held, f.over
-			f.held, f.over = f.held[:0], false
+			f.held, f.over, f.heldAt = f.held[:0], false, time.Time{}
 		}
 		start += i + 1
 		if !over && len(line) > 0 && line[len(line)-1] == '\r' {
 			line = line[:len(line)-1]
 		}
 		if over || len(line) > max {
-			line = line[:max]
+			line = t.cut(line, max)
 			truncated++
 		}
 		lines++
@@ -389,28 +404,45 @@ func (t *Tailer) hold(f *file, b []byte) {
 	f.held = append(f.held, b...)
 }
 
-// flushHeld emits an unterminated last line (Once mode, truncation, retirement).
+// cut truncates line to max bytes, the terminator included. line may be a slice of the read
+// buffer whose bytes after it are not framed yet, so the terminator goes into a copy.
+func (t *Tailer) cut(line []byte, max int) []byte {
+	term := t.opts.TruncatedTerminator
+	if term == "" {
+		return line[:max]
+	}
+	s := t.st
+	s.scratch = append(append(s.scratch[:0], line[:max-len(term)]...), term...)
+	return s.scratch
+}
+
+// flushHeld emits an unterminated last line (partial line timeout, Once mode, truncation,
+// retirement). Its end is f.off, after its bytes: what follows later is a new line.
 func (t *Tailer) flushHeld(f *file) error {
 	if len(f.held) == 0 && !f.over {
 		return nil
 	}
 	line := f.held
 	if f.over || len(line) > t.opts.MaxLineBytes {
-		line = line[:t.opts.MaxLineBytes]
+		line = t.cut(line, t.opts.MaxLineBytes)
 		t.m.LinesTruncated.Inc()
 	}
-	f.held, f.over = f.held[:0], false
+	f.held, f.over, f.heldAt = f.held[:0], false, time.Time{}
 	t.m.LinesRead.Inc()
 	return t.emit(f, line, f.off)
 }
 
 func (t *Tailer) emit(f *file, line []byte, end int64) error {
+	if f.skip > 0 {
+		f.skip--
+		return nil
+	}
 	ml := t.opts.Multiline
 	if ml == nil {
 		return t.sink.Line(f.src, line, end)
 	}
 	if f.evLines > 0 && !ml.Match(line) {
-		room := t.opts.MaxLineBytes - len(f.ev)
+		room := t.opts.MultilineMaxBytes - len(f.ev)
 		if room > 0 {
 			f.ev = append(f.ev, '\n')
 			room--
@@ -431,6 +463,10 @@ func (t *Tailer) emit(f *file, line []byte, end int64) error {
 	if err := t.flushEvent(f); err != nil {
 		return err
 	}
+	f.evOver = false
+	if len(line) > t.opts.MultilineMaxBytes {
+		line, f.evOver = line[:t.opts.MultilineMaxBytes], true
+	}
 	f.ev = append(f.ev[:0], line...)
 	f.evLines, f.evEnd, f.evLast = 1, end, time.Now()
 	t.wakeAt(f.evLast.Add(t.opts.MultilineTimeout))
@@ -443,6 +479,10 @@ func (t *Tailer) flushEvent(f *file) error {
 	}
 	if f.evOver {
 		t.m.LinesTruncated.Inc()
+		if term := t.opts.TruncatedTerminator; term != "" {
+			// f.ev is the file's own buffer: the terminator replaces its last bytes in place.
+			f.ev = append(f.ev[:min(len(f.ev), t.opts.MultilineMaxBytes-len(term))], term...)
+		}
 	}
 	ev := f.ev
 	f.ev, f.evLines, f.evOver = f.ev[:0], 0, false

@@ -156,6 +156,7 @@ func (t *Tailer) walk(sc *scan, p *pattern, dir string) {
 // brings the directory watches up to date.
 func (t *Tailer) rescan() error {
 	s := t.st
+	s.scanSeq++
 	sc := &scan{files: map[string]fs.FileInfo{}, targets: map[string]string{}, dirs: map[string]bool{}}
 	for i := range t.pats {
 		p := &t.pats[i]
@@ -200,6 +201,7 @@ func (t *Tailer) rescan() error {
 			if f == nil {
 				continue
 			}
+			f.polledMod = fi.ModTime() // read from here on: the poll need not look until it changes
 		} else if seen[f] {
 			byPath[path] = f
 			continue
@@ -211,6 +213,7 @@ func (t *Tailer) rescan() error {
 		}
 		f.path = path
 		byPath[path] = f
+		f.scanSize, f.scanMod, f.scanSeq = fi.Size(), fi.ModTime(), s.scanSeq
 	}
 	for target, link := range sc.targets {
 		if f := byPath[link]; f != nil {
@@ -263,18 +266,48 @@ func (t *Tailer) updateWatches(dirs map[string]bool) {
 			continue
 		}
 		s.watched[d] = true
+		m := dirMark{remote: remoteFS(d)}
+		if fi, err := os.Stat(d); err == nil {
+			m.mod = fi.ModTime() // a change before this is found by the rescan that follows an Add
+		}
+		s.marks[d] = m
 		added = true
 	}
 	for d := range s.watched {
 		if !dirs[d] {
 			_ = s.watcher.Remove(d)
 			delete(s.watched, d)
+			delete(s.marks, d)
 		}
 	}
 	if added {
 		// Files created between the walk and Add produced no event: look again.
 		t.scheduleRescan()
 	}
+}
+
+// remoteFS reports whether dir is on a file system where inotify does not see every write:
+// network file systems (changes made by other hosts) and FUSE. Unknown: treated as remote.
+func remoteFS(dir string) bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return true
+	}
+	switch int64(st.Type) {
+	case 0x6969, // NFS
+		0x517b,     // SMB
+		0xff534d42, // CIFS
+		0xfe534d42, // SMB2
+		0x65735546, // FUSE
+		0x00c36400, // Ceph
+		0x01021997, // 9P
+		0x5346414f, // AFS
+		0x01161970, // GFS2
+		0x7461636f, // OCFS2
+		0x0bd00bd0: // Lustre
+		return true
+	}
+	return false
 }
 
 func fileID(fi fs.FileInfo) FileID {

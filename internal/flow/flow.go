@@ -505,10 +505,13 @@ func tailerOptions(cfg config.Flow, m *metrics.Flow, log *slog.Logger, restored 
 		Paths: cfg.Paths, Exclude: cfg.Exclude, StartAt: cfg.StartAt, FirstStart: firstStart,
 		Positions: restored, MaxLineBytes: int(cfg.MaxLineBytes), PollInterval: cfg.PollInterval.D(),
 		Once: once, Metrics: m, Logger: log,
+		CloseInactive: cfg.CloseInactive.D(), PartialLineTimeout: cfg.PartialLineTimeout.D(),
+		SkipHeaderLines: cfg.SkipHeaderLines, TruncatedTerminator: cfg.TruncatedRecordTerminator,
 	}
 	if ml := cfg.Multiline; ml != nil {
 		o.Multiline = ml.Regexp
 		o.MultilineMaxLines = ml.MaxLines
+		o.MultilineMaxBytes = int(ml.MaxBytes)
 		o.MultilineTimeout = ml.Timeout.D()
 	}
 	return o
