@@ -1,0 +1,403 @@
+package e2e
+
+import (
+	"bufio"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+)
+
+// rotationMode is one way logrotate (the real one) rotates the files.
+type rotationMode struct {
+	name       string
+	directives string        // logrotate directives besides rotate/size/missingok
+	interval   time.Duration // between two rotations
+	// lateReopen > 0: the application reopens its files only this long after each logrotate
+	// run (a slow reaction to postrotate's signal), writing into the renamed file meanwhile.
+	// 0: it reopens as soon as it sees a different inode at its path.
+	lateReopen time.Duration
+	// copytruncate: the files keep their inode; lines written between logrotate's copy and
+	// its truncate are in neither file, which logrotate(8) documents as a possible loss.
+	copytruncate bool
+	olddir       bool
+}
+
+// logrotateBin finds the real logrotate. It is often in /usr/sbin, which is not on a normal
+// user's PATH. Missing, the test fails: CI (.ci/run) installs it.
+func logrotateBin(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("logrotate"); err == nil {
+		return p
+	}
+	for _, p := range []string{"/usr/sbin/logrotate", "/sbin/logrotate"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("logrotate is not installed: apt-get install -y --no-install-recommends logrotate (.ci/run does)")
+	return ""
+}
+
+// TestRotationTorture runs the real logrotate in each of its modes, several times, while
+// three files are appended to at a high rate, and checks that the stream holds every line,
+// in order per file, without duplicates (the agent is stopped gracefully, never killed).
+//
+// The agent reads dir/logs/*.log. None of the rotated names match: app0.log.1 (create,
+// copytruncate's copy, delaycompress), app0.log-<epoch> (dateext), app0.log.2.gz, and
+// logs/old/app0.log.1 (olddir, a directory the pattern cannot descend into). So rotated files
+// are read only by following their descriptor after they left the path, never as new files.
+func TestRotationTorture(t *testing.T) {
+	lr := logrotateBin(t)
+	const step = 600 * time.Millisecond
+	modes := []rotationMode{
+		{name: "create", directives: "create", interval: step},
+		{name: "copytruncate", directives: "copytruncate", interval: step, copytruncate: true},
+		// The date suffix must differ between rotations, so rotations are a second apart.
+		{name: "dateext", directives: "create\n  dateext\n  dateformat -%s", interval: 1100 * time.Millisecond},
+		{name: "compress", directives: "create\n  compress\n  delaycompress", interval: step},
+		{name: "olddir", directives: "create\n  olddir old", interval: step, olddir: true},
+		{name: "late-reopen", directives: "create", interval: step, lateReopen: 300 * time.Millisecond},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) { runRotation(t, lr, m) })
+	}
+}
+
+const (
+	rotations     = 5
+	rotationFiles = 3
+	rotationLines = 20_000 // per mode, about
+)
+
+func runRotation(t *testing.T, logrotate string, m rotationMode) {
+	endpoint := kinesalitetest.Start(t)
+	// One shard and a fixed partition key: the stream's order is the order the agent put.
+	kinesalitetest.CreateStream(t, endpoint, "rot", 1)
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if m.olddir {
+		if err := os.MkdirAll(filepath.Join(logs, "old"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(dir, "logrotate.conf")
+	// Relative olddir is relative to the log's directory. logrotate run as root refuses a
+	// config writable by others.
+	body := fmt.Sprintf("%s/app*.log {\n  rotate 10\n  size 0\n  missingok\n  %s\n}\n", logs, m.directives)
+	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "logrotate.state")
+	cfg := writeConfig(t, dir, kinesisConfig(dir, endpoint, "rot", "partition_key: rotation"))
+
+	w := &rotWriter{writer: newWriter(t, logs, rotationFiles), gens: make([][]int, rotationFiles)}
+	for i := range w.gens {
+		w.gens[i] = []int{0}
+	}
+	a := startAgent(t, endpoint, "run", "--config", cfg)
+
+	total := time.Duration(rotations+1) * m.interval
+	batch := max(rotationFiles, int(int64(rotationLines)*int64(time.Millisecond)/int64(total)))
+	stop, rotated := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- w.run(stop, rotated, batch, m.lateReopen) }()
+	var stopOnce sync.Once
+	var werr error
+	stopWriter := func() { stopOnce.Do(func() { close(stop); werr = <-done }) }
+	t.Cleanup(stopWriter)
+
+	for i := range rotations {
+		time.Sleep(m.interval)
+		out, err := exec.Command(logrotate, "-f", "-s", state, conf).CombinedOutput()
+		if err != nil {
+			t.Fatalf("logrotate (rotation %d): %v\n%s", i+1, err, out)
+		}
+		if m.lateReopen > 0 {
+			rotated <- struct{}{}
+		}
+	}
+	time.Sleep(m.interval)
+	stopWriter()
+	if werr != nil {
+		t.Fatal(werr)
+	}
+
+	onDisk := linesOnDisk(t, logs, rotationFiles)
+	// Wait for what can arrive (everything but, with copytruncate, lines in neither file) to
+	// be in the stream before stopping the agent, so that the stop does not cut a rotated
+	// file short. A deadline, not an assertion: the final check below says what is missing.
+	need := 0
+	for f := range rotationFiles {
+		for n := range w.next[f] {
+			if !m.copytruncate || onDisk[f][n] {
+				need++
+			}
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		if countPresent(readStream(t, endpoint, "rot").lines, w.next) >= need {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.wait(t, 15*time.Second); err != nil {
+		t.Fatalf("kinship after SIGTERM: %v\n%s", err, a.stderr)
+	}
+	final := startAgent(t, endpoint, "run", "--config", cfg, "--once")
+	if err := final.wait(t, time.Minute); err != nil {
+		t.Fatalf("kinship run --once: %v\n%s", err, final.stderr)
+	}
+
+	sc := readStream(t, endpoint, "rot")
+	r := w.verify(t, sc.lines, onDisk, m.copytruncate)
+	t.Logf("%s: %d lines written to %d files over %d rotations; %d arrived in %d records; %d duplicates; "+
+		"%d lost in copytruncate's copy-to-truncate window (%d runs); %d lost though in a rotated copy; "+
+		"%d lines of a newer file shipped before the end of the file it replaced",
+		m.name, w.total(), rotationFiles, rotations, len(sc.lines), sc.records, r.dups,
+		r.lostWindow, r.lostRuns, r.lostInCopy, r.crossOrder)
+	if r.dups != 0 {
+		t.Errorf("%d duplicate lines; want none: the agent was never killed", r.dups)
+	}
+}
+
+// rotWriter is an application writing to its log files while they are rotated.
+type rotWriter struct {
+	*writer
+	gens [][]int // per file: the first line number written to each file opened at the path
+}
+
+// run appends batch lines every millisecond until stop. With late == 0 it reopens a file as
+// soon as its path holds a different inode (a new file created by logrotate); otherwise it
+// reopens every file late after each receive on rotated, and writes to the old ones meanwhile.
+func (w *rotWriter) run(stop, rotated <-chan struct{}, batch int, late time.Duration) error {
+	defer func() {
+		for _, f := range w.files {
+			_ = f.Close()
+		}
+	}()
+	var reopenAt time.Time
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-rotated:
+			reopenAt = time.Now().Add(late)
+		default:
+		}
+		if err := w.append(batch); err != nil {
+			return err
+		}
+		for i, f := range w.files {
+			if late > 0 {
+				if reopenAt.IsZero() || time.Now().Before(reopenAt) {
+					break
+				}
+			} else {
+				// Missing path: logrotate renamed it and has not created the new one yet;
+				// keep writing to the old one, as an application would.
+				atPath, err := os.Stat(f.Name())
+				if err != nil {
+					continue
+				}
+				open, err := f.Stat()
+				if err != nil {
+					return fmt.Errorf("writer: %w", err)
+				}
+				if os.SameFile(atPath, open) {
+					continue
+				}
+			}
+			nf, err := os.OpenFile(f.Name(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+			if err != nil {
+				return fmt.Errorf("writer: reopen: %w", err)
+			}
+			_ = f.Close()
+			w.files[i] = nf
+			w.gens[i] = append(w.gens[i], w.next[i])
+		}
+		if late > 0 && !reopenAt.IsZero() && !time.Now().Before(reopenAt) {
+			reopenAt = time.Time{}
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// linesOnDisk says, per file and line number, whether the line is in some file under logs
+// (live, rotated, in olddir, or compressed).
+func linesOnDisk(t *testing.T, logs string, files int) [][]bool {
+	t.Helper()
+	found := make([][]bool, files)
+	err := filepath.WalkDir(logs, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		fd, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer fd.Close()
+		var r io.Reader = fd
+		if strings.HasSuffix(path, ".gz") {
+			gz, err := gzip.NewReader(fd)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			r = gz
+		}
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			f, n, ok := parseLine(sc.Bytes())
+			if !ok || f >= files {
+				return fmt.Errorf("%s: unexpected line %q", path, sc.Text())
+			}
+			for len(found[f]) <= n {
+				found[f] = append(found[f], false)
+			}
+			found[f][n] = true
+		}
+		return sc.Err()
+	})
+	if err != nil {
+		t.Fatalf("reading the log files back: %v", err)
+	}
+	return found
+}
+
+func countPresent(lines [][]byte, next []int) int {
+	seen := make([]map[int]bool, len(next))
+	for i := range seen {
+		seen[i] = map[int]bool{}
+	}
+	for _, l := range lines {
+		if f, n, ok := parseLine(l); ok && f < len(next) && n < next[f] {
+			seen[f][n] = true
+		}
+	}
+	c := 0
+	for _, s := range seen {
+		c += len(s)
+	}
+	return c
+}
+
+type rotationResult struct {
+	dups       int
+	lostWindow int // copytruncate: missing, and in no file on disk
+	lostRuns   int // contiguous runs of lostWindow lines
+	lostInCopy int // copytruncate: missing, but in a rotated copy
+	crossOrder int // lines of a newer file at the path that arrived before older lines
+}
+
+// verify checks lines (in stream order) against what was written. Losses fail the test,
+// except, with copytruncate, lines in no file at all: at most one contiguous run per file per
+// rotation (the copy-to-truncate window), counted and reported. Within one opened file the
+// order must be exact; across a rotation (old file's tail vs new file's head) a reordering is
+// counted and reported.
+func (w *rotWriter) verify(t *testing.T, lines [][]byte, onDisk [][]bool, copytruncate bool) rotationResult {
+	t.Helper()
+	var r rotationResult
+	seen := make([][]int, len(w.files))
+	for i := range seen {
+		seen[i] = make([]int, w.next[i])
+	}
+	lastInGen := make([]map[int]int, len(w.files))
+	maxN := make([]int, len(w.files))
+	for i := range lastInGen {
+		lastInGen[i] = map[int]int{}
+		maxN[i] = -1
+	}
+	bad, disorder := 0, 0
+	for _, l := range lines {
+		f, n, ok := parseLine(l)
+		if !ok || f >= len(seen) || n >= len(seen[f]) {
+			if bad < 5 {
+				t.Errorf("line that was never written: %q", l)
+			}
+			bad++
+			continue
+		}
+		seen[f][n]++
+		if seen[f][n] > 1 {
+			r.dups++
+			continue
+		}
+		g := w.gen(f, n)
+		if last, ok := lastInGen[f][g]; ok && n <= last {
+			if disorder < 5 {
+				t.Errorf("f%d line %d arrived after line %d of the same file", f, n, last)
+			}
+			disorder++
+		}
+		lastInGen[f][g] = n
+		if n < maxN[f] {
+			r.crossOrder++
+		}
+		maxN[f] = max(maxN[f], n)
+	}
+	missing := 0
+	for f := range seen {
+		prevLost := false
+		runs := 0
+		for n, c := range seen[f] {
+			lost := false
+			if c == 0 {
+				inFile := n < len(onDisk[f]) && onDisk[f][n]
+				switch {
+				case copytruncate && !inFile:
+					r.lostWindow++
+					lost = true
+				case copytruncate:
+					r.lostInCopy++
+					if r.lostInCopy <= 5 {
+						t.Errorf("f%d line %07d never arrived, though it is in a rotated copy", f, n)
+					}
+				default:
+					if missing < 5 {
+						t.Errorf("f%d line %07d never arrived", f, n)
+					}
+					missing++
+				}
+			}
+			if lost && !prevLost {
+				runs++
+			}
+			prevLost = lost
+		}
+		r.lostRuns += runs
+		if runs > rotations {
+			t.Errorf("f%d: lines in neither file form %d runs; copytruncate explains at most one per rotation (%d)", f, runs, rotations)
+		}
+	}
+	if missing > 0 || bad > 0 || disorder > 0 {
+		t.Errorf("%d lines missing, %d unknown lines, %d out of order within a file, of %d written", missing, bad, disorder, w.total())
+	}
+	return r
+}
+
+// gen returns which of the files opened at f's path line n was written to.
+func (w *rotWriter) gen(f, n int) int {
+	g := 0
+	for i, start := range w.gens[f] {
+		if n >= start {
+			g = i
+		}
+	}
+	return g
+}
