@@ -68,6 +68,9 @@ func TestRotationTorture(t *testing.T) {
 		{name: "compress", directives: "create\n  compress\n  delaycompress", interval: step},
 		{name: "olddir", directives: "create\n  olddir old", interval: step, olddir: true},
 		{name: "late-reopen", directives: "create", interval: step, lateReopen: 300 * time.Millisecond},
+		// Rotations faster than the agent's rescans: a file can be created, written and
+		// renamed away between two looks at the directory.
+		{name: "create-burst", directives: "create", interval: 30 * time.Millisecond},
 	}
 	for _, m := range modes {
 		t.Run(m.name, func(t *testing.T) { runRotation(t, lr, m) })
@@ -102,19 +105,39 @@ func runRotation(t *testing.T, logrotate string, m rotationMode) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "logrotate.state")
-	cfg := writeConfig(t, dir, kinesisConfig(dir, endpoint, "rot", "partition_key: rotation"))
+	// One request on the wire at a time: concurrent PutRecords calls land in the shard in any
+	// order (the shipper promises at-least-once, not order across requests), and the order
+	// of a file's lines in the stream is part of what is checked here.
+	kc := kinesisConfig(dir, endpoint, "rot", "partition_key: rotation")
+	serial := strings.Replace(kc, "max_in_flight: 4", "max_in_flight: 1", 1)
+	if serial == kc {
+		t.Fatal("kinesisConfig no longer sets max_in_flight: 4; update this test")
+	}
+	cfg := writeConfig(t, dir, serial)
 
 	w := &rotWriter{writer: newWriter(t, logs, rotationFiles), gens: make([][]int, rotationFiles)}
 	for i := range w.gens {
 		w.gens[i] = []int{0}
 	}
-	a := startAgent(t, endpoint, "run", "--config", cfg)
+	a := startAgent(t, endpoint, "run", "--config", cfg, "--log-level", "debug")
+	// Rotations start once the agent follows the files: a file renamed away before the agent
+	// ever saw it at its path is not one it can know about (see the report on startup races).
+	if err := w.append(rotationFiles); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); countPresent(readStream(t, endpoint, "rot").lines, w.next) < rotationFiles; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not ship the first lines within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
-	total := time.Duration(rotations+1) * m.interval
-	batch := max(rotationFiles, int(int64(rotationLines)*int64(time.Millisecond)/int64(total)))
+	// The writer keeps to a rate that spreads rotationLines over the run.
+	// (A burst's run takes longer than its intervals: logrotate itself takes a while.)
+	perSecond := float64(rotationLines) / (time.Duration(rotations+1) * max(m.interval, 400*time.Millisecond)).Seconds()
 	stop, rotated := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
-	go func() { done <- w.run(stop, rotated, batch, m.lateReopen) }()
+	go func() { done <- w.run(stop, rotated, perSecond, m.lateReopen) }()
 	var stopOnce sync.Once
 	var werr error
 	stopWriter := func() { stopOnce.Do(func() { close(stop); werr = <-done }) }
@@ -136,7 +159,18 @@ func runRotation(t *testing.T, logrotate string, m rotationMode) {
 		t.Fatal(werr)
 	}
 
-	onDisk := linesOnDisk(t, logs, rotationFiles)
+	onDisk, rotatedFiles := linesOnDisk(t, logs, rotationFiles)
+	// Not vacuous: logrotate did rotate every file each time, and the writer followed.
+	if rotatedFiles < rotations*rotationFiles {
+		t.Errorf("%d rotated files on disk after %d rotations of %d files", rotatedFiles, rotations, rotationFiles)
+	}
+	reopens := 0
+	for _, g := range w.gens {
+		reopens += len(g) - 1
+	}
+	if !m.copytruncate && reopens == 0 {
+		t.Errorf("the writer never reopened a file: no rotation was seen")
+	}
 	// Wait for what can arrive (everything but, with copytruncate, lines in neither file) to
 	// be in the stream before stopping the agent, so that the stop does not cut a rotated
 	// file short. A deadline, not an assertion: the final check below says what is missing.
@@ -167,10 +201,10 @@ func runRotation(t *testing.T, logrotate string, m rotationMode) {
 
 	sc := readStream(t, endpoint, "rot")
 	r := w.verify(t, sc.lines, onDisk, m.copytruncate)
-	t.Logf("%s: %d lines written to %d files over %d rotations; %d arrived in %d records; %d duplicates; "+
+	t.Logf("%s: %d lines written to %d files over %d rotations (%d reopens); %d arrived in %d records; %d duplicates; "+
 		"%d lost in copytruncate's copy-to-truncate window (%d runs); %d lost though in a rotated copy; "+
 		"%d lines of a newer file shipped before the end of the file it replaced",
-		m.name, w.total(), rotationFiles, rotations, len(sc.lines), sc.records, r.dups,
+		m.name, w.total(), rotationFiles, rotations, reopens, len(sc.lines), sc.records, r.dups,
 		r.lostWindow, r.lostRuns, r.lostInCopy, r.crossOrder)
 	if r.dups != 0 {
 		t.Errorf("%d duplicate lines; want none: the agent was never killed", r.dups)
@@ -183,16 +217,17 @@ type rotWriter struct {
 	gens [][]int // per file: the first line number written to each file opened at the path
 }
 
-// run appends batch lines every millisecond until stop. With late == 0 it reopens a file as
+// run appends lines at perSecond, every millisecond, until stop. With late == 0 it reopens a file as
 // soon as its path holds a different inode (a new file created by logrotate); otherwise it
 // reopens every file late after each receive on rotated, and writes to the old ones meanwhile.
-func (w *rotWriter) run(stop, rotated <-chan struct{}, batch int, late time.Duration) error {
+func (w *rotWriter) run(stop, rotated <-chan struct{}, perSecond float64, late time.Duration) error {
 	defer func() {
 		for _, f := range w.files {
 			_ = f.Close()
 		}
 	}()
 	var reopenAt time.Time
+	start, written := time.Now(), 0
 	for {
 		select {
 		case <-stop:
@@ -201,9 +236,11 @@ func (w *rotWriter) run(stop, rotated <-chan struct{}, batch int, late time.Dura
 			reopenAt = time.Now().Add(late)
 		default:
 		}
+		batch := int(perSecond*time.Since(start).Seconds()) - written
 		if err := w.append(batch); err != nil {
 			return err
 		}
+		written += batch
 		for i, f := range w.files {
 			if late > 0 {
 				if reopenAt.IsZero() || time.Now().Before(reopenAt) {
@@ -240,13 +277,16 @@ func (w *rotWriter) run(stop, rotated <-chan struct{}, batch int, late time.Dura
 }
 
 // linesOnDisk says, per file and line number, whether the line is in some file under logs
-// (live, rotated, in olddir, or compressed).
-func linesOnDisk(t *testing.T, logs string, files int) [][]bool {
+// (live, rotated, in olddir, or compressed), and counts the rotated files.
+func linesOnDisk(t *testing.T, logs string, files int) (found [][]bool, rotated int) {
 	t.Helper()
-	found := make([][]bool, files)
+	found = make([][]bool, files)
 	err := filepath.WalkDir(logs, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
 			return err
+		}
+		if !strings.HasSuffix(path, ".log") || filepath.Dir(path) != logs {
+			rotated++
 		}
 		fd, err := os.Open(path)
 		if err != nil {
@@ -277,7 +317,7 @@ func linesOnDisk(t *testing.T, logs string, files int) [][]bool {
 	if err != nil {
 		t.Fatalf("reading the log files back: %v", err)
 	}
-	return found
+	return found, rotated
 }
 
 func countPresent(lines [][]byte, next []int) int {
@@ -370,7 +410,7 @@ func (w *rotWriter) verify(t *testing.T, lines [][]byte, onDisk [][]bool, copytr
 					}
 				default:
 					if missing < 5 {
-						t.Errorf("f%d line %07d never arrived", f, n)
+						t.Errorf("f%d line %07d never arrived (in a file on disk: %v)", f, n, inFile)
 					}
 					missing++
 				}
@@ -387,6 +427,8 @@ func (w *rotWriter) verify(t *testing.T, lines [][]byte, onDisk [][]bool, copytr
 	}
 	if missing > 0 || bad > 0 || disorder > 0 {
 		t.Errorf("%d lines missing, %d unknown lines, %d out of order within a file, of %d written", missing, bad, disorder, w.total())
+		t.Logf("f0: first line of each file opened at the path: %v; runs of consecutive lines in stream order: %s",
+			w.gens[0], arrivalRuns(lines, 0))
 	}
 	return r
 }
@@ -400,4 +442,28 @@ func (w *rotWriter) gen(f, n int) int {
 		}
 	}
 	return g
+}
+
+// arrivalRuns describes the order in which file f's lines arrived, as runs "a-b".
+func arrivalRuns(lines [][]byte, file int) string {
+	var b strings.Builder
+	first, last := -1, -1
+	flush := func() {
+		if first >= 0 {
+			fmt.Fprintf(&b, " %d-%d", first, last)
+		}
+	}
+	for _, l := range lines {
+		f, n, ok := parseLine(l)
+		if !ok || f != file {
+			continue
+		}
+		if n != last+1 || first < 0 {
+			flush()
+			first = n
+		}
+		last = n
+	}
+	flush()
+	return b.String()
 }
