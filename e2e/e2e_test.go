@@ -161,6 +161,13 @@ const padding = "GET /api/v1/items?page=2 HTTP/1.1 200 1532 0.012 Mozilla/5.0"
 // write appends count lines spread over the files.
 func (w *writer) write(t *testing.T, count int) {
 	t.Helper()
+	if err := w.append(count); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// append is write for goroutines other than the test's, which must not call t.Fatal.
+func (w *writer) append(count int) error {
 	var buf [][]byte = make([][]byte, len(w.files))
 	for i := range count {
 		f := i % len(w.files)
@@ -169,9 +176,10 @@ func (w *writer) write(t *testing.T, count int) {
 	}
 	for i, f := range w.files {
 		if _, err := f.Write(buf[i]); err != nil {
-			t.Fatal(err)
+			return fmt.Errorf("writer: %w", err)
 		}
 	}
+	return nil
 }
 
 func (w *writer) total() int {
@@ -236,7 +244,13 @@ func parseLine(l []byte) (file, n int, ok bool) {
 	return f, x, err1 == nil && err2 == nil
 }
 
-func kinesisConfig(dir, endpoint, stream string) string {
+// kinesisConfig is a one-flow config reading dir/logs/*.log into stream; kinesisExtra are
+// more keys of the flow's kinesis section ("partition_key: x").
+func kinesisConfig(dir, endpoint, stream string, kinesisExtra ...string) string {
+	extra := ""
+	for _, e := range kinesisExtra {
+		extra += "      " + e + "\n"
+	}
 	return fmt.Sprintf(`state_dir: %s/state
 aws:
   region: us-east-1
@@ -249,10 +263,10 @@ flows:
       max_in_flight: 4
       # kinesalite answers HTTP 413 above ~6 MB of JSON (5 MiB of data is ~7 MB in base64).
       max_request_bytes: 3MiB
-    batch:
+%s    batch:
       max_age: 200ms
       max_bytes: 256KiB
-`, dir, endpoint, dir, stream)
+`, dir, endpoint, dir, stream, extra)
 }
 
 // TestKillNineTwiceLosesNothing is the delivery contract under crashes: 100,000 numbered
