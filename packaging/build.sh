@@ -12,26 +12,31 @@ SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)
 
 export SOURCE_DATE_EPOCH VERSION
 
-work=$(mktemp -d)
+# Fixed path: nfpm.yaml names the changelog there (nfpm expands no variables in that field).
+work=dist/.build
+rm -rf "$work"
+mkdir -p "$work" "$DIST"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$DIST"
 
 # gzip -n: no name or time stamp in the header, so the bytes depend on the content only.
 gzip -9n <packaging/kinship.1 >"$work/kinship.1.gz"
-{
-	echo "kinship ($VERSION-1) unstable; urgency=medium"
-	echo
-	echo "  * Built from git commit $(git rev-parse --short=12 HEAD)."
-	echo
-	echo " -- kinship maintainers <maintainers@kinship.invalid>  $(date -u -R -d "@$SOURCE_DATE_EPOCH")"
-} | gzip -9n >"$work/changelog.Debian.gz"
+cat >"$work/changelog.yml" <<CHANGELOG
+- semver: $VERSION
+  date: $(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+  packager: kinship maintainers <maintainers@kinship.invalid>
+  deb: {urgency: medium, distributions: [unstable]}
+  changes:
+    - commit: $(git rev-parse HEAD)
+      note: Built from git commit $(git rev-parse --short=12 HEAD).
+CHANGELOG
 
 for ARCH in $ARCHES; do
 	BUILD="$work/$ARCH"
 	mkdir -p "$BUILD"
-	cp "$work/kinship.1.gz" "$work/changelog.Debian.gz" "$BUILD/"
-	# -s -w: Debian wants installed binaries stripped; the symbols stay in the source.
-	CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH go build -trimpath -buildvcs=false \
+	cp "$work/kinship.1.gz" "$BUILD/"
+	# -s -w: Debian wants installed binaries stripped. PIE: address space randomisation,
+	# which lintian and rpmlint expect; Go links it internally, so no C toolchain is needed.
+	CGO_ENABLED=0 GOOS=linux GOARCH=$ARCH go build -trimpath -buildvcs=false -buildmode=pie \
 		-ldflags "-s -w -buildid= -X main.version=$VERSION" -o "$BUILD/kinship" ./cmd/agent
 	touch -d "@$SOURCE_DATE_EPOCH" "$BUILD"/*
 	export ARCH BUILD
