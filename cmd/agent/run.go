@@ -91,7 +91,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	for i, f := range flows {
 		wg.Go(func() { errs[i] = f.Run(ctx, *once) })
 	}
+	stopNotify := notifySystemd(ctx, log, flowsAlive(flows))
 	wg.Wait()
+	stopNotify()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
