@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 NODE_DEPS := test/node/node_modules/.package-lock.json
 
-.PHONY: build demo test test-deps lint bench clean
+.PHONY: build demo test test-deps lint bench clean package package-check
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o kinship ./cmd/agent
@@ -32,3 +32,11 @@ bench: build
 
 clean:
 	rm -rf kinship dist bench/out
+
+# .deb and .rpm for amd64 and arm64 in dist/ (packaging/nfpm.yaml; nfpm is a go tool).
+package:
+	./packaging/build.sh
+
+# Lint, list, verify and install/upgrade/purge the packages (needs lintian, rpm, rpmlint).
+package-check:
+	./packaging/check.sh

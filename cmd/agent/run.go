@@ -85,7 +85,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		stopProgress := startProgress(stderr, reg, toRead(cfg))
 		defer stopProgress()
 	}
-	if err := sup.wait(hup, func() { sup.reload(*path) }); err != nil {
+	stopNotify := notifySystemd(ctx, log, sup.alive)
+	err = sup.wait(hup, func() { sup.reload(*path) })
+	stopNotify()
+	if err != nil {
 		return err
 	}
 	if ctx.Err() != nil {

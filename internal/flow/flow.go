@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinship-agent/kinship/aggregator"
@@ -72,6 +73,19 @@ type Flow struct {
 	frameCap  int               // capacity of new frame buffers: a full aggregate and its envelope
 
 	health health // shipping times and the last error, for Status and Healthy
+
+	// beat is the Unix time in ns of the checkpoint loop's last completed round, 0 while the
+	// flow is not running: the liveness signal behind the systemd watchdog (see Alive).
+	beat atomic.Int64
+}
+
+// Alive reports whether the flow runs and its checkpoint loop completed a round recently.
+// A round takes the flow's lock and asks the spool for its durable sequence, so a flow
+// wedged on either stops beating. Safe for concurrent use.
+func (f *Flow) Alive(now time.Time) bool {
+	last := f.beat.Load()
+	window := max(10*f.deps.CheckpointInterval, 10*time.Second)
+	return last != 0 && now.Sub(time.Unix(0, last)) < window
 }
 
 // frameCacheBytes bounds the recent frames a flow's spool keeps in memory for the shipper.
@@ -213,6 +227,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 			err = fmt.Errorf("flow %s: %w", f.cfg.Name, cerr)
 		}
 	}()
+	defer f.beat.Store(0)
 	restored, firstStart, err := f.restore()
 	if err != nil {
 		return err
@@ -244,6 +259,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	ckptCtx, stopCheckpoints := context.WithCancel(context.WithoutCancel(ctx))
 	ckptDone := make(chan struct{})
 	go func() { defer close(ckptDone); f.checkpointLoop(ckptCtx) }()
+	f.beat.Store(time.Now().UnixNano())
 
 	tailErr := tl.Run(ctx)
 
@@ -285,6 +301,7 @@ func (f *Flow) checkpointLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			f.checkpoint()
+			f.beat.Store(time.Now().UnixNano())
 		}
 	}
 }
