@@ -2,25 +2,26 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
-NODE_DEPS := test/node/node_modules/.package-lock.json
 
 .PHONY: build demo test test-deps lint bench clean package package-check
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o kinship ./cmd/agent
 
-# kinesalite and aws-kinesis-agg: the independent implementations the tests run against.
-$(NODE_DEPS): test/node/package-lock.json
+# What the tests run for real: Debian packages (logrotate, lintian, rpm, ...) and the npm
+# test peers (kinesalite, aws-kinesis-agg), each installed only when missing.
+test-deps:
+	./scripts/test-deps.sh
+
+# The demo needs only node and the npm peers, not the Debian test tools.
+demo: build
 	npm ci --prefix test/node --no-audit --no-fund
-	touch $@
-
-test-deps: $(NODE_DEPS)
-
-demo: build test-deps
 	./scripts/demo.sh
 
-# Every test: unit tests with the race detector, KPL interop, end-to-end crash tests.
+# Every test: the packaging checks, then unit tests with the race detector, KPL interop,
+# end-to-end crash, rotation and reload tests against kinesalite.
 test: test-deps
+	./packaging/check.sh
 	$(GO) test -race -timeout 12m ./...
 
 lint:

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the tests run for real, and only what is missing, so that `make test` works on
+# a brand-new machine: Debian packages (logrotate for the rotation torture test; lintian, rpm,
+# rpmlint, python3-magic, cpio and systemd's systemd-analyze for the packaging checks) and the
+# npm test peers (kinesalite, aws-kinesis-agg) from test/node/package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v logrotate >/dev/null || [ -x /usr/sbin/logrotate ] || need+=(logrotate)
+for tool in lintian rpm rpmlint cpio; do
+	command -v "$tool" >/dev/null || need+=("$tool")
+done
+command -v systemd-analyze >/dev/null || need+=(systemd)
+python3 -c 'import magic' 2>/dev/null || need+=(python3-magic)
+if ((${#need[@]})); then
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo=sudo
+	echo "test-deps: installing Debian packages: ${need[*]}"
+	$sudo apt-get update
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${need[@]}"
+fi
+
+lock=test/node/package-lock.json
+stamp=test/node/node_modules/.package-lock.json
+if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
+	npm ci --prefix test/node --no-audit --no-fund
+	touch "$stamp"
+fi
