@@ -57,3 +57,17 @@ func TestValidateExitCodes(t *testing.T) {
 		t.Errorf("unknown command: exit %d, want 2", code)
 	}
 }
+
+func TestHelpPrintsEveryCommand(t *testing.T) {
+	for _, arg := range []string{"--help", "-h", "help"} {
+		var out, errOut strings.Builder
+		if code := runMain([]string{arg}, &out, &errOut); code != 0 {
+			t.Errorf("%s: exit %d", arg, code)
+		}
+		for _, cmd := range []string{"run", "validate", "consume", "status", "version"} {
+			if !strings.Contains(out.String(), "kinship "+cmd) {
+				t.Errorf("%s: usage does not mention %q:\n%s", arg, cmd, out.String())
+			}
+		}
+	}
+}
