@@ -133,8 +133,8 @@ func TestDefaultsAndOverrides(t *testing.T) {
 			return f.Batch == Batch{MaxAge: Duration(250 * time.Millisecond), MaxBytes: 10 * MiB, MaxRecords: 1000}
 		}},
 		{"small spool lowers default segment", "    spool: {max_bytes: 16MiB}", func(f Flow) bool { return f.Spool.SegmentBytes == 16*MiB }},
-		{"drop_oldest accepted", "    spool: {when_full: drop_oldest, fsync_interval: 1s, segment_bytes: 8MiB}", func(f Flow) bool {
-			return f.Spool.WhenFull == "drop_oldest" && f.Spool.FsyncInterval.D() == time.Second && f.Spool.SegmentBytes == 8*MiB
+		{"spool settings", "    spool: {when_full: block, fsync_interval: 1s, segment_bytes: 8MiB}", func(f Flow) bool {
+			return f.Spool.WhenFull == "block" && f.Spool.FsyncInterval.D() == time.Second && f.Spool.SegmentBytes == 8*MiB
 		}},
 		{"integer sizes are bytes", "    max_line_bytes: 65536", func(f Flow) bool { return f.MaxLineBytes == 64*KiB }},
 		{"partition key host", "    kinesis: {stream: s, partition_key: host}", func(f Flow) bool { return f.Kinesis.PartitionKey == "host" }},
@@ -190,7 +190,7 @@ func TestMergeKeys(t *testing.T) {
     name: app
     paths: [/var/log/app.log]
     kinesis: {stream: app-logs, partition_key: host}
-    spool: {max_bytes: 64MiB, when_full: drop_oldest}
+    spool: {max_bytes: 64MiB, when_full: block}
   - <<: *base
     name: web
     paths: [/var/log/web.log]
@@ -201,7 +201,7 @@ func TestMergeKeys(t *testing.T) {
 	}
 	web := cfg.Flows[1]
 	if web.Name != "web" || web.Paths[0] != "/var/log/web.log" || web.Kinesis.PartitionKey != "host" ||
-		web.Spool.WhenFull != "drop_oldest" || web.Spool.MaxBytes != 64*MiB {
+		web.Spool.WhenFull != "block" || web.Spool.MaxBytes != 64*MiB {
 		t.Fatalf("merged flow: %s", dump(web))
 	}
 }
@@ -256,5 +256,14 @@ func TestHelpers(t *testing.T) {
 	}
 	if a, b := cfg.Flows[0].Destination(), cfg.Flows[1].Destination(); a != "kinesis" || b != "discard" {
 		t.Errorf("destinations = %q, %q", a, b)
+	}
+}
+
+// drop_oldest is a contract value the spool cannot honour yet: refusing it is better than
+// blocking when the operator asked to drop.
+func TestDropOldestRefusedUntilSupported(t *testing.T) {
+	_, err := Parse("k.yaml", []byte("flows:\n  - name: a\n    paths: [/a]\n    discard: {}\n    spool: {when_full: drop_oldest}\n"))
+	if err == nil || !strings.Contains(err.Error(), "k.yaml:5:") || !strings.Contains(err.Error(), "not supported yet") {
+		t.Fatalf("err = %v, want a positioned not-supported error", err)
 	}
 }
