@@ -107,3 +107,54 @@ func TestSymlinkLoopTerminates(t *testing.T) {
 	equalLines(t, "x", sink.linesOf(filepath.Join(a, "x.log")), []string{"x"})
 	equalLines(t, "y", sink.linesOf(filepath.Join(a, "b", "y.log")), []string{"y"})
 }
+
+// Two patterns, one through the link and one through the real path, reach the same file: it
+// is one file, read once.
+func TestFileUnderLinkAndRealPathReadOnce(t *testing.T) {
+	dir := t.TempDir()
+	real := filepath.Join(dir, "releases", "v2")
+	mkdirs(t, real, filepath.Join(dir, "app"))
+	symlink(t, real, filepath.Join(dir, "app", "current"))
+	appendFile(t, filepath.Join(real, "x.log"), "x-1\n")
+	sink := newSink()
+	start(t, Options{Paths: []string{
+		filepath.Join(dir, "app", "current", "*.log"),
+		filepath.Join(dir, "releases", "*", "*.log"),
+	}, PollInterval: time.Hour}, sink)
+	waitFor(t, "first line", func() bool { return sink.count() == 1 })
+	appendFile(t, filepath.Join(real, "x.log"), "x-2\n")
+	waitFor(t, "growth", func() bool { return sink.count() == 2 })
+	time.Sleep(100 * time.Millisecond)
+	if n := sink.count(); n != 2 {
+		t.Fatalf("read more than once: %+v", sink.all())
+	}
+}
+
+// A deploy switches "current" to a new release (ln -sfn: a new link renamed over the old):
+// the new release's files are read and watched, the old release's file is read to its end.
+func TestSymlinkedDirectoryRetargeted(t *testing.T) {
+	dir := t.TempDir()
+	v1, v2 := filepath.Join(dir, "releases", "v1"), filepath.Join(dir, "releases", "v2")
+	mkdirs(t, v1, v2, filepath.Join(dir, "app"))
+	link := filepath.Join(dir, "app", "current")
+	symlink(t, v1, link)
+	appendFile(t, filepath.Join(v1, "x.log"), "v1-1\n")
+	sink := newSink()
+	start(t, Options{Paths: []string{filepath.Join(dir, "app", "*", "*.log")}, PollInterval: time.Hour}, sink)
+	waitFor(t, "v1", func() bool { return sink.count() == 1 })
+
+	appendFile(t, filepath.Join(v2, "x.log"), "v2-1\n")
+	symlink(t, v2, link+".tmp")
+	if err := os.Rename(link+".tmp", link); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "v2", func() bool { return sink.count() == 2 })
+	waitFor(t, "v1 retired", func() bool { return sink.closedCount() == 1 })
+	appendFile(t, filepath.Join(v2, "y.log"), "v2-y\n")
+	waitFor(t, "new file in v2", func() bool { return sink.count() == 3 })
+	got := []string{}
+	for _, l := range sink.all() {
+		got = append(got, l.line)
+	}
+	equalLines(t, "all", got, []string{"v1-1", "v2-1", "v2-y"})
+}
