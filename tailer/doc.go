@@ -8,7 +8,12 @@
 //
 // Watching: fsnotify is a hint, the file system is the truth. Only directories are watched
 // (the base directory of every pattern, or its nearest existing ancestor, and every directory
-// under it that a pattern can still match). Write events on a known path queue that file for
+// under it that a pattern can still match), each before it is listed, so that nothing renamed
+// after the listing goes unseen. Symlinked directories are followed: files in them are known
+// by their path under the link, their target is watched at its real path and events there are
+// mapped back to the link; each directory is walked once per pattern, by device and inode, so
+// a link to an ancestor ends the descent. A file reachable by two paths is one file (identity
+// is device and inode) and is read once. Write events on a known path queue that file for
 // reading; any other relevant event schedules a debounced rescan of all patterns, which is
 // also what an inotify overflow triggers. A slow poll (Options.PollInterval) is the safety
 // net: a full sweep rescans and stats every file; while fsnotify serves every directory on a
@@ -31,6 +36,8 @@
 // 0 under a new Source (the old one is closed), because its fingerprint no longer describes
 // it. At start, files with stored positions that no longer sit at a matching path (rotated
 // while the agent was stopped) are looked for in the watched directories and read to their end.
+// A file a walk saw but that was renamed away before it could be opened is looked for in its
+// directory by inode and read to its end too.
 //
 // Reading: one 256 KiB buffer for the whole Tailer; each file is read in chunks round-robin,
 // lines are slices of that buffer, and a line that spans two chunks (or two wake-ups) is held

@@ -104,11 +104,37 @@ func (t *Tailer) relevant(path string) bool {
 type scan struct {
 	files   map[string]fs.FileInfo // matched path -> stat (symlinks followed)
 	targets map[string]string      // symlink target -> matched symlink path
-	dirs    map[string]bool        // directories to watch
+	dirs    map[string]bool        // directories to watch, by their real path when reached through a link
+	alias   map[string]string      // real path of a directory reached through a link -> its path under the link
+	visited map[FileID]bool        // directories walked for the current pattern
 }
 
-func (t *Tailer) walk(sc *scan, p *pattern, dir string) {
-	sc.dirs[dir] = true
+// walk lists dir (the path the pattern sees) and descends where the pattern can still match.
+// real is dir's path without symlinked directories on the way from the pattern's base: the
+// path that is watched, so that events name files the way the kernel sees them; alias maps
+// them back. Symlinked directories are followed; a directory is walked once per pattern,
+// identified by device and inode, so a link to an ancestor ends the descent instead of
+// looping, and a directory reached by two paths is listed under the first.
+func (t *Tailer) walk(sc *scan, p *pattern, dir, real string) {
+	di, err := os.Stat(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.fileErr(dir, err)
+		}
+		return
+	}
+	id := fileID(di)
+	if sc.visited[id] {
+		return
+	}
+	sc.visited[id] = true
+	sc.dirs[real] = true
+	if real != dir {
+		sc.alias[real] = dir
+	}
+	// Watch before listing: a file renamed, created or removed after the listing then produces
+	// an event, and no change can fall between the listing and the watch.
+	t.watchDir(real)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
@@ -120,14 +146,21 @@ func (t *Tailer) walk(sc *scan, p *pattern, dir string) {
 		full := filepath.Join(dir, e.Name())
 		typ := e.Type()
 		if typ.IsDir() {
-			// Symlinked directories are not followed: no cycles, and one file one path.
 			if p.canDescend(full) {
-				t.walk(sc, p, full)
+				t.walk(sc, p, full, filepath.Join(real, e.Name()))
 			}
 			continue
 		}
 		if !typ.IsRegular() && typ&fs.ModeSymlink == 0 {
 			continue
+		}
+		if typ&fs.ModeSymlink != 0 && p.canDescend(full) {
+			if fi, err := os.Stat(full); err == nil && fi.IsDir() {
+				if target, err := filepath.EvalSymlinks(full); err == nil {
+					t.walk(sc, p, full, target)
+				}
+				continue
+			}
 		}
 		if _, ok := sc.files[full]; ok || !doublestar.PathMatchUnvalidated(p.raw, full) || t.excluded(full) {
 			continue
@@ -157,9 +190,10 @@ func (t *Tailer) walk(sc *scan, p *pattern, dir string) {
 func (t *Tailer) rescan() error {
 	s := t.st
 	s.scanSeq++
-	sc := &scan{files: map[string]fs.FileInfo{}, targets: map[string]string{}, dirs: map[string]bool{}}
+	sc := &scan{files: map[string]fs.FileInfo{}, targets: map[string]string{}, dirs: map[string]bool{}, alias: map[string]string{}}
 	for i := range t.pats {
 		p := &t.pats[i]
+		sc.visited = map[FileID]bool{}
 		base := p.base
 		for {
 			fi, err := os.Stat(base)
@@ -173,7 +207,7 @@ func (t *Tailer) rescan() error {
 			base = parent
 		}
 		if base == p.base {
-			t.walk(sc, p, base)
+			t.walk(sc, p, base, base)
 		} else {
 			// The base does not exist yet: watch the nearest ancestor for it to appear.
 			sc.dirs[base] = true
@@ -197,11 +231,21 @@ func (t *Tailer) rescan() error {
 			continue
 		}
 		if f == nil {
+			if t.beforeTrack != nil {
+				t.beforeTrack(path)
+			}
 			f = t.track(path)
+			if f == nil || f.src.ID != id {
+				// Renamed away (and maybe replaced) between the walk and the open. The watch
+				// may not have seen it go, so nothing else would ever read the walked file.
+				t.trackMoved(filepath.Dir(path), id)
+			}
 			if f == nil {
 				continue
 			}
-			f.polledMod = fi.ModTime() // read from here on: the poll need not look until it changes
+			if f.src.ID == id {
+				f.polledMod = fi.ModTime() // read from here on: the poll need not look until it changes
+			}
 		} else if seen[f] {
 			byPath[path] = f
 			continue
@@ -213,7 +257,9 @@ func (t *Tailer) rescan() error {
 		}
 		f.path = path
 		byPath[path] = f
-		f.scanSize, f.scanMod, f.scanSeq = fi.Size(), fi.ModTime(), s.scanSeq
+		if f.src.ID == id { // else the stat describes the file that was renamed away
+			f.scanSize, f.scanMod, f.scanSeq = fi.Size(), fi.ModTime(), s.scanSeq
+		}
 	}
 	for target, link := range sc.targets {
 		if f := byPath[link]; f != nil {
@@ -229,6 +275,7 @@ func (t *Tailer) rescan() error {
 		}
 	}
 	s.byPath = byPath
+	s.alias = sc.alias
 	if s.initial && len(s.restore) > 0 {
 		t.findRotated(sc.dirs)
 	}
@@ -237,6 +284,8 @@ func (t *Tailer) rescan() error {
 	return nil
 }
 
+// updateWatches watches the directories the walk did not (ancestors waiting for a pattern's
+// base, directories of symlinked files' targets) and drops the watches no longer needed.
 func (t *Tailer) updateWatches(dirs map[string]bool) {
 	s := t.st
 	if s.watcher == nil {
@@ -244,34 +293,9 @@ func (t *Tailer) updateWatches(dirs map[string]bool) {
 	}
 	added := false
 	for d := range dirs {
-		if s.watched[d] {
-			continue
+		if t.watchDir(d) {
+			added = true
 		}
-		add := s.watcher.Add
-		if t.addWatch != nil {
-			add = t.addWatch
-		}
-		if err := add(d); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // gone since the walk; its parent's event brings us back
-			}
-			if !s.polling {
-				t.log.Warn("tailer: cannot watch directory, polling every second", "dir", d, "err", err)
-				s.polling = true
-				if np := time.Now().Add(t.fallbackPoll); !s.nextPoll.IsZero() && np.Before(s.nextPoll) {
-					s.nextPoll = np
-					t.wakeAt(np)
-				}
-			}
-			continue
-		}
-		s.watched[d] = true
-		m := dirMark{remote: remoteFS(d)}
-		if fi, err := os.Stat(d); err == nil {
-			m.mod = fi.ModTime() // a change before this is found by the rescan that follows an Add
-		}
-		s.marks[d] = m
-		added = true
 	}
 	for d := range s.watched {
 		if !dirs[d] {
@@ -281,9 +305,43 @@ func (t *Tailer) updateWatches(dirs map[string]bool) {
 		}
 	}
 	if added {
-		// Files created between the walk and Add produced no event: look again.
+		// These were listed (or their files stated) before the watch existed: look again.
 		t.scheduleRescan()
 	}
+}
+
+// watchDir adds an fsnotify watch for d unless it has one; it reports whether it added one.
+// A failure other than d being gone switches to polling.
+func (t *Tailer) watchDir(d string) bool {
+	s := t.st
+	if s.watcher == nil || s.watched[d] {
+		return false
+	}
+	add := s.watcher.Add
+	if t.addWatch != nil {
+		add = t.addWatch
+	}
+	if err := add(d); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false // gone since the walk; its parent's event brings us back
+		}
+		if !s.polling {
+			t.log.Warn("tailer: cannot watch directory, polling every second", "dir", d, "err", err)
+			s.polling = true
+			if np := time.Now().Add(t.fallbackPoll); !s.nextPoll.IsZero() && np.Before(s.nextPoll) {
+				s.nextPoll = np
+				t.wakeAt(np)
+			}
+		}
+		return false
+	}
+	s.watched[d] = true
+	m := dirMark{remote: remoteFS(d)}
+	if fi, err := os.Stat(d); err == nil {
+		m.mod = fi.ModTime() // a change before this is found by the rescan that follows an Add
+	}
+	s.marks[d] = m
+	return true
 }
 
 // remoteFS reports whether dir is on a file system where inotify does not see every write:
@@ -360,5 +418,38 @@ func (t *Tailer) findRotated(dirs map[string]bool) {
 				return
 			}
 		}
+	}
+}
+
+// trackMoved looks in dir for the file with identity id, which a walk saw at a matching path
+// but which was renamed before it could be opened, and reads it to its end like any file
+// that left its path. Rotation renames within the directory; a file moved elsewhere (olddir)
+// in that window is not found.
+func (t *Tailer) trackMoved(dir string, id FileID) {
+	s := t.st
+	if s.files[id] != nil {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || fileID(info) != id {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		f := t.track(path)
+		if f == nil || f.gone {
+			return
+		}
+		t.log.Info("tailer: reading a file renamed away before it was opened", "path", path)
+		t.setGone(f, true) // the next rescan brings it back if path matches
+		t.wakeAt(time.Now().Add(t.goneRecheck))
+		return
 	}
 }

@@ -116,6 +116,7 @@ type Tailer struct {
 	// Seams for tests; New sets the production values.
 	noFsnotify   bool                   // behave as if fsnotify could not be created
 	addWatch     func(dir string) error // replaces fsnotify's Add (to fail it)
+	beforeTrack  func(path string)      // called in rescan between the walk and opening a new file
 	goneGrace    time.Duration          // a file that left its path is retired after this long at EOF
 	goneRecheck  time.Duration          // how often a file that left its path is re-read meanwhile
 	idleClose    time.Duration          // a descriptor at EOF this long is closed (identity kept)
@@ -209,6 +210,7 @@ type runState struct {
 	queue     []*file
 	watcher   *fsnotify.Watcher
 	watched   map[string]bool
+	alias     map[string]string // real path of a directory reached through a symlink -> path under the link
 	polling   bool
 	errLogged map[string]bool
 	rescanAt  time.Time // zero: no rescan pending
@@ -568,6 +570,11 @@ func (t *Tailer) housekeep(now time.Time) error {
 
 func (t *Tailer) onEvent(ev fsnotify.Event) {
 	s := t.st
+	if link, ok := s.alias[filepath.Dir(ev.Name)]; ok && s.byPath[ev.Name] == nil && !s.watched[ev.Name] {
+		// A directory reached through a symlink is watched at its real path: name the file
+		// the way the patterns see it.
+		ev.Name = filepath.Join(link, filepath.Base(ev.Name))
+	}
 	if ev.Op == fsnotify.Write {
 		if f := s.byPath[ev.Name]; f != nil {
 			t.enqueue(f)
