@@ -22,7 +22,7 @@ demo: build
 # end-to-end crash, rotation and reload tests against kinesalite.
 test: test-deps
 	./packaging/check.sh
-	$(GO) test -race -timeout 12m ./...
+	$(GO) test -race -count=1 -timeout 12m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
