@@ -149,3 +149,15 @@ func (t *Tailer) readCopy(f *file, cp *os.File) (int64, error) {
 		}
 	}
 }
+
+// copyAtStart says whether a copy of the content a stored position describes is next to the
+// file now at its inode: copytruncate ran while the agent was stopped.
+func (t *Tailer) copyAtStart(id FileID, path string, pos Position) bool {
+	probe := &file{src: &Source{ID: id, Fingerprint: pos.Fingerprint}, path: path, off: pos.Offset}
+	cp := t.findCopy(probe)
+	if cp == nil {
+		return false
+	}
+	_ = cp.Close() // found again, and read, by the first readChunk's truncated
+	return true
+}

@@ -189,3 +189,46 @@ func TestCopyTruncateSecondRotationFindsTheRightCopy(t *testing.T) {
 	}
 	checkEnds(t, sink)
 }
+
+// copytruncate while the agent is stopped: the stored position is past the end of the file
+// (or the file's first bytes changed), and the copy holds what had not been read. It is read
+// from the stored offset under the stored Source, then the file from 0.
+func TestCopyTruncateWhileStopped(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fresh []string
+	}{
+		{name: "shorter", fresh: numbered("new", 0, 2)},
+		{name: "regrown", fresh: numbered("new-content-that-is-longer-than-what-was-read", 0, 60)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "app.log")
+			old := numbered("line", 0, 200)
+			appendFile(t, path, lines(old[:100]))
+			sink := newSink()
+			stop := start(t, Options{Paths: []string{path}}, sink)
+			waitFor(t, "first half", func() bool { return sink.count() == 100 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			appendFile(t, path, lines(old[100:]))
+			copyTruncate(t, path, path+".1")
+			appendFile(t, path, lines(tc.fresh))
+
+			m := metrics.ForTest("t")
+			sink2 := newSink()
+			start(t, Options{Paths: []string{path}, Positions: sink.positions(), Metrics: m}, sink2)
+			want := append(append([]string(nil), old[100:]...), tc.fresh...)
+			waitFor(t, "rest and new", func() bool { return sink2.count() >= len(want) })
+			equalLines(t, "after restart", sink2.linesOf(path), want)
+			if got := value(m.Truncations); got != 1 {
+				t.Fatalf("Truncations = %v, want 1", got)
+			}
+			checkEnds(t, sink2)
+			if all := sink2.all(); all[0].src.Fingerprint != sink.all()[0].src.Fingerprint {
+				t.Fatal("the copy's lines are not under the stored Source")
+			}
+		})
+	}
+}

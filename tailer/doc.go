@@ -32,7 +32,10 @@
 // it. First, what had not been read yet is read from the copy copytruncate left next to it
 // (a regular, uncompressed file in the same directory, at least as long as the read offset,
 // whose first bytes hash like the content the Source read from 0), under the old Source, and
-// only once: the copy is not tracked. Without such a copy those lines are lost. At start, files with stored positions that no longer sit at a matching path (rotated
+// only once: the copy is not tracked. Without such a copy those lines are lost. The same
+// happens at start when a stored position is past the end of its file, or no longer matches
+// its first bytes, and such a copy is there (copytruncate ran while the agent was stopped).
+// At start, files with stored positions that no longer sit at a matching path (rotated
 // while the agent was stopped) are looked for in the watched directories and read to their end.
 //
 // Reading: one 256 KiB buffer for the whole Tailer; each file is read in chunks round-robin,

@@ -50,6 +50,9 @@ type file struct {
 	headSum uint64
 	headLen uint32
 	headOK  bool
+	// cutAtStart: the file was truncated while the agent was stopped and its copy is next to
+	// it; the first read handles the truncation.
+	cutAtStart bool
 }
 
 // track opens path and starts following it.
@@ -83,11 +86,17 @@ func (t *Tailer) track(path string) *file {
 	size := fi.Size()
 	var off int64
 	var fp Fingerprint
-	matched := false
+	matched, cutAtStart := false, false
 	if pos, ok := s.restore[id]; ok {
 		delete(s.restore, id)
-		if ok, err := fingerprintMatches(fd, pos.Fingerprint, size); err != nil {
+		ok, err := fingerprintMatches(fd, pos.Fingerprint, size)
+		if err != nil {
 			t.fileErr(path, err)
+		} else if (!ok || pos.Offset > size) && t.copyAtStart(id, path, pos) {
+			// copytruncate ran while we were stopped and left the rest of the stored content
+			// in a copy: resume the stored Source, and let the first read handle the
+			// truncation as if it had been seen live (read the copy, then restart from 0).
+			matched, fp, off, cutAtStart = true, pos.Fingerprint, pos.Offset, true
 		} else if ok {
 			matched, fp, off = true, pos.Fingerprint, pos.Offset
 			if off > size {
@@ -113,7 +122,7 @@ func (t *Tailer) track(path string) *file {
 	}
 	f := &file{
 		src:  &Source{Index: t.opts.NextIndex.Add(1), ID: id, Fingerprint: fp, Path: path},
-		path: path, fd: fd, off: off, size: size,
+		path: path, fd: fd, off: off, size: size, cutAtStart: cutAtStart,
 	}
 	if off == 0 {
 		f.skip = t.opts.SkipHeaderLines
@@ -217,6 +226,13 @@ func (t *Tailer) readChunk(f *file) (more bool, err error) {
 	}
 	if f.fd == nil && !t.reopen(f) {
 		return false, nil
+	}
+	if f.cutAtStart {
+		f.cutAtStart = false
+		if fi, err := f.fd.Stat(); err == nil {
+			f.size = fi.Size()
+		}
+		return true, t.truncated(f)
 	}
 	buf := t.st.buf
 	n, rerr := f.fd.ReadAt(buf, f.off)
@@ -329,6 +345,7 @@ func (t *Tailer) findMoved(f *file) bool {
 // not read yet is in the copy logrotate made just before truncating: when it is found next to
 // the file, it is read to its end first, under the old Source, so those lines are not lost.
 func (t *Tailer) truncated(f *file) error {
+	f.cutAtStart = false // a poll's content check may get here first
 	t.m.Truncations.Inc()
 	if cp := t.findCopy(f); cp != nil {
 		from := f.off
