@@ -140,7 +140,11 @@ func (t *Tailer) readCopy(f *file, cp *os.File) (int64, error) {
 		}
 		if rerr != nil {
 			if !errors.Is(rerr, io.EOF) {
-				t.fileErr(cp.Name(), rerr)
+				// Not fileErr: the copy is read once and never retried, and a path in
+				// errLogged would keep every poll sweeping.
+				t.m.FileErrors.Inc()
+				t.log.Warn("tailer: reading copytruncate's copy, the rest of it is lost",
+					"copy", cp.Name(), "offset", f.off, "err", rerr)
 			}
 			return total, nil
 		}
