@@ -34,7 +34,13 @@
 // A file is tracked only once it is non-empty, so that every Source has a fingerprint of at
 // least one byte. A file that shrinks below the read offset (copytruncate) is read again from
 // 0 under a new Source (the old one is closed), because its fingerprint no longer describes
-// it. At start, files with stored positions that no longer sit at a matching path (rotated
+// it. First, what had not been read yet is read from the copy copytruncate left next to it
+// (a regular, uncompressed file in the same directory, at least as long as the read offset,
+// whose first bytes hash like the content the Source read from 0), under the old Source, and
+// only once: the copy is not tracked. Without such a copy those lines are lost. The same
+// happens at start when a stored position is past the end of its file, or no longer matches
+// its first bytes, and such a copy is there (copytruncate ran while the agent was stopped).
+// At start, files with stored positions that no longer sit at a matching path (rotated
 // while the agent was stopped) are looked for in the watched directories and read to their end.
 // A file a walk saw but that was renamed away before it could be opened is looked for in its
 // directory by inode and read to its end too.

@@ -44,6 +44,15 @@ type file struct {
 	retired   bool
 	eofSince  time.Time // zero while data is known to be pending
 	recheckAt time.Time
+
+	// Running FNV-64a of the Source's first headLen bytes (up to fingerprintMax), kept while
+	// the Source was read from offset 0 (headOK): what identifies copytruncate's copy.
+	headSum uint64
+	headLen uint32
+	headOK  bool
+	// cutAtStart: the file was truncated while the agent was stopped and its copy is next to
+	// it; the first read handles the truncation.
+	cutAtStart bool
 }
 
 // track opens path and starts following it.
@@ -77,11 +86,17 @@ func (t *Tailer) track(path string) *file {
 	size := fi.Size()
 	var off int64
 	var fp Fingerprint
-	matched := false
+	matched, cutAtStart := false, false
 	if pos, ok := s.restore[id]; ok {
 		delete(s.restore, id)
-		if ok, err := fingerprintMatches(fd, pos.Fingerprint, size); err != nil {
+		ok, err := fingerprintMatches(fd, pos.Fingerprint, size)
+		if err != nil {
 			t.fileErr(path, err)
+		} else if (!ok || pos.Offset > size) && t.copyAtStart(id, path, pos) {
+			// copytruncate ran while we were stopped and left the rest of the stored content
+			// in a copy: resume the stored Source, and let the first read handle the
+			// truncation as if it had been seen live (read the copy, then restart from 0).
+			matched, fp, off, cutAtStart = true, pos.Fingerprint, pos.Offset, true
 		} else if ok {
 			matched, fp, off = true, pos.Fingerprint, pos.Offset
 			if off > size {
@@ -107,10 +122,11 @@ func (t *Tailer) track(path string) *file {
 	}
 	f := &file{
 		src:  &Source{Index: t.opts.NextIndex.Add(1), ID: id, Fingerprint: fp, Path: path},
-		path: path, fd: fd, off: off, size: size,
+		path: path, fd: fd, off: off, size: size, cutAtStart: cutAtStart,
 	}
 	if off == 0 {
 		f.skip = t.opts.SkipHeaderLines
+		f.resetHead()
 	}
 	s.files[id] = f
 	t.log.Info("tailer: following file", "path", path, "offset", off, "source", f.src.Index)
@@ -210,6 +226,13 @@ func (t *Tailer) readChunk(f *file) (more bool, err error) {
 	}
 	if f.fd == nil && !t.reopen(f) {
 		return false, nil
+	}
+	if f.cutAtStart {
+		f.cutAtStart = false
+		if fi, err := f.fd.Stat(); err == nil {
+			f.size = fi.Size()
+		}
+		return true, t.truncated(f)
 	}
 	buf := t.st.buf
 	n, rerr := f.fd.ReadAt(buf, f.off)
@@ -318,10 +341,24 @@ func (t *Tailer) findMoved(f *file) bool {
 	return false
 }
 
-// truncated restarts f from 0 after it shrank below the read offset (copytruncate).
+// truncated restarts f from 0 after it shrank below the read offset (copytruncate). What was
+// not read yet is in the copy logrotate made just before truncating: when it is found next to
+// the file, it is read to its end first, under the old Source, so those lines are not lost.
 func (t *Tailer) truncated(f *file) error {
+	f.cutAtStart = false // a poll's content check may get here first
 	t.m.Truncations.Inc()
-	t.log.Warn("tailer: file truncated, reading from the start", "path", f.path, "offset", f.off, "size", f.size)
+	if cp := t.findCopy(f); cp != nil {
+		from := f.off
+		n, err := t.readCopy(f, cp)
+		_ = cp.Close() // read-only, and read once: it is not tracked
+		if err != nil {
+			return err
+		}
+		t.log.Info("tailer: file truncated, read the rest from its copy, reading from the start",
+			"path", f.path, "copy", cp.Name(), "offset", from, "copied", n, "size", f.size)
+	} else {
+		t.log.Warn("tailer: file truncated, reading from the start", "path", f.path, "offset", f.off, "size", f.size)
+	}
 	// What was read before the truncation is complete data: ship it rather than lose it.
 	if err := t.flushHeld(f); err != nil {
 		return err
@@ -330,6 +367,7 @@ func (t *Tailer) truncated(f *file) error {
 		return err
 	}
 	f.off = 0
+	f.resetHead()
 	// The content the Source's fingerprint describes is gone: a stored position for it would
 	// no longer match after a restart and the new content would be read twice. The new content
 	// gets a Source of its own.
@@ -348,6 +386,7 @@ func (t *Tailer) truncated(f *file) error {
 // frame splits data (read at f.off) into lines and hands them on. Lines are slices of data
 // unless they started in an earlier chunk.
 func (t *Tailer) frame(f *file, data []byte) error {
+	f.foldHead(data)
 	max := t.opts.MaxLineBytes
 	var lines, truncated int
 	base := f.off
