@@ -234,13 +234,24 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	}
 	f.health.start(time.Now())
 
+	// A shipper that stops on its own (a spool read error) stops the flow too: reading on
+	// with nothing leaving would only fill the spool.
+	ctx, stopFlow := context.WithCancelCause(ctx)
+	defer stopFlow(nil)
+
 	// The shipper starts first so that what the spool holds from before leaves first.
 	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopShipping()
 	sh := shipper.New(spoolSource{f}, f.deps.Destination, shipper.Options{
 		MaxInFlight: maxInFlight(f.cfg), DrainTimeout: drainTimeout, Metrics: f.deps.Metrics, Logger: f.log})
 	shipDone := make(chan error, 1)
-	go func() { shipDone <- sh.Run(shipCtx) }()
+	go func() {
+		err := sh.Run(shipCtx)
+		if err != nil {
+			stopFlow(err)
+		}
+		shipDone <- err
+	}()
 
 	// put may block on a full spool; on shutdown it gets ShutdownGrace to drain the
 	// aggregator, then gives up (the lines are still in the files: nothing is lost).
@@ -276,8 +287,8 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	<-ckptDone
 	f.checkpoint()
 	stopShipping()
-	<-shipDone
-	return errors.Join(tailErr, aggErr, syncErr)
+	shipErr := <-shipDone
+	return errors.Join(tailErr, aggErr, syncErr, shipErr)
 }
 
 func (f *Flow) waitDrained(ctx context.Context) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
@@ -141,5 +143,42 @@ func TestRestoreForgetsFilesThatAreGone(t *testing.T) {
 	g := testFlow(t, dir)
 	if _, ok := g.durable[src.ID]; ok {
 		t.Fatal("position of a deleted file kept")
+	}
+}
+
+// brokenDestination answers with the wrong number of results: a programming error the
+// shipper cannot retry away.
+type brokenDestination struct{}
+
+func (brokenDestination) Put(_ context.Context, recs []shipper.Record) ([]error, error) {
+	return make([]error, len(recs)+1), nil
+}
+func (brokenDestination) Limits() shipper.Limits { return shipper.Limits{} }
+
+// A shipper that stops on its own stops the flow, instead of leaving the tailer filling a
+// spool that nothing drains.
+func TestShipperFailureStopsTheFlow(t *testing.T) {
+	dir := t.TempDir()
+	logs := t.TempDir()
+	if err := os.WriteFile(filepath.Join(logs, "a.log"), []byte("one\ntwo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("test.yaml", []byte("flows:\n  - name: t\n    paths: [\""+logs+"/*.log\"]\n    discard: {}\n    batch: {max_age: 10ms}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := New(cfg.Flows[0], Deps{Dir: dir, Destination: brokenDestination{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.Run(context.Background(), false) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "results") {
+			t.Fatalf("Run returned %v, want the shipper's error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the flow kept running after its shipper stopped")
 	}
 }
