@@ -396,7 +396,8 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) e
 
 // Append copies payload into a new frame and returns its sequence number. The frame is not
 // durable on return; it is after the next group commit or Sync. Append blocks while the spool
-// holds MaxBytes or more, until acks free a segment or ctx is done. A *LostError means an
+// holds MaxBytes or more, until acks free a segment or ctx is done; with DropOldest it drops
+// the oldest segments instead and never waits (see the package doc). A *LostError means an
 // earlier background commit failed; the payload passed in this call was not appended.
 func (s *Spool) Append(ctx context.Context, payload []byte) (uint64, error) {
 	return s.append(ctx, payload, false)
@@ -872,6 +873,7 @@ func (s *Spool) AckedThrough() uint64 {
 
 // Checkpoint says file positions covering every frame <= seq are saved elsewhere, so segments
 // up to it may be deleted once acknowledged. Not persisted: call it after each save.
+// DropOldest overrides it when the spool is full (see the package doc).
 func (s *Spool) Checkpoint(seq uint64) {
 	s.mu.Lock()
 	if seq > s.checkpoint {
