@@ -81,8 +81,8 @@
 // caller's Checkpoint) let whole segments be deleted: the caller's own source is the buffer.
 // With DropOldest (when_full: drop_oldest) Append never waits for room: it deletes the oldest
 // sealed segments, acknowledged or not, until the spool is below MaxBytes (sealing the active
-// segment first when it alone holds data), so the files stay below MaxBytes plus one frame
-// and a segment header. Each such drop event is one log line (frames, bytes, segments, the
+// segment first when it alone holds data), so the files exceed MaxBytes by one frame at most
+// (plus a segment header and ack frames). Each such drop event is one log line (frames, bytes, segments, the
 // seq range) and adds the unacknowledged frames to SpoolDropped and the segment bytes to
 // SpoolDroppedBytes. The acknowledged cursor moves past every dropped seq, so AckedThrough,
 // Pending and Stats stay right, Next skips them (a reader inside a dropped segment moves on),
