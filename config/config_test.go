@@ -259,11 +259,13 @@ func TestHelpers(t *testing.T) {
 	}
 }
 
-// drop_oldest is a contract value the spool cannot honour yet: refusing it is better than
-// blocking when the operator asked to drop.
-func TestDropOldestRefusedUntilSupported(t *testing.T) {
-	_, err := Parse("k.yaml", []byte("flows:\n  - name: a\n    paths: [/a]\n    discard: {}\n    spool: {when_full: drop_oldest}\n"))
-	if err == nil || !strings.Contains(err.Error(), "k.yaml:5:") || !strings.Contains(err.Error(), "not supported yet") {
-		t.Fatalf("err = %v, want a positioned not-supported error", err)
+// drop_oldest is honoured by the spool: the value must reach the flow's settings.
+func TestDropOldestAccepted(t *testing.T) {
+	cfg, err := Parse("k.yaml", []byte("flows:\n  - name: a\n    paths: [/a]\n    discard: {}\n    spool: {when_full: drop_oldest}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Flows[0].Spool.WhenFull; got != "drop_oldest" {
+		t.Fatalf("WhenFull = %q, want drop_oldest", got)
 	}
 }

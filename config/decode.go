@@ -340,11 +340,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 				case "when_full":
 					if v, ok := d.str(s.v, "spool.when_full"); ok {
 						switch v {
-						case "block":
-						case "drop_oldest":
-							// Accepting it while the spool can only block would silently not
-							// do what the operator chose.
-							d.errorf(s.v, "spool.when_full: drop_oldest is not supported yet in this version (the spool blocks when full, and the log files are the buffer); use block")
+						case "block", "drop_oldest":
 						default:
 							d.errorf(s.v, "spool.when_full: %q: must be block or drop_oldest", v)
 						}

@@ -42,9 +42,12 @@ func (e *LostError) Unwrap() []error { return []error{ErrLost, e.Err} }
 
 // Options configures Open. Zero values take the defaults in brackets.
 type Options struct {
-	Dir           string        // created (0700) if missing; one spool per directory (flock on Dir/LOCK)
-	SegmentBytes  int64         // roll to a new segment after this many bytes [64 MiB]
-	MaxBytes      int64         // 0 = unbounded; Append blocks while bytes on disk >= MaxBytes, until acks free segments or ctx is done
+	Dir          string // created (0700) if missing; one spool per directory (flock on Dir/LOCK)
+	SegmentBytes int64  // roll to a new segment after this many bytes [64 MiB]
+	MaxBytes     int64  // 0 = unbounded; Append blocks while bytes on disk >= MaxBytes, until acks free segments or ctx is done
+	// DropOldest (when_full: drop_oldest) makes a full spool delete its oldest segments, even
+	// unacknowledged, instead of blocking Append; see the package doc.
+	DropOldest    bool
 	FsyncInterval time.Duration // group commit: appended frames become durable at most this long later [100ms]; < 0: only Sync, Close and rolls commit
 	SyncBytes     int64         // ...or as soon as this many bytes are unsynced [8 MiB]; < 0: no byte trigger
 	// CacheBytes bounds the payloads of recent AppendShared frames kept in memory so that
@@ -53,7 +56,7 @@ type Options struct {
 	// Buffers, when set, recycles payload memory: payloads Next reads from disk come from
 	// Get, and shared payloads dropped from the cache without being handed out go to Put.
 	Buffers Buffers
-	Metrics *metrics.Flow // SpoolBytes gauge, SpoolCorrupt counter; nil allowed
+	Metrics *metrics.Flow // SpoolBytes gauge, SpoolCorrupt, SpoolDropped, SpoolDroppedBytes counters; nil allowed
 	Logger  *slog.Logger  // nil: discard
 
 	fs fileSystem // tests inject faults here; nil: the os

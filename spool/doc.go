@@ -74,4 +74,27 @@
 //     commit interval: those frames are shipped again (bounded duplicates).
 //   - a corrupt sealed segment: frames before the corruption survive; the rest of that segment is
 //     lost, counted in SpoolCorrupt and logged.
+//
+// # When full (MaxBytes)
+//
+// By default Append blocks while the segment files hold MaxBytes or more, until acks (and the
+// caller's Checkpoint) let whole segments be deleted: the caller's own source is the buffer.
+// With DropOldest (when_full: drop_oldest) Append never waits for room: it deletes the oldest
+// sealed segments, acknowledged or not, until the spool is below MaxBytes (sealing the active
+// segment first when it alone holds data), so the files exceed MaxBytes by one frame at most
+// (plus a segment header and ack frames). Each such drop event is one log line (frames, bytes, segments, the
+// seq range) and adds the unacknowledged frames to SpoolDropped and the segment bytes to
+// SpoolDroppedBytes. The acknowledged cursor moves past every dropped seq, so AckedThrough,
+// Pending and Stats stay right, Next skips them (a reader inside a dropped segment moves on),
+// acks of dropped frames that Next had handed out are no-ops (a dropped frame that was in
+// flight is counted as dropped even if its delivery then succeeds), and the next ack frame
+// persists the move; a restart also takes the cursor from the oldest segment left. Replay
+// returns only what is still on disk: dropping is loss by the operator's choice, not an
+// error.
+//
+// Dropping overrides the Checkpoint gate (normally segments above the checkpoint are kept so
+// that Replay can rebuild the caller's positions): after a crash the caller's saved positions
+// may be older than the dropped data, so that data is read from its source again: duplicates,
+// never loss of frames that were not dropped. A crash before the deletion reached the disk
+// (directory fsync) likewise brings dropped frames back once: duplicates, not loss.
 package spool

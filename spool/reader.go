@@ -29,6 +29,14 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 			s.mu.Unlock()
 			return Frame{}, ErrClosed
 		}
+		if s.rseg != nil && s.rseg.gone {
+			// Deleted under the reader (drop_oldest, or acknowledged): whatever it still
+			// holds is below the cursor. Start again at the first segment still kept.
+			if s.rfile != nil {
+				_ = s.rfile.Close()
+			}
+			s.rseg, s.rfile = nil, nil
+		}
 		seg := s.rseg
 		if seg == nil {
 			// Start at the first segment holding a frame not yet returned: after a restart the
@@ -107,6 +115,11 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 			continue
 		}
 		s.mu.Lock()
+		if seq < s.rnext {
+			// Dropped (drop_oldest) while it was being read: never hand it out.
+			s.mu.Unlock()
+			continue
+		}
 		s.inflight = append(s.inflight, inflight{seq: seq})
 		s.rnext = seq + 1
 		s.mu.Unlock()
@@ -142,6 +155,11 @@ func (s *Spool) Replay(from uint64, fn func(Frame) error) error {
 
 func (s *Spool) replaySegment(path string, end int64, from uint64, buf []byte, fn func(Frame) error) error {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Dropped (drop_oldest) since the spans were taken: its frames are gone by the
+		// operator's choice, not a position error.
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("spool: replay: segment %s: %w", filepath.Base(path), err)
 	}

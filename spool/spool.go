@@ -39,6 +39,7 @@ type segment struct {
 	path      string
 	f         segFile // the active segment only
 	dirtyTail bool    // bytes past end may hold a half frame (a truncate failed)
+	gone      bool    // removed from segs (deleted or dropped); mu held to read or set
 }
 
 // cachedFrame is a frame's payload kept in memory after it was written, with where it is on
@@ -395,7 +396,8 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) e
 
 // Append copies payload into a new frame and returns its sequence number. The frame is not
 // durable on return; it is after the next group commit or Sync. Append blocks while the spool
-// holds MaxBytes or more, until acks free a segment or ctx is done. A *LostError means an
+// holds MaxBytes or more, until acks free a segment or ctx is done; with DropOldest it drops
+// the oldest segments instead and never waits (see the package doc). A *LostError means an
 // earlier background commit failed; the payload passed in this call was not appended.
 func (s *Spool) Append(ctx context.Context, payload []byte) (uint64, error) {
 	return s.append(ctx, payload, false)
@@ -412,7 +414,11 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 	if len(payload) > MaxPayload {
 		return 0, fmt.Errorf("spool: append: payload of %d bytes exceeds %d", len(payload), MaxPayload)
 	}
-	if s.opts.MaxBytes > 0 {
+	if s.opts.MaxBytes > 0 && s.opts.DropOldest {
+		if err := s.dropRoom(); err != nil {
+			return 0, err
+		}
+	} else if s.opts.MaxBytes > 0 {
 		if err := s.waitRoom(ctx); err != nil {
 			return 0, err
 		}
@@ -494,6 +500,107 @@ func (s *Spool) waitRoom(ctx context.Context) error {
 		case <-ch:
 		}
 	}
+}
+
+// dropRoom makes room for an Append under drop_oldest: while the spool holds MaxBytes or
+// more, the oldest sealed segment is deleted whether or not its frames were acknowledged (or
+// covered by a checkpoint), and when only the active segment holds data it is sealed first.
+// It never waits. The cursor moves past every dropped frame, so Next skips them, their acks
+// become no-ops and the next ack frame persists the move. One log line per call, not per
+// frame or segment.
+func (s *Spool) dropRoom() error {
+	var ev dropEvent
+	defer s.logDrop(&ev)
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return ErrClosed
+		}
+		if s.bytes < s.opts.MaxBytes || !s.holdsDataLocked() {
+			s.mu.Unlock()
+			return nil
+		}
+		if s.segs[0] == s.act {
+			s.mu.Unlock()
+			// Only the active segment holds data: seal it, so that it can be dropped whole.
+			if err := s.roll(); err != nil {
+				return fmt.Errorf("spool: drop oldest: %w", err)
+			}
+			continue
+		}
+		seg := s.dropOldestLocked(&ev)
+		s.mu.Unlock()
+		if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			// Its bytes are no longer counted; a leftover file is swept as an old segment at
+			// the next Open (its frames are below the cursor by then).
+			s.log.Error("spool: delete dropped segment", "segment", filepath.Base(seg.path), "err", err)
+		}
+		if err := syncDir(s.opts.Dir); err != nil {
+			s.log.Error("spool: fsync dir after drop", "err", err)
+		}
+	}
+}
+
+// dropEvent sums up what one dropRoom call dropped, for its one log line and the metrics.
+type dropEvent struct {
+	segments    int
+	frames      uint64
+	bytes       int64
+	first, last uint64 // range of dropped unacknowledged seqs
+}
+
+// dropOldestLocked takes the oldest segment (not the active one) out of the spool, moves the
+// cursor past it and counts its unacknowledged frames as dropped. mu held; the caller deletes
+// the file.
+func (s *Spool) dropOldestLocked(ev *dropEvent) *segment {
+	seg := s.segs[0]
+	s.segs[0] = nil
+	s.segs = s.segs[1:]
+	seg.gone = true
+	s.bytes -= seg.end
+	from := max(seg.first, s.acked+1)
+	if seg.last >= from {
+		n := seg.last - from + 1
+		// Frames acked out of order above the cursor were delivered: not dropped.
+		for _, e := range s.inflight[s.inHead:] {
+			if e.acked && e.seq >= from && e.seq <= seg.last {
+				n--
+			}
+		}
+		if ev.frames == 0 && n > 0 {
+			ev.first = from
+		}
+		if n > 0 {
+			ev.last = seg.last
+		}
+		ev.frames += n
+		s.acked = seg.last
+		s.advanceLocked()
+		s.dirty() // the moved cursor goes into the next ack frame
+	}
+	ev.segments++
+	ev.bytes += seg.end
+	s.rnext = max(s.rnext, s.acked+1)
+	for len(s.cache) > 0 && s.cache[0].seq <= seg.last {
+		s.dropCachedLocked(false)
+	}
+	s.setGauge()
+	s.broadcastLocked() // a Next reading the dropped segment moves on
+	return seg
+}
+
+func (s *Spool) logDrop(ev *dropEvent) {
+	if ev.segments == 0 {
+		return
+	}
+	if s.m != nil {
+		s.m.SpoolDropped.Add(float64(ev.frames))
+		s.m.SpoolDroppedBytes.Add(float64(ev.bytes))
+	}
+	s.log.Warn("spool: full, dropped oldest unacknowledged frames (when_full: drop_oldest)",
+		"frames", ev.frames, "bytes", ev.bytes, "segments", ev.segments,
+		"first_seq", ev.first, "last_seq", ev.last, "max_bytes", s.opts.MaxBytes)
 }
 
 // holdsDataLocked tells whether any data frame is on disk: if none is, nothing can ever be
@@ -690,6 +797,7 @@ func (s *Spool) maintain() {
 	limit := min(s.ackDurable, s.checkpoint)
 	var del []*segment
 	for len(s.segs) > 1 && s.segs[0] != s.act && s.segs[0].last <= limit {
+		s.segs[0].gone = true
 		del = append(del, s.segs[0])
 		s.bytes -= s.segs[0].end
 		s.segs = s.segs[1:]
@@ -765,6 +873,7 @@ func (s *Spool) AckedThrough() uint64 {
 
 // Checkpoint says file positions covering every frame <= seq are saved elsewhere, so segments
 // up to it may be deleted once acknowledged. Not persisted: call it after each save.
+// DropOldest overrides it when the spool is full (see the package doc).
 func (s *Spool) Checkpoint(seq uint64) {
 	s.mu.Lock()
 	if seq > s.checkpoint {
@@ -791,11 +900,31 @@ func (s *Spool) Ack(seq uint64) error {
 		return fmt.Errorf("spool: ack %d: not returned by Next", seq)
 	}
 	q[i].acked = true
+	if s.advanceLocked() {
+		if s.full {
+			s.kick()
+		} else {
+			s.dirty()
+		}
+	}
+	return nil
+}
+
+// advanceLocked moves the cursor over the acknowledged head of inflight, and drops inflight
+// entries at or below the cursor (frames dropped by drop_oldest while in flight: their acks
+// are no-ops). It reports whether the cursor moved. mu held.
+func (s *Spool) advanceLocked() bool {
 	moved := false
-	for s.inHead < len(s.inflight) && s.inflight[s.inHead].acked {
-		s.acked = s.inflight[s.inHead].seq
+	for s.inHead < len(s.inflight) {
+		e := s.inflight[s.inHead]
+		if e.seq > s.acked && !e.acked {
+			break
+		}
+		if e.seq > s.acked {
+			s.acked = e.seq
+			moved = true
+		}
 		s.inHead++
-		moved = true
 	}
 	switch {
 	case s.inHead == len(s.inflight):
@@ -804,14 +933,7 @@ func (s *Spool) Ack(seq uint64) error {
 		n := copy(s.inflight, s.inflight[s.inHead:])
 		s.inflight, s.inHead = s.inflight[:n], 0
 	}
-	if moved {
-		if s.full {
-			s.kick()
-		} else {
-			s.dirty()
-		}
-	}
-	return nil
+	return moved
 }
 
 // Pending returns how many durable frames Next would return now without blocking.

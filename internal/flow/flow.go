@@ -160,6 +160,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		Dir:           filepath.Join(f.dir, "spool"),
 		SegmentBytes:  int64(cfg.Spool.SegmentBytes),
 		MaxBytes:      int64(cfg.Spool.MaxBytes),
+		DropOldest:    cfg.Spool.WhenFull == "drop_oldest",
 		FsyncInterval: cfg.Spool.FsyncInterval.D(),
 		CacheBytes:    frameCacheBytes,
 		Buffers:       frameBuffers{f},

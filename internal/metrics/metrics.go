@@ -21,6 +21,8 @@ type Set struct {
 	readLag         *prometheus.GaugeVec
 	fileErrors      *prometheus.CounterVec
 	truncations     *prometheus.CounterVec
+
+	spoolDroppedBytes *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -55,10 +57,13 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_file_errors_total", Help: "Errors opening, reading or stating watched files."}, flow),
 		truncations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_file_truncations_total", Help: "Files found shorter than the read position and read again from the start."}, flow),
+
+		spoolDroppedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_spool_dropped_bytes_total", Help: "Spool segment bytes deleted by when_full: drop_oldest before all their frames were acknowledged."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
-		s.fileErrors, s.truncations)
+		s.fileErrors, s.truncations, s.spoolDroppedBytes)
 	return s
 }
 
@@ -79,6 +84,10 @@ type Flow struct {
 	ReadLag         prometheus.Gauge
 	FileErrors      prometheus.Counter
 	Truncations     prometheus.Counter
+
+	// SpoolDroppedBytes counts the bytes of segment files deleted by drop_oldest (acknowledged
+	// frames sharing a dropped segment included): what the disk budget gave up.
+	SpoolDroppedBytes prometheus.Counter
 }
 
 // Flow returns the metrics of the named flow.
@@ -99,6 +108,8 @@ func (s *Set) Flow(name string) *Flow {
 		ReadLag:         s.readLag.With(l),
 		FileErrors:      s.fileErrors.With(l),
 		Truncations:     s.truncations.With(l),
+
+		SpoolDroppedBytes: s.spoolDroppedBytes.With(l),
 	}
 }
 
