@@ -82,6 +82,8 @@ type Flow struct {
 	// TruncatedRecordTerminator is appended, within max_line_bytes, to a truncated line.
 	TruncatedRecordTerminator string
 	Kinesis                   *Kinesis
+	Firehose                  *Firehose
+	HTTP                      *HTTP
 	Discard                   *Discard
 	Batch                     Batch
 	Spool                     Spool
@@ -271,11 +273,16 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// Destination names the flow's destination as written in the file ("kinesis" or "discard").
+// Destination names the flow's destination as written in the file ("kinesis", "firehose",
+// "http" or "discard").
 func (f *Flow) Destination() string {
 	switch {
 	case f.Kinesis != nil:
 		return "kinesis"
+	case f.Firehose != nil:
+		return "firehose"
+	case f.HTTP != nil:
+		return "http"
 	case f.Discard != nil:
 		return "discard"
 	}

@@ -302,9 +302,12 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 		case "kinesis":
 			dests = append(dests, fl)
 			f.Kinesis = d.kinesis(fl, label)
-		case "firehose", "http":
+		case "firehose":
 			dests = append(dests, fl)
-			d.errorf(fl.k, "%s: not supported yet in this version (use kinesis, or discard for tests)", fl.key)
+			f.Firehose = d.firehose(fl, label)
+		case "http":
+			dests = append(dests, fl)
+			f.HTTP = d.http(fl, label)
 		case "discard":
 			dests = append(dests, fl)
 			d.mapping(fl.v, "discard", "in discard of "+label, nil)
@@ -364,7 +367,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 	}
 	switch len(dests) {
 	case 0:
-		d.errorf(n, "%s: no destination; add one of kinesis or discard (firehose and http are not supported yet)", label)
+		d.errorf(n, "%s: no destination; add one of kinesis, firehose, http or discard", label)
 	case 1:
 	default:
 		names := make([]string, len(dests))
@@ -379,6 +382,10 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 	recordLimit, recordWhat := KinesisMaxRecordBytes, "the largest Kinesis record (10MiB)"
 	if f.Kinesis != nil {
 		recordLimit, recordWhat = f.Kinesis.MaxRecordBytes, fmt.Sprintf("kinesis.max_record_bytes (%s)", f.Kinesis.MaxRecordBytes)
+	}
+	if f.Firehose != nil {
+		// The lines of one aggregate become one Firehose record, which holds at most 1,000 KiB.
+		recordLimit, recordWhat = FirehoseMaxRecordBytes, "the largest Firehose record (1000KiB)"
 	}
 	if batchBytesNode == nil {
 		f.Batch.MaxBytes = min(DefaultBatchMaxBytes, recordLimit)

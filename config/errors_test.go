@@ -35,7 +35,7 @@ func TestParseErrors(t *testing.T) {
     kinesiss:
       stream: s
 `, []string{
-			`2:5: flow "app": no destination; add one of kinesis or discard (firehose and http are not supported yet)`,
+			`2:5: flow "app": no destination; add one of kinesis, firehose, http or discard`,
 			`4:5: unknown key "kinesiss" in flow "app" (known: name, paths, exclude, start_at, multiline, max_line_bytes, poll_interval, close_inactive, partial_line_timeout, skip_header_lines, truncated_record_terminator, kinesis, firehose, http, discard, batch, spool, add_metadata); did you mean "kinesis"?`,
 		}},
 		{"bad size", `flows:
@@ -143,8 +143,9 @@ func TestParseErrors(t *testing.T) {
 			`4:5: multiline.start_pattern is required`,
 			`5:21: max_line_bytes: "1.5B": not a whole number of bytes`,
 			`6:20: poll_interval: "soon": not a duration (use e.g. 500ms, 10s, 1m)`,
-			`7:5: firehose: not supported yet in this version`,
-			`10:5: http: not supported yet in this version`,
+			`7:5: firehose.delivery_stream is required`,
+			`7:16: unknown key "stream" in firehose of flow "app" (known: delivery_stream)`,
+			`10:5: http.url is required`,
 			`14:5: flow "c": more than one destination (kinesis, discard); a flow has exactly one`,
 		}},
 		{"kinesis", `flows:

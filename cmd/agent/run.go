@@ -103,6 +103,18 @@ func destination(ctx context.Context, cfg *config.Config, fc config.Flow, awsCfg
 	switch {
 	case fc.Discard != nil:
 		return shipper.Discard{}, nil
+	case fc.HTTP != nil:
+		return httpDestination(fc)
+	case fc.Firehose != nil:
+		if *awsCfg == nil {
+			c, err := awsconf.Load(ctx, cfg.AWS)
+			if err != nil {
+				return nil, err
+			}
+			*awsCfg = &c
+		}
+		client := shipper.NewFirehoseClient(**awsCfg, awsconf.FirehoseOptions(cfg.AWS))
+		return shipper.NewFirehose(client, fc.Firehose.DeliveryStream), nil
 	case fc.Kinesis != nil:
 		if *awsCfg == nil {
 			c, err := awsconf.Load(ctx, cfg.AWS)

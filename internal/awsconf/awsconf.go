@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -42,6 +43,16 @@ func Load(ctx context.Context, c config.AWS) (aws.Config, error) {
 // already honours when the file names none.
 func KinesisOptions(c config.AWS) func(*kinesis.Options) {
 	return func(o *kinesis.Options) {
+		if c.Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.Endpoint)
+		}
+	}
+}
+
+// FirehoseOptions applies aws.endpoint to a Firehose client, as KinesisOptions does for
+// Kinesis; without it the SDK honours AWS_ENDPOINT_URL_FIREHOSE and AWS_ENDPOINT_URL.
+func FirehoseOptions(c config.AWS) func(*firehose.Options) {
+	return func(o *firehose.Options) {
 		if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 		}

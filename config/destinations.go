@@ -1,0 +1,181 @@
+package config
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Firehose is the Amazon Data Firehose destination: lines are unpacked from the aggregated
+// records and sent newline-terminated, one Firehose record per aggregate.
+type Firehose struct {
+	DeliveryStream string
+}
+
+// HTTP is the HTTP destination: batches of lines POSTed to URL.
+type HTTP struct {
+	URL         string
+	Format      string // "ndjson" or "raw"
+	Compression string // "none", "gzip" or "zstd"
+	Headers     map[string]string
+	Timeout     Duration
+	TLS         HTTPTLS
+}
+
+// HTTPTLS configures how the HTTP destination verifies the receiver.
+type HTTPTLS struct {
+	CAFile             string // PEM bundle used instead of the system roots; empty: system roots
+	InsecureSkipVerify bool
+}
+
+// Defaults of the firehose and http destinations.
+const (
+	// FirehoseMaxRecordBytes is the largest Firehose record (1,000 KiB): it bounds
+	// batch.max_bytes of a firehose flow, so that one aggregate's lines fit in one record.
+	FirehoseMaxRecordBytes = 1000 * KiB
+	DefaultHTTPFormat      = "ndjson"
+	DefaultHTTPCompression = "none"
+	DefaultHTTPTimeout     = Duration(30e9)
+)
+
+var (
+	firehoseKeys = []string{"delivery_stream"}
+	httpKeys     = []string{"url", "format", "compression", "headers", "timeout", "tls"}
+	httpTLSKeys  = []string{"ca_file", "insecure_skip_verify"}
+
+	deliveryStreamRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+)
+
+func (d *decoder) firehose(fl field, label string) *Firehose {
+	f := &Firehose{}
+	set := false
+	for _, x := range d.mapping(fl.v, "firehose", "in firehose of "+label, firehoseKeys) {
+		if x.key != "delivery_stream" {
+			continue
+		}
+		set = true
+		s, ok := d.str(x.v, "firehose.delivery_stream")
+		if !ok {
+			continue
+		}
+		if !deliveryStreamRE.MatchString(s) {
+			d.errorf(x.v, "firehose.delivery_stream: %q: not a delivery stream name (1 to 64 of A-Z a-z 0-9 _ . -)", s)
+		}
+		f.DeliveryStream = s
+	}
+	if !set {
+		d.errorf(fl.k, "firehose.delivery_stream is required (the name of the Firehose delivery stream)")
+	}
+	return f
+}
+
+func (d *decoder) http(fl field, label string) *HTTP {
+	h := &HTTP{Format: DefaultHTTPFormat, Compression: DefaultHTTPCompression, Timeout: DefaultHTTPTimeout}
+	set := false
+	for _, x := range d.mapping(fl.v, "http", "in http of "+label, httpKeys) {
+		switch x.key {
+		case "url":
+			set = true
+			s, ok := d.str(x.v, "http.url")
+			if !ok {
+				continue
+			}
+			if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				d.errorf(x.v, "http.url: %q: must be an absolute http(s) URL (e.g. https://logs.example.com/ingest)", s)
+			}
+			h.URL = s
+		case "format":
+			if s, ok := d.str(x.v, "http.format"); ok {
+				if s != "ndjson" && s != "raw" {
+					d.errorf(x.v, "http.format: %q: must be ndjson (one {\"line\": ...} object per line) or raw (the lines as read)", s)
+				}
+				h.Format = s
+			}
+		case "compression":
+			if s, ok := d.str(x.v, "http.compression"); ok {
+				if s != "none" && s != "gzip" && s != "zstd" {
+					d.errorf(x.v, "http.compression: %q: must be none, gzip or zstd", s)
+				}
+				h.Compression = s
+			}
+		case "headers":
+			h.Headers = d.headers(x.v)
+		case "timeout":
+			d.positiveDuration(x.v, "http.timeout", &h.Timeout)
+		case "tls":
+			for _, t := range d.mapping(x.v, "http.tls", "in http.tls of "+label, httpTLSKeys) {
+				switch t.key {
+				case "ca_file":
+					if s, ok := d.str(t.v, "http.tls.ca_file"); ok {
+						if s == "" {
+							d.errorf(t.v, "http.tls.ca_file: must not be empty (omit it to use the system's roots)")
+						}
+						h.TLS.CAFile = s
+					}
+				case "insecure_skip_verify":
+					if b, ok := d.boolean(t.v, "http.tls.insecure_skip_verify"); ok {
+						h.TLS.InsecureSkipVerify = b
+					}
+				}
+			}
+		}
+	}
+	if !set {
+		d.errorf(fl.k, "http.url is required (where batches of lines are POSTed)")
+	}
+	return h
+}
+
+// headers reads a mapping of header names to string values. Values are not echoed in
+// errors: they are often tokens.
+func (d *decoder) headers(n *yaml.Node) map[string]string {
+	n = d.resolve(n)
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, "http.headers: expected a mapping of header names to values, got %s", kindName(n))
+		return nil
+	}
+	out := map[string]string{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := d.resolve(n.Content[i]), d.resolve(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode || !validHeaderName(k.Value) {
+			d.errorf(k, "http.headers: %q is not a header name", k.Value)
+			continue
+		}
+		canon := http.CanonicalHeaderKey(k.Value)
+		if _, dup := out[canon]; dup {
+			d.errorf(k, "http.headers: %s repeated", canon)
+			continue
+		}
+		switch canon {
+		case "Content-Encoding", "Content-Length", "Host", "Transfer-Encoding":
+			d.errorf(k, "http.headers: %s is set by kinship (use http.compression for the encoding)", canon)
+			continue
+		}
+		if v.Kind != yaml.ScalarNode || isNull(v) || strings.ContainsAny(v.Value, "\r\n") {
+			d.errorf(v, "http.headers.%s: expected a one-line string value", k.Value)
+			continue
+		}
+		out[canon] = v.Value
+	}
+	return out
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c > 127 || !(c == '-' || c == '_' || c == '!' || c == '#' || c == '$' || c == '%' || c == '&' ||
+			c == '\'' || c == '*' || c == '+' || c == '.' || c == '^' || c == '`' || c == '|' || c == '~' ||
+			(c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+			return false
+		}
+	}
+	return true
+}

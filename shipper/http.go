@@ -1,0 +1,280 @@
+package shipper
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// HTTPOptions configure an HTTP destination. Zero values take the defaults in brackets.
+type HTTPOptions struct {
+	URL         string
+	Format      string            // "ndjson": one {"line": "..."} object per line; "raw": the lines ["ndjson"]
+	Compression string            // "none", "gzip" or "zstd" ["none"]
+	Headers     map[string]string // sent with every request (Authorization, say); never logged
+	Timeout     time.Duration     // one POST attempt, response included [30s]
+	TLS         *tls.Config       // nil: the system roots
+	Limits      Limits            // request bounds; zero fields take the Kinesis defaults
+	// RetryWaitMin and RetryWaitMax bound go-retryablehttp's wait before its one retry
+	// [100ms, 1s]; tests shorten them.
+	RetryWaitMin, RetryWaitMax time.Duration
+}
+
+// HTTPRetryMax is how many times go-retryablehttp retries one POST (a dropped keep-alive
+// connection, a 503 from a restarting receiver), with a short wait. The shipper retries
+// every failed request again with its own capped exponential backoff, so attempts are at
+// most (HTTPRetryMax+1) times the shipper's and the long waits happen in one place only.
+const HTTPRetryMax = 1
+
+// HTTP is a Destination that POSTs each batch of records to a URL as newline-delimited
+// lines: the lines of every record are unpacked (see Firehose for why) and written as NDJSON
+// objects {"line": "..."} or as raw lines, each ended by "\n", optionally compressed
+// (Content-Encoding gzip or zstd). A 2xx answer accepts the whole batch; 429 is throttling
+// and 5xx transient (retried soon); 401/403 and any other answer are configuration-level
+// (retried slowly, logged), since a receiver cannot reject single lines.
+type HTTP struct {
+	opts   HTTPOptions
+	client *retryablehttp.Client
+	ctype  string
+	bufs   sync.Pool // *bytes.Buffer for bodies
+	zstd   *zstd.Encoder
+}
+
+var _ Destination = (*HTTP)(nil)
+
+// NewHTTP returns an HTTP destination. It fails on an unknown format or compression.
+func NewHTTP(opts HTTPOptions) (*HTTP, error) {
+	if opts.Format == "" {
+		opts.Format = "ndjson"
+	}
+	if opts.Compression == "" {
+		opts.Compression = "none"
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.RetryWaitMin <= 0 {
+		opts.RetryWaitMin = 100 * time.Millisecond
+	}
+	if opts.RetryWaitMax < opts.RetryWaitMin {
+		opts.RetryWaitMax = max(time.Second, opts.RetryWaitMin)
+	}
+	opts.Limits = opts.Limits.WithDefaults()
+	h := &HTTP{opts: opts}
+	switch opts.Format {
+	case "ndjson":
+		h.ctype = "application/x-ndjson"
+	case "raw":
+		h.ctype = "text/plain; charset=utf-8"
+	default:
+		return nil, fmt.Errorf("shipper: http: format %q: must be ndjson or raw", opts.Format)
+	}
+	switch opts.Compression {
+	case "none", "gzip":
+	case "zstd":
+		// One encoder for all requests: EncodeAll is safe for concurrent use.
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("shipper: http: zstd: %w", err)
+		}
+		h.zstd = enc
+	default:
+		return nil, fmt.Errorf("shipper: http: compression %q: must be none, gzip or zstd", opts.Compression)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = opts.TLS
+	tr.MaxIdleConnsPerHost = 16 // the shipper keeps several requests in flight to one host
+	h.client = &retryablehttp.Client{
+		HTTPClient:   &http.Client{Transport: tr, Timeout: opts.Timeout},
+		Logger:       nil, // the shipper logs failures, rate-limited; a line per retry would not be
+		RetryWaitMin: opts.RetryWaitMin,
+		RetryWaitMax: opts.RetryWaitMax,
+		RetryMax:     HTTPRetryMax,
+		CheckRetry:   retryablehttp.DefaultRetryPolicy,
+		Backoff: func(lo, hi time.Duration, n int, resp *http.Response) time.Duration {
+			// DefaultBackoff follows Retry-After without a cap; a long wait belongs to the
+			// shipper's backoff, which the context and the request timeout also bound.
+			return min(retryablehttp.DefaultBackoff(lo, hi, n, resp), hi)
+		},
+		// The last response comes back as it is, so that its status picks the error class.
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+	}
+	return h, nil
+}
+
+// Limits returns the configured request bounds.
+func (h *HTTP) Limits() Limits { return h.opts.Limits }
+
+// HTTPError is a POST answered with a status other than 2xx.
+type HTTPError struct {
+	URL    string
+	Status int
+	Body   string // the start of the answer, for the log
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("POST %s: %d %s: %s", e.URL, e.Status, http.StatusText(e.Status), e.Body)
+}
+
+// HTTPStatusCode lets Classify pick the class: 429 throttled, 5xx transient.
+func (e *HTTPError) HTTPStatusCode() int { return e.Status }
+
+// ErrorCode makes any 4xx but 429 a configuration-level failure (a wrong URL, token or
+// format: retrying soon cannot help): Classify files codes starting with "AccessDenied" as
+// configuration-level, and would otherwise call 400/404/413 "invalid" (a rejected record),
+// which an HTTP receiver cannot tell apart from its own misconfiguration.
+func (e *HTTPError) ErrorCode() string {
+	if e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests {
+		return "AccessDenied: HTTP " + fmt.Sprint(e.Status)
+	}
+	return ""
+}
+
+// Put POSTs the lines of recs in one request.
+func (h *HTTP) Put(ctx context.Context, recs []Record) ([]error, error) {
+	body, _ := h.bufs.Get().(*bytes.Buffer)
+	if body == nil {
+		body = new(bytes.Buffer)
+	}
+	defer func() {
+		if body.Cap() <= 2*h.opts.Limits.MaxRequestBytes { // do not keep an outlier's buffer
+			body.Reset()
+			h.bufs.Put(body)
+		}
+	}()
+	body.Reset()
+	payload, err := h.encode(body, recs)
+	if err != nil {
+		return nil, fmt.Errorf("shipper: http %s: encode: %w", h.opts.URL, err)
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, h.opts.URL, payload)
+	if err != nil {
+		return nil, fmt.Errorf("shipper: http %s: %w", h.opts.URL, err)
+	}
+	req.Header.Set("Content-Type", h.ctype)
+	req.Header.Set("User-Agent", "kinship")
+	for k, v := range h.opts.Headers {
+		req.Header.Set(k, v)
+	}
+	if h.opts.Compression != "none" {
+		req.Header.Set("Content-Encoding", h.opts.Compression) // after Headers: it must match the body
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+		return nil, fmt.Errorf("shipper: http: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	if resp.StatusCode/100 == 2 {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("shipper: http: %w", &HTTPError{URL: h.opts.URL, Status: resp.StatusCode, Body: string(bytes.TrimSpace(snippet))})
+}
+
+// encode writes the lines of recs to buf in the configured format and returns the body to
+// send, compressed if so configured.
+func (h *HTTP) encode(buf *bytes.Buffer, recs []Record) ([]byte, error) {
+	var w io.Writer = buf
+	var gz *gzip.Writer
+	plain := buf
+	switch h.opts.Compression {
+	case "gzip":
+		gz = gzip.NewWriter(buf)
+		w = gz
+	case "zstd":
+		plain = new(bytes.Buffer) // compressed in one go below
+		w = plain
+	}
+	var err error
+	var scratch []byte // one line at a time, reused
+	for i := range recs {
+		eachLine(&recs[i], func(line []byte) {
+			if err != nil {
+				return
+			}
+			err = h.writeLine(w, line, &scratch)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	switch h.opts.Compression {
+	case "gzip":
+		if err := gz.Close(); err != nil {
+			return nil, err
+		}
+	case "zstd":
+		return h.zstd.EncodeAll(plain.Bytes(), buf.Bytes()[:0]), nil
+	}
+	return buf.Bytes(), nil
+}
+
+func (h *HTTP) writeLine(w io.Writer, line []byte, scratch *[]byte) error {
+	b := (*scratch)[:0]
+	if h.opts.Format == "raw" {
+		b = append(append(b, line...), '\n')
+	} else {
+		b = append(appendJSONString(append(b, `{"line":`...), line), "}\n"...)
+	}
+	*scratch = b
+	_, err := w.Write(b)
+	return err
+}
+
+// appendJSONString appends line as a JSON string. Lines are not always valid UTF-8: invalid
+// bytes become U+FFFD (as encoding/json does) rather than failing, so one bad line cannot
+// block a flow. Hand-written because json.Marshal allocates per line, which halved the
+// destination's throughput.
+func appendJSONString(dst, line []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(line); {
+		c := line[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, line[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(line[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(append(dst, line[start:i]...), "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(append(dst, line[start:]...), '"')
+}
