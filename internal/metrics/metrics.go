@@ -21,6 +21,7 @@ type Set struct {
 	readLag         *prometheus.GaugeVec
 	fileErrors      *prometheus.CounterVec
 	truncations     *prometheus.CounterVec
+	sendRate        *prometheus.GaugeVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -55,10 +56,12 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_file_errors_total", Help: "Errors opening, reading or stating watched files."}, flow),
 		truncations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_file_truncations_total", Help: "Files found shorter than the read position and read again from the start."}, flow),
+		sendRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kinship_send_rate_bytes", Help: "Bytes/s the shipper allows itself after the destination throttled; 0 while not limited."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
-		s.fileErrors, s.truncations)
+		s.fileErrors, s.truncations, s.sendRate)
 	return s
 }
 
@@ -79,6 +82,7 @@ type Flow struct {
 	ReadLag         prometheus.Gauge
 	FileErrors      prometheus.Counter
 	Truncations     prometheus.Counter
+	SendRate        prometheus.Gauge
 }
 
 // Flow returns the metrics of the named flow.
@@ -99,6 +103,7 @@ func (s *Set) Flow(name string) *Flow {
 		ReadLag:         s.readLag.With(l),
 		FileErrors:      s.fileErrors.With(l),
 		Truncations:     s.truncations.With(l),
+		SendRate:        s.sendRate.With(l),
 	}
 }
 
