@@ -189,8 +189,11 @@ func (l *limiter) throttled() {
 		l.tokens = [2]float64{}
 		l.refill = now
 	}
+	l.refillLocked(now)
 	for i := range l.rate {
 		l.rate[i] = max(l.rate[i]*cutFactor, l.min[i])
+		// Tokens saved up at the old rate would let a burst through right after the cut.
+		l.tokens[i] = min(l.tokens[i], 0)
 	}
 	l.lastCut, l.lastInc = now, now
 	l.cuts++
