@@ -86,8 +86,13 @@ type Options struct {
 	// records behind to be sent twice after the restart [0: abandon them at once].
 	DrainTimeout time.Duration
 	Rand         func() float64 // jitter source in [0,1) for tests; nil = math/rand/v2
-	Metrics      *metrics.Flow  // RecordsSent, UserRecordsSent, SendErrors{reason}, Retries (nil allowed)
-	Logger       *slog.Logger
+	// The adaptive rate never goes below these, so that a throttled destination is still
+	// probed often enough to notice it has capacity again [256 KiB/s, 256 records/s].
+	MinBytesPerSec   float64
+	MinRecordsPerSec float64
+	Clock            Clock         // time for backoff, rate limiting and log pacing; nil = the real clock
+	Metrics          *metrics.Flow // RecordsSent, UserRecordsSent, SendErrors{reason}, Retries, SendRate (nil allowed)
+	Logger           *slog.Logger
 }
 
 // Shipper ships items from a Source to a Destination. Run it once.
@@ -99,6 +104,8 @@ type Shipper struct {
 
 	randMu sync.Mutex // a caller's Rand need not be safe for concurrent use
 
+	clock     Clock
+	lim       *limiter
 	m         *metrics.Flow
 	errCount  [numClasses]prometheus.Counter
 	errLabels [numClasses]string
@@ -112,6 +119,8 @@ type Shipper struct {
 	lastLoud     [numClasses]time.Time
 	fatal        error
 	cancelRun    context.CancelFunc
+	lastErr      error
+	lastErrAt    time.Time
 }
 
 // loudEvery bounds how often failures that need an operator are logged; streakEvery how
@@ -142,11 +151,21 @@ func New(src Source, dst Destination, opts Options) *Shipper {
 		// An unregistered set keeps the hot path free of nil checks.
 		opts.Metrics = metrics.New(prometheus.NewRegistry()).Flow("")
 	}
+	if opts.MinBytesPerSec <= 0 {
+		opts.MinBytesPerSec = 256 << 10
+	}
+	if opts.MinRecordsPerSec <= 0 {
+		opts.MinRecordsPerSec = 256
+	}
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Shipper{src: src, dst: dst, opts: opts, log: log, m: opts.Metrics}
+	s := &Shipper{src: src, dst: dst, opts: opts, log: log, m: opts.Metrics, clock: opts.Clock}
+	s.lim = newLimiter(opts.Clock, log, opts.MinBytesPerSec, opts.MinRecordsPerSec, opts.Metrics.SendRate.Set)
 	for c := range numClasses {
 		s.errLabels[c] = class(c).String()
 		s.errCount[c] = opts.Metrics.SendErrors.WithLabelValues(s.errLabels[c])
@@ -335,6 +354,16 @@ func (s *Shipper) send(ctx context.Context, b *batch) (failed, delivered bool) {
 			recs = append(recs, items[i].Record)
 		}
 		b.recs = recs
+		reqBytes := 0
+		for i := range recs {
+			reqBytes += recs[i].size()
+		}
+		// Requests in flight stay bounded by MaxInFlight (the free batches); the limiter
+		// only spaces them out while the destination throttles.
+		if !s.lim.wait(ctx, reqBytes, len(recs)) {
+			clear(recs)
+			return failed, false
+		}
 		results, err := s.put(ctx, recs)
 		clear(recs)
 		if ctx.Err() != nil {
@@ -343,6 +372,9 @@ func (s *Shipper) send(ctx context.Context, b *batch) (failed, delivered bool) {
 		var slow bool
 		if err != nil {
 			c := classify(err)
+			if c == classThrottled {
+				s.lim.throttled()
+			}
 			s.errCount[c].Inc()
 			s.noteFailure(c, err, len(items), !failed)
 			failed = true
@@ -356,7 +388,7 @@ func (s *Shipper) send(ctx context.Context, b *batch) (failed, delivered bool) {
 			var firstErr error
 			var firstClass class
 			kept := items[:0]
-			sent, users := 0, 0
+			sent, users, sentBytes := 0, 0, 0
 			for i := range items {
 				var rerr error
 				if results != nil {
@@ -369,6 +401,7 @@ func (s *Shipper) send(ctx context.Context, b *batch) (failed, delivered bool) {
 					}
 					sent++
 					users += items[i].Record.UserRecords
+					sentBytes += items[i].Record.size()
 					continue
 				}
 				c := classify(rerr)
@@ -385,6 +418,11 @@ func (s *Shipper) send(ctx context.Context, b *batch) (failed, delivered bool) {
 				s.m.RecordsSent.Add(float64(sent))
 				s.m.UserRecordsSent.Add(float64(users))
 			}
+			if perClass[classThrottled] > 0 {
+				s.lim.throttled()
+			} else if sent > 0 {
+				s.lim.accepted(sentBytes, sent)
+			}
 			if len(items) == 0 {
 				return failed, true
 			}
@@ -396,7 +434,7 @@ func (s *Shipper) send(ctx context.Context, b *batch) (failed, delivered bool) {
 			s.noteFailure(firstClass, firstErr, len(items), !failed)
 			failed = true
 		}
-		if !sleep(ctx, s.delay(attempt, slow)) {
+		if !s.sleep(ctx, s.delay(attempt, slow)) {
 			return failed, false
 		}
 		s.m.Retries.Add(float64(len(items)))
@@ -437,20 +475,31 @@ func (s *Shipper) rand() float64 {
 	return s.opts.Rand()
 }
 
-// sleep waits d unless ctx ends first; it reports whether to go on.
-func sleep(ctx context.Context, d time.Duration) bool {
+// sleep waits d on the shipper's clock unless ctx ends first; it reports whether to go on.
+func (s *Shipper) sleep(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C:
-		return true
+	case <-s.clock.After(d):
+		return ctx.Err() == nil
 	case <-ctx.Done():
 		return false
 	}
 }
+
+// LastError returns the last failure of a send (a whole request, or the first failed record
+// of one) and when it happened; nil while nothing has failed. Configuration errors stay
+// visible here between their once-a-minute log lines.
+func (s *Shipper) LastError() (error, time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr, s.lastErrAt
+}
+
+// SendRate returns the adaptive limiter's state: unlimited unless the destination throttled
+// recently.
+func (s *Shipper) SendRate() Rate { return s.lim.current() }
 
 // noteFailure logs the start of a failure streak (the first request failing while no other
 // is), and failures that need an operator at most once a minute: one line per event, never
@@ -458,13 +507,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func (s *Shipper) noteFailure(c class, err error, records int, firstOfRequest bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
+	now := s.clock.Now()
+	s.lastErr, s.lastErrAt = err, now
 	s.streak++
 	if firstOfRequest {
 		s.failingReqs++
 		if s.failingReqs == 1 {
 			s.streakAt = now
-			if c.retryable() && now.Sub(s.lastStreak) >= streakEvery {
+			// Throttling is logged by the limiter, with the rate it falls back to.
+			if c == classTransient && now.Sub(s.lastStreak) >= streakEvery {
 				s.lastStreak, s.streakLogged = now, true
 				s.log.Warn("shipper: send failed; retrying with backoff", "reason", c.String(), "records", records, "err", err)
 			}
@@ -487,7 +538,7 @@ func (s *Shipper) noteDone(delivered bool) {
 		return
 	}
 	if delivered && s.streakLogged {
-		s.log.Info("shipper: sends recovered", "failed_attempts", s.streak, "after", time.Since(s.streakAt).Round(time.Millisecond))
+		s.log.Info("shipper: sends recovered", "failed_attempts", s.streak, "after", s.clock.Now().Sub(s.streakAt).Round(time.Millisecond))
 	}
 	s.streak, s.streakLogged = 0, false
 }
@@ -496,7 +547,7 @@ func (s *Shipper) noteTooLarge(it Item, lim Limits) {
 	s.errCount[classTooLarge].Inc()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
+	now := s.clock.Now()
 	if s.lastLoud[classTooLarge].IsZero() || now.Sub(s.lastLoud[classTooLarge]) >= loudEvery {
 		s.lastLoud[classTooLarge] = now
 		s.log.Error("shipper: record larger than the destination's limit (a bug upstream); sending it alone and never dropping it",

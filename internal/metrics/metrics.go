@@ -21,6 +21,7 @@ type Set struct {
 	readLag         *prometheus.GaugeVec
 	fileErrors      *prometheus.CounterVec
 	truncations     *prometheus.CounterVec
+	sendRate        *prometheus.GaugeVec
 
 	spoolDroppedBytes *prometheus.CounterVec
 }
@@ -57,13 +58,15 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_file_errors_total", Help: "Errors opening, reading or stating watched files."}, flow),
 		truncations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_file_truncations_total", Help: "Files found shorter than the read position and read again from the start."}, flow),
+		sendRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kinship_send_rate_bytes", Help: "Bytes/s the shipper allows itself after the destination throttled; 0 while not limited."}, flow),
 
 		spoolDroppedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_spool_dropped_bytes_total", Help: "Spool segment bytes deleted by when_full: drop_oldest before all their frames were acknowledged."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
-		s.fileErrors, s.truncations, s.spoolDroppedBytes)
+		s.fileErrors, s.truncations, s.spoolDroppedBytes, s.sendRate)
 	return s
 }
 
@@ -84,6 +87,8 @@ type Flow struct {
 	ReadLag         prometheus.Gauge
 	FileErrors      prometheus.Counter
 	Truncations     prometheus.Counter
+	// SendRate is the bytes/s the shipper allows itself after throttling (0: not limited).
+	SendRate prometheus.Gauge
 
 	// SpoolDroppedBytes counts the bytes of segment files deleted by drop_oldest (acknowledged
 	// frames sharing a dropped segment included): what the disk budget gave up.
@@ -108,6 +113,7 @@ func (s *Set) Flow(name string) *Flow {
 		ReadLag:         s.readLag.With(l),
 		FileErrors:      s.fileErrors.With(l),
 		Truncations:     s.truncations.With(l),
+		SendRate:        s.sendRate.With(l),
 
 		SpoolDroppedBytes: s.spoolDroppedBytes.With(l),
 	}

@@ -35,7 +35,7 @@ func TestDashboardNamesAreRegistered(t *testing.T) {
 		"kinship_lines_read_total", "kinship_bytes_read_total", "kinship_lines_truncated_total",
 		"kinship_records_sent_total", "kinship_user_records_sent_total", "kinship_send_errors_total",
 		"kinship_retries_total", "kinship_spool_bytes", "kinship_spool_dropped_total",
-		"kinship_spool_dropped_bytes_total",
+		"kinship_spool_dropped_bytes_total", "kinship_send_rate_bytes",
 		"kinship_files_watched", "kinship_read_lag_bytes",
 	} {
 		if !got[name] {
