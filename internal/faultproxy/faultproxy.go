@@ -19,6 +19,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -78,7 +79,14 @@ type Proxy struct {
 
 	mu     sync.Mutex // serialises Schedule and guards events
 	events []Event
+
+	cut atomic.Bool // every request is reset unanswered, as if the endpoint were gone
 }
+
+// Cut makes the endpoint unreachable (on) or reachable again (off): while cut, every request,
+// not only PutRecords, is answered with a connection reset, nothing is forwarded, and the
+// schedule is not consulted (the outage is not an Event). Safe to call from any goroutine.
+func (p *Proxy) Cut(on bool) { p.cut.Store(on) }
 
 // Start runs a proxy for upstream (a base URL such as kinesalitetest.Start returns) on
 // 127.0.0.1 until the test ends. Only PutRecords requests go through schedule; every other
@@ -121,6 +129,10 @@ func (p *Proxy) Failed() int {
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.cut.Load() {
+		reset(w)
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, "faultproxy: read request: "+err.Error(), http.StatusBadGateway)

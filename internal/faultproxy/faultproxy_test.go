@@ -109,3 +109,46 @@ func TestFaultsAsTheSDKSeesThem(t *testing.T) {
 		t.Errorf("Failed() = %d, want 7", f)
 	}
 }
+
+// While cut, the endpoint answers nothing (every call fails, none reaches the stream, none is
+// an Event); once restored, calls pass again.
+func TestCutMakesTheEndpointUnreachable(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	endpoint := kinesalitetest.Start(t)
+	kinesalitetest.CreateStream(t, endpoint, "cut", 1)
+	proxy := faultproxy.Start(t, endpoint, nil)
+	c := kinesis.New(kinesis.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(proxy.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider("kinshiptest", "kinshiptest", ""),
+		Retryer:      aws.NopRetryer{},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	put := func(data string) error {
+		_, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("cut"),
+			Records: []types.PutRecordsRequestEntry{{Data: []byte(data), PartitionKey: aws.String("k")}}})
+		return err
+	}
+	proxy.Cut(true)
+	if err := put("lost"); err == nil {
+		t.Fatal("PutRecords through a cut proxy succeeded")
+	}
+	if _, err := c.ListStreams(ctx, &kinesis.ListStreamsInput{}); err == nil {
+		t.Error("ListStreams through a cut proxy succeeded")
+	}
+	proxy.Cut(false)
+	if err := put("kept"); err != nil {
+		t.Fatalf("PutRecords after the cut ended: %v", err)
+	}
+	var got []string
+	for _, r := range kinesalitetest.ReadAll(t, endpoint, "cut") {
+		got = append(got, string(r.Data))
+	}
+	if len(got) != 1 || got[0] != "kept" {
+		t.Errorf("stream holds %q, want only the record sent after the cut", got)
+	}
+	if ev := proxy.Events(); len(ev) != 1 || ev[0].Kind != faultproxy.Forward {
+		t.Errorf("events %+v, want one forwarded PutRecords", ev)
+	}
+}
