@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -275,8 +276,11 @@ metrics:
 `)
 	a := startAgent(t, proxy.URL, "run", "--config", cfg)
 	a.waitLog(t, "metrics listening")
-	_, rest, _ := strings.Cut(a.log(), "metrics listening addr=")
-	addr := strings.Fields(rest)[0]
+	m := regexp.MustCompile(`metrics listening"? addr=([0-9.:]+)`).FindStringSubmatch(a.log())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", a.log())
+	}
+	addr := m[1]
 
 	stop := r.background(t, 100) // ~10,000 lines/s, ~0.9 MB/s
 	time.Sleep(time.Second)
