@@ -6,6 +6,7 @@ package e2e
 // KINSHIP_SEED to replay one.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -145,14 +146,22 @@ func kill9(t *testing.T, a *agent) {
 
 // finish reads every file to its end with `run --once`, then checks the stream: every line
 // written, nothing else; it returns the duplicate lines and records.
-func finish(t *testing.T, endpoint, cfg, stream string, w *writer) (sc streamContent, dups int) {
+func finish(t *testing.T, agentEndpoint, endpoint, cfg, stream string, w *writer) (sc streamContent, dups int) {
 	t.Helper()
-	final := startAgent(t, endpoint, "run", "--config", cfg, "--once")
+	final := startAgent(t, agentEndpoint, "run", "--config", cfg, "--once")
 	if err := final.wait(t, 3*time.Minute); err != nil {
 		t.Fatalf("kinship run --once: %v\n%s", err, final.log())
 	}
 	sc = readStream(t, endpoint, stream)
 	return sc, w.check(t, sc.lines)
+}
+
+// crashProxy puts a fault-free faultproxy in front of kinesalite for tests that kill the
+// agent: kinesalite exits (an uncaught ECONNRESET in its request handler) when a client dies
+// in the middle of sending a request, and the proxy only forwards requests it has read whole.
+func crashProxy(t *testing.T, endpoint string) string {
+	t.Helper()
+	return faultproxy.Start(t, endpoint, nil).URL
 }
 
 func logsDir(t *testing.T, dir string) string {
@@ -177,14 +186,15 @@ func TestCrashKillNineAtRandomMoments(t *testing.T) {
 	}
 	endpoint := kinesalitetest.Start(t)
 	kinesalitetest.CreateStream(t, endpoint, "crash", 2)
+	proxy := crashProxy(t, endpoint)
 	dir := t.TempDir()
 	r := newRotator(t, logsDir(t, dir), 3, 4000)
-	cfg := writeConfig(t, dir, kinesisConfig(dir, endpoint, "crash"))
+	cfg := writeConfig(t, dir, kinesisConfig(dir, proxy, "crash"))
 
 	stop := r.background(t, 60) // ~6,000 lines/s
 	var lives []string
 	for range kills {
-		a := startAgent(t, endpoint, "run", "--config", cfg)
+		a := startAgent(t, proxy, "run", "--config", cfg)
 		life := time.Duration(30+rng.IntN(900)) * time.Millisecond
 		time.Sleep(life)
 		kill9(t, a)
@@ -193,7 +203,7 @@ func TestCrashKillNineAtRandomMoments(t *testing.T) {
 	stop()
 	t.Logf("killed at %s", strings.Join(lives, " "))
 
-	sc, dups := finish(t, endpoint, cfg, "crash", r.w)
+	sc, dups := finish(t, proxy, endpoint, cfg, "crash", r.w)
 	t.Logf("%d lines written (%d rotations), %d arrived in %d Kinesis records; %d duplicate lines (%.3f%%) in %d duplicate records (%.2f per kill) after %d kill -9",
 		r.w.total(), r.rotated, len(sc.lines), sc.records, dups, 100*float64(dups)/float64(r.w.total()),
 		sc.dupRecords, float64(sc.dupRecords)/float64(kills), kills)
@@ -404,30 +414,32 @@ func TestPowerLossRecovers(t *testing.T) {
 	}
 	endpoint := kinesalitetest.Start(t)
 	kinesalitetest.CreateStream(t, endpoint, "power", 2)
+	proxy := crashProxy(t, endpoint)
 	dir := t.TempDir()
 	r := newRotator(t, logsDir(t, dir), 3, 6000)
 	// Small segments so that crashes also land just after a roll.
-	cfg := writeConfig(t, dir, kinesisConfig(dir, endpoint, "power")+`    spool:
+	cfg := writeConfig(t, dir, kinesisConfig(dir, proxy, "power")+`    spool:
       segment_bytes: 1MiB
 `)
 	flowDir := filepath.Join(dir, "state", "flows", "app")
 	positions, spoolDir := filepath.Join(flowDir, "positions.json"), filepath.Join(flowDir, "spool")
 
 	stop := r.background(t, 60)
+	var snap []byte
 	for i := range crashes {
-		a := startAgent(t, endpoint, "run", "--config", cfg)
+		a := startAgent(t, proxy, "run", "--config", cfg)
 		time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond)
-		// T: the crash image's positions. Wait for the first positions file: without one,
-		// and with the spool cut back to nothing, the agent rightly takes the files as new.
-		var snap []byte
+		// T: the crash image's positions. Wait for a positions file this run saved: without
+		// one, and with the spool cut back to nothing, the agent rightly takes the files as
+		// new; and the one the test put back would roll every crash back to the first.
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 			b, err := os.ReadFile(positions)
-			if err == nil {
+			if err == nil && !bytes.Equal(b, snap) {
 				snap = b
 				break
 			}
-			if !os.IsNotExist(err) || time.Now().After(deadline) {
-				t.Fatalf("positions file: %v", err)
+			if err != nil && !os.IsNotExist(err) || time.Now().After(deadline) {
+				t.Fatalf("no new positions file within 30s: %v", err)
 			}
 		}
 		segAtT, sizeAtT := newestSegment(t, spoolDir)
@@ -467,11 +479,11 @@ func TestPowerLossRecovers(t *testing.T) {
 	}
 	stop()
 	// One more normal start must recover from the last image, then the final run reads on.
-	a := startAgent(t, endpoint, "run", "--config", cfg)
+	a := startAgent(t, proxy, "run", "--config", cfg)
 	time.Sleep(time.Second)
 	kill9(t, a)
 
-	sc, dups := finish(t, endpoint, cfg, "power", r.w)
+	sc, dups := finish(t, proxy, endpoint, cfg, "power", r.w)
 	t.Logf("%d lines written (%d rotations), %d arrived in %d records; %d duplicate lines (%.3f%%) in %d duplicate records after %d power losses",
 		r.w.total(), r.rotated, len(sc.lines), sc.records, dups, 100*float64(dups)/float64(r.w.total()), sc.dupRecords, crashes)
 }

@@ -11,6 +11,7 @@ package faultproxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -289,7 +290,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 }
 
 func (p *Proxy) send(r *http.Request, body []byte) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, p.upstream+r.URL.RequestURI(), bytes.NewReader(body))
+	// Once the proxy has the whole request it is sent upstream even if the client goes away
+	// (a test killing the agent with SIGKILL): a real service processes a request it received,
+	// and kinesalite throws an uncaught exception, and exits, on a request aborted mid-body.
+	req, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), r.Method, p.upstream+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

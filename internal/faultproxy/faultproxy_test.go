@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,5 +154,50 @@ func TestCutMakesTheEndpointUnreachable(t *testing.T) {
 	}
 	if ev := proxy.Events(); len(ev) != 1 || ev[0].Kind != faultproxy.Forward {
 		t.Errorf("events %+v, want one forwarded PutRecords", ev)
+	}
+}
+
+// A request the proxy has read whole reaches the upstream whole even when its client goes
+// away meanwhile (kinesalite exits on a request aborted mid-body, which a kill -9 of the agent
+// would cause).
+func TestClientGoneRequestStillForwardedWhole(t *testing.T) {
+	entered, got := make(chan struct{}), make(chan int, 1)
+	var clientGone context.CancelFunc
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		// The body is larger than the socket buffers: the proxy is still sending it when
+		// the client goes away.
+		time.Sleep(300 * time.Millisecond)
+		b, _ := io.ReadAll(r.Body)
+		got <- len(b)
+	}))
+	defer upstream.Close()
+	proxy := faultproxy.Start(t, upstream.URL, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	clientGone = cancel
+	defer cancel()
+	body := strings.Repeat("x", 32<<20)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, proxy.URL, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
+	clientGone()
+	select {
+	case n := <-got:
+		if n != len(body) {
+			t.Errorf("upstream received %d bytes of a %d-byte request", n, len(body))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upstream never finished reading")
 	}
 }
