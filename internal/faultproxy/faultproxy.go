@@ -11,6 +11,7 @@ package faultproxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -78,7 +80,14 @@ type Proxy struct {
 
 	mu     sync.Mutex // serialises Schedule and guards events
 	events []Event
+
+	cut atomic.Bool // every request is reset unanswered, as if the endpoint were gone
 }
+
+// Cut makes the endpoint unreachable (on) or reachable again (off): while cut, every request,
+// not only PutRecords, is answered with a connection reset, nothing is forwarded, and the
+// schedule is not consulted (the outage is not an Event). Safe to call from any goroutine.
+func (p *Proxy) Cut(on bool) { p.cut.Store(on) }
 
 // Start runs a proxy for upstream (a base URL such as kinesalitetest.Start returns) on
 // 127.0.0.1 until the test ends. Only PutRecords requests go through schedule; every other
@@ -121,6 +130,10 @@ func (p *Proxy) Failed() int {
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.cut.Load() {
+		reset(w)
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, "faultproxy: read request: "+err.Error(), http.StatusBadGateway)
@@ -277,7 +290,10 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 }
 
 func (p *Proxy) send(r *http.Request, body []byte) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, p.upstream+r.URL.RequestURI(), bytes.NewReader(body))
+	// Once the proxy has the whole request it is sent upstream even if the client goes away
+	// (a test killing the agent with SIGKILL): a real service processes a request it received,
+	// and kinesalite throws an uncaught exception, and exits, on a request aborted mid-body.
+	req, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), r.Method, p.upstream+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

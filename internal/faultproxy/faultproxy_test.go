@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,5 +111,93 @@ func TestFaultsAsTheSDKSeesThem(t *testing.T) {
 	}
 	if f := proxy.Failed(); f != 1+1+1+2+2 {
 		t.Errorf("Failed() = %d, want 7", f)
+	}
+}
+
+// While cut, the endpoint answers nothing (every call fails, none reaches the stream, none is
+// an Event); once restored, calls pass again.
+func TestCutMakesTheEndpointUnreachable(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	endpoint := kinesalitetest.Start(t)
+	kinesalitetest.CreateStream(t, endpoint, "cut", 1)
+	proxy := faultproxy.Start(t, endpoint, nil)
+	c := kinesis.New(kinesis.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(proxy.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider("kinshiptest", "kinshiptest", ""),
+		Retryer:      aws.NopRetryer{},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	put := func(data string) error {
+		_, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("cut"),
+			Records: []types.PutRecordsRequestEntry{{Data: []byte(data), PartitionKey: aws.String("k")}}})
+		return err
+	}
+	proxy.Cut(true)
+	if err := put("lost"); err == nil {
+		t.Fatal("PutRecords through a cut proxy succeeded")
+	}
+	if _, err := c.ListStreams(ctx, &kinesis.ListStreamsInput{}); err == nil {
+		t.Error("ListStreams through a cut proxy succeeded")
+	}
+	proxy.Cut(false)
+	if err := put("kept"); err != nil {
+		t.Fatalf("PutRecords after the cut ended: %v", err)
+	}
+	var got []string
+	for _, r := range kinesalitetest.ReadAll(t, endpoint, "cut") {
+		got = append(got, string(r.Data))
+	}
+	if len(got) != 1 || got[0] != "kept" {
+		t.Errorf("stream holds %q, want only the record sent after the cut", got)
+	}
+	if ev := proxy.Events(); len(ev) != 1 || ev[0].Kind != faultproxy.Forward {
+		t.Errorf("events %+v, want one forwarded PutRecords", ev)
+	}
+}
+
+// A request the proxy has read whole reaches the upstream whole even when its client goes
+// away meanwhile (kinesalite exits on a request aborted mid-body, which a kill -9 of the agent
+// would cause).
+func TestClientGoneRequestStillForwardedWhole(t *testing.T) {
+	entered, got := make(chan struct{}), make(chan int, 1)
+	var clientGone context.CancelFunc
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		// The body is larger than the socket buffers: the proxy is still sending it when
+		// the client goes away.
+		time.Sleep(300 * time.Millisecond)
+		b, _ := io.ReadAll(r.Body)
+		got <- len(b)
+	}))
+	defer upstream.Close()
+	proxy := faultproxy.Start(t, upstream.URL, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	clientGone = cancel
+	defer cancel()
+	body := strings.Repeat("x", 32<<20)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, proxy.URL, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the request never reached the upstream")
+	}
+	clientGone()
+	select {
+	case n := <-got:
+		if n != len(body) {
+			t.Errorf("upstream received %d bytes of a %d-byte request", n, len(body))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upstream never finished reading")
 	}
 }
