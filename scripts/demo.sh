@@ -10,9 +10,11 @@ DEMO=$(mktemp -d "${TMPDIR:-/tmp}/kinship-demo.XXXXXX")
 LINES=${LINES_TO_WRITE:-1000}
 
 cleanup() {
-	[[ -n "${AGENT_PID:-}" ]] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null
-	[[ -n "${KINESALITE_PID:-}" ]] && kill "$KINESALITE_PID" 2>/dev/null && wait "$KINESALITE_PID" 2>/dev/null
+	local rc=$? # the demo's own result: stopping the helpers below must not replace it
+	if [[ -n "${AGENT_PID:-}" ]]; then kill "$AGENT_PID" 2>/dev/null || true; wait "$AGENT_PID" 2>/dev/null || true; fi
+	if [[ -n "${KINESALITE_PID:-}" ]]; then kill "$KINESALITE_PID" 2>/dev/null || true; wait "$KINESALITE_PID" 2>/dev/null || true; fi
 	rm -rf "$DEMO"
+	exit "$rc"
 }
 trap cleanup EXIT
 
