@@ -733,30 +733,22 @@ func (d *decoder) integer(n *yaml.Node, what string) (int, bool) {
 
 // positiveSize stores a valid positive size in dst and reports whether it did.
 func (d *decoder) positiveSize(n *yaml.Node, what string, dst *Size) bool {
-	n = d.resolve(n)
-	if n.Kind != yaml.ScalarNode || isNull(n) {
-		d.errorf(n, "%s: expected a size (e.g. 512MiB), got %s", what, kindName(n))
-		return false
-	}
-	v, reason := parseSizeNode(n)
-	if reason == "" && v <= 0 {
-		reason = "must be positive"
-	}
-	if reason != "" {
-		d.errorf(n, "%s: %q: %s", what, n.Value, reason)
-		return false
-	}
-	*dst = v
-	return true
+	return positive(d, n, what, "a size (e.g. 512MiB)", parseSizeNode, dst)
 }
 
 func (d *decoder) positiveDuration(n *yaml.Node, what string, dst *Duration) bool {
+	return positive(d, n, what, "a duration (e.g. 500ms)", func(n *yaml.Node) (Duration, string) { return parseDuration(n.Value) }, dst)
+}
+
+// positive decodes a scalar with parse into dst, reporting a non-scalar, an unparsable or a
+// non-positive value at the node's position.
+func positive[T Size | Duration](d *decoder, n *yaml.Node, what, expected string, parse func(*yaml.Node) (T, string), dst *T) bool {
 	n = d.resolve(n)
 	if n.Kind != yaml.ScalarNode || isNull(n) {
-		d.errorf(n, "%s: expected a duration (e.g. 500ms), got %s", what, kindName(n))
+		d.errorf(n, "%s: expected %s, got %s", what, expected, kindName(n))
 		return false
 	}
-	v, reason := parseDuration(n.Value)
+	v, reason := parse(n)
 	if reason == "" && v <= 0 {
 		reason = "must be positive"
 	}
