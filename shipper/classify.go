@@ -50,6 +50,10 @@ func Classify(err error) (reason string, retryable bool) {
 }
 
 func classify(err error) class {
+	var httpErr *HTTPError
+	if errors.As(err, &httpErr) {
+		return classifyHTTP(httpErr.Status)
+	}
 	var coded interface{ ErrorCode() string }
 	if errors.As(err, &coded) {
 		if c, ok := classifyCode(coded.ErrorCode()); ok {
@@ -98,6 +102,19 @@ func classifyCode(code string) (class, bool) {
 		}
 	}
 	return 0, false
+}
+
+// classifyHTTP classes the answer of a plain HTTP receiver: any 4xx but 429 is a wrong URL,
+// token or format on our side (retrying soon cannot help), not a rejected record, since such
+// a receiver cannot tell the two apart.
+func classifyHTTP(status int) class {
+	switch {
+	case status == 429:
+		return classThrottled
+	case status >= 400 && status < 500:
+		return classConfig
+	}
+	return classTransient
 }
 
 func classifyStatus(status int) (class, bool) {

@@ -126,19 +126,8 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("POST %s: %d %s: %s", e.URL, e.Status, http.StatusText(e.Status), e.Body)
 }
 
-// HTTPStatusCode lets Classify pick the class: 429 throttled, 5xx transient.
+// HTTPStatusCode lets Classify pick the class (see classifyHTTP).
 func (e *HTTPError) HTTPStatusCode() int { return e.Status }
-
-// ErrorCode makes any 4xx but 429 a configuration-level failure (a wrong URL, token or
-// format: retrying soon cannot help): Classify files codes starting with "AccessDenied" as
-// configuration-level, and would otherwise call 400/404/413 "invalid" (a rejected record),
-// which an HTTP receiver cannot tell apart from its own misconfiguration.
-func (e *HTTPError) ErrorCode() string {
-	if e.Status >= 400 && e.Status < 500 && e.Status != http.StatusTooManyRequests {
-		return "AccessDenied: HTTP " + fmt.Sprint(e.Status)
-	}
-	return ""
-}
 
 // Put POSTs the lines of recs in one request.
 func (h *HTTP) Put(ctx context.Context, recs []Record) ([]error, error) {
