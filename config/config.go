@@ -53,6 +53,10 @@ type AWS struct {
 	Region   string
 	Endpoint string // absolute http(s) URL, or empty
 	RoleARN  string
+	// ExternalID and RoleSessionName go with RoleARN into AssumeRole: the external id a
+	// cross-account role's trust policy may demand, and the session name CloudTrail shows.
+	ExternalID      string
+	RoleSessionName string
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -224,6 +228,12 @@ func merge(docs []*document, p *problems) *Config {
 		if d.roleARN != nil {
 			cfg.AWS.RoleARN = *d.roleARN
 		}
+		if d.externalID != nil {
+			cfg.AWS.ExternalID = *d.externalID
+		}
+		if d.sessionName != nil {
+			cfg.AWS.RoleSessionName = *d.sessionName
+		}
 		if d.listen != nil {
 			cfg.Metrics.Listen = *d.listen
 		}
@@ -239,6 +249,14 @@ func merge(docs []*document, p *problems) *Config {
 				seen[f.Name] = f.Pos
 			}
 			cfg.Flows = append(cfg.Flows, f)
+		}
+	}
+	if cfg.AWS.RoleARN == "" {
+		// Otherwise the key would be ignored without a word.
+		for _, d := range docs {
+			if d.roleOnlyKey != "" {
+				p.add(d.roleOnlyAt, "%s: only used to assume aws.role_arn, which is not set", d.roleOnlyKey)
+			}
 		}
 	}
 	if len(cfg.Flows) == 0 && !slices.ContainsFunc(docs, func(d *document) bool { return d.flowsBroken }) {
