@@ -19,7 +19,7 @@ import (
 	"github.com/kinship-agent/kinship/config"
 )
 
-// RefreshWindow is how long before they expire assumed-role credentials are replaced. The
+// RefreshWindow is how long before they expire temporary credentials are replaced. The
 // SDK's cache would otherwise use them to the last second, so a request signed just before
 // expiry could reach the service after it and fail as a configuration error; STS hands out
 // at least 15 minutes, so 5 minutes early costs one AssumeRole call per 10 minutes.
@@ -31,7 +31,12 @@ const DefaultRoleSessionName = "kinship"
 
 // Load returns the SDK configuration for c. It does not contact AWS.
 func Load(ctx context.Context, c config.AWS) (aws.Config, error) {
-	var opts []func(*awsconfig.LoadOptions) error
+	// Every refreshable credential of the chain (instance role, SSO, credential process...)
+	// is replaced RefreshWindow before it expires, as the SDK already does for container
+	// credentials, rather than used to its last second.
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithCredentialsCacheOptions(func(o *aws.CredentialsCacheOptions) {
+		o.ExpiryWindow = RefreshWindow
+	})}
 	if c.Region != "" {
 		opts = append(opts, awsconfig.WithRegion(c.Region))
 	}

@@ -20,15 +20,20 @@ import (
 )
 
 // signedPuts is a kinesalite stream behind a proxy that records which key signed each
-// PutRecords, and a put function that sends one record through it with the shipper's client.
+// PutRecords, and a put function that sends one record through it with the shipper's client
+// built from cfg.
 func signedPuts(t *testing.T, cfg aws.Config) (*faultproxy.Proxy, func() error) {
 	t.Helper()
 	endpoint := kinesalitetest.Start(t)
 	kinesalitetest.CreateStream(t, endpoint, "creds", 1)
 	proxy := faultproxy.Start(t, endpoint, nil)
+	return proxy, putter(proxy, cfg)
+}
+
+func putter(proxy *faultproxy.Proxy, cfg aws.Config) func() error {
 	client := shipper.NewKinesisClient(cfg, KinesisOptions(config.AWS{Endpoint: proxy.URL}))
 	n := 0
-	return proxy, func() error {
+	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		n++
@@ -40,7 +45,8 @@ func signedPuts(t *testing.T, cfg aws.Config) (*faultproxy.Proxy, func() error) 
 
 // On EC2 without keys in the environment, the chain takes the instance role's credentials
 // from IMDSv2 (token first: the loopback IMDS refuses reads without one), and the records
-// are signed with them.
+// are signed with them. They are cached, due for refresh RefreshWindow before they expire,
+// and replaced by the rotated ones once they are due.
 func TestInstanceRoleCredentialsThroughIMDSv2(t *testing.T) {
 	isolate(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
@@ -48,8 +54,9 @@ func TestInstanceRoleCredentialsThroughIMDSv2(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "false")
 	imds := imdstest.Start(t, "i-0123456789abcdef0", "eu-west-1")
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+	expires := time.Now().Add(time.Hour).Truncate(time.Second)
 	imds.SetRole("kinship-instance", imdstest.RoleCredentials{AccessKeyID: "ASIAIMDSTEST0001",
-		SecretAccessKey: "imds-secret", Token: "imds-token", Expiration: time.Now().Add(6 * time.Hour)})
+		SecretAccessKey: "imds-secret", Token: "imds-token", Expiration: expires})
 
 	// The loopback IMDS really is v2-only: a read without a token is refused.
 	resp, err := http.Get(imds.URL + "/latest/meta-data/iam/security-credentials/kinship-instance")
@@ -72,18 +79,58 @@ func TestInstanceRoleCredentialsThroughIMDSv2(t *testing.T) {
 			t.Fatalf("PutRecords with instance role credentials: %v", err)
 		}
 	}
+	// Cached: three requests, not three IMDS round trips.
+	if n := imds.CredentialReads.Load(); n != 1 {
+		t.Errorf("credentials read %d times from IMDS for 3 requests, want 1 (cached)", n)
+	}
 	for _, e := range proxy.Events() {
 		if e.AccessKeyID != "ASIAIMDSTEST0001" || e.SessionToken != "imds-token" {
 			t.Errorf("request %d signed by %q with token %q, want the instance role's", e.N, e.AccessKeyID, e.SessionToken)
 		}
 	}
-	if imds.TokenPuts.Load() == 0 || imds.Unauthorized.Load() != 0 || imds.CredentialReads.Load() == 0 {
-		t.Errorf("IMDS: %d token PUTs, %d reads without a token, %d credential reads: want IMDSv2 only",
-			imds.TokenPuts.Load(), imds.Unauthorized.Load(), imds.CredentialReads.Load())
+	c, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Cached: three requests, not three IMDS round trips.
-	if n := imds.CredentialReads.Load(); n != 1 {
-		t.Errorf("credentials read %d times from IMDS for 3 requests, want 1 (cached)", n)
+	if due := expires.Add(-RefreshWindow); !c.CanExpire || c.Expires.After(due) {
+		t.Errorf("cached instance credentials are due at %v, want %v (RefreshWindow before they expire)", c.Expires, due)
+	}
+
+	// Short-lived credentials (the SDK keeps those to their end rather than refresh them
+	// constantly), then EC2 rotates them: the new ones sign once the old are due.
+	imds.SetRole("kinship-instance", imdstest.RoleCredentials{AccessKeyID: "ASIAIMDSTEST0002",
+		SecretAccessKey: "imds-secret-2", Token: "imds-token-2", Expiration: time.Now().Add(2 * time.Second)})
+	cfg, err = Load(context.Background(), config.AWS{Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put = putter(proxy, cfg)
+	if err := put(); err != nil {
+		t.Fatalf("PutRecords with instance role credentials: %v", err)
+	}
+	imds.SetRole("kinship-instance", imdstest.RoleCredentials{AccessKeyID: "ASIAIMDSTEST0003",
+		SecretAccessKey: "imds-secret-3", Token: "imds-token-3", Expiration: time.Now().Add(6 * time.Hour)})
+	deadline := time.Now().Add(60 * time.Second)
+	for !signedWith(proxy.Events(), "ASIAIMDSTEST0003") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rotated instance credentials were not used within 60s (%d IMDS reads)", imds.CredentialReads.Load())
+		}
+		if err := put(); err != nil {
+			t.Fatalf("PutRecords with instance role credentials: %v", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	tokens := map[string]string{"ASIAIMDSTEST0001": "imds-token", "ASIAIMDSTEST0002": "imds-token-2", "ASIAIMDSTEST0003": "imds-token-3"}
+	for _, e := range proxy.Events() {
+		if tokens[e.AccessKeyID] != e.SessionToken {
+			t.Errorf("request %d signed by %q with token %q: not a key and token IMDS served together", e.N, e.AccessKeyID, e.SessionToken)
+		}
+	}
+	if !signedWith(proxy.Events(), "ASIAIMDSTEST0002") {
+		t.Error("the short-lived credentials never signed a request")
+	}
+	if imds.TokenPuts.Load() == 0 || imds.Unauthorized.Load() != 0 {
+		t.Errorf("IMDS: %d token PUTs, %d reads without a token: want IMDSv2 only", imds.TokenPuts.Load(), imds.Unauthorized.Load())
 	}
 }
 
