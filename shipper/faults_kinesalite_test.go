@@ -131,3 +131,55 @@ func TestKinesaliteFaultSchedules(t *testing.T) {
 		})
 	}
 }
+
+// The same faults, mixed, with the client the agent really uses (the SDK retries once by
+// itself): the two retry layers together still deliver every record, add no duplicate the
+// schedule did not force, and the shipper retries no more entries than the proxy failed.
+func TestKinesaliteMixedFaultsWithTheAgentsClient(t *testing.T) {
+	endpoint := kinesalitetest.Start(t)
+	kinesalitetest.CreateStream(t, endpoint, "mixed", 2)
+	schedule := []faultproxy.Fault{
+		{Kind: faultproxy.Throttle}, {Kind: faultproxy.Throttle, Code: "LimitExceededException"},
+		{Kind: faultproxy.ServerError}, {Kind: faultproxy.ServerError},
+		{Kind: faultproxy.FailEntries, Fail: func(i, _ int) bool { return i%4 == 0 }},
+		{Kind: faultproxy.Reset}, {Kind: faultproxy.ResetAfterForward},
+		{Kind: faultproxy.Slow, Delay: time.Minute},
+	}
+	proxy := faultproxy.Start(t, endpoint, func(n, _ int) faultproxy.Fault {
+		if n < 40 && n%2 == 0 {
+			return schedule[(n/2)%len(schedule)]
+		}
+		return faultproxy.Fault{}
+	})
+	client := NewKinesisClient(sdkConfig(t, proxy.URL))
+	const n = 2000
+	src := newFakeSource(e2eItems(n, 100))
+	m := metrics.ForTest("mixed")
+	s := New(src, NewKinesis(client, "mixed", Limits{MaxRecords: 50}), Options{
+		Metrics: m, BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, RequestTimeout: 2 * time.Second,
+		MinBytesPerSec: 1 << 20, MinRecordsPerSec: 10000,
+	})
+	stop := runShipper(t, s)
+	waitAcked(t, src, 60*time.Second)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	assertAckedOnce(t, src, n)
+	seen := readStream(t, endpoint, "mixed")
+	copies := 0
+	for _, c := range seen {
+		copies += c
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct records in the stream, want %d", len(seen), n)
+	}
+	if extra, forced := copies-n, proxy.Duplicates(); extra != forced {
+		t.Errorf("%d duplicates in the stream, the schedule forced %d", extra, forced)
+	}
+	retries, failed := value(m.Retries), float64(proxy.Failed())
+	if retries <= 0 || retries > failed {
+		t.Errorf("kinship_retries_total = %v, want between 1 and the %v entries the proxy failed", retries, failed)
+	}
+	t.Logf("%v entries failed by the proxy, %v retried by the shipper (the SDK retried the rest), %d forced duplicates",
+		failed, retries, proxy.Duplicates())
+}
