@@ -1,6 +1,7 @@
 package shipper
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -182,4 +183,29 @@ func TestKinesaliteMixedFaultsWithTheAgentsClient(t *testing.T) {
 	}
 	t.Logf("%v entries failed by the proxy, %v retried by the shipper (the SDK retried the rest), %d forced duplicates",
 		failed, retries, proxy.Duplicates())
+}
+
+// The agent builds its shippers with zero Options: even then every attempt has a deadline,
+// so a destination that never answers (the slow schedule above) cannot hold a request slot
+// forever; the SDK's HTTP client has no overall timeout of its own.
+func TestEveryAttemptHasADeadlineByDefault(t *testing.T) {
+	deadlines := make(chan time.Duration, 1)
+	dst := &fakeDest{put: func(ctx context.Context, _ int, _ []Record) ([]error, error) {
+		d, ok := ctx.Deadline()
+		if !ok {
+			deadlines <- -1
+		} else {
+			deadlines <- time.Until(d)
+		}
+		return nil, nil
+	}}
+	src := newFakeSource(e2eItems(1, 10))
+	stop := runShipper(t, New(src, dst, Options{}))
+	waitAcked(t, src, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-deadlines; d <= 0 || d > time.Minute {
+		t.Errorf("a Put attempt's deadline is %v away, want at most a minute (none: -1ns)", d)
+	}
 }
