@@ -20,10 +20,11 @@ const (
 	CompressZstd Compression = 2
 )
 
-// ParseCompression maps a configuration value (none, s2, zstd) to a Compression.
+// ParseCompression maps a configuration value (none, s2, zstd) to a Compression. Empty is
+// none: the zero value of a configuration built in code, not read from a file.
 func ParseCompression(s string) (Compression, error) {
 	switch s {
-	case "none":
+	case "none", "":
 		return CompressNone, nil
 	case "s2":
 		return CompressS2, nil
