@@ -80,22 +80,26 @@ func (c *codecs) close() {
 	}
 }
 
-// compress returns p encoded with codec in dst's storage, or p itself and CompressNone when
-// that would not be smaller on disk (incompressible data is stored raw, never grown).
-func (c *codecs) compress(codec Compression, dst, p []byte) ([]byte, Compression) {
+// compress returns p encoded with codec in *scratch's storage (grown as needed and kept for
+// the next frame), or p itself and CompressNone when that would not be smaller on disk
+// (incompressible data is stored raw, never grown).
+func (c *codecs) compress(codec Compression, scratch *[]byte, p []byte) ([]byte, Compression) {
 	var z []byte
 	switch codec {
 	case CompressS2:
-		if n := s2.MaxEncodedLen(len(p)); n > 0 && cap(dst) < n {
-			dst = make([]byte, n)
+		if n := s2.MaxEncodedLen(len(p)); n > 0 && cap(*scratch) < n {
+			*scratch = make([]byte, n)
 		}
-		z = s2.Encode(dst[:cap(dst)], p)
+		z = s2.Encode((*scratch)[:cap(*scratch)], p)
 	case CompressZstd:
 		enc, _, err := c.zstd()
 		if err != nil {
 			return p, CompressNone
 		}
-		z = enc.EncodeAll(p, dst[:0])
+		z = enc.EncodeAll(p, (*scratch)[:0])
+		if cap(z) > cap(*scratch) {
+			*scratch = z[:0]
+		}
 	default:
 		return p, CompressNone
 	}

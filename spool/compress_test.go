@@ -219,3 +219,22 @@ func TestCompressedFrameClaimingHugeSizeIsRefused(t *testing.T) {
 		t.Fatal("frame after the corrupt one differs")
 	}
 }
+
+// Data that does not compress (already compressed, random) is stored raw: it never takes
+// more room than with compression off.
+func TestIncompressibleFrameStoredRaw(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	opts.Compression = CompressS2
+	s := mustOpen(t, opts)
+	p := mixedPayloads()[2] // random bytes
+	mustAppend(t, s, p)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.Stats().Bytes, int64(segHeaderSize)+frameSize(len(p)); got != want {
+		t.Errorf("%d bytes on disk, want %d: the raw frame", got, want)
+	}
+	if f := mustNext(t, s); !bytes.Equal(f.Payload, p) {
+		t.Fatal("payload differs")
+	}
+}

@@ -69,7 +69,8 @@ func buildCompressedSegment(first uint64, kinds ...Compression) []byte {
 	var h [frameHeaderSize]byte
 	for i, c := range kinds {
 		p := logPayload(i%2 == 0, uint64(i), 2<<10)
-		stored, used := z.compress(c, nil, p)
+		var scratch []byte
+		stored, used := z.compress(c, &scratch, p)
 		encodeFrameHeaderCodec(h[:], frameData, used, first+uint64(i), stored)
 		b = append(b, h[:]...)
 		b = append(b, stored...)

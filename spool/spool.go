@@ -83,7 +83,7 @@ type Spool struct {
 	scratch    []byte
 	zeros      [8]byte
 	z          codecs // zstd state, made on first use; the readers share it
-	zscratch   []byte // the compressed form of the frame being written
+	zscratch   []byte // the compressed form of the frame being written; grows to the largest
 	pendErr    error  // a background commit's failure, reported by the next Append or Sync
 	ackWritten uint64 // cursor in the last ack frame written, durable or not
 
@@ -367,10 +367,7 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) e
 	raw := len(p)
 	codec := CompressNone
 	if typ == frameData && s.opts.Compression != CompressNone {
-		p, codec = s.z.compress(s.opts.Compression, s.zscratch, p)
-		if codec != CompressNone && cap(p) > cap(s.zscratch) {
-			s.zscratch = p[:0] // grown to the largest frame seen; reused
-		}
+		p, codec = s.z.compress(s.opts.Compression, &s.zscratch, p)
 	}
 	encodeFrameHeaderCodec(h, typ, codec, seq, p)
 	n := frameSize(len(p))
