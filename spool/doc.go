@@ -62,8 +62,8 @@
 // fastest level packs 5.5x and 6.1x, but at ~250-300 MB/s and unpacks at ~1.1 GB/s (its
 // default level is slower and no tighter on this data). In the whole pipeline (`make bench`,
 // 1 GiB of access logs into discard) S2 costs about 0.8 CPU s/GB more than none (5.5 against
-// 4.7: the extra user time is partly paid back by writing a quarter of the bytes), zstd
-// about 3.5 more (8.5), and compression runs in Append on the committer's goroutine, so
+// 4.8: the extra user time is partly paid back by writing a quarter of the bytes), zstd
+// about 4 more (8.6), and compression runs in Append on the committer's goroutine, so
 // zstd would cap a busy flow's throughput. S2 already turns a 1 GiB spool into more than
 // 3.5 GiB of logs; zstd is there for hosts where disk is scarcer than CPU.
 //
