@@ -74,6 +74,11 @@ type Flow struct {
 
 	health health // shipping times and the last error, for Status and Healthy
 
+	// shipperIdle is set when the shipper waits for the spool with nothing in flight, and
+	// cleared when it takes a frame: put then makes its frame durable at once instead of
+	// within the spool's fsync_interval, as nothing else would share that fsync anyway.
+	shipperIdle atomic.Bool
+
 	// beat is the Unix time in ns of the checkpoint loop's last completed round, 0 while the
 	// flow is not running: the liveness signal behind the systemd watchdog (see Alive).
 	beat atomic.Int64
@@ -243,8 +248,18 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	// The shipper starts first so that what the spool holds from before leaves first.
 	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopShipping()
+	// An idle shipper asks the aggregator for its open aggregate early (aggregator.Nudge):
+	// low latency at low rates, full records when the shipper is busy. The aggregator is
+	// created after the shipper starts, hence the pointer.
+	var idleAgg atomic.Pointer[aggregator.Aggregator]
 	sh := shipper.New(spoolSource{f}, f.deps.Destination, shipper.Options{
-		MaxInFlight: maxInFlight(f.cfg), DrainTimeout: drainTimeout, Metrics: f.deps.Metrics, Logger: f.log})
+		MaxInFlight: maxInFlight(f.cfg), DrainTimeout: drainTimeout, Metrics: f.deps.Metrics, Logger: f.log,
+		Idle: func() {
+			f.shipperIdle.Store(true)
+			if a := idleAgg.Load(); a != nil {
+				a.Nudge()
+			}
+		}})
 	shipDone := make(chan error, 1)
 	go func() {
 		err := sh.Run(shipCtx)
@@ -261,6 +276,10 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	agg, err := aggregator.New(aggregatorOptions(f.cfg, f.deps.Metrics), output{f: f, ctx: appendCtx})
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
+	}
+	idleAgg.Store(agg)
+	if f.shipperIdle.Load() {
+		agg.Nudge() // the shipper went idle before the aggregator existed
 	}
 	tl, err := tailer.New(tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once), sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
 	if err != nil {
@@ -390,6 +409,9 @@ func (o output) Put(rec *aggregator.Record) error {
 		UserRecords: rec.UserRecords, Marks: marks, Data: rec.Data}
 	buf := appendEnvelope(f.getBuf(envelopeSize(&e)), &e)
 	seq, err := f.spool.AppendShared(o.ctx, buf)
+	if err == nil && f.shipperIdle.Load() {
+		err = f.spool.Sync()
+	}
 	if err != nil {
 		var lost *spool.LostError
 		if errors.As(err, &lost) {
@@ -475,6 +497,7 @@ func (s spoolSource) Next(ctx context.Context) (shipper.Item, error) {
 			}
 			continue
 		}
+		s.f.shipperIdle.Store(false)
 		s.f.shippedMu.Lock()
 		s.f.shipped[fr.Seq] = fr.Payload
 		s.f.shippedMu.Unlock()

@@ -39,19 +39,20 @@ func BenchmarkLatency(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			for range b.N {
-				lat := measureLatency(b, bc.rate, bc.dur)
+				lat, records, bytes := measureLatency(b, bc.rate, bc.dur)
 				slices.Sort(lat)
 				q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
 				b.ReportMetric(q(0.50), "p50-ms")
 				b.ReportMetric(q(0.99), "p99-ms")
 				b.ReportMetric(q(1), "max-ms")
 				b.ReportMetric(float64(len(lat)), "lines")
+				b.ReportMetric(float64(bytes)/float64(records)/1024, "KiB/record")
 			}
 		})
 	}
 }
 
-func measureLatency(b *testing.B, rate int, dur time.Duration) []time.Duration {
+func measureLatency(b *testing.B, rate int, dur time.Duration) (lat []time.Duration, records, size int) {
 	endpoint := kinesalitetest.Start(b)
 	kinesalitetest.CreateStream(b, endpoint, "lat", 4)
 	dir := b.TempDir()
@@ -132,8 +133,9 @@ flows:
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	var lat []time.Duration
-	for _, r := range kinesalitetest.ReadAll(b, endpoint, "lat") {
+	recs := kinesalitetest.ReadAll(b, endpoint, "lat")
+	for _, r := range recs {
+		size += len(r.Data)
 		arrived := aws.ToTime(r.ApproximateArrivalTimestamp)
 		urs, _, _ := aggregator.Deaggregate(r.Data, aws.ToString(r.PartitionKey))
 		for _, u := range urs {
@@ -143,10 +145,11 @@ flows:
 				b.Fatalf("line %q: no timestamp", u.Data)
 			}
 			lat = append(lat, arrived.Sub(time.Unix(0, ns)))
+
 		}
 	}
 	if len(lat) != sent {
 		b.Fatalf("%d lines in the stream, %d written", len(lat), sent)
 	}
-	return lat
+	return lat, len(recs), size
 }
