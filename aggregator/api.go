@@ -35,13 +35,14 @@ type Options struct {
 	MaxRecordBytes int           // data + partition key of one record [1 MiB]
 	MaxRecords     int           // user records per aggregate [0: no limit]
 	MaxAge         time.Duration // an open aggregate is sealed this long after its first line [1s]
+	PartitionKey   string        // "random" (new random key per aggregate) | "host" | any fixed string ["random"]
+	Aggregate      bool          // false: every line is its own plain record
+	Workers        int           // goroutines computing MD5 of sealed aggregates [GOMAXPROCS]
+	Metrics        *metrics.Flow // LinesTruncated is counted here; nil allowed in tests
+
 	// IdleAge: after Nudge (the consumer is idle), the open aggregate is sealed once it is
 	// this old, unless it fills fast enough to be full before MaxAge [20ms; capped at MaxAge].
-	IdleAge      time.Duration
-	PartitionKey string        // "random" (new random key per aggregate) | "host" | any fixed string ["random"]
-	Aggregate    bool          // false: every line is its own plain record
-	Workers      int           // goroutines computing MD5 of sealed aggregates [GOMAXPROCS]
-	Metrics      *metrics.Flow // LinesTruncated is counted here; nil allowed in tests
+	IdleAge time.Duration
 }
 
 // ErrClosed is returned by Add and Flush after Close.

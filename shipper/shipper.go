@@ -91,13 +91,14 @@ type Options struct {
 	// probed often enough to notice it has capacity again [256 KiB/s, 256 records/s].
 	MinBytesPerSec   float64
 	MinRecordsPerSec float64
-	Clock            Clock // time for backoff, rate limiting and log pacing; nil = the real clock
+	Clock            Clock         // time for backoff, rate limiting and log pacing; nil = the real clock
+	Metrics          *metrics.Flow // RecordsSent, UserRecordsSent, SendErrors{reason}, Retries, SendRate (nil allowed)
+	Logger           *slog.Logger
+
 	// Idle is called when the shipper waits for the Source with no request in flight and
 	// nothing pending: whatever upstream holds back to fill records could leave now at no
 	// cost to throughput. Called from Run's goroutine or a worker; it must not block [nil].
-	Idle    func()
-	Metrics *metrics.Flow // RecordsSent, UserRecordsSent, SendErrors{reason}, Retries, SendRate (nil allowed)
-	Logger  *slog.Logger
+	Idle func()
 }
 
 // Shipper ships items from a Source to a Destination. Run it once.
