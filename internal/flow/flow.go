@@ -527,10 +527,19 @@ func (s spoolSource) Ack(seq uint64) error {
 }
 
 func maxInFlight(cfg config.Flow) int {
-	if cfg.Kinesis != nil && cfg.Kinesis.MaxInFlight > 0 {
-		return cfg.Kinesis.MaxInFlight
+	n := 0
+	switch {
+	case cfg.Kinesis != nil:
+		n = cfg.Kinesis.MaxInFlight
+	case cfg.Firehose != nil:
+		n = cfg.Firehose.MaxInFlight
+	case cfg.HTTP != nil:
+		n = cfg.HTTP.MaxInFlight
 	}
-	return 4
+	if n <= 0 {
+		return config.DefaultMaxInFlight
+	}
+	return n
 }
 
 func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
