@@ -144,7 +144,7 @@ func TestParseErrors(t *testing.T) {
 			`5:21: max_line_bytes: "1.5B": not a whole number of bytes`,
 			`6:20: poll_interval: "soon": not a duration (use e.g. 500ms, 10s, 1m)`,
 			`7:5: firehose.delivery_stream is required`,
-			`7:16: unknown key "stream" in firehose of flow "app" (known: delivery_stream)`,
+			`7:16: unknown key "stream" in firehose of flow "app" (known: delivery_stream, max_in_flight)`,
 			`10:5: http.url is required`,
 			`14:5: flow "c": more than one destination (kinesis, discard); a flow has exactly one`,
 		}},
