@@ -121,6 +121,7 @@ type Kinesis struct {
 	MaxRecordBytes  Size
 	MaxRequestBytes Size
 	MaxInFlight     int
+	Compression     string // "none", "gzip" or "zstd": each record's data compressed whole
 }
 
 // Discard takes records like a destination would and drops them (tests, benchmarks).

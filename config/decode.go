@@ -37,7 +37,7 @@ var (
 	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
 	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
 	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
-	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
+	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight", "compression"}
 	batchKeys     = []string{"max_age", "max_bytes", "max_records"}
 	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes"}
 
@@ -480,6 +480,7 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 		Aggregate:      true,
 		MaxRecordBytes: DefaultMaxRecordBytes,
 		MaxInFlight:    DefaultMaxInFlight,
+		Compression:    "none",
 	}
 	var streamSet bool
 	var requestNode *yaml.Node
@@ -516,6 +517,13 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 				if k.MaxRequestBytes > KinesisMaxRecordBytes {
 					d.errorf(x.v, "kinesis.max_request_bytes: %s is larger than a PutRecords request may be (10MiB)", k.MaxRequestBytes)
 				}
+			}
+		case "compression":
+			if s, ok := d.str(x.v, "kinesis.compression"); ok {
+				if s != "none" && s != "gzip" && s != "zstd" {
+					d.errorf(x.v, "kinesis.compression: %q: must be none, gzip or zstd (compressed records are not plain KPL: only consumers that decompress can read them)", s)
+				}
+				k.Compression = s
 			}
 		case "max_in_flight":
 			if v, ok := d.integer(x.v, "kinesis.max_in_flight"); ok {

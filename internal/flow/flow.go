@@ -22,6 +22,7 @@ import (
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/atomicfile"
 	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/internal/payload"
 	"github.com/kinship-agent/kinship/shipper"
 	"github.com/kinship-agent/kinship/spool"
 	"github.com/kinship-agent/kinship/tailer"
@@ -78,6 +79,11 @@ type Flow struct {
 	// cleared when it takes a frame: put then makes its frame durable at once instead of
 	// within the spool's fsync_interval, as nothing else would share that fsync anyway.
 	shipperIdle atomic.Bool
+
+	// With kinesis.compression, put compresses each record's data before spooling it. Used
+	// by the aggregator's delivery goroutine only.
+	comp    *payload.Compressor
+	compBuf []byte
 
 	// beat is the Unix time in ns of the checkpoint loop's last completed round, 0 while the
 	// flow is not running: the liveness signal behind the systemd watchdog (see Alive).
@@ -154,6 +160,13 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		bufs:    make(chan []byte, freeFrameBufs),
 	}
 	f.deps.Destination = watchedDestination{Destination: deps.Destination, h: &f.health}
+	if k := cfg.Kinesis; k != nil && k.Compression != "" && k.Compression != payload.None {
+		c, err := payload.NewCompressor(k.Compression)
+		if err != nil {
+			return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
+		}
+		f.comp = c
+	}
 	f.frameCap = aggregatorOptions(cfg, deps.Metrics).MaxRecordBytes + 16<<10
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
@@ -405,8 +418,22 @@ func (o output) Put(rec *aggregator.Record) error {
 		sources = append(sources, m.Source)
 	}
 	f.mu.Unlock()
+	data := rec.Data
+	if f.comp != nil {
+		// The aggregator left room for the compression's worst case (payload.Overhead), so
+		// the compressed record fits the record limit; were it ever larger, the record goes
+		// uncompressed, which consumers read just as well.
+		c, err := f.comp.Compress(f.compBuf, rec.Data)
+		if err != nil {
+			return fmt.Errorf("flow %s: compress record: %w", f.cfg.Name, err)
+		}
+		f.compBuf = c
+		if len(c)+len(rec.PartitionKey) <= int(f.cfg.Kinesis.MaxRecordBytes) {
+			data = c
+		}
+	}
 	e := envelope{PartitionKey: rec.PartitionKey, ExplicitHashKey: rec.ExplicitHashKey,
-		UserRecords: rec.UserRecords, Marks: marks, Data: rec.Data}
+		UserRecords: rec.UserRecords, Marks: marks, Data: data}
 	buf := appendEnvelope(f.getBuf(envelopeSize(&e)), &e)
 	seq, err := f.spool.AppendShared(o.ctx, buf)
 	if err == nil && f.shipperIdle.Load() {
@@ -556,6 +583,11 @@ func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
 		o.Aggregate = k.Aggregate
 		if int(k.MaxRecordBytes) < o.MaxRecordBytes || o.MaxRecordBytes == 0 {
 			o.MaxRecordBytes = int(k.MaxRecordBytes)
+		}
+		if k.Compression != "" && k.Compression != payload.None {
+			// Room for what compressing incompressible data adds: the limit is the stream's,
+			// on the compressed bytes.
+			o.MaxRecordBytes = min(o.MaxRecordBytes, int(k.MaxRecordBytes)-payload.Overhead(int(k.MaxRecordBytes)))
 		}
 	}
 	return o
