@@ -53,6 +53,9 @@ type AWS struct {
 	Region   string
 	Endpoint string // absolute http(s) URL, or empty
 	RoleARN  string
+	// FirehoseEndpoint, when set, is used for Firehose instead of Endpoint (agent.json's
+	// firehose.endpoint; aws.firehose_endpoint).
+	FirehoseEndpoint string
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -224,6 +227,9 @@ func merge(docs []*document, p *problems) *Config {
 		}
 		if d.roleARN != nil {
 			cfg.AWS.RoleARN = *d.roleARN
+		}
+		if d.firehoseEndpoint != nil {
+			cfg.AWS.FirehoseEndpoint = *d.firehoseEndpoint
 		}
 		if d.listen != nil {
 			cfg.Metrics.Listen = *d.listen

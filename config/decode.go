@@ -28,11 +28,12 @@ type document struct {
 	flows                                       []Flow
 	flowsKey                                    *Pos // where "flows:" was written, if it was
 	flowsBroken                                 bool // flows were written but unreadable: already reported
+	firehoseEndpoint                            *string
 }
 
 var (
 	topKeys       = []string{"state_dir", "aws", "metrics", "flows"}
-	awsKeys       = []string{"region", "endpoint", "role_arn"}
+	awsKeys       = []string{"region", "endpoint", "role_arn", "firehose_endpoint"}
 	metricsKeys   = []string{"listen", "unhealthy_after"}
 	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
 	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
@@ -158,14 +159,18 @@ func (d *decoder) aws(n *yaml.Node, doc *document) {
 				d.errorf(f.v, "aws.region: %q: not a region name (e.g. us-east-1)", s)
 			}
 			doc.region = &s
-		case "endpoint":
+		case "endpoint", "firehose_endpoint":
 			if s != "" {
 				u, err := url.Parse(s)
 				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					d.errorf(f.v, "aws.endpoint: %q: must be an absolute http(s) URL (e.g. http://127.0.0.1:4567)", s)
+					d.errorf(f.v, "aws.%s: %q: must be an absolute http(s) URL (e.g. http://127.0.0.1:4567)", f.key, s)
 				}
 			}
-			doc.endpoint = &s
+			if f.key == "endpoint" {
+				doc.endpoint = &s
+			} else {
+				doc.firehoseEndpoint = &s
+			}
 		case "role_arn":
 			if s != "" && (!strings.HasPrefix(s, "arn:") || !strings.Contains(s, ":role/")) {
 				d.errorf(f.v, "aws.role_arn: %q: not an IAM role ARN (e.g. arn:aws:iam::123456789012:role/kinship)", s)
