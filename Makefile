@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build demo test test-deps lint bench bench-spool clean package package-check
+.PHONY: build demo test test-deps lint bench bench-spool bench-latency clean package package-check
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o kinship ./cmd/agent
@@ -34,6 +34,10 @@ bench: build
 # Spool append (group fsync, no fsync, dd), compression and drain figures on one disk.
 bench-spool:
 	./bench/spool.sh
+
+# Line-to-stream latency p50/p99 at 10 and 50,000 lines/s into kinesalite (reported, not asserted).
+bench-latency:
+	$(GO) test -run '^$$' -bench Latency -benchtime 1x ./internal/flow
 
 clean:
 	rm -rf kinship dist bench/out

@@ -20,6 +20,7 @@ import (
 const (
 	defaultMaxRecordBytes = 1 << 20
 	defaultMaxAge         = time.Second
+	defaultIdleAge        = 20 * time.Millisecond
 	maxPartitionKeyLen    = 256 // Kinesis's limit, in Unicode characters; kept in bytes here to be safe
 
 	// randomKeyLen is the length of a random partition key: 128 random bits in hex, so that
@@ -59,7 +60,9 @@ type Aggregator struct {
 	rng    *rand.ChaCha8
 	timer  *time.Timer
 	openAt time.Time
-	nalloc int // slots allocated so far, at most nslots
+	nalloc int  // slots allocated so far, at most nslots
+	hungry bool // Nudge was called and no aggregate has been sealed since
+	seenN  int  // lines in the open aggregate when checkAge last let it fill on
 
 	free  chan *slot // slots ready to fill
 	work  chan *slot // sealed aggregates to hash
@@ -67,6 +70,7 @@ type Aggregator struct {
 
 	err       atomic.Pointer[error] // the first error from Put; sticky
 	stop      chan struct{}
+	nudge     chan struct{} // Nudge → ageLoop
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -102,6 +106,10 @@ func New(opts Options, out Output) (*Aggregator, error) {
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = defaultMaxAge
 	}
+	if opts.IdleAge <= 0 {
+		opts.IdleAge = defaultIdleAge
+	}
+	opts.IdleAge = min(opts.IdleAge, opts.MaxAge)
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -144,6 +152,7 @@ func New(opts Options, out Output) (*Aggregator, error) {
 	a.work = make(chan *slot, a.nslots)
 	a.order = make(chan *slot, 2*a.nslots)
 	a.stop = make(chan struct{})
+	a.nudge = make(chan struct{}, 1)
 	a.timer = time.NewTimer(time.Hour)
 	a.timer.Stop()
 
@@ -270,17 +279,81 @@ func (a *Aggregator) open() *slot {
 	s.buf = protowire.AppendTag(s.buf, fieldPKTable, protowire.BytesType)
 	s.buf = protowire.AppendString(s.buf, s.pk)
 	a.cur = s
-	if a.opts.Aggregate && a.opts.MaxRecords != 1 {
+	if a.timed() {
 		a.openAt = time.Now()
-		a.timer.Reset(a.opts.MaxAge)
+		a.seenN = 0
+		if a.hungry {
+			a.timer.Reset(a.opts.IdleAge)
+		} else {
+			a.timer.Reset(a.opts.MaxAge)
+		}
 	}
 	return s
+}
+
+// timed says whether aggregates wait for more lines at all (else each line is sealed at once).
+func (a *Aggregator) timed() bool { return a.opts.Aggregate && a.opts.MaxRecords != 1 }
+
+// Nudge tells the aggregator that its consumer is idle: nothing to send, nothing in flight.
+// The open aggregate (or the next one) is then sealed as soon as it is IdleAge old instead of
+// MaxAge, so that at low rates a line leaves within a few tens of milliseconds. It is not
+// sealed early while lines arrive fast enough to fill it before MaxAge: at high rates records
+// stay full. As the consumer is busy again once it has the record, early seals come at most
+// once per round trip of the consumer, never in a tight loop of tiny records.
+// Safe for concurrent use and never blocks (Add may hold the lock while it waits for Put:
+// the age goroutine does the work); calling it again before a seal changes nothing.
+func (a *Aggregator) Nudge() {
+	select {
+	case a.nudge <- struct{}{}:
+	default:
+	}
+}
+
+// nudged is Nudge's work, on the age goroutine.
+func (a *Aggregator) nudged() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed || a.hungry {
+		return
+	}
+	a.hungry = true
+	if a.cur != nil && a.timed() {
+		a.checkAge(time.Now())
+	}
+}
+
+// checkAge seals the open aggregate when it is due, or sets the timer for when it may be.
+// Called with mu held and cur open.
+func (a *Aggregator) checkAge(now time.Time) {
+	age := now.Sub(a.openAt)
+	left := a.opts.MaxAge - age
+	if left <= 0 {
+		a.seal()
+		return
+	}
+	if a.hungry {
+		if age < a.opts.IdleAge {
+			left = a.opts.IdleAge - age
+		} else {
+			// Sealed unless lines come fast enough (on average since it opened) to fill it
+			// before MaxAge, and some came since the last look: when they stop, it goes.
+			fullAt := time.Duration(float64(a.opts.MaxAge) * float64(len(a.cur.buf)+checksumLen) / float64(a.limit))
+			if fullAt <= age || a.cur.n == a.seenN {
+				a.seal()
+				return
+			}
+			a.seenN = a.cur.n
+			left = min(left, a.opts.IdleAge)
+		}
+	}
+	a.timer.Reset(left)
 }
 
 // seal sends the open aggregate down the pipeline. Called with mu held.
 func (a *Aggregator) seal() {
 	s := a.cur
 	a.cur = nil
+	a.hungry = false // the consumer gets a record: it is busy again
 	s.rec = Record{PartitionKey: s.pk, UserRecords: s.n, Marks: s.marks}
 	line := s.buf[s.first : s.first+s.firstLen]
 	// A lone line goes plain, as the KPL does, unless it looks like an aggregate itself:
@@ -337,23 +410,23 @@ func (a *Aggregator) fail(err error) {
 	a.err.CompareAndSwap(nil, &err)
 }
 
-// ageLoop seals an aggregate MaxAge after its first line, whether or not Add is called.
+// ageLoop seals an aggregate MaxAge after its first line (or IdleAge after, see Nudge),
+// whether or not Add is called.
 func (a *Aggregator) ageLoop() {
 	defer a.wg.Done()
 	for {
 		select {
 		case <-a.stop:
 			return
+		case <-a.nudge:
+			a.nudged()
+			continue
 		case <-a.timer.C:
 		}
 		a.mu.Lock()
 		if a.cur != nil && !a.closed {
 			// The timer may have fired for an aggregate that a full buffer already sealed.
-			if left := a.opts.MaxAge - time.Since(a.openAt); left > 0 {
-				a.timer.Reset(left)
-			} else {
-				a.seal()
-			}
+			a.checkAge(time.Now())
 		}
 		a.mu.Unlock()
 	}

@@ -39,6 +39,10 @@ type Options struct {
 	Aggregate      bool          // false: every line is its own plain record
 	Workers        int           // goroutines computing MD5 of sealed aggregates [GOMAXPROCS]
 	Metrics        *metrics.Flow // LinesTruncated is counted here; nil allowed in tests
+
+	// IdleAge: after Nudge (the consumer is idle), the open aggregate is sealed once it is
+	// this old, unless it fills fast enough to be full before MaxAge [20ms; capped at MaxAge].
+	IdleAge time.Duration
 }
 
 // ErrClosed is returned by Add and Flush after Close.

@@ -20,6 +20,12 @@
 // buffers exist; when all are taken, Add blocks until Put returns. If Put never returns, Add,
 // Flush and Close block too: the Output's owner unblocks them by cancelling its context.
 //
+// Latency: an aggregate is sealed when full, MaxAge after its first line, or early when the
+// consumer says it is idle (Nudge: the shipper has nothing to send and nothing in flight) and
+// the aggregate is IdleAge old, unless lines come fast enough to fill it before MaxAge. So a
+// line leaves within tens of milliseconds at low rates, and records stay full at high rates;
+// early seals come at most once per round trip of the consumer.
+//
 // Positions: the aggregator knows nothing of files. Each line comes with an opaque source
 // number and the offset just after it; a sealed Record carries, per source, the offset after
 // the last of its lines in this record or an earlier one (a low watermark: only one aggregate

@@ -9,7 +9,6 @@ package config
 // the same file. Problems that would make kinship do something other than what the file
 // asks for with the data itself are errors, not warnings:
 //
-//   - deliveryStream (Firehose is not supported yet in this version);
 //   - dataProcessingOptions (SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA,
 //     ADDEC2METADATA, ...): shipping the lines untransformed would change what every
 //     consumer of the stream reads, and a warning on one host of a fleet is easily missed.
@@ -352,6 +351,7 @@ func (t *agentTranslator) members(n *jnode, where string) map[string]jkey {
 var (
 	agentTopKnown = []string{
 		"flows", "checkpointFile", "kinesis.endpoint", "kinesis.region", "assumeRoleARN", "assumeRoleExternalId",
+		"firehose.endpoint", "firehose.region",
 		agentKeyAggregate, agentKeyProcessing,
 	}
 	agentTopUnsupported = map[string]string{
@@ -361,8 +361,6 @@ var (
 		"cloudwatch.namespace":                     "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
 		"cloudwatch.metricsBufferTimeMillis":       "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
 		"cloudwatch.metricsQueueSize":              "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"firehose.endpoint":                        "Kinesis Data Firehose is not supported yet in this version",
-		"firehose.region":                          "Kinesis Data Firehose is not supported yet in this version",
 		"awsAccessKeyId":                           "credentials written in the configuration file are not used: kinship takes credentials from the standard AWS chain (instance role, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the service's environment, shared credentials file)",
 		"awsSecretAccessKey":                       "credentials written in the configuration file are not used: kinship takes credentials from the standard AWS chain (instance role, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the service's environment, shared credentials file)",
 		"userDefinedCredentialsProvider.classname": "Java credential providers cannot be loaded: kinship takes credentials from the standard AWS chain",
@@ -436,8 +434,6 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 				cw = append(cw, k.name)
 			case k.name == "awsAccessKeyId" || k.name == "awsSecretAccessKey":
 				creds = append(creds, k.name) // never the values
-			case strings.HasPrefix(k.name, "firehose.") && k.val.kind == 's' && k.val.str == "":
-				// The guides' templates write "firehose.endpoint": "" next to Kinesis flows.
 			default:
 				t.warnf("%s: not supported, ignored: %s", k.name, why)
 			}
@@ -452,12 +448,18 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 			}
 		case "kinesis.endpoint":
 			t.endpoint(k)
-		case "kinesis.region":
+		case "firehose.endpoint":
+			t.firehoseEndpoint(k)
+		case "kinesis.region", "firehose.region":
 			if s, ok := t.str(k, ""); ok && s != "" {
 				if strings.ContainsAny(s, " \t/") {
 					t.errorf(k.val.off, "%s: %q: not a region name (e.g. us-east-1)", k.name, s)
 				}
-				t.doc.region = &s
+				if k.name == "kinesis.region" {
+					t.doc.region = &s
+				} else {
+					t.setRegion(k.name, s)
+				}
 			}
 		case "assumeRoleARN":
 			if s, ok := t.str(k, ""); ok && s != "" {
@@ -496,8 +498,9 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 }
 
 var (
-	kinesisHostRE = regexp.MustCompile(`^kinesis(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$`)
-	regionInHost  = regexp.MustCompile(`(?:^|\.)([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9])\.`)
+	kinesisHostRE  = regexp.MustCompile(`^kinesis(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$`)
+	firehoseHostRE = regexp.MustCompile(`^firehose(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$`)
+	regionInHost   = regexp.MustCompile(`(?:^|\.)([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9])\.`)
 )
 
 // endpoint maps kinesis.endpoint. In the Kinesis Agent the endpoint is how a region is
@@ -530,6 +533,46 @@ func (t *agentTranslator) endpoint(k jkey) {
 		region := m[1]
 		t.doc.region = &region
 	}
+}
+
+// firehoseEndpoint maps firehose.endpoint like endpoint maps kinesis.endpoint: a standard
+// regional endpoint gives the region, any other becomes aws.firehose_endpoint (Firehose
+// clients only, so that kinesis.endpoint still applies to Kinesis).
+func (t *agentTranslator) firehoseEndpoint(k jkey) {
+	s, ok := t.str(k, "")
+	if !ok || strings.TrimSpace(s) == "" {
+		return // the guides' templates write "firehose.endpoint": "" next to Kinesis flows
+	}
+	raw := strings.TrimSpace(s)
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		t.errorf(k.val.off, "%s: %q: not an endpoint (e.g. https://firehose.us-west-2.amazonaws.com)", k.name, s)
+		return
+	}
+	host := strings.ToLower(u.Hostname())
+	if m := firehoseHostRE.FindStringSubmatch(host); m != nil && u.Scheme == "https" && (u.Path == "" || u.Path == "/") {
+		t.setRegion(k.name, m[1])
+		return
+	}
+	ep := strings.TrimSuffix(raw, "/")
+	t.doc.firehoseEndpoint = &ep
+	if m := regionInHost.FindStringSubmatch(host); m != nil {
+		t.setRegion(k.name, m[1])
+	}
+}
+
+// setRegion sets the region from a Firehose key. kinship uses one region for every service
+// while the Kinesis Agent may name one per service: the Kinesis keys win, and a Firehose
+// region that differs from a region already set is named in a warning.
+func (t *agentTranslator) setRegion(from, region string) {
+	if t.doc.region != nil && *t.doc.region != region {
+		t.warnf("%s: region %s differs from %s, already taken from another key: kinship uses one region for Kinesis and Firehose; %s is ignored", from, region, *t.doc.region, region)
+		return
+	}
+	t.doc.region = &region
 }
 
 func mapKeys(m map[string]string) []string {
@@ -600,7 +643,8 @@ type agentFlow struct {
 	index          int
 	obj            *jnode
 	pattern        string
-	stream         string
+	stream         string // the Kinesis stream, or the Firehose delivery stream
+	firehose       bool
 	node           *yaml.Node // the native flow, positioned at the agent.json keys
 	renames        map[string]string
 	streamNameNode *yaml.Node
@@ -627,7 +671,7 @@ func (t *agentTranslator) flows(k jkey) {
 		}
 	}
 	t.nameFlows(fs)
-	if len(fs) > 0 && !t.aggr {
+	if slices.ContainsFunc(fs, func(f *agentFlow) bool { return !f.firehose }) && !t.aggr {
 		t.warnf("%s: not set: records are sent one line per Kinesis record, as the Kinesis Agent sends them; set it to true once every consumer de-aggregates KPL records (the KCL and Lambda's deaggregation modules do) for fewer, fuller records", agentKeyAggregate)
 	}
 	for _, f := range fs {
@@ -652,10 +696,11 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 	m := t.members(obj, where)
 	f := &agentFlow{index: i, obj: obj, renames: map[string]string{}}
 	var (
-		kv      []*yaml.Node // the native flow's key/value nodes
-		kinesis []*yaml.Node
-		batch   []*yaml.Node
-		ok      = true
+		kv       []*yaml.Node // the native flow's key/value nodes
+		kinesis  []*yaml.Node
+		firehose []*yaml.Node
+		batch    []*yaml.Node
+		ok       = true
 	)
 	add := func(dst *[]*yaml.Node, native, agent string, k jkey, tag, value string) *yaml.Node {
 		line, col := t.lc(k.off)
@@ -708,9 +753,12 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 		t.errorf(ds.off, "flows[%d]: both kinesisStream and deliveryStream; a flow has exactly one destination", i)
 		ok = false
 	case hasDelivery:
-		name, _ := t.str(ds, where)
-		t.errorf(ds.off, "flows[%d] (%s): deliveryStream %q: Kinesis Data Firehose is not supported yet in this version; only kinesisStream flows can run", i, f.pattern, name)
-		ok = false
+		if s, good := t.str(ds, where); good {
+			f.stream, f.firehose = s, true
+			add(&firehose, "delivery_stream", "deliveryStream", ds, "!!str", s)
+		} else {
+			ok = false
+		}
 	case hasStream:
 		if s, good := t.str(ks, where); good {
 			f.stream = s
@@ -719,7 +767,7 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			ok = false
 		}
 	default:
-		t.errorf(obj.off, "flows[%d]: kinesisStream is required (the Kinesis data stream to send %s to)", i, f.pattern)
+		t.errorf(obj.off, "flows[%d]: kinesisStream or deliveryStream is required (the Kinesis data stream or Firehose delivery stream to send %s to)", i, f.pattern)
 		ok = false
 	}
 
@@ -785,7 +833,11 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 		if v, good := t.integer(k, where, 1); good {
 			// The Kinesis Agent's buffer is one PutRecords call (up to 5MiB); kinship's batch is
 			// one Kinesis record, which the stream caps at max_record_bytes.
-			if Size(v) > DefaultMaxRecordBytes {
+			if hasDelivery && Size(v) > FirehoseMaxRecordBytes {
+				// ...or one Firehose record (the aggregate's lines, newline-joined).
+				t.warnf("%smaxBufferSizeBytes: %d is more than one Firehose record holds: kinship closes a record at %s and sends several records per request", where, v, FirehoseMaxRecordBytes)
+				v = int64(FirehoseMaxRecordBytes)
+			} else if Size(v) > DefaultMaxRecordBytes {
 				t.warnf("%smaxBufferSizeBytes: %d is more than one Kinesis record holds: kinship closes a record at %s and sends several records per request", where, v, DefaultMaxRecordBytes)
 				v = int64(DefaultMaxRecordBytes)
 			}
@@ -839,12 +891,22 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 		kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "batch"},
 			&yaml.Node{Kind: yaml.MappingNode, Content: batch})
 	}
-	line, col := t.lc(ks.off)
-	kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "kinesis", Line: line, Column: col},
-		&yaml.Node{Kind: yaml.MappingNode, Line: line, Column: col, Content: kinesis})
-	for native, agent := range map[string]string{"stream": "kinesisStream"} {
+	if hasDelivery {
+		line, col := t.lc(ds.off)
+		kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "firehose", Line: line, Column: col},
+			&yaml.Node{Kind: yaml.MappingNode, Line: line, Column: col, Content: firehose})
+	} else {
+		line, col := t.lc(ks.off)
+		kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "kinesis", Line: line, Column: col},
+			&yaml.Node{Kind: yaml.MappingNode, Line: line, Column: col, Content: kinesis})
+	}
+	for native, agent := range map[string]string{"stream": "kinesisStream", "delivery_stream": "deliveryStream"} {
 		if _, set := f.renames[native]; set {
-			f.renames["kinesis."+native] = agent
+			if native == "delivery_stream" {
+				f.renames["firehose."+native] = agent
+			} else {
+				f.renames["kinesis."+native] = agent
+			}
 			delete(f.renames, native)
 		}
 	}

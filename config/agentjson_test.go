@@ -14,6 +14,7 @@ import (
 // agentFlowWant is what a translated flow must be, field by field.
 type agentFlowWant struct {
 	name, path, stream, startAt, partitionKey string
+	deliveryStream                            string // a Firehose flow when set
 	aggregate                                 bool
 	multiline                                 string
 	pollInterval, maxAge                      Duration
@@ -27,6 +28,7 @@ func TestAgentJSONExamples(t *testing.T) {
 		// On success: region, endpoint, role and the flows; warnings must each contain one
 		// of these substrings, and every substring must be found.
 		region, endpoint, role string
+		firehoseEndpoint       string
 		flows                  []agentFlowWant
 		warnings               []string
 		// On failure: every substring must be in some error, with file:line:column.
@@ -42,9 +44,22 @@ func TestAgentJSONExamples(t *testing.T) {
 			},
 		},
 		{
-			// The AWS guide's "Monitor Multiple File Directories and Write to Multiple Streams".
-			file: "guide-multiple-streams.json",
-			errs: []string{`guide-multiple-streams.json:12:13: flows[1] (/tmp/app2.log*): deliveryStream "yourfirehosedeliverystream": Kinesis Data Firehose is not supported yet`},
+			// The AWS guide's "Monitor Multiple File Directories and Write to Multiple Streams":
+			// one Kinesis flow and one Firehose flow, each with its endpoint.
+			file:             "guide-multiple-streams.json",
+			endpoint:         "https://your/kinesis/endpoint",
+			firehoseEndpoint: "https://your/firehose/endpoint",
+			flows: []agentFlowWant{
+				{
+					name: "yourkinesisstream", path: "/tmp/app1.log*", stream: "yourkinesisstream", startAt: "end",
+					partitionKey: "random", pollInterval: DefaultPollInterval, maxAge: DefaultBatchMaxAge, maxBytes: DefaultBatchMaxBytes,
+				},
+				{
+					name: "yourfirehosedeliverystream", path: "/tmp/app2.log*", deliveryStream: "yourfirehosedeliverystream",
+					startAt: "end", pollInterval: DefaultPollInterval, maxAge: DefaultBatchMaxAge, maxBytes: FirehoseMaxRecordBytes,
+				},
+			},
+			warnings: []string{"cloudwatch.emitMetrics: not supported", "kinship.aggregate: not set"},
 		},
 		{
 			// A real-world file: endpoints without a scheme, credentials in the file.
@@ -57,7 +72,6 @@ func TestAgentJSONExamples(t *testing.T) {
 			}},
 			warnings: []string{
 				"cloudwatch.emitMetrics: not supported",
-				"firehose.endpoint: not supported",
 				"awsAccessKeyId, awsSecretAccessKey: not supported",
 				"kinship.aggregate: not set",
 			},
@@ -124,7 +138,8 @@ func TestAgentJSONExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.StateDir != DefaultStateDir || cfg.AWS.Region != tc.region || cfg.AWS.Endpoint != tc.endpoint || cfg.AWS.RoleARN != tc.role {
+			if cfg.StateDir != DefaultStateDir || cfg.AWS.Region != tc.region || cfg.AWS.Endpoint != tc.endpoint || cfg.AWS.RoleARN != tc.role ||
+				cfg.AWS.FirehoseEndpoint != tc.firehoseEndpoint {
 				t.Errorf("state_dir %q aws %+v, want %s region %q endpoint %q role %q", cfg.StateDir, cfg.AWS, DefaultStateDir, tc.region, tc.endpoint, tc.role)
 			}
 			if len(cfg.Flows) != len(tc.flows) {
@@ -169,6 +184,12 @@ func checkAgentFlow(t *testing.T, f Flow, w agentFlowWant) {
 	got("batch.max_records", f.Batch.MaxRecords, w.maxRecords)
 	got("max_line_bytes", f.MaxLineBytes, DefaultMaxLineBytes)
 	got("spool.max_bytes", f.Spool.MaxBytes, DefaultSpoolMaxBytes)
+	if w.deliveryStream != "" {
+		if f.Firehose == nil || f.Firehose.DeliveryStream != w.deliveryStream {
+			t.Fatalf("flow %q: destination %q %+v, want firehose %s", w.name, f.Destination(), f.Firehose, w.deliveryStream)
+		}
+		return
+	}
 	if f.Kinesis == nil || f.Discard != nil {
 		t.Fatalf("flow %q: destination %q, want kinesis", w.name, f.Destination())
 	}
@@ -258,7 +279,7 @@ func TestAgentJSONErrors(t *testing.T) {
 		{"flows not a list", `{"flows": {}}`, "a.json:1:11: flows: expected a list of flows, got an object"},
 		{"no file pattern", `{"flows": [{"kinesisStream": "s"}]}`, "a.json:1:12: flows[0]: filePattern is required"},
 		{"relative pattern", `{"flows": [{"filePattern": "logs/*.log", "kinesisStream": "s"}]}`, `a.json:1:28: flows[0].filePattern: "logs/*.log": must be an absolute path pattern`},
-		{"no destination", `{"flows": [{"filePattern": "/a"}]}`, "a.json:1:12: flows[0]: kinesisStream is required"},
+		{"no destination", `{"flows": [{"filePattern": "/a"}]}`, "a.json:1:12: flows[0]: kinesisStream or deliveryStream is required"},
 		{"two destinations", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "deliveryStream": "d"}]}`, "a.json:1:56: flows[0]: both kinesisStream and deliveryStream"},
 		{"bad stream", `{"flows": [{"filePattern": "/a", "kinesisStream": "my stream"}]}`, `a.json:1:51: flows[0].kinesisStream (kinship's kinesis.stream): "my stream": not a stream name`},
 		{"java regexp", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "multiLineStartPattern": "(?<=x)"}]}`, "a.json:1:81: flows[0].multiLineStartPattern (kinship's multiline.start_pattern)"},
@@ -451,7 +472,11 @@ func FuzzAgentJSON(f *testing.F) {
 		}
 		seen := map[string]bool{}
 		for _, fl := range cfg.Flows {
-			if seen[fl.Name] || !flowNameRE.MatchString(fl.Name) || len(fl.Paths) == 0 || fl.Kinesis == nil || fl.Batch.MaxBytes > fl.Kinesis.MaxRecordBytes {
+			recordLimit := FirehoseMaxRecordBytes
+			if fl.Kinesis != nil {
+				recordLimit = fl.Kinesis.MaxRecordBytes
+			}
+			if seen[fl.Name] || !flowNameRE.MatchString(fl.Name) || len(fl.Paths) == 0 || (fl.Kinesis == nil) == (fl.Firehose == nil) || fl.Batch.MaxBytes > recordLimit {
 				t.Fatalf("accepted an invalid flow: %s", dump(fl))
 			}
 			seen[fl.Name] = true
@@ -472,5 +497,74 @@ func TestAgentJSONExternalID(t *testing.T) {
 	}
 	if cfg.AWS.ExternalID != "example-external-id" || cfg.AWS.RoleARN == "" {
 		t.Errorf("aws = %+v, want the role with external id example-external-id", cfg.AWS)
+	}
+}
+
+// deliveryStream flows become firehose flows; firehose.endpoint is honoured for Firehose
+// only (a standard regional endpoint gives the region), and a buffer larger than one
+// Firehose record is bounded to it.
+func TestAgentJSONFirehose(t *testing.T) {
+	tests := []struct {
+		endpoint, region, url string
+		warn                  string
+	}{
+		{"", "", "", ""},
+		{"https://firehose.eu-west-1.amazonaws.com", "eu-west-1", "", ""},
+		{"firehose.ap-northeast-2.amazonaws.com", "ap-northeast-2", "", ""},
+		{"http://127.0.0.1:4573", "", "http://127.0.0.1:4573", ""},
+		{"https://vpce-1-a.firehose.us-east-1.vpce.amazonaws.com", "us-east-1", "https://vpce-1-a.firehose.us-east-1.vpce.amazonaws.com", ""},
+	}
+	for _, tc := range tests {
+		cfg, err := Parse("agent.json", fmt.Appendf(nil, `{"cloudwatch.emitMetrics": false, "firehose.endpoint": %q,
+ "flows": [{"filePattern": "/a/*.log", "deliveryStream": "logs-to-s3", "maxBufferSizeBytes": 4194304}]}`, tc.endpoint))
+		if err != nil {
+			t.Errorf("%q: %v", tc.endpoint, err)
+			continue
+		}
+		if cfg.AWS.Region != tc.region || cfg.AWS.FirehoseEndpoint != tc.url || cfg.AWS.Endpoint != "" {
+			t.Errorf("%q: aws %+v, want region %q firehose endpoint %q", tc.endpoint, cfg.AWS, tc.region, tc.url)
+		}
+		f := cfg.Flows[0]
+		if f.Destination() != "firehose" || f.Firehose.DeliveryStream != "logs-to-s3" || f.Name != "logs-to-s3" || f.Batch.MaxBytes != FirehoseMaxRecordBytes {
+			t.Errorf("%q: flow %s: destination %s %+v, batch %s", tc.endpoint, f.Name, f.Destination(), f.Firehose, f.Batch.MaxBytes)
+		}
+		checkWarnings(t, cfg.Warnings, []string{"flows[0].maxBufferSizeBytes: 4194304 is more than one Firehose record holds"})
+	}
+
+	// Kinesis keys name the one region; a Firehose endpoint in another region is named.
+	cfg, err := Parse("agent.json", []byte(`{"cloudwatch.emitMetrics": false, "kinship.aggregate": true,
+ "kinesis.endpoint": "https://kinesis.us-west-2.amazonaws.com", "firehose.endpoint": "https://firehose.eu-west-1.amazonaws.com",
+ "flows": [{"filePattern": "/a/*.log", "kinesisStream": "s"}, {"filePattern": "/b/*.log", "deliveryStream": "d"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AWS.Region != "us-west-2" || cfg.Flows[0].Destination() != "kinesis" || cfg.Flows[1].Destination() != "firehose" {
+		t.Errorf("aws %+v, flows %s %s", cfg.AWS, cfg.Flows[0].Destination(), cfg.Flows[1].Destination())
+	}
+	checkWarnings(t, cfg.Warnings, []string{"firehose.endpoint: region eu-west-1 differs from us-west-2"})
+
+	// Both destinations in one flow stay an error.
+	_, err = Parse("agent.json", []byte(`{"flows": [{"filePattern": "/a/*.log", "kinesisStream": "s", "deliveryStream": "d"}]}`))
+	if err == nil || !strings.Contains(err.Error(), "both kinesisStream and deliveryStream") {
+		t.Errorf("both destinations: %v", err)
+	}
+}
+
+// aws.firehose_endpoint is the native form of firehose.endpoint.
+func TestNativeFirehoseEndpoint(t *testing.T) {
+	cfg, err := Parse("k.yaml", []byte(`aws: {endpoint: "http://127.0.0.1:4567", firehose_endpoint: "http://127.0.0.1:4573"}
+flows: [{name: f, paths: [/a], firehose: {delivery_stream: d}}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AWS.Endpoint != "http://127.0.0.1:4567" || cfg.AWS.FirehoseEndpoint != "http://127.0.0.1:4573" {
+		t.Errorf("aws %+v", cfg.AWS)
+	}
+	_, err = Parse("k.yaml", []byte(`aws: {firehose_endpoint: "not a url"}
+flows: [{name: f, paths: [/a], firehose: {delivery_stream: d}}]
+`))
+	if err == nil || !strings.Contains(err.Error(), "aws.firehose_endpoint") {
+		t.Errorf("bad firehose_endpoint: %v", err)
 	}
 }

@@ -60,6 +60,9 @@ type AWS struct {
 	// cross-account role's trust policy may demand, and the session name CloudTrail shows.
 	ExternalID      string
 	RoleSessionName string
+	// FirehoseEndpoint, when set, is used for Firehose instead of Endpoint (agent.json's
+	// firehose.endpoint; aws.firehose_endpoint).
+	FirehoseEndpoint string
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -128,6 +131,7 @@ type Kinesis struct {
 	MaxRecordBytes  Size
 	MaxRequestBytes Size
 	MaxInFlight     int
+	Compression     string // "none", "gzip" or "zstd": each record's data compressed whole
 }
 
 // Discard takes records like a destination would and drops them (tests, benchmarks).
@@ -237,6 +241,9 @@ func merge(docs []*document, p *problems) *Config {
 		}
 		if d.sessionName != nil {
 			cfg.AWS.RoleSessionName = *d.sessionName
+		}
+		if d.firehoseEndpoint != nil {
+			cfg.AWS.FirehoseEndpoint = *d.firehoseEndpoint
 		}
 		if d.listen != nil {
 			cfg.Metrics.Listen = *d.listen

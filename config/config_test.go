@@ -29,6 +29,7 @@ func minimalFlowDefaults(pos Pos) Flow {
 			MaxRecordBytes:  MiB,
 			MaxRequestBytes: 5 * MiB,
 			MaxInFlight:     4,
+			Compression:     "none",
 		},
 		Batch: Batch{MaxAge: Duration(time.Second), MaxBytes: MiB, MaxRecords: 0},
 		Spool: Spool{

@@ -31,16 +31,17 @@ type document struct {
 	flows                                       []Flow
 	flowsKey                                    *Pos // where "flows:" was written, if it was
 	flowsBroken                                 bool // flows were written but unreadable: already reported
+	firehoseEndpoint                            *string
 }
 
 var (
 	topKeys       = []string{"state_dir", "aws", "metrics", "flows"}
-	awsKeys       = []string{"region", "endpoint", "role_arn", "external_id", "role_session_name"}
+	awsKeys       = []string{"region", "endpoint", "role_arn", "external_id", "role_session_name", "firehose_endpoint"}
 	metricsKeys   = []string{"listen", "unhealthy_after"}
 	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
 	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
 	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
-	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
+	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight", "compression"}
 	batchKeys     = []string{"max_age", "max_bytes", "max_records"}
 	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes", "compression"}
 
@@ -163,14 +164,18 @@ func (d *decoder) aws(n *yaml.Node, doc *document) {
 				d.errorf(f.v, "aws.region: %q: not a region name (e.g. us-east-1)", s)
 			}
 			doc.region = &s
-		case "endpoint":
+		case "endpoint", "firehose_endpoint":
 			if s != "" {
 				u, err := url.Parse(s)
 				if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					d.errorf(f.v, "aws.endpoint: %q: must be an absolute http(s) URL (e.g. http://127.0.0.1:4567)", s)
+					d.errorf(f.v, "aws.%s: %q: must be an absolute http(s) URL (e.g. http://127.0.0.1:4567)", f.key, s)
 				}
 			}
-			doc.endpoint = &s
+			if f.key == "endpoint" {
+				doc.endpoint = &s
+			} else {
+				doc.firehoseEndpoint = &s
+			}
 		case "role_arn":
 			if s != "" && (!strings.HasPrefix(s, "arn:") || !strings.Contains(s, ":role/")) {
 				d.errorf(f.v, "aws.role_arn: %q: not an IAM role ARN (e.g. arn:aws:iam::123456789012:role/kinship)", s)
@@ -512,6 +517,7 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 		Aggregate:      true,
 		MaxRecordBytes: DefaultMaxRecordBytes,
 		MaxInFlight:    DefaultMaxInFlight,
+		Compression:    "none",
 	}
 	var streamSet bool
 	var requestNode *yaml.Node
@@ -548,6 +554,13 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 				if k.MaxRequestBytes > KinesisMaxRecordBytes {
 					d.errorf(x.v, "kinesis.max_request_bytes: %s is larger than a PutRecords request may be (10MiB)", k.MaxRequestBytes)
 				}
+			}
+		case "compression":
+			if s, ok := d.str(x.v, "kinesis.compression"); ok {
+				if s != "none" && s != "gzip" && s != "zstd" {
+					d.errorf(x.v, "kinesis.compression: %q: must be none, gzip or zstd (compressed records are not plain KPL: only consumers that decompress can read them)", s)
+				}
+				k.Compression = s
 			}
 		case "max_in_flight":
 			if v, ok := d.integer(x.v, "kinesis.max_in_flight"); ok {

@@ -13,6 +13,7 @@ import (
 // records and sent newline-terminated, one Firehose record per aggregate.
 type Firehose struct {
 	DeliveryStream string
+	MaxInFlight    int // concurrent PutRecordBatch requests [DefaultMaxInFlight]
 }
 
 // HTTP is the HTTP destination: batches of lines POSTed to URL.
@@ -23,6 +24,7 @@ type HTTP struct {
 	Headers     map[string]string
 	Timeout     Duration
 	TLS         HTTPTLS
+	MaxInFlight int // concurrent POSTs [DefaultMaxInFlight]
 }
 
 // HTTPTLS configures how the HTTP destination verifies the receiver.
@@ -42,17 +44,21 @@ const (
 )
 
 var (
-	firehoseKeys = []string{"delivery_stream"}
-	httpKeys     = []string{"url", "format", "compression", "headers", "timeout", "tls"}
+	firehoseKeys = []string{"delivery_stream", "max_in_flight"}
+	httpKeys     = []string{"url", "format", "compression", "headers", "timeout", "tls", "max_in_flight"}
 	httpTLSKeys  = []string{"ca_file", "insecure_skip_verify"}
 
 	deliveryStreamRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 )
 
 func (d *decoder) firehose(fl field, label string) *Firehose {
-	f := &Firehose{}
+	f := &Firehose{MaxInFlight: DefaultMaxInFlight}
 	set := false
 	for _, x := range d.mapping(fl.v, "firehose", "in firehose of "+label, firehoseKeys) {
+		if x.key == "max_in_flight" {
+			d.maxInFlight(x.v, "firehose.max_in_flight", &f.MaxInFlight)
+			continue
+		}
 		if x.key != "delivery_stream" {
 			continue
 		}
@@ -73,7 +79,8 @@ func (d *decoder) firehose(fl field, label string) *Firehose {
 }
 
 func (d *decoder) http(fl field, label string) *HTTP {
-	h := &HTTP{Format: DefaultHTTPFormat, Compression: DefaultHTTPCompression, Timeout: DefaultHTTPTimeout}
+	h := &HTTP{Format: DefaultHTTPFormat, Compression: DefaultHTTPCompression, Timeout: DefaultHTTPTimeout,
+		MaxInFlight: DefaultMaxInFlight}
 	set := false
 	for _, x := range d.mapping(fl.v, "http", "in http of "+label, httpKeys) {
 		switch x.key {
@@ -101,6 +108,8 @@ func (d *decoder) http(fl field, label string) *HTTP {
 				}
 				h.Compression = s
 			}
+		case "max_in_flight":
+			d.maxInFlight(x.v, "http.max_in_flight", &h.MaxInFlight)
 		case "headers":
 			h.Headers = d.headers(x.v)
 		case "timeout":
@@ -127,6 +136,16 @@ func (d *decoder) http(fl field, label string) *HTTP {
 		d.errorf(fl.k, "http.url is required (where batches of lines are POSTed)")
 	}
 	return h
+}
+
+// maxInFlight reads a destination's bound on concurrent requests.
+func (d *decoder) maxInFlight(n *yaml.Node, what string, dst *int) {
+	if v, ok := d.integer(n, what); ok {
+		if v <= 0 {
+			d.errorf(n, "%s: %d: must be positive", what, v)
+		}
+		*dst = v
+	}
 }
 
 // headers reads a mapping of header names to string values. Values are not echoed in

@@ -40,5 +40,6 @@
 //
 // Run owns batching on its own goroutine; MaxInFlight worker goroutines each own one request
 // and its retries. Source.Next and Pending are called from Run's goroutine only; Ack and
-// Destination.Put are called from the workers concurrently.
+// Destination.Put are called from the workers concurrently. Options.Idle is called from
+// either when Run waits for the Source with no request in flight.
 package shipper

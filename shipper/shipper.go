@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,6 +94,11 @@ type Options struct {
 	Clock            Clock         // time for backoff, rate limiting and log pacing; nil = the real clock
 	Metrics          *metrics.Flow // RecordsSent, UserRecordsSent, SendErrors{reason}, Retries, SendRate (nil allowed)
 	Logger           *slog.Logger
+
+	// Idle is called when the shipper waits for the Source with no request in flight and
+	// nothing pending: whatever upstream holds back to fill records could leave now at no
+	// cost to throughput. Called from Run's goroutine or a worker; it must not block [nil].
+	Idle func()
 }
 
 // Shipper ships items from a Source to a Destination. Run it once.
@@ -109,6 +115,12 @@ type Shipper struct {
 	m         *metrics.Flow
 	errCount  [numClasses]prometheus.Counter
 	errLabels [numClasses]string
+
+	// inFlight counts requests handed to the workers and not finished; waiting is true while
+	// Run blocks in Source.Next with nothing pending. Whichever of the two changes last sees
+	// both idle and calls Options.Idle.
+	inFlight atomic.Int64
+	waiting  atomic.Bool
 
 	mu           sync.Mutex // guards the fields below: failure streak and log rate limits
 	failingReqs  int        // requests in flight that have failed at least once
@@ -237,6 +249,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 			for b := range work {
 				s.ship(sendCtx, b)
 				b.reset()
+				if s.inFlight.Add(-1) == 0 && s.waiting.Load() {
+					s.idle()
+				}
 				free <- b
 			}
 		})
@@ -260,6 +275,7 @@ func (s *Shipper) Run(ctx context.Context) error {
 			break
 		}
 		// Some worker is idle or about to be: a free batch means fewer than n are busy.
+		s.inFlight.Add(1)
 		work <- b
 	}
 	close(work)
@@ -268,6 +284,12 @@ func (s *Shipper) Run(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.fatal
+}
+
+func (s *Shipper) idle() {
+	if s.opts.Idle != nil {
+		s.opts.Idle()
+	}
 }
 
 // setFatal records the first unrecoverable error and stops Run.
@@ -290,8 +312,16 @@ func (s *Shipper) fill(ctx context.Context, lim Limits, b *batch, carry *Item, h
 	if *hasCarry {
 		*carry, *hasCarry = Item{}, false
 	} else {
+		if s.opts.Idle != nil && s.src.Pending() == 0 {
+			s.waiting.Store(true)
+			if s.inFlight.Load() == 0 {
+				s.idle()
+			}
+		}
 		var err error
-		if first, err = s.src.Next(ctx); err != nil {
+		first, err = s.src.Next(ctx)
+		s.waiting.Store(false)
+		if err != nil {
 			return err
 		}
 	}

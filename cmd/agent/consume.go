@@ -17,6 +17,7 @@ import (
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/awsconf"
+	"github.com/kinship-agent/kinship/internal/payload"
 )
 
 // consumeAPI is what consume needs of a Kinesis client.
@@ -147,6 +148,8 @@ func consumeShard(ctx context.Context, c consumeAPI, o consumeOptions, shardID s
 	}
 	iter := itOut.ShardIterator
 	var lines [][]byte
+	var dec payload.Decompressor
+	defer dec.Close()
 	for iter != nil {
 		res, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(o.limit)})
 		if err != nil {
@@ -161,7 +164,10 @@ func consumeShard(ctx context.Context, c consumeAPI, o consumeOptions, shardID s
 		}
 		lines = lines[:0]
 		for _, r := range res.Records {
-			recs, _, err := aggregator.Deaggregate(r.Data, aws.ToString(r.PartitionKey))
+			// Records of a flow with kinesis.compression hold a gzip or zstd stream of what
+			// they would otherwise hold: decompress, then de-aggregate.
+			data, _ := dec.Decompress(r.Data)
+			recs, _, err := aggregator.Deaggregate(data, aws.ToString(r.PartitionKey))
 			if err != nil {
 				return fmt.Errorf("consume: shard %s: record %s: %w", shardID, aws.ToString(r.SequenceNumber), err)
 			}

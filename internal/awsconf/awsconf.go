@@ -78,11 +78,13 @@ func KinesisOptions(c config.AWS) func(*kinesis.Options) {
 	}
 }
 
-// FirehoseOptions applies aws.endpoint to a Firehose client, as KinesisOptions does for
-// Kinesis; without it the SDK honours AWS_ENDPOINT_URL_FIREHOSE and AWS_ENDPOINT_URL.
+// FirehoseOptions applies aws.firehose_endpoint, else aws.endpoint, to a Firehose client, as
+// KinesisOptions does for Kinesis; without it the SDK honours AWS_ENDPOINT_URL_FIREHOSE and AWS_ENDPOINT_URL.
 func FirehoseOptions(c config.AWS) func(*firehose.Options) {
 	return func(o *firehose.Options) {
-		if c.Endpoint != "" {
+		if c.FirehoseEndpoint != "" {
+			o.BaseEndpoint = aws.String(c.FirehoseEndpoint)
+		} else if c.Endpoint != "" {
 			o.BaseEndpoint = aws.String(c.Endpoint)
 		}
 	}

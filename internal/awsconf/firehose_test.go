@@ -27,4 +27,8 @@ func TestFirehoseEndpointPrecedence(t *testing.T) {
 	if got := aws.ToString(c.Options().BaseEndpoint); got != "http://127.0.0.1:4444" {
 		t.Errorf("endpoint %q, want aws.endpoint's", got)
 	}
+	c = firehose.NewFromConfig(cfg, FirehoseOptions(config.AWS{Endpoint: "http://127.0.0.1:4444", FirehoseEndpoint: "http://127.0.0.1:5555"}))
+	if got := aws.ToString(c.Options().BaseEndpoint); got != "http://127.0.0.1:5555" {
+		t.Errorf("endpoint %q, want aws.firehose_endpoint's (agent.json's firehose.endpoint)", got)
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/atomicfile"
 	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/internal/payload"
 	"github.com/kinship-agent/kinship/shipper"
 	"github.com/kinship-agent/kinship/spool"
 	"github.com/kinship-agent/kinship/tailer"
@@ -73,6 +74,16 @@ type Flow struct {
 	frameCap  int               // capacity of new frame buffers: a full aggregate and its envelope
 
 	health health // shipping times and the last error, for Status and Healthy
+
+	// shipperIdle is set when the shipper waits for the spool with nothing in flight, and
+	// cleared when it takes a frame: put then makes its frame durable at once instead of
+	// within the spool's fsync_interval, as nothing else would share that fsync anyway.
+	shipperIdle atomic.Bool
+
+	// With kinesis.compression, put compresses each record's data before spooling it. Used
+	// by the aggregator's delivery goroutine only.
+	comp    *payload.Compressor
+	compBuf []byte
 
 	// beat is the Unix time in ns of the checkpoint loop's last completed round, 0 while the
 	// flow is not running: the liveness signal behind the systemd watchdog (see Alive).
@@ -149,6 +160,13 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		bufs:    make(chan []byte, freeFrameBufs),
 	}
 	f.deps.Destination = watchedDestination{Destination: deps.Destination, h: &f.health}
+	if k := cfg.Kinesis; k != nil && k.Compression != "" && k.Compression != payload.None {
+		c, err := payload.NewCompressor(k.Compression)
+		if err != nil {
+			return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
+		}
+		f.comp = c
+	}
 	f.frameCap = aggregatorOptions(cfg, deps.Metrics).MaxRecordBytes + 16<<10
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
@@ -248,8 +266,18 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	// The shipper starts first so that what the spool holds from before leaves first.
 	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopShipping()
+	// An idle shipper asks the aggregator for its open aggregate early (aggregator.Nudge):
+	// low latency at low rates, full records when the shipper is busy. The aggregator is
+	// created after the shipper starts, hence the pointer.
+	var idleAgg atomic.Pointer[aggregator.Aggregator]
 	sh := shipper.New(spoolSource{f}, f.deps.Destination, shipper.Options{
-		MaxInFlight: maxInFlight(f.cfg), DrainTimeout: drainTimeout, Metrics: f.deps.Metrics, Logger: f.log})
+		MaxInFlight: maxInFlight(f.cfg), DrainTimeout: drainTimeout, Metrics: f.deps.Metrics, Logger: f.log,
+		Idle: func() {
+			f.shipperIdle.Store(true)
+			if a := idleAgg.Load(); a != nil {
+				a.Nudge()
+			}
+		}})
 	shipDone := make(chan error, 1)
 	go func() {
 		err := sh.Run(shipCtx)
@@ -266,6 +294,10 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	agg, err := aggregator.New(aggregatorOptions(f.cfg, f.deps.Metrics), output{f: f, ctx: appendCtx})
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
+	}
+	idleAgg.Store(agg)
+	if f.shipperIdle.Load() {
+		agg.Nudge() // the shipper went idle before the aggregator existed
 	}
 	tl, err := tailer.New(tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once), sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
 	if err != nil {
@@ -391,10 +423,27 @@ func (o output) Put(rec *aggregator.Record) error {
 		sources = append(sources, m.Source)
 	}
 	f.mu.Unlock()
+	data := rec.Data
+	if f.comp != nil {
+		// The aggregator left room for the compression's worst case (payload.Overhead), so
+		// the compressed record fits the record limit; were it ever larger, the record goes
+		// uncompressed, which consumers read just as well.
+		c, err := f.comp.Compress(f.compBuf, rec.Data)
+		if err != nil {
+			return fmt.Errorf("flow %s: compress record: %w", f.cfg.Name, err)
+		}
+		f.compBuf = c
+		if len(c)+len(rec.PartitionKey) <= int(f.cfg.Kinesis.MaxRecordBytes) {
+			data = c
+		}
+	}
 	e := envelope{PartitionKey: rec.PartitionKey, ExplicitHashKey: rec.ExplicitHashKey,
-		UserRecords: rec.UserRecords, Marks: marks, Data: rec.Data}
+		UserRecords: rec.UserRecords, Marks: marks, Data: data}
 	buf := appendEnvelope(f.getBuf(envelopeSize(&e)), &e)
 	seq, err := f.spool.AppendShared(o.ctx, buf)
+	if err == nil && f.shipperIdle.Load() {
+		err = f.spool.Sync()
+	}
 	if err != nil {
 		var lost *spool.LostError
 		if errors.As(err, &lost) {
@@ -480,6 +529,7 @@ func (s spoolSource) Next(ctx context.Context) (shipper.Item, error) {
 			}
 			continue
 		}
+		s.f.shipperIdle.Store(false)
 		s.f.shippedMu.Lock()
 		s.f.shipped[fr.Seq] = fr.Payload
 		s.f.shippedMu.Unlock()
@@ -509,10 +559,19 @@ func (s spoolSource) Ack(seq uint64) error {
 }
 
 func maxInFlight(cfg config.Flow) int {
-	if cfg.Kinesis != nil && cfg.Kinesis.MaxInFlight > 0 {
-		return cfg.Kinesis.MaxInFlight
+	n := 0
+	switch {
+	case cfg.Kinesis != nil:
+		n = cfg.Kinesis.MaxInFlight
+	case cfg.Firehose != nil:
+		n = cfg.Firehose.MaxInFlight
+	case cfg.HTTP != nil:
+		n = cfg.HTTP.MaxInFlight
 	}
-	return 4
+	if n <= 0 {
+		return config.DefaultMaxInFlight
+	}
+	return n
 }
 
 func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
@@ -529,6 +588,11 @@ func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
 		o.Aggregate = k.Aggregate
 		if int(k.MaxRecordBytes) < o.MaxRecordBytes || o.MaxRecordBytes == 0 {
 			o.MaxRecordBytes = int(k.MaxRecordBytes)
+		}
+		if k.Compression != "" && k.Compression != payload.None {
+			// Room for what compressing incompressible data adds: the limit is the stream's,
+			// on the compressed bytes.
+			o.MaxRecordBytes = min(o.MaxRecordBytes, int(k.MaxRecordBytes)-payload.Overhead(int(k.MaxRecordBytes)))
 		}
 	}
 	return o
