@@ -37,12 +37,13 @@ var (
 	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
 	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
 	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
-	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
+	kinesisKeys   = []string{"stream", "partition_key", "partition_key_field", "partition_key_regex", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
 	batchKeys     = []string{"max_age", "max_bytes", "max_records"}
 	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes"}
 
 	flowNameRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	streamNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+	keyFieldRE   = regexp.MustCompile(`^[^.\s]+(\.[^.\s]+)*$`)
 	yamlErrorRE  = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
 
@@ -482,7 +483,7 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 		MaxInFlight:    DefaultMaxInFlight,
 	}
 	var streamSet bool
-	var requestNode *yaml.Node
+	var requestNode, fieldNode, regexNode *yaml.Node
 	for _, x := range d.mapping(fl.v, "kinesis", "in kinesis of "+label, kinesisKeys) {
 		switch x.key {
 		case "stream":
@@ -501,6 +502,27 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 					d.errorf(x.v, "kinesis.partition_key: must be random, host or a fixed key of 1 to %d characters (got %d)", maxPartKeyLen, n)
 				}
 				k.PartitionKey = s
+			}
+		case "partition_key_field":
+			fieldNode = x.v
+			if s, ok := d.str(x.v, "kinesis.partition_key_field"); ok {
+				if !keyFieldRE.MatchString(s) {
+					d.errorf(x.v, "kinesis.partition_key_field: %q: must be a dotted path of JSON object keys, like user.id", s)
+				}
+				k.PartitionKeyField = s
+			}
+		case "partition_key_regex":
+			regexNode = x.v
+			if s, ok := d.str(x.v, "kinesis.partition_key_regex"); ok {
+				re, err := regexp.Compile(s)
+				switch {
+				case err != nil:
+					d.errorf(x.v, "kinesis.partition_key_regex: %q: %v", s, errorsTrim(err))
+				case re.NumSubexp() != 1:
+					d.errorf(x.v, "kinesis.partition_key_regex: %q: must have exactly one capture group (the key), has %d", s, re.NumSubexp())
+				default:
+					k.PartitionKeyRegex, k.PartitionKeyPattern = re, s
+				}
 			}
 		case "aggregate":
 			if b, ok := d.boolean(x.v, "kinesis.aggregate"); ok {
@@ -525,6 +547,9 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 				k.MaxInFlight = v
 			}
 		}
+	}
+	if fieldNode != nil && regexNode != nil {
+		d.errorf(regexNode, "kinesis.partition_key_regex: only one of partition_key_field and partition_key_regex may be set")
 	}
 	if !streamSet {
 		d.errorf(fl.k, "kinesis.stream is required (the name of the Kinesis data stream)")

@@ -184,6 +184,11 @@ func sameFlow(a, b config.Flow) bool {
 			m.Regexp = nil
 			f.Multiline = &m
 		}
+		if f.Kinesis != nil && f.Kinesis.PartitionKeyRegex != nil {
+			k := *f.Kinesis
+			k.PartitionKeyRegex = nil // PartitionKeyPattern says the same
+			f.Kinesis = &k
+		}
 		return f
 	}
 	return reflect.DeepEqual(norm(a), norm(b))

@@ -24,6 +24,8 @@ type Set struct {
 	sendRate        *prometheus.GaugeVec
 
 	spoolDroppedBytes *prometheus.CounterVec
+
+	partitionKeyMissing *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -61,12 +63,16 @@ func New(reg prometheus.Registerer) *Set {
 		sendRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kinship_send_rate_bytes", Help: "Bytes/s the shipper allows itself after the destination throttled; 0 while not limited."}, flow),
 
+		partitionKeyMissing: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_partition_key_missing_total", Help: "Lines without the configured partition key (not JSON, field missing, no match) sent with the fallback key."}, flow),
+
 		spoolDroppedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_spool_dropped_bytes_total", Help: "Spool segment bytes deleted by when_full: drop_oldest before all their frames were acknowledged."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
 		s.fileErrors, s.truncations, s.spoolDroppedBytes, s.sendRate)
+	reg.MustRegister(s.partitionKeyMissing)
 	return s
 }
 
@@ -93,6 +99,10 @@ type Flow struct {
 	// SpoolDroppedBytes counts the bytes of segment files deleted by drop_oldest (acknowledged
 	// frames sharing a dropped segment included): what the disk budget gave up.
 	SpoolDroppedBytes prometheus.Counter
+
+	// PartitionKeyMissing counts lines that had no partition key where the flow takes it
+	// from the line, and went with the fallback key.
+	PartitionKeyMissing prometheus.Counter
 }
 
 // Flow returns the metrics of the named flow.
@@ -116,6 +126,8 @@ func (s *Set) Flow(name string) *Flow {
 		SendRate:        s.sendRate.With(l),
 
 		SpoolDroppedBytes: s.spoolDroppedBytes.With(l),
+
+		PartitionKeyMissing: s.partitionKeyMissing.With(l),
 	}
 }
 
