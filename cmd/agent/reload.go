@@ -70,8 +70,12 @@ func (s *supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 		return nil, fmt.Errorf("flow %s: %w", fc.Name, err)
 	}
 	dir := cfg.FlowDir(&fc)
-	f, err := flow.New(fc, flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
-		Metadata: s.metadataFor(fc)})
+	deps := flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
+		Metadata: s.metadataFor(fc)}
+	if sd, ok := dst.(shardedDestination); ok {
+		deps.Shards = sd.shards
+	}
+	f, err := flow.New(fc, deps)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/atomicfile"
 	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/internal/shardmap"
 	"github.com/kinship-agent/kinship/shipper"
 	"github.com/kinship-agent/kinship/spool"
 	"github.com/kinship-agent/kinship/tailer"
@@ -44,6 +45,9 @@ type Deps struct {
 	CheckpointInterval time.Duration
 	// Metadata fills the fields add_metadata asks for.
 	Metadata Metadata
+	// Shards is the stream's shard map, for flows whose partition keys come from the lines
+	// (the same map the destination checks records against); nil otherwise.
+	Shards *shardmap.Map
 }
 
 // Flow is one running flow.
@@ -258,7 +262,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	// aggregator, then gives up (the lines are still in the files: nothing is lost).
 	appendCtx, stopAppending := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAppending()
-	agg, err := aggregator.New(aggregatorOptions(f.cfg, f.deps.Metrics), output{f: f, ctx: appendCtx})
+	agg, err := f.newAggregator(ctx, output{f: f, ctx: appendCtx})
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
 	}
@@ -418,7 +422,7 @@ func (o output) Put(rec *aggregator.Record) error {
 // sink adapts the tailer to the aggregator and records which file each source number is.
 type sink struct {
 	f    *Flow
-	agg  *aggregator.Aggregator
+	agg  lineAggregator
 	wrap *lineWrapper // nil: lines go as read
 }
 

@@ -1,0 +1,209 @@
+package shipper
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/kinship-agent/kinship/aggregator"
+	"github.com/kinship-agent/kinship/internal/shardmap"
+)
+
+// ShardAware sits between the Kinesis destination and the client of a flow whose partition
+// keys come from the lines. Aggregates wait in the spool between packing and sending, and
+// the stream may be resharded meanwhile: an aggregate packed for a shard that has since been
+// split would reach one child shard holding user records that hash into the other, and
+// consumers (the KCL) drop such an aggregate whole. So before each PutRecords, every
+// aggregate sent with an explicit hash key is checked against the current shard map, and
+// one whose user records (or whose explicit hash key) now span several shards is decoded and
+// re-encoded into one aggregate per shard, in the original order.
+//
+// Results are merged back: an original record counts as accepted only when all its parts
+// were; a part accepted next to a failed one is sent again with the retry (a duplicate,
+// within the at-least-once contract).
+//
+// The map is refreshed when it is older than its interval, and at once when PutRecords put a
+// record on another shard than the map predicted (the stream was resharded).
+type ShardAware struct {
+	api    KinesisAPI
+	shards *shardmap.Map
+	limits Limits
+	log    *slog.Logger
+
+	resplit atomic.Int64 // aggregates re-split so far
+}
+
+var _ KinesisAPI = (*ShardAware)(nil)
+
+// NewShardAware wraps api; limits bound the requests that re-splitting produces.
+func NewShardAware(api KinesisAPI, shards *shardmap.Map, limits Limits, log *slog.Logger) *ShardAware {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &ShardAware{api: api, shards: shards, limits: limits.WithDefaults(), log: log}
+}
+
+// Resplits returns how many aggregates were re-split because they spanned several shards.
+func (s *ShardAware) Resplits() int64 { return s.resplit.Load() }
+
+// PutRecords checks (and re-splits) in.Records against the shard map, then sends them.
+func (s *ShardAware) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+	if err := s.shards.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	snap := s.shards.Current()
+	parts := make([]types.PutRecordsRequestEntry, 0, len(in.Records))
+	owner := make([]int, 0, len(in.Records))
+	predicted := make([]string, 0, len(in.Records))
+	split := false
+	for i, e := range in.Records {
+		ps, ids := s.check(snap, e)
+		if ps == nil {
+			parts = append(parts, e)
+			owner = append(owner, i)
+			predicted = append(predicted, ids[0])
+			continue
+		}
+		split = true
+		s.resplit.Add(1)
+		for j := range ps {
+			parts = append(parts, ps[j])
+			owner = append(owner, i)
+			predicted = append(predicted, ids[j])
+		}
+	}
+	if !split {
+		out, err := s.api.PutRecords(ctx, in, optFns...)
+		if err == nil {
+			s.notice(out.Records, predicted)
+		}
+		return out, err
+	}
+
+	// Parts go out in requests within the limits, in order.
+	results := make([]types.PutRecordsResultEntry, len(parts))
+	for start := 0; start < len(parts); {
+		end, bytes := start, 0
+		for end < len(parts) && end-start < s.limits.MaxRecords {
+			sz := len(parts[end].Data) + len(aws.ToString(parts[end].PartitionKey))
+			if end > start && bytes+sz > s.limits.MaxRequestBytes {
+				break
+			}
+			bytes += sz
+			end++
+		}
+		req := *in
+		req.Records = parts[start:end]
+		out, err := s.api.PutRecords(ctx, &req, optFns...)
+		if err != nil {
+			return nil, err
+		}
+		if len(out.Records) != end-start {
+			return nil, fmt.Errorf("shipper: shard-aware put: PutRecords answered %d entries for %d records", len(out.Records), end-start)
+		}
+		copy(results[start:end], out.Records)
+		s.notice(out.Records, predicted[start:end])
+		start = end
+	}
+	merged := make([]types.PutRecordsResultEntry, len(in.Records))
+	seen := make([]bool, len(in.Records))
+	for p, r := range results {
+		o := owner[p]
+		// The first part speaks for the record unless a later one failed.
+		if !seen[o] || (r.ErrorCode != nil && merged[o].ErrorCode == nil) {
+			merged[o], seen[o] = r, true
+		}
+	}
+	var failed int32
+	for _, r := range merged {
+		if r.ErrorCode != nil {
+			failed++
+		}
+	}
+	return &kinesis.PutRecordsOutput{Records: merged, FailedRecordCount: aws.Int32(failed)}, nil
+}
+
+// notice invalidates the map when Kinesis placed an accepted record on another shard than
+// the map predicted: the stream was resharded since the last refresh.
+func (s *ShardAware) notice(recs []types.PutRecordsResultEntry, predicted []string) {
+	for i, r := range recs {
+		if i >= len(predicted) || r.ErrorCode != nil || r.ShardId == nil || predicted[i] == "" {
+			continue
+		}
+		if *r.ShardId != predicted[i] {
+			s.log.Info("record landed on another shard than the shard map says; refreshing the map",
+				"predicted", predicted[i], "shard", *r.ShardId)
+			s.shards.Invalidate()
+			return
+		}
+	}
+}
+
+// check returns nil and the predicted shard when e goes to one shard as it is, or the
+// entries that replace it and their shards.
+func (s *ShardAware) check(snap *shardmap.Snapshot, e types.PutRecordsRequestEntry) ([]types.PutRecordsRequestEntry, []string) {
+	if snap == nil {
+		return nil, []string{""}
+	}
+	if e.ExplicitHashKey == nil {
+		// Routed by its partition key, like every user record in it: nothing to check.
+		if sh := snap.Find(shardmap.KeyHash(aws.ToString(e.PartitionKey))); sh != nil {
+			return nil, []string{sh.ID}
+		}
+		return nil, []string{""}
+	}
+	ehk, err := shardmap.ParseHash(*e.ExplicitHashKey)
+	if err != nil {
+		return nil, []string{""}
+	}
+	target := snap.Find(ehk)
+	recs, err := aggregator.DecodeAggregate(e.Data)
+	if err != nil || target == nil {
+		// Not an aggregate of ours (or the map has a gap): nothing to split, send as is.
+		id := ""
+		if target != nil {
+			id = target.ID
+		}
+		return nil, []string{id}
+	}
+	var groups []*shardmap.Shard
+	byShard := map[*shardmap.Shard][]aggregator.UserRecord{}
+	for _, r := range recs {
+		h := shardmap.KeyHash(r.PartitionKey)
+		if r.ExplicitHashKey != "" {
+			if x, err := shardmap.ParseHash(r.ExplicitHashKey); err == nil {
+				h = x
+			}
+		}
+		sh := snap.Find(h)
+		if sh == nil {
+			return nil, []string{target.ID}
+		}
+		if _, ok := byShard[sh]; !ok {
+			groups = append(groups, sh)
+		}
+		byShard[sh] = append(byShard[sh], r)
+	}
+	if len(groups) == 1 && groups[0] == target {
+		return nil, []string{target.ID}
+	}
+	out := make([]types.PutRecordsRequestEntry, 0, len(groups))
+	ids := make([]string, 0, len(groups))
+	for _, sh := range groups {
+		rs := byShard[sh]
+		pk := rs[0].PartitionKey
+		if len(rs) == 1 && rs[0].ExplicitHashKey == "" && !aggregator.HasMagic(rs[0].Data) {
+			out = append(out, types.PutRecordsRequestEntry{Data: rs[0].Data, PartitionKey: aws.String(pk)})
+		} else {
+			out = append(out, types.PutRecordsRequestEntry{Data: aggregator.EncodeUserRecords(nil, rs),
+				PartitionKey: aws.String(pk), ExplicitHashKey: aws.String(sh.StartKey)})
+		}
+		ids = append(ids, sh.ID)
+	}
+	return out, ids
+}
