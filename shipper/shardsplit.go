@@ -79,10 +79,20 @@ func (s *ShardAware) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput
 	}
 	if !split {
 		out, err := s.api.PutRecords(ctx, in, optFns...)
-		if err == nil {
-			s.notice(out.Records, predicted)
+		if err != nil {
+			return nil, err
 		}
-		return out, err
+		if len(out.Records) == len(parts) {
+			s.verify(ctx, parts, out.Records, predicted)
+			var failed int32
+			for _, r := range out.Records {
+				if r.ErrorCode != nil {
+					failed++
+				}
+			}
+			out.FailedRecordCount = aws.Int32(failed)
+		}
+		return out, nil
 	}
 
 	// Parts go out in requests within the limits, in order.
@@ -107,7 +117,7 @@ func (s *ShardAware) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput
 			return nil, fmt.Errorf("shipper: shard-aware put: PutRecords answered %d entries for %d records", len(out.Records), end-start)
 		}
 		copy(results[start:end], out.Records)
-		s.notice(out.Records, predicted[start:end])
+		s.verify(ctx, parts[start:end], results[start:end], predicted[start:end])
 		start = end
 	}
 	merged := make([]types.PutRecordsResultEntry, len(in.Records))
@@ -128,20 +138,66 @@ func (s *ShardAware) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput
 	return &kinesis.PutRecordsOutput{Records: merged, FailedRecordCount: aws.Int32(failed)}, nil
 }
 
-// notice invalidates the map when Kinesis placed an accepted record on another shard than
-// the map predicted: the stream was resharded since the last refresh.
-func (s *ShardAware) notice(recs []types.PutRecordsResultEntry, predicted []string) {
-	for i, r := range recs {
-		if i >= len(predicted) || r.ErrorCode != nil || r.ShardId == nil || predicted[i] == "" {
+// errShardMismatch is the entry error for an aggregate that Kinesis placed on a shard that
+// does not hold all its user records (the stream was resharded after the map was read):
+// consumers would drop it, so it is sent again, re-split against the refreshed map. Unknown
+// to Classify, it is retried soon like any transient failure.
+const errShardMismatch = "KinshipShardMismatch"
+
+// verify looks at where Kinesis put each accepted record. When one landed on another shard
+// than the map predicted, the stream was resharded: the map is refreshed, and every
+// aggregate on a shard that does not hold all its user records is turned into a failure so
+// that the retry re-splits it (the misplaced copy is dropped by KCL-style consumers; for
+// others it is a duplicate, bounded to the records in flight during the reshard).
+func (s *ShardAware) verify(ctx context.Context, parts []types.PutRecordsRequestEntry, results []types.PutRecordsResultEntry, predicted []string) {
+	var refreshed *shardmap.Snapshot
+	for i := range results {
+		r := &results[i]
+		if r.ErrorCode != nil || r.ShardId == nil || *r.ShardId == predicted[i] {
 			continue
 		}
-		if *r.ShardId != predicted[i] {
+		if refreshed == nil {
 			s.log.Info("record landed on another shard than the shard map says; refreshing the map",
 				"predicted", predicted[i], "shard", *r.ShardId)
-			s.shards.Invalidate()
-			return
+			if err := s.shards.Refresh(ctx); err != nil {
+				s.log.Warn("shard map refresh failed", "err", err)
+				s.shards.Invalidate()
+			}
+			refreshed = s.shards.Current()
+		}
+		if parts[i].ExplicitHashKey == nil || refreshed == nil {
+			continue // routed by its own partition key: always where it belongs
+		}
+		if !placedWell(refreshed, *r.ShardId, parts[i].Data) {
+			r.ErrorCode = aws.String(errShardMismatch)
+			r.ErrorMessage = aws.String("aggregate landed on shard " + *r.ShardId + " which does not hold all its user records (stream resharded); sending it again, re-split")
+			r.ShardId, r.SequenceNumber = nil, nil
 		}
 	}
+}
+
+// placedWell reports whether every user record of the aggregate data hashes into shard id.
+// An unknown shard (closed since) or an undecodable record counts as misplaced.
+func placedWell(snap *shardmap.Snapshot, id string, data []byte) bool {
+	var sh *shardmap.Shard
+	for i := range snap.Shards {
+		if snap.Shards[i].ID == id {
+			sh = &snap.Shards[i]
+		}
+	}
+	if sh == nil {
+		return false
+	}
+	recs, err := aggregator.DecodeAggregate(data)
+	if err != nil {
+		return !aggregator.HasMagic(data)
+	}
+	for _, r := range recs {
+		if !sh.Contains(shardmap.KeyHash(r.PartitionKey)) {
+			return false
+		}
+	}
+	return true
 }
 
 // check returns nil and the predicted shard when e goes to one shard as it is, or the
