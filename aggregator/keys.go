@@ -165,17 +165,19 @@ func (s *jsonScanner) str() ([]byte, bool) {
 		return nil, false
 	}
 	for s.i < len(s.b) {
-		j := bytes.IndexAny(s.b[s.i:], `"\`)
+		// Look for the closing quote with the fast IndexByte, then check it is not escaped.
+		j := bytes.IndexByte(s.b[s.i:], '"')
 		if j < 0 {
 			return nil, false
 		}
-		s.i += j
-		if s.b[s.i] == '\\' {
-			s.i += 2
-			continue
+		s.i += j + 1
+		bs := 0
+		for k := s.i - 2; k > start && s.b[k] == '\\'; k-- {
+			bs++
 		}
-		s.i++
-		return s.b[start:s.i], true
+		if bs%2 == 0 {
+			return s.b[start:s.i], true
+		}
 	}
 	return nil, false
 }

@@ -297,8 +297,10 @@ func (a *Sharded) seal(b *bucket) {
 	delete(a.open, b.shard)
 	a.openBytes -= b.tblSize + len(b.recs)
 	marks := make([]Mark, 0, len(b.ends))
-	for src, end := range b.ends {
-		off, ok := end, true
+	for src := range b.ends {
+		// Every line of src read so far is in this record or an earlier one, except those
+		// in aggregates still open.
+		off, ok := a.lastEnd[src], true
 		for _, o := range a.open {
 			if s, in := o.starts[src]; in {
 				if s < 0 {
