@@ -239,3 +239,76 @@ func TestShardAwareKeysAcrossShards(t *testing.T) {
 		t.Errorf("%v records for %d lines: aggregation does not fill", recs, n)
 	}
 }
+
+func TestShardAwareKeysThroughSplitShard(t *testing.T) {
+	endpoint := kinesalitetest.Start(t)
+	kinesalitetest.CreateStream(t, endpoint, "keyed", 2)
+	logDir := t.TempDir()
+	log := filepath.Join(logDir, "app.log")
+	const half, n = 2000, 4000
+	writeKeyedLines(t, log, 0, half)
+	f, mf, api := keyedFlow(t, endpoint, "keyed", logDir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.Run(runCtx, false) }()
+	defer func() { stop(); <-done }()
+	waitSent := func(want int) {
+		t.Helper()
+		for counterValue(t, mf.UserRecordsSent) < float64(want) {
+			select {
+			case err := <-done:
+				t.Fatalf("flow stopped: %v", err)
+			case <-ctx.Done():
+				t.Fatalf("only %v of %d lines shipped", counterValue(t, mf.UserRecordsSent), want)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	waitSent(half)
+
+	// Split the first shard in the middle of its range while the agent runs; its shard map
+	// (refreshed every minute) does not know yet.
+	c := kinesalitetest.Client(endpoint)
+	if _, err := c.SplitShard(ctx, &kinesis.SplitShardInput{StreamName: aws.String("keyed"),
+		ShardToSplit: aws.String("shardId-000000000000"), NewStartingHashKey: aws.String("42535295865117307932921825928971026432")}); err != nil {
+		t.Fatalf("SplitShard: %v", err)
+	}
+	for {
+		out, err := c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("keyed")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	writeKeyedLines(t, log, half, n)
+	waitSent(n)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	done <- nil // for the deferred stop
+
+	lines, dropped := readShards(t, endpoint, "keyed")
+	checkKeyedDelivery(t, lines, n, false)
+	onChild := 0
+	for _, l := range lines {
+		if l.seq >= half && l.seq%97 != 0 {
+			switch l.shard {
+			case "shardId-000000000000":
+				t.Errorf("line %d (written after the split) read from the closed parent shard", l.seq)
+			case "shardId-000000000002", "shardId-000000000003":
+				onChild++
+			}
+		}
+	}
+	if onChild == 0 {
+		t.Errorf("no line written after the split reached a child shard")
+	}
+	t.Logf("after the split: %d lines on child shards; %d misplaced aggregates (dropped by the KCL check, sent again), %d aggregates re-split",
+		onChild, dropped, api.Resplits())
+}
