@@ -143,3 +143,32 @@ func TestShardedMarksWaitForOpenAggregates(t *testing.T) {
 }
 
 func mustRE(s string) *regexp.Regexp { return regexp.MustCompile(s) }
+
+type discardOut struct{}
+
+func (discardOut) Put(*Record) error { return nil }
+
+// BenchmarkShardedAdd is the cost per line of keyed packing: the key from a JSON field, its
+// shard (MD5 of the key) and the copy into that shard's aggregate; MD5 of sealed aggregates
+// runs on the delivery goroutine.
+func BenchmarkShardedAdd(b *testing.B) {
+	a, err := NewSharded(KeyedOptions{Options: Options{Aggregate: true, MaxAge: time.Hour},
+		Key: JSONFieldKey("user.id"), Shards: quarterShards{}}, discardOut{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := make([][]byte, 64)
+	for i := range lines {
+		lines[i] = []byte(strings.Replace(string(benchLine), "u-1234567", fmt.Sprintf("u-%d", i), 1))
+	}
+	b.SetBytes(int64(len(benchLine)))
+	i := 0
+	for b.Loop() {
+		if err := a.Add(0, lines[i&63], int64(i)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.StopTimer()
+	_ = a.Close()
+}

@@ -13,6 +13,7 @@ import (
 // partition keys taken from the lines.
 type lineAggregator interface {
 	Add(source uint32, line []byte, end int64) error
+	Flush() error
 	Close() error
 }
 
