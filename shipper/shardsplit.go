@@ -48,6 +48,13 @@ func NewShardAware(api KinesisAPI, shards *shardmap.Map, limits Limits, log *slo
 	return &ShardAware{api: api, shards: shards, limits: limits.WithDefaults(), log: log}
 }
 
+// SetLogger replaces the logger given to NewShardAware; call it before the first request.
+func (s *ShardAware) SetLogger(l *slog.Logger) {
+	if l != nil {
+		s.log = l
+	}
+}
+
 // Resplits returns how many aggregates were re-split because they spanned several shards.
 func (s *ShardAware) Resplits() int64 { return s.resplit.Load() }
 

@@ -74,6 +74,7 @@ func (s *supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 		Metadata: s.metadataFor(fc)}
 	if sd, ok := dst.(shardedDestination); ok {
 		deps.Shards = sd.shards
+		sd.setLogger(s.log.With("flow", fc.Name))
 	}
 	f, err := flow.New(fc, deps)
 	if err != nil {

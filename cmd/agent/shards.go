@@ -1,6 +1,8 @@
 package main
 
 import (
+	"log/slog"
+
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/kinship-agent/kinship/config"
@@ -15,12 +17,19 @@ import (
 type shardedDestination struct {
 	shipper.Destination
 	shards *shardmap.Map
+	api    *shipper.ShardAware
+}
+
+// setLogger gives the map and the re-splitter the flow's logger (destination has none).
+func (d shardedDestination) setLogger(l *slog.Logger) {
+	d.shards.SetLogger(l)
+	d.api.SetLogger(l)
 }
 
 func shardAwareKinesis(client *kinesis.Client, stream string, limits shipper.Limits) shardedDestination {
 	m := shardmap.New(client, stream, shardmap.Options{})
 	api := shipper.NewShardAware(client, m, limits, nil)
-	return shardedDestination{Destination: shipper.NewKinesis(api, stream, limits), shards: m}
+	return shardedDestination{Destination: shipper.NewKinesis(api, stream, limits), shards: m, api: api}
 }
 
 func keysFromLines(fc config.Flow) bool { return flow.KeysFromLines(fc) }

@@ -126,6 +126,13 @@ func New(api Lister, stream string, opts Options) *Map {
 	return &Map{api: api, stream: stream, opts: opts, log: log}
 }
 
+// SetLogger replaces the logger given in Options; call it before the map is used.
+func (m *Map) SetLogger(l *slog.Logger) {
+	if l != nil {
+		m.log = l
+	}
+}
+
 // Current returns the latest snapshot, nil before the first successful refresh.
 func (m *Map) Current() *Snapshot { return m.cur.Load() }
 
