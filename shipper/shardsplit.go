@@ -172,8 +172,8 @@ func (s *ShardAware) verify(ctx context.Context, parts []types.PutRecordsRequest
 			}
 			refreshed = s.shards.Current()
 		}
-		if parts[i].ExplicitHashKey == nil || refreshed == nil {
-			continue // routed by its own partition key: always where it belongs
+		if !aggregator.HasMagic(parts[i].Data) || refreshed == nil {
+			continue // a plain record, routed by its own partition key: always where it belongs
 		}
 		if !placedWell(refreshed, *r.ShardId, parts[i].Data) {
 			r.ErrorCode = aws.String(errShardMismatch)
@@ -213,18 +213,26 @@ func (s *ShardAware) check(snap *shardmap.Snapshot, e types.PutRecordsRequestEnt
 	if snap == nil {
 		return nil, []string{""}
 	}
-	if e.ExplicitHashKey == nil {
-		// Routed by its partition key, like every user record in it: nothing to check.
-		if sh := snap.Find(shardmap.KeyHash(aws.ToString(e.PartitionKey))); sh != nil {
-			return nil, []string{sh.ID}
+	var target *shardmap.Shard
+	if e.ExplicitHashKey != nil {
+		ehk, err := shardmap.ParseHash(*e.ExplicitHashKey)
+		if err != nil {
+			return nil, []string{""}
 		}
-		return nil, []string{""}
+		target = snap.Find(ehk)
+	} else {
+		target = snap.Find(shardmap.KeyHash(aws.ToString(e.PartitionKey)))
 	}
-	ehk, err := shardmap.ParseHash(*e.ExplicitHashKey)
-	if err != nil {
-		return nil, []string{""}
+	if e.ExplicitHashKey == nil && !aggregator.HasMagic(e.Data) {
+		// A plain record, routed by its own partition key: always where it belongs.
+		id := ""
+		if target != nil {
+			id = target.ID
+		}
+		return nil, []string{id}
 	}
-	target := snap.Find(ehk)
+	// An aggregate: with an explicit hash key (packed per shard), or without one but
+	// possibly holding several keys (packed before the shard map was known).
 	recs, err := aggregator.DecodeAggregate(e.Data)
 	if err != nil || target == nil {
 		// Not an aggregate of ours (or the map has a gap): nothing to split, send as is.

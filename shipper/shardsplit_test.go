@@ -117,3 +117,28 @@ func TestShardAwareResplitsAggregateSpanningShards(t *testing.T) {
 		t.Errorf("with one part rejected: %+v", out.Records)
 	}
 }
+
+// Packed before the shard map was known: several keys, no explicit hash key. Routed by its
+// first key alone it would put the other shard's records where consumers drop them.
+func TestShardAwareSplitsAggregatePackedWithoutMap(t *testing.T) {
+	api := &twoShards{}
+	sa := NewShardAware(api, shardmap.New(api, "s", shardmap.Options{}), Limits{}, nil)
+	lo, hi := keysOn(false, 1), keysOn(true, 1)
+	data := aggregator.EncodeUserRecords(nil, []aggregator.UserRecord{{PartitionKey: lo[0], Data: []byte("1")}, {PartitionKey: hi[0], Data: []byte("2")}})
+	in := &kinesis.PutRecordsInput{Records: []types.PutRecordsRequestEntry{{Data: data, PartitionKey: aws.String(lo[0])}}}
+	if _, err := sa.PutRecords(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	sent := api.puts[0]
+	if len(sent) != 2 {
+		t.Fatalf("sent %d entries, want one per shard", len(sent))
+	}
+	for _, e := range sent {
+		if aws.ToString(e.PartitionKey) != lo[0] && aws.ToString(e.PartitionKey) != hi[0] {
+			t.Errorf("part with key %s", aws.ToString(e.PartitionKey))
+		}
+		if string(e.Data) != "1" && string(e.Data) != "2" {
+			t.Errorf("a part of one line is not sent plain: %q", e.Data)
+		}
+	}
+}

@@ -192,15 +192,16 @@ func (m *Map) Refresh(ctx context.Context) error {
 				continue
 			}
 			start, err := ParseHash(aws.ToString(sh.HashKeyRange.StartingHashKey))
-			if err != nil {
-				return err
+			if err == nil {
+				var end Hash
+				if end, err = ParseHash(aws.ToString(sh.HashKeyRange.EndingHashKey)); err == nil {
+					shards = append(shards, Shard{ID: aws.ToString(sh.ShardId), Start: start, End: end,
+						StartKey: aws.ToString(sh.HashKeyRange.StartingHashKey)})
+					continue
+				}
 			}
-			end, err := ParseHash(aws.ToString(sh.HashKeyRange.EndingHashKey))
-			if err != nil {
-				return err
-			}
-			shards = append(shards, Shard{ID: aws.ToString(sh.ShardId), Start: start, End: end,
-				StartKey: aws.ToString(sh.HashKeyRange.StartingHashKey)})
+			m.stale.Store(true)
+			return fmt.Errorf("shardmap: stream %s: shard %s: %w", m.stream, aws.ToString(sh.ShardId), err)
 		}
 		if out.NextToken == nil || *out.NextToken == "" {
 			break
