@@ -20,8 +20,13 @@ import (
 // ShardLocator tells which shard a partition key goes to: id names the shard and ehk is the
 // explicit hash key that sends a record to it. ok is false while the stream's shards are not
 // known; lines then share one aggregate and the shipper splits it before sending.
+//
+// Version changes whenever the shards do; the aggregator then seals every open aggregate
+// before packing on, so that a key's lines packed for a parent shard cannot be overtaken by
+// its lines packed for the child.
 type ShardLocator interface {
 	Locate(pk string) (id, ehk string, ok bool)
+	Version() uint64
 }
 
 // KeyedOptions configure a Sharded aggregator.
@@ -69,6 +74,7 @@ type Sharded struct {
 	lastEnd   map[uint32]int64 // per source: end of its last line added
 	rng       *rand.ChaCha8
 	fixed     string
+	version   uint64 // of the shard map the open aggregates were packed with
 	closed    bool
 	timer     *time.Timer
 
@@ -162,6 +168,10 @@ func (a *Sharded) Add(source uint32, line []byte, end int64) error {
 	pk := a.key(line)
 	shard, ehk := "", ""
 	if a.opts.Shards != nil {
+		if v := a.opts.Shards.Version(); v != a.version {
+			a.sealAll()
+			a.version = v
+		}
 		if id, e, ok := a.opts.Shards.Locate(pk); ok {
 			shard, ehk = id, e
 		}

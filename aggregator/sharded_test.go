@@ -14,6 +14,8 @@ import (
 // quarterShards splits the hash key space into four shards by the MD5's first byte.
 type quarterShards struct{}
 
+func (quarterShards) Version() uint64 { return 1 }
+
 func (quarterShards) Locate(pk string) (id, ehk string, ok bool) {
 	q := md5.Sum([]byte(pk))[0] >> 6
 	return "shard-" + strconv.Itoa(int(q)), strconv.Itoa(int(q)), true
@@ -171,4 +173,43 @@ func BenchmarkShardedAdd(b *testing.B) {
 	}
 	b.StopTimer()
 	_ = a.Close()
+}
+
+// movingShards puts every key on shard "v<version>", as if each refresh resharded.
+type movingShards struct{ v uint64 }
+
+func (m *movingShards) Version() uint64 { return m.v }
+func (m *movingShards) Locate(string) (string, string, bool) {
+	return "v" + strconv.FormatUint(m.v, 10), strconv.FormatUint(m.v, 10), true
+}
+
+func TestShardedSealsOpenAggregatesWhenShardsChange(t *testing.T) {
+	out := &collect{}
+	loc := &movingShards{v: 1}
+	a, err := NewSharded(KeyedOptions{Options: Options{MaxRecordBytes: 4096, MaxAge: time.Hour, Aggregate: true},
+		Key: RegexKey(mustRE(`key=(\w+)`)), Shards: loc}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range []string{"key=a 1", "key=a 2", "key=a 3", "key=a 4"} {
+		if i == 2 {
+			loc.v = 2 // resharded: the key's later lines belong to another shard
+		}
+		if err := a.Add(0, []byte(l), int64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range out.recs {
+		urs, _, _ := Deaggregate(r.Data, r.PartitionKey)
+		for _, u := range urs {
+			got = append(got, string(u.Data))
+		}
+	}
+	if strings.Join(got, ",") != "key=a 1,key=a 2,key=a 3,key=a 4" || len(out.recs) != 2 {
+		t.Errorf("records %d, lines in delivery order %v; want 2 records, lines in order", len(out.recs), got)
+	}
 }

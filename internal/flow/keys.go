@@ -62,6 +62,13 @@ func KeysFromLines(cfg config.Flow) bool { return lineKeyFunc(cfg) != nil }
 // shardLocator adapts the shard map to the aggregator.
 type shardLocator struct{ m *shardmap.Map }
 
+func (l shardLocator) Version() uint64 {
+	if s := l.m.Current(); s != nil {
+		return s.Version
+	}
+	return 0
+}
+
 func (l shardLocator) Locate(pk string) (id, ehk string, ok bool) {
 	sh := l.m.Locate(pk)
 	if sh == nil {
