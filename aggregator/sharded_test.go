@@ -186,12 +186,13 @@ func (m *movingShards) Locate(string) (string, string, bool) {
 func TestShardedSealsOpenAggregatesWhenShardsChange(t *testing.T) {
 	out := &collect{}
 	loc := &movingShards{v: 1}
-	a, err := NewSharded(KeyedOptions{Options: Options{MaxRecordBytes: 4096, MaxAge: time.Hour, Aggregate: true},
+	// Three lines fill an aggregate: the child's fills up while the parent's is still open.
+	a, err := NewSharded(KeyedOptions{Options: Options{MaxRecordBytes: 4096, MaxRecords: 3, MaxAge: time.Hour, Aggregate: true},
 		Key: RegexKey(mustRE(`key=(\w+)`)), Shards: loc}, out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, l := range []string{"key=a 1", "key=a 2", "key=a 3", "key=a 4"} {
+	for i, l := range []string{"key=a 1", "key=a 2", "key=a 3", "key=a 4", "key=a 5"} {
 		if i == 2 {
 			loc.v = 2 // resharded: the key's later lines belong to another shard
 		}
@@ -209,7 +210,7 @@ func TestShardedSealsOpenAggregatesWhenShardsChange(t *testing.T) {
 			got = append(got, string(u.Data))
 		}
 	}
-	if strings.Join(got, ",") != "key=a 1,key=a 2,key=a 3,key=a 4" || len(out.recs) != 2 {
+	if strings.Join(got, ",") != "key=a 1,key=a 2,key=a 3,key=a 4,key=a 5" || len(out.recs) != 2 {
 		t.Errorf("records %d, lines in delivery order %v; want 2 records, lines in order", len(out.recs), got)
 	}
 }
