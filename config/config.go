@@ -125,13 +125,18 @@ type Multiline struct {
 
 // Kinesis is the Kinesis Data Streams destination.
 type Kinesis struct {
-	Stream          string // name or ARN
-	PartitionKey    string // "random", "host" or a fixed key
-	Aggregate       bool
-	MaxRecordBytes  Size
-	MaxRequestBytes Size
-	MaxInFlight     int
-	Compression     string // "none", "gzip" or "zstd": each record's data compressed whole
+	Stream       string // name or ARN
+	PartitionKey string // "random", "host" or a fixed key; with a key from the line, the fallback
+	// A key taken from each line (at most one of the two is set): a dotted path of JSON object
+	// keys, or a regexp whose one capture group is the key. Lines without it get PartitionKey.
+	PartitionKeyField   string
+	PartitionKeyRegex   *regexp.Regexp
+	PartitionKeyPattern string // PartitionKeyRegex as written
+	Aggregate           bool
+	MaxRecordBytes      Size
+	MaxRequestBytes     Size
+	MaxInFlight         int
+	Compression         string // "none", "gzip" or "zstd": each record's data compressed whole
 }
 
 // Discard takes records like a destination would and drops them (tests, benchmarks).

@@ -41,7 +41,7 @@ var (
 	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
 	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
 	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
-	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight", "compression"}
+	kinesisKeys   = []string{"stream", "partition_key", "partition_key_field", "partition_key_regex", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight", "compression"}
 	batchKeys     = []string{"max_age", "max_bytes", "max_records"}
 	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes", "compression"}
 
@@ -50,6 +50,7 @@ var (
 	externalIDRE  = regexp.MustCompile(`^[\w+=,.@:/-]+$`) // and 2 to 1224 long
 	sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 	yamlErrorRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	keyFieldRE    = regexp.MustCompile(`^[^.\s]+(\.[^.\s]+)*$`)
 )
 
 const (
@@ -520,7 +521,7 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 		Compression:    "none",
 	}
 	var streamSet bool
-	var requestNode *yaml.Node
+	var requestNode, fieldNode, regexNode, compressionNode *yaml.Node
 	for _, x := range d.mapping(fl.v, "kinesis", "in kinesis of "+label, kinesisKeys) {
 		switch x.key {
 		case "stream":
@@ -539,6 +540,27 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 					d.errorf(x.v, "kinesis.partition_key: must be random, host or a fixed key of 1 to %d characters (got %d)", maxPartKeyLen, n)
 				}
 				k.PartitionKey = s
+			}
+		case "partition_key_field":
+			fieldNode = x.v
+			if s, ok := d.str(x.v, "kinesis.partition_key_field"); ok {
+				if !keyFieldRE.MatchString(s) {
+					d.errorf(x.v, "kinesis.partition_key_field: %q: must be a dotted path of JSON object keys, like user.id", s)
+				}
+				k.PartitionKeyField = s
+			}
+		case "partition_key_regex":
+			regexNode = x.v
+			if s, ok := d.str(x.v, "kinesis.partition_key_regex"); ok {
+				re, err := regexp.Compile(s)
+				switch {
+				case err != nil:
+					d.errorf(x.v, "kinesis.partition_key_regex: %q: %v", s, errorsTrim(err))
+				case re.NumSubexp() != 1:
+					d.errorf(x.v, "kinesis.partition_key_regex: %q: must have exactly one capture group (the key), has %d", s, re.NumSubexp())
+				default:
+					k.PartitionKeyRegex, k.PartitionKeyPattern = re, s
+				}
 			}
 		case "aggregate":
 			if b, ok := d.boolean(x.v, "kinesis.aggregate"); ok {
@@ -561,6 +583,7 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 					d.errorf(x.v, "kinesis.compression: %q: must be none, gzip or zstd (compressed records are not plain KPL: only consumers that decompress can read them)", s)
 				}
 				k.Compression = s
+				compressionNode = x.v
 			}
 		case "max_in_flight":
 			if v, ok := d.integer(x.v, "kinesis.max_in_flight"); ok {
@@ -570,6 +593,13 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 				k.MaxInFlight = v
 			}
 		}
+	}
+	if fieldNode != nil && regexNode != nil {
+		d.errorf(regexNode, "kinesis.partition_key_regex: only one of partition_key_field and partition_key_regex may be set")
+	}
+	if compressionNode != nil && k.Compression != "none" && (fieldNode != nil || regexNode != nil) {
+		// The shipper re-splits keyed aggregates after a reshard, which needs them readable.
+		d.errorf(compressionNode, "kinesis.compression: %s cannot be combined with a partition key taken from the line (partition_key_field/partition_key_regex); set compression: none", k.Compression)
 	}
 	if !streamSet {
 		d.errorf(fl.k, "kinesis.stream is required (the name of the Kinesis data stream)")

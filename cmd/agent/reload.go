@@ -70,8 +70,13 @@ func (s *supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 		return nil, fmt.Errorf("flow %s: %w", fc.Name, err)
 	}
 	dir := cfg.FlowDir(&fc)
-	f, err := flow.New(fc, flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
-		Metadata: s.metadataFor(fc)})
+	deps := flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
+		Metadata: s.metadataFor(fc)}
+	if sd, ok := dst.(shardedDestination); ok {
+		deps.Shards = sd.shards
+		sd.setLogger(s.log.With("flow", fc.Name))
+	}
+	f, err := flow.New(fc, deps)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +188,11 @@ func sameFlow(a, b config.Flow) bool {
 			m := *f.Multiline
 			m.Regexp = nil
 			f.Multiline = &m
+		}
+		if f.Kinesis != nil && f.Kinesis.PartitionKeyRegex != nil {
+			k := *f.Kinesis
+			k.PartitionKeyRegex = nil // PartitionKeyPattern says the same
+			f.Kinesis = &k
 		}
 		return f
 	}

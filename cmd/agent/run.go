@@ -124,10 +124,14 @@ func destination(ctx context.Context, cfg *config.Config, fc config.Flow, awsCfg
 			*awsCfg = &c
 		}
 		client := shipper.NewKinesisClient(**awsCfg, awsconf.KinesisOptions(cfg.AWS))
-		return shipper.NewKinesis(client, fc.Kinesis.Stream, shipper.Limits{
+		limits := shipper.Limits{
 			MaxRecordBytes:  int(fc.Kinesis.MaxRecordBytes),
 			MaxRequestBytes: int(fc.Kinesis.MaxRequestBytes),
-		}), nil
+		}
+		if keysFromLines(fc) {
+			return shardAwareKinesis(client, fc.Kinesis.Stream, limits), nil
+		}
+		return shipper.NewKinesis(client, fc.Kinesis.Stream, limits), nil
 	}
 	return nil, fmt.Errorf("no destination configured")
 }

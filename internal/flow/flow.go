@@ -23,6 +23,7 @@ import (
 	"github.com/kinship-agent/kinship/internal/atomicfile"
 	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/payload"
+	"github.com/kinship-agent/kinship/internal/shardmap"
 	"github.com/kinship-agent/kinship/shipper"
 	"github.com/kinship-agent/kinship/spool"
 	"github.com/kinship-agent/kinship/tailer"
@@ -45,6 +46,9 @@ type Deps struct {
 	CheckpointInterval time.Duration
 	// Metadata fills the fields add_metadata asks for.
 	Metadata Metadata
+	// Shards is the stream's shard map, for flows whose partition keys come from the lines
+	// (the same map the destination checks records against); nil otherwise.
+	Shards *shardmap.Map
 }
 
 // Flow is one running flow.
@@ -269,13 +273,13 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	// An idle shipper asks the aggregator for its open aggregate early (aggregator.Nudge):
 	// low latency at low rates, full records when the shipper is busy. The aggregator is
 	// created after the shipper starts, hence the pointer.
-	var idleAgg atomic.Pointer[aggregator.Aggregator]
+	var idleAgg atomic.Pointer[lineAggregator]
 	sh := shipper.New(spoolSource{f}, f.deps.Destination, shipper.Options{
 		MaxInFlight: maxInFlight(f.cfg), DrainTimeout: drainTimeout, Metrics: f.deps.Metrics, Logger: f.log,
 		Idle: func() {
 			f.shipperIdle.Store(true)
 			if a := idleAgg.Load(); a != nil {
-				a.Nudge()
+				(*a).Nudge()
 			}
 		}})
 	shipDone := make(chan error, 1)
@@ -291,11 +295,11 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	// aggregator, then gives up (the lines are still in the files: nothing is lost).
 	appendCtx, stopAppending := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAppending()
-	agg, err := aggregator.New(aggregatorOptions(f.cfg, f.deps.Metrics), output{f: f, ctx: appendCtx})
+	agg, err := f.newAggregator(ctx, output{f: f, ctx: appendCtx})
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
 	}
-	idleAgg.Store(agg)
+	idleAgg.Store(&agg)
 	if f.shipperIdle.Load() {
 		agg.Nudge() // the shipper went idle before the aggregator existed
 	}
@@ -472,7 +476,7 @@ func (o output) Put(rec *aggregator.Record) error {
 // sink adapts the tailer to the aggregator and records which file each source number is.
 type sink struct {
 	f    *Flow
-	agg  *aggregator.Aggregator
+	agg  lineAggregator
 	wrap *lineWrapper // nil: lines go as read
 }
 

@@ -25,8 +25,9 @@ type Set struct {
 
 	spoolDroppedBytes *prometheus.CounterVec
 
-	spoolAppendedBytes *prometheus.CounterVec
-	spoolStoredBytes   *prometheus.CounterVec
+	spoolAppendedBytes  *prometheus.CounterVec
+	spoolStoredBytes    *prometheus.CounterVec
+	partitionKeyMissing *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -64,6 +65,9 @@ func New(reg prometheus.Registerer) *Set {
 		sendRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kinship_send_rate_bytes", Help: "Bytes/s the shipper allows itself after the destination throttled; 0 while not limited."}, flow),
 
+		partitionKeyMissing: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_partition_key_missing_total", Help: "Lines without the configured partition key (not JSON, field missing, no match) sent with the fallback key."}, flow),
+
 		spoolDroppedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_spool_dropped_bytes_total", Help: "Spool segment bytes deleted by when_full: drop_oldest before all their frames were acknowledged."}, flow),
 
@@ -76,6 +80,7 @@ func New(reg prometheus.Registerer) *Set {
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
 		s.fileErrors, s.truncations, s.spoolDroppedBytes, s.sendRate)
 	reg.MustRegister(s.spoolAppendedBytes, s.spoolStoredBytes)
+	reg.MustRegister(s.partitionKeyMissing)
 	return s
 }
 
@@ -107,6 +112,9 @@ type Flow struct {
 	// compression and the frame bytes they took on disk: their ratio is what compression saves.
 	SpoolAppendedBytes prometheus.Counter
 	SpoolStoredBytes   prometheus.Counter
+	// PartitionKeyMissing counts lines that had no partition key where the flow takes it
+	// from the line, and went with the fallback key.
+	PartitionKeyMissing prometheus.Counter
 }
 
 // Flow returns the metrics of the named flow.
@@ -131,8 +139,9 @@ func (s *Set) Flow(name string) *Flow {
 
 		SpoolDroppedBytes: s.spoolDroppedBytes.With(l),
 
-		SpoolAppendedBytes: s.spoolAppendedBytes.With(l),
-		SpoolStoredBytes:   s.spoolStoredBytes.With(l),
+		SpoolAppendedBytes:  s.spoolAppendedBytes.With(l),
+		SpoolStoredBytes:    s.spoolStoredBytes.With(l),
+		PartitionKeyMissing: s.partitionKeyMissing.With(l),
 	}
 }
 

@@ -1,0 +1,79 @@
+package flow
+
+import (
+	"context"
+	"time"
+
+	"github.com/kinship-agent/kinship/aggregator"
+	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/internal/shardmap"
+)
+
+// lineAggregator is what the sink feeds: the plain aggregator, or the shard-aware one for
+// partition keys taken from the lines.
+type lineAggregator interface {
+	Add(source uint32, line []byte, end int64) error
+	Flush() error
+	Close() error
+	Nudge() // the shipper is idle: seal open aggregates early
+}
+
+// shardMapWait bounds how long a flow waits for the first shard map at start; without one it
+// still runs (its first aggregates are split by the shipper once the map is known).
+const shardMapWait = 10 * time.Second
+
+func (f *Flow) newAggregator(ctx context.Context, out aggregator.Output) (lineAggregator, error) {
+	opts := aggregatorOptions(f.cfg, f.deps.Metrics)
+	key := lineKeyFunc(f.cfg)
+	if key == nil {
+		return aggregator.New(opts, out)
+	}
+	ko := aggregator.KeyedOptions{Options: opts, Key: key, Fallback: opts.PartitionKey}
+	if m := f.deps.Shards; m != nil {
+		wctx, cancel := context.WithTimeout(ctx, shardMapWait)
+		err := m.Ensure(wctx)
+		cancel()
+		if err != nil {
+			f.log.Warn("shard map not known yet; packing per shard starts once it is", "err", err)
+		}
+		ko.Shards = shardLocator{m}
+	}
+	return aggregator.NewSharded(ko, out)
+}
+
+// lineKeyFunc returns how to take a partition key from a line, nil when the flow's keys do
+// not come from the lines.
+func lineKeyFunc(cfg config.Flow) aggregator.KeyFunc {
+	k := cfg.Kinesis
+	switch {
+	case k == nil:
+		return nil
+	case k.PartitionKeyField != "":
+		return aggregator.JSONFieldKey(k.PartitionKeyField)
+	case k.PartitionKeyRegex != nil:
+		return aggregator.RegexKey(k.PartitionKeyRegex)
+	}
+	return nil
+}
+
+// KeysFromLines reports whether a flow takes partition keys from its lines (and so needs a
+// shard map).
+func KeysFromLines(cfg config.Flow) bool { return lineKeyFunc(cfg) != nil }
+
+// shardLocator adapts the shard map to the aggregator.
+type shardLocator struct{ m *shardmap.Map }
+
+func (l shardLocator) Version() uint64 {
+	if s := l.m.Current(); s != nil {
+		return s.Version
+	}
+	return 0
+}
+
+func (l shardLocator) Locate(pk string) (id, ehk string, ok bool) {
+	sh := l.m.Locate(pk)
+	if sh == nil {
+		return "", "", false
+	}
+	return sh.ID, sh.StartKey, true
+}

@@ -1,0 +1,98 @@
+package shardmap
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"math/big"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// pagedLister answers ListShards one shard per page, as a stream with many shards would.
+type pagedLister struct {
+	shards []types.Shard
+	calls  int
+	bad    bool // a page request that names the stream along with a NextToken
+}
+
+func (p *pagedLister) ListShards(_ context.Context, in *kinesis.ListShardsInput, _ ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	p.calls++
+	i := 0
+	if in.NextToken != nil {
+		if in.StreamName != nil {
+			p.bad = true
+		}
+		i = int((*in.NextToken)[0] - '0')
+	}
+	out := &kinesis.ListShardsOutput{Shards: p.shards[i : i+1]}
+	if i+1 < len(p.shards) {
+		out.NextToken = aws.String(string(rune('0' + i + 1)))
+	}
+	return out, nil
+}
+
+func shard(id, start, end string, closed bool) types.Shard {
+	s := types.Shard{ShardId: aws.String(id), HashKeyRange: &types.HashKeyRange{StartingHashKey: aws.String(start), EndingHashKey: aws.String(end)},
+		SequenceNumberRange: &types.SequenceNumberRange{StartingSequenceNumber: aws.String("1")}}
+	if closed {
+		s.SequenceNumberRange.EndingSequenceNumber = aws.String("2")
+	}
+	return s
+}
+
+func TestRefreshKeepsOpenShardsOfEveryPage(t *testing.T) {
+	max := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(1)).String()
+	half := new(big.Int).Lsh(big.NewInt(1), 127)
+	l := &pagedLister{shards: []types.Shard{
+		shard("parent", "0", max, true),
+		shard("hi", half.String(), max, false),
+		shard("lo", "0", new(big.Int).Sub(half, big.NewInt(1)).String(), false),
+	}}
+	m := New(l, "s", Options{})
+	if m.Locate("x") != nil {
+		t.Fatal("a map never refreshed locates keys")
+	}
+	if err := m.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if l.calls != 3 || l.bad {
+		t.Fatalf("%d ListShards calls (bad page request: %v), want 3 pages", l.calls, l.bad)
+	}
+	snap := m.Current()
+	if len(snap.Shards) != 2 || snap.Shards[0].ID != "lo" || snap.Shards[1].ID != "hi" {
+		t.Fatalf("shards %+v, want lo, hi (the closed parent left out)", snap.Shards)
+	}
+	for _, pk := range []string{"a", "b", "user-01", "user-02", "zzz"} {
+		sum := md5.Sum([]byte(pk))
+		want := "lo"
+		if sum[0]&0x80 != 0 {
+			want = "hi"
+		}
+		if got := m.Locate(pk); got == nil || got.ID != want {
+			t.Errorf("Locate(%q) = %v, want %s", pk, got, want)
+		}
+		if h := KeyHash(pk); h.Hi != binary.BigEndian.Uint64(sum[:8]) {
+			t.Errorf("KeyHash(%q) is not the MD5 read big-endian", pk)
+		}
+	}
+	if _, err := ParseHash(max); err != nil {
+		t.Error(err)
+	}
+	if _, err := ParseHash(new(big.Int).Lsh(big.NewInt(1), 128).String()); err == nil {
+		t.Error("2^128 parsed as a hash key")
+	}
+	// Ensure does not list again while the map is fresh, and does after Invalidate.
+	_ = m.Ensure(context.Background())
+	if l.calls != 3 {
+		t.Errorf("Ensure listed shards again while the map is fresh")
+	}
+	m.Invalidate()
+	_ = m.Ensure(context.Background())
+	if l.calls != 6 || m.Current().Version != 1 {
+		t.Errorf("after Invalidate: %d calls, version %d; want 6 calls, version 1 (same shards)", l.calls, m.Current().Version)
+	}
+}
