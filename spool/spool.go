@@ -73,6 +73,9 @@ type Spool struct {
 	log  *slog.Logger
 	m    *metrics.Flow
 	lock *os.File
+	// share is this spool's part of Options.Budget (nil without one); set before the spool
+	// is shared, fed under mu by addBytesLocked, left at Close.
+	share *budgetShare
 
 	syncMu sync.Mutex // serialises commits and rolls
 
@@ -158,6 +161,9 @@ func Open(opts Options) (*Spool, error) {
 		}
 		_ = lock.Close()
 		return nil, err
+	}
+	if opts.Budget != nil {
+		s.share = opts.Budget.join(opts.MaxBytes, s.bytes)
 	}
 	s.setGauge()
 	go s.run()
@@ -351,7 +357,7 @@ func (s *Spool) newSegmentLocked(first uint64) error {
 	s.mu.Lock()
 	s.segs = append(s.segs, seg)
 	s.act = seg
-	s.bytes += segHeaderSize
+	s.addBytesLocked(segHeaderSize)
 	s.mu.Unlock()
 	return nil
 }
@@ -385,7 +391,7 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) e
 	}
 	s.mu.Lock()
 	seg.end += n
-	s.bytes += n
+	s.addBytesLocked(n)
 	if typ == frameData {
 		seg.last = seq
 		s.lastSeq = seq
@@ -414,11 +420,12 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 	if len(payload) > MaxPayload {
 		return 0, fmt.Errorf("spool: append: payload of %d bytes exceeds %d", len(payload), MaxPayload)
 	}
-	if s.opts.MaxBytes > 0 && s.opts.DropOldest {
+	bounded := s.opts.MaxBytes > 0 || s.share != nil
+	if bounded && s.opts.DropOldest {
 		if err := s.dropRoom(); err != nil {
 			return 0, err
 		}
-	} else if s.opts.MaxBytes > 0 {
+	} else if bounded {
 		if err := s.waitRoom(ctx); err != nil {
 			return 0, err
 		}
@@ -477,7 +484,8 @@ func (s *Spool) waitRoom(ctx context.Context) error {
 			s.mu.Unlock()
 			return ErrClosed
 		}
-		if s.bytes < s.opts.MaxBytes || !s.holdsDataLocked() {
+		room, budgetc := s.roomLocked()
+		if room || !s.holdsDataLocked() {
 			s.full = false
 			s.mu.Unlock()
 			return nil
@@ -498,6 +506,7 @@ func (s *Spool) waitRoom(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-ch:
+		case <-budgetc: // another spool freed bytes
 		}
 	}
 }
@@ -517,7 +526,7 @@ func (s *Spool) dropRoom() error {
 			s.mu.Unlock()
 			return ErrClosed
 		}
-		if s.bytes < s.opts.MaxBytes || !s.holdsDataLocked() {
+		if room, _ := s.roomLocked(); room || !s.holdsDataLocked() {
 			s.mu.Unlock()
 			return nil
 		}
@@ -558,7 +567,7 @@ func (s *Spool) dropOldestLocked(ev *dropEvent) *segment {
 	s.segs[0] = nil
 	s.segs = s.segs[1:]
 	seg.gone = true
-	s.bytes -= seg.end
+	s.addBytesLocked(-seg.end)
 	from := max(seg.first, s.acked+1)
 	if seg.last >= from {
 		n := seg.last - from + 1
@@ -688,7 +697,7 @@ func (s *Spool) failSyncLocked(seg *segment, err error) error {
 		s.cache[len(s.cache)-1] = cachedFrame{}
 		s.cache = s.cache[:len(s.cache)-1]
 	}
-	s.bytes -= seg.end - dur
+	s.addBytesLocked(-(seg.end - dur))
 	seg.end = dur
 	seg.last = max(seg.first-1, min(seg.last, s.durable))
 	s.mu.Unlock()
@@ -799,7 +808,7 @@ func (s *Spool) maintain() {
 	for len(s.segs) > 1 && s.segs[0] != s.act && s.segs[0].last <= limit {
 		s.segs[0].gone = true
 		del = append(del, s.segs[0])
-		s.bytes -= s.segs[0].end
+		s.addBytesLocked(-s.segs[0].end)
 		s.segs = s.segs[1:]
 	}
 	s.mu.Unlock()
@@ -985,6 +994,9 @@ func (s *Spool) Close() error {
 		s.rfile = nil
 	}
 	s.rmu.Unlock()
+	if s.share != nil {
+		s.share.leave() // before the lock goes: the files stop counting once no spool owns them
+	}
 	if cerr := s.lock.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("spool: close: %w", cerr)
 	}
