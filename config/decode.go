@@ -25,21 +25,24 @@ type document struct {
 	empty                                       bool
 	stateDir, region, endpoint, roleARN, listen *string
 	unhealthyAfter                              *Duration
+	spoolMaxBytes                               *Size // the global spool bound
+	spoolMaxPos                                 Pos
 	flows                                       []Flow
 	flowsKey                                    *Pos // where "flows:" was written, if it was
 	flowsBroken                                 bool // flows were written but unreadable: already reported
 }
 
 var (
-	topKeys       = []string{"state_dir", "aws", "metrics", "flows"}
-	awsKeys       = []string{"region", "endpoint", "role_arn"}
-	metricsKeys   = []string{"listen", "unhealthy_after"}
-	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
-	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
-	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
-	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
-	batchKeys     = []string{"max_age", "max_bytes", "max_records"}
-	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes"}
+	topKeys         = []string{"state_dir", "aws", "metrics", "spool", "flows"}
+	globalSpoolKeys = []string{"max_bytes"}
+	awsKeys         = []string{"region", "endpoint", "role_arn"}
+	metricsKeys     = []string{"listen", "unhealthy_after"}
+	flowKeys        = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
+	metadataKeys    = []string{"hostname", "instance_id", "region", "file_path"}
+	multilineKeys   = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
+	kinesisKeys     = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
+	batchKeys       = []string{"max_age", "max_bytes", "max_records"}
+	spoolKeys       = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes"}
 
 	flowNameRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	streamNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
@@ -135,6 +138,13 @@ func decodeDocument(name string, data []byte, p *problems) *document {
 						}
 					}
 					doc.listen = &s
+				}
+			}
+		case "spool":
+			for _, m := range d.mapping(f.v, "spool", "in the top-level spool (the bound of all flows' spools together; a flow's own spool settings go in the flow)", globalSpoolKeys) {
+				var v Size
+				if d.positiveSize(m.v, "spool.max_bytes", &v) {
+					doc.spoolMaxBytes, doc.spoolMaxPos = &v, d.pos(m.v)
 				}
 			}
 		case "flows":

@@ -44,6 +44,8 @@ type Deps struct {
 	CheckpointInterval time.Duration
 	// Metadata fills the fields add_metadata asks for.
 	Metadata Metadata
+	// Budget is the global spool bound shared by all flows of the process (nil: none).
+	Budget *spool.Budget
 }
 
 // Flow is one running flow.
@@ -164,6 +166,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		FsyncInterval: cfg.Spool.FsyncInterval.D(),
 		CacheBytes:    frameCacheBytes,
 		Buffers:       frameBuffers{f},
+		Budget:        deps.Budget,
 		Metrics:       deps.Metrics,
 		Logger:        f.log,
 	})

@@ -24,6 +24,8 @@ type Set struct {
 	sendRate        *prometheus.GaugeVec
 
 	spoolDroppedBytes *prometheus.CounterVec
+	orphanSpoolBytes  *prometheus.GaugeVec
+	reg               prometheus.Registerer
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -63,10 +65,13 @@ func New(reg prometheus.Registerer) *Set {
 
 		spoolDroppedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_spool_dropped_bytes_total", Help: "Spool segment bytes deleted by when_full: drop_oldest before all their frames were acknowledged."}, flow),
+		orphanSpoolBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kinship_orphan_spool_bytes", Help: "Bytes left in the spool of a flow no longer in the configuration (kept, never shipped until the flow is restored)."}, flow),
+		reg: reg,
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
-		s.fileErrors, s.truncations, s.spoolDroppedBytes, s.sendRate)
+		s.fileErrors, s.truncations, s.spoolDroppedBytes, s.sendRate, s.orphanSpoolBytes)
 	return s
 }
 
@@ -117,6 +122,26 @@ func (s *Set) Flow(name string) *Flow {
 
 		SpoolDroppedBytes: s.spoolDroppedBytes.With(l),
 	}
+}
+
+// SpoolGlobal exports the global spool budget: bytes held by all running flows' spools
+// together and the bound (0: none). The functions are called at each scrape.
+func (s *Set) SpoolGlobal(used, bound func() float64) {
+	s.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kinship_spool_global_bytes", Help: "Bytes held by the spools of all running flows together."}, used),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kinship_spool_global_max_bytes", Help: "The global spool bound (top-level spool.max_bytes); 0: none."}, bound))
+}
+
+// OrphanSpool sets the bytes left in the spool of a flow no longer configured; 0 removes the
+// series (the flow came back, or its directory was deleted).
+func (s *Set) OrphanSpool(flow string, bytes int64) {
+	if bytes == 0 {
+		s.orphanSpoolBytes.DeleteLabelValues(flow)
+		return
+	}
+	s.orphanSpoolBytes.WithLabelValues(flow).Set(float64(bytes))
 }
 
 // ForTest returns a flow's metrics on a fresh private registry.
