@@ -97,4 +97,11 @@
 // may be older than the dropped data, so that data is read from its source again: duplicates,
 // never loss of frames that were not dropped. A crash before the deletion reached the disk
 // (directory fsync) likewise brings dropped frames back once: duplicates, not loss.
+//
+// # A bound shared by several spools (Budget)
+//
+// Options.Budget adds a bound on the bytes of several spools together (the global
+// spool.max_bytes). A spool past its share of it behaves exactly as past MaxBytes: Append
+// waits (for acks in any spool that share the budget), or with DropOldest drops its own
+// oldest segments. Each spool keeps a reserve no other spool can take; see Budget.
 package spool
