@@ -68,7 +68,8 @@
 //
 // What survives which crash:
 //   - process crash (kill -9): everything appended, because the page cache survives; acks up to
-//     the last ack frame written (at most one commit interval old).
+//     the last ack frame written. An ack frame is written as soon as the cursor moves (one write
+//     per burst of acks, by the background goroutine), its fsync waits for the group commit.
 //   - power loss or kernel crash: everything up to the last successful group commit; frames
 //     Append had returned but not yet made durable may be lost, and so may the acks of the last
 //     commit interval: those frames are shipped again (bounded duplicates).

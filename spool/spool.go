@@ -111,6 +111,7 @@ type Spool struct {
 
 	kickc   chan struct{} // commit now
 	dirtyc  chan struct{} // something to commit within FsyncInterval
+	ackc    chan struct{} // the cursor moved: write its ack frame now (see writeAcks)
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -139,6 +140,7 @@ func Open(opts Options) (*Spool, error) {
 		changed: make(chan struct{}),
 		kickc:   make(chan struct{}, 1),
 		dirtyc:  make(chan struct{}, 1),
+		ackc:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -781,6 +783,13 @@ func (s *Spool) run() {
 		case <-s.stop:
 			timer.Stop()
 			return
+		case <-s.ackc:
+			s.writeAcks()
+			if timerC == nil && s.opts.FsyncInterval > 0 {
+				timer.Reset(s.opts.FsyncInterval)
+				timerC = timer.C
+			}
+			continue
 		case <-s.dirtyc:
 			if timerC == nil && s.opts.FsyncInterval > 0 {
 				timer.Reset(s.opts.FsyncInterval)
@@ -913,7 +922,7 @@ func (s *Spool) Ack(seq uint64) error {
 		if s.full {
 			s.kick()
 		} else {
-			s.dirty()
+			s.acked1()
 		}
 	}
 	return nil
