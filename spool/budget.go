@@ -161,3 +161,11 @@ func (s *Spool) roomLocked() (bool, <-chan struct{}) {
 	}
 	return s.share.room()
 }
+
+// budgetMax is the global bound for log lines (0: none).
+func (s *Spool) budgetMax() int64 {
+	if s.share == nil {
+		return 0
+	}
+	return s.share.b.Max()
+}

@@ -611,7 +611,7 @@ func (s *Spool) logDrop(ev *dropEvent) {
 	}
 	s.log.Warn("spool: full, dropped oldest unacknowledged frames (when_full: drop_oldest)",
 		"frames", ev.frames, "bytes", ev.bytes, "segments", ev.segments,
-		"first_seq", ev.first, "last_seq", ev.last, "max_bytes", s.opts.MaxBytes)
+		"first_seq", ev.first, "last_seq", ev.last, "max_bytes", s.opts.MaxBytes, "global_max_bytes", s.budgetMax())
 }
 
 // holdsDataLocked tells whether any data frame is on disk: if none is, nothing can ever be

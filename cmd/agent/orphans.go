@@ -10,6 +10,12 @@ import (
 	"github.com/kinship-agent/kinship/spool"
 )
 
+// exportBudget publishes the global spool budget as kinship_spool_global_bytes and
+// kinship_spool_global_max_bytes.
+func (s *supervisor) exportBudget() {
+	s.set.SpoolGlobal(func() float64 { return float64(s.budget.Used()) }, func() float64 { return float64(s.budget.Max()) })
+}
+
 // reportOrphans looks for state directories of flows that are not in cfg and whose spool still
 // holds records never acknowledged: nothing ships them, and nothing may delete them but the
 // operator. Each one is logged once per call (at start and after a reload) and exported as

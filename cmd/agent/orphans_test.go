@@ -54,6 +54,7 @@ func TestOrphanSpoolReported(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	logs := &syncBuffer{}
 	sup := newSupervisor(t.Context(), parse("app"), metrics.New(reg), slog.New(slog.NewTextHandler(logs, nil)), false)
+	sup.exportBudget()
 	sup.reportOrphans(sup.cfg)
 
 	for _, want := range []string{"flow=old", fmt.Sprintf("bytes=%d", held.Bytes), "unacked_frames=3", "restore the flow", "delete its directory"} {
@@ -80,8 +81,11 @@ func TestOrphanSpoolReported(t *testing.T) {
 	if got, want := gauge(), fmt.Sprintf("old=%d", held.Bytes); got != want {
 		t.Errorf("kinship_orphan_spool_bytes: %s, want %s", got, want)
 	}
-	if sup.budget.Used() != 0 {
-		t.Errorf("the orphaned spool counts %d bytes towards the global bound", sup.budget.Used())
+	if got := gaugeValue(t, reg, "kinship_spool_global_bytes"); got != 0 {
+		t.Errorf("the orphaned spool counts %v bytes towards the global bound", got)
+	}
+	if got := gaugeValue(t, reg, "kinship_spool_global_max_bytes"); got != 1<<30 {
+		t.Errorf("kinship_spool_global_max_bytes = %v, want 1GiB", got)
 	}
 	if _, err := os.Stat(oldSpool); err != nil {
 		t.Errorf("orphaned spool: %v", err)
@@ -108,4 +112,19 @@ func TestOrphanSpoolReported(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}
 	}
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not exported", name)
+	return 0
 }

@@ -61,7 +61,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	set := metrics.New(reg)
 
 	sup := newSupervisor(ctx, cfg, set, log, *once)
-	set.SpoolGlobal(func() float64 { return float64(sup.budget.Used()) }, func() float64 { return float64(sup.budget.Max()) })
+	sup.exportBudget()
 	if err := sup.startAll(); err != nil {
 		return err
 	}
