@@ -351,7 +351,7 @@ func (t *agentTranslator) members(n *jnode, where string) map[string]jkey {
 // Top-level keys of agent.json that kinship cannot honour, grouped by what to say.
 var (
 	agentTopKnown = []string{
-		"flows", "checkpointFile", "kinesis.endpoint", "kinesis.region", "assumeRoleARN",
+		"flows", "checkpointFile", "kinesis.endpoint", "kinesis.region", "assumeRoleARN", "assumeRoleExternalId",
 		agentKeyAggregate, agentKeyProcessing,
 	}
 	agentTopUnsupported = map[string]string{
@@ -367,7 +367,6 @@ var (
 		"awsSecretAccessKey":                       "credentials written in the configuration file are not used: kinship takes credentials from the standard AWS chain (instance role, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the service's environment, shared credentials file)",
 		"userDefinedCredentialsProvider.classname": "Java credential providers cannot be loaded: kinship takes credentials from the standard AWS chain",
 		"userDefinedCredentialsProvider.location":  "Java credential providers cannot be loaded: kinship takes credentials from the standard AWS chain",
-		"assumeRoleExternalId":                     "assuming a role with an external ID is not supported yet: AssumeRole fails if the role's trust policy requires it",
 		"assumeRoleDurationSeconds":                "assumed-role sessions use the SDK's default duration and are refreshed before they expire",
 		"sts.endpoint":                             "STS is reached through the SDK's standard endpoint resolution (AWS_ENDPOINT_URL_STS)",
 		"shutdownTimeoutMillis":                    "kinship stops when its spool is durable; records not yet sent are shipped at the next start",
@@ -466,6 +465,15 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 					t.errorf(k.val.off, "%s: %q: not an IAM role ARN (e.g. arn:aws:iam::123456789012:role/kinship)", k.name, s)
 				}
 				t.doc.roleARN = &s
+			}
+		case "assumeRoleExternalId":
+			// aws.external_id; merge reports it when assumeRoleARN is missing.
+			if s, ok := t.str(k, ""); ok && s != "" {
+				if len(s) < 2 || len(s) > 1224 || !externalIDRE.MatchString(s) {
+					t.errorf(k.val.off, "%s: %q: want 2 to 1224 characters of letters, digits and +=,.@:/-", k.name, s)
+				}
+				t.doc.externalID = &s
+				t.doc.roleOnlyKey, t.doc.roleOnlyAt = k.name, t.pos(k.off)
 			}
 		case agentKeyAggregate, agentKeyProcessing:
 		default:

@@ -96,7 +96,6 @@ func TestAgentJSONExamples(t *testing.T) {
 				maxAge: DefaultBatchMaxAge, maxBytes: DefaultMaxRecordBytes,
 			}},
 			warnings: []string{
-				"assumeRoleExternalId: not supported",
 				"sts.endpoint: not supported",
 				`checkpointFile: "/var/run/aws-kinesis-agent/checkpoints" is not used`,
 				"cloudwatch.emitMetrics (true by default in the Kinesis Agent)",
@@ -270,6 +269,7 @@ func TestAgentJSONErrors(t *testing.T) {
 		{"processor list", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"delimiter": ","}]}]}`, `flows[0].dataProcessingOptions[0]: expected an object with "optionName"`},
 		{"skip value", `{"kinship.dataProcessingOptions": "yes", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `kinship.dataProcessingOptions: "yes": the only value is "skip"`},
 		{"role", `{"assumeRoleARN": "log-writer", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `a.json:1:19: assumeRoleARN: "log-writer": not an IAM role ARN`},
+		{"external id without role", `{"assumeRoleExternalId": "fleet-7", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `a.json:1:2: assumeRoleExternalId: only used to assume aws.role_arn, which is not set`},
 		{"endpoint", `{"kinesis.endpoint": "ftp://x", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `kinesis.endpoint: "ftp://x": not an endpoint`},
 		{"deep", strings.Repeat("[", 100) + strings.Repeat("]", 100), "nested more than 64 levels deep"},
 	}
@@ -462,4 +462,15 @@ func FuzzAgentJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// assumeRoleExternalId becomes aws.external_id, for the role assumeRoleARN names.
+func TestAgentJSONExternalID(t *testing.T) {
+	cfg, err := Load(filepath.Join("testdata", "agentjson", "vpc-endpoint-role.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AWS.ExternalID != "example-external-id" || cfg.AWS.RoleARN == "" {
+		t.Errorf("aws = %+v, want the role with external id example-external-id", cfg.AWS)
+	}
 }

@@ -54,6 +54,10 @@ type AWS struct {
 	Region   string
 	Endpoint string // absolute http(s) URL, or empty
 	RoleARN  string
+	// ExternalID and RoleSessionName go with RoleARN into AssumeRole: the external id a
+	// cross-account role's trust policy may demand, and the session name CloudTrail shows.
+	ExternalID      string
+	RoleSessionName string
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -235,6 +239,12 @@ func merge(docs []*document, p *problems) *Config {
 		if d.roleARN != nil {
 			cfg.AWS.RoleARN = *d.roleARN
 		}
+		if d.externalID != nil {
+			cfg.AWS.ExternalID = *d.externalID
+		}
+		if d.sessionName != nil {
+			cfg.AWS.RoleSessionName = *d.sessionName
+		}
 		if d.listen != nil {
 			cfg.Metrics.Listen = *d.listen
 		}
@@ -262,6 +272,14 @@ func merge(docs []*document, p *problems) *Config {
 			if g < f.Batch.MaxBytes {
 				p.add(cfg.Spool.Pos, "spool.max_bytes: %s is smaller than batch.max_bytes of flow %q (%s): one record of every flow must fit", g, f.Name, f.Batch.MaxBytes)
 				break
+			}
+		}
+	}
+	if cfg.AWS.RoleARN == "" {
+		// Otherwise the key would be ignored without a word.
+		for _, d := range docs {
+			if d.roleOnlyKey != "" {
+				p.add(d.roleOnlyAt, "%s: only used to assume aws.role_arn, which is not set", d.roleOnlyKey)
 			}
 		}
 	}

@@ -269,3 +269,19 @@ func TestDropOldestAccepted(t *testing.T) {
 		t.Fatalf("WhenFull = %q, want drop_oldest", got)
 	}
 }
+
+// The assume-role options reach the configuration with the role they belong to.
+func TestAssumeRoleOptions(t *testing.T) {
+	cfg, err := Parse("k.yaml", []byte(`aws:
+  role_arn: arn:aws:iam::123456789012:role/kinship
+  external_id: "fleet-7f3a:prod"
+  role_session_name: web-01.example
+flows: [{name: app, paths: [/a], discard: {}}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AWS.ExternalID != "fleet-7f3a:prod" || cfg.AWS.RoleSessionName != "web-01.example" {
+		t.Errorf("aws = %+v", cfg.AWS)
+	}
+}

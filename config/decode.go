@@ -24,6 +24,9 @@ type document struct {
 	name                                        string
 	empty                                       bool
 	stateDir, region, endpoint, roleARN, listen *string
+	externalID, sessionName                     *string
+	roleOnlyKey                                 string // the last key that means nothing without role_arn,
+	roleOnlyAt                                  Pos    // and where it was written
 	unhealthyAfter                              *Duration
 	spoolMaxBytes                               *Size // the global spool bound
 	spoolMaxPos                                 Pos
@@ -35,7 +38,7 @@ type document struct {
 var (
 	topKeys         = []string{"state_dir", "aws", "metrics", "spool", "flows"}
 	globalSpoolKeys = []string{"max_bytes"}
-	awsKeys         = []string{"region", "endpoint", "role_arn"}
+	awsKeys         = []string{"region", "endpoint", "role_arn", "external_id", "role_session_name"}
 	metricsKeys     = []string{"listen", "unhealthy_after"}
 	flowKeys        = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
 	metadataKeys    = []string{"hostname", "instance_id", "region", "file_path"}
@@ -44,9 +47,11 @@ var (
 	batchKeys       = []string{"max_age", "max_bytes", "max_records"}
 	spoolKeys       = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes"}
 
-	flowNameRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-	streamNameRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
-	yamlErrorRE  = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	flowNameRE    = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	streamNameRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+	externalIDRE  = regexp.MustCompile(`^[\w+=,.@:/-]+$`) // and 2 to 1224 long
+	sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+	yamlErrorRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
 
 const (
@@ -181,6 +186,23 @@ func (d *decoder) aws(n *yaml.Node, doc *document) {
 				d.errorf(f.v, "aws.role_arn: %q: not an IAM role ARN (e.g. arn:aws:iam::123456789012:role/kinship)", s)
 			}
 			doc.roleARN = &s
+		case "external_id":
+			// STS's own limits, so that a typo fails validate rather than every AssumeRole.
+			if s != "" && (len(s) < 2 || len(s) > 1224 || !externalIDRE.MatchString(s)) {
+				d.errorf(f.v, "aws.external_id: %q: want 2 to 1224 characters of letters, digits and +=,.@:/-", s)
+			}
+			doc.externalID = &s
+			if s != "" {
+				doc.roleOnlyKey, doc.roleOnlyAt = "aws.external_id", d.pos(f.k)
+			}
+		case "role_session_name":
+			if s != "" && !sessionNameRE.MatchString(s) {
+				d.errorf(f.v, "aws.role_session_name: %q: want 2 to 64 characters of letters, digits and +=,.@-", s)
+			}
+			doc.sessionName = &s
+			if s != "" {
+				doc.roleOnlyKey, doc.roleOnlyAt = "aws.role_session_name", d.pos(f.k)
+			}
 		}
 	}
 }

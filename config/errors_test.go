@@ -235,6 +235,13 @@ flows: []
 			`5:5: key "name" repeated (first at line 4)`,
 			`8:1: a second YAML document (after ---) is not supported`,
 		}},
+		{"assume-role options", `aws: {external_id: "x", role_session_name: "has space"}
+flows: [{name: app, paths: [/a], discard: {}}]
+`, []string{
+			`1:20: aws.external_id: "x": want 2 to 1224 characters`,
+			`1:25: aws.role_session_name: only used to assume aws.role_arn, which is not set`,
+			`1:44: aws.role_session_name: "has space": want 2 to 64 characters`,
+		}},
 		{"flows not a list", "flows: {name: app}\n", []string{`1:8: flows: expected a list of flows (- name: ...), got a mapping`}},
 		{"wrong types", `aws:
   region: [a]

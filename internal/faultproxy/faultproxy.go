@@ -1,12 +1,15 @@
 // Package faultproxy is a reverse proxy on 127.0.0.1, put in front of a real Kinesis API
 // (kinesalite) in tests, that injects faults on the HTTP path so that the AWS SDK's real
-// code runs: throttling errors, HTTP 500s, connection resets and partial PutRecords failures.
+// code runs: throttling errors, HTTP 500s, slow answers, connection resets and partial
+// PutRecords failures.
 //
-// Faults never cause duplicates by themselves: a throttled, failed or reset request is not
-// forwarded, and the entries a partial failure marks as failed are stripped from the request
-// before it is forwarded, then spliced back into the response with an ErrorCode. So a test
-// can demand that every record arrives exactly once, and count the expected retries from
-// Events.
+// Faults cause duplicates only where the schedule asks for them: a throttled, failed, slow or
+// reset request is not forwarded, and the entries a partial failure marks as failed are
+// stripped from the request before it is forwarded, then spliced back into the response with
+// an ErrorCode. The one exception is ResetAfterForward, which lets the request reach the
+// stream and then loses the answer, so the client must send it again: Event.Duplicates counts
+// the copies it forced. So a test can demand that every record arrives exactly once plus the
+// forced duplicates, and count the expected retries from Events.
 package faultproxy
 
 import (
@@ -22,6 +25,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Kind is what the proxy does with one PutRecords request.
@@ -29,10 +33,17 @@ type Kind int
 
 const (
 	Forward     Kind = iota // pass it through unchanged
-	Throttle                // HTTP 400 ProvisionedThroughputExceededException, not forwarded
+	Throttle                // HTTP 400 Fault.Code [ProvisionedThroughputExceededException], not forwarded
 	ServerError             // HTTP 500 InternalFailure, not forwarded
 	Reset                   // the connection is reset without an answer, not forwarded
 	FailEntries             // entries chosen by Fault.Fail are withheld and answered with Fault.Code
+	// Slow holds the request unanswered until the client gives up (its timeout) or
+	// Fault.Delay passes, then resets the connection; it is never forwarded.
+	Slow
+	// ResetAfterForward forwards the request, waits for the stream's answer, and resets the
+	// connection instead of passing the answer on: the entries the stream accepted are in it,
+	// and the client, which never learns so, sends them again (Event.Duplicates).
+	ResetAfterForward
 )
 
 func (k Kind) String() string {
@@ -45,6 +56,10 @@ func (k Kind) String() string {
 		return "reset"
 	case FailEntries:
 		return "fail-entries"
+	case Slow:
+		return "slow"
+	case ResetAfterForward:
+		return "reset-after-forward"
 	default:
 		return "forward"
 	}
@@ -54,7 +69,10 @@ func (k Kind) String() string {
 type Fault struct {
 	Kind Kind
 	Fail func(i, n int) bool // FailEntries: whether entry i of n fails
-	Code string              // FailEntries: the entries' ErrorCode [ProvisionedThroughputExceededException]
+	Code string              // FailEntries: the entries' ErrorCode; Throttle: the error's type [ProvisionedThroughputExceededException]
+	// Slow: the longest the request is held [1 minute]; it should exceed the client's
+	// timeout, or the client sees a reset instead of a timeout.
+	Delay time.Duration
 }
 
 // Schedule picks the fault for the n-th PutRecords request (0-based) holding records entries.
@@ -67,6 +85,13 @@ type Event struct {
 	Kind    Kind
 	Records int // entries in the request
 	Failed  int // entries reported failed (FailEntries), or Records for whole-request faults
+	// Duplicates: entries that reached the stream although the client was told nothing
+	// (ResetAfterForward), so that it sends them again.
+	Duplicates int
+	// AccessKeyID is the key that signed the request (from its Authorization header), and
+	// SessionToken its X-Amz-Security-Token: tests check which credentials a client used.
+	AccessKeyID  string
+	SessionToken string
 }
 
 // Proxy is a running fault-injecting proxy. Its URL is the endpoint to give the SDK.
@@ -129,6 +154,27 @@ func (p *Proxy) Failed() int {
 	return n
 }
 
+// Duplicates returns how many entries the proxy let into the stream while telling the client
+// they failed (ResetAfterForward): the duplicates the schedule forced.
+func (p *Proxy) Duplicates() int {
+	n := 0
+	for _, e := range p.Events() {
+		n += e.Duplicates
+	}
+	return n
+}
+
+// accessKeyID returns the key id in a SigV4 Authorization header
+// ("AWS4-HMAC-SHA256 Credential=AKID/date/region/service/aws4_request, ...").
+func accessKeyID(auth string) string {
+	_, cred, ok := strings.Cut(auth, "Credential=")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(cred, "/")
+	return id
+}
+
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.cut.Load() {
 		reset(w)
@@ -157,7 +203,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	n := len(p.events)
 	f := p.schedule(n, len(entries))
-	ev := Event{N: n, Kind: f.Kind, Records: len(entries)}
+	ev := Event{N: n, Kind: f.Kind, Records: len(entries),
+		AccessKeyID: accessKeyID(r.Header.Get("Authorization")), SessionToken: r.Header.Get("X-Amz-Security-Token")}
 	var failed []bool
 	if f.Kind == FailEntries {
 		failed = make([]bool, len(entries))
@@ -175,11 +222,34 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	switch f.Kind {
 	case Throttle:
-		writeError(w, http.StatusBadRequest, "ProvisionedThroughputExceededException",
+		code := f.Code
+		if code == "" {
+			code = "ProvisionedThroughputExceededException"
+		}
+		writeError(w, http.StatusBadRequest, code,
 			"Rate exceeded for shard shardId-000000000000 in stream under account 000000000000.")
 	case ServerError:
 		writeError(w, http.StatusInternalServerError, "InternalFailure", "faultproxy: injected failure")
 	case Reset:
+		reset(w)
+	case Slow:
+		d := f.Delay
+		if d <= 0 {
+			d = time.Minute
+		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done(): // the client gave up
+		}
+		reset(w)
+	case ResetAfterForward:
+		// The event is complete before the client can notice the reset and send again.
+		dup := p.forwardOnly(r, body)
+		p.mu.Lock()
+		p.events[n].Duplicates = dup
+		p.mu.Unlock()
 		reset(w)
 	case FailEntries:
 		code := f.Code
@@ -275,6 +345,22 @@ func (p *Proxy) failEntries(w http.ResponseWriter, r *http.Request, top map[stri
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+}
+
+// forwardOnly sends the request upstream and reads the answer without passing it on; it
+// returns how many entries the stream accepted.
+func (p *Proxy) forwardOnly(r *http.Request, body []byte) int {
+	resp, err := p.send(r, body)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(resp.Body)
+	var out putRecordsResult
+	if err != nil || resp.StatusCode != http.StatusOK || json.Unmarshal(rb, &out) != nil {
+		return 0
+	}
+	return len(out.Records) - out.FailedRecordCount
 }
 
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte) {

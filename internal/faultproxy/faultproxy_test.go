@@ -201,3 +201,69 @@ func TestClientGoneRequestStillForwardedWhole(t *testing.T) {
 		t.Fatal("the upstream never finished reading")
 	}
 }
+
+// The faults added for the schedule suite: LimitExceededException as a whole-request
+// throttle, a slow answer the client gives up on (never forwarded), and a reset after the
+// request reached the stream (forwarded: the one fault that forces a duplicate). Events name
+// the key that signed each request.
+func TestSlowResetAfterForwardAndLimitExceeded(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	endpoint := kinesalitetest.Start(t)
+	kinesalitetest.CreateStream(t, endpoint, "more", 1)
+	faults := []faultproxy.Fault{
+		{Kind: faultproxy.Throttle, Code: "LimitExceededException"},
+		{Kind: faultproxy.Slow, Delay: time.Minute},
+		{Kind: faultproxy.ResetAfterForward},
+		{Kind: faultproxy.Forward},
+	}
+	proxy := faultproxy.Start(t, endpoint, func(n, _ int) faultproxy.Fault { return faults[n] })
+	c := kinesis.New(kinesis.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(proxy.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDFAULTPROXY", "secret", "session-token"),
+		Retryer:      aws.NopRetryer{},
+	})
+	put := func(ctx context.Context, data string) error {
+		_, err := c.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("more"),
+			Records: []types.PutRecordsRequestEntry{{Data: []byte(data), PartitionKey: aws.String("k")}}})
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var ae smithy.APIError
+	if err := put(ctx, "limit"); !errors.As(err, &ae) || ae.ErrorCode() != "LimitExceededException" {
+		t.Errorf("limit exceeded: err = %v", err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	start := time.Now()
+	err := put(short, "slow")
+	cancelShort()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("slow: err = %v, want the client's deadline", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("slow: the client waited %v, the proxy did not let it give up", d)
+	}
+	if err := put(ctx, "lost-answer"); err == nil {
+		t.Error("reset after forward: the client got an answer")
+	}
+	if err := put(ctx, "plain"); err != nil {
+		t.Fatalf("forward: %v", err)
+	}
+	var got []string
+	for _, r := range kinesalitetest.ReadAll(t, endpoint, "more") {
+		got = append(got, string(r.Data))
+	}
+	if fmt.Sprint(got) != "[lost-answer plain]" {
+		t.Errorf("stream holds %v, want [lost-answer plain]", got)
+	}
+	ev := proxy.Events()
+	if len(ev) != 4 || proxy.Duplicates() != 1 || ev[2].Duplicates != 1 || proxy.Failed() != 3 {
+		t.Errorf("events %+v: want 4, one forced duplicate, 3 failed", ev)
+	}
+	for _, e := range ev {
+		if e.AccessKeyID != "AKIDFAULTPROXY" || e.SessionToken != "session-token" {
+			t.Errorf("event %d: signed by %q with token %q", e.N, e.AccessKeyID, e.SessionToken)
+		}
+	}
+}

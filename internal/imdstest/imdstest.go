@@ -1,22 +1,53 @@
 // Package imdstest is a loopback EC2 instance metadata service for tests. Like the real
 // IMDSv2 (with HttpTokens=required) it answers reads only with a session token obtained by
-// a PUT, so a client that falls back to IMDSv1 gets 401s.
+// a PUT, so a client that falls back to IMDSv1 gets 401s. With SetRole it also serves an
+// instance role's temporary credentials, as EC2 does for an instance profile.
 package imdstest
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 const token = "imdstest-token"
 
 // Server is a running loopback IMDS.
 type Server struct {
-	URL          string
-	TokenPuts    atomic.Int64 // PUT /latest/api/token requests
-	Unauthorized atomic.Int64 // reads without a valid token
+	URL             string
+	TokenPuts       atomic.Int64 // PUT /latest/api/token requests
+	Unauthorized    atomic.Int64 // reads without a valid token
+	CredentialReads atomic.Int64 // reads of the role's credentials
+
+	mu       sync.Mutex
+	roleName string
+	creds    RoleCredentials
+}
+
+// RoleCredentials are the temporary credentials of the instance's role.
+type RoleCredentials struct {
+	AccessKeyID     string
+	SecretAccessKey string
+	Token           string
+	Expiration      time.Time
+}
+
+// SetRole makes the instance's role name and serves c as its credentials from now on.
+// Without it, the security-credentials paths answer 404 like an instance without a profile.
+func (s *Server) SetRole(name string, c RoleCredentials) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.roleName, s.creds = name, c
+}
+
+func (s *Server) role() (string, RoleCredentials) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.roleName, s.creds
 }
 
 // Start serves instance id and region on loopback until the test ends.
@@ -32,16 +63,48 @@ func Start(t testing.TB, instanceID, region string) *Server {
 		w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds"))
 		_, _ = w.Write([]byte(token))
 	})
+	authorized := func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("X-aws-ec2-metadata-token") != token {
+			s.Unauthorized.Add(1)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return false
+		}
+		return true
+	}
 	read := func(body string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("X-aws-ec2-metadata-token") != token {
-				s.Unauthorized.Add(1)
-				http.Error(w, "unauthorized", http.StatusUnauthorized)
-				return
+			if authorized(w, r) {
+				_, _ = w.Write([]byte(body))
 			}
-			_, _ = w.Write([]byte(body))
 		}
 	}
+	mux.HandleFunc("GET /latest/meta-data/iam/security-credentials/", func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(w, r) {
+			return
+		}
+		if name, _ := s.role(); name != "" {
+			_, _ = w.Write([]byte(name))
+			return
+		}
+		http.NotFound(w, r)
+	})
+	mux.HandleFunc("GET /latest/meta-data/iam/security-credentials/{role}", func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(w, r) {
+			return
+		}
+		name, c := s.role()
+		if name == "" || r.PathValue("role") != name {
+			http.NotFound(w, r)
+			return
+		}
+		s.CredentialReads.Add(1)
+		b, _ := json.Marshal(map[string]string{
+			"Code": "Success", "Type": "AWS-HMAC", "LastUpdated": time.Now().UTC().Format(time.RFC3339),
+			"AccessKeyId": c.AccessKeyID, "SecretAccessKey": c.SecretAccessKey, "Token": c.Token,
+			"Expiration": c.Expiration.UTC().Format(time.RFC3339),
+		})
+		_, _ = w.Write(b)
+	})
 	mux.HandleFunc("GET /latest/meta-data/instance-id", read(instanceID))
 	mux.HandleFunc("GET /latest/dynamic/instance-identity/document",
 		read(`{"instanceId":"`+instanceID+`","region":"`+region+`","accountId":"123456789012"}`))
