@@ -36,16 +36,15 @@ type document struct {
 }
 
 var (
-	topKeys         = []string{"state_dir", "aws", "metrics", "spool", "flows"}
-	globalSpoolKeys = []string{"max_bytes"}
-	awsKeys         = []string{"region", "endpoint", "role_arn", "external_id", "role_session_name"}
-	metricsKeys     = []string{"listen", "unhealthy_after"}
-	flowKeys        = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
-	metadataKeys    = []string{"hostname", "instance_id", "region", "file_path"}
-	multilineKeys   = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
-	kinesisKeys     = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
-	batchKeys       = []string{"max_age", "max_bytes", "max_records"}
-	spoolKeys       = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes"}
+	topKeys       = []string{"state_dir", "aws", "metrics", "spool", "flows"}
+	awsKeys       = []string{"region", "endpoint", "role_arn", "external_id", "role_session_name"}
+	metricsKeys   = []string{"listen", "unhealthy_after"}
+	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
+	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
+	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
+	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
+	batchKeys     = []string{"max_age", "max_bytes", "max_records"}
+	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes"}
 
 	flowNameRE    = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	streamNameRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
@@ -53,6 +52,9 @@ var (
 	sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 	yamlErrorRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 )
+
+// globalSpoolKeys are the keys of the top-level spool block (the bound of all flows together).
+var globalSpoolKeys = []string{"max_bytes"}
 
 const (
 	maxFlowNameLen = 128

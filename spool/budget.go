@@ -1,6 +1,9 @@
 package spool
 
-import "sync"
+import (
+	"math"
+	"sync"
+)
 
 // Budget bounds the bytes of several spools together (the global spool.max_bytes): one is
 // created per agent run and handed to every flow's spool through Options.Budget, so it
@@ -168,4 +171,17 @@ func (s *Spool) budgetMax() int64 {
 		return 0
 	}
 	return s.share.b.Max()
+}
+
+// joinBudget makes the spool count towards Options.Budget from now on. A spool without a
+// bound of its own gets an unreachable one, so that Append checks for room (the budget's)
+// on the same path as for MaxBytes. Called by Open before the spool is shared.
+func (s *Spool) joinBudget() {
+	if s.opts.Budget == nil {
+		return
+	}
+	s.share = s.opts.Budget.join(s.opts.MaxBytes, s.bytes)
+	if s.opts.MaxBytes <= 0 {
+		s.opts.MaxBytes = math.MaxInt64
+	}
 }

@@ -164,9 +164,7 @@ func Open(opts Options) (*Spool, error) {
 		_ = lock.Close()
 		return nil, err
 	}
-	if opts.Budget != nil {
-		s.share = opts.Budget.join(opts.MaxBytes, s.bytes)
-	}
+	s.joinBudget()
 	s.setGauge()
 	go s.run()
 	return s, nil
@@ -422,12 +420,11 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 	if len(payload) > MaxPayload {
 		return 0, fmt.Errorf("spool: append: payload of %d bytes exceeds %d", len(payload), MaxPayload)
 	}
-	bounded := s.opts.MaxBytes > 0 || s.share != nil
-	if bounded && s.opts.DropOldest {
+	if s.opts.MaxBytes > 0 && s.opts.DropOldest {
 		if err := s.dropRoom(); err != nil {
 			return 0, err
 		}
-	} else if bounded {
+	} else if s.opts.MaxBytes > 0 {
 		if err := s.waitRoom(ctx); err != nil {
 			return 0, err
 		}

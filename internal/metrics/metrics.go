@@ -7,6 +7,9 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Set holds the metric vectors of one process, registered on one registry.
 type Set struct {
+	reg              prometheus.Registerer // for what registers after New (SpoolGlobal)
+	orphanSpoolBytes *prometheus.GaugeVec
+
 	linesRead       *prometheus.CounterVec
 	bytesRead       *prometheus.CounterVec
 	linesTruncated  *prometheus.CounterVec
@@ -24,14 +27,15 @@ type Set struct {
 	sendRate        *prometheus.GaugeVec
 
 	spoolDroppedBytes *prometheus.CounterVec
-	orphanSpoolBytes  *prometheus.GaugeVec
-	reg               prometheus.Registerer
 }
 
 // New creates the metric vectors and registers them on reg.
 func New(reg prometheus.Registerer) *Set {
 	flow := []string{"flow"}
 	s := &Set{
+		reg: reg,
+		orphanSpoolBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kinship_orphan_spool_bytes", Help: "Bytes left in the spool of a flow no longer in the configuration (kept, never shipped until the flow is restored)."}, flow),
 		linesRead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_lines_read_total", Help: "Lines read from watched files."}, flow),
 		bytesRead: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -65,13 +69,10 @@ func New(reg prometheus.Registerer) *Set {
 
 		spoolDroppedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_spool_dropped_bytes_total", Help: "Spool segment bytes deleted by when_full: drop_oldest before all their frames were acknowledged."}, flow),
-		orphanSpoolBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "kinship_orphan_spool_bytes", Help: "Bytes left in the spool of a flow no longer in the configuration (kept, never shipped until the flow is restored)."}, flow),
-		reg: reg,
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
-		s.fileErrors, s.truncations, s.spoolDroppedBytes, s.sendRate, s.orphanSpoolBytes)
+		s.fileErrors, s.truncations, s.spoolDroppedBytes, s.sendRate)
 	return s
 }
 
@@ -127,7 +128,7 @@ func (s *Set) Flow(name string) *Flow {
 // SpoolGlobal exports the global spool budget: bytes held by all running flows' spools
 // together and the bound (0: none). The functions are called at each scrape.
 func (s *Set) SpoolGlobal(used, bound func() float64) {
-	s.reg.MustRegister(
+	s.reg.MustRegister(s.orphanSpoolBytes,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "kinship_spool_global_bytes", Help: "Bytes held by the spools of all running flows together."}, used),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
