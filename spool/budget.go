@@ -97,16 +97,21 @@ func (sh *budgetShare) leave() {
 	b.broadcastLocked()
 }
 
-// add records a change of the spool's bytes on disk.
-func (sh *budgetShare) add(n int64) {
+// set records the spool's bytes on disk; a decrease wakes the spools waiting for room. A
+// share that left (its spool closed) no longer counts.
+func (sh *budgetShare) set(n int64) {
 	b := sh.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if _, ok := b.shares[sh]; !ok || n == sh.used {
+		return
+	}
+	freed := n < sh.used
 	b.shared -= max(0, sh.used-sh.reserve)
-	sh.used += n
-	b.used += n
+	b.used += n - sh.used
+	sh.used = n
 	b.shared += max(0, sh.used-sh.reserve)
-	if n < 0 {
+	if freed {
 		b.broadcastLocked()
 	}
 }
@@ -143,12 +148,23 @@ func (b *Budget) broadcastLocked() {
 	b.changed = make(chan struct{})
 }
 
-// addBytesLocked changes the bytes on disk, the spool's and its budget's. mu held (or the
-// spool not yet shared).
-func (s *Spool) addBytesLocked(n int64) {
-	s.bytes += n
+// syncBudgetLocked brings the budget up to the spool's bytes on disk. It runs before every
+// check for room (so a spool's own bytes are exact when it decides) and whenever the gauge is
+// set (commits, deletions, drops: freed bytes wake waiting spools), so another spool's
+// count lags by at most what it appended since its last check: one frame. Syncing instead
+// of hooking every change of s.bytes keeps the count right whatever code changes it. mu held
+// (or the spool not yet shared).
+func (s *Spool) syncBudgetLocked() {
 	if s.share != nil {
-		s.share.add(n)
+		s.share.set(s.bytes)
+	}
+}
+
+// leaveBudget stops the spool counting towards its budget (Close): its files stay on disk
+// but no longer belong to a running flow.
+func (s *Spool) leaveBudget() {
+	if s.share != nil {
+		s.share.leave()
 	}
 }
 
@@ -162,6 +178,7 @@ func (s *Spool) roomLocked() (bool, <-chan struct{}) {
 	if s.share == nil {
 		return true, nil
 	}
+	s.syncBudgetLocked()
 	return s.share.room()
 }
 

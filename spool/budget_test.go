@@ -200,6 +200,9 @@ func TestBudgetCloseAndSetMax(t *testing.T) {
 	b := NewBudget(0)
 	a := budgetSpool(t, b, false)
 	mustAppend(t, a, payloadFor(1, budgetFrame))
+	if err := a.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	if got, want := b.Used(), a.Stats().Bytes; got != want {
 		t.Fatalf("budget used %d, spool holds %d", got, want)
 	}

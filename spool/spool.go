@@ -74,7 +74,7 @@ type Spool struct {
 	m    *metrics.Flow
 	lock *os.File
 	// share is this spool's part of Options.Budget (nil without one); set before the spool
-	// is shared, fed under mu by addBytesLocked, left at Close.
+	// is shared, synced under mu by syncBudgetLocked, left at Close.
 	share *budgetShare
 
 	syncMu sync.Mutex // serialises commits and rolls
@@ -314,6 +314,7 @@ func (s *Spool) corrupt(msg, path string, off int64, err error, attrs ...any) {
 
 // setGauge publishes the bytes on disk; mu held (or the spool not yet shared).
 func (s *Spool) setGauge() {
+	s.syncBudgetLocked()
 	if s.m != nil {
 		s.m.SpoolBytes.Set(float64(s.bytes))
 	}
@@ -357,7 +358,7 @@ func (s *Spool) newSegmentLocked(first uint64) error {
 	s.mu.Lock()
 	s.segs = append(s.segs, seg)
 	s.act = seg
-	s.addBytesLocked(segHeaderSize)
+	s.bytes += segHeaderSize
 	s.mu.Unlock()
 	return nil
 }
@@ -391,7 +392,7 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) e
 	}
 	s.mu.Lock()
 	seg.end += n
-	s.addBytesLocked(n)
+	s.bytes += n
 	if typ == frameData {
 		seg.last = seq
 		s.lastSeq = seq
@@ -566,7 +567,7 @@ func (s *Spool) dropOldestLocked(ev *dropEvent) *segment {
 	s.segs[0] = nil
 	s.segs = s.segs[1:]
 	seg.gone = true
-	s.addBytesLocked(-seg.end)
+	s.bytes -= seg.end
 	from := max(seg.first, s.acked+1)
 	if seg.last >= from {
 		n := seg.last - from + 1
@@ -696,7 +697,7 @@ func (s *Spool) failSyncLocked(seg *segment, err error) error {
 		s.cache[len(s.cache)-1] = cachedFrame{}
 		s.cache = s.cache[:len(s.cache)-1]
 	}
-	s.addBytesLocked(-(seg.end - dur))
+	s.bytes -= seg.end - dur
 	seg.end = dur
 	seg.last = max(seg.first-1, min(seg.last, s.durable))
 	s.mu.Unlock()
@@ -814,7 +815,7 @@ func (s *Spool) maintain() {
 	for len(s.segs) > 1 && s.segs[0] != s.act && s.segs[0].last <= limit {
 		s.segs[0].gone = true
 		del = append(del, s.segs[0])
-		s.addBytesLocked(-s.segs[0].end)
+		s.bytes -= s.segs[0].end
 		s.segs = s.segs[1:]
 	}
 	s.mu.Unlock()
@@ -983,6 +984,7 @@ func (s *Spool) Close() error {
 	s.closed = true
 	s.broadcastLocked()
 	s.mu.Unlock()
+	s.leaveBudget()
 	close(s.stop)
 	<-s.stopped
 	err := s.Sync()
@@ -1000,9 +1002,6 @@ func (s *Spool) Close() error {
 		s.rfile = nil
 	}
 	s.rmu.Unlock()
-	if s.share != nil {
-		s.share.leave() // before the lock goes: the files stop counting once no spool owns them
-	}
 	if cerr := s.lock.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("spool: close: %w", cerr)
 	}
