@@ -38,14 +38,13 @@ type Deps struct {
 	Destination shipper.Destination
 	Metrics     *metrics.Flow
 	Logger      *slog.Logger
+	Budget      *spool.Budget // the global spool bound shared by all flows of the process (nil: none)
 	// ShutdownGrace bounds how long buffered lines may take to reach the spool on stop.
 	ShutdownGrace time.Duration
 	// CheckpointInterval is how often durable positions are saved [1s].
 	CheckpointInterval time.Duration
 	// Metadata fills the fields add_metadata asks for.
 	Metadata Metadata
-	// Budget is the global spool bound shared by all flows of the process (nil: none).
-	Budget *spool.Budget
 }
 
 // Flow is one running flow.
