@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build demo test test-deps lint bench clean package package-check
+.PHONY: build demo test test-deps lint bench bench-spool clean package package-check
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o kinship ./cmd/agent
@@ -30,6 +30,10 @@ lint:
 
 bench: build
 	./bench/pipeline.sh
+
+# Spool append (group fsync, no fsync, dd), compression and drain figures on one disk.
+bench-spool:
+	./bench/spool.sh
 
 clean:
 	rm -rf kinship dist bench/out

@@ -2,15 +2,19 @@
 # Whole-pipeline benchmark: `kinship run --once` on a file of ~200-byte lines with the
 # discard destination and the spool on, next to md5sum and cat of the same file measured in
 # the same run (page cache warm), which are the physical reference on this machine.
-#   SIZE=1073741824 BENCH_DIR=bench/out ./bench/pipeline.sh
+# FORMAT=json reads JSON log lines instead of access-log lines; COMPRESSION sets
+# spool.compression (unset: the agent's default).
+#   SIZE=1073741824 BENCH_DIR=bench/out FORMAT=access COMPRESSION=s2 ./bench/pipeline.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${SIZE:-1073741824}
 DIR=${BENCH_DIR:-bench/out}
 KINSHIP=${KINSHIP:-./kinship}
 mkdir -p "$DIR"
+FORMAT=${FORMAT:-access}
 LOG="$DIR/bench-$SIZE.log"
-[[ -f "$LOG" && $(stat -c %s "$LOG") -gt $((SIZE - 4096)) ]] || go run ./bench/gen -o "$LOG" -size "$SIZE"
+[[ $FORMAT == access ]] || LOG="$DIR/bench-$FORMAT-$SIZE.log"
+[[ -f "$LOG" && $(stat -c %s "$LOG") -gt $((SIZE - 4096)) ]] || go run ./bench/gen -o "$LOG" -size "$SIZE" -format "$FORMAT"
 BYTES=$(stat -c %s "$LOG")
 LINES=$(wc -l <"$LOG")
 cat "$LOG" >/dev/null # warm the page cache
@@ -38,6 +42,7 @@ flows:
     discard: {}
     batch: {max_bytes: ${BATCH_BYTES:-1MiB}}
 YAML
+[[ -z ${COMPRESSION:-} ]] || echo "    spool: {compression: $COMPRESSION}" >>"$DIR/bench.yaml"
 read -r w u s r < <(measure "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn); report "kinship --once" "$w" "$u" "$s" "$r"
 awk -v k="$w" -v m="$MD5" 'BEGIN { printf "kinship runs at %.0f%% of md5sum'"'"'s speed\n", 100*m/k }'
 rm -rf "$STATE"

@@ -36,6 +36,7 @@ func minimalFlowDefaults(pos Pos) Flow {
 			WhenFull:      "block",
 			FsyncInterval: Duration(100 * time.Millisecond),
 			SegmentBytes:  64 * MiB,
+			Compression:   "s2",
 		},
 		Pos: pos,
 	}
@@ -132,6 +133,8 @@ func TestDefaultsAndOverrides(t *testing.T) {
 		{"batch up to a raised record", "    kinesis: {stream: s, max_record_bytes: 10MiB}\n    batch: {max_bytes: 10MiB, max_records: 1000, max_age: 250ms}", func(f Flow) bool {
 			return f.Batch == Batch{MaxAge: Duration(250 * time.Millisecond), MaxBytes: 10 * MiB, MaxRecords: 1000}
 		}},
+		{"spool compression defaults to s2", "    max_line_bytes: 1KiB", func(f Flow) bool { return f.Spool.Compression == "s2" }},
+		{"spool compression off", "    spool: {compression: none}", func(f Flow) bool { return f.Spool.Compression == "none" }},
 		{"small spool lowers default segment", "    spool: {max_bytes: 16MiB}", func(f Flow) bool { return f.Spool.SegmentBytes == 16*MiB }},
 		{"spool settings", "    spool: {when_full: block, fsync_interval: 1s, segment_bytes: 8MiB}", func(f Flow) bool {
 			return f.Spool.WhenFull == "block" && f.Spool.FsyncInterval.D() == time.Second && f.Spool.SegmentBytes == 8*MiB

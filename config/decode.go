@@ -44,7 +44,7 @@ var (
 	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
 	kinesisKeys   = []string{"stream", "partition_key", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight"}
 	batchKeys     = []string{"max_age", "max_bytes", "max_records"}
-	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes"}
+	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes", "compression"}
 
 	flowNameRE    = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	streamNameRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
@@ -261,6 +261,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			MaxBytes:      DefaultSpoolMaxBytes,
 			WhenFull:      DefaultWhenFull,
 			FsyncInterval: DefaultFsyncInterval,
+			Compression:   DefaultCompression,
 		},
 		Pos: d.pos(n),
 	}
@@ -382,6 +383,15 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 							d.errorf(s.v, "spool.when_full: %q: must be block or drop_oldest", v)
 						}
 						f.Spool.WhenFull = v
+					}
+				case "compression":
+					if v, ok := d.str(s.v, "spool.compression"); ok {
+						switch v {
+						case "s2", "zstd", "none":
+						default:
+							d.errorf(s.v, "spool.compression: %q: must be s2, zstd or none", v)
+						}
+						f.Spool.Compression = v
 					}
 				case "fsync_interval":
 					d.positiveDuration(s.v, "spool.fsync_interval", &f.Spool.FsyncInterval)

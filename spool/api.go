@@ -57,6 +57,10 @@ type Options struct {
 	// CacheBytes bounds the payloads of recent AppendShared frames kept in memory so that
 	// Next hands them out without reading them back from disk [0: no cache].
 	CacheBytes int64
+	// Compression encodes each data frame's payload on disk (see the package doc); a frame
+	// that would not shrink is stored raw. Frames of every codec are read whatever this is.
+	// MaxBytes counts the compressed bytes. [CompressNone]
+	Compression Compression
 	// Buffers, when set, recycles payload memory: payloads Next reads from disk come from
 	// Get, and shared payloads dropped from the cache without being handed out go to Put.
 	Buffers Buffers

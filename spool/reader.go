@@ -22,6 +22,7 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 		if s.opts.Buffers != nil {
 			s.rfr.alloc = s.opts.Buffers.Get
 		}
+		s.rfr.z = &s.z
 	}
 	for {
 		s.mu.Lock()
@@ -96,7 +97,7 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 		}
 		s.mu.Unlock()
 		if ok {
-			s.rfr.off = c.off + frameSize(len(c.p))
+			s.rfr.off = c.off + c.size
 			return Frame{Seq: c.seq, Payload: c.p}, nil
 		}
 		s.rfr.end = limit
@@ -165,6 +166,7 @@ func (s *Spool) replaySegment(path string, end int64, from uint64, buf []byte, f
 	}
 	defer f.Close()
 	fr := newFrameReader(f, segHeaderSize, end, buf)
+	fr.z = &s.z
 	for {
 		at := fr.off
 		typ, seq, p, err := fr.next(true)

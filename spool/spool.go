@@ -45,10 +45,11 @@ type segment struct {
 // cachedFrame is a frame's payload kept in memory after it was written, with where it is on
 // disk so that Next can step over it without reading it.
 type cachedFrame struct {
-	seq uint64
-	seg *segment
-	off int64
-	p   []byte
+	seq  uint64
+	seg  *segment
+	off  int64
+	size int64 // of the frame on disk, which a compressed payload makes smaller than p
+	p    []byte
 }
 
 type inflight struct {
@@ -84,6 +85,8 @@ type Spool struct {
 	hdr        [frameHeaderSize]byte
 	scratch    []byte
 	zeros      [8]byte
+	z          codecs // zstd state, made on first use; the readers share it
+	zscratch   []byte // the compressed form of the frame being written; grows to the largest
 	pendErr    error  // a background commit's failure, reported by the next Append or Sync
 	ackWritten uint64 // cursor in the last ack frame written, durable or not
 
@@ -368,7 +371,12 @@ func (s *Spool) newSegmentLocked(first uint64) error {
 func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) error {
 	off := seg.end
 	h := s.hdr[:]
-	encodeFrameHeader(h, typ, seq, p)
+	raw := len(p)
+	codec := CompressNone
+	if typ == frameData && s.opts.Compression != CompressNone {
+		p, codec = s.z.compress(s.opts.Compression, &s.zscratch, p)
+	}
+	encodeFrameHeaderCodec(h, typ, codec, seq, p)
 	n := frameSize(len(p))
 	var err error
 	if n <= int64(len(s.scratch)) {
@@ -398,6 +406,10 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) e
 		s.lastSeq = seq
 	}
 	s.mu.Unlock()
+	if typ == frameData && s.m != nil {
+		s.m.SpoolAppendedBytes.Add(float64(raw))
+		s.m.SpoolStoredBytes.Add(float64(n))
+	}
 	return nil
 }
 
@@ -462,7 +474,7 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 	s.mu.Lock()
 	unsynced := seg.end - seg.durEnd
 	if share {
-		s.cache = append(s.cache, cachedFrame{seq: seq, seg: seg, off: off, p: payload})
+		s.cache = append(s.cache, cachedFrame{seq: seq, seg: seg, off: off, size: seg.end - off, p: payload})
 		s.cacheBytes += int64(len(payload))
 		for s.cacheBytes > s.opts.CacheBytes && len(s.cache) > 0 {
 			s.dropCachedLocked(false)
@@ -859,7 +871,7 @@ func (s *Spool) takeCachedLocked(seg *segment, off, limit int64) (cachedFrame, b
 		return cachedFrame{}, false
 	}
 	c := s.cache[0]
-	if c.seq != s.rnext || c.seg != seg || c.off < off || c.off+frameSize(len(c.p)) > limit {
+	if c.seq != s.rnext || c.seg != seg || c.off < off || c.off+c.size > limit {
 		return cachedFrame{}, false
 	}
 	s.dropCachedLocked(true)
@@ -1002,6 +1014,7 @@ func (s *Spool) Close() error {
 		s.rfile = nil
 	}
 	s.rmu.Unlock()
+	s.z.close()
 	if cerr := s.lock.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("spool: close: %w", cerr)
 	}

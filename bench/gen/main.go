@@ -1,5 +1,6 @@
-// Command gen writes a log file of realistic ~200-byte access-log lines for the pipeline
-// benchmark. It is deterministic, so runs on different commits read the same bytes.
+// Command gen writes a log file of realistic ~200-byte access-log lines (or, with -format
+// json, ~250-byte JSON log lines of the same requests) for the pipeline and spool
+// benchmarks. It is deterministic, so runs on different commits read the same bytes.
 package main
 
 import (
@@ -13,14 +14,19 @@ import (
 func main() {
 	out := flag.String("o", "bench.log", "output file")
 	size := flag.Int64("size", 1<<30, "bytes to write (whole lines)")
+	format := flag.String("format", "access", "access | json")
 	flag.Parse()
-	if err := generate(*out, *size); err != nil {
+	if *format != "access" && *format != "json" {
+		fmt.Fprintln(os.Stderr, "gen: -format must be access or json")
+		os.Exit(2)
+	}
+	if err := generate(*out, *size, *format == "json"); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
 	}
 }
 
-func generate(path string, size int64) error {
+func generate(path string, size int64, json bool) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -32,9 +38,16 @@ func generate(path string, size int64) error {
 	var written int64
 	var line []byte
 	for written < size {
-		line = fmt.Appendf(line[:0], "10.%d.%d.%d - - [27/Nov/2026:12:%02d:%02d +0000] \"GET %s?id=%d HTTP/1.1\" %d %d \"-\" \"%s\" rt=%.3f\n",
-			r.IntN(256), r.IntN(256), r.IntN(256), r.IntN(60), r.IntN(60), paths[r.IntN(len(paths))], r.IntN(1e6),
-			[]int{200, 200, 200, 304, 404, 500}[r.IntN(6)], r.IntN(50000), agents[r.IntN(len(agents))], r.Float64())
+		if json {
+			line = fmt.Appendf(line[:0], `{"time":"2026-11-27T12:%02d:%02d.%03dZ","level":"%s","msg":"request served","remote":"10.%d.%d.%d","method":"GET","path":"%s","id":%d,"status":%d,"bytes":%d,"user_agent":"%s","duration_ms":%.3f,"trace_id":"%016x"}`+"\n",
+				r.IntN(60), r.IntN(60), r.IntN(1000), []string{"info", "info", "info", "warn", "error"}[r.IntN(5)],
+				r.IntN(256), r.IntN(256), r.IntN(256), paths[r.IntN(len(paths))], r.IntN(1e6),
+				[]int{200, 200, 200, 304, 404, 500}[r.IntN(6)], r.IntN(50000), agents[r.IntN(len(agents))], r.Float64()*1000, r.Uint64())
+		} else {
+			line = fmt.Appendf(line[:0], "10.%d.%d.%d - - [27/Nov/2026:12:%02d:%02d +0000] \"GET %s?id=%d HTTP/1.1\" %d %d \"-\" \"%s\" rt=%.3f\n",
+				r.IntN(256), r.IntN(256), r.IntN(256), r.IntN(60), r.IntN(60), paths[r.IntN(len(paths))], r.IntN(1e6),
+				[]int{200, 200, 200, 304, 404, 500}[r.IntN(6)], r.IntN(50000), agents[r.IntN(len(agents))], r.Float64())
+		}
 		if written+int64(len(line)) > size {
 			break
 		}

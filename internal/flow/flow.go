@@ -157,12 +157,17 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	if err := atomicfile.SweepTemp(f.dir); err != nil {
 		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
 	}
+	codec, err := spool.ParseCompression(cfg.Spool.Compression)
+	if err != nil {
+		return nil, fmt.Errorf("flow %s: spool: %w", cfg.Name, err)
+	}
 	sp, err := spool.Open(spool.Options{
 		Dir:           filepath.Join(f.dir, "spool"),
 		SegmentBytes:  int64(cfg.Spool.SegmentBytes),
 		MaxBytes:      int64(cfg.Spool.MaxBytes),
 		DropOldest:    cfg.Spool.WhenFull == "drop_oldest",
 		FsyncInterval: cfg.Spool.FsyncInterval.D(),
+		Compression:   codec,
 		CacheBytes:    frameCacheBytes,
 		Buffers:       frameBuffers{f},
 		Budget:        deps.Budget,

@@ -27,6 +27,9 @@ type Set struct {
 	sendRate        *prometheus.GaugeVec
 
 	spoolDroppedBytes *prometheus.CounterVec
+
+	spoolAppendedBytes *prometheus.CounterVec
+	spoolStoredBytes   *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -69,10 +72,16 @@ func New(reg prometheus.Registerer) *Set {
 
 		spoolDroppedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_spool_dropped_bytes_total", Help: "Spool segment bytes deleted by when_full: drop_oldest before all their frames were acknowledged."}, flow),
+
+		spoolAppendedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_spool_appended_bytes_total", Help: "Payload bytes appended to the spool, before compression."}, flow),
+		spoolStoredBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_spool_stored_bytes_total", Help: "Bytes those payloads took on disk (frame headers and padding included); appended/stored is the compression ratio."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
 		s.fileErrors, s.truncations, s.spoolDroppedBytes, s.sendRate)
+	reg.MustRegister(s.spoolAppendedBytes, s.spoolStoredBytes)
 	return s
 }
 
@@ -99,6 +108,11 @@ type Flow struct {
 	// SpoolDroppedBytes counts the bytes of segment files deleted by drop_oldest (acknowledged
 	// frames sharing a dropped segment included): what the disk budget gave up.
 	SpoolDroppedBytes prometheus.Counter
+
+	// SpoolAppendedBytes and SpoolStoredBytes count data payloads appended to the spool before
+	// compression and the frame bytes they took on disk: their ratio is what compression saves.
+	SpoolAppendedBytes prometheus.Counter
+	SpoolStoredBytes   prometheus.Counter
 }
 
 // Flow returns the metrics of the named flow.
@@ -122,6 +136,9 @@ func (s *Set) Flow(name string) *Flow {
 		SendRate:        s.sendRate.With(l),
 
 		SpoolDroppedBytes: s.spoolDroppedBytes.With(l),
+
+		SpoolAppendedBytes: s.spoolAppendedBytes.With(l),
+		SpoolStoredBytes:   s.spoolStoredBytes.With(l),
 	}
 }
 
