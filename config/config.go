@@ -45,6 +45,7 @@ type Config struct {
 	StateDir string // spool and positions live below it
 	AWS      AWS
 	Metrics  Metrics
+	Spool    GlobalSpool
 	Flows    []Flow
 	// Warnings name the settings of an agent.json that kinship does not honour, one
 	// sentence each; the agent logs them at start and validate prints them.
@@ -71,6 +72,16 @@ type Metrics struct {
 	// UnhealthyAfter: /healthz fails when a flow with data waiting in its spool has not
 	// shipped anything for this long; 0 means DefaultUnhealthyAfter.
 	UnhealthyAfter Duration
+}
+
+// GlobalSpool bounds the spools of all flows together (the top-level spool block).
+type GlobalSpool struct {
+	// MaxBytes bounds the bytes of every running flow's spool together; 0 (the default):
+	// only each flow's own spool.max_bytes. When it is reached, each flow applies its own
+	// when_full; every flow keeps a reserve of min(its max_bytes, MaxBytes/(2*flows)) that
+	// the others cannot take (see spool.Budget).
+	MaxBytes Size
+	Pos      Pos // where max_bytes was written, for errors found after merging
 }
 
 // Flow is one set of path patterns with its processing options and one destination.
@@ -256,6 +267,9 @@ func merge(docs []*document, p *problems) *Config {
 		if d.unhealthyAfter != nil {
 			cfg.Metrics.UnhealthyAfter = *d.unhealthyAfter
 		}
+		if d.spoolMaxBytes != nil {
+			cfg.Spool = GlobalSpool{MaxBytes: *d.spoolMaxBytes, Pos: d.spoolMaxPos}
+		}
 		for _, f := range d.flows {
 			if f.Name != "" {
 				if first, dup := seen[f.Name]; dup {
@@ -265,6 +279,16 @@ func merge(docs []*document, p *problems) *Config {
 				seen[f.Name] = f.Pos
 			}
 			cfg.Flows = append(cfg.Flows, f)
+		}
+	}
+	if g := cfg.Spool.MaxBytes; g > 0 {
+		// A flow holding no data may always append one record, but a budget smaller than a
+		// record would bound nothing: refuse it where it was written.
+		for _, f := range cfg.Flows {
+			if g < f.Batch.MaxBytes {
+				p.add(cfg.Spool.Pos, "spool.max_bytes: %s is smaller than batch.max_bytes of flow %q (%s): one record of every flow must fit", g, f.Name, f.Batch.MaxBytes)
+				break
+			}
 		}
 	}
 	if cfg.AWS.RoleARN == "" {

@@ -28,6 +28,8 @@ type document struct {
 	roleOnlyKey                                 string // the last key that means nothing without role_arn,
 	roleOnlyAt                                  Pos    // and where it was written
 	unhealthyAfter                              *Duration
+	spoolMaxBytes                               *Size // the global spool bound
+	spoolMaxPos                                 Pos
 	flows                                       []Flow
 	flowsKey                                    *Pos // where "flows:" was written, if it was
 	flowsBroken                                 bool // flows were written but unreadable: already reported
@@ -35,7 +37,7 @@ type document struct {
 }
 
 var (
-	topKeys       = []string{"state_dir", "aws", "metrics", "flows"}
+	topKeys       = []string{"state_dir", "aws", "metrics", "spool", "flows"}
 	awsKeys       = []string{"region", "endpoint", "role_arn", "external_id", "role_session_name", "firehose_endpoint"}
 	metricsKeys   = []string{"listen", "unhealthy_after"}
 	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
@@ -52,6 +54,9 @@ var (
 	yamlErrorRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 	keyFieldRE    = regexp.MustCompile(`^[^.\s]+(\.[^.\s]+)*$`)
 )
+
+// globalSpoolKeys are the keys of the top-level spool block (the bound of all flows together).
+var globalSpoolKeys = []string{"max_bytes"}
 
 const (
 	maxFlowNameLen = 128
@@ -142,6 +147,13 @@ func decodeDocument(name string, data []byte, p *problems) *document {
 						}
 					}
 					doc.listen = &s
+				}
+			}
+		case "spool":
+			for _, m := range d.mapping(f.v, "spool", "in the top-level spool (the bound of all flows' spools together; a flow's own spool settings go in the flow)", globalSpoolKeys) {
+				var v Size
+				if d.positiveSize(m.v, "spool.max_bytes", &v) {
+					doc.spoolMaxBytes, doc.spoolMaxPos = &v, d.pos(m.v)
 				}
 			}
 		case "flows":

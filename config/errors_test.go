@@ -22,11 +22,11 @@ func TestParseErrors(t *testing.T) {
 		{"only comments", "# nothing yet\n", []string{`1:1: the file is empty; the smallest useful file is: flows:`}},
 		{"no flows", "state_dir: /srv/kinship\nflows: []\n", []string{`2:1: no flows configured; the smallest useful file is: flows: [{name: app`}},
 		{"no flows key", "aws: {region: eu-west-1}\n", []string{`1:1: no flows configured`}},
-		{"top level is a list", "- a\n", []string{`1:1: expected a mapping of settings (state_dir, aws, metrics, flows), got a list`}},
+		{"top level is a list", "- a\n", []string{`1:1: expected a mapping of settings (state_dir, aws, metrics, spool, flows), got a list`}},
 		{"syntax error", "flows:\n  - name: app\n    paths: [/a\n", []string{`2: yaml: did not find expected ',' or ']'`}},
 		{"tab indentation", "flows:\n\t- name: app\n", []string{`2: yaml: found character that cannot start any token`}},
 		{"top-level typo", "flow:\n  - name: app\n", []string{
-			`1:1: unknown key "flow" at the top level (known: state_dir, aws, metrics, flows); did you mean "flows"?`,
+			`1:1: unknown key "flow" at the top level (known: state_dir, aws, metrics, spool, flows); did you mean "flows"?`,
 			`1:1: no flows configured`,
 		}},
 		{"flow key typo", `flows:

@@ -47,7 +47,11 @@ type Options struct {
 	MaxBytes     int64  // 0 = unbounded; Append blocks while bytes on disk >= MaxBytes, until acks free segments or ctx is done
 	// DropOldest (when_full: drop_oldest) makes a full spool delete its oldest segments, even
 	// unacknowledged, instead of blocking Append; see the package doc.
-	DropOldest    bool
+	DropOldest bool
+	// Budget, when set, is a bound shared with other spools (the global spool.max_bytes): a
+	// spool past its share applies the same policy as past MaxBytes (see Budget). The spool
+	// counts towards it from Open to Close.
+	Budget        *Budget
 	FsyncInterval time.Duration // group commit: appended frames become durable at most this long later [100ms]; < 0: only Sync, Close and rolls commit
 	SyncBytes     int64         // ...or as soon as this many bytes are unsynced [8 MiB]; < 0: no byte trigger
 	// CacheBytes bounds the payloads of recent AppendShared frames kept in memory so that

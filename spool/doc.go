@@ -96,7 +96,8 @@
 //
 // What survives which crash:
 //   - process crash (kill -9): everything appended, because the page cache survives; acks up to
-//     the last ack frame written (at most one commit interval old).
+//     the last ack frame written. An ack frame is written as soon as the cursor moves (one write
+//     per burst of acks, by the background goroutine), its fsync waits for the group commit.
 //   - power loss or kernel crash: everything up to the last successful group commit; frames
 //     Append had returned but not yet made durable may be lost, and so may the acks of the last
 //     commit interval: those frames are shipped again (bounded duplicates).
@@ -125,4 +126,11 @@
 // may be older than the dropped data, so that data is read from its source again: duplicates,
 // never loss of frames that were not dropped. A crash before the deletion reached the disk
 // (directory fsync) likewise brings dropped frames back once: duplicates, not loss.
+//
+// # A bound shared by several spools (Budget)
+//
+// Options.Budget adds a bound on the bytes of several spools together (the global
+// spool.max_bytes). A spool past its share of it behaves exactly as past MaxBytes: Append
+// waits (for acks in any spool that share the budget), or with DropOldest drops its own
+// oldest segments. Each spool keeps a reserve no other spool can take; see Budget.
 package spool

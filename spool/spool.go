@@ -74,6 +74,9 @@ type Spool struct {
 	log  *slog.Logger
 	m    *metrics.Flow
 	lock *os.File
+	// share is this spool's part of Options.Budget (nil without one); set before the spool
+	// is shared, synced under mu by syncBudgetLocked, left at Close.
+	share *budgetShare
 
 	syncMu sync.Mutex // serialises commits and rolls
 
@@ -111,6 +114,7 @@ type Spool struct {
 
 	kickc   chan struct{} // commit now
 	dirtyc  chan struct{} // something to commit within FsyncInterval
+	ackc    chan struct{} // the cursor moved: write its ack frame now (see writeAcks)
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -139,6 +143,7 @@ func Open(opts Options) (*Spool, error) {
 		changed: make(chan struct{}),
 		kickc:   make(chan struct{}, 1),
 		dirtyc:  make(chan struct{}, 1),
+		ackc:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -162,6 +167,7 @@ func Open(opts Options) (*Spool, error) {
 		_ = lock.Close()
 		return nil, err
 	}
+	s.joinBudget()
 	s.setGauge()
 	go s.run()
 	return s, nil
@@ -311,6 +317,7 @@ func (s *Spool) corrupt(msg, path string, off int64, err error, attrs ...any) {
 
 // setGauge publishes the bytes on disk; mu held (or the spool not yet shared).
 func (s *Spool) setGauge() {
+	s.syncBudgetLocked()
 	if s.m != nil {
 		s.m.SpoolBytes.Set(float64(s.bytes))
 	}
@@ -489,7 +496,8 @@ func (s *Spool) waitRoom(ctx context.Context) error {
 			s.mu.Unlock()
 			return ErrClosed
 		}
-		if s.bytes < s.opts.MaxBytes || !s.holdsDataLocked() {
+		room, budgetc := s.roomLocked()
+		if room || !s.holdsDataLocked() {
 			s.full = false
 			s.mu.Unlock()
 			return nil
@@ -510,6 +518,7 @@ func (s *Spool) waitRoom(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-ch:
+		case <-budgetc: // another spool freed bytes
 		}
 	}
 }
@@ -529,7 +538,7 @@ func (s *Spool) dropRoom() error {
 			s.mu.Unlock()
 			return ErrClosed
 		}
-		if s.bytes < s.opts.MaxBytes || !s.holdsDataLocked() {
+		if room, _ := s.roomLocked(); room || !s.holdsDataLocked() {
 			s.mu.Unlock()
 			return nil
 		}
@@ -612,7 +621,7 @@ func (s *Spool) logDrop(ev *dropEvent) {
 	}
 	s.log.Warn("spool: full, dropped oldest unacknowledged frames (when_full: drop_oldest)",
 		"frames", ev.frames, "bytes", ev.bytes, "segments", ev.segments,
-		"first_seq", ev.first, "last_seq", ev.last, "max_bytes", s.opts.MaxBytes)
+		"first_seq", ev.first, "last_seq", ev.last, "max_bytes", s.opts.MaxBytes, "global_max_bytes", s.budgetMax())
 }
 
 // holdsDataLocked tells whether any data frame is on disk: if none is, nothing can ever be
@@ -784,6 +793,13 @@ func (s *Spool) run() {
 		case <-s.stop:
 			timer.Stop()
 			return
+		case <-s.ackc:
+			s.writeAcks()
+			if timerC == nil && s.opts.FsyncInterval > 0 {
+				timer.Reset(s.opts.FsyncInterval)
+				timerC = timer.C
+			}
+			continue
 		case <-s.dirtyc:
 			if timerC == nil && s.opts.FsyncInterval > 0 {
 				timer.Reset(s.opts.FsyncInterval)
@@ -916,7 +932,7 @@ func (s *Spool) Ack(seq uint64) error {
 		if s.full {
 			s.kick()
 		} else {
-			s.dirty()
+			s.acked1()
 		}
 	}
 	return nil
@@ -980,6 +996,7 @@ func (s *Spool) Close() error {
 	s.closed = true
 	s.broadcastLocked()
 	s.mu.Unlock()
+	s.leaveBudget()
 	close(s.stop)
 	<-s.stopped
 	err := s.Sync()

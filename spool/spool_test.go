@@ -298,10 +298,13 @@ func TestAckCursorSurvivesCrash(t *testing.T) {
 
 	for _, img := range []string{durableImage, crashImage} {
 		c := mustOpen(t, testOptions(img))
-		if got := c.AckedThrough(); got != 4 {
-			t.Fatalf("cursor after crash %d, want 4", got)
+		got := c.AckedThrough()
+		// The ack frame for 6 is written (not fsynced) soon after the ack: a kill -9 image
+		// may hold it, a power-loss image never does.
+		if got != 4 && (img == durableImage || got != 6) {
+			t.Fatalf("cursor after crash %d, want 4 (or 6 after kill -9)", got)
 		}
-		for i := uint64(5); i <= 10; i++ {
+		for i := got + 1; i <= 10; i++ {
 			if f := mustNext(t, c); f.Seq != i {
 				t.Fatalf("Next after crash: seq %d, want %d", f.Seq, i)
 			}

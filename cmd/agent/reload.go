@@ -15,6 +15,7 @@ import (
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/flow"
 	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/spool"
 )
 
 // supervisor owns the running flows: it starts them, and on a reload stops the ones that were
@@ -32,8 +33,12 @@ type supervisor struct {
 	awsCfg *aws.Config    // loaded on first use; aws settings change only with a restart
 	md     *flow.Metadata // EC2 context for add_metadata, fetched on first use
 
-	cfg    *config.Config // the configuration the flows run with
-	exited chan struct{}  // a flow's Run returned (buffered 1, coalescing)
+	cfg *config.Config // the configuration the flows run with
+	// budget is the global spool bound, shared by every flow's spool for the whole run: a
+	// reload changes its bound, flows leave and join it as they stop and start.
+	budget  *spool.Budget
+	orphans map[string]bool // flows whose kinship_orphan_spool_bytes series is set
+	exited  chan struct{}   // a flow's Run returned (buffered 1, coalescing)
 
 	mu    sync.Mutex
 	flows map[string]*runningFlow
@@ -60,6 +65,7 @@ func (r *runningFlow) exited() bool {
 
 func newSupervisor(ctx context.Context, cfg *config.Config, set *metrics.Set, log *slog.Logger, once bool) *supervisor {
 	return &supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg,
+		budget: spool.NewBudget(int64(cfg.Spool.MaxBytes)),
 		exited: make(chan struct{}, 1), flows: map[string]*runningFlow{}}
 }
 
@@ -71,7 +77,7 @@ func (s *supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 	}
 	dir := cfg.FlowDir(&fc)
 	deps := flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
-		Metadata: s.metadataFor(fc)}
+		Metadata: s.metadataFor(fc), Budget: s.budget}
 	if sd, ok := dst.(shardedDestination); ok {
 		deps.Shards = sd.shards
 		sd.setLogger(s.log.With("flow", fc.Name))
@@ -86,6 +92,7 @@ func (s *supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 // startAll builds every flow of the configuration, then runs them; a flow that cannot be
 // built fails the start (before anything runs).
 func (s *supervisor) startAll() error {
+	s.reportOrphans(s.cfg)
 	built := make([]*runningFlow, 0, len(s.cfg.Flows))
 	for _, fc := range s.cfg.Flows {
 		r, err := s.build(s.cfg, fc)
@@ -230,6 +237,11 @@ func (s *supervisor) reload(path string) {
 			s.log.Info("reload: flow removed; its state stays on disk", "flow", name, "dir", r.dir)
 		}
 	}
+	if cfg.Spool.MaxBytes != s.cfg.Spool.MaxBytes {
+		s.log.Info("reload: global spool bound changed", "from", s.cfg.Spool.MaxBytes, "to", cfg.Spool.MaxBytes)
+	}
+	// After the removed flows left the budget, before the new ones join it.
+	s.budget.SetMax(int64(cfg.Spool.MaxBytes))
 	for _, fc := range cfg.Flows {
 		r, ok := current[fc.Name]
 		if ok && !r.exited() && r.dir == cfg.FlowDir(&fc) && sameFlow(r.cfg, fc) {
@@ -248,6 +260,9 @@ func (s *supervisor) reload(path string) {
 			continue
 		}
 		s.run(nr)
+	}
+	if len(removed) > 0 || len(added) > 0 {
+		s.reportOrphans(cfg)
 	}
 	keepAWS, keepMetrics := s.cfg.AWS, s.cfg.Metrics
 	s.cfg = cfg

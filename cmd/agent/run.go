@@ -61,6 +61,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	set := metrics.New(reg)
 
 	sup := newSupervisor(ctx, cfg, set, log, *once)
+	sup.exportBudget()
 	if err := sup.startAll(); err != nil {
 		return err
 	}

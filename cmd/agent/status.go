@@ -28,6 +28,14 @@ type statusReport struct {
 		Reachable bool   `json:"reachable"`
 		Error     string `json:"error,omitempty"`
 	} `json:"agent"`
+	// SpoolGlobal is the global spool bound and what counts towards it (read from disk).
+	SpoolGlobal struct {
+		Bytes    int64 `json:"bytes"`     // the configured flows' spools together
+		MaxBytes int64 `json:"max_bytes"` // top-level spool.max_bytes; 0: none
+		// OrphanBytes are held by spools of flows no longer configured: kept on disk, not
+		// counted towards the bound.
+		OrphanBytes int64 `json:"orphan_bytes"`
+	} `json:"spool_global"`
 	Flows []flow.Status `json:"flows"`
 }
 
@@ -48,6 +56,14 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	rep := statusReport{Flows: readStatuses(cfg)}
+	rep.SpoolGlobal.MaxBytes = int64(cfg.Spool.MaxBytes)
+	for _, f := range rep.Flows {
+		if f.Configured {
+			rep.SpoolGlobal.Bytes += f.Spool.Bytes
+		} else {
+			rep.SpoolGlobal.OrphanBytes += f.Spool.Bytes
+		}
+	}
 	if cfg.Metrics.Listen != "" {
 		rep.Agent.URL = "http://" + dialable(cfg.Metrics.Listen) + "/status"
 		live, err := fetchStatus(ctx, rep.Agent.URL, *timeout)
@@ -173,6 +189,16 @@ func printStatus(w io.Writer, rep *statusReport) {
 			bytesText(f.Spool.Bytes), f.Spool.UnackedFrames, bytesText(f.Spool.UnackedBytes), last, oneLine(lastErr))
 	}
 	_ = tw.Flush()
+	g := rep.SpoolGlobal
+	bound := "no global bound"
+	if g.MaxBytes > 0 {
+		bound = "global bound " + bytesText(g.MaxBytes)
+	}
+	fmt.Fprintf(w, "spool: %s in all flows (%s)", bytesText(g.Bytes), bound)
+	if g.OrphanBytes > 0 {
+		fmt.Fprintf(w, "; removed flows keep %s (not counted; restore the flow to ship it, or delete its directory)", bytesText(g.OrphanBytes))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FLOW\tFILE\tPOSITION\tSIZE\tLAG")

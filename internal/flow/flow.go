@@ -40,6 +40,7 @@ type Deps struct {
 	Destination shipper.Destination
 	Metrics     *metrics.Flow
 	Logger      *slog.Logger
+	Budget      *spool.Budget // the global spool bound shared by all flows of the process (nil: none)
 	// ShutdownGrace bounds how long buffered lines may take to reach the spool on stop.
 	ShutdownGrace time.Duration
 	// CheckpointInterval is how often durable positions are saved [1s].
@@ -191,6 +192,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		Compression:   codec,
 		CacheBytes:    frameCacheBytes,
 		Buffers:       frameBuffers{f},
+		Budget:        deps.Budget,
 		Metrics:       deps.Metrics,
 		Logger:        f.log,
 	})

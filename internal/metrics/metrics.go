@@ -7,6 +7,9 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Set holds the metric vectors of one process, registered on one registry.
 type Set struct {
+	reg              prometheus.Registerer // for what registers after New (SpoolGlobal)
+	orphanSpoolBytes *prometheus.GaugeVec
+
 	linesRead       *prometheus.CounterVec
 	bytesRead       *prometheus.CounterVec
 	linesTruncated  *prometheus.CounterVec
@@ -34,6 +37,9 @@ type Set struct {
 func New(reg prometheus.Registerer) *Set {
 	flow := []string{"flow"}
 	s := &Set{
+		reg: reg,
+		orphanSpoolBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kinship_orphan_spool_bytes", Help: "Bytes left in the spool of a flow no longer in the configuration (kept, never shipped until the flow is restored)."}, flow),
 		linesRead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_lines_read_total", Help: "Lines read from watched files."}, flow),
 		bytesRead: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -143,6 +149,26 @@ func (s *Set) Flow(name string) *Flow {
 		SpoolStoredBytes:    s.spoolStoredBytes.With(l),
 		PartitionKeyMissing: s.partitionKeyMissing.With(l),
 	}
+}
+
+// SpoolGlobal exports the global spool budget: bytes held by all running flows' spools
+// together and the bound (0: none). The functions are called at each scrape.
+func (s *Set) SpoolGlobal(used, bound func() float64) {
+	s.reg.MustRegister(s.orphanSpoolBytes,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kinship_spool_global_bytes", Help: "Bytes held by the spools of all running flows together."}, used),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "kinship_spool_global_max_bytes", Help: "The global spool bound (top-level spool.max_bytes); 0: none."}, bound))
+}
+
+// OrphanSpool sets the bytes left in the spool of a flow no longer configured; 0 removes the
+// series (the flow came back, or its directory was deleted).
+func (s *Set) OrphanSpool(flow string, bytes int64) {
+	if bytes == 0 {
+		s.orphanSpoolBytes.DeleteLabelValues(flow)
+		return
+	}
+	s.orphanSpoolBytes.WithLabelValues(flow).Set(float64(bytes))
 }
 
 // ForTest returns a flow's metrics on a fresh private registry.
