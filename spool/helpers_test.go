@@ -156,6 +156,7 @@ type faultFS struct {
 	failNextWrite bool // the write stores half its bytes, then fails
 	failNextSync  bool
 	failTruncate  bool
+	failWrites    bool // every write fails until cleared
 }
 
 var errInjected = errors.New("injected fault")
@@ -175,7 +176,7 @@ type faultFile struct {
 
 func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
-	fail := f.fs.failNextWrite
+	fail := f.fs.failNextWrite || f.fs.failWrites
 	f.fs.failNextWrite = false
 	f.fs.mu.Unlock()
 	if fail {

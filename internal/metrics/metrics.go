@@ -24,6 +24,7 @@ type Set struct {
 	sendRate        *prometheus.GaugeVec
 
 	spoolDroppedBytes *prometheus.CounterVec
+	spoolWriteErrors  *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -63,10 +64,13 @@ func New(reg prometheus.Registerer) *Set {
 
 		spoolDroppedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_spool_dropped_bytes_total", Help: "Spool segment bytes deleted by when_full: drop_oldest before all their frames were acknowledged."}, flow),
+		spoolWriteErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_spool_write_errors_total", Help: "Failed spool writes and fsyncs (disk full, I/O errors); each is retried, appends wait meanwhile."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
 		s.fileErrors, s.truncations, s.spoolDroppedBytes, s.sendRate)
+	reg.MustRegister(s.spoolWriteErrors)
 	return s
 }
 
@@ -93,6 +97,8 @@ type Flow struct {
 	// SpoolDroppedBytes counts the bytes of segment files deleted by drop_oldest (acknowledged
 	// frames sharing a dropped segment included): what the disk budget gave up.
 	SpoolDroppedBytes prometheus.Counter
+	// SpoolWriteErrors counts failed spool writes and fsyncs, retries included.
+	SpoolWriteErrors prometheus.Counter
 }
 
 // Flow returns the metrics of the named flow.
@@ -116,6 +122,7 @@ func (s *Set) Flow(name string) *Flow {
 		SendRate:        s.sendRate.With(l),
 
 		SpoolDroppedBytes: s.spoolDroppedBytes.With(l),
+		SpoolWriteErrors:  s.spoolWriteErrors.With(l),
 	}
 }
 
