@@ -46,13 +46,32 @@
 // ack frame when the acknowledged cursor moved, then fsyncs the active segment once: one fsync
 // makes data and the cursor durable together. Next hands out only durable frames.
 //
-// A failed fsync means everything written since the previous good fsync is lost (the kernel may
-// have dropped those pages and will not report it again). The spool never retries the fsync: it
-// truncates the segment back to its last durable offset, never writes to that file again,
-// starts a new segment after the highest sequence number handed out, and reports the lost range
-// as a *LostError, so the caller re-appends those records from its own source. A failed write
-// is truncated back to the frame's start (and, if even that fails, the next frame overwrites
-// it), so a half frame is never followed by data.
+// # Write errors and a full disk
+//
+// A failed write (ENOSPC above all) is cut back to the frame's start (if even that fails, the
+// next frame overwrites it), so a half frame is never followed by data. Append does not
+// return the error: it waits and writes again after a backoff doubling from 50ms to 5s
+// (backpressure: the tailer stops reading, the log files are the buffer), until it succeeds,
+// its ctx is done or the spool is closed. The same holds when creating a segment fails.
+//
+// A failed fsync means the kernel may have dropped the dirty pages of everything written
+// since the previous good fsync, and it reports that once: a second fsync of the same file
+// may succeed without the data being on disk. So the spool never trusts that file again. It
+// keeps, in memory, a copy of the active segment's bytes since its last good fsync (bounded by
+// SyncBytes, or by SegmentBytes when only rolls commit); after a failed fsync it cuts the old
+// segment back to its durable offset, seals it, and writes that copy into a new segment named
+// after the first seq that is not durable (when the old segment holds no durable data frame,
+// the new file replaces it under the same name), then fsyncs the new segment. Only then are
+// those frames durable; until then Append waits and the background goroutine retries the
+// rewrite with the same backoff. Sequence numbers do not change, so the caller's positions
+// stay right and nothing is lost or re-read. If cutting the old segment fails, it may keep
+// frames that the new segment holds too: recovery cuts an older segment where the next one
+// begins.
+//
+// Every failed write or fsync is counted in kinship_spool_write_errors_total; one log line
+// says when writes start failing, one when they work again, and a reminder at most once a
+// minute in between. Stats.WriteError (kinship status, health) shows the failure while it lasts.
+// The process never exits because of it.
 //
 // # Recovery (Open)
 //

@@ -157,6 +157,7 @@ type faultFS struct {
 	failNextSync  bool
 	failTruncate  bool
 	failWrites    bool // every write fails until cleared
+	failSyncs     bool // every fsync fails until cleared
 }
 
 var errInjected = errors.New("injected fault")
@@ -188,7 +189,7 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 
 func (f *faultFile) Sync() error {
 	f.fs.mu.Lock()
-	fail := f.fs.failNextSync
+	fail := f.fs.failNextSync || f.fs.failSyncs
 	f.fs.failNextSync = false
 	f.fs.mu.Unlock()
 	if fail {

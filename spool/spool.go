@@ -233,7 +233,11 @@ func (s *Spool) recover() error {
 			}
 		}
 		if n := len(s.segs); n > 0 && res.first <= s.segs[n-1].last {
-			return fmt.Errorf("spool: open: segment %s overlaps the one before it", filepath.Base(path))
+			// A failed fsync rewrote frames into this segment and the older one could not be
+			// cut back then (see the package doc): this copy is the one that was fsynced.
+			if err := s.cutOverlap(s.segs[n-1], res.first, buf); err != nil {
+				return err
+			}
 		}
 		s.segs = append(s.segs, &segment{first: first, last: res.last, end: res.validEnd, durEnd: res.validEnd, path: path})
 		s.bytes += res.validEnd
@@ -285,6 +289,38 @@ func scanFile(path string, buf []byte) (scanResult, int64, error) {
 		return scanResult{}, 0, err
 	}
 	return scanSegment(f, st.Size(), buf), st.Size(), nil
+}
+
+// cutOverlap cuts prev before its first data frame with a seq >= first.
+func (s *Spool) cutOverlap(prev *segment, first uint64, buf []byte) error {
+	name := filepath.Base(prev.path)
+	f, err := os.Open(prev.path)
+	if err != nil {
+		return fmt.Errorf("spool: open: segment %s: %w", name, err)
+	}
+	fr := newFrameReader(f, segHeaderSize, prev.end, buf[:0])
+	at, last := prev.end, prev.first-1
+	for {
+		off := fr.off
+		typ, seq, _, err := fr.next(false)
+		if err != nil {
+			break // scanned before: only io.EOF can end it here
+		}
+		if typ == frameData && seq >= first {
+			at = off
+			break
+		}
+		if typ == frameData {
+			last = seq
+		}
+	}
+	_ = f.Close()
+	if err := s.cutTail(prev.path, at, prev.end, fmt.Errorf("frames from seq %d are in the next segment: %w", first, errCorrupt)); err != nil {
+		return err
+	}
+	s.bytes -= prev.end - at
+	prev.end, prev.durEnd, prev.last = at, at, last
+	return nil
 }
 
 // cutTail keeps a copy of path's bytes from validEnd on and truncates the file there.
