@@ -121,6 +121,8 @@ type Spool struct {
 	rseg  *segment
 	rfile *os.File
 	rfr   frameReader
+	rlast uint64 // last data seq the reader passed in rseg (rseg.first-1 at its start)
+	allow uint64 // seq jump allowed after the reader skipped corrupt bytes
 
 	kickc   chan struct{} // commit now
 	dirtyc  chan struct{} // something to commit within FsyncInterval
@@ -226,6 +228,11 @@ func (s *Spool) recover() error {
 				return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
 			}
 			continue
+		}
+		for _, b := range res.skipped {
+			// Counted in SpoolCorrupt by the reader, which skips the same bytes when it ships.
+			s.log.Warn("spool: corrupt frames inside a segment; the frames after them are kept",
+				"segment", filepath.Base(path), "offset", b.off, "bad_bytes", b.n, "err", b.err)
 		}
 		if res.err != nil {
 			if err := s.cutTail(path, res.validEnd, size, res.err); err != nil {
