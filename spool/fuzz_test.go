@@ -40,6 +40,13 @@ func fuzzSeeds() [][]byte {
 	flipped[len(flipped)-3] ^= 0x40
 	hugeLen := buildSegment(1, 10)
 	binary.LittleEndian.PutUint32(hugeLen[segHeaderSize+4:], 200<<20)
+	// Corruption inside a segment with valid frames after it: resynchronisation paths.
+	midFlip := buildSegment(3, 40, 500, 17, 64, 9)
+	midFlip[segHeaderSize+int(frameSize(40))+60] ^= 0x02
+	zeroed := buildSegment(1, 700, 700, 700, 700, 700, 700, 700)
+	clear(zeroed[1024 : 1024+1500])
+	badSeq := buildSegment(1, 30, 30, 30)
+	binary.LittleEndian.PutUint64(badSeq[segHeaderSize+8:], 99) // crc no longer matches either
 	return [][]byte{
 		nil,
 		valid[:segHeaderSize],
@@ -49,6 +56,9 @@ func fuzzSeeds() [][]byte {
 		flipped,
 		hugeLen,
 		buildSegment(1, 1000),
+		midFlip,
+		zeroed,
+		badSeq,
 	}
 }
 
@@ -75,23 +85,35 @@ func FuzzSegmentReader(f *testing.F) {
 			}
 			fr := newFrameReader(r, segHeaderSize, res.validEnd, buf)
 			frames := 0
+			last, allow, skips := res.first-1, uint64(0), 0
 			for {
 				at := fr.off
 				typ, seq, p, err := fr.next(true)
 				if err == io.EOF {
 					break
 				}
+				if err == nil && typ == frameData && (seq <= last || seq > last+1+allow) {
+					fr.off, err = at, errCorrupt
+				}
 				if err != nil {
-					t.Fatalf("frame at %d inside the valid prefix: %v", at, err)
+					// Inside the valid prefix only the stretches the scan skipped may be bad.
+					found, a, rerr := fr.resync(at, last)
+					if rerr != nil || !found {
+						t.Fatalf("frame at %d inside the valid prefix: %v, and no resync (%v)", at, err, rerr)
+					}
+					allow = a
+					skips++
+					continue
 				}
 				h := data[at : at+frameHeaderSize]
 				if typ != frameData {
 					continue
 				}
 				frames++
-				if seq != res.first+uint64(frames-1) {
-					t.Fatalf("frame at %d: seq %d", at, seq)
+				if seq <= last {
+					t.Fatalf("frame at %d: seq %d after %d", at, seq, last)
 				}
+				last, allow = seq, 0
 				if !bytes.Equal(p, data[at+frameHeaderSize:at+frameHeaderSize+int64(len(p))]) {
 					t.Fatalf("frame at %d: payload differs from the file", at)
 				}
@@ -100,8 +122,8 @@ func FuzzSegmentReader(f *testing.F) {
 					t.Fatalf("frame at %d returned with a bad crc", at)
 				}
 			}
-			if frames != res.frames {
-				t.Fatalf("reader saw %d data frames, scan %d", frames, res.frames)
+			if frames != res.frames || skips != len(res.skipped) {
+				t.Fatalf("reader saw %d data frames and %d bad stretches, scan %d and %d", frames, skips, res.frames, len(res.skipped))
 			}
 		}
 	})
