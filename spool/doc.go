@@ -33,8 +33,9 @@
 //	16 crc      uint32 CRC32-Castagnoli of header bytes [0,16) followed by the payload
 //	20 reserved uint32, 0
 //
-// Every header starts 8-byte aligned. Data frames in a segment carry consecutive sequence
-// numbers starting at the segment's firstSeq; sequence numbers grow strictly across segments
+// Every header starts 8-byte aligned (which is what lets a reader find the next frame after
+// corrupt bytes). Data frames in a segment carry consecutive sequence numbers starting at the
+// segment's firstSeq; sequence numbers grow strictly across segments
 // (gaps are allowed: they mark frames that were never durable, see below) and across restarts,
 // because the newest segment is never deleted: its name (when empty) or its last data frame
 // gives the next sequence number.
@@ -77,11 +78,26 @@
 //
 // Every segment is read from its header: frames are accepted while the type is known, reserved
 // bytes are zero, the length fits in what is left of the file, the CRC matches and data frames
-// carry the expected sequence number. At the first frame that fails any check (a torn write, a
-// zeroed or garbage tail, a flipped bit) the rest of the file is copied to a .broken file (its
-// first 16 MiB) and the segment is truncated there. A segment whose header is invalid is
-// renamed to <segment>.0.broken whole. A complete, valid frame is never discarded unless it follows an
-// invalid one in the same segment. The acknowledged cursor is the highest ack frame found, or
+// carry the next sequence number. In a sealed segment (every segment but the newest: all its
+// bytes were fsynced before the next one was created), at a frame that fails any check the
+// scan resynchronises:
+// it tries every following 8-byte aligned offset for a complete frame with a matching CRC
+// whose seq fits what the skipped bytes could have held (every frame takes at least 24 bytes,
+// so k skipped bytes hide at most k/24 frames: a data frame needs last < seq <= last+1+k/24,
+// an ack frame seq <= that bound; stale frames of other segments or spools in reused blocks
+// fail it). If one exists, the bad bytes are corruption inside the segment (a flipped bit, a
+// zeroed page): they stay in place, are logged, and the frames after them are kept; the
+// reader (Next), Replay and Inspect step over them the same way, and Next counts each skip in
+// SpoolCorrupt. If none exists, the bad bytes are a torn or garbage tail. The newest segment
+// is never resynchronised at Open: a power loss may keep a later page of it without an earlier
+// one, so frames after bad bytes there may never have been durable, and keeping them would let
+// the caller's Replay move its positions past the lost frame; its first bad frame starts a torn
+// tail. A torn tail is cut: the rest of the file is copied to a .broken file (its first
+// 16 MiB) and the segment is truncated there. A segment whose header is invalid is renamed to
+// <segment>.0.broken whole. A complete, valid frame is never discarded. When a segment holds
+// frames that the next segment holds too (a failed fsync was repaired but the old segment could
+// not be cut back), the older segment is cut where the next one begins. The acknowledged
+// cursor is the highest ack frame found, or
 // the sequence number before the oldest segment's first, whichever is higher: segments are only
 // deleted once an ack frame covering them is durable.
 //
@@ -91,8 +107,9 @@
 //   - power loss or kernel crash: everything up to the last successful group commit; frames
 //     Append had returned but not yet made durable may be lost, and so may the acks of the last
 //     commit interval: those frames are shipped again (bounded duplicates).
-//   - a corrupt sealed segment: frames before the corruption survive; the rest of that segment is
-//     lost, counted in SpoolCorrupt and logged.
+//   - corruption inside a segment (bit flip, zeroed page): only the frames it touches are lost,
+//     counted in SpoolCorrupt and logged; the frames after it still ship. Data frames within a
+//     segment are then no longer consecutive: that gap is the loss.
 //
 // # When full (MaxBytes)
 //

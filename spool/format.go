@@ -258,8 +258,10 @@ type scanResult struct {
 	skipped  []badRange // corrupt stretches with valid frames after them (mid-segment corruption)
 }
 
-// scanSegment validates a segment of the given size held by r.
-func scanSegment(r io.ReaderAt, size int64, buf []byte) scanResult {
+// scanSegment validates a segment of the given size held by r. With resync false the scan
+// stops at the first bad frame (the newest segment at Open: see the package doc); with
+// resync true it steps over bad bytes followed by a valid frame.
+func scanSegment(r io.ReaderAt, size int64, buf []byte, resync bool) scanResult {
 	var hb [segHeaderSize]byte
 	got, err := r.ReadAt(hb[:], 0)
 	if got < segHeaderSize {
@@ -295,6 +297,10 @@ func scanSegment(r io.ReaderAt, size int64, buf []byte) scanResult {
 			}
 			// Bad bytes followed by a valid frame are corruption inside the segment: skip
 			// them. With nothing valid after them they are a torn tail: stop there.
+			if !resync {
+				res.err = fmt.Errorf("frame at %d: %w", at, err)
+				return res
+			}
 			found, a, rerr := fr.resync(at, res.last)
 			if rerr != nil {
 				res.err = fmt.Errorf("frame at %d: %w", at, rerr)

@@ -73,7 +73,7 @@ func FuzzSegmentReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
 		for _, buf := range bufs {
-			res := scanSegment(r, int64(len(data)), buf)
+			res := scanSegment(r, int64(len(data)), buf, true)
 			if res.validEnd > int64(len(data)) {
 				t.Fatalf("validEnd %d beyond %d bytes", res.validEnd, len(data))
 			}
@@ -135,7 +135,7 @@ func TestReaderBoundsLengthBeforeAllocating(t *testing.T) {
 	data := fuzzSeeds()[6]
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	res := scanSegment(bytes.NewReader(data), int64(len(data)), nil)
+	res := scanSegment(bytes.NewReader(data), int64(len(data)), nil, true)
 	fr := newFrameReader(bytes.NewReader(data), segHeaderSize, int64(len(data)), make([]byte, 0, 64))
 	_, _, _, err := fr.next(true)
 	runtime.ReadMemStats(&after)

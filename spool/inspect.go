@@ -51,9 +51,9 @@ func Inspect(dir string) (Backlog, error) {
 	}
 	var segs []seg
 	buf := make([]byte, readBufSize)
-	for _, first := range firsts {
+	for i, first := range firsts {
 		path := filepath.Join(dir, segName(first))
-		res, size, err := scanFile(path, buf)
+		res, size, err := scanFile(path, buf, i < len(firsts)-1) // as Open does
 		if errors.Is(err, os.ErrNotExist) {
 			continue // acked and deleted since ReadDir
 		}

@@ -210,10 +210,16 @@ func (s *Spool) recover() error {
 	slices.Sort(firsts)
 	buf := make([]byte, readBufSize)
 	var maxAck uint64
-	for _, first := range firsts {
+	for i, first := range firsts {
 		path := filepath.Join(dir, segName(first))
 		nextSeq = max(nextSeq, first)
-		res, size, err := scanFile(path, buf)
+		// Only sealed segments are resynchronised: every byte of them was fsynced before the
+		// next segment was created, so bad bytes in them are damage. The newest segment may
+		// end in writes a power loss tore out of order (a later page on disk, an earlier one
+		// not): frames after bad bytes there may never have been durable, and keeping them
+		// would let Replay move the caller's positions past the lost ones. It is cut at the
+		// first bad frame, as a torn tail.
+		res, size, err := scanFile(path, buf, i < len(firsts)-1)
 		if err != nil {
 			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
 		}
@@ -285,7 +291,7 @@ func (s *Spool) recover() error {
 	return nil
 }
 
-func scanFile(path string, buf []byte) (scanResult, int64, error) {
+func scanFile(path string, buf []byte, resync bool) (scanResult, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return scanResult{}, 0, err
@@ -295,7 +301,7 @@ func scanFile(path string, buf []byte) (scanResult, int64, error) {
 	if err != nil {
 		return scanResult{}, 0, err
 	}
-	return scanSegment(f, st.Size(), buf), st.Size(), nil
+	return scanSegment(f, st.Size(), buf, resync), st.Size(), nil
 }
 
 // cutOverlap cuts prev before its first data frame with a seq >= first.
@@ -310,8 +316,16 @@ func (s *Spool) cutOverlap(prev *segment, first uint64, buf []byte) error {
 	for {
 		off := fr.off
 		typ, seq, _, err := fr.next(false)
+		if errors.Is(err, errCorrupt) {
+			// Bad bytes the scan stepped over: resync the same way, or cut at them.
+			if found, _, rerr := fr.resync(off, last); rerr == nil && found {
+				continue
+			}
+			at = off
+			break
+		}
 		if err != nil {
-			break // scanned before: only io.EOF can end it here
+			break // io.EOF
 		}
 		if typ == frameData && seq >= first {
 			at = off
