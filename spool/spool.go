@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinship-agent/kinship/internal/metrics"
@@ -112,10 +113,11 @@ type Spool struct {
 	changed    chan struct{} // closed and replaced when durable data, room or closed changes
 	cache      []cachedFrame // recent AppendShared frames, ascending seq
 	cacheBytes int64
-	writeErr   error     // the last write or fsync failure while writes fail; nil when they work
-	errSince   time.Time // when writes started failing
-	errRemind  time.Time // last log line about it
-	errCount   int       // failures since errSince
+	writeErr   error       // the last write or fsync failure while writes fail; nil when they work
+	errSince   time.Time   // when writes started failing
+	errRemind  time.Time   // last log line about it
+	errCount   int         // failures since errSince
+	failing    atomic.Bool // writeErr != nil, read without mu on every Append
 
 	rmu   sync.Mutex // Next's reader
 	rseg  *segment
@@ -537,6 +539,7 @@ func (s *Spool) writeFailed(err error) {
 		s.errCount = 0
 	}
 	s.writeErr = err
+	s.failing.Store(true)
 	s.errCount++
 	remind := !first && now.Sub(s.errRemind) >= writeErrRemind
 	if first || remind {
@@ -554,6 +557,9 @@ func (s *Spool) writeFailed(err error) {
 
 // writeRecovered ends a write-failure episode with one log line.
 func (s *Spool) writeRecovered() {
+	if !s.failing.Load() {
+		return
+	}
 	s.mu.Lock()
 	if s.writeErr == nil {
 		s.mu.Unlock()
@@ -561,6 +567,7 @@ func (s *Spool) writeRecovered() {
 	}
 	since, count := s.errSince, s.errCount
 	s.writeErr = nil
+	s.failing.Store(false)
 	s.mu.Unlock()
 	s.log.Info("spool: writes succeed again", "dir", s.opts.Dir, "failing_for", time.Since(since).Round(time.Millisecond), "failures", count)
 }
@@ -994,7 +1001,7 @@ func (s *Spool) commit() error {
 	}
 	s.wmu.Lock()
 	// Appends went on during the fsync: only the bytes it covered leave the tail copy.
-	n := copy(s.tail, s.tail[end-dur:])
+	n := copy(s.tail, s.tail[min(end-dur, int64(len(s.tail))):])
 	s.tail = s.tail[:n]
 	s.mu.Lock()
 	seg.durEnd = end
