@@ -35,6 +35,9 @@ const (
 	writeRetryMin  = 50 * time.Millisecond
 	writeRetryMax  = 5 * time.Second
 	writeErrRemind = time.Minute
+	// The in-memory copy of unsynced bytes is bounded: past this (or twice SyncBytes, if
+	// larger) Append commits itself, so memory stays flat even when only rolls would commit.
+	maxTailBytes = 32 << 20
 )
 
 // errPoisoned is Append's internal answer while the active segment's fsync failed and its
@@ -498,9 +501,16 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 	// tries again, which stops the tailer, whose files are the buffer meanwhile.
 	var wait time.Duration
 	for {
-		seq, err := s.appendOnce(ctx, payload, share)
+		seq, unsynced, err := s.appendOnce(ctx, payload, share)
 		if err == nil {
 			s.writeRecovered()
+			if unsynced >= max(maxTailBytes, 2*s.opts.SyncBytes) {
+				// The frame is appended whatever this commit does: a failure is retried
+				// (and logged) by the repair, not reported for this frame.
+				if err := s.commit(); err != nil && !s.isPoisoned() {
+					s.writeFailed(fmt.Errorf("commit: %w", err))
+				}
+			}
 			return seq, nil
 		}
 		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
@@ -572,21 +582,23 @@ func (s *Spool) writeRecovered() {
 	s.log.Info("spool: writes succeed again", "dir", s.opts.Dir, "failing_for", time.Since(since).Round(time.Millisecond), "failures", count)
 }
 
-func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (uint64, error) {
+// appendOnce tries to append once; it also returns the bytes of the active segment not yet
+// synced.
+func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ uint64, unsynced int64, _ error) {
 	s.wmu.Lock()
 	poisoned := s.poisoned
 	s.wmu.Unlock()
 	if poisoned {
 		s.kick()
-		return 0, errPoisoned
+		return 0, 0, errPoisoned
 	}
 	if s.opts.MaxBytes > 0 && s.opts.DropOldest {
 		if err := s.dropRoom(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	} else if s.opts.MaxBytes > 0 {
 		if err := s.waitRoom(ctx); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	s.wmu.Lock()
@@ -594,31 +606,31 @@ func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (uin
 	s.wmu.Unlock()
 	if needRoll {
 		if err := s.roll(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.poisoned {
-		return 0, errPoisoned
+		return 0, 0, errPoisoned
 	}
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
-		return 0, ErrClosed
+		return 0, 0, ErrClosed
 	}
 	seg := s.act
 	if seg.f == nil {
-		return 0, fmt.Errorf("spool: append: no writable segment")
+		return 0, 0, fmt.Errorf("spool: append: no writable segment")
 	}
 	seq := s.lastSeq + 1
 	off := seg.end
 	if err := s.writeFrameLocked(seg, frameData, seq, payload); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	s.mu.Lock()
-	unsynced := seg.end - seg.durEnd
+	unsynced = seg.end - seg.durEnd
 	if share {
 		s.cache = append(s.cache, cachedFrame{seq: seq, seg: seg, off: off, p: payload})
 		s.cacheBytes += int64(len(payload))
@@ -632,7 +644,7 @@ func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (uin
 	} else {
 		s.dirty()
 	}
-	return seq, nil
+	return seq, unsynced, nil
 }
 
 func (s *Spool) waitRoom(ctx context.Context) error {
