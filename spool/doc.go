@@ -81,8 +81,7 @@
 // bytes are zero, the length fits in what is left of the file, the CRC matches and data frames
 // carry the next sequence number. In a sealed segment (every segment but the newest: all its
 // bytes were fsynced before the next one was created), at a frame that fails any check the
-// scan resynchronises:
-// it tries every following 8-byte aligned offset for a complete frame with a matching CRC
+// scan resynchronises: it tries every following 8-byte aligned offset for a complete frame with a matching CRC
 // whose seq fits what the skipped bytes could have held (every frame takes at least 24 bytes,
 // so k skipped bytes hide at most k/24 frames: a data frame needs last < seq <= last+1+k/24,
 // an ack frame seq <= that bound; stale frames of other segments or spools in reused blocks
@@ -98,8 +97,7 @@
 // <segment>.0.broken whole. A complete, valid frame is never discarded. When a segment holds
 // frames that the next segment holds too (a failed fsync was repaired but the old segment could
 // not be cut back), the older segment is cut where the next one begins. The acknowledged
-// cursor is the highest ack frame found, or
-// the sequence number before the oldest segment's first, whichever is higher: segments are only
+// cursor is the highest ack frame found, or the sequence number before the oldest segment's first, whichever is higher: segments are only
 // deleted once an ack frame covering them is durable.
 //
 // What survives which crash:
