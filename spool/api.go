@@ -24,8 +24,11 @@ var ErrLocked = errors.New("spool: directory locked")
 // ErrLost is matched (errors.Is) by every *LostError.
 var ErrLost = errors.New("spool: frames lost")
 
-// LostError reports that a group commit failed: frames First..Last were handed a sequence
-// number by Append but never became durable, and never will (a failed fsync is not retried).
+// LostError reported a failed group commit. The spool no longer returns it (a failed fsync is
+// now repaired by rewriting the frames, see the package doc); the type stays so that callers
+// that still match it compile.
+//
+// Frames First..Last were handed a sequence number by Append but never became durable.
 // Next never returns them; the caller must append those records again from its own source
 // (for kinship: re-read the files from the positions in the last durable frame). Sequence
 // numbers First..Last are never used again.
@@ -64,7 +67,7 @@ type Options struct {
 	// Buffers, when set, recycles payload memory: payloads Next reads from disk come from
 	// Get, and shared payloads dropped from the cache without being handed out go to Put.
 	Buffers Buffers
-	Metrics *metrics.Flow // SpoolBytes gauge, SpoolCorrupt, SpoolDropped, SpoolDroppedBytes counters; nil allowed
+	Metrics *metrics.Flow // SpoolBytes gauge, SpoolCorrupt, SpoolDropped, SpoolDroppedBytes, SpoolWriteErrors counters; nil allowed
 	Logger  *slog.Logger  // nil: discard
 
 	fs fileSystem // tests inject faults here; nil: the os
@@ -85,4 +88,8 @@ type Stats struct {
 	Unacked      uint64 // LastSeq - AckedThrough
 	Durable      uint64 // highest durable seq
 	AckedThrough uint64 // the acknowledged cursor
+	// WriteError is the last write or fsync failure while writes keep failing (Append waits,
+	// and retries); empty when writes work. WriteErrorSince is when they started failing.
+	WriteError      string
+	WriteErrorSince time.Time
 }

@@ -34,8 +34,9 @@
 //	16 crc      uint32 CRC32-Castagnoli of header bytes [0,16) followed by the stored payload
 //	20 reserved uint32, 0
 //
-// Every header starts 8-byte aligned. Data frames in a segment carry consecutive sequence
-// numbers starting at the segment's firstSeq; sequence numbers grow strictly across segments
+// Every header starts 8-byte aligned (which is what lets a reader find the next frame after
+// corrupt bytes). Data frames in a segment carry consecutive sequence numbers starting at the
+// segment's firstSeq; sequence numbers grow strictly across segments
 // (gaps are allowed: they mark frames that were never durable, see below) and across restarts,
 // because the newest segment is never deleted: its name (when empty) or its last data frame
 // gives the next sequence number.
@@ -74,24 +75,57 @@
 // ack frame when the acknowledged cursor moved, then fsyncs the active segment once: one fsync
 // makes data and the cursor durable together. Next hands out only durable frames.
 //
-// A failed fsync means everything written since the previous good fsync is lost (the kernel may
-// have dropped those pages and will not report it again). The spool never retries the fsync: it
-// truncates the segment back to its last durable offset, never writes to that file again,
-// starts a new segment after the highest sequence number handed out, and reports the lost range
-// as a *LostError, so the caller re-appends those records from its own source. A failed write
-// is truncated back to the frame's start (and, if even that fails, the next frame overwrites
-// it), so a half frame is never followed by data.
+// # Write errors and a full disk
+//
+// A failed write (ENOSPC above all) is cut back to the frame's start (if even that fails, the
+// next frame overwrites it), so a half frame is never followed by data. Append does not
+// return the error: it waits and writes again after a backoff doubling from 50ms to 5s
+// (backpressure: the tailer stops reading, the log files are the buffer), until it succeeds,
+// its ctx is done or the spool is closed. The same holds when creating a segment fails.
+//
+// A failed fsync means the kernel may have dropped the dirty pages of everything written
+// since the previous good fsync, and it reports that once: a second fsync of the same file
+// may succeed without the data being on disk. So the spool never trusts that file again. It
+// keeps, in memory, a copy of the active segment's bytes since its last good fsync (about
+// SyncBytes; Append commits itself when it reaches 32 MiB or twice SyncBytes, so memory stays
+// bounded even when only Sync and rolls would commit); after a failed fsync it cuts the old
+// segment back to its durable offset, seals it, and writes that copy into a new segment named
+// after the first seq that is not durable (when the old segment holds no durable data frame,
+// the new file replaces it under the same name), then fsyncs the new segment. Only then are
+// those frames durable; until then Append waits and the background goroutine retries the
+// rewrite with the same backoff. Sequence numbers do not change, so the caller's positions
+// stay right and nothing is lost or re-read. If cutting the old segment fails, it may keep
+// frames that the new segment holds too: recovery cuts an older segment where the next one
+// begins.
+//
+// Every failed write or fsync is counted in kinship_spool_write_errors_total; one log line
+// says when writes start failing, one when they work again, and a reminder at most once a
+// minute in between. Stats.WriteError (kinship status, health) shows the failure while it lasts.
+// The process never exits because of it.
 //
 // # Recovery (Open)
 //
 // Every segment is read from its header: frames are accepted while the type is known, reserved
 // bytes are zero, the length fits in what is left of the file, the CRC matches and data frames
-// carry the expected sequence number. At the first frame that fails any check (a torn write, a
-// zeroed or garbage tail, a flipped bit) the rest of the file is copied to a .broken file (its
-// first 16 MiB) and the segment is truncated there. A segment whose header is invalid is
-// renamed to <segment>.0.broken whole. A complete, valid frame is never discarded unless it follows an
-// invalid one in the same segment. The acknowledged cursor is the highest ack frame found, or
-// the sequence number before the oldest segment's first, whichever is higher: segments are only
+// carry the next sequence number. In a sealed segment (every segment but the newest: all its
+// bytes were fsynced before the next one was created), at a frame that fails any check the
+// scan resynchronises: it tries every following 8-byte aligned offset for a complete frame with a matching CRC
+// whose seq fits what the skipped bytes could have held (every frame takes at least 24 bytes,
+// so k skipped bytes hide at most k/24 frames: a data frame needs last < seq <= last+1+k/24,
+// an ack frame seq <= that bound; stale frames of other segments or spools in reused blocks
+// fail it). If one exists, the bad bytes are corruption inside the segment (a flipped bit, a
+// zeroed page): they stay in place, are logged, and the frames after them are kept; the
+// reader (Next), Replay and Inspect step over them the same way, and Next counts each skip in
+// SpoolCorrupt. If none exists, the bad bytes are a torn or garbage tail. The newest segment
+// is never resynchronised at Open: a power loss may keep a later page of it without an earlier
+// one, so frames after bad bytes there may never have been durable, and keeping them would let
+// the caller's Replay move its positions past the lost frame; its first bad frame starts a torn
+// tail. A torn tail is cut: the rest of the file is copied to a .broken file (its first
+// 16 MiB) and the segment is truncated there. A segment whose header is invalid is renamed to
+// <segment>.0.broken whole. A complete, valid frame is never discarded. When a segment holds
+// frames that the next segment holds too (a failed fsync was repaired but the old segment could
+// not be cut back), the older segment is cut where the next one begins. The acknowledged
+// cursor is the highest ack frame found, or the sequence number before the oldest segment's first, whichever is higher: segments are only
 // deleted once an ack frame covering them is durable.
 //
 // What survives which crash:
@@ -101,8 +135,9 @@
 //   - power loss or kernel crash: everything up to the last successful group commit; frames
 //     Append had returned but not yet made durable may be lost, and so may the acks of the last
 //     commit interval: those frames are shipped again (bounded duplicates).
-//   - a corrupt sealed segment: frames before the corruption survive; the rest of that segment is
-//     lost, counted in SpoolCorrupt and logged.
+//   - corruption inside a segment (bit flip, zeroed page): only the frames it touches are lost,
+//     counted in SpoolCorrupt and logged; the frames after it still ship. Data frames within a
+//     segment are then no longer consecutive: that gap is the loss.
 //
 // # When full (MaxBytes)
 //

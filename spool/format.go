@@ -251,18 +251,69 @@ func (fr *frameReader) inflate(codec Compression, z []byte) ([]byte, error) {
 	return out, nil
 }
 
+// resync looks for the frame after corrupt bytes starting at bad, last being the seq of the
+// last good data frame before them. Every 8-byte aligned offset after bad is tried: it must
+// hold a complete frame (known type, reserved bytes zero, length within the file, CRC right)
+// whose seq fits what the skipped bytes could have held, since every frame takes at least
+// frameHeaderSize bytes: a data frame needs last < seq <= last+1+skipped/frameHeaderSize, an
+// ack frame seq <= that bound. The seq bound keeps stale frames (of other segments or spools
+// whose blocks a file system reused) out. found is false when no such frame exists (a torn or
+// garbage tail); fr.off is then bad. On success fr.off is the frame found, not yet consumed;
+// allow is the largest seq jump its seq may take over last.
+func (fr *frameReader) resync(bad int64, last uint64) (found bool, allow uint64, err error) {
+	for off := bad + 8; off+frameHeaderSize <= fr.end; off += 8 {
+		fr.off = off
+		typ, seq, _, err := fr.next(false)
+		if err != nil && !errors.Is(err, errCorrupt) {
+			fr.off = bad
+			return false, 0, err
+		}
+		if err != nil {
+			continue
+		}
+		allow = uint64(off-bad) / frameHeaderSize
+		if (typ == frameData && seq > last && seq <= last+1+allow) || (typ == frameAck && seq <= last+1+allow) {
+			fr.off = off
+			return true, allow, nil
+		}
+	}
+	fr.off = bad
+	return false, 0, nil
+}
+
+// segFirst reads the first seq from a segment's header.
+func segFirst(r io.ReaderAt) (uint64, error) {
+	var hb [segHeaderSize]byte
+	if n, err := r.ReadAt(hb[:], 0); n < segHeaderSize {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("short header: %w", errCorrupt)
+		}
+		return 0, err
+	}
+	return decodeSegHeader(hb[:])
+}
+
+// badRange is a stretch of corrupt bytes inside a segment that resync stepped over.
+type badRange struct {
+	off, n int64
+	err    error
+}
+
 // scanResult is what a full pass over one segment found.
 type scanResult struct {
 	first    uint64
-	last     uint64 // last data seq; first-1 when the segment holds none
-	frames   int    // data frames
-	ack      uint64 // highest ack frame (0 when none)
-	validEnd int64  // offset just after the last valid frame
-	err      error  // why scanning stopped before the end of the file (wraps errCorrupt), or an I/O error
+	last     uint64     // last data seq; first-1 when the segment holds none
+	frames   int        // data frames
+	ack      uint64     // highest ack frame (0 when none)
+	validEnd int64      // offset just after the last valid frame
+	err      error      // why scanning stopped before the end of the file (wraps errCorrupt), or an I/O error
+	skipped  []badRange // corrupt stretches with valid frames after them (mid-segment corruption)
 }
 
-// scanSegment validates a segment of the given size held by r.
-func scanSegment(r io.ReaderAt, size int64, buf []byte) scanResult {
+// scanSegment validates a segment of the given size held by r. With resync false the scan
+// stops at the first bad frame (the newest segment at Open: see the package doc); with
+// resync true it steps over bad bytes followed by a valid frame.
+func scanSegment(r io.ReaderAt, size int64, buf []byte, resync bool) scanResult {
 	var hb [segHeaderSize]byte
 	got, err := r.ReadAt(hb[:], 0)
 	if got < segHeaderSize {
@@ -280,23 +331,45 @@ func scanSegment(r io.ReaderAt, size int64, buf []byte) scanResult {
 		buf = buf[:0:size] // never hold more than the file itself
 	}
 	fr := newFrameReader(r, segHeaderSize, size, buf)
+	var allow uint64 // seq jump allowed after a skipped stretch
 	for {
 		at := fr.off
 		typ, seq, _, err := fr.next(false)
 		if err == io.EOF {
 			return res
 		}
-		if err != nil {
-			res.err = fmt.Errorf("frame at %d: %w", at, err)
-			return res
+		if err == nil && typ == frameData && (seq <= res.last || seq > res.last+1+allow) {
+			fr.off = at
+			err = fmt.Errorf("seq %d, want %d: %w", seq, res.last+1, errCorrupt)
 		}
-		if typ == frameData {
-			if seq != res.last+1 {
-				res.err = fmt.Errorf("frame at %d: seq %d, want %d: %w", at, seq, res.last+1, errCorrupt)
+		if err != nil {
+			if !errors.Is(err, errCorrupt) {
+				res.err = fmt.Errorf("frame at %d: %w", at, err)
 				return res
 			}
+			// Bad bytes followed by a valid frame are corruption inside the segment: skip
+			// them. With nothing valid after them they are a torn tail: stop there.
+			if !resync {
+				res.err = fmt.Errorf("frame at %d: %w", at, err)
+				return res
+			}
+			found, a, rerr := fr.resync(at, res.last)
+			if rerr != nil {
+				res.err = fmt.Errorf("frame at %d: %w", at, rerr)
+				return res
+			}
+			if !found {
+				res.err = fmt.Errorf("frame at %d: %w", at, err)
+				return res
+			}
+			res.skipped = append(res.skipped, badRange{off: at, n: fr.off - at, err: err})
+			allow = a
+			continue
+		}
+		if typ == frameData {
 			res.last = seq
 			res.frames++
+			allow = 0
 		} else if seq > res.ack {
 			res.ack = seq
 		}

@@ -45,6 +45,13 @@ func fuzzSeeds() [][]byte {
 	zs := buildCompressedSegment(3, CompressS2, CompressNone, CompressZstd, CompressS2)
 	zflip := buildCompressedSegment(1, CompressZstd)
 	zflip[len(zflip)-20] ^= 0x08
+	// Corruption inside a segment with valid frames after it: resynchronisation paths.
+	midFlip := buildSegment(3, 40, 500, 17, 64, 9)
+	midFlip[segHeaderSize+int(frameSize(40))+60] ^= 0x02
+	zeroed := buildSegment(1, 700, 700, 700, 700, 700, 700, 700)
+	clear(zeroed[1024 : 1024+1500])
+	badSeq := buildSegment(1, 30, 30, 30)
+	binary.LittleEndian.PutUint64(badSeq[segHeaderSize+8:], 99) // crc no longer matches either
 	return [][]byte{
 		nil,
 		valid[:segHeaderSize],
@@ -57,6 +64,9 @@ func fuzzSeeds() [][]byte {
 		zs,
 		corruptCompressedSegment(1 << 30),
 		zflip,
+		midFlip,
+		zeroed,
+		badSeq,
 	}
 }
 
@@ -92,7 +102,7 @@ func FuzzSegmentReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
 		for _, buf := range bufs {
-			res := scanSegment(r, int64(len(data)), buf)
+			res := scanSegment(r, int64(len(data)), buf, true)
 			if res.validEnd > int64(len(data)) {
 				t.Fatalf("validEnd %d beyond %d bytes", res.validEnd, len(data))
 			}
@@ -105,6 +115,7 @@ func FuzzSegmentReader(f *testing.F) {
 			fr := newFrameReader(r, segHeaderSize, res.validEnd, buf)
 			fr.z = &z
 			frames, undecodable := 0, false
+			last, allow, skips := res.first-1, uint64(0), 0
 			for {
 				at := fr.off
 				typ, seq, p, err := fr.next(true)
@@ -112,22 +123,33 @@ func FuzzSegmentReader(f *testing.F) {
 					break
 				}
 				h := data[at : at+frameHeaderSize]
-				if err != nil && h[1] != 0 && errors.Is(err, errCorrupt) {
+				if err != nil && h[1] != 0 && errors.Is(err, errCorrupt) && crcRight(fr, at) {
 					// The CRC vouched for the stored bytes, which the decoder refused; only
 					// the reader decodes, so the scan took the frame.
 					undecodable = true
 					break
 				}
+				if err == nil && typ == frameData && (seq <= last || seq > last+1+allow) {
+					fr.off, err = at, errCorrupt
+				}
 				if err != nil {
-					t.Fatalf("frame at %d inside the valid prefix: %v", at, err)
+					// Inside the valid prefix only the stretches the scan skipped may be bad.
+					found, a, rerr := fr.resync(at, last)
+					if rerr != nil || !found {
+						t.Fatalf("frame at %d inside the valid prefix: %v, and no resync (%v)", at, err, rerr)
+					}
+					allow = a
+					skips++
+					continue
 				}
 				if typ != frameData {
 					continue
 				}
 				frames++
-				if seq != res.first+uint64(frames-1) {
-					t.Fatalf("frame at %d: seq %d", at, seq)
+				if seq <= last {
+					t.Fatalf("frame at %d: seq %d after %d", at, seq, last)
 				}
+				last, allow = seq, 0
 				stored := data[at+frameHeaderSize : at+frameHeaderSize+int64(binary.LittleEndian.Uint32(h[4:]))]
 				if h[1] == 0 && !bytes.Equal(p, stored) {
 					t.Fatalf("frame at %d: payload differs from the file", at)
@@ -140,8 +162,8 @@ func FuzzSegmentReader(f *testing.F) {
 					t.Fatalf("frame at %d returned with a bad crc", at)
 				}
 			}
-			if !undecodable && frames != res.frames {
-				t.Fatalf("reader saw %d data frames, scan %d", frames, res.frames)
+			if !undecodable && (frames != res.frames || skips != len(res.skipped)) {
+				t.Fatalf("reader saw %d data frames and %d bad stretches, scan %d and %d", frames, skips, res.frames, len(res.skipped))
 			}
 		}
 	})
@@ -153,7 +175,7 @@ func TestReaderBoundsLengthBeforeAllocating(t *testing.T) {
 	data := fuzzSeeds()[6]
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	res := scanSegment(bytes.NewReader(data), int64(len(data)), nil)
+	res := scanSegment(bytes.NewReader(data), int64(len(data)), nil, true)
 	fr := newFrameReader(bytes.NewReader(data), segHeaderSize, int64(len(data)), make([]byte, 0, 64))
 	_, _, _, err := fr.next(true)
 	runtime.ReadMemStats(&after)
@@ -181,4 +203,12 @@ func TestWriteFuzzCorpus(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// crcRight tells whether the frame at off passes its CRC (without decoding its payload).
+func crcRight(fr *frameReader, off int64) bool {
+	fr.off = off
+	_, _, _, err := fr.next(false)
+	fr.off = off
+	return err == nil
 }

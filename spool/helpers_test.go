@@ -156,6 +156,8 @@ type faultFS struct {
 	failNextWrite bool // the write stores half its bytes, then fails
 	failNextSync  bool
 	failTruncate  bool
+	failWrites    bool // every write fails until cleared
+	failSyncs     bool // every fsync fails until cleared
 }
 
 var errInjected = errors.New("injected fault")
@@ -175,7 +177,7 @@ type faultFile struct {
 
 func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
-	fail := f.fs.failNextWrite
+	fail := f.fs.failNextWrite || f.fs.failWrites
 	f.fs.failNextWrite = false
 	f.fs.mu.Unlock()
 	if fail {
@@ -187,7 +189,7 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 
 func (f *faultFile) Sync() error {
 	f.fs.mu.Lock()
-	fail := f.fs.failNextSync
+	fail := f.fs.failNextSync || f.fs.failSyncs
 	f.fs.failNextSync = false
 	f.fs.mu.Unlock()
 	if fail {

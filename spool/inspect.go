@@ -51,9 +51,9 @@ func Inspect(dir string) (Backlog, error) {
 	}
 	var segs []seg
 	buf := make([]byte, readBufSize)
-	for _, first := range firsts {
+	for i, first := range firsts {
 		path := filepath.Join(dir, segName(first))
-		res, size, err := scanFile(path, buf)
+		res, size, err := scanFile(path, buf, i < len(firsts)-1) // as Open does
 		if errors.Is(err, os.ErrNotExist) {
 			continue // acked and deleted since ReadDir
 		}
@@ -96,12 +96,33 @@ func unackedBytes(path string, end int64, acked uint64, buf []byte) (int64, erro
 	}
 	defer func() { _ = f.Close() }()
 	fr := newFrameReader(f, segHeaderSize, end, buf)
+	first, err := segFirst(f)
+	if err != nil {
+		return 0, err
+	}
+	last, allow := first-1, uint64(0)
 	var n int64
 	for {
 		at := fr.off
 		typ, seq, _, err := fr.next(false)
-		if err == io.EOF || errors.Is(err, errCorrupt) {
+		if err == io.EOF {
 			return n, nil
+		}
+		if err == nil && typ == frameData && (seq <= last || seq > last+1+allow) {
+			fr.off = at
+			err = errCorrupt
+		}
+		if errors.Is(err, errCorrupt) {
+			// Skip corrupt bytes the way the reader does; the frames after them still ship.
+			found, a, rerr := fr.resync(at, last)
+			if rerr != nil || !found {
+				return n, rerr
+			}
+			allow = a
+			continue
+		}
+		if err == nil && typ == frameData {
+			last, allow = seq, 0
 		}
 		if err != nil {
 			return n, err

@@ -74,6 +74,7 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 			}
 			s.rseg, s.rfile = seg, f
 			s.rfr.reset(f, segHeaderSize, limit)
+			s.rlast, s.allow = seg.first-1, 0
 			continue
 		}
 		if next != nil {
@@ -98,19 +99,40 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 		s.mu.Unlock()
 		if ok {
 			s.rfr.off = c.off + c.size
+			s.rlast, s.allow = c.seq, 0
 			return Frame{Seq: c.seq, Payload: c.p}, nil
 		}
 		s.rfr.end = limit
 		at := s.rfr.off
 		typ, seq, p, err := s.rfr.next(true)
+		if err == nil && typ == frameData && (seq <= s.rlast || seq > s.rlast+1+s.allow) {
+			if s.opts.Buffers != nil {
+				s.opts.Buffers.Put(p)
+			}
+			s.rfr.off = at
+			err = fmt.Errorf("seq %d after %d: %w", seq, s.rlast, errCorrupt)
+		}
 		if err != nil {
 			if errors.Is(err, errCorrupt) || errors.Is(err, io.EOF) {
-				// Durable bytes went bad on disk: skip what cannot be framed any more.
-				s.corrupt("spool: corrupt frame skipped by reader", seg.path, at, err, "skipped_bytes", limit-at)
-				s.rfr.off = limit
+				// Durable bytes went bad on disk: skip them, and ship the frames after them.
+				found, a, rerr := s.rfr.resync(at, s.rlast)
+				if rerr != nil {
+					return Frame{}, fmt.Errorf("spool: segment %s: frame at %d: %w", filepath.Base(seg.path), at, rerr)
+				}
+				if !found {
+					// Nothing valid up to the durable end; frames appended later may follow,
+					// with seqs the skipped bytes could have held.
+					s.rfr.off = limit
+					a = uint64(limit-at) / frameHeaderSize
+				}
+				s.allow = a
+				s.corrupt("spool: corrupt frame skipped by reader", seg.path, at, err, "skipped_bytes", s.rfr.off-at)
 				continue
 			}
 			return Frame{}, fmt.Errorf("spool: segment %s: frame at %d: %w", filepath.Base(seg.path), at, err)
+		}
+		if typ == frameData {
+			s.rlast, s.allow = seq, 0
 		}
 		if typ != frameData || seq < rnext {
 			continue
@@ -167,15 +189,36 @@ func (s *Spool) replaySegment(path string, end int64, from uint64, buf []byte, f
 	defer f.Close()
 	fr := newFrameReader(f, segHeaderSize, end, buf)
 	fr.z = &s.z
+	first, err := segFirst(f)
+	if err != nil {
+		return fmt.Errorf("spool: replay: segment %s: %w", filepath.Base(path), err)
+	}
+	last, allow := first-1, uint64(0)
 	for {
 		at := fr.off
 		typ, seq, p, err := fr.next(true)
 		if err == io.EOF {
 			return nil
 		}
+		if err == nil && typ == frameData && (seq <= last || seq > last+1+allow) {
+			fr.off = at
+			err = fmt.Errorf("seq %d after %d: %w", seq, last, errCorrupt)
+		}
 		if errors.Is(err, errCorrupt) {
-			s.corrupt("spool: corrupt frame skipped by replay", path, at, err)
-			return nil
+			found, a, rerr := fr.resync(at, last)
+			if rerr != nil {
+				return fmt.Errorf("spool: replay: segment %s: frame at %d: %w", filepath.Base(path), at, rerr)
+			}
+			if !found {
+				s.corrupt("spool: corrupt frame skipped by replay", path, at, err)
+				return nil
+			}
+			s.corrupt("spool: corrupt frame skipped by replay", path, at, err, "skipped_bytes", fr.off-at)
+			allow = a
+			continue
+		}
+		if err == nil && typ == frameData {
+			last, allow = seq, 0
 		}
 		if err != nil {
 			return fmt.Errorf("spool: replay: segment %s: frame at %d: %w", filepath.Base(path), at, err)

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kinship-agent/kinship/internal/metrics"
@@ -29,7 +30,19 @@ const (
 	// A cut tail beyond this is not kept in the .broken file: it is evidence, not data.
 	maxBrokenCopy = 16 << 20
 	slowFsync     = time.Second
+	// A failing write or fsync is retried after a backoff that doubles up to this cap; the
+	// operator is reminded at most once per writeErrRemind while it lasts.
+	writeRetryMin  = 50 * time.Millisecond
+	writeRetryMax  = 5 * time.Second
+	writeErrRemind = time.Minute
+	// The in-memory copy of unsynced bytes is bounded: past this (or twice SyncBytes, if
+	// larger) Append commits itself, so memory stays flat even when only rolls would commit.
+	maxTailBytes = 32 << 20
 )
+
+// errPoisoned is Append's internal answer while the active segment's fsync failed and its
+// unsynced frames wait to be rewritten into a new segment: Append waits, it does not count.
+var errPoisoned = errors.New("spool: waiting for unsynced frames to be rewritten after a failed fsync")
 
 type segment struct {
 	first     uint64 // seq of the first data frame, the number in the name
@@ -87,8 +100,11 @@ type Spool struct {
 	zeros      [8]byte
 	z          codecs // zstd state, made on first use; the readers share it
 	zscratch   []byte // the compressed form of the frame being written; grows to the largest
-	pendErr    error  // a background commit's failure, reported by the next Append or Sync
 	ackWritten uint64 // cursor in the last ack frame written, durable or not
+	// tail is a copy of the active segment's bytes [durEnd, end): what a failed fsync may
+	// have lost, rewritten from here into a new segment (see the package doc).
+	tail     []byte
+	poisoned bool // the active segment's fsync failed: it is never written again
 
 	mu         sync.Mutex
 	segs       []*segment // oldest first; the last one is act
@@ -106,11 +122,18 @@ type Spool struct {
 	changed    chan struct{} // closed and replaced when durable data, room or closed changes
 	cache      []cachedFrame // recent AppendShared frames, ascending seq
 	cacheBytes int64
+	writeErr   error       // the last write or fsync failure while writes fail; nil when they work
+	errSince   time.Time   // when writes started failing
+	errRemind  time.Time   // last log line about it
+	errCount   int         // failures since errSince
+	failing    atomic.Bool // writeErr != nil, read without mu on every Append
 
 	rmu   sync.Mutex // Next's reader
 	rseg  *segment
 	rfile *os.File
 	rfr   frameReader
+	rlast uint64 // last data seq the reader passed in rseg (rseg.first-1 at its start)
+	allow uint64 // seq jump allowed after the reader skipped corrupt bytes
 
 	kickc   chan struct{} // commit now
 	dirtyc  chan struct{} // something to commit within FsyncInterval
@@ -201,10 +224,16 @@ func (s *Spool) recover() error {
 	slices.Sort(firsts)
 	buf := make([]byte, readBufSize)
 	var maxAck uint64
-	for _, first := range firsts {
+	for i, first := range firsts {
 		path := filepath.Join(dir, segName(first))
 		nextSeq = max(nextSeq, first)
-		res, size, err := scanFile(path, buf)
+		// Only sealed segments are resynchronised: every byte of them was fsynced before the
+		// next segment was created, so bad bytes in them are damage. The newest segment may
+		// end in writes a power loss tore out of order (a later page on disk, an earlier one
+		// not): frames after bad bytes there may never have been durable, and keeping them
+		// would let Replay move the caller's positions past the lost ones. It is cut at the
+		// first bad frame, as a torn tail.
+		res, size, err := scanFile(path, buf, i < len(firsts)-1)
 		if err != nil {
 			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
 		}
@@ -220,13 +249,22 @@ func (s *Spool) recover() error {
 			}
 			continue
 		}
+		for _, b := range res.skipped {
+			// Counted in SpoolCorrupt by the reader, which skips the same bytes when it ships.
+			s.log.Warn("spool: corrupt frames inside a segment; the frames after them are kept",
+				"segment", filepath.Base(path), "offset", b.off, "bad_bytes", b.n, "err", b.err)
+		}
 		if res.err != nil {
 			if err := s.cutTail(path, res.validEnd, size, res.err); err != nil {
 				return err
 			}
 		}
 		if n := len(s.segs); n > 0 && res.first <= s.segs[n-1].last {
-			return fmt.Errorf("spool: open: segment %s overlaps the one before it", filepath.Base(path))
+			// A failed fsync rewrote frames into this segment and the older one could not be
+			// cut back then (see the package doc): this copy is the one that was fsynced.
+			if err := s.cutOverlap(s.segs[n-1], res.first, buf); err != nil {
+				return err
+			}
 		}
 		s.segs = append(s.segs, &segment{first: first, last: res.last, end: res.validEnd, durEnd: res.validEnd, path: path})
 		s.bytes += res.validEnd
@@ -267,7 +305,7 @@ func (s *Spool) recover() error {
 	return nil
 }
 
-func scanFile(path string, buf []byte) (scanResult, int64, error) {
+func scanFile(path string, buf []byte, resync bool) (scanResult, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return scanResult{}, 0, err
@@ -277,7 +315,47 @@ func scanFile(path string, buf []byte) (scanResult, int64, error) {
 	if err != nil {
 		return scanResult{}, 0, err
 	}
-	return scanSegment(f, st.Size(), buf), st.Size(), nil
+	return scanSegment(f, st.Size(), buf, resync), st.Size(), nil
+}
+
+// cutOverlap cuts prev before its first data frame with a seq >= first.
+func (s *Spool) cutOverlap(prev *segment, first uint64, buf []byte) error {
+	name := filepath.Base(prev.path)
+	f, err := os.Open(prev.path)
+	if err != nil {
+		return fmt.Errorf("spool: open: segment %s: %w", name, err)
+	}
+	fr := newFrameReader(f, segHeaderSize, prev.end, buf[:0])
+	at, last := prev.end, prev.first-1
+	for {
+		off := fr.off
+		typ, seq, _, err := fr.next(false)
+		if errors.Is(err, errCorrupt) {
+			// Bad bytes the scan stepped over: resync the same way, or cut at them.
+			if found, _, rerr := fr.resync(off, last); rerr == nil && found {
+				continue
+			}
+			at = off
+			break
+		}
+		if err != nil {
+			break // io.EOF
+		}
+		if typ == frameData && seq >= first {
+			at = off
+			break
+		}
+		if typ == frameData {
+			last = seq
+		}
+	}
+	_ = f.Close()
+	if err := s.cutTail(prev.path, at, prev.end, fmt.Errorf("frames from seq %d are in the next segment: %w", first, errCorrupt)); err != nil {
+		return err
+	}
+	s.bytes -= prev.end - at
+	prev.end, prev.durEnd, prev.last = at, at, last
+	return nil
 }
 
 // cutTail keeps a copy of path's bytes from validEnd on and truncates the file there.
@@ -384,11 +462,16 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) e
 		copy(b, h)
 		copy(b[frameHeaderSize:], p)
 		clear(b[frameHeaderSize+len(p):])
-		_, err = seg.f.WriteAt(b, off)
+		if _, err = seg.f.WriteAt(b, off); err == nil {
+			s.tail = append(s.tail, b...)
+		}
 	} else if _, err = seg.f.WriteAt(h, off); err == nil {
 		if _, err = seg.f.WriteAt(p, off+frameHeaderSize); err == nil {
 			if pad := pad8(len(p)); pad > 0 {
 				_, err = seg.f.WriteAt(s.zeros[:pad], off+frameHeaderSize+int64(len(p)))
+			}
+			if err == nil {
+				s.tail = append(append(append(s.tail, h...), p...), s.zeros[:pad8(len(p))]...)
 			}
 		}
 	}
@@ -433,46 +516,140 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 	if len(payload) > MaxPayload {
 		return 0, fmt.Errorf("spool: append: payload of %d bytes exceeds %d", len(payload), MaxPayload)
 	}
+	// A write error (a full disk above all) is not the caller's to handle: Append blocks and
+	// tries again, which stops the tailer, whose files are the buffer meanwhile.
+	var wait time.Duration
+	for {
+		seq, unsynced, err := s.appendOnce(ctx, payload, share)
+		if err == nil {
+			s.writeRecovered()
+			if unsynced >= max(maxTailBytes, 2*s.opts.SyncBytes) {
+				// The frame is appended whatever this commit does: a failure is retried
+				// (and logged) by the repair, not reported for this frame.
+				if err := s.commit(); err != nil && !s.isPoisoned() {
+					s.writeFailed(fmt.Errorf("commit: %w", err))
+				}
+			}
+			return seq, nil
+		}
+		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+			return 0, err
+		}
+		if !errors.Is(err, errPoisoned) {
+			s.writeFailed(err)
+		}
+		wait = min(max(2*wait, writeRetryMin), writeRetryMax)
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, ctx.Err()
+		case <-ch: // a repair or Close
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// writeFailed records a failed write or fsync: counted every time, logged when writes start
+// failing and then at most once per writeErrRemind.
+func (s *Spool) writeFailed(err error) {
+	if s.m != nil && s.m.SpoolWriteErrors != nil {
+		s.m.SpoolWriteErrors.Inc()
+	}
+	now := time.Now()
+	s.mu.Lock()
+	first := s.writeErr == nil
+	if first {
+		s.errSince = now
+		s.errCount = 0
+	}
+	s.writeErr = err
+	s.failing.Store(true)
+	s.errCount++
+	remind := !first && now.Sub(s.errRemind) >= writeErrRemind
+	if first || remind {
+		s.errRemind = now
+	}
+	since, count := s.errSince, s.errCount
+	s.mu.Unlock()
+	switch {
+	case first:
+		s.log.Error("spool: write failed; appends wait and retry until it succeeds (disk full?)", "dir", s.opts.Dir, "err", err)
+	case remind:
+		s.log.Error("spool: writes still failing; appends are waiting", "dir", s.opts.Dir, "since", since, "failures", count, "err", err)
+	}
+}
+
+// writeRecovered ends a write-failure episode with one log line.
+func (s *Spool) writeRecovered() {
+	if !s.failing.Load() {
+		return
+	}
+	s.mu.Lock()
+	if s.writeErr == nil {
+		s.mu.Unlock()
+		return
+	}
+	since, count := s.errSince, s.errCount
+	s.writeErr = nil
+	s.failing.Store(false)
+	s.mu.Unlock()
+	s.log.Info("spool: writes succeed again", "dir", s.opts.Dir, "failing_for", time.Since(since).Round(time.Millisecond), "failures", count)
+}
+
+// appendOnce tries to append once; it also returns the bytes of the active segment not yet
+// synced.
+func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ uint64, unsynced int64, _ error) {
+	s.wmu.Lock()
+	poisoned := s.poisoned
+	s.wmu.Unlock()
+	if poisoned {
+		s.kick()
+		return 0, 0, errPoisoned
+	}
 	if s.opts.MaxBytes > 0 && s.opts.DropOldest {
 		if err := s.dropRoom(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	} else if s.opts.MaxBytes > 0 {
 		if err := s.waitRoom(ctx); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	s.wmu.Lock()
-	needRoll := s.act.f == nil || (s.act.end >= s.opts.SegmentBytes && s.act.last >= s.act.first)
+	needRoll := !s.poisoned && (s.act.f == nil || (s.act.end >= s.opts.SegmentBytes && s.act.last >= s.act.first))
 	s.wmu.Unlock()
 	if needRoll {
 		if err := s.roll(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if err := s.pendErr; err != nil {
-		s.pendErr = nil
-		return 0, err
+	if s.poisoned {
+		return 0, 0, errPoisoned
 	}
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
-		return 0, ErrClosed
+		return 0, 0, ErrClosed
 	}
 	seg := s.act
 	if seg.f == nil {
-		return 0, fmt.Errorf("spool: append: no writable segment")
+		return 0, 0, fmt.Errorf("spool: append: no writable segment")
 	}
 	seq := s.lastSeq + 1
 	off := seg.end
 	if err := s.writeFrameLocked(seg, frameData, seq, payload); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	s.mu.Lock()
-	unsynced := seg.end - seg.durEnd
+	unsynced = seg.end - seg.durEnd
 	if share {
 		s.cache = append(s.cache, cachedFrame{seq: seq, seg: seg, off: off, size: seg.end - off, p: payload})
 		s.cacheBytes += int64(len(payload))
@@ -486,7 +663,7 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 	} else {
 		s.dirty()
 	}
-	return seq, nil
+	return seq, unsynced, nil
 }
 
 func (s *Spool) waitRoom(ctx context.Context) error {
@@ -641,6 +818,9 @@ func (s *Spool) roll() error {
 	defer s.syncMu.Unlock()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.poisoned {
+		return errPoisoned
+	}
 	seg := s.act
 	if seg.f != nil {
 		if seg.dirtyTail {
@@ -662,6 +842,7 @@ func (s *Spool) roll() error {
 		s.ackDurable = max(s.ackDurable, s.ackWritten)
 		s.broadcastLocked()
 		s.mu.Unlock()
+		s.tail = s.tail[:0]
 	}
 	if err := s.newSegmentLocked(s.lastSeq + 1); err != nil {
 		return err // the old segment stays active
@@ -689,47 +870,141 @@ func (s *Spool) writeAckLocked(seg *segment) error {
 	return nil
 }
 
-// failSyncLocked handles a failed fsync of seg: what it held beyond its last durable offset is
-// lost. The file is cut back and never written again; a new segment starts after every seq
-// handed out. syncMu and wmu held.
+// failSyncLocked handles a failed fsync of the active segment seg. After a failed fsync
+// Linux may have dropped the dirty pages (and reports the error once), so neither the file
+// nor another fsync of it can be trusted: seg is poisoned, never written again, and the
+// frames past its last durable offset are rewritten from s.tail into a new segment by
+// repairLocked (now, or by the background goroutine with a backoff). Nothing is declared
+// durable until that rewrite is fsynced. syncMu and wmu held.
 func (s *Spool) failSyncLocked(seg *segment, err error) error {
-	s.mu.Lock()
-	first, last, dur := s.durable+1, s.lastSeq, seg.durEnd
-	s.mu.Unlock()
-	name := filepath.Base(seg.path)
-	if terr := seg.f.Truncate(dur); terr != nil {
-		s.log.Warn("spool: truncate after failed fsync", "segment", name, "err", terr)
-	}
-	_ = seg.f.Close() // its error says nothing new about data already declared lost
-	seg.f = nil
-	s.mu.Lock()
-	for len(s.cache) > 0 && s.cache[len(s.cache)-1].seq >= first {
-		// Lost with the failed fsync: Next must not hand them out from memory either.
-		s.cacheBytes -= int64(len(s.cache[len(s.cache)-1].p))
-		s.cache[len(s.cache)-1] = cachedFrame{}
-		s.cache = s.cache[:len(s.cache)-1]
-	}
-	s.bytes -= seg.end - dur
-	seg.end = dur
-	seg.last = max(seg.first-1, min(seg.last, s.durable))
-	s.mu.Unlock()
-	s.ackWritten = s.ackDurable
-	s.log.Error("spool: fsync failed, unsynced frames dropped", "segment", name, "first", first, "last", last, "err", err)
-	if cerr := s.newSegmentLocked(last + 1); cerr != nil {
-		// Append retries creating it (act.f is nil).
-		s.log.Error("spool: cannot start a segment after a failed fsync", "err", cerr)
-	}
-	if first > last {
-		return nil // only an ack frame was lost; it is written again
-	}
-	return &LostError{First: first, Last: last, Err: fmt.Errorf("segment %s: fsync: %w", name, err)}
+	s.poisoned = true
+	s.writeFailed(fmt.Errorf("segment %s: fsync: %w", filepath.Base(seg.path), err))
+	return s.repairLocked()
 }
 
-// commit makes everything written so far durable with one fsync, ack frame included.
-func (s *Spool) commit(background bool) error {
+// repairLocked rewrites the poisoned active segment's unsynced frames (s.tail) into a new
+// segment and fsyncs it. The new segment starts at the first seq that is not durable. When
+// the old segment holds no durable data frame the new file takes its name (the rename
+// replaces it whole); otherwise the old one is cut back to its durable offset and sealed.
+// On failure nothing changes and it is tried again. syncMu and wmu held.
+func (s *Spool) repairLocked() error {
+	if !s.poisoned {
+		return nil
+	}
+	seg := s.act
+	s.mu.Lock()
+	durLast := max(seg.first-1, min(seg.last, s.durable))
+	last := s.lastSeq
+	s.mu.Unlock()
+	first := durLast + 1
+	replace := durLast < seg.first
+	if replace {
+		first = seg.first
+	}
+	var hb [segHeaderSize]byte
+	encodeSegHeader(hb[:], first)
+	name := segName(first)
+	path := filepath.Join(s.opts.Dir, name)
+	fail := func(err error) error {
+		if !replace {
+			_ = os.Remove(path) // holds nothing durable; a leftover is replaced by the next try
+		}
+		err = fmt.Errorf("spool: segment %s: rewrite unsynced frames: %w", name, err)
+		s.writeFailed(err)
+		return err
+	}
+	if err := writeFileAtomic(s.fs, s.opts.Dir, name, hb[:]); err != nil {
+		return fail(err)
+	}
+	f, err := s.fs.OpenFile(path, os.O_RDWR, 0o600)
+	if err != nil {
+		return fail(err)
+	}
+	if len(s.tail) > 0 {
+		if _, err := f.WriteAt(s.tail, segHeaderSize); err != nil {
+			_ = f.Close()
+			return fail(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return fail(err)
+	}
+	nseg := &segment{first: first, last: first - 1, end: segHeaderSize + int64(len(s.tail)), path: path, f: f}
+	nseg.durEnd = nseg.end
+	if last >= first {
+		nseg.last = last
+	}
+	if seg.f != nil {
+		if !replace {
+			if err := seg.f.Truncate(seg.durEnd); err != nil {
+				// Recovery cuts an older segment where the next one starts (see the package doc).
+				s.log.Warn("spool: cut segment after failed fsync", "segment", filepath.Base(seg.path), "err", err)
+			}
+		}
+		_ = seg.f.Close() // its error says nothing about data that now lives in the new segment
+		seg.f = nil
+	}
+	off := seg.durEnd
+	s.mu.Lock()
+	if replace {
+		seg.gone = true
+		s.segs = s.segs[:len(s.segs)-1]
+		s.bytes -= seg.end
+	} else {
+		s.bytes -= seg.end - seg.durEnd
+		seg.end = seg.durEnd
+		seg.last = durLast
+	}
+	s.segs = append(s.segs, nseg)
+	s.act = nseg
+	s.bytes += nseg.end
+	for i := range s.cache {
+		if c := &s.cache[i]; c.seg == seg && c.off >= off {
+			c.seg, c.off = nseg, c.off-off+segHeaderSize
+		}
+	}
+	s.durable = max(s.durable, nseg.last)
+	s.ackDurable = max(s.ackDurable, s.ackWritten)
+	s.setGauge()
+	s.broadcastLocked()
+	s.mu.Unlock()
+	if replace {
+		s.ackWritten = 0 // the durable ack frames of the replaced file are gone: write one again
+	}
+	s.tail = s.tail[:0]
+	s.poisoned = false
+	s.log.Info("spool: unsynced frames rewritten into a new segment after a failed fsync",
+		"segment", name, "first", first, "last", last, "bytes", nseg.end-segHeaderSize)
+	s.writeRecovered()
+	return nil
+}
+
+// repair retries repairLocked; the background goroutine calls it with a backoff.
+func (s *Spool) repair() error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.repairLocked()
+}
+
+func (s *Spool) isPoisoned() bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.poisoned
+}
+
+// commit makes everything written so far durable with one fsync, ack frame included.
+func (s *Spool) commit() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.wmu.Lock()
+	if s.poisoned {
+		err := s.repairLocked()
+		s.wmu.Unlock()
+		return err
+	}
 	seg := s.act
 	if seg.f == nil {
 		s.wmu.Unlock()
@@ -752,15 +1027,15 @@ func (s *Spool) commit(background bool) error {
 	if err := seg.f.Sync(); err != nil {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
-		err = s.failSyncLocked(seg, err)
-		if background && err != nil {
-			s.pendErr = err
-		}
-		return err
+		return s.failSyncLocked(seg, err)
 	}
 	if d := time.Since(start); d > slowFsync {
 		s.log.Warn("spool: slow fsync", "segment", filepath.Base(seg.path), "took", d, "bytes", end-dur)
 	}
+	s.wmu.Lock()
+	// Appends went on during the fsync: only the bytes it covered leave the tail copy.
+	n := copy(s.tail, s.tail[min(end-dur, int64(len(s.tail))):])
+	s.tail = s.tail[:n]
 	s.mu.Lock()
 	seg.durEnd = end
 	s.durable = max(s.durable, last)
@@ -768,19 +1043,15 @@ func (s *Spool) commit(background bool) error {
 	s.setGauge() // once per commit, not per frame
 	s.broadcastLocked()
 	s.mu.Unlock()
+	s.wmu.Unlock()
 	return nil
 }
 
-// Sync makes everything appended so far durable. On error nothing is retried: see LostError.
+// Sync makes everything appended so far durable. After a failed fsync it rewrites the unsynced
+// frames into a new segment first; its error means they are not durable yet (the background
+// goroutine keeps trying).
 func (s *Spool) Sync() error {
-	s.wmu.Lock()
-	err := s.pendErr
-	s.pendErr = nil
-	s.wmu.Unlock()
-	if err != nil {
-		return err
-	}
-	return s.commit(false)
+	return s.commit()
 }
 
 func (s *Spool) run() {
@@ -788,6 +1059,7 @@ func (s *Spool) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var timerC <-chan time.Time
+	var wait time.Duration // backoff of the rewrite after a failed fsync
 	for {
 		select {
 		case <-s.stop:
@@ -811,10 +1083,18 @@ func (s *Spool) run() {
 		}
 		timer.Stop()
 		timerC = nil
-		if err := s.commit(true); err != nil {
-			s.log.Error("spool: group commit failed", "err", err)
+		if err := s.commit(); err != nil && !s.isPoisoned() {
+			s.writeFailed(fmt.Errorf("group commit: %w", err))
 		}
 		s.maintain()
+		if s.isPoisoned() {
+			// Try the rewrite again later; writeFailed logs, not every attempt.
+			wait = min(max(2*wait, writeRetryMin), writeRetryMax)
+			timer.Reset(wait)
+			timerC = timer.C
+		} else {
+			wait = 0
+		}
 	}
 }
 
@@ -979,6 +1259,9 @@ func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Stats{Bytes: s.bytes, Segments: len(s.segs), Durable: s.durable, AckedThrough: s.acked}
+	if s.writeErr != nil {
+		st.WriteError, st.WriteErrorSince = s.writeErr.Error(), s.errSince
+	}
 	if s.lastSeq > s.acked {
 		st.Unacked = s.lastSeq - s.acked
 	}

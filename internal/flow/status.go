@@ -46,6 +46,9 @@ type SpoolStatus struct {
 	Segments      int    `json:"segments"`
 	UnackedFrames uint64 `json:"unacked_frames"`
 	UnackedBytes  int64  `json:"unacked_bytes"`
+	// WriteError: the spool cannot write (disk full?) and the flow waits for it to work again.
+	WriteError      string     `json:"write_error,omitempty"`
+	WriteErrorSince *time.Time `json:"write_error_since,omitempty"`
 }
 
 // ReadStatus reads a flow's state directory without taking its spool's lock, so it works
@@ -103,6 +106,9 @@ func (f *Flow) Status() Status {
 	sort.Slice(st.Files, func(i, j int) bool { return st.Files[i].Path < st.Files[j].Path })
 	s := f.spool.Stats()
 	st.Spool = SpoolStatus{Bytes: s.Bytes, Segments: s.Segments, UnackedFrames: s.Unacked}
+	if s.WriteError != "" {
+		st.Spool.WriteError, st.Spool.WriteErrorSince = s.WriteError, &s.WriteErrorSince
+	}
 	h := f.health.snapshot()
 	if !h.lastSend.IsZero() {
 		st.LastSend = &h.lastSend
@@ -116,7 +122,11 @@ func (f *Flow) Status() Status {
 // Healthy reports whether the flow ships: it is not when data has been waiting in its spool
 // and nothing was accepted by the destination for longer than after. reason says why not.
 func (f *Flow) Healthy(now time.Time, after time.Duration) (ok bool, reason string) {
-	unacked := f.spool.Stats().Unacked
+	st := f.spool.Stats()
+	if st.WriteError != "" && now.Sub(st.WriteErrorSince) > after {
+		return false, fmt.Sprintf("flow %s: spool cannot write for %s: %s", f.cfg.Name, now.Sub(st.WriteErrorSince).Round(time.Second), st.WriteError)
+	}
+	unacked := st.Unacked
 	if unacked == 0 {
 		return true, ""
 	}

@@ -31,6 +31,7 @@ type Set struct {
 	spoolAppendedBytes  *prometheus.CounterVec
 	spoolStoredBytes    *prometheus.CounterVec
 	partitionKeyMissing *prometheus.CounterVec
+	spoolWriteErrors    *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -81,12 +82,15 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_spool_appended_bytes_total", Help: "Payload bytes appended to the spool, before compression."}, flow),
 		spoolStoredBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_spool_stored_bytes_total", Help: "Bytes those payloads took on disk (frame headers and padding included); appended/stored is the compression ratio."}, flow),
+		spoolWriteErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_spool_write_errors_total", Help: "Failed spool writes and fsyncs (disk full, I/O errors); each is retried, appends wait meanwhile."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
 		s.fileErrors, s.truncations, s.spoolDroppedBytes, s.sendRate)
 	reg.MustRegister(s.spoolAppendedBytes, s.spoolStoredBytes)
 	reg.MustRegister(s.partitionKeyMissing)
+	reg.MustRegister(s.spoolWriteErrors)
 	return s
 }
 
@@ -121,6 +125,8 @@ type Flow struct {
 	// PartitionKeyMissing counts lines that had no partition key where the flow takes it
 	// from the line, and went with the fallback key.
 	PartitionKeyMissing prometheus.Counter
+	// SpoolWriteErrors counts failed spool writes and fsyncs, retries included.
+	SpoolWriteErrors prometheus.Counter
 }
 
 // Flow returns the metrics of the named flow.
@@ -148,6 +154,7 @@ func (s *Set) Flow(name string) *Flow {
 		SpoolAppendedBytes:  s.spoolAppendedBytes.With(l),
 		SpoolStoredBytes:    s.spoolStoredBytes.With(l),
 		PartitionKeyMissing: s.partitionKeyMissing.With(l),
+		SpoolWriteErrors:    s.spoolWriteErrors.With(l),
 	}
 }
 

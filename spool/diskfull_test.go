@@ -1,0 +1,238 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// mountTmpfs mounts a tmpfs of size bytes on a fresh directory, so that a test can fill a
+// real file system. It needs root (CAP_SYS_ADMIN), which this project's machines and CI
+// have: without it the test fails, it does not skip.
+func mountTmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "tmpfs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("this test needs root/CAP_SYS_ADMIN to mount a small tmpfs: mount: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes a file until the file system is full and returns its path.
+func fillDisk(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 4096)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
+			return path
+		}
+	}
+}
+
+// TestDiskFull: on a full file system Append waits (it neither fails nor crashes), the
+// failure shows in Stats and the metric, and once space returns every frame appended before
+// and after arrives exactly once; a reopen finds nothing to cut.
+func TestDiskFull(t *testing.T) {
+	mnt := mountTmpfs(t, 2<<20)
+	dir := filepath.Join(mnt, "spool")
+	opts := testOptions(dir)
+	opts.SegmentBytes = 256 << 10
+	opts.FsyncInterval = time.Millisecond
+	s := mustOpen(t, opts)
+	size := func(i uint64) int { return 1000 + int(i%7)*300 }
+	const before, total = 50, 400
+	for i := uint64(1); i <= before; i++ {
+		mustAppend(t, s, payloadFor(i, size(i)))
+	}
+	filler := fillDisk(t, mnt)
+
+	done := make(chan error, 1)
+	go func() {
+		for i := uint64(before + 1); i <= total; i++ {
+			seq, err := s.Append(context.Background(), payloadFor(i, size(i)))
+			if err != nil {
+				done <- err
+				return
+			}
+			if seq != i {
+				done <- fmt.Errorf("seq %d, want %d", seq, i)
+				return
+			}
+		}
+		done <- nil
+	}()
+	waitFor(t, "Append to report the full disk", func() bool { return s.Stats().WriteError != "" })
+	if e := s.Stats().WriteError; !strings.Contains(e, "no space left") {
+		t.Fatalf("write error %q does not say the disk is full", e)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("appends finished on a full disk: %v", err)
+	default:
+	}
+	if v := metricValue(t, opts.Metrics.SpoolWriteErrors); v < 1 {
+		t.Fatalf("write errors counted: %v", v)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("appends still blocked after space returned")
+	}
+	if e := s.Stats().WriteError; e != "" {
+		t.Fatalf("write error still reported after recovery: %s", e)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	want := seqRange(1, total)
+	var got []Frame
+	for range want {
+		got = append(got, mustNext(t, s))
+	}
+	checkFrames(t, got, want, size)
+	noNext(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, testOptions(dir))
+	checkFrames(t, replayAll(t, s, 0), want, size)
+	if m, _ := filepath.Glob(filepath.Join(dir, "*.broken")); len(m) != 0 {
+		t.Fatalf("recovery found garbage to cut: %v", m)
+	}
+}
+
+// TestFsyncFailsForAWhile: while every fsync fails nothing new is called durable, Append
+// waits, and once fsyncs work again the frames written before the first failure are
+// rewritten into a new segment and arrive exactly once, also after a reopen.
+func TestFsyncFailsForAWhile(t *testing.T) {
+	dir := t.TempDir()
+	ffs := &faultFS{}
+	opts := testOptions(dir)
+	opts.fs = ffs
+	opts.FsyncInterval = time.Millisecond
+	s := mustOpen(t, opts)
+	size := func(i uint64) int { return 100 + int(i%3)*70000 }
+	for i := uint64(1); i <= 5; i++ {
+		mustAppend(t, s, payloadFor(i, size(i)))
+	}
+	waitFor(t, "durable", func() bool { return s.Durable() == 5 })
+	ffs.mu.Lock()
+	ffs.failSyncs = true
+	ffs.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		for i := uint64(6); i <= 12; i++ {
+			if _, err := s.Append(context.Background(), payloadFor(i, size(i))); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	waitFor(t, "the fsync failure to show", func() bool { return s.Stats().WriteError != "" })
+	time.Sleep(50 * time.Millisecond) // give a wrong implementation the chance to go on
+	if d := s.Durable(); d != 5 {
+		t.Fatalf("durable %d while every fsync fails, want 5", d)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("appends went on while the unsynced frames were not rewritten: %v", err)
+	default:
+	}
+	ffs.mu.Lock()
+	ffs.failSyncs = false
+	ffs.mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	want := seqRange(1, 12)
+	var got []Frame
+	for range want {
+		got = append(got, mustNext(t, s))
+	}
+	checkFrames(t, got, want, size)
+	noNext(t, s)
+	if e := s.Stats().WriteError; e != "" {
+		t.Fatalf("write error still reported: %s", e)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, testOptions(dir))
+	checkFrames(t, replayAll(t, s, 0), want, size)
+}
+
+// TestRewriteOverlapCutAtOpen: when the segment whose fsync failed cannot be cut back, it
+// keeps frames that were rewritten into the next segment; Open keeps one copy of each.
+func TestRewriteOverlapCutAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	ffs := &faultFS{}
+	opts := testOptions(dir)
+	opts.fs = ffs
+	s := mustOpen(t, opts)
+	size := func(i uint64) int { return 500 }
+	for i := uint64(1); i <= 3; i++ {
+		mustAppend(t, s, payloadFor(i, size(i)))
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(4); i <= 6; i++ {
+		mustAppend(t, s, payloadFor(i, size(i)))
+	}
+	ffs.mu.Lock()
+	ffs.failNextSync, ffs.failTruncate = true, true
+	ffs.mu.Unlock()
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(segFiles(t, dir)); n != 2 {
+		t.Fatalf("%d segments, want the sealed one and the rewrite", n)
+	}
+	s = mustOpen(t, testOptions(dir))
+	checkFrames(t, replayAll(t, s, 0), seqRange(1, 6), size)
+	var got []Frame
+	for range 6 {
+		got = append(got, mustNext(t, s))
+	}
+	checkFrames(t, got, seqRange(1, 6), size)
+	noNext(t, s)
+}
