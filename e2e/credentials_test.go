@@ -49,7 +49,7 @@ aws:
 %sflows:
   - name: creds
     paths: ["%s/*.log"]
-    kinesis: {stream: %s}
+    kinesis: {stream: %s, max_in_flight: 1}
     batch: {max_age: 100ms, max_bytes: 16KiB}
 `, dir, proxy.URL, awsYAML, logs, stream))
 	cmd := exec.Command(kinshipBin, "run", "--config", cfg, "--once", "--log-level", "debug")
