@@ -499,8 +499,9 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) e
 // Append copies payload into a new frame and returns its sequence number. The frame is not
 // durable on return; it is after the next group commit or Sync. Append blocks while the spool
 // holds MaxBytes or more, until acks free a segment or ctx is done; with DropOldest it drops
-// the oldest segments instead and never waits (see the package doc). A *LostError means an
-// earlier background commit failed; the payload passed in this call was not appended.
+// the oldest segments instead and never waits (see the package doc). A write error is not
+// returned: Append retries (with a backoff, logged and counted) until it succeeds, ctx is
+// done or the spool is closed.
 func (s *Spool) Append(ctx context.Context, payload []byte) (uint64, error) {
 	return s.append(ctx, payload, false)
 }
@@ -1269,7 +1270,8 @@ func (s *Spool) Stats() Stats {
 }
 
 // Close syncs, stops the background work and releases the directory. Next and Append return
-// ErrClosed afterwards. A *LostError from a last failed commit is returned.
+// ErrClosed afterwards. A failed last commit is returned: the frames it covers are not durable
+// (the caller's positions never moved past them).
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	if s.closed {

@@ -451,20 +451,8 @@ func (o output) Put(rec *aggregator.Record) error {
 		err = f.spool.Sync()
 	}
 	if err != nil {
-		var lost *spool.LostError
-		if errors.As(err, &lost) {
-			// Those frames never became durable, so their marks must never reach the
-			// positions file: the lines are read again after the restart this error causes.
-			f.mu.Lock()
-			kept := f.pending[:0]
-			for _, pm := range f.pending {
-				if pm.seq < lost.First || pm.seq > lost.Last {
-					kept = append(kept, pm)
-				}
-			}
-			f.pending = kept
-			f.mu.Unlock()
-		}
+		// Nothing was appended (the spool retries write errors itself; this is a stop or a
+		// closed spool): the record's marks are dropped with it, its lines are read again.
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
 	}
 	f.mu.Lock()
