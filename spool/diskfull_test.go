@@ -240,3 +240,32 @@ func TestRewriteOverlapCutAtOpen(t *testing.T) {
 	noNext(t, s)
 }
 
+// TestFailedCommitIsRetried: a group commit that fails before its fsync (here the ack frame
+// cannot be written, as on a full disk) is tried again by the spool itself: the frames it
+// should have made durable become durable once writes work, with no further Append, Ack or
+// Sync to trigger a commit, and the failure clears from Stats.
+func TestFailedCommitIsRetried(t *testing.T) {
+	ffs := &faultFS{}
+	opts := testOptions(t.TempDir())
+	opts.fs = ffs
+	opts.FsyncInterval = 200 * time.Millisecond
+	s := mustOpen(t, opts)
+	mustAppend(t, s, []byte("first"))
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f := mustNext(t, s)
+	mustAppend(t, s, []byte("second")) // its commit is due in FsyncInterval
+	ffs.mu.Lock()
+	ffs.failWrites = true
+	ffs.mu.Unlock()
+	if err := s.Ack(f.Seq); err != nil { // the commit must write this ack frame first
+		t.Fatal(err)
+	}
+	waitFor(t, "the commit to fail", func() bool { return s.Stats().WriteError != "" })
+	ffs.mu.Lock()
+	ffs.failWrites = false
+	ffs.mu.Unlock()
+	waitFor(t, "the second frame to become durable", func() bool { return s.Durable() == 2 })
+	waitFor(t, "the write error to clear", func() bool { return s.Stats().WriteError == "" })
+}

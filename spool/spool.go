@@ -586,12 +586,16 @@ func (s *Spool) writeFailed(err error) {
 }
 
 // writeRecovered ends a write-failure episode with one log line.
-func (s *Spool) writeRecovered() {
+func (s *Spool) writeRecovered() { s.writeRecoveredFrom(nil) }
+
+// writeRecoveredFrom is writeRecovered, but when only is not nil only if the last failure
+// recorded is only: a commit that works again does not end an episode in which Appends fail.
+func (s *Spool) writeRecoveredFrom(only error) {
 	if !s.failing.Load() {
 		return
 	}
 	s.mu.Lock()
-	if s.writeErr == nil {
+	if s.writeErr == nil || (only != nil && s.writeErr != only) {
 		s.mu.Unlock()
 		return
 	}
@@ -1060,7 +1064,8 @@ func (s *Spool) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var timerC <-chan time.Time
-	var wait time.Duration // backoff of the rewrite after a failed fsync
+	var wait time.Duration // backoff of the rewrite after a failed fsync, or of a failed commit
+	var commitErr error    // what the last failed commit reported to writeFailed
 	for {
 		select {
 		case <-s.stop:
@@ -1084,12 +1089,21 @@ func (s *Spool) run() {
 		}
 		timer.Stop()
 		timerC = nil
-		if err := s.commit(); err != nil && !s.isPoisoned() {
-			s.writeFailed(fmt.Errorf("group commit: %w", err))
+		err := s.commit()
+		poisoned := s.isPoisoned()
+		if err != nil && !poisoned {
+			commitErr = fmt.Errorf("group commit: %w", err)
+			s.writeFailed(commitErr)
+		} else if err == nil && commitErr != nil {
+			// The episode was the commit's alone (an ack frame), unless an Append failed since.
+			s.writeRecoveredFrom(commitErr)
+			commitErr = nil
 		}
 		s.maintain()
-		if s.isPoisoned() {
-			// Try the rewrite again later; writeFailed logs, not every attempt.
+		if err != nil || poisoned {
+			// Try again later: the rewrite after a failed fsync, or a commit whose write
+			// failed (nothing else may come to trigger one, and its frames stay undurable
+			// and unshipped until one succeeds). writeFailed logs, not every attempt.
 			wait = min(max(2*wait, writeRetryMin), writeRetryMax)
 			timer.Reset(wait)
 			timerC = timer.C
