@@ -448,7 +448,10 @@ func (o output) Put(rec *aggregator.Record) error {
 	buf := appendEnvelope(f.getBuf(envelopeSize(&e)), &e)
 	seq, err := f.spool.AppendShared(o.ctx, buf)
 	if err == nil && f.shipperIdle.Load() {
-		err = f.spool.Sync()
+		// The frame is appended whatever this commit does: a failure (a full disk, a failed
+		// fsync) is the spool's to retry, log and count, and the marks below apply only once
+		// the frame is durable. Returning it would stop the aggregator, and the flow, for good.
+		_ = f.spool.Sync()
 	}
 	if err != nil {
 		// Nothing was appended (the spool retries write errors itself; this is a stop or a
