@@ -105,6 +105,8 @@ type Spool struct {
 	// have lost, rewritten from here into a new segment (see the package doc).
 	tail     []byte
 	poisoned bool // the active segment's fsync failed: it is never written again
+	// ackErrLogged is when writeAcks last logged a failure (rate limit).
+	ackErrLogged time.Time
 
 	mu         sync.Mutex
 	segs       []*segment // oldest first; the last one is act
