@@ -5,35 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// mountTmpfs mounts a tmpfs of size bytes on a fresh directory, so that a test can fill a
-// real file system. It needs root (CAP_SYS_ADMIN), which this project's machines and CI
-// have: without it the test fails, it does not skip.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("this test needs root/CAP_SYS_ADMIN to mount a small tmpfs: mount: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
+	"github.com/kinship-agent/kinship/internal/tmpfstest"
+)
 
 // fillDisk writes a file until the file system is full and returns its path.
 func fillDisk(t *testing.T, dir string) string {
@@ -59,7 +38,7 @@ func fillDisk(t *testing.T, dir string) string {
 // failure shows in Stats and the metric, and once space returns every frame appended before
 // and after arrives exactly once; a reopen finds nothing to cut.
 func TestDiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, 2<<20)
+	mnt := tmpfstest.Mount(t, 2<<20)
 	dir := filepath.Join(mnt, "spool")
 	opts := testOptions(dir)
 	opts.SegmentBytes = 256 << 10
