@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -82,5 +83,66 @@ func TestNudgeKeepsRecordsFullAtHighRate(t *testing.T) {
 	// go early; the others must be full.
 	if full < len(recs)-2 {
 		t.Fatalf("%d records, %d of them full: nudges shrank records at a high rate", len(recs), full)
+	}
+}
+
+// The keyed aggregator honours Nudge too: a lone line leaves long before MaxAge.
+func TestShardedNudgeSealsEarly(t *testing.T) {
+	out := &collector{got: make(chan struct{}, 16)}
+	a, err := NewSharded(KeyedOptions{Options: Options{MaxAge: 30 * time.Second, Aggregate: true},
+		Key: JSONFieldKey("k"), Shards: quarterShards{}}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.Add(0, []byte(`{"k":"a"}`), 10); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-out.got:
+		t.Fatal("a line was sealed before MaxAge with nobody nudging")
+	case <-time.After(100 * time.Millisecond):
+	}
+	a.Nudge()
+	select {
+	case <-out.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a nudged aggregate was not sealed within 10 s (MaxAge 30 s)")
+	}
+}
+
+// Close while the age goroutine holds the lock, blocked handing sealed aggregates to a full
+// delivery queue behind a Put that waits: Close returns once Put does, with every line
+// delivered (no deadlock between the lock, the queue and Close).
+func TestShardedCloseWhileAgeLoopBlocks(t *testing.T) {
+	release := make(chan struct{})
+	out := &collector{put: func(*Record) error { <-release; return nil }}
+	// No shard map: every key is its own aggregate, so one age tick seals many.
+	a, err := NewSharded(KeyedOptions{Options: Options{MaxAge: 5 * time.Millisecond, Aggregate: true},
+		Key: JSONFieldKey("k")}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := range n {
+		if err := a.Add(0, fmt.Appendf(nil, `{"k":"%d"}`, i), int64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the age goroutine seals, and blocks on the queue
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return after Put was released")
+	}
+	if got := len(out.records()); got != n {
+		t.Fatalf("%d records delivered, want %d", got, n)
 	}
 }

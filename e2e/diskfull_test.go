@@ -3,10 +3,8 @@ package e2e
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,27 +12,8 @@ import (
 
 	"github.com/kinship-agent/kinship/internal/faultproxy"
 	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/tmpfstest"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a fresh directory. It needs root
-// (CAP_SYS_ADMIN), which this project's machines and CI have: without it the test fails.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("this test needs root/CAP_SYS_ADMIN to mount a small tmpfs: mount: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
 
 // fillDisk writes dir/filler until the file system is full, leaving leave bytes free.
 func fillDisk(t *testing.T, dir string, leave int64) string {
@@ -70,7 +49,7 @@ func fillDisk(t *testing.T, dir string, leave int64) string {
 // failures, the tailer stops reading and memory stays flat. Once a filler file is removed and
 // the destination is back, every line arrives, none lost.
 func TestDiskFullBlocksThenDrains(t *testing.T) {
-	mnt := mountTmpfs(t, 16<<20)
+	mnt := tmpfstest.Mount(t, 16<<20)
 	endpoint := kinesalitetest.Start(t)
 	kinesalitetest.CreateStream(t, endpoint, "diskfull", 2)
 	proxy := faultproxy.Start(t, endpoint, nil)

@@ -302,6 +302,7 @@ func TestKillNineTwiceLosesNothing(t *testing.T) {
 	// Let the running agent take some of the tail, then stop it gracefully, then the
 	// final --once run reads every file to its end and ships everything left.
 	time.Sleep(500 * time.Millisecond)
+	a.waitLog(t, "kinship starting") // the SIGTERM handler is installed (see TestGracefulStopNoDuplicates)
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -340,6 +341,10 @@ func TestGracefulStopNoDuplicates(t *testing.T) {
 	w := newWriter(t, filepath.Join(dir, "logs"), 2)
 	for range 3 {
 		a := startAgent(t, endpoint, "run", "--config", cfg)
+		// A SIGTERM that arrives before main installed its handler kills the process with the
+		// default action ("signal: terminated"): on a loaded machine the binary's start can
+		// take longer than the writes below. Any log line means the handler is there.
+		a.waitLog(t, "kinship starting")
 		for range 10 {
 			w.write(t, 1000)
 			time.Sleep(30 * time.Millisecond)

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/internal/kinesalitetest"
@@ -48,56 +45,35 @@ func TestOnceKeysFromLinesOneShardPerKey(t *testing.T) {
 		t.Fatalf("kinship run --once: %v\n%s", err, a.stderr)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c := kinesalitetest.Client(endpoint)
-	shards, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("keyedapp")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	seen := make([]int, n)
 	shardOf := map[string]string{}
 	last := map[string]int{}
-	for _, sh := range shards.Shards {
+	for _, sr := range kinesalitetest.ReadShards(t, endpoint, "keyedapp") {
+		sh := sr.Shard
 		start, _ := shardmap.ParseHash(aws.ToString(sh.HashKeyRange.StartingHashKey))
 		end, _ := shardmap.ParseHash(aws.ToString(sh.HashKeyRange.EndingHashKey))
 		rng := shardmap.Shard{Start: start, End: end}
-		it, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("keyedapp"),
-			ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for iter := it.ShardIterator; iter != nil; {
-			page, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(100)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(page.Records) == 0 {
-				break
-			}
-			for _, r := range page.Records {
-				urs, _, _ := aggregator.Deaggregate(r.Data, aws.ToString(r.PartitionKey))
-				for _, u := range urs {
-					if !rng.Contains(shardmap.KeyHash(u.PartitionKey)) {
-						t.Fatalf("shard %s holds a user record of key %s, outside its range", aws.ToString(sh.ShardId), u.PartitionKey)
-					}
-					var seq int
-					var user string
-					if _, err := fmt.Sscanf(string(u.Data), "seq=%d user=%s", &seq, &user); err != nil || user != u.PartitionKey {
-						t.Fatalf("user record %.40q with key %q", u.Data, u.PartitionKey)
-					}
-					seen[seq]++
-					if s, ok := shardOf[user]; ok && s != aws.ToString(sh.ShardId) {
-						t.Errorf("key %s on shards %s and %s", user, s, aws.ToString(sh.ShardId))
-					}
-					shardOf[user] = aws.ToString(sh.ShardId)
-					if p, ok := last[user]; ok && seq <= p {
-						t.Errorf("key %s: line %d after %d", user, seq, p)
-					}
-					last[user] = seq
+		for _, r := range sr.Records {
+			urs, _, _ := aggregator.Deaggregate(r.Data, aws.ToString(r.PartitionKey))
+			for _, u := range urs {
+				if !rng.Contains(shardmap.KeyHash(u.PartitionKey)) {
+					t.Fatalf("shard %s holds a user record of key %s, outside its range", aws.ToString(sh.ShardId), u.PartitionKey)
 				}
+				var seq int
+				var user string
+				if _, err := fmt.Sscanf(string(u.Data), "seq=%d user=%s", &seq, &user); err != nil || user != u.PartitionKey {
+					t.Fatalf("user record %.40q with key %q", u.Data, u.PartitionKey)
+				}
+				seen[seq]++
+				if s, ok := shardOf[user]; ok && s != aws.ToString(sh.ShardId) {
+					t.Errorf("key %s on shards %s and %s", user, s, aws.ToString(sh.ShardId))
+				}
+				shardOf[user] = aws.ToString(sh.ShardId)
+				if p, ok := last[user]; ok && seq <= p {
+					t.Errorf("key %s: line %d after %d", user, seq, p)
+				}
+				last[user] = seq
 			}
-			iter = page.NextShardIterator
 		}
 	}
 	for i, c := range seen {

@@ -193,12 +193,11 @@ func TestRetryPace(t *testing.T) {
 		err     error
 		rand    float64
 		minGap  time.Duration
-		maxGap  time.Duration
 		logWord string
 	}{
-		{"throttled, rand 0: immediate", &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}, 0, 0, 40 * time.Millisecond, "send rate reduced"},
-		{"throttled, rand 0.9: 0.9*base", &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}, 0.9, 90 * time.Millisecond, 400 * time.Millisecond, "send rate reduced"},
-		{"config ignores rand: BackoffMax", &smithy.GenericAPIError{Code: "ResourceNotFoundException"}, 0, 150 * time.Millisecond, 600 * time.Millisecond, "destination rejects records"},
+		{"throttled, rand 0: immediate", &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}, 0, 0, "send rate reduced"},
+		{"throttled, rand 0.9: 0.9*base", &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}, 0.9, 90 * time.Millisecond, "send rate reduced"},
+		{"config ignores rand: BackoffMax", &smithy.GenericAPIError{Code: "ResourceNotFoundException"}, 0, 150 * time.Millisecond, "destination rejects records"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -225,8 +224,10 @@ func TestRetryPace(t *testing.T) {
 			if len(at) != 2 {
 				t.Fatalf("%d attempts, want 2", len(at))
 			}
-			if gap := at[1].Sub(at[0]); gap < tt.minGap || gap > tt.maxGap {
-				t.Errorf("waited %v between attempts, want [%v, %v]", gap, tt.minGap, tt.maxGap)
+			// Only the lower bound: on a shared, loaded machine (-race, 2 cores) a goroutine
+			// may wake seconds late. The delays themselves are TestBackoffDelay's.
+			if gap := at[1].Sub(at[0]); gap < tt.minGap {
+				t.Errorf("waited %v between attempts, want at least %v", gap, tt.minGap)
 			}
 			if !strings.Contains(logs.String(), tt.logWord) {
 				t.Errorf("log lacks %q:\n%s", tt.logWord, logs.String())

@@ -1,5 +1,7 @@
 package spool
 
+import "time"
+
 // Acks are written as soon as the cursor moves, not only at the next group commit: an ack
 // frame in the page cache survives a process crash (kill -9), so what the destination
 // accepted is not shipped again after a restart. The fsync that makes the frame survive a
@@ -24,6 +26,11 @@ func (s *Spool) writeAcks() {
 		return
 	}
 	if err := s.writeAckLocked(s.act); err != nil {
-		s.log.Warn("spool: writing an ack frame failed; the next commit writes it again", "err", err)
+		// Acks come in bursts all the time: one line per writeErrRemind, not one per burst
+		// while the disk is full (the commit's failure is counted and logged on its own).
+		if now := time.Now(); now.Sub(s.ackErrLogged) >= writeErrRemind {
+			s.ackErrLogged = now
+			s.log.Warn("spool: writing an ack frame failed; the next commit writes it again", "err", err)
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package spool
 
 import (
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,5 +36,38 @@ func TestAckWrittenBeforeNextCommit(t *testing.T) {
 	}
 	if f := mustNext(t, crashed); f.Seq != 3 {
 		t.Fatalf("after a crash frame %d is shipped first, want 3", f.Seq)
+	}
+}
+
+// TestAckWriteFailuresLogOnce: while ack frames cannot be written (a full disk), the acks
+// that keep coming log one line, not one per burst.
+func TestAckWriteFailuresLogOnce(t *testing.T) {
+	ffs := &faultFS{}
+	logs := &lockedBuffer{}
+	opts := testOptions(t.TempDir())
+	opts.fs = ffs
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	s := mustOpen(t, opts)
+	const n = 20
+	for i := range n {
+		mustAppend(t, s, []byte{byte(i)})
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	ffs.mu.Lock()
+	ffs.failWrites = true
+	ffs.mu.Unlock()
+	for range n {
+		f := mustNext(t, s)
+		if err := s.Ack(f.Seq); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond) // each ack its own burst
+	}
+	const msg = "writing an ack frame failed"
+	waitFor(t, "an ack write failure to be logged", func() bool { return strings.Contains(logs.String(), msg) })
+	if c := strings.Count(logs.String(), msg); c != 1 {
+		t.Fatalf("%d log lines about failed ack writes for %d acks, want 1", c, n)
 	}
 }

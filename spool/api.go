@@ -2,7 +2,6 @@ package spool
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -20,28 +19,6 @@ var ErrClosed = errors.New("spool: closed")
 
 // ErrLocked is returned by Open when another Spool holds the directory.
 var ErrLocked = errors.New("spool: directory locked")
-
-// ErrLost is matched (errors.Is) by every *LostError.
-var ErrLost = errors.New("spool: frames lost")
-
-// LostError reported a failed group commit. The spool no longer returns it (a failed fsync is
-// now repaired by rewriting the frames, see the package doc); the type stays so that callers
-// that still match it compile.
-//
-// Frames First..Last were handed a sequence number by Append but never became durable.
-// Next never returns them; the caller must append those records again from its own source
-// (for kinship: re-read the files from the positions in the last durable frame). Sequence
-// numbers First..Last are never used again.
-type LostError struct {
-	First, Last uint64
-	Err         error
-}
-
-func (e *LostError) Error() string {
-	return fmt.Sprintf("spool: frames %d..%d lost: %v", e.First, e.Last, e.Err)
-}
-
-func (e *LostError) Unwrap() []error { return []error{ErrLost, e.Err} }
 
 // Options configures Open. Zero values take the defaults in brackets.
 type Options struct {

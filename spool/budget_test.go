@@ -217,3 +217,35 @@ func TestBudgetCloseAndSetMax(t *testing.T) {
 		t.Fatalf("budget used %d after the only spool closed", got)
 	}
 }
+
+// An Append waiting for the budget returns ErrClosed when its spool is closed (a flow
+// stopped during an outage), and the other spool's waiting Append is woken: the closed
+// spool's bytes left the budget, so it appends on (up to its own bound).
+func TestBudgetWaiterReturnsOnClose(t *testing.T) {
+	b := NewBudget(budgetGlobal)
+	a, c := budgetSpool(t, b, false), budgetSpool(t, b, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	for _, s := range []*Spool{a, c} {
+		go func() { errs <- appendAll(ctx, s, b, 300, 2) }()
+	}
+	waitFor(t, "both appenders blocked", func() bool { return isFull(a) && isFull(c) })
+	before := c.Stats().Bytes
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errs:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("the closed spool's Append returned %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an Append waiting for the budget did not return after Close")
+	}
+	waitFor(t, "the other spool to append on", func() bool { return c.Stats().Bytes > before+4*budgetFrame })
+	cancel()
+	if err := <-errs; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the other spool's Append: %v", err)
+	}
+}

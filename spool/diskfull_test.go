@@ -5,35 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-)
 
-// mountTmpfs mounts a tmpfs of size bytes on a fresh directory, so that a test can fill a
-// real file system. It needs root (CAP_SYS_ADMIN), which this project's machines and CI
-// have: without it the test fails, it does not skip.
-func mountTmpfs(t *testing.T, size int64) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("this test needs root/CAP_SYS_ADMIN to mount a small tmpfs: mount: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
+	"github.com/kinship-agent/kinship/internal/tmpfstest"
+)
 
 // fillDisk writes a file until the file system is full and returns its path.
 func fillDisk(t *testing.T, dir string) string {
@@ -59,7 +38,7 @@ func fillDisk(t *testing.T, dir string) string {
 // failure shows in Stats and the metric, and once space returns every frame appended before
 // and after arrives exactly once; a reopen finds nothing to cut.
 func TestDiskFull(t *testing.T) {
-	mnt := mountTmpfs(t, 2<<20)
+	mnt := tmpfstest.Mount(t, 2<<20)
 	dir := filepath.Join(mnt, "spool")
 	opts := testOptions(dir)
 	opts.SegmentBytes = 256 << 10
@@ -151,7 +130,8 @@ func TestFsyncFailsForAWhile(t *testing.T) {
 	ffs.mu.Lock()
 	ffs.failSyncs = true
 	ffs.mu.Unlock()
-	// Frame 6 is written while fsyncs fail: its commit fails, and from then on Append waits.
+	// The commit of frame 6 fails; only the appends after that must wait (those before the
+	// background commit ran may all succeed: appends do not fsync).
 	mustAppend(t, s, payloadFor(6, size(6)))
 	waitFor(t, "the fsync failure to show", func() bool { return s.Stats().WriteError != "" })
 	done := make(chan error, 1)
@@ -237,4 +217,34 @@ func TestRewriteOverlapCutAtOpen(t *testing.T) {
 	}
 	checkFrames(t, got, seqRange(1, 6), size)
 	noNext(t, s)
+}
+
+// TestFailedCommitIsRetried: a group commit that fails before its fsync (here the ack frame
+// cannot be written, as on a full disk) is tried again by the spool itself: the frames it
+// should have made durable become durable once writes work, with no further Append, Ack or
+// Sync to trigger a commit, and the failure clears from Stats.
+func TestFailedCommitIsRetried(t *testing.T) {
+	ffs := &faultFS{}
+	opts := testOptions(t.TempDir())
+	opts.fs = ffs
+	opts.FsyncInterval = 200 * time.Millisecond
+	s := mustOpen(t, opts)
+	mustAppend(t, s, []byte("first"))
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f := mustNext(t, s)
+	mustAppend(t, s, []byte("second")) // its commit is due in FsyncInterval
+	ffs.mu.Lock()
+	ffs.failWrites = true
+	ffs.mu.Unlock()
+	if err := s.Ack(f.Seq); err != nil { // the commit must write this ack frame first
+		t.Fatal(err)
+	}
+	waitFor(t, "the commit to fail", func() bool { return s.Stats().WriteError != "" })
+	ffs.mu.Lock()
+	ffs.failWrites = false
+	ffs.mu.Unlock()
+	waitFor(t, "the second frame to become durable", func() bool { return s.Durable() == 2 })
+	waitFor(t, "the write error to clear", func() bool { return s.Stats().WriteError == "" })
 }

@@ -105,6 +105,8 @@ type Spool struct {
 	// have lost, rewritten from here into a new segment (see the package doc).
 	tail     []byte
 	poisoned bool // the active segment's fsync failed: it is never written again
+	// ackErrLogged is when writeAcks last logged a failure (rate limit).
+	ackErrLogged time.Time
 
 	mu         sync.Mutex
 	segs       []*segment // oldest first; the last one is act
@@ -499,8 +501,9 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) e
 // Append copies payload into a new frame and returns its sequence number. The frame is not
 // durable on return; it is after the next group commit or Sync. Append blocks while the spool
 // holds MaxBytes or more, until acks free a segment or ctx is done; with DropOldest it drops
-// the oldest segments instead and never waits (see the package doc). A *LostError means an
-// earlier background commit failed; the payload passed in this call was not appended.
+// the oldest segments instead and never waits (see the package doc). A write error is not
+// returned: Append retries (with a backoff, logged and counted) until it succeeds, ctx is
+// done or the spool is closed.
 func (s *Spool) Append(ctx context.Context, payload []byte) (uint64, error) {
 	return s.append(ctx, payload, false)
 }
@@ -585,12 +588,16 @@ func (s *Spool) writeFailed(err error) {
 }
 
 // writeRecovered ends a write-failure episode with one log line.
-func (s *Spool) writeRecovered() {
+func (s *Spool) writeRecovered() { s.writeRecoveredFrom(nil) }
+
+// writeRecoveredFrom is writeRecovered, but when only is not nil only if the last failure
+// recorded is only: a commit that works again does not end an episode in which Appends fail.
+func (s *Spool) writeRecoveredFrom(only error) {
 	if !s.failing.Load() {
 		return
 	}
 	s.mu.Lock()
-	if s.writeErr == nil {
+	if s.writeErr == nil || (only != nil && s.writeErr != only) {
 		s.mu.Unlock()
 		return
 	}
@@ -1059,7 +1066,8 @@ func (s *Spool) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var timerC <-chan time.Time
-	var wait time.Duration // backoff of the rewrite after a failed fsync
+	var wait time.Duration // backoff of the rewrite after a failed fsync, or of a failed commit
+	var commitErr error    // what the last failed commit reported to writeFailed
 	for {
 		select {
 		case <-s.stop:
@@ -1083,12 +1091,21 @@ func (s *Spool) run() {
 		}
 		timer.Stop()
 		timerC = nil
-		if err := s.commit(); err != nil && !s.isPoisoned() {
-			s.writeFailed(fmt.Errorf("group commit: %w", err))
+		err := s.commit()
+		poisoned := s.isPoisoned()
+		if err != nil && !poisoned {
+			commitErr = fmt.Errorf("group commit: %w", err)
+			s.writeFailed(commitErr)
+		} else if err == nil && commitErr != nil {
+			// The episode was the commit's alone (an ack frame), unless an Append failed since.
+			s.writeRecoveredFrom(commitErr)
+			commitErr = nil
 		}
 		s.maintain()
-		if s.isPoisoned() {
-			// Try the rewrite again later; writeFailed logs, not every attempt.
+		if err != nil || poisoned {
+			// Try again later: the rewrite after a failed fsync, or a commit whose write
+			// failed (nothing else may come to trigger one, and its frames stay undurable
+			// and unshipped until one succeeds). writeFailed logs, not every attempt.
 			wait = min(max(2*wait, writeRetryMin), writeRetryMax)
 			timer.Reset(wait)
 			timerC = timer.C
@@ -1269,7 +1286,8 @@ func (s *Spool) Stats() Stats {
 }
 
 // Close syncs, stops the background work and releases the directory. Next and Append return
-// ErrClosed afterwards. A *LostError from a last failed commit is returned.
+// ErrClosed afterwards. A failed last commit is returned: the frames it covers are not durable
+// (the caller's positions never moved past them).
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	if s.closed {

@@ -297,6 +297,11 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	// aggregator, then gives up (the lines are still in the files: nothing is lost).
 	appendCtx, stopAppending := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAppending()
+	// The grace runs from the stop, not from the tailer's return: the tailer may itself be
+	// blocked in the aggregator behind a put that waits for room (when_full: block) or for a
+	// failing disk, and it returns only once that put gives up.
+	graceOnStop := context.AfterFunc(ctx, func() { time.AfterFunc(f.deps.ShutdownGrace, stopAppending) })
+	defer graceOnStop()
 	agg, err := f.newAggregator(ctx, output{f: f, ctx: appendCtx})
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
@@ -322,6 +327,18 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	timer := time.AfterFunc(f.deps.ShutdownGrace, stopAppending)
 	aggErr := agg.Close()
 	timer.Stop()
+	if ctx.Err() != nil && appendCtx.Err() != nil && (errors.Is(aggErr, context.Canceled) || errors.Is(tailErr, context.Canceled)) {
+		// The grace ran out (a full spool, a failing disk): a stop, not a failure. What did
+		// not reach the spool is still in the files, and positions never passed it.
+		f.log.Warn("stopped before every line read reached the spool; the rest is read again at the next start",
+			"shutdown_grace", f.deps.ShutdownGrace)
+		if errors.Is(aggErr, context.Canceled) {
+			aggErr = nil
+		}
+		if errors.Is(tailErr, context.Canceled) {
+			tailErr = nil
+		}
+	}
 	syncErr := f.spool.Sync()
 	if tailErr == nil && aggErr == nil && syncErr == nil && once && ctx.Err() == nil {
 		f.log.Info("all files read; waiting for the destination to acknowledge", "last_seq", f.spool.LastSeq())
@@ -448,23 +465,14 @@ func (o output) Put(rec *aggregator.Record) error {
 	buf := appendEnvelope(f.getBuf(envelopeSize(&e)), &e)
 	seq, err := f.spool.AppendShared(o.ctx, buf)
 	if err == nil && f.shipperIdle.Load() {
-		err = f.spool.Sync()
+		// The frame is appended whatever this commit does: a failure (a full disk, a failed
+		// fsync) is the spool's to retry, log and count, and the marks below apply only once
+		// the frame is durable. Returning it would stop the aggregator, and the flow, for good.
+		_ = f.spool.Sync()
 	}
 	if err != nil {
-		var lost *spool.LostError
-		if errors.As(err, &lost) {
-			// Those frames never became durable, so their marks must never reach the
-			// positions file: the lines are read again after the restart this error causes.
-			f.mu.Lock()
-			kept := f.pending[:0]
-			for _, pm := range f.pending {
-				if pm.seq < lost.First || pm.seq > lost.Last {
-					kept = append(kept, pm)
-				}
-			}
-			f.pending = kept
-			f.mu.Unlock()
-		}
+		// Nothing was appended (the spool retries write errors itself; this is a stop or a
+		// closed spool): the record's marks are dropped with it, its lines are read again.
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
 	}
 	f.mu.Lock()

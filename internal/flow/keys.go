@@ -13,7 +13,6 @@ import (
 // partition keys taken from the lines.
 type lineAggregator interface {
 	Add(source uint32, line []byte, end int64) error
-	Flush() error
 	Close() error
 	Nudge() // the shipper is idle: seal open aggregates early
 }

@@ -86,56 +86,35 @@ type readLine struct {
 // was read from is dropped whole (counted in dropped).
 func readShards(t *testing.T, endpoint, stream string) (lines []readLine, dropped int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c := kinesalitetest.Client(endpoint)
-	out, err := c.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, sh := range out.Shards {
+	for _, sr := range kinesalitetest.ReadShards(t, endpoint, stream) {
+		sh := sr.Shard
 		start, _ := shardmap.ParseHash(aws.ToString(sh.HashKeyRange.StartingHashKey))
 		end, _ := shardmap.ParseHash(aws.ToString(sh.HashKeyRange.EndingHashKey))
 		rng := shardmap.Shard{Start: start, End: end}
-		it, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream),
-			ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for iter := it.ShardIterator; iter != nil; {
-			page, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(200)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(page.Records) == 0 {
-				break
-			}
-			for _, r := range page.Records {
-				urs, _, _ := aggregator.Deaggregate(r.Data, aws.ToString(r.PartitionKey))
-				ok := true
-				for _, u := range urs {
-					h := shardmap.KeyHash(u.PartitionKey)
-					if u.ExplicitHashKey != "" {
-						h, _ = shardmap.ParseHash(u.ExplicitHashKey)
-					}
-					ok = ok && rng.Contains(h)
+		for _, r := range sr.Records {
+			urs, _, _ := aggregator.Deaggregate(r.Data, aws.ToString(r.PartitionKey))
+			ok := true
+			for _, u := range urs {
+				h := shardmap.KeyHash(u.PartitionKey)
+				if u.ExplicitHashKey != "" {
+					h, _ = shardmap.ParseHash(u.ExplicitHashKey)
 				}
-				if !ok {
-					dropped++
-					continue
-				}
-				for _, u := range urs {
-					l := readLine{key: u.PartitionKey, shard: aws.ToString(sh.ShardId), seq: -1}
-					var v struct{ Seq int }
-					if json.Unmarshal(u.Data, &v) == nil {
-						l.seq = v.Seq
-					} else if _, err := fmt.Sscanf(string(u.Data), "not json, seq %d", &l.seq); err != nil {
-						t.Fatalf("unexpected user record %q", u.Data)
-					}
-					lines = append(lines, l)
-				}
+				ok = ok && rng.Contains(h)
 			}
-			iter = page.NextShardIterator
+			if !ok {
+				dropped++
+				continue
+			}
+			for _, u := range urs {
+				l := readLine{key: u.PartitionKey, shard: aws.ToString(sh.ShardId), seq: -1}
+				var v struct{ Seq int }
+				if json.Unmarshal(u.Data, &v) == nil {
+					l.seq = v.Seq
+				} else if _, err := fmt.Sscanf(string(u.Data), "not json, seq %d", &l.seq); err != nil {
+					t.Fatalf("unexpected user record %q", u.Data)
+				}
+				lines = append(lines, l)
+			}
 		}
 	}
 	return lines, dropped

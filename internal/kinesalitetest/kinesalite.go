@@ -154,9 +154,27 @@ func CreateStream(t testing.TB, endpoint, stream string, shards int) {
 }
 
 // ReadAll returns every record of every shard of stream, from the start, shard by shard.
-// Call it once everything was put: an empty page is taken as the end of a shard. Pages are
-// small because one huge GetRecords response can crash kinesalite.
+// Call it once everything was put (see ReadShards).
 func ReadAll(t testing.TB, endpoint, stream string) []types.Record {
+	t.Helper()
+	var recs []types.Record
+	for _, sr := range ReadShards(t, endpoint, stream) {
+		recs = append(recs, sr.Records...)
+	}
+	return recs
+}
+
+// ShardRecords is one shard of a stream and its records, from the start.
+type ShardRecords struct {
+	Shard   types.Shard
+	Records []types.Record
+}
+
+// ReadShards returns every shard of stream in ListShards order (parents before children),
+// each with its records from the start. Call it once everything was put: an empty page is
+// taken as the end of a shard. Pages are small because one huge GetRecords response can
+// crash kinesalite.
+func ReadShards(t testing.TB, endpoint, stream string) []ShardRecords {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -165,24 +183,26 @@ func ReadAll(t testing.TB, endpoint, stream string) []types.Record {
 	if err != nil {
 		t.Fatalf("kinesalitetest: list shards of %s: %v", stream, err)
 	}
-	var recs []types.Record
+	var out []ShardRecords
 	for _, sh := range shards.Shards {
 		it, err := c.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(stream),
 			ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
 		if err != nil {
 			t.Fatalf("kinesalitetest: shard iterator %s: %v", aws.ToString(sh.ShardId), err)
 		}
+		sr := ShardRecords{Shard: sh}
 		for iter := it.ShardIterator; iter != nil; {
-			out, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(500)})
+			page, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(100)})
 			if err != nil {
 				t.Fatalf("kinesalitetest: get records %s: %v", aws.ToString(sh.ShardId), err)
 			}
-			if len(out.Records) == 0 {
+			if len(page.Records) == 0 {
 				break
 			}
-			recs = append(recs, out.Records...)
-			iter = out.NextShardIterator
+			sr.Records = append(sr.Records, page.Records...)
+			iter = page.NextShardIterator
 		}
+		out = append(out, sr)
 	}
-	return recs
+	return out
 }

@@ -109,6 +109,7 @@ type Map struct {
 	cur      atomic.Pointer[Snapshot]
 	stale    atomic.Bool
 	loadedAt atomic.Int64 // Unix ns of the last successful refresh
+	failedAt atomic.Int64 // Unix ns of the last failed refresh in Ensure while an old map was kept
 
 	refreshMu sync.Mutex // one ListShards walk at a time
 }
@@ -145,6 +146,11 @@ func (m *Map) Locate(pk string) *Shard {
 	return s.Find(KeyHash(pk))
 }
 
+// refreshRetry is how long Ensure keeps an old map after a failed refresh before it lists the
+// shards again: without it, every PutRecords of an outage of ListShards (throttled, denied)
+// would call ListShards and log a line.
+const refreshRetry = 10 * time.Second
+
 // Invalidate makes the next Ensure refresh the map.
 func (m *Map) Invalidate() { m.stale.Store(true) }
 
@@ -155,10 +161,14 @@ func (m *Map) Ensure(ctx context.Context) error {
 		time.Since(time.Unix(0, m.loadedAt.Load())) < m.opts.RefreshInterval {
 		return nil
 	}
+	if m.cur.Load() != nil && time.Since(time.Unix(0, m.failedAt.Load())) < refreshRetry {
+		return nil // the last try failed just now: Ensure runs before every PutRecords
+	}
 	err := m.Refresh(ctx)
 	if err != nil && m.cur.Load() != nil {
 		// An old map still packs correctly most of the time, and the shipper re-splits
-		// against it: better than stopping. Try again at the next Ensure.
+		// against it: better than stopping. Try again in refreshRetry.
+		m.failedAt.Store(time.Now().UnixNano())
 		m.log.Warn("shard map refresh failed; using the previous map", "stream", m.stream, "err", err)
 		return nil
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/binary"
+	"errors"
 	"math/big"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -94,5 +96,37 @@ func TestRefreshKeepsOpenShardsOfEveryPage(t *testing.T) {
 	_ = m.Ensure(context.Background())
 	if l.calls != 6 || m.Current().Version != 1 {
 		t.Errorf("after Invalidate: %d calls, version %d; want 6 calls, version 1 (same shards)", l.calls, m.Current().Version)
+	}
+}
+
+// failingLister answers ListShards once, then fails.
+type failingLister struct {
+	pagedLister
+}
+
+func (f *failingLister) ListShards(ctx context.Context, in *kinesis.ListShardsInput, o ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	if f.calls > 0 {
+		f.calls++
+		return nil, errors.New("throttled")
+	}
+	return f.pagedLister.ListShards(ctx, in, o...)
+}
+
+// Once the map is due for a refresh and ListShards fails, the old map is kept and the
+// refresh is not tried again at every Ensure (one per PutRecords): ListShards is not
+// hammered and the warning is not logged per request.
+func TestEnsureBacksOffAfterAFailedRefresh(t *testing.T) {
+	l := &failingLister{pagedLister{shards: []types.Shard{shard("a", "0", "340282366920938463463374607431768211455", false)}}}
+	m := New(l, "s", Options{RefreshInterval: time.Nanosecond})
+	for i := range 10 {
+		if err := m.Ensure(context.Background()); err != nil {
+			t.Fatalf("Ensure %d: %v", i, err)
+		}
+	}
+	if m.Current() == nil {
+		t.Fatal("no map")
+	}
+	if l.calls != 2 {
+		t.Fatalf("%d ListShards calls for 10 Ensure, want 2 (the first load, one failed refresh)", l.calls)
 	}
 }
