@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kinship-agent/kinship/aggregator"
+	"github.com/kinship-agent/kinship/internal/shardmap"
 )
 
 // fakeRouter routes a record to the shard named by its partition key; "?" is a record whose
@@ -262,5 +265,40 @@ func TestOrderedDrainsBeforeANewShardMap(t *testing.T) {
 	}
 	if newOnes.Load() == 0 {
 		t.Errorf("no record was routed under the new map")
+	}
+}
+
+// The router puts a record on the shards ShardAware will send it to: one for an aggregate
+// packed for its shard and for a plain record, both halves for an aggregate that spans them
+// (a re-split), and "cannot tell" before the map is known.
+func TestShardRouterRoutesLikeShardAware(t *testing.T) {
+	api := &twoShards{}
+	m := shardmap.New(api, "s", shardmap.Options{})
+	r := NewShardRouter(m)
+	lo, hi := keysOn(false, 2), keysOn(true, 2)
+	packed := aggregator.EncodeUserRecords(nil, []aggregator.UserRecord{{PartitionKey: hi[0], Data: []byte("1")}, {PartitionKey: hi[1], Data: []byte("2")}})
+	spanning := aggregator.EncodeUserRecords(nil, []aggregator.UserRecord{{PartitionKey: lo[0], Data: []byte("1")}, {PartitionKey: hi[0], Data: []byte("2")}})
+	if _, _, _, ok := r.Route(nil, &Record{PartitionKey: hi[0], Data: packed}); ok {
+		t.Errorf("routed a record before the shard map was known")
+	}
+	if err := m.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		rec   Record
+		want  []string
+		split bool
+	}{
+		{"packed for its shard", Record{PartitionKey: hi[0], ExplicitHashKey: half.String(), Data: packed}, []string{"hi"}, false},
+		{"packed, no explicit hash key", Record{PartitionKey: hi[0], Data: packed}, []string{"hi"}, false},
+		{"plain", Record{PartitionKey: lo[0], Data: []byte("line")}, []string{"lo"}, false},
+		{"spanning both shards", Record{PartitionKey: lo[0], ExplicitHashKey: "0", Data: spanning}, []string{"lo", "hi"}, true},
+		{"packed for the other shard", Record{PartitionKey: hi[0], ExplicitHashKey: "0", Data: packed}, []string{"hi"}, true},
+	} {
+		ids, _, split, ok := r.Route(nil, &tc.rec)
+		if !ok || split != tc.split || fmt.Sprint(ids) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: routed to %v (split %v, ok %v), want %v (split %v)", tc.name, ids, split, ok, tc.want, tc.split)
+		}
 	}
 }
