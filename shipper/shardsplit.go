@@ -232,6 +232,11 @@ func splitForShards(snap *shardmap.Snapshot, e types.PutRecordsRequestEntry) ([]
 		}
 		return nil, []string{id}
 	}
+	if target != nil && keysIn(e.Data, snap, target) {
+		// Every key of its key table hashes into the target shard: nothing to split, and no
+		// need for the full decode (an MD5 over the whole aggregate) on every send.
+		return nil, []string{target.ID}
+	}
 	// An aggregate: with an explicit hash key (packed per shard), or without one but
 	// possibly holding several keys (packed before the shard map was known).
 	recs, err := aggregator.DecodeAggregate(e.Data)
