@@ -138,8 +138,8 @@ const (
 )
 
 // order is the hold-back state of a flow whose records must stay in order per shard
-// (Options.Shards). The queue is Run's alone; the holds are shared with the workers, which
-// release a record's shards once the destination accepted it.
+// (Options.Shards). The look-ahead is Run's alone; the holds are shared with the workers,
+// which release a record's shards once the destination accepted it.
 type order struct {
 	r        ShardRouter
 	maxBytes int
@@ -153,8 +153,16 @@ type order struct {
 	cancelWait context.CancelFunc  // set while Run waits in Source.Next for want of anything to send
 	wake       chan struct{}       // cap 1: a hold was released since Run last looked
 
-	queue      []queued // read from the Source, not yet sent, in Source order
-	queueBytes int
+	// The look-ahead: records read from the Source and not sent yet. heads indexes them per
+	// shard, so that finding what may go costs one look per shard, not one per record.
+	queue      []*queued            // Source order; taken entries are dropped lazily
+	count      int                  // entries of queue not taken
+	queueBytes int                  // their bytes
+	nextPos    uint64               // Source order of the next record read
+	heads      map[string][]*queued // per shard, its queued records in Source order
+	unknown    []*queued            // queued records the map cannot place, in Source order
+	routed     uint64               // the map version heads was built under
+	stale      bool                 // a record was routed under another version: rebuild heads
 }
 
 type hold struct {
@@ -164,12 +172,12 @@ type hold struct {
 }
 
 type queued struct {
-	it      Item
-	ids     []string
-	version uint64
-	routed  bool
-	split   bool
-	ok      bool
+	it    Item
+	pos   uint64
+	ids   []string
+	split bool
+	ok    bool
+	taken bool
 }
 
 func newOrder(r ShardRouter, lim Limits, maxBytes int) *order {
@@ -177,15 +185,56 @@ func newOrder(r ShardRouter, lim Limits, maxBytes int) *order {
 		maxBytes = defaultLookAheadBytes
 	}
 	return &order{r: r, maxBytes: max(maxBytes, lim.MaxRequestBytes), maxItems: lookAheadRequests * lim.MaxRecords,
-		busy: map[string]struct{}{}, held: map[uint64]hold{}, wake: make(chan struct{}, 1)}
+		busy: map[string]struct{}{}, held: map[uint64]hold{}, wake: make(chan struct{}, 1),
+		heads: map[string][]*queued{}}
 }
 
 // room reports whether the look-ahead may read another item from the Source.
-func (o *order) room() bool { return len(o.queue) < o.maxItems && o.queueBytes < o.maxBytes }
+func (o *order) room() bool { return o.count < o.maxItems && o.queueBytes < o.maxBytes }
 
-func (o *order) push(it Item) {
-	o.queue = append(o.queue, queued{it: it})
+// push adds an item read from the Source to the look-ahead. o.mu held.
+func (o *order) push(it Item) *queued {
+	e := &queued{it: it, pos: o.nextPos}
+	o.nextPos++
+	o.queue = append(o.queue, e)
+	o.count++
 	o.queueBytes += it.Record.size()
+	o.route(e)
+	return e
+}
+
+func (o *order) route(e *queued) {
+	var v uint64
+	e.ids, v, e.split, e.ok = o.r.Route(e.ids[:0], &e.it.Record)
+	if v != o.routed {
+		o.stale = true
+	}
+	if !e.ok {
+		o.unknown = append(o.unknown, e)
+		return
+	}
+	for _, id := range e.ids {
+		o.heads[id] = append(o.heads[id], e)
+	}
+}
+
+// rebuild routes every queued record again under the current map.
+func (o *order) rebuild(cur uint64) {
+	clear(o.heads)
+	clear(o.unknown)
+	o.unknown = o.unknown[:0]
+	o.routed, o.stale = cur, false
+	w := 0
+	for _, e := range o.queue {
+		if e.taken {
+			continue
+		}
+		o.queue[w] = e
+		w++
+		o.route(e)
+	}
+	clear(o.queue[w:])
+	o.queue = o.queue[:w]
 }
 
 // release frees the shards seq held; called by a worker once the record was accepted.
@@ -215,93 +264,131 @@ func (o *order) release(seq uint64) {
 	}
 }
 
-// scan is one pass over queue[from:] that moves into b what may be sent now: at most one
-// record per shard per request, none for a shard that has a record out, none that would
-// overtake an earlier queued record of its shard (blocked collects their shards; all
-// blocks everything after a record of unknown shards). It compacts the queue and returns
-// its new length: the items scanned. full: b may take nothing more. Run's goroutine only.
-func (s *Shipper) scan(lim Limits, b *batch, from int, blocked map[string]struct{}, all *bool) (int, bool) {
+// full reports whether b may take nothing more. o.mu held.
+func (o *order) full(lim Limits, b *batch) bool {
+	return len(b.items) > 0 && (b.tooLarge || len(b.items) >= lim.MaxRecords || o.exclusive)
+}
+
+// scan moves into b what may be sent now: at most one record per shard per request, none
+// for a shard that has a record out, none that would overtake an earlier queued record of
+// its shard, nothing after a record of unknown shards (which goes alone, once nothing else
+// is out), and nothing routed under a new map while records routed under the old one are
+// out. With only set, it looks at that record alone (just read: the others were looked at
+// since the last release). It reports whether b is full. Run's goroutine only.
+func (s *Shipper) scan(lim Limits, b *batch, only *queued) bool {
 	o := s.ord
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	cur := o.r.Version()
-	q := o.queue
-	w := from
-	for r := from; r < len(q); r++ {
-		if !s.take(lim, b, &q[r], cur, blocked, all) {
-			q[w] = q[r]
-			w++
+	if cur := o.r.Version(); o.stale || cur != o.routed {
+		o.rebuild(cur)
+		only = nil
+	}
+	if o.exclusive || (len(o.held) > 0 && o.version != o.routed) {
+		return o.full(lim, b)
+	}
+	limit := ^uint64(0)
+	if len(o.unknown) > 0 {
+		u := o.unknown[0]
+		if len(o.held) == 0 && len(b.items) == 0 && o.oldest() == u {
+			s.takeQueued(lim, b, u)
+			return true
+		}
+		limit = u.pos
+	}
+	if only != nil {
+		if only.ok && !only.taken && only.pos < limit {
+			s.tryTake(lim, b, only)
+		}
+		return o.full(lim, b)
+	}
+	for _, fifo := range o.heads {
+		if o.full(lim, b) {
+			break
+		}
+		if e := fifo[0]; e.pos < limit {
+			s.tryTake(lim, b, e)
 		}
 	}
-	clear(q[w:])
-	o.queue = q[:w]
-	full := len(b.items) > 0 && (b.tooLarge || len(b.items) >= lim.MaxRecords || o.exclusive)
-	return w, full
+	return o.full(lim, b)
 }
 
-// take moves e into b when it may go now; o.mu held.
-func (s *Shipper) take(lim Limits, b *batch, e *queued, cur uint64, blocked map[string]struct{}, all *bool) bool {
+// oldest is the first queued record not taken. o.mu held.
+func (o *order) oldest() *queued {
+	for len(o.queue) > 0 && o.queue[0].taken {
+		o.queue[0] = nil
+		o.queue = o.queue[1:]
+	}
+	if len(o.queue) == 0 {
+		return nil
+	}
+	return o.queue[0]
+}
+
+// tryTake takes e when it heads the queue of each of its shards, none of them is busy and it
+// fits the request. o.mu held.
+func (s *Shipper) tryTake(lim Limits, b *batch, e *queued) {
 	o := s.ord
-	if *all || b.tooLarge || len(b.items) >= lim.MaxRecords || (len(b.items) > 0 && o.exclusive) {
-		return false
-	}
-	if !e.routed || e.version != cur {
-		e.ids, e.version, e.split, e.ok = o.r.Route(e.ids[:0], &e.it.Record)
-		e.routed = true
-	}
-	block := func() bool {
-		if !e.ok {
-			*all = true
-		}
-		for _, id := range e.ids {
-			blocked[id] = struct{}{}
-		}
-		return false
-	}
-	switch {
-	case o.exclusive:
-		return block()
-	case !e.ok && len(o.held) > 0:
-		return block()
-	case len(o.held) > 0 && e.version != o.version:
-		// The map changed: the holds out were computed under the old one, so nothing goes
-		// until they are all accepted (then everything is routed anew).
-		return block()
-	}
 	for _, id := range e.ids {
-		if _, ok := o.busy[id]; ok {
-			return block()
+		if _, busy := o.busy[id]; busy {
+			return
 		}
-		if _, ok := blocked[id]; ok {
-			return block()
+		if q := o.heads[id]; len(q) == 0 || q[0] != e {
+			return
 		}
 	}
 	sz := e.it.Record.size()
-	switch {
-	case sz > lim.MaxRecordBytes && len(b.items) > 0:
-		return block()
-	case sz > lim.MaxRecordBytes:
-		b.tooLarge = true
+	if len(b.items) > 0 && (sz > lim.MaxRecordBytes || b.bytes+sz > lim.MaxRequestBytes) {
+		return
+	}
+	s.takeQueued(lim, b, e)
+}
+
+// takeQueued moves e into b and holds its shards. o.mu held.
+func (s *Shipper) takeQueued(lim Limits, b *batch, e *queued) {
+	o := s.ord
+	sz := e.it.Record.size()
+	if sz > lim.MaxRecordBytes {
+		b.tooLarge = true // alone: see fill
 		s.noteTooLarge(e.it, lim)
-	case b.bytes+sz > lim.MaxRequestBytes:
-		return block()
 	}
 	b.items = append(b.items, e.it)
 	b.bytes += sz
+	e.taken = true
+	o.count--
 	o.queueBytes -= sz
 	h := hold{ids: slices.Clone(e.ids), exclusive: !e.ok, split: e.split}
 	for _, id := range h.ids {
 		o.busy[id] = struct{}{}
+		if q := o.heads[id]; len(q) > 1 {
+			q[0] = nil
+			o.heads[id] = q[1:]
+		} else {
+			delete(o.heads, id)
+		}
 	}
-	o.held[e.it.Seq] = h
-	o.version = e.version
 	if h.exclusive {
 		o.exclusive = true
+		o.unknown[0] = nil
+		o.unknown = o.unknown[1:]
 	}
+	o.held[e.it.Seq] = h
+	o.version = o.routed
 	if e.split {
 		s.m.Resplits.Inc()
 	}
-	return true
+	e.it = Item{} // the batch has it now; do not pin its data
+	if len(o.queue) > 2*o.count+64 {
+		o.oldest()
+		w := 0
+		for _, q := range o.queue {
+			if !q.taken {
+				o.queue[w] = q
+				w++
+			}
+		}
+		clear(o.queue[w:])
+		o.queue = o.queue[:w]
+	}
 }
 
 // countResplits counts, once each, records about to be sent again that the current map
@@ -338,14 +425,10 @@ func (s *Shipper) countResplits(items []Item) {
 // Source (bounded) past records that must wait, and blocks only when nothing may go.
 func (s *Shipper) fillOrdered(ctx context.Context, lim Limits, b *batch) error {
 	o := s.ord
-	blocked := map[string]struct{}{}
-	all := false
-	scanned := 0
 	var lingerCtx context.Context
+	var last *queued // nil: look at every shard's first record
 	for {
-		var full bool
-		scanned, full = s.scan(lim, b, scanned, blocked, &all)
-		if full {
+		if s.scan(lim, b, last) {
 			return nil
 		}
 		room := o.room()
@@ -354,7 +437,7 @@ func (s *Shipper) fillOrdered(ctx context.Context, lim Limits, b *batch) error {
 			if err != nil {
 				return err
 			}
-			o.push(it)
+			last = s.pushLocked(it)
 			continue
 		}
 		if len(b.items) > 0 {
@@ -373,37 +456,41 @@ func (s *Shipper) fillOrdered(ctx context.Context, lim Limits, b *batch) error {
 				}
 				return err
 			}
-			o.push(it)
+			last = s.pushLocked(it)
 			continue
 		}
 		// Nothing may go now: wait for a new item (while the look-ahead has room) or for a
-		// hold to be released, then look at the whole queue again.
-		released, err := s.waitOrdered(ctx, room)
+		// hold to be released, then look again.
+		e, err := s.waitOrdered(ctx, room)
 		if err != nil {
 			return err
 		}
-		if released {
-			clear(blocked)
-			all, scanned = false, 0
-		}
+		last = e // nil after a release: look at every shard again
 	}
 }
 
-// waitOrdered blocks until an item arrives (pushed) or a hold is released (released true).
-func (s *Shipper) waitOrdered(ctx context.Context, room bool) (released bool, err error) {
+func (s *Shipper) pushLocked(it Item) *queued {
+	s.ord.mu.Lock()
+	defer s.ord.mu.Unlock()
+	return s.ord.push(it)
+}
+
+// waitOrdered blocks until an item arrives (returned, pushed) or a hold is released (nil).
+func (s *Shipper) waitOrdered(ctx context.Context, room bool) (*queued, error) {
 	o := s.ord
 	if !room {
 		select {
 		case <-o.wake:
-			return true, nil
+			return nil, nil
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	o.mu.Lock()
 	o.cancelWait = cancel
+	empty := o.count == 0
 	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()
@@ -412,10 +499,10 @@ func (s *Shipper) waitOrdered(ctx context.Context, room bool) (released bool, er
 	}()
 	select {
 	case <-o.wake: // released between the scan and now
-		return true, nil
+		return nil, nil
 	default:
 	}
-	if s.opts.Idle != nil && len(o.queue) == 0 && s.src.Pending() == 0 {
+	if s.opts.Idle != nil && empty && s.src.Pending() == 0 {
 		s.waiting.Store(true)
 		if s.inFlight.Load() == 0 {
 			s.idle()
@@ -425,17 +512,16 @@ func (s *Shipper) waitOrdered(ctx context.Context, room bool) (released bool, er
 	s.waiting.Store(false)
 	if err != nil {
 		if ctx.Err() != nil {
-			return false, err
+			return nil, err
 		}
 		if wctx.Err() != nil {
 			select {
 			case <-o.wake:
 			default:
 			}
-			return true, nil
+			return nil, nil
 		}
-		return false, err
+		return nil, err
 	}
-	o.push(it)
-	return false, nil
+	return s.pushLocked(it), nil
 }

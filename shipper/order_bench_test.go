@@ -109,3 +109,31 @@ func BenchmarkKinesaliteKeyed(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkShipOrderedToDiscard is BenchmarkShipToDiscard for a keyed flow's hold-back:
+// records over 4 shards (at most 4 per request), what the bookkeeping costs per record.
+func BenchmarkShipOrderedToDiscard(b *testing.B) {
+	for _, size := range []int{1 << 10, 1 << 20} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			var recs []Record
+			for _, sh := range []string{"a", "b", "c", "d"} {
+				recs = append(recs, Record{PartitionKey: sh, Data: make([]byte, size-1), UserRecords: 1})
+			}
+			src := &rotatingSource{recs: recs, n: uint64(b.N), done: make(chan struct{})}
+			s := New(src, Discard{}, Options{Metrics: metrics.ForTest("bench"), Shards: &fakeRouter{}})
+			ctx, cancel := context.WithCancel(context.Background())
+			errc := make(chan error, 1)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			go func() { errc <- s.Run(ctx) }()
+			<-src.done
+			b.StopTimer()
+			cancel()
+			if err := <-errc; err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "items/s")
+		})
+	}
+}
