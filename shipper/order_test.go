@@ -302,3 +302,34 @@ func TestShardRouterRoutesLikeShardAware(t *testing.T) {
 		}
 	}
 }
+
+// The look-ahead past a held record is bounded: with one shard stuck, the shipper reads no
+// more than 4 requests' worth of records from the Source, however many wait there.
+func TestOrderedLookAheadIsBounded(t *testing.T) {
+	const n = 1000
+	var stuck atomic.Bool
+	stuck.Store(true)
+	src := newFakeSource(orderedItems(n, func(int) string { return "shard-0" }))
+	dst := newOrderedDest(t, func(seq, _ int) bool { return seq == 0 && stuck.Load() })
+	s := orderedShipper(src, dst, &fakeRouter{})
+	runShipper(t, s)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		dst.mu.Lock()
+		attempts := dst.attempts[0]
+		dst.mu.Unlock()
+		if attempts >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("record 0 sent %d times in 10s", attempts)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	read := n - src.Pending()
+	if want := 1 + lookAheadRequests*dst.Limits().MaxRecords + 1; read > want {
+		t.Errorf("%d records read from the Source while the first one is held, want at most %d", read, want)
+	}
+	stuck.Store(false)
+	waitAcked(t, src, 30*time.Second)
+}
