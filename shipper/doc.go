@@ -10,6 +10,33 @@
 // requests in flight are abandoned without acking: those records are shipped again after a
 // restart, which bounds duplicates to what was in flight.
 //
+// # Per-shard order (keyed flows)
+//
+// A flow whose partition keys come from the lines promises that a key's lines reach its
+// shard in the order written. Kinesis keeps order only per PutRecords call and per shard, and
+// answers per record: with several requests in flight, or a record throttled while a later
+// record of its shard in the same request is taken, a key's lines would land out of order.
+// So with Options.Shards the shipper never has two unaccepted records for one shard: a
+// request carries at most one record per shard, and a shard's next record is not sent while
+// an earlier one is in flight or waiting for its retry. A record's shards are the ones the
+// destination sends it to under the current shard map (ShardRouter, with ShardAware's split
+// rules): several for an aggregate that a reshard forces to re-split, each held. A record
+// the map cannot place (no map yet, a gap mid-reshard) goes alone with nothing else out, and
+// after a map change nothing routed under the new map goes until every record routed under
+// the old one was accepted.
+//
+// Records of other shards keep flowing: the shipper reads ahead in the Source past held
+// records, up to LookAheadBytes [16 MiB] and 4 requests' worth of records (the memory this
+// costs), and fills requests from that look-ahead in Source order per shard. Acks stay
+// per record; the spool's cursor only passes a frame once every frame before it was acked,
+// so a held record keeps the cursor (and the file positions behind it) where it is.
+//
+// This costs nothing at the shard's limit: an aggregate is up to 1 MiB and a shard accepts
+// 1 MiB/s (and 1,000 records/s), so one record per shard per round trip already fills it
+// unless a round trip takes over a second. Against an unthrottled endpoint (kinesalite) a
+// keyed flow is bounded by one record per shard per round trip instead. Flows with random,
+// host or fixed keys have no Options.Shards and are unchanged.
+//
 // # Nothing is ever dropped
 //
 // Every failure is retried, forever, until the context ends. Failures are classified
@@ -38,8 +65,9 @@
 //
 // # Concurrency
 //
-// Run owns batching on its own goroutine; MaxInFlight worker goroutines each own one request
-// and its retries. Source.Next and Pending are called from Run's goroutine only; Ack and
+// Run owns batching on its own goroutine (and, with Options.Shards, the look-ahead queue);
+// MaxInFlight worker goroutines each own one request and its retries, and release a
+// record's shard holds once it is accepted. Source.Next and Pending are called from Run's goroutine only; Ack and
 // Destination.Put are called from the workers concurrently. Options.Idle is called from
 // either when Run waits for the Source with no request in flight.
 package shipper

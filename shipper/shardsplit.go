@@ -69,7 +69,7 @@ func (s *ShardAware) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput
 	predicted := make([]string, 0, len(in.Records))
 	split := false
 	for i, e := range in.Records {
-		ps, ids := s.check(snap, e)
+		ps, ids := splitForShards(snap, e)
 		if ps == nil {
 			parts = append(parts, e)
 			owner = append(owner, i)
@@ -207,9 +207,10 @@ func placedWell(snap *shardmap.Snapshot, id string, data []byte) bool {
 	return true
 }
 
-// check returns nil and the predicted shard when e goes to one shard as it is, or the
-// entries that replace it and their shards.
-func (s *ShardAware) check(snap *shardmap.Snapshot, e types.PutRecordsRequestEntry) ([]types.PutRecordsRequestEntry, []string) {
+// splitForShards returns nil and the predicted shard when e goes to one shard as it is, or
+// the entries that replace it and their shards. The shipper's ShardRouter asks it too, so
+// that the shards a record is held for are the ones it is sent to.
+func splitForShards(snap *shardmap.Snapshot, e types.PutRecordsRequestEntry) ([]types.PutRecordsRequestEntry, []string) {
 	if snap == nil {
 		return nil, []string{""}
 	}
@@ -230,6 +231,11 @@ func (s *ShardAware) check(snap *shardmap.Snapshot, e types.PutRecordsRequestEnt
 			id = target.ID
 		}
 		return nil, []string{id}
+	}
+	if target != nil && keysIn(e.Data, snap, target) {
+		// Every key of its key table hashes into the target shard: nothing to split, and no
+		// need for the full decode (an MD5 over the whole aggregate) on every send.
+		return nil, []string{target.ID}
 	}
 	// An aggregate: with an explicit hash key (packed per shard), or without one but
 	// possibly holding several keys (packed before the shard map was known).

@@ -95,6 +95,15 @@ type Options struct {
 	Metrics          *metrics.Flow // RecordsSent, UserRecordsSent, SendErrors{reason}, Retries, SendRate (nil allowed)
 	Logger           *slog.Logger
 
+	// Shards, for flows whose partition keys come from the lines, keeps each shard's records
+	// in order: a request carries at most one record per shard, and a shard's next record is
+	// not sent while an earlier one is in flight or waiting for its retry (see the package
+	// doc). nil: no ordering, requests are filled in Source order [nil].
+	Shards ShardRouter
+	// LookAheadBytes bounds what the shipper reads past records held back for their shard
+	// (with Shards) [16 MiB]; the look-ahead also holds at most 4 requests' worth of records.
+	LookAheadBytes int
+
 	// Idle is called when the shipper waits for the Source with no request in flight and
 	// nothing pending: whatever upstream holds back to fill records could leave now at no
 	// cost to throughput. Called from Run's goroutine or a worker; it must not block [nil].
@@ -112,6 +121,7 @@ type Shipper struct {
 
 	clock     Clock
 	lim       *limiter
+	ord       *order // with Options.Shards; set by Run
 	m         *metrics.Flow
 	errCount  [numClasses]prometheus.Counter
 	errLabels [numClasses]string
@@ -216,6 +226,9 @@ func (s *Shipper) Run(ctx context.Context) error {
 	s.cancelRun = cancel
 	s.mu.Unlock()
 
+	if s.opts.Shards != nil {
+		s.ord = newOrder(s.opts.Shards, lim, s.opts.LookAheadBytes)
+	}
 	n := s.opts.MaxInFlight
 	// free holds the batches not on the wire: taking one is taking a request slot.
 	free := make(chan *batch, n)
@@ -268,7 +281,13 @@ func (s *Shipper) Run(ctx context.Context) error {
 		if b == nil {
 			break
 		}
-		if err := s.fill(ctx, lim, b, &carry, &hasCarry); err != nil {
+		var err error
+		if s.ord != nil {
+			err = s.fillOrdered(ctx, lim, b)
+		} else {
+			err = s.fill(ctx, lim, b, &carry, &hasCarry)
+		}
+		if err != nil {
 			if ctx.Err() == nil {
 				s.setFatal(fmt.Errorf("shipper: next item: %w", err))
 			}
@@ -379,6 +398,9 @@ func (s *Shipper) ship(ctx context.Context, b *batch) {
 func (s *Shipper) send(ctx context.Context, b *batch) (failed, delivered bool) {
 	items := b.items
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 && s.ord != nil {
+			s.countResplits(items)
+		}
 		recs := b.recs[:0]
 		for i := range items {
 			recs = append(recs, items[i].Record)
@@ -428,6 +450,9 @@ func (s *Shipper) send(ctx context.Context, b *batch) (failed, delivered bool) {
 					if aerr := s.src.Ack(items[i].Seq); aerr != nil {
 						s.setFatal(fmt.Errorf("shipper: ack %d: %w", items[i].Seq, aerr))
 						return failed, false
+					}
+					if s.ord != nil {
+						s.ord.release(items[i].Seq)
 					}
 					sent++
 					users += items[i].Record.UserRecords

@@ -7,6 +7,7 @@ import (
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/shardmap"
+	"github.com/kinship-agent/kinship/shipper"
 )
 
 // lineAggregator is what the sink feeds: the plain aggregator, or the shard-aware one for
@@ -75,4 +76,14 @@ func (l shardLocator) Locate(pk string) (id, ehk string, ok bool) {
 		return "", "", false
 	}
 	return sh.ID, sh.StartKey, true
+}
+
+// shardRouter is what the shipper keeps per-shard order by, for a flow whose keys come from
+// the lines and that has a shard map (the records of one key then go to one shard, in the
+// order written, under retries and with several requests in flight); nil otherwise.
+func (f *Flow) shardRouter() shipper.ShardRouter {
+	if lineKeyFunc(f.cfg) == nil || f.deps.Shards == nil {
+		return nil
+	}
+	return shipper.NewShardRouter(f.deps.Shards)
 }

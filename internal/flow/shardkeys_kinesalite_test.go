@@ -293,6 +293,9 @@ func TestShardAwareKeysThroughSplitShard(t *testing.T) {
 	if api.Resplits() == 0 {
 		t.Errorf("no aggregate was re-split after the split")
 	}
+	if v := counterValue(t, mf.Resplits); v == 0 || v > float64(api.Resplits()) {
+		t.Errorf("kinship_resplit_records_total = %v, want between 1 and the %d re-split requests", v, api.Resplits())
+	}
 	t.Logf("after the split: %d lines on child shards; %d misplaced aggregates (dropped by the KCL check, sent again), %d aggregates re-split",
 		onChild, dropped, api.Resplits())
 }

@@ -32,6 +32,7 @@ type Set struct {
 	spoolStoredBytes    *prometheus.CounterVec
 	partitionKeyMissing *prometheus.CounterVec
 	spoolWriteErrors    *prometheus.CounterVec
+	resplits            *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -84,6 +85,8 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_spool_stored_bytes_total", Help: "Bytes those payloads took on disk (frame headers and padding included); appended/stored is the compression ratio."}, flow),
 		spoolWriteErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_spool_write_errors_total", Help: "Failed spool writes and fsyncs (disk full, I/O errors); each is retried, appends wait meanwhile."}, flow),
+		resplits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_resplit_records_total", Help: "Aggregates whose user records span several shards of the current shard map (packed before a reshard), re-split per shard before sending; each counted once."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
@@ -91,6 +94,7 @@ func New(reg prometheus.Registerer) *Set {
 	reg.MustRegister(s.spoolAppendedBytes, s.spoolStoredBytes)
 	reg.MustRegister(s.partitionKeyMissing)
 	reg.MustRegister(s.spoolWriteErrors)
+	reg.MustRegister(s.resplits)
 	return s
 }
 
@@ -127,6 +131,9 @@ type Flow struct {
 	PartitionKeyMissing prometheus.Counter
 	// SpoolWriteErrors counts failed spool writes and fsyncs, retries included.
 	SpoolWriteErrors prometheus.Counter
+	// Resplits counts aggregates found spanning several shards when they were about to be
+	// sent (the stream was resharded after they were packed), so re-split per shard.
+	Resplits prometheus.Counter
 }
 
 // Flow returns the metrics of the named flow.
@@ -155,6 +162,7 @@ func (s *Set) Flow(name string) *Flow {
 		SpoolStoredBytes:    s.spoolStoredBytes.With(l),
 		PartitionKeyMissing: s.partitionKeyMissing.With(l),
 		SpoolWriteErrors:    s.spoolWriteErrors.With(l),
+		Resplits:            s.resplits.With(l),
 	}
 }
 
