@@ -151,9 +151,14 @@ func TestFsyncFailsForAWhile(t *testing.T) {
 	ffs.mu.Lock()
 	ffs.failSyncs = true
 	ffs.mu.Unlock()
+	// Frame 6 is written before the failure (nothing else is there to fsync), the others
+	// only once it shows: appending all of them at once could finish before the first
+	// fsync fails, and then there would be nothing left to wait for.
+	mustAppend(t, s, payloadFor(6, size(6)))
+	waitFor(t, "the fsync failure to show", func() bool { return s.Stats().WriteError != "" })
 	done := make(chan error, 1)
 	go func() {
-		for i := uint64(6); i <= 12; i++ {
+		for i := uint64(7); i <= 12; i++ {
 			if _, err := s.Append(context.Background(), payloadFor(i, size(i))); err != nil {
 				done <- err
 				return
@@ -161,7 +166,6 @@ func TestFsyncFailsForAWhile(t *testing.T) {
 		}
 		done <- nil
 	}()
-	waitFor(t, "the fsync failure to show", func() bool { return s.Stats().WriteError != "" })
 	time.Sleep(50 * time.Millisecond) // give a wrong implementation the chance to go on
 	if d := s.Durable(); d != 5 {
 		t.Fatalf("durable %d while every fsync fails, want 5", d)
