@@ -15,13 +15,18 @@ package spool
 type unsyncedTail struct {
 	pieces []tailPiece // pieces[head:] are live
 	head   int
-	n      int64      // bytes in live pieces
-	cur    *tailChunk // the chunk being filled
-	spare  *tailChunk // one free chunk of tailChunkBytes, kept for the next fill
+	n      int64        // bytes in live pieces
+	cur    *tailChunk   // the chunk being filled
+	spare  []*tailChunk // free chunks of tailChunkBytes, kept for the next fills
 }
 
 // tailChunkBytes is the arena's chunk size: a few frames of ~1 MiB (the agent's aggregates).
-const tailChunkBytes = 4 << 20
+// Up to maxSpareChunks free chunks are kept: enough for the unsynced bytes Append lets pile
+// up (maxTailBytes), which is the memory the copy takes anyway at its peak.
+const (
+	tailChunkBytes = 4 << 20
+	maxSpareChunks = maxTailBytes / tailChunkBytes
+)
 
 type tailChunk struct {
 	b    []byte // b[:len(b)] is handed out
@@ -41,8 +46,10 @@ func (t *unsyncedTail) alloc(n int) []byte {
 	if t.cur == nil || cap(t.cur.b)-len(t.cur.b) < n {
 		t.retire(t.cur)
 		switch {
-		case n <= tailChunkBytes && t.spare != nil:
-			t.cur, t.spare = t.spare, nil
+		case n <= tailChunkBytes && len(t.spare) > 0:
+			t.cur = t.spare[len(t.spare)-1]
+			t.spare[len(t.spare)-1] = nil
+			t.spare = t.spare[:len(t.spare)-1]
 		default:
 			t.cur = &tailChunk{b: make([]byte, 0, max(n, tailChunkBytes))}
 		}
@@ -149,12 +156,12 @@ func (t *unsyncedTail) release(c *tailChunk) {
 	t.retire(c)
 }
 
-// retire keeps an emptied standard chunk as the spare; a chunk still in use is left to its
+// retire keeps an emptied standard chunk as a spare; a chunk still in use is left to its
 // pieces (it is retired again when the last one goes).
 func (t *unsyncedTail) retire(c *tailChunk) {
-	if c == nil || c.live > 0 || cap(c.b) != tailChunkBytes || t.spare != nil {
+	if c == nil || c.live > 0 || cap(c.b) != tailChunkBytes || len(t.spare) >= maxSpareChunks {
 		return
 	}
 	c.b = c.b[:0]
-	t.spare = c
+	t.spare = append(t.spare, c)
 }
