@@ -74,13 +74,15 @@ for c in $COMPRESSIONS; do
 	PID=
 	fill_s=$(($(date +%s) - start))
 	spool_bytes=$(du -sb "$STATE/flows/drain/spool" | cut -f1)
+	unacked() { "$KINSHIP" status --config "$ABS/drain.yaml" 2>/dev/null | grep -m1 -o '[0-9]* frames, [0-9.]* [KMG]*i*B' || true; }
 
 	config "$c" "    discard: {}" >"$ABS/drain.yaml"
+	before=$(unacked)
 	/usr/bin/time -f "%e %U %S %M" -o "$ABS/drain.time" "$KINSHIP" run --config "$ABS/drain.yaml" --once --log-level warn >/dev/null 2>"$ABS/drain.err" ||
 		{ cat "$ABS/drain.err" >&2; exit 1; }
-	left=$(du -sb "$STATE/flows/drain/spool" | cut -f1)
+	after=$(unacked) # the drained segments are deleted at the next start, hence no du here
 	read -r w u s r <"$ABS/drain.time"
-	awk -v c="$c" -v w="$w" -v u="$u" -v s="$s" -v r="$r" -v b="$BYTES" -v sb="$spool_bytes" -v left="$left" -v f="$fill_s" 'BEGIN {
-		printf "drain %-5s %7.1f MiB of logs in %7.1f MiB of spool: %6.2f s, %7.1f MB/s of logs (%6.1f MB/s of spool), %5.2f CPU s (%.2f CPU s/GB of logs), %6.1f MiB peak RSS; spool left %.1f MiB; fill took %ds\n",
-			c, b/1048576, sb/1048576, w, b/1e6/w, sb/1e6/w, u+s, (u+s)/(b/1e9), r/1024, left/1048576, f }'
+	awk -v c="$c" -v w="$w" -v u="$u" -v s="$s" -v r="$r" -v b="$BYTES" -v sb="$spool_bytes" -v before="$before" -v after="$after" -v f="$fill_s" 'BEGIN {
+		printf "drain %-5s %7.1f MiB of logs in %7.1f MiB of spool: %6.2f s, %7.1f MB/s of logs (%6.1f MB/s of spool), %5.2f CPU s (%.2f CPU s/GB of logs), %6.1f MiB peak RSS; unacked before: %s, after: %s; fill took %ds\n",
+			c, b/1048576, sb/1048576, w, b/1e6/w, sb/1e6/w, u+s, (u+s)/(b/1e9), r/1024, before, after, f }'
 done
