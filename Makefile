@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: build demo test test-deps lint bench bench-spool bench-latency clean package package-check
+.PHONY: build demo test test-deps lint bench bench-spool bench-drain bench-latency clean package package-check
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o kinship ./cmd/agent
@@ -34,6 +34,11 @@ bench: build
 # Spool append (group fsync, no fsync, dd), compression and drain figures on one disk.
 bench-spool:
 	./bench/spool.sh
+
+# Whole agent: seconds, MB/s, CPU and RSS of `run --once` draining a spool holding 1 GiB of
+# logs into discard, per spool compression (none, s2).
+bench-drain: build
+	./bench/drain.sh
 
 # Line-to-stream latency p50/p99 at 10 and 50,000 lines/s into kinesalite (reported, not asserted).
 bench-latency:

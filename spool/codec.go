@@ -84,27 +84,51 @@ func (c *codecs) close() {
 // the next frame), or p itself and CompressNone when that would not be smaller on disk
 // (incompressible data is stored raw, never grown).
 func (c *codecs) compress(codec Compression, scratch *[]byte, p []byte) ([]byte, Compression) {
+	n := c.maxEncodedLen(codec, len(p))
+	if n < 0 {
+		return p, CompressNone
+	}
+	if cap(*scratch) < n {
+		*scratch = make([]byte, n)
+	}
+	return c.compressTo(codec, (*scratch)[:n], p)
+}
+
+// maxEncodedLen is the most bytes codec may take to encode n bytes; -1 when codec cannot
+// encode here (unknown, too large, or zstd failed to start): the frame is stored raw.
+func (c *codecs) maxEncodedLen(codec Compression, n int) int {
+	switch codec {
+	case CompressS2:
+		return s2.MaxEncodedLen(n)
+	case CompressZstd:
+		enc, _, err := c.zstd()
+		if err != nil {
+			return -1
+		}
+		return enc.MaxEncodedSize(n)
+	}
+	return -1
+}
+
+// compressTo encodes p with codec into dst, whose length is at least maxEncodedLen, so the
+// result lies in dst's storage (the append path encodes straight into its write buffer). It
+// returns p itself and CompressNone when encoding would not be smaller on disk.
+func (c *codecs) compressTo(codec Compression, dst, p []byte) ([]byte, Compression) {
 	var z []byte
 	switch codec {
 	case CompressS2:
-		if n := s2.MaxEncodedLen(len(p)); n > 0 && cap(*scratch) < n {
-			*scratch = make([]byte, n)
-		}
-		z = s2.Encode((*scratch)[:cap(*scratch)], p)
+		z = s2.Encode(dst, p)
 	case CompressZstd:
 		enc, _, err := c.zstd()
 		if err != nil {
 			return p, CompressNone
 		}
-		z = enc.EncodeAll(p, (*scratch)[:0])
-		if cap(z) > cap(*scratch) {
-			*scratch = z[:0]
-		}
+		z = enc.EncodeAll(p, dst[:0])
 	default:
 		return p, CompressNone
 	}
-	if frameSize(len(z)) >= frameSize(len(p)) {
-		return p, CompressNone
+	if frameSize(len(z)) >= frameSize(len(p)) || (len(z) > 0 && &z[0] != &dst[0]) {
+		return p, CompressNone // also when a codec ever wrote elsewhere than dst
 	}
 	return z, codec
 }

@@ -86,9 +86,12 @@
 // A failed fsync means the kernel may have dropped the dirty pages of everything written
 // since the previous good fsync, and it reports that once: a second fsync of the same file
 // may succeed without the data being on disk. So the spool never trusts that file again. It
-// keeps, in memory, a copy of the active segment's bytes since its last good fsync (about
-// SyncBytes; Append commits itself when it reaches 32 MiB or twice SyncBytes, so memory stays
-// bounded even when only Sync and rolls would commit); after a failed fsync it cuts the old
+// keeps, in memory, the active segment's bytes since its last good fsync (about SyncBytes;
+// Append commits itself when it reaches 32 MiB or twice SyncBytes, so memory stays bounded
+// even when only Sync and rolls would commit). That copy is the write buffer itself: frames
+// are assembled and compressed into reused memory and written from there, and a large
+// AppendShared payload is kept by reference (its buffer is not recycled before it is
+// durable), so it costs no extra copy of the data. After a failed fsync it cuts the old
 // segment back to its durable offset, seals it, and writes that copy into a new segment named
 // after the first seq that is not durable (when the old segment holds no durable data frame,
 // the new file replaces it under the same name), then fsyncs the new segment. Only then are

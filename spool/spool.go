@@ -25,7 +25,8 @@ const (
 	defaultFsyncInterval = 100 * time.Millisecond
 	defaultSyncBytes     = 8 << 20
 	// Frames up to this size are assembled in one buffer and written with one call; bigger
-	// payloads are written from the caller's slice so they are copied only by the kernel.
+	// payloads handed over by AppendShared are written from the caller's slice so they are
+	// copied only by the kernel.
 	scratchBytes = 64 << 10
 	// A cut tail beyond this is not kept in the .broken file: it is evidence, not data.
 	maxBrokenCopy = 16 << 20
@@ -63,6 +64,9 @@ type cachedFrame struct {
 	off  int64
 	size int64 // of the frame on disk, which a compressed payload makes smaller than p
 	p    []byte
+	// pinned: the tail refers to p (see writeFrameLocked), so p is not handed back to
+	// Buffers before it is durable.
+	pinned bool
 }
 
 type inflight struct {
@@ -95,15 +99,12 @@ type Spool struct {
 
 	wmu        sync.Mutex // the writer's state below
 	act        *segment   // the active segment; replaced only with syncMu+wmu+mu held
-	hdr        [frameHeaderSize]byte
-	scratch    []byte
 	zeros      [8]byte
 	z          codecs // zstd state, made on first use; the readers share it
-	zscratch   []byte // the compressed form of the frame being written; grows to the largest
 	ackWritten uint64 // cursor in the last ack frame written, durable or not
-	// tail is a copy of the active segment's bytes [durEnd, end): what a failed fsync may
-	// have lost, rewritten from here into a new segment (see the package doc).
-	tail     []byte
+	// tail holds the active segment's bytes [durEnd, end): what a failed fsync may have
+	// lost, rewritten from here into a new segment (see the package doc and tail.go).
+	tail     unsyncedTail
 	poisoned bool // the active segment's fsync failed: it is never written again
 	// ackErrLogged is when writeAcks last logged a failure (rate limit).
 	ackErrLogged time.Time
@@ -164,7 +165,6 @@ func Open(opts Options) (*Spool, error) {
 		fs:      cmp.Or[fileSystem](opts.fs, osFS{}),
 		log:     opts.Logger,
 		m:       opts.Metrics,
-		scratch: make([]byte, scratchBytes),
 		changed: make(chan struct{}),
 		kickc:   make(chan struct{}, 1),
 		dirtyc:  make(chan struct{}, 1),
@@ -447,41 +447,65 @@ func (s *Spool) newSegmentLocked(first uint64) error {
 }
 
 // writeFrameLocked appends one frame to seg. On failure nothing of it is left for recovery
-// to take as data: the file is truncated back, or else the next frame overwrites it. wmu held.
-func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) error {
+// to take as data: the file is truncated back, or else the next frame overwrites it. The
+// frame's bytes stay in s.tail until a commit makes them durable; shared says p is handed
+// over (AppendShared) and may be kept there by reference instead of copied, which pinned
+// reports. wmu held.
+func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte, shared bool) (pinned bool, _ error) {
 	off := seg.end
-	h := s.hdr[:]
 	raw := len(p)
-	codec := CompressNone
-	if typ == frameData && s.opts.Compression != CompressNone {
-		p, codec = s.z.compress(s.opts.Compression, &s.zscratch, p)
-	}
-	encodeFrameHeaderCodec(h, typ, codec, seq, p)
-	n := frameSize(len(p))
+	mark := s.tail.mark()
+	var n int64
 	var err error
-	if n <= int64(len(s.scratch)) {
-		b := s.scratch[:n]
-		copy(b, h)
-		copy(b[frameHeaderSize:], p)
-		clear(b[frameHeaderSize+len(p):])
-		if _, err = seg.f.WriteAt(b, off); err == nil {
-			s.tail = append(s.tail, b...)
-		}
-	} else if _, err = seg.f.WriteAt(h, off); err == nil {
-		if _, err = seg.f.WriteAt(p, off+frameHeaderSize); err == nil {
-			if pad := pad8(len(p)); pad > 0 {
-				_, err = seg.f.WriteAt(s.zeros[:pad], off+frameHeaderSize+int64(len(p)))
+	written := false
+	if typ == frameData && s.opts.Compression != CompressNone {
+		// Encoded straight into the tail's memory, which is then written as is: the stored
+		// form is neither copied into the tail nor assembled in a scratch buffer.
+		if m := s.z.maxEncodedLen(s.opts.Compression, len(p)); m >= 0 {
+			b := s.tail.alloc(frameHeaderSize + m + 8)
+			if z, codec := s.z.compressTo(s.opts.Compression, b[frameHeaderSize:frameHeaderSize+m], p); codec != CompressNone {
+				n = frameSize(len(z))
+				encodeFrameHeaderCodec(b[:frameHeaderSize], typ, codec, seq, z)
+				clear(b[frameHeaderSize+len(z) : n])
+				s.tail.shrinkLast(int(n))
+				_, err = seg.f.WriteAt(b[:n], off)
+				written = true
+			} else {
+				s.tail.unwind(mark) // stored raw
 			}
-			if err == nil {
-				s.tail = append(append(append(s.tail, h...), p...), s.zeros[:pad8(len(p))]...)
+		}
+	}
+	if !written {
+		n = frameSize(len(p))
+		if n <= scratchBytes || !shared {
+			// One write of the frame assembled in the tail (the copy the tail needs anyway).
+			b := s.tail.alloc(int(n))
+			encodeFrameHeaderCodec(b[:frameHeaderSize], typ, CompressNone, seq, p)
+			copy(b[frameHeaderSize:], p)
+			clear(b[frameHeaderSize+len(p):])
+			_, err = seg.f.WriteAt(b, off)
+		} else {
+			// A large payload the caller handed over is written from its own slice and
+			// kept by reference: copied only by the kernel.
+			h := s.tail.alloc(frameHeaderSize)
+			encodeFrameHeaderCodec(h, typ, CompressNone, seq, p)
+			s.tail.ref(p)
+			pinned = true
+			pad := s.zeros[:pad8(len(p))]
+			s.tail.ref(pad)
+			if _, err = seg.f.WriteAt(h, off); err == nil {
+				if _, err = seg.f.WriteAt(p, off+frameHeaderSize); err == nil && len(pad) > 0 {
+					_, err = seg.f.WriteAt(pad, off+frameHeaderSize+int64(len(p)))
+				}
 			}
 		}
 	}
 	if err != nil {
+		s.tail.unwind(mark)
 		if terr := seg.f.Truncate(off); terr != nil {
 			seg.dirtyTail = true
 		}
-		return fmt.Errorf("spool: segment %s: frame at %d: write: %w", filepath.Base(seg.path), off, err)
+		return false, fmt.Errorf("spool: segment %s: frame at %d: write: %w", filepath.Base(seg.path), off, err)
 	}
 	s.mu.Lock()
 	seg.end += n
@@ -495,7 +519,7 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte) e
 		s.m.SpoolAppendedBytes.Add(float64(raw))
 		s.m.SpoolStoredBytes.Add(float64(n))
 	}
-	return nil
+	return pinned, nil
 }
 
 // Append copies payload into a new frame and returns its sequence number. The frame is not
@@ -652,13 +676,14 @@ func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ u
 	}
 	seq := s.lastSeq + 1
 	off := seg.end
-	if err := s.writeFrameLocked(seg, frameData, seq, payload); err != nil {
+	pinned, err := s.writeFrameLocked(seg, frameData, seq, payload, share)
+	if err != nil {
 		return 0, 0, err
 	}
 	s.mu.Lock()
 	unsynced = seg.end - seg.durEnd
 	if share {
-		s.cache = append(s.cache, cachedFrame{seq: seq, seg: seg, off: off, size: seg.end - off, p: payload})
+		s.cache = append(s.cache, cachedFrame{seq: seq, seg: seg, off: off, size: seg.end - off, p: payload, pinned: pinned})
 		s.cacheBytes += int64(len(payload))
 		for s.cacheBytes > s.opts.CacheBytes && len(s.cache) > 0 {
 			s.dropCachedLocked(false)
@@ -843,13 +868,15 @@ func (s *Spool) roll() error {
 		if err := seg.f.Sync(); err != nil {
 			return s.failSyncLocked(seg, err)
 		}
+		// Emptied before the frames are declared durable: a payload the tail refers to may
+		// be recycled from then on (see dropCachedLocked).
+		s.tail.reset()
 		s.mu.Lock()
 		seg.durEnd = seg.end
 		s.durable = max(s.durable, seg.last)
 		s.ackDurable = max(s.ackDurable, s.ackWritten)
 		s.broadcastLocked()
 		s.mu.Unlock()
-		s.tail = s.tail[:0]
 	}
 	if err := s.newSegmentLocked(s.lastSeq + 1); err != nil {
 		return err // the old segment stays active
@@ -870,7 +897,7 @@ func (s *Spool) writeAckLocked(seg *segment) error {
 	if acked <= s.ackWritten {
 		return nil
 	}
-	if err := s.writeFrameLocked(seg, frameAck, acked, nil); err != nil {
+	if _, err := s.writeFrameLocked(seg, frameAck, acked, nil, false); err != nil {
 		return err
 	}
 	s.ackWritten = acked
@@ -927,17 +954,20 @@ func (s *Spool) repairLocked() error {
 	if err != nil {
 		return fail(err)
 	}
-	if len(s.tail) > 0 {
-		if _, err := f.WriteAt(s.tail, segHeaderSize); err != nil {
-			_ = f.Close()
-			return fail(err)
-		}
+	at := int64(segHeaderSize)
+	if err := s.tail.each(func(b []byte) error {
+		_, err := f.WriteAt(b, at)
+		at += int64(len(b))
+		return err
+	}); err != nil {
+		_ = f.Close()
+		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
 		_ = f.Close()
 		return fail(err)
 	}
-	nseg := &segment{first: first, last: first - 1, end: segHeaderSize + int64(len(s.tail)), path: path, f: f}
+	nseg := &segment{first: first, last: first - 1, end: segHeaderSize + s.tail.len(), path: path, f: f}
 	nseg.durEnd = nseg.end
 	if last >= first {
 		nseg.last = last
@@ -953,6 +983,7 @@ func (s *Spool) repairLocked() error {
 		seg.f = nil
 	}
 	off := seg.durEnd
+	s.tail.reset() // before the frames are declared durable (see dropCachedLocked)
 	s.mu.Lock()
 	if replace {
 		seg.gone = true
@@ -979,7 +1010,6 @@ func (s *Spool) repairLocked() error {
 	if replace {
 		s.ackWritten = 0 // the durable ack frames of the replaced file are gone: write one again
 	}
-	s.tail = s.tail[:0]
 	s.poisoned = false
 	s.log.Info("spool: unsynced frames rewritten into a new segment after a failed fsync",
 		"segment", name, "first", first, "last", last, "bytes", nseg.end-segHeaderSize)
@@ -1041,8 +1071,7 @@ func (s *Spool) commit() error {
 	}
 	s.wmu.Lock()
 	// Appends went on during the fsync: only the bytes it covered leave the tail copy.
-	n := copy(s.tail, s.tail[min(end-dur, int64(len(s.tail))):])
-	s.tail = s.tail[:n]
+	s.tail.trim(end - dur) // before they are declared durable (see dropCachedLocked)
 	s.mu.Lock()
 	seg.durEnd = end
 	s.durable = max(s.durable, last)
@@ -1152,7 +1181,9 @@ func (s *Spool) dropCachedLocked(taken bool) {
 	s.cacheBytes -= int64(len(c.p))
 	s.cache[0] = cachedFrame{}
 	s.cache = s.cache[1:]
-	if !taken && s.opts.Buffers != nil {
+	// A pinned frame that is not durable yet is still referred to by the tail (what a failed
+	// fsync is repaired from): its buffer must not be reused; the GC takes it.
+	if !taken && s.opts.Buffers != nil && (!c.pinned || c.seq <= s.durable) {
 		s.opts.Buffers.Put(c.p)
 	}
 }
