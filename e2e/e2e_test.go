@@ -138,6 +138,7 @@ func readStream(t *testing.T, endpoint, stream string) streamContent {
 
 // writer appends numbered lines "f<file> <n> <padding>" to several files.
 type writer struct {
+	mu    sync.Mutex // a background goroutine appends while the test reads total
 	files []*os.File
 	next  []int
 }
@@ -168,6 +169,8 @@ func (w *writer) write(t *testing.T, count int) {
 
 // append is write for goroutines other than the test's, which must not call t.Fatal.
 func (w *writer) append(count int) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var buf [][]byte = make([][]byte, len(w.files))
 	for i := range count {
 		f := i % len(w.files)
@@ -183,6 +186,8 @@ func (w *writer) append(count int) error {
 }
 
 func (w *writer) total() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	n := 0
 	for _, x := range w.next {
 		n += x
