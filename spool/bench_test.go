@@ -8,7 +8,7 @@ import (
 
 // BenchmarkAppend measures Append of 1 MiB payloads into the page cache with the default
 // group commit, with a commit after (nearly) every frame, and with no fsync at all (which
-// still commits every 32 MiB: the bound of the in-memory copy of unsynced bytes). The
+// still commits every 16 MiB: the bound of the in-memory copy of unsynced bytes). The
 // -shared cases use AppendShared with a cache, as the agent does: the spool keeps the
 // payload by reference instead of copying it.
 func BenchmarkAppend(b *testing.B) {

@@ -87,7 +87,7 @@
 // since the previous good fsync, and it reports that once: a second fsync of the same file
 // may succeed without the data being on disk. So the spool never trusts that file again. It
 // keeps, in memory, the active segment's bytes since its last good fsync (about SyncBytes;
-// Append commits itself when it reaches 32 MiB or twice SyncBytes, so memory stays bounded
+// Append commits itself when it reaches 16 MiB or twice SyncBytes, so memory stays bounded
 // even when only Sync and rolls would commit). That copy is the write buffer itself: frames
 // are assembled and compressed into reused memory and written from there, and a large
 // AppendShared payload is kept by reference (its buffer is not recycled before it is

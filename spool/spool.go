@@ -38,7 +38,7 @@ const (
 	writeErrRemind = time.Minute
 	// The in-memory copy of unsynced bytes is bounded: past this (or twice SyncBytes, if
 	// larger) Append commits itself, so memory stays flat even when only rolls would commit.
-	maxTailBytes = 32 << 20
+	maxTailBytes = 16 << 20
 )
 
 // errPoisoned is Append's internal answer while the active segment's fsync failed and its
@@ -1089,6 +1089,11 @@ func (s *Spool) commit() error {
 func (s *Spool) Sync() error {
 	return s.commit()
 }
+
+// SyncSoon asks the background goroutine to commit now rather than within FsyncInterval,
+// without waiting for it: the caller's frame leaves sooner, and an appender that calls it for
+// every frame never waits on the disk (commits asked for during one coalesce into the next).
+func (s *Spool) SyncSoon() { s.kick() }
 
 func (s *Spool) run() {
 	defer close(s.stopped)

@@ -81,7 +81,7 @@ type Flow struct {
 	health health // shipping times and the last error, for Status and Healthy
 
 	// shipperIdle is set when the shipper waits for the spool with nothing in flight, and
-	// cleared when it takes a frame: put then makes its frame durable at once instead of
+	// cleared when it takes a frame: put then asks for its frame's commit at once instead of
 	// within the spool's fsync_interval, as nothing else would share that fsync anyway.
 	shipperIdle atomic.Bool
 
@@ -466,10 +466,10 @@ func (o output) Put(rec *aggregator.Record) error {
 	buf := appendEnvelope(f.getBuf(envelopeSize(&e)), &e)
 	seq, err := f.spool.AppendShared(o.ctx, buf)
 	if err == nil && f.shipperIdle.Load() {
-		// The frame is appended whatever this commit does: a failure (a full disk, a failed
-		// fsync) is the spool's to retry, log and count, and the marks below apply only once
-		// the frame is durable. Returning it would stop the aggregator, and the flow, for good.
-		_ = f.spool.Sync()
+		// Nothing else would share the next group commit: ask for it now. Not Sync: waiting
+		// for the disk here would stall the whole pipeline whenever the destination keeps up
+		// (an fsync per record); a failed commit is the spool's to retry, log and count.
+		f.spool.SyncSoon()
 	}
 	if err != nil {
 		// Nothing was appended (the spool retries write errors itself; this is a stop or a
