@@ -248,3 +248,64 @@ func TestFailedCommitIsRetried(t *testing.T) {
 	waitFor(t, "the second frame to become durable", func() bool { return s.Durable() == 2 })
 	waitFor(t, "the write error to clear", func() bool { return s.Stats().WriteError == "" })
 }
+
+// scribblingBuffers overwrites every buffer handed back, as a caller reusing it would.
+type scribblingBuffers struct{}
+
+func (scribblingBuffers) Get(n int) []byte { return make([]byte, n) }
+func (scribblingBuffers) Put(p []byte) {
+	for i := range p {
+		p[i] = 0xEE
+	}
+}
+
+// TestFsyncFailureRewritesSharedFrames: the copy a failed fsync is repaired from refers to
+// large AppendShared payloads instead of copying them, and holds compressed frames in the
+// form they were written. Evicting such a payload from the cache before it is durable must
+// not hand it back for reuse, or the rewrite would store the reuser's bytes.
+func TestFsyncFailureRewritesSharedFrames(t *testing.T) {
+	for _, codec := range []Compression{CompressNone, CompressS2, CompressZstd} {
+		t.Run(codec.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			ffs := &faultFS{}
+			opts := testOptions(dir)
+			opts.fs = ffs
+			opts.SyncBytes = -1
+			opts.Compression = codec
+			opts.CacheBytes = 1 // every frame is evicted as soon as it is appended
+			opts.Buffers = scribblingBuffers{}
+			s := mustOpen(t, opts)
+			size := func(i uint64) int { return 100 + int(i%3)*90000 }
+			for i := uint64(1); i <= 3; i++ {
+				if _, err := s.AppendShared(context.Background(), payloadFor(i, size(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			for i := uint64(4); i <= 9; i++ {
+				if _, err := s.AppendShared(context.Background(), payloadFor(i, size(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ffs.mu.Lock()
+			ffs.failNextSync = true
+			ffs.mu.Unlock()
+			_ = s.Sync() // fails, then the frames are rewritten into a new segment
+			waitFor(t, "the rewrite", func() bool { return s.Durable() == 9 })
+			want := seqRange(1, 9)
+			var got []Frame
+			for range want {
+				got = append(got, mustNext(t, s))
+			}
+			checkFrames(t, got, want, size)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = mustOpen(t, testOptions(dir))
+			defer s.Close()
+			checkFrames(t, replayAll(t, s, 0), want, size)
+		})
+	}
+}
