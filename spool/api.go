@@ -41,6 +41,12 @@ type Options struct {
 	// that would not shrink is stored raw. Frames of every codec are read whatever this is.
 	// MaxBytes counts the compressed bytes. [CompressNone]
 	Compression Compression
+	// CompressBacklog: frames are compressed only while the backlog (unacknowledged frames
+	// times the size of the payload being appended) exceeds it, so that CPU goes to
+	// compression when the disk budget is at stake (the destination is slow or down) and
+	// not while the destination keeps up. 0: MaxBytes/4, at most 64 MiB (64 MiB when MaxBytes
+	// is 0); < 0: every frame.
+	CompressBacklog int64
 	// Buffers, when set, recycles payload memory: payloads Next reads from disk come from
 	// Get, and shared payloads dropped from the cache without being handed out go to Put.
 	Buffers Buffers

@@ -133,7 +133,7 @@ func BenchmarkAppendDisk(b *testing.B) {
 	for _, fsync := range []string{"group-fsync", "no-fsync"} {
 		for _, codec := range []Compression{CompressNone, CompressS2, CompressZstd} {
 			b.Run(fsync+"/"+codec.String(), func(b *testing.B) {
-				opts := Options{Dir: benchDir(b), Compression: codec}
+				opts := Options{Dir: benchDir(b), Compression: codec, CompressBacklog: -1}
 				if fsync == "no-fsync" {
 					opts.FsyncInterval, opts.SyncBytes, opts.SegmentBytes = -1, -1, 1<<40 // a roll would fsync
 				}
@@ -184,7 +184,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.Run(codec.String(), func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
-				s, err := Open(Options{Dir: benchDir(b), Compression: codec, FsyncInterval: -1, SyncBytes: -1})
+				s, err := Open(Options{Dir: benchDir(b), Compression: codec, CompressBacklog: -1, FsyncInterval: -1, SyncBytes: -1})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -41,6 +41,7 @@ func TestCompressedFramesRoundTrip(t *testing.T) {
 			dir := t.TempDir()
 			opts := testOptions(dir)
 			opts.Compression = codec
+			opts.CompressBacklog = -1 // every frame, whatever the backlog
 			opts.CacheBytes = 400 << 10 // some frames come from memory, the rest from disk
 			s := mustOpen(t, opts)
 			sent := mixedPayloads()
@@ -119,6 +120,7 @@ func TestOldRawSegmentsReadWithCompressionOn(t *testing.T) {
 	}
 	opts := testOptions(dir)
 	opts.Compression = CompressS2
+	opts.CompressBacklog = -1 // every frame, whatever the backlog
 	s = mustOpen(t, opts)
 	p2 := logPayload(true, 10, 64<<10)
 	mustAppend(t, s, p2)
@@ -139,6 +141,7 @@ func TestMaxBytesCountsCompressedBytes(t *testing.T) {
 	fill := func(codec Compression) int {
 		opts := testOptions(t.TempDir())
 		opts.Compression = codec
+		opts.CompressBacklog = -1 // every frame, whatever the backlog
 		opts.MaxBytes = 2 << 20
 		opts.SegmentBytes = 512 << 10
 		s := mustOpen(t, opts)
@@ -225,6 +228,7 @@ func TestCompressedFrameClaimingHugeSizeIsRefused(t *testing.T) {
 func TestIncompressibleFrameStoredRaw(t *testing.T) {
 	opts := testOptions(t.TempDir())
 	opts.Compression = CompressS2
+	opts.CompressBacklog = -1 // every frame, whatever the backlog
 	s := mustOpen(t, opts)
 	p := mixedPayloads()[2] // random bytes
 	mustAppend(t, s, p)
@@ -236,5 +240,39 @@ func TestIncompressibleFrameStoredRaw(t *testing.T) {
 	}
 	if f := mustNext(t, s); !bytes.Equal(f.Payload, p) {
 		t.Fatal("payload differs")
+	}
+}
+
+// Frames are compressed only while a backlog builds up: while every frame is acknowledged
+// before the next is appended (the destination keeps up) they are stored raw and cost no
+// compression CPU; once acks stop, frames past the backlog threshold are compressed.
+func TestCompressionOnlyWithABacklog(t *testing.T) {
+	opts := testOptions(t.TempDir())
+	opts.Compression = CompressS2
+	opts.CompressBacklog = 64 << 10
+	s := mustOpen(t, opts)
+	defer s.Close()
+	const size = 16 << 10
+	stored := func() int64 { return s.Stats().Bytes }
+	for i := range 8 {
+		mustAppend(t, s, logPayload(i%2 == 0, uint64(i), size))
+		if err := s.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Ack(mustNext(t, s).Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := stored()
+	if min := int64(segHeaderSize) + 8*frameSize(size); before < min {
+		t.Fatalf("%d bytes on disk after 8 acknowledged frames, want the raw %d: compressed while keeping up", before, min)
+	}
+	// No acks from here: the first 4 frames (4 × 16 KiB ≤ 64 KiB) go raw, the rest compressed.
+	for i := range 16 {
+		mustAppend(t, s, logPayload(i%2 == 0, uint64(100+i), size))
+	}
+	raw := 5 * frameSize(size) // frames 1-4 and the one whose backlog was exactly at the bound
+	if grew := stored() - before; grew >= raw+11*frameSize(size)/2 {
+		t.Fatalf("16 frames without acks took %d bytes: the ones past the backlog were not compressed", grew)
 	}
 }

@@ -272,6 +272,7 @@ func TestFsyncFailureRewritesSharedFrames(t *testing.T) {
 			opts.fs = ffs
 			opts.SyncBytes = -1
 			opts.Compression = codec
+			opts.CompressBacklog = -1 // every frame, whatever the backlog
 			opts.CacheBytes = 1 // every frame is evicted as soon as it is appended
 			opts.Buffers = scribblingBuffers{}
 			s := mustOpen(t, opts)

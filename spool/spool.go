@@ -24,6 +24,9 @@ const (
 	defaultSegmentBytes  = 64 << 20
 	defaultFsyncInterval = 100 * time.Millisecond
 	defaultSyncBytes     = 8 << 20
+	// defaultCompressBacklog: below this backlog the destination keeps up and compressing
+	// would only cost CPU; above it, the disk budget is what matters.
+	defaultCompressBacklog = 64 << 20
 	// Frames up to this size are assembled in one buffer and written with one call; bigger
 	// payloads handed over by AppendShared are written from the caller's slice so they are
 	// copied only by the kernel.
@@ -102,6 +105,9 @@ type Spool struct {
 	zeros      [8]byte
 	z          codecs // zstd state, made on first use; the readers share it
 	ackWritten uint64 // cursor in the last ack frame written, durable or not
+	// compressNext says whether the data frame being written is compressed (wmu held): the
+	// codec is used only while the backlog exceeds opts.CompressBacklog.
+	compressNext bool
 	// tail holds the active segment's bytes [durEnd, end): what a failed fsync may have
 	// lost, rewritten from here into a new segment (see the package doc and tail.go).
 	tail     unsyncedTail
@@ -156,6 +162,12 @@ func Open(opts Options) (*Spool, error) {
 	}
 	if opts.FsyncInterval == 0 {
 		opts.FsyncInterval = defaultFsyncInterval
+	}
+	if opts.CompressBacklog == 0 {
+		opts.CompressBacklog = defaultCompressBacklog
+		if opts.MaxBytes > 0 {
+			opts.CompressBacklog = min(opts.CompressBacklog, opts.MaxBytes/4)
+		}
 	}
 	if opts.SyncBytes == 0 {
 		opts.SyncBytes = defaultSyncBytes
@@ -458,7 +470,7 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte, s
 	var n int64
 	var err error
 	written := false
-	if typ == frameData && s.opts.Compression != CompressNone {
+	if typ == frameData && s.compressNext {
 		// Encoded straight into the tail's memory, which is then written as is: the stored
 		// form is neither copied into the tail nor assembled in a scratch buffer.
 		if m := s.z.maxEncodedLen(s.opts.Compression, len(p)); m >= 0 {
@@ -666,10 +678,13 @@ func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ u
 	}
 	s.mu.Lock()
 	closed := s.closed
+	unacked := s.lastSeq - min(s.acked, s.lastSeq)
 	s.mu.Unlock()
 	if closed {
 		return 0, 0, ErrClosed
 	}
+	s.compressNext = s.opts.Compression != CompressNone &&
+		(s.opts.CompressBacklog < 0 || int64(unacked)*int64(len(payload)) > s.opts.CompressBacklog)
 	seg := s.act
 	if seg.f == nil {
 		return 0, 0, fmt.Errorf("spool: append: no writable segment")
