@@ -41,7 +41,7 @@ func TestCompressedFramesRoundTrip(t *testing.T) {
 			dir := t.TempDir()
 			opts := testOptions(dir)
 			opts.Compression = codec
-			opts.CompressBacklog = -1 // every frame, whatever the backlog
+			opts.CompressBacklog = -1   // every frame, whatever the backlog
 			opts.CacheBytes = 400 << 10 // some frames come from memory, the rest from disk
 			s := mustOpen(t, opts)
 			sent := mixedPayloads()

@@ -273,7 +273,7 @@ func TestFsyncFailureRewritesSharedFrames(t *testing.T) {
 			opts.SyncBytes = -1
 			opts.Compression = codec
 			opts.CompressBacklog = -1 // every frame, whatever the backlog
-			opts.CacheBytes = 1 // every frame is evicted as soon as it is appended
+			opts.CacheBytes = 1       // every frame is evicted as soon as it is appended
 			opts.Buffers = scribblingBuffers{}
 			s := mustOpen(t, opts)
 			size := func(i uint64) int { return 100 + int(i%3)*90000 }
