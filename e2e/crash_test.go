@@ -335,26 +335,8 @@ metrics:
 
 	proxy.Cut(false)
 	stop()
-	// The running agent, not a final --once, must drain it all. The shipper backs off up to
-	// 10 s, so allow for that on a loaded machine.
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if n := len(readStream(t, endpoint, "outage").lines); n >= r.w.total() {
-			break
-		}
-		if time.Now().After(deadline) {
-			break // check below names the missing lines
-		}
-		time.Sleep(time.Second)
-	}
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.wait(t, 15*time.Second); err != nil {
-		t.Fatalf("kinship after SIGTERM: %v", err)
-	}
-	sc := readStream(t, endpoint, "outage")
-	dups := r.w.check(t, sc.lines)
+	// The running agent, not a final --once, must drain it all.
+	sc, dups := drainThenStop(t, a, endpoint, "outage", r.w)
 	t.Logf("drained after the outage: %d lines in %d records, %d duplicate lines", len(sc.lines), sc.records, dups)
 }
 

@@ -113,17 +113,6 @@ metrics:
 	a.waitLog(t, "spool: writes succeed again")
 	proxy.Cut(false)
 	stop()
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(readStream(t, endpoint, "diskfull").lines) < r.w.total() && time.Now().Before(deadline) {
-		time.Sleep(time.Second)
-	}
-	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.wait(t, 15*time.Second); err != nil {
-		t.Fatalf("kinship after SIGTERM: %v", err)
-	}
-	sc := readStream(t, endpoint, "diskfull")
-	dups := r.w.check(t, sc.lines)
+	sc, dups := drainThenStop(t, a, endpoint, "diskfull", r.w)
 	t.Logf("drained after the disk filled: %d lines in %d records, %d duplicate lines", len(sc.lines), sc.records, dups)
 }

@@ -108,6 +108,26 @@ func writeConfig(t *testing.T, dir, body string) string {
 }
 
 // streamContent is what a stream holds, de-aggregated.
+// drainThenStop waits (up to 2 minutes: the shipper backs off up to 10 s, on a loaded
+// machine) until the running agent has shipped every line w wrote to stream, stops it with
+// SIGTERM, and checks what arrived: every line at least once. It returns the stream and the
+// duplicate count.
+func drainThenStop(t *testing.T, a *agent, endpoint, stream string, w *writer) (streamContent, int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(readStream(t, endpoint, stream).lines) < w.total() && time.Now().Before(deadline) {
+		time.Sleep(time.Second)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.wait(t, 15*time.Second); err != nil {
+		t.Fatalf("kinship after SIGTERM: %v", err)
+	}
+	sc := readStream(t, endpoint, stream)
+	return sc, w.check(t, sc.lines) // check names the missing lines, if any
+}
+
 type streamContent struct {
 	lines      [][]byte
 	records    int
