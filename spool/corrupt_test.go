@@ -90,10 +90,7 @@ func TestMidSegmentCorruption(t *testing.T) {
 				t.Fatalf("recovery cut a segment with valid frames after the damage: %v", m)
 			}
 			checkFrames(t, replayAll(t, s, 0), want, size)
-			var got []Frame
-			for range want {
-				got = append(got, mustNext(t, s))
-			}
+			got := nextFrames(t, s, len(want))
 			checkFrames(t, got, want, size)
 			noNext(t, s)
 			if c := metricValue(t, opts.Metrics.SpoolCorrupt); c < 1 {

@@ -96,17 +96,10 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := seqRange(1, total)
-	var got []Frame
-	for range want {
-		got = append(got, mustNext(t, s))
-	}
+	got := nextFrames(t, s, len(want))
 	checkFrames(t, got, want, size)
 	noNext(t, s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = mustOpen(t, testOptions(dir))
-	checkFrames(t, replayAll(t, s, 0), want, size)
+	reopenAndReplay(t, s, dir, want, size)
 	if m, _ := filepath.Glob(filepath.Join(dir, "*.broken")); len(m) != 0 {
 		t.Fatalf("recovery found garbage to cut: %v", m)
 	}
@@ -163,20 +156,13 @@ func TestFsyncFailsForAWhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := seqRange(1, 12)
-	var got []Frame
-	for range want {
-		got = append(got, mustNext(t, s))
-	}
+	got := nextFrames(t, s, len(want))
 	checkFrames(t, got, want, size)
 	noNext(t, s)
 	if e := s.Stats().WriteError; e != "" {
 		t.Fatalf("write error still reported: %s", e)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = mustOpen(t, testOptions(dir))
-	checkFrames(t, replayAll(t, s, 0), want, size)
+	reopenAndReplay(t, s, dir, want, size)
 }
 
 // TestRewriteOverlapCutAtOpen: when the segment whose fsync failed cannot be cut back, it
@@ -211,10 +197,7 @@ func TestRewriteOverlapCutAtOpen(t *testing.T) {
 	}
 	s = mustOpen(t, testOptions(dir))
 	checkFrames(t, replayAll(t, s, 0), seqRange(1, 6), size)
-	var got []Frame
-	for range 6 {
-		got = append(got, mustNext(t, s))
-	}
+	got := nextFrames(t, s, 6)
 	checkFrames(t, got, seqRange(1, 6), size)
 	noNext(t, s)
 }
@@ -296,10 +279,7 @@ func TestFsyncFailureRewritesSharedFrames(t *testing.T) {
 			_ = s.Sync() // fails, then the frames are rewritten into a new segment
 			waitFor(t, "the rewrite", func() bool { return s.Durable() == 9 })
 			want := seqRange(1, 9)
-			var got []Frame
-			for range want {
-				got = append(got, mustNext(t, s))
-			}
+			got := nextFrames(t, s, len(want))
 			checkFrames(t, got, want, size)
 			if err := s.Close(); err != nil {
 				t.Fatal(err)

@@ -118,10 +118,7 @@ func TestDropOldestNeverBlocks(t *testing.T) {
 			}
 
 			checkFrames(t, replayAll(t, s, 1), seqRange(first, n), size)
-			var got []Frame
-			for range survivors {
-				got = append(got, mustNext(t, s))
-			}
+			got := nextFrames(t, s, int(survivors))
 			checkFrames(t, got, seqRange(first, n), size)
 			noNext(t, s)
 

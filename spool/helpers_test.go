@@ -219,3 +219,25 @@ func metricValue(t testing.TB, m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+// nextFrames takes the next n frames from s.
+func nextFrames(t testing.TB, s *Spool, n int) []Frame {
+	t.Helper()
+	got := make([]Frame, 0, n)
+	for range n {
+		got = append(got, mustNext(t, s))
+	}
+	return got
+}
+
+// reopenAndReplay closes s, opens its directory again and checks that recovery kept exactly
+// the frames want; it returns the reopened spool.
+func reopenAndReplay(t testing.TB, s *Spool, dir string, want []uint64, size func(uint64) int) *Spool {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, testOptions(dir))
+	checkFrames(t, replayAll(t, s, 0), want, size)
+	return s
+}

@@ -29,10 +29,7 @@ func TestRoundTripAndPermissions(t *testing.T) {
 	if s.Pending() != 100 {
 		t.Fatalf("Pending %d, want 100", s.Pending())
 	}
-	var got []Frame
-	for range 100 {
-		got = append(got, mustNext(t, s))
-	}
+	got := nextFrames(t, s, 100)
 	checkFrames(t, got, seqRange(1, 100), size)
 	noNext(t, s)
 
@@ -507,17 +504,10 @@ func TestFaultsLeaveNoHalfFrame(t *testing.T) {
 				t.Fatal(err)
 			}
 			want = seqRange(1, 8)
-			var got []Frame
-			for range want {
-				got = append(got, mustNext(t, s))
-			}
+			got := nextFrames(t, s, len(want))
 			checkFrames(t, got, want, size)
 			noNext(t, s)
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s = mustOpen(t, testOptions(dir))
-			checkFrames(t, replayAll(t, s, 0), want, size)
+			reopenAndReplay(t, s, dir, want, size)
 			if m, _ := filepath.Glob(filepath.Join(dir, "*.broken")); !truncFails && len(m) != 0 {
 				t.Fatalf("recovery had to cut something: %v", m)
 			}
