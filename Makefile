@@ -15,7 +15,7 @@ test-deps:
 
 # The demo needs only node and the npm peers, not the Debian test tools.
 demo: build
-	npm ci --prefix test/node --no-audit --no-fund
+	npm ci --prefix internal/testenv/node --no-audit --no-fund
 	./scripts/demo.sh
 
 # Every test: the packaging checks, then unit tests with the race detector, KPL interop,

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 // The interop tests run AWS Labs' aws-kinesis-agg (an independent implementation of the
-// format, from test/node) against ours, both ways. They fail, never skip, when node or the
+// format, from internal/testenv/node) against ours, both ways. They fail, never skip, when node or the
 // npm packages are missing: a silent skip would pass CI without testing compatibility.
 
 type jsRecord struct {
@@ -29,7 +29,7 @@ func runInterop(t *testing.T, mode string, in []jsRecord) [][]byte {
 	t.Helper()
 	dir := kinesalitetest.NodeDir(t)
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "aws-kinesis-agg")); err != nil {
-		t.Fatalf("aws-kinesis-agg is not installed (%v); run `npm ci --prefix test/node`", err)
+		t.Fatalf("aws-kinesis-agg is not installed (%v); run `npm ci --prefix internal/testenv/node`", err)
 	}
 	var stdin bytes.Buffer
 	enc := json.NewEncoder(&stdin)

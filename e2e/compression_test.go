@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 // kinesis.compression: every record in the stream is a gzip or zstd stream, and kinship

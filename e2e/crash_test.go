@@ -22,8 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinship-agent/kinship/internal/faultproxy"
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/faultproxy"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 func longTests() bool { return os.Getenv("KINSHIP_LONG_TESTS") == "1" }

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinship-agent/kinship/internal/faultproxy"
-	"github.com/kinship-agent/kinship/internal/imdstest"
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
-	"github.com/kinship-agent/kinship/internal/ststest"
+	"github.com/kinship-agent/kinship/internal/testenv/faultproxy"
+	"github.com/kinship-agent/kinship/internal/testenv/imdstest"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/ststest"
 )
 
 // credentialsRun runs `kinship run --once --log-level debug` over 2,000 lines into stream,

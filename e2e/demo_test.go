@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 // The README's first command must work: `make demo` runs scripts/demo.sh, which starts

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinship-agent/kinship/internal/faultproxy"
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
-	"github.com/kinship-agent/kinship/internal/tmpfstest"
+	"github.com/kinship-agent/kinship/internal/testenv/faultproxy"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/tmpfstest"
 )
 
 // fillDisk writes dir/filler until the file system is full, leaving leave bytes free.

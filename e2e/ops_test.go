@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinship-agent/kinship/internal/imdstest"
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/imdstest"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 // statusJSON is the part of `kinship status --json` the tests read.

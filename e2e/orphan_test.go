@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 // TestReloadRemovingFlowKeepsItsSpool: a flow whose stream does not exist holds records in

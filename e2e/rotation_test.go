@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 // rotationMode is one way logrotate (the real one) rotates the files.

@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/kinship-agent/kinship/aggregator"
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
 	"github.com/kinship-agent/kinship/internal/shardmap"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 // TestOnceKeysFromLinesOneShardPerKey runs the agent with partition keys taken from the

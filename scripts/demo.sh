@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "==> starting kinesalite on 127.0.0.1 with stream 'demo' (2 shards)"
-KINESALITE_STREAMS=demo:2 KINESALITE_KEEP_STDIN=1 node test/node/kinesalite.js >"$DEMO/kinesalite.out" 2>&1 </dev/null &
+KINESALITE_STREAMS=demo:2 KINESALITE_KEEP_STDIN=1 node internal/testenv/node/kinesalite.js >"$DEMO/kinesalite.out" 2>&1 </dev/null &
 KINESALITE_PID=$!
 for _ in $(seq 100); do
 	grep -q port "$DEMO/kinesalite.out" 2>/dev/null && break

@@ -2,7 +2,7 @@
 # Installs what the tests run for real, and only what is missing, so that `make test` works on
 # a brand-new machine: Debian packages (logrotate for the rotation torture test; lintian, rpm,
 # rpmlint, python3-magic, cpio and systemd's systemd-analyze for the packaging checks) and the
-# npm test peers (kinesalite, aws-kinesis-agg) from test/node/package-lock.json.
+# npm test peers (kinesalite, aws-kinesis-agg) from internal/testenv/node/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +21,9 @@ if ((${#need[@]})); then
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends "${need[@]}"
 fi
 
-lock=test/node/package-lock.json
-stamp=test/node/node_modules/.package-lock.json
+lock=internal/testenv/node/package-lock.json
+stamp=internal/testenv/node/node_modules/.package-lock.json
 if [ ! -f "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
-	npm ci --prefix test/node --no-audit --no-fund
+	npm ci --prefix internal/testenv/node --no-audit --no-fund
 	touch "$stamp"
 fi

@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinship-agent/kinship/aggregator"
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
 	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 // BenchmarkKinesalite compares, against one kinesalite in one run, what the shipper pushes

@@ -9,8 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
 	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 // e2eItems returns n records whose Data starts with a unique id, spread over partition keys.

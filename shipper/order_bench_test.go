@@ -10,9 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/kinship-agent/kinship/aggregator"
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
 	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/shardmap"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 // rotatingSource hands out recs in turn, n items in all.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinship-agent/kinship/internal/tmpfstest"
+	"github.com/kinship-agent/kinship/internal/testenv/tmpfstest"
 )
 
 // fillDisk writes a file until the file system is full and returns its path.

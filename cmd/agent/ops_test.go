@@ -15,7 +15,7 @@ import (
 
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/flow"
-	"github.com/kinship-agent/kinship/internal/imdstest"
+	"github.com/kinship-agent/kinship/internal/testenv/imdstest"
 )
 
 func parseFlows(t *testing.T, body string) []config.Flow {

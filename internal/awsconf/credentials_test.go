@@ -12,10 +12,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinship-agent/kinship/config"
-	"github.com/kinship-agent/kinship/internal/faultproxy"
-	"github.com/kinship-agent/kinship/internal/imdstest"
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
-	"github.com/kinship-agent/kinship/internal/ststest"
+	"github.com/kinship-agent/kinship/internal/testenv/faultproxy"
+	"github.com/kinship-agent/kinship/internal/testenv/imdstest"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/ststest"
 	"github.com/kinship-agent/kinship/shipper"
 )
 

@@ -16,7 +16,7 @@ import (
 
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 	"github.com/kinship-agent/kinship/shipper"
 )
 

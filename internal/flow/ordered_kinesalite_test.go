@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/kinship-agent/kinship/config"
-	"github.com/kinship-agent/kinship/internal/faultproxy"
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
 	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/shardmap"
+	"github.com/kinship-agent/kinship/internal/testenv/faultproxy"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 	"github.com/kinship-agent/kinship/shipper"
 )
 

@@ -18,8 +18,8 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"github.com/kinship-agent/kinship/internal/faultproxy"
-	"github.com/kinship-agent/kinship/internal/kinesalitetest"
+	"github.com/kinship-agent/kinship/internal/testenv/faultproxy"
+	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
 // Each fault looks to the real SDK like the service's own failure, and withheld entries never

@@ -1,5 +1,5 @@
 // Package kinesalitetest starts a real Kinesis API implementation (kinesalite, from the npm
-// registry through test/node/package-lock.json) on loopback for tests, and builds SDK clients
+// registry through internal/testenv/node/package-lock.json) on loopback for tests, and builds SDK clients
 // for it with dummy static credentials so that no test ever reaches AWS or the instance
 // metadata service.
 package kinesalitetest
@@ -22,7 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 )
 
-// NodeDir returns the directory holding the project's npm test peers (test/node), and fails
+// NodeDir returns the directory holding the project's npm test peers (internal/testenv/node), and fails
 // the test with the install command when its node_modules are missing. It never skips: a
 // test that needs kinesalite and silently did not run would pass in CI without testing.
 func NodeDir(t testing.TB) string {
@@ -31,9 +31,9 @@ func NodeDir(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("kinesalitetest: %v", err)
 	}
-	dir := filepath.Join(root, "test", "node")
+	dir := filepath.Join(root, "internal", "testenv", "node")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kinesalite")); err != nil {
-		t.Fatalf("kinesalitetest: kinesalite is not installed (%v); run `npm ci --prefix test/node` or `make test`", err)
+		t.Fatalf("kinesalitetest: kinesalite is not installed (%v); run `npm ci --prefix internal/testenv/node` or `make test`", err)
 	}
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Fatalf("kinesalitetest: node is not on PATH: %v", err)
