@@ -4,7 +4,7 @@
 // Concurrency: the tailer's goroutine calls the sink (Open, Line, Close) and through it the
 // aggregator; the aggregator's delivery goroutine calls put, which appends to the spool; the
 // checkpoint loop applies durable marks and saves the positions file; the shipper's
-// goroutines read and ack the spool. The sources map and the positions are guarded by mu.
+// goroutines read and ack the spool. The positions type guards the sources and positions.
 package flow
 
 import (
@@ -61,14 +61,7 @@ type Flow struct {
 
 	spool *spool.Spool
 
-	mu       sync.Mutex
-	sources  map[uint32]*tailer.Source
-	closed   map[uint32]bool
-	durable  map[tailer.FileID]position // positions whose lines are all in durable frames
-	pending  []pendingMarks             // appended frames not yet known durable, in seq order
-	dirty    bool
-	savedSeq uint64
-	putSeq   uint64 // highest seq whose marks are in pending (or applied)
+	pos *positions // how far each file is durable, and positions.json
 
 	// Frame buffers go round: put fills one, the spool may keep it (cache) and hand the same
 	// slice to the shipper, whose ack brings it back here. Without this, every 1 MiB record
@@ -96,7 +89,7 @@ type Flow struct {
 }
 
 // Alive reports whether the flow runs and its checkpoint loop completed a round recently.
-// A round takes the flow's lock and asks the spool for its durable sequence, so a flow
+// A round takes the positions' lock and asks the spool for its durable sequence, so a flow
 // wedged on either stops beating. Safe for concurrent use.
 func (f *Flow) Alive(now time.Time) bool {
 	last := f.beat.Load()
@@ -153,8 +146,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	f := &Flow{
 		cfg: cfg, deps: deps, log: deps.Logger.With("flow", cfg.Name),
 		dir:     deps.Dir,
-		sources: map[uint32]*tailer.Source{}, closed: map[uint32]bool{},
-		durable: map[tailer.FileID]position{},
+		pos:     newPositions(filepath.Join(deps.Dir, "positions.json")),
 		shipped: map[uint64][]byte{},
 		bufs:    make(chan []byte, freeFrameBufs),
 	}
@@ -335,18 +327,7 @@ type output struct {
 
 func (o output) Put(rec *aggregator.Record) error {
 	f := o.f
-	marks := make([]position, 0, len(rec.Marks))
-	sources := make([]uint32, 0, len(rec.Marks))
-	f.mu.Lock()
-	for _, m := range rec.Marks {
-		src := f.sources[m.Source]
-		if src == nil || f.closed[m.Source] {
-			continue
-		}
-		marks = append(marks, position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: m.Offset})
-		sources = append(sources, m.Source)
-	}
-	f.mu.Unlock()
+	pm := f.pos.resolve(rec.Marks)
 	data := rec.Data
 	if f.comp != nil {
 		// The aggregator left room for the compression's worst case (payload.Overhead), so
@@ -362,7 +343,7 @@ func (o output) Put(rec *aggregator.Record) error {
 		}
 	}
 	e := envelope{PartitionKey: rec.PartitionKey, ExplicitHashKey: rec.ExplicitHashKey,
-		UserRecords: rec.UserRecords, Marks: marks, Data: data}
+		UserRecords: rec.UserRecords, Marks: pm.marks, Data: data}
 	buf := appendEnvelope(f.getBuf(envelopeSize(&e)), &e)
 	seq, err := f.spool.AppendShared(o.ctx, buf)
 	if err == nil && f.shipperIdle.Load() {
@@ -376,10 +357,7 @@ func (o output) Put(rec *aggregator.Record) error {
 		// closed spool): the record's marks are dropped with it, its lines are read again.
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
 	}
-	f.mu.Lock()
-	f.pending = append(f.pending, pendingMarks{seq: seq, marks: marks, sources: sources})
-	f.putSeq = seq
-	f.mu.Unlock()
+	f.pos.appended(seq, pm)
 	f.health.appended(time.Now())
 	return nil
 }
@@ -391,18 +369,7 @@ type sink struct {
 	wrap *lineWrapper // nil: lines go as read
 }
 
-func (s sink) Open(src *tailer.Source, offset int64) {
-	f := s.f
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.sources[src.Index] = src
-	if cur, ok := f.durable[src.ID]; !ok || cur.Fingerprint != src.Fingerprint || cur.Offset != offset || cur.Path != src.Path {
-		// The start position of a file is durable by definition (nothing of it was read);
-		// saving it matters for start_at: end, whose skipped bytes must stay skipped.
-		f.durable[src.ID] = position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: offset}
-		f.dirty = true
-	}
-}
+func (s sink) Open(src *tailer.Source, offset int64) { s.f.pos.open(src, offset) }
 
 func (s sink) Line(src *tailer.Source, line []byte, end int64) error {
 	if s.wrap != nil {
@@ -411,17 +378,7 @@ func (s sink) Line(src *tailer.Source, line []byte, end int64) error {
 	return s.agg.Add(src.Index, line, end)
 }
 
-func (s sink) Close(src *tailer.Source) {
-	f := s.f
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.closed[src.Index] = true
-	delete(f.sources, src.Index)
-	if cur, ok := f.durable[src.ID]; ok && cur.Fingerprint == src.Fingerprint {
-		delete(f.durable, src.ID)
-		f.dirty = true
-	}
-}
+func (s sink) Close(src *tailer.Source) { s.f.pos.close(src) }
 
 // spoolSource is the spool as the shipper sees it: envelopes decoded to records.
 type spoolSource struct{ f *Flow }

@@ -98,11 +98,7 @@ func fileStatus(p position) FileStatus {
 // shipping times only a running flow knows.
 func (f *Flow) Status() Status {
 	st := Status{Name: f.cfg.Name, Dir: f.dir, Configured: true, Running: true, Files: []FileStatus{}}
-	f.mu.Lock()
-	for _, p := range f.durable {
-		st.Files = append(st.Files, fileStatus(p))
-	}
-	f.mu.Unlock()
+	f.pos.each(func(p position) { st.Files = append(st.Files, fileStatus(p)) })
 	sort.Slice(st.Files, func(i, j int) bool { return st.Files[i].Path < st.Files[j].Path })
 	s := f.spool.Stats()
 	st.Spool = SpoolStatus{Bytes: s.Bytes, Segments: s.Segments, UnackedFrames: s.Unacked}
