@@ -28,9 +28,10 @@ import (
 type positions struct {
 	path string // positions.json
 
-	mu      sync.Mutex
-	sources map[uint32]*tailer.Source // open sources by index: what the aggregator's marks refer to
-	closed  map[uint32]bool
+	mu sync.Mutex
+	// sources are the open sources by index: what the aggregator's marks refer to. Indexes
+	// are never reused, so a mark whose source is not here belongs to a closed one.
+	sources map[uint32]*tailer.Source
 	durable map[tailer.FileID]position // positions whose lines are all in durable frames
 	pending []pendingMarks             // appended frames not yet known durable, in seq order
 	dirty   bool                       // durable changed since the last save
@@ -45,9 +46,21 @@ type pendingMarks struct {
 	sources []uint32 // sources[i] is the tailer source marks[i] came from
 }
 
+// drop removes the marks of source from what checkpoint will apply (the frame on disk keeps
+// them).
+func (pm *pendingMarks) drop(source uint32) {
+	j := 0
+	for i, s := range pm.sources {
+		if s != source {
+			pm.sources[j], pm.marks[j] = s, pm.marks[i]
+			j++
+		}
+	}
+	pm.sources, pm.marks = pm.sources[:j], pm.marks[:j]
+}
+
 func newPositions(path string) *positions {
-	return &positions{path: path, sources: map[uint32]*tailer.Source{}, closed: map[uint32]bool{},
-		durable: map[tailer.FileID]position{}}
+	return &positions{path: path, sources: map[uint32]*tailer.Source{}, durable: map[tailer.FileID]position{}}
 }
 
 // load reads the snapshot. It returns the sequence the snapshot covers (the frames after it
@@ -125,12 +138,16 @@ func (p *positions) open(src *tailer.Source, offset int64) {
 }
 
 // close stops tracking src: the tailer is done with it (deleted or rotated away and read to
-// its end, or truncated), so its position is forgotten.
+// its end, or truncated), so its position is forgotten, and so are its pending marks: applied
+// later, they would bring the position back (and, for a truncated file, put it past the new
+// content's start). Nothing of src is kept, however many files come and go.
 func (p *positions) close(src *tailer.Source) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.closed[src.Index] = true
 	delete(p.sources, src.Index)
+	for i := range p.pending {
+		p.pending[i].drop(src.Index)
+	}
 	if cur, ok := p.durable[src.ID]; ok && cur.Fingerprint == src.Fingerprint {
 		delete(p.durable, src.ID)
 		p.dirty = true
@@ -138,14 +155,14 @@ func (p *positions) close(src *tailer.Source) {
 }
 
 // resolve turns a sealed record's marks into file positions, to be carried in its frame.
-// Marks of sources closed meanwhile are left out.
+// Marks of closed sources are left out.
 func (p *positions) resolve(marks []aggregator.Mark) pendingMarks {
 	pm := pendingMarks{marks: make([]position, 0, len(marks)), sources: make([]uint32, 0, len(marks))}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, m := range marks {
 		src := p.sources[m.Source]
-		if src == nil || p.closed[m.Source] {
+		if src == nil {
 			continue
 		}
 		pm.marks = append(pm.marks, position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: m.Offset})
@@ -155,11 +172,19 @@ func (p *positions) resolve(marks []aggregator.Mark) pendingMarks {
 }
 
 // appended files pm as the marks of the frame seq, which the spool now holds (not yet
-// durably). Frames are appended in sequence order, by one goroutine.
+// durably). Frames are appended in sequence order, by one goroutine. Marks of sources closed
+// since resolve are dropped, as close dropped those already pending.
 func (p *positions) appended(seq uint64, pm pendingMarks) {
 	pm.seq = seq
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for i := 0; i < len(pm.sources); {
+		if p.sources[pm.sources[i]] == nil {
+			pm.drop(pm.sources[i])
+			continue
+		}
+		i++
+	}
 	p.pending = append(p.pending, pm)
 	p.putSeq = seq
 }
@@ -175,10 +200,8 @@ func (p *positions) checkpoint(durableSeq uint64) (seq uint64, saved bool, err e
 		if pm.seq > durableSeq {
 			break
 		}
-		for i, m := range pm.marks {
-			if !p.closed[pm.sources[i]] {
-				p.durable[m.ID] = m
-			}
+		for _, m := range pm.marks {
+			p.durable[m.ID] = m
 		}
 		n++
 	}
