@@ -211,7 +211,6 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 
 	// The shipper starts first so that what the spool holds from before leaves first.
 	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopShipping()
 	// An idle shipper asks the aggregator for its open aggregate early (aggregator.Nudge):
 	// low latency at low rates, full records when the shipper is busy. The aggregator is
 	// created after the shipper starts, hence the pointer.
@@ -225,13 +224,20 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 				(*a).Nudge()
 			}
 		}})
-	shipDone := make(chan error, 1)
+	var shipErr error
+	shipDone := make(chan struct{})
 	go func() {
-		err := sh.Run(shipCtx)
-		if err != nil {
-			stopFlow(err)
+		defer close(shipDone)
+		shipErr = sh.Run(shipCtx)
+		if shipErr != nil {
+			stopFlow(shipErr)
 		}
-		shipDone <- err
+	}()
+	// Every return waits for the shipper, the early ones too: the spool closes after it, and
+	// whoever starts the flow again must not find the old shipper still at work.
+	defer func() {
+		stopShipping()
+		<-shipDone
 	}()
 
 	// put may block on a full spool; on shutdown it gets ShutdownGrace to drain the
@@ -289,7 +295,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	<-ckptDone
 	f.checkpoint()
 	stopShipping()
-	shipErr := <-shipDone
+	<-shipDone
 	return errors.Join(tailErr, aggErr, syncErr, shipErr)
 }
 
