@@ -83,6 +83,9 @@ type Flow struct {
 	comp    *payload.Compressor
 	compBuf []byte
 
+	// stat is os.Stat; tests make it slow.
+	stat func(string) (os.FileInfo, error)
+
 	// beat is the Unix time in ns of the checkpoint loop's last completed round, 0 while the
 	// flow is not running: the liveness signal behind the systemd watchdog (see Alive).
 	beat atomic.Int64
@@ -147,6 +150,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		cfg: cfg, deps: deps, log: deps.Logger.With("flow", cfg.Name),
 		dir:     deps.Dir,
 		pos:     newPositions(filepath.Join(deps.Dir, "positions.json")),
+		stat:    os.Stat,
 		shipped: map[uint64][]byte{},
 		bufs:    make(chan []byte, freeFrameBufs),
 	}

@@ -246,15 +246,6 @@ func (p *positions) files() []position {
 	return out
 }
 
-// each calls fn for every durable position, under the lock.
-func (p *positions) each(fn func(position)) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, pos := range p.durable {
-		fn(pos)
-	}
-}
-
 // position returns the durable position of a file.
 func (p *positions) position(id tailer.FileID) (position, bool) {
 	p.mu.Lock()

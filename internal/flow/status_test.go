@@ -3,15 +3,19 @@ package flow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/shipper"
+	"github.com/kinship-agent/kinship/tailer"
 )
 
 type fakeDest struct {
@@ -123,5 +127,45 @@ flows:
 	_ = fh.Close()
 	if fs := ReadStatus("t", state).Files[0]; fs.LagBytes != 5 {
 		t.Errorf("lag after 5 more bytes = %+v", fs)
+	}
+}
+
+// A /status poll must not stall the pipeline: with many files, or one on a hung network
+// mount, stat takes long, and lines keep flowing meanwhile.
+func TestStatusDoesNotBlockRecords(t *testing.T) {
+	f := testFlow(t, t.TempDir())
+	sk := sink{f: f}
+	for i := uint32(1); i <= 100; i++ {
+		sk.Open(&tailer.Source{Index: i, ID: tailer.FileID{Dev: 1, Ino: uint64(i)}, Path: fmt.Sprintf("/var/log/%d.log", i)}, 0)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	f.stat = func(string) (os.FileInfo, error) {
+		once.Do(func() { close(entered) })
+		<-release
+		return nil, os.ErrNotExist
+	}
+	statusDone := make(chan Status, 1)
+	go func() { statusDone <- f.Status() }()
+	<-entered
+
+	recordsDone := make(chan error, 1)
+	go func() {
+		sk.Open(&tailer.Source{Index: 101, ID: tailer.FileID{Dev: 1, Ino: 101}, Path: "/var/log/new.log"}, 0)
+		recordsDone <- output{f: f, ctx: context.Background()}.Put(&aggregator.Record{PartitionKey: "k", Data: []byte("line"),
+			UserRecords: 1, Marks: []aggregator.Mark{{Source: 1, Offset: 5}, {Source: 101, Offset: 5}}})
+	}()
+	select {
+	case err := <-recordsDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a record waited for a Status call stuck in stat")
+	}
+	close(release)
+	if st := <-statusDone; len(st.Files) < 100 {
+		t.Errorf("status lists %d files, want the 100 tracked", len(st.Files))
 	}
 }
