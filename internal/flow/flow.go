@@ -71,7 +71,8 @@ type Flow struct {
 	shipped   map[uint64][]byte // payloads handed to the shipper, by seq, until acked
 	frameCap  int               // capacity of new frame buffers: a full aggregate and its envelope
 
-	health health // shipping times and the last error, for Status and Healthy
+	health  health  // shipping times and the last error, for Status and Healthy
+	backlog backlog // bytes of the frames not yet acknowledged, for Status
 
 	// shipperIdle is set when the shipper waits for the spool with nothing in flight, and
 	// cleared when it takes a frame: put then asks for its frame's commit at once instead of
@@ -324,6 +325,8 @@ func (f *Flow) checkpointLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			f.checkpoint()
+			// Frames drop_oldest deleted are never acknowledged: forget them here too.
+			f.backlog.unacked(f.spool.AckedThrough())
 			f.beat.Store(time.Now().UnixNano())
 		}
 	}
@@ -368,6 +371,7 @@ func (o output) Put(rec *aggregator.Record) error {
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
 	}
 	f.pos.appended(seq, pm)
+	f.backlog.add(seq, len(buf))
 	f.health.appended(time.Now())
 	return nil
 }
@@ -428,7 +432,9 @@ func (s spoolSource) Ack(seq uint64) error {
 	if err := s.f.spool.Ack(seq); err != nil {
 		return err
 	}
-	s.f.health.acked(time.Now(), s.f.spool.Stats().Unacked == 0)
+	st := s.f.spool.Stats()
+	s.f.health.acked(time.Now(), st.Unacked == 0)
+	s.f.backlog.unacked(st.AckedThrough) // forget what is acknowledged
 	// The shipper is done with the record once it acks it: its buffer can carry the next one.
 	s.f.shippedMu.Lock()
 	b, ok := s.f.shipped[seq]

@@ -261,8 +261,17 @@ func (f *Flow) restore() (restored []position, firstStart bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
+	// One pass over the spool: the frames after the snapshot for their marks, the frames
+	// not acknowledged for the backlog's bytes.
+	acked := f.spool.AckedThrough()
 	replayed := 0
-	err = f.spool.Replay(snapshotSeq+1, func(fr spool.Frame) error {
+	err = f.spool.Replay(min(snapshotSeq, acked)+1, func(fr spool.Frame) error {
+		if fr.Seq > acked {
+			f.backlog.add(fr.Seq, len(fr.Payload))
+		}
+		if fr.Seq <= snapshotSeq {
+			return nil
+		}
 		e, err := decodeEnvelope(fr.Payload, true)
 		if err != nil {
 			// A frame the spool accepted (CRC valid) but we cannot parse was written by an

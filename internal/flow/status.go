@@ -45,7 +45,10 @@ type SpoolStatus struct {
 	Bytes         int64  `json:"bytes"`
 	Segments      int    `json:"segments"`
 	UnackedFrames uint64 `json:"unacked_frames"`
-	UnackedBytes  int64  `json:"unacked_bytes"`
+	// UnackedBytes are those frames' bytes: read from disk (ReadStatus), their size there,
+	// frame headers included; from a running flow (Flow.Status), their payloads as appended,
+	// before the spool's compression.
+	UnackedBytes int64 `json:"unacked_bytes"`
 	// WriteError: the spool cannot write (disk full?) and the flow waits for it to work again.
 	WriteError      string     `json:"write_error,omitempty"`
 	WriteErrorSince *time.Time `json:"write_error_since,omitempty"`
@@ -105,7 +108,8 @@ func (f *Flow) Status() Status {
 	}
 	sort.Slice(st.Files, func(i, j int) bool { return st.Files[i].Path < st.Files[j].Path })
 	s := f.spool.Stats()
-	st.Spool = SpoolStatus{Bytes: s.Bytes, Segments: s.Segments, UnackedFrames: s.Unacked}
+	st.Spool = SpoolStatus{Bytes: s.Bytes, Segments: s.Segments, UnackedFrames: s.Unacked,
+		UnackedBytes: f.backlog.unacked(s.AckedThrough)}
 	if s.WriteError != "" {
 		st.Spool.WriteError, st.Spool.WriteErrorSince = s.WriteError, &s.WriteErrorSince
 	}

@@ -80,7 +80,7 @@ flows:
 
 	waitFor(t, "the injected error in status", func() bool { return f.Status().LastError != "" })
 	st := f.Status()
-	if st.Spool.UnackedFrames == 0 || st.LastSend != nil || !strings.Contains(st.LastError, "injected") {
+	if st.Spool.UnackedFrames == 0 || st.Spool.UnackedBytes == 0 || st.LastSend != nil || !strings.Contains(st.LastError, "injected") {
 		t.Errorf("status while failing = %+v", st)
 	}
 	if ok, reason := f.Healthy(time.Now(), time.Hour); !ok {
@@ -100,6 +100,9 @@ flows:
 		st := f.Status()
 		return st.Spool.UnackedFrames == 0 && st.LastSend != nil
 	})
+	if st := f.Status(); st.Spool.UnackedBytes != 0 {
+		t.Errorf("unacked bytes with an empty backlog = %d", st.Spool.UnackedBytes)
+	}
 	if ok, reason := f.Healthy(time.Now().Add(time.Hour), time.Minute); !ok {
 		t.Errorf("unhealthy with an empty spool: %s", reason)
 	}
@@ -167,5 +170,55 @@ func TestStatusDoesNotBlockRecords(t *testing.T) {
 	close(release)
 	if st := <-statusDone; len(st.Files) < 100 {
 		t.Errorf("status lists %d files, want the 100 tracked", len(st.Files))
+	}
+}
+
+// /status reports the bytes waiting for the destination, as `kinship status` does from
+// disk: before and after a restart, and none once everything is acknowledged.
+func TestStatusCountsUnackedBytes(t *testing.T) {
+	dir := t.TempDir()
+	f := testFlow(t, dir)
+	sink{f: f}.Open(realSource(t, filepath.Join(t.TempDir(), "a.log")), 0)
+	out := output{f: f, ctx: context.Background()}
+	for _, off := range []int64{10, 20, 30} {
+		if err := out.Put(&aggregator.Record{PartitionKey: "k", Data: []byte(strings.Repeat("x", 1000)), UserRecords: 1,
+			Marks: []aggregator.Mark{{Source: 1, Offset: off}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := f.Status().Spool.UnackedBytes
+	if live < 3000 {
+		t.Fatalf("unacked bytes with 3 records of 1000 bytes waiting = %d", live)
+	}
+	if err := f.spool.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	g := testFlow(t, dir)
+	if got := g.Status().Spool.UnackedBytes; got != live {
+		t.Fatalf("unacked bytes after a restart = %d, want %d as before it", got, live)
+	}
+	src := spoolSource{g}
+	it, err := src.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Ack(it.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Status().Spool.UnackedBytes; got <= 0 || got >= live {
+		t.Errorf("unacked bytes with 2 of 3 records waiting = %d, want between 0 and %d", got, live)
+	}
+	for range 2 {
+		it, err := src.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Ack(it.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := g.Status().Spool.UnackedBytes; got != 0 {
+		t.Errorf("unacked bytes once everything is acknowledged = %d", got)
 	}
 }
