@@ -1,10 +1,3 @@
-// Package flow wires one configured flow: tailer → aggregator → spool → shipper, and keeps
-// the file positions durable together with the data (see envelope.go and positions.go).
-//
-// Concurrency: the tailer's goroutine calls the sink (Open, Line, Close) and through it the
-// aggregator; the aggregator's delivery goroutine calls put, which appends to the spool; the
-// checkpoint loop applies durable marks and saves the positions file; the shipper's
-// goroutines read and ack the spool. The positions type guards the sources and positions.
 package flow
 
 import (
