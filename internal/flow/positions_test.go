@@ -55,3 +55,40 @@ func TestPositionsIgnoreMarksOfAClosedSource(t *testing.T) {
 		t.Fatalf("position after truncation = %+v (found %v), want the new content at 0", got, ok)
 	}
 }
+
+// When spool recovery loses frames, the files they came from are rolled back to before
+// them, so their lines are read again: never forward, never onto other content.
+func TestPositionsRollBack(t *testing.T) {
+	dir := t.TempDir()
+	p := newPositions(filepath.Join(dir, "positions.json"))
+	fp := tailer.Fingerprint{Len: 10, Sum: 1}
+	a := &tailer.Source{Index: 1, ID: tailer.FileID{Dev: 1, Ino: 1}, Fingerprint: fp, Path: "/var/log/a.log"}
+	b := &tailer.Source{Index: 2, ID: tailer.FileID{Dev: 1, Ino: 2}, Fingerprint: fp, Path: "/var/log/b.log"}
+	p.open(a, 0)
+	p.open(b, 0)
+	p.appended(1, p.resolve([]aggregator.Mark{{Source: 1, Offset: 500}, {Source: 2, Offset: 50}}))
+	if _, _, err := p.checkpoint(1); err != nil {
+		t.Fatal(err)
+	}
+	p.rollBack([]position{
+		{ID: a.ID, Fingerprint: fp, Path: a.Path, Offset: 200},                                   // back
+		{ID: b.ID, Fingerprint: fp, Path: b.Path, Offset: 80},                                    // forward: no
+		{ID: a.ID, Fingerprint: tailer.Fingerprint{Len: 10, Sum: 9}, Path: a.Path, Offset: 100},  // other content: no
+		{ID: tailer.FileID{Dev: 1, Ino: 3}, Fingerprint: fp, Path: "/var/log/c.log", Offset: 10}, // unknown: no
+	})
+	if _, saved, err := p.checkpoint(1); err != nil || !saved {
+		t.Fatalf("checkpoint after a roll-back: saved %v, %v", saved, err)
+	}
+	q := newPositions(p.path)
+	if _, _, err := q.load(); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[tailer.FileID]int64{a.ID: 200, b.ID: 50} {
+		if got, ok := q.position(id); !ok || got.Offset != want {
+			t.Errorf("saved position of %v = %+v (found %v), want offset %d", id, got, ok, want)
+		}
+	}
+	if _, ok := q.position(tailer.FileID{Dev: 1, Ino: 3}); ok {
+		t.Error("a roll-back created a position")
+	}
+}
