@@ -325,6 +325,59 @@ func (f *Flow) checkpointLoop(ctx context.Context) {
 	}
 }
 
+// restore rebuilds the durable positions: the last snapshot, then the marks of every frame
+// after it. It reports whether this is the flow's first start (no state at all).
+func (f *Flow) restore() (restored []position, firstStart bool, err error) {
+	snapshotSeq, found, err := f.pos.load()
+	if err != nil {
+		return nil, false, err
+	}
+	// One pass over the spool: the frames after the snapshot for their marks, the frames
+	// not acknowledged for the backlog's bytes.
+	acked := f.spool.AckedThrough()
+	replayed := 0
+	err = f.spool.Replay(min(snapshotSeq, acked)+1, func(fr spool.Frame) error {
+		if fr.Seq > acked {
+			f.backlog.add(fr.Seq, len(fr.Payload))
+		}
+		if fr.Seq <= snapshotSeq {
+			return nil
+		}
+		e, err := decodeEnvelope(fr.Payload, true)
+		if err != nil {
+			// A frame the spool accepted (CRC valid) but we cannot parse was written by an
+			// incompatible agent; its positions are lost, its data is still shipped raw.
+			f.log.Warn("spool frame with unreadable positions", "seq", fr.Seq, "err", err)
+			return nil
+		}
+		f.pos.replayed(e.Marks)
+		replayed++
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("flow %s: replay spool: %w", f.cfg.Name, err)
+	}
+	restored = f.pos.restored(f.spool.LastSeq(), stillThere)
+	f.spool.Checkpoint(snapshotSeq)
+	firstStart = !found && f.spool.LastSeq() == 0
+	f.log.Info("flow restored", "files", len(restored), "snapshot_seq", snapshotSeq, "frames_replayed", replayed,
+		"first_start", firstStart, "spool_unacked", f.spool.Stats().Unacked)
+	return restored, firstStart, nil
+}
+
+// checkpoint applies the marks of frames that became durable and saves the positions file
+// when anything changed; then the spool may delete segments up to the saved sequence.
+func (f *Flow) checkpoint() {
+	seq, saved, err := f.pos.checkpoint(f.spool.Durable())
+	if err != nil {
+		f.log.Error("saving positions failed; will retry", "err", err)
+		return
+	}
+	if saved {
+		f.spool.Checkpoint(seq)
+	}
+}
+
 // output receives sealed records from the aggregator's delivery goroutine.
 type output struct {
 	f   *Flow
