@@ -1,10 +1,3 @@
-// Package flow wires one configured flow: tailer → aggregator → spool → shipper, and keeps
-// the file positions durable together with the data (see envelope.go and positions.go).
-//
-// Concurrency: the tailer's goroutine calls the sink (Open, Line, Close) and through it the
-// aggregator; the aggregator's delivery goroutine calls put, which appends to the spool; the
-// checkpoint loop applies durable marks and saves the positions file; the shipper's
-// goroutines read and ack the spool. The sources map and the positions are guarded by mu.
 package flow
 
 import (
@@ -61,14 +54,7 @@ type Flow struct {
 
 	spool *spool.Spool
 
-	mu       sync.Mutex
-	sources  map[uint32]*tailer.Source
-	closed   map[uint32]bool
-	durable  map[tailer.FileID]position // positions whose lines are all in durable frames
-	pending  []pendingMarks             // appended frames not yet known durable, in seq order
-	dirty    bool
-	savedSeq uint64
-	putSeq   uint64 // highest seq whose marks are in pending (or applied)
+	pos *positions // how far each file is durable, and positions.json
 
 	// Frame buffers go round: put fills one, the spool may keep it (cache) and hand the same
 	// slice to the shipper, whose ack brings it back here. Without this, every 1 MiB record
@@ -78,7 +64,8 @@ type Flow struct {
 	shipped   map[uint64][]byte // payloads handed to the shipper, by seq, until acked
 	frameCap  int               // capacity of new frame buffers: a full aggregate and its envelope
 
-	health health // shipping times and the last error, for Status and Healthy
+	health  health  // shipping times and the last error, for Status and Healthy
+	backlog backlog // bytes of the frames not yet acknowledged, for Status
 
 	// shipperIdle is set when the shipper waits for the spool with nothing in flight, and
 	// cleared when it takes a frame: put then asks for its frame's commit at once instead of
@@ -90,13 +77,16 @@ type Flow struct {
 	comp    *payload.Compressor
 	compBuf []byte
 
+	// stat is os.Stat; tests make it slow.
+	stat func(string) (os.FileInfo, error)
+
 	// beat is the Unix time in ns of the checkpoint loop's last completed round, 0 while the
 	// flow is not running: the liveness signal behind the systemd watchdog (see Alive).
 	beat atomic.Int64
 }
 
 // Alive reports whether the flow runs and its checkpoint loop completed a round recently.
-// A round takes the flow's lock and asks the spool for its durable sequence, so a flow
+// A round takes the positions' lock and asks the spool for its durable sequence, so a flow
 // wedged on either stops beating. Safe for concurrent use.
 func (f *Flow) Alive(now time.Time) bool {
 	last := f.beat.Load()
@@ -136,12 +126,6 @@ type frameBuffers struct{ f *Flow }
 func (b frameBuffers) Get(n int) []byte { return b.f.getBuf(n)[:n] }
 func (b frameBuffers) Put(p []byte)     { b.f.putBuf(p) }
 
-type pendingMarks struct {
-	seq     uint64
-	marks   []position
-	sources []uint32 // sources[i] is the tailer source marks[i] came from
-}
-
 // New opens the flow's spool and restores its positions. Nothing runs until Run.
 func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	if deps.Logger == nil {
@@ -159,8 +143,8 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	f := &Flow{
 		cfg: cfg, deps: deps, log: deps.Logger.With("flow", cfg.Name),
 		dir:     deps.Dir,
-		sources: map[uint32]*tailer.Source{}, closed: map[uint32]bool{},
-		durable: map[tailer.FileID]position{},
+		pos:     newPositions(filepath.Join(deps.Dir, "positions.json")),
+		stat:    os.Stat,
 		shipped: map[uint64][]byte{},
 		bufs:    make(chan []byte, freeFrameBufs),
 	}
@@ -203,52 +187,6 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	return f, nil
 }
 
-func (f *Flow) positionsPath() string { return filepath.Join(f.dir, "positions.json") }
-
-// restore rebuilds the durable positions: the last snapshot, then the marks of every frame
-// after it. It reports whether this is the flow's first start (no state at all).
-func (f *Flow) restore() (restored []position, firstStart bool, err error) {
-	pf, found, err := loadPositions(f.positionsPath())
-	if err != nil {
-		return nil, false, err
-	}
-	for _, s := range pf.Files {
-		p := s.position()
-		f.durable[p.ID] = p
-	}
-	replayed := 0
-	err = f.spool.Replay(pf.Seq+1, func(fr spool.Frame) error {
-		e, err := decodeEnvelope(fr.Payload, true)
-		if err != nil {
-			// A frame the spool accepted (CRC valid) but we cannot parse was written by an
-			// incompatible agent; its positions are lost, its data is still shipped raw.
-			f.log.Warn("spool frame with unreadable positions", "seq", fr.Seq, "err", err)
-			return nil
-		}
-		for _, m := range e.Marks {
-			f.durable[m.ID] = m
-		}
-		replayed++
-		return nil
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("flow %s: replay spool: %w", f.cfg.Name, err)
-	}
-	f.savedSeq = pf.Seq
-	f.putSeq = f.spool.LastSeq()
-	f.spool.Checkpoint(pf.Seq)
-	firstStart = !found && f.spool.LastSeq() == 0
-	for id, p := range f.durable {
-		restored = append(restored, p)
-		if !stillThere(p) {
-			delete(f.durable, id)
-		}
-	}
-	f.log.Info("flow restored", "files", len(restored), "snapshot_seq", pf.Seq, "frames_replayed", replayed,
-		"first_start", firstStart, "spool_unacked", f.spool.Stats().Unacked)
-	return restored, firstStart, nil
-}
-
 // Run runs the flow until ctx is done. With once, it reads every matched file to its end,
 // waits until the destination acknowledged everything, and returns nil.
 func (f *Flow) Run(ctx context.Context, once bool) (err error) {
@@ -271,7 +209,6 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 
 	// The shipper starts first so that what the spool holds from before leaves first.
 	shipCtx, stopShipping := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopShipping()
 	// An idle shipper asks the aggregator for its open aggregate early (aggregator.Nudge):
 	// low latency at low rates, full records when the shipper is busy. The aggregator is
 	// created after the shipper starts, hence the pointer.
@@ -285,13 +222,20 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 				(*a).Nudge()
 			}
 		}})
-	shipDone := make(chan error, 1)
+	var shipErr error
+	shipDone := make(chan struct{})
 	go func() {
-		err := sh.Run(shipCtx)
-		if err != nil {
-			stopFlow(err)
+		defer close(shipDone)
+		shipErr = sh.Run(shipCtx)
+		if shipErr != nil {
+			stopFlow(shipErr)
 		}
-		shipDone <- err
+	}()
+	// Every return waits for the shipper, the early ones too: the spool closes after it, and
+	// whoever starts the flow again must not find the old shipper still at work.
+	defer func() {
+		stopShipping()
+		<-shipDone
 	}()
 
 	// put may block on a full spool; on shutdown it gets ShutdownGrace to drain the
@@ -349,7 +293,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	<-ckptDone
 	f.checkpoint()
 	stopShipping()
-	shipErr := <-shipDone
+	<-shipDone
 	return errors.Join(tailErr, aggErr, syncErr, shipErr)
 }
 
@@ -374,57 +318,64 @@ func (f *Flow) checkpointLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			f.checkpoint()
+			// Frames drop_oldest deleted are never acknowledged: forget them here too.
+			f.backlog.unacked(f.spool.AckedThrough())
 			f.beat.Store(time.Now().UnixNano())
 		}
 	}
 }
 
+// restore rebuilds the durable positions: the last snapshot, then the marks of every frame
+// after it. It reports whether this is the flow's first start (no state at all).
+func (f *Flow) restore() (restored []position, firstStart bool, err error) {
+	snapshotSeq, found, err := f.pos.load()
+	if err != nil {
+		return nil, false, err
+	}
+	// One pass over the spool: the frames after the snapshot for their marks, the frames
+	// not acknowledged for the backlog's bytes.
+	acked := f.spool.AckedThrough()
+	replayed := 0
+	err = f.spool.Replay(min(snapshotSeq, acked)+1, func(fr spool.Frame) error {
+		if fr.Seq > acked {
+			f.backlog.add(fr.Seq, len(fr.Payload))
+		}
+		if fr.Seq <= snapshotSeq {
+			return nil
+		}
+		e, err := decodeEnvelope(fr.Payload, true)
+		if err != nil {
+			// A frame the spool accepted (CRC valid) but we cannot parse was written by an
+			// incompatible agent; its positions are lost, its data is still shipped raw.
+			f.log.Warn("spool frame with unreadable positions", "seq", fr.Seq, "err", err)
+			return nil
+		}
+		f.pos.replayed(e.Marks)
+		replayed++
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("flow %s: replay spool: %w", f.cfg.Name, err)
+	}
+	restored = f.pos.restored(f.spool.LastSeq(), stillThere)
+	f.spool.Checkpoint(snapshotSeq)
+	firstStart = !found && f.spool.LastSeq() == 0
+	f.log.Info("flow restored", "files", len(restored), "snapshot_seq", snapshotSeq, "frames_replayed", replayed,
+		"first_start", firstStart, "spool_unacked", f.spool.Stats().Unacked)
+	return restored, firstStart, nil
+}
+
 // checkpoint applies the marks of frames that became durable and saves the positions file
 // when anything changed; then the spool may delete segments up to the saved sequence.
 func (f *Flow) checkpoint() {
-	durableSeq := f.spool.Durable()
-	f.mu.Lock()
-	n := 0
-	for _, pm := range f.pending {
-		if pm.seq > durableSeq {
-			break
-		}
-		for i, m := range pm.marks {
-			if !f.closed[pm.sources[i]] {
-				f.durable[m.ID] = m
-			}
-		}
-		n++
-	}
-	if n > 0 {
-		f.pending = append(f.pending[:0], f.pending[n:]...)
-		f.dirty = true
-	}
-	// A frame can be durable before put recorded its marks (the spool syncs in the
-	// background); such a frame must stay after the snapshot so that replay still sees it.
-	seq := min(durableSeq, f.putSeq)
-	if !f.dirty && seq == f.savedSeq {
-		f.mu.Unlock()
-		return
-	}
-	snapshot := make(map[tailer.FileID]position, len(f.durable))
-	for id, p := range f.durable {
-		snapshot[id] = p
-	}
-	f.dirty = false
-	f.mu.Unlock()
-
-	if err := savePositions(f.positionsPath(), seq, snapshot); err != nil {
+	seq, saved, err := f.pos.checkpoint(f.spool.Durable())
+	if err != nil {
 		f.log.Error("saving positions failed; will retry", "err", err)
-		f.mu.Lock()
-		f.dirty = true
-		f.mu.Unlock()
 		return
 	}
-	f.mu.Lock()
-	f.savedSeq = seq
-	f.mu.Unlock()
-	f.spool.Checkpoint(seq)
+	if saved {
+		f.spool.Checkpoint(seq)
+	}
 }
 
 // output receives sealed records from the aggregator's delivery goroutine.
@@ -435,18 +386,7 @@ type output struct {
 
 func (o output) Put(rec *aggregator.Record) error {
 	f := o.f
-	marks := make([]position, 0, len(rec.Marks))
-	sources := make([]uint32, 0, len(rec.Marks))
-	f.mu.Lock()
-	for _, m := range rec.Marks {
-		src := f.sources[m.Source]
-		if src == nil || f.closed[m.Source] {
-			continue
-		}
-		marks = append(marks, position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: m.Offset})
-		sources = append(sources, m.Source)
-	}
-	f.mu.Unlock()
+	pm := f.pos.resolve(rec.Marks)
 	data := rec.Data
 	if f.comp != nil {
 		// The aggregator left room for the compression's worst case (payload.Overhead), so
@@ -462,7 +402,7 @@ func (o output) Put(rec *aggregator.Record) error {
 		}
 	}
 	e := envelope{PartitionKey: rec.PartitionKey, ExplicitHashKey: rec.ExplicitHashKey,
-		UserRecords: rec.UserRecords, Marks: marks, Data: data}
+		UserRecords: rec.UserRecords, Marks: pm.marks, Data: data}
 	buf := appendEnvelope(f.getBuf(envelopeSize(&e)), &e)
 	seq, err := f.spool.AppendShared(o.ctx, buf)
 	if err == nil && f.shipperIdle.Load() {
@@ -476,10 +416,8 @@ func (o output) Put(rec *aggregator.Record) error {
 		// closed spool): the record's marks are dropped with it, its lines are read again.
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
 	}
-	f.mu.Lock()
-	f.pending = append(f.pending, pendingMarks{seq: seq, marks: marks, sources: sources})
-	f.putSeq = seq
-	f.mu.Unlock()
+	f.pos.appended(seq, pm)
+	f.backlog.add(seq, len(buf))
 	f.health.appended(time.Now())
 	return nil
 }
@@ -491,18 +429,7 @@ type sink struct {
 	wrap *lineWrapper // nil: lines go as read
 }
 
-func (s sink) Open(src *tailer.Source, offset int64) {
-	f := s.f
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.sources[src.Index] = src
-	if cur, ok := f.durable[src.ID]; !ok || cur.Fingerprint != src.Fingerprint || cur.Offset != offset || cur.Path != src.Path {
-		// The start position of a file is durable by definition (nothing of it was read);
-		// saving it matters for start_at: end, whose skipped bytes must stay skipped.
-		f.durable[src.ID] = position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: offset}
-		f.dirty = true
-	}
-}
+func (s sink) Open(src *tailer.Source, offset int64) { s.f.pos.open(src, offset) }
 
 func (s sink) Line(src *tailer.Source, line []byte, end int64) error {
 	if s.wrap != nil {
@@ -511,17 +438,7 @@ func (s sink) Line(src *tailer.Source, line []byte, end int64) error {
 	return s.agg.Add(src.Index, line, end)
 }
 
-func (s sink) Close(src *tailer.Source) {
-	f := s.f
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.closed[src.Index] = true
-	delete(f.sources, src.Index)
-	if cur, ok := f.durable[src.ID]; ok && cur.Fingerprint == src.Fingerprint {
-		delete(f.durable, src.ID)
-		f.dirty = true
-	}
-}
+func (s sink) Close(src *tailer.Source) { s.f.pos.close(src) }
 
 // spoolSource is the spool as the shipper sees it: envelopes decoded to records.
 type spoolSource struct{ f *Flow }
@@ -561,7 +478,9 @@ func (s spoolSource) Ack(seq uint64) error {
 	if err := s.f.spool.Ack(seq); err != nil {
 		return err
 	}
-	s.f.health.acked(time.Now(), s.f.spool.Stats().Unacked == 0)
+	st := s.f.spool.Stats()
+	s.f.health.acked(time.Now(), st.Unacked == 0)
+	s.f.backlog.unacked(st.AckedThrough) // forget what is acknowledged
 	// The shipper is done with the record once it acks it: its buffer can carry the next one.
 	s.f.shippedMu.Lock()
 	b, ok := s.f.shipped[seq]

@@ -120,7 +120,7 @@ func TestRestoreReplaysFramesAfterTheSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := testFlow(t, dir)
-	got, ok := g.durable[src.ID]
+	got, ok := g.pos.position(src.ID)
 	if !ok || got.Offset != 30 {
 		t.Fatalf("restored position %+v (found %v), want offset 30 from the replayed frames", got, ok)
 	}
@@ -141,7 +141,7 @@ func TestRestoreForgetsFilesThatAreGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := testFlow(t, dir)
-	if _, ok := g.durable[src.ID]; ok {
+	if _, ok := g.pos.position(src.ID); ok {
 		t.Fatal("position of a deleted file kept")
 	}
 }

@@ -1,85 +1,253 @@
 package flow
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"sort"
-	"syscall"
+	"sync"
 
-	"github.com/kinship-agent/kinship/internal/atomicfile"
+	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/tailer"
 )
 
-type position = tailer.Position
+// positions tracks how far each file's lines are durable in the spool, and keeps
+// positions.json, its compacted snapshot (see doc.go for the invariant).
+//
+// A position moves through three stages. The aggregator seals a record with its marks (per
+// source, the low watermark: every line before it is in this record or an earlier one);
+// resolve turns the marks into file positions, and appended files them as pending under the
+// frame's spool sequence. checkpoint applies the pending marks of every frame the spool
+// reports durable, in sequence order, and saves the snapshot when something changed. At
+// start, load, replayed and restored rebuild the same state from the snapshot and the frames
+// after it.
+//
+// Every method is safe for concurrent use: the tailer's goroutine calls open and close, the
+// aggregator's delivery goroutine resolve and appended, the checkpoint loop checkpoint, and
+// Status files. The lock is held for map work only; checkpoint writes the file outside it.
+// checkpoint itself is called by one goroutine at a time.
+type positions struct {
+	path string // positions.json
 
-// positionsFile is the compacted snapshot of the positions carried by spool frames: every
-// frame with Seq <= Seq is reflected in Files. The frames after Seq are still in the spool
-// (the spool keeps them until told about this snapshot), so startup replays them on top.
-type positionsFile struct {
-	Version int             `json:"version"`
-	Seq     uint64          `json:"seq"`
-	Files   []savedPosition `json:"files"`
+	mu sync.Mutex
+	// sources are the open sources by index: what the aggregator's marks refer to. Indexes
+	// are never reused, so a mark whose source is not here belongs to a closed one.
+	sources map[uint32]*tailer.Source
+	durable map[tailer.FileID]position // positions whose lines are all in durable frames
+	pending []pendingMarks             // appended frames not yet known durable, in seq order
+	dirty   bool                       // durable changed since the last save
+	// savedSeq is the spool sequence the saved snapshot covers; putSeq the highest sequence
+	// whose marks are in pending (or applied).
+	savedSeq, putSeq uint64
 }
 
-type savedPosition struct {
-	Dev    uint64 `json:"dev"`
-	Ino    uint64 `json:"ino"`
-	FPLen  uint32 `json:"fp_len"`
-	FPSum  uint64 `json:"fp_sum"`
-	Path   string `json:"path"`
-	Offset int64  `json:"offset"`
+type pendingMarks struct {
+	seq     uint64
+	marks   []position
+	sources []uint32 // sources[i] is the tailer source marks[i] came from
 }
 
-func loadPositions(path string) (positionsFile, bool, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return positionsFile{}, false, nil
+// drop removes the marks of source from what checkpoint will apply (the frame on disk keeps
+// them).
+func (pm *pendingMarks) drop(source uint32) {
+	j := 0
+	for i, s := range pm.sources {
+		if s != source {
+			pm.sources[j], pm.marks[j] = s, pm.marks[i]
+			j++
+		}
 	}
+	pm.sources, pm.marks = pm.sources[:j], pm.marks[:j]
+}
+
+func newPositions(path string) *positions {
+	return &positions{path: path, sources: map[uint32]*tailer.Source{}, durable: map[tailer.FileID]position{}}
+}
+
+// load reads the snapshot. It returns the sequence the snapshot covers (the frames after it
+// are to be passed to replayed) and whether a snapshot existed.
+func (p *positions) load() (seq uint64, found bool, err error) {
+	pf, found, err := loadPositions(p.path)
 	if err != nil {
-		return positionsFile{}, false, fmt.Errorf("flow: read positions %s: %w", path, err)
+		return 0, false, err
 	}
-	var pf positionsFile
-	if err := json.Unmarshal(b, &pf); err != nil {
-		return positionsFile{}, false, fmt.Errorf("flow: positions %s is corrupt (%w); move it away to re-read files from their stored spool state", path, err)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range pf.Files {
+		pos := s.position()
+		p.durable[pos.ID] = pos
 	}
-	if pf.Version != 1 {
-		return positionsFile{}, false, fmt.Errorf("flow: positions %s has version %d, this agent reads 1", path, pf.Version)
-	}
-	return pf, true, nil
+	p.savedSeq = pf.Seq
+	return pf.Seq, found, nil
 }
 
-func savePositions(path string, seq uint64, m map[tailer.FileID]position) error {
-	pf := positionsFile{Version: 1, Seq: seq, Files: make([]savedPosition, 0, len(m))}
-	for _, p := range m {
-		pf.Files = append(pf.Files, savedPosition{Dev: p.ID.Dev, Ino: p.ID.Ino, FPLen: p.Fingerprint.Len,
-			FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset})
+// replayed applies the marks of a frame found in the spool after the snapshot. Frames come
+// in sequence order, so each file ends at the mark of the last frame that names it.
+func (p *positions) replayed(marks []position) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range marks {
+		p.durable[m.ID] = m
 	}
-	sort.Slice(pf.Files, func(i, j int) bool { return pf.Files[i].Path < pf.Files[j].Path })
-	b, err := json.MarshalIndent(pf, "", " ")
-	if err != nil {
-		return fmt.Errorf("flow: encode positions: %w", err)
-	}
-	return atomicfile.Write(path, b, 0o600)
 }
 
-func (s savedPosition) position() position {
-	return position{ID: tailer.FileID{Dev: s.Dev, Ino: s.Ino},
-		Fingerprint: tailer.Fingerprint{Len: s.FPLen, Sum: s.FPSum}, Path: s.Path, Offset: s.Offset}
+// rollBack moves files back to the given marks, never forward: for lines whose frames the
+// spool lost (recovery dropped them), which must be read again. A file tracked under another
+// fingerprint (other content) is left alone. The next checkpoint saves the result.
+func (p *positions) rollBack(marks []position) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range marks {
+		cur, ok := p.durable[m.ID]
+		if !ok || cur.Fingerprint != m.Fingerprint || cur.Offset <= m.Offset {
+			continue
+		}
+		p.durable[m.ID] = m
+		p.dirty = true
+	}
 }
 
-// stillThere reports whether the file a stored position names still exists under its last
-// known path with the same inode. Positions of files that are gone would otherwise be carried
-// from snapshot to snapshot forever.
-func stillThere(p position) bool {
-	fi, err := os.Stat(p.Path)
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
+// restored ends the restore: lastSeq is the spool's last sequence, whose marks are all
+// applied now. It returns every restored position for the tailer (which tells a file that
+// is gone from one rotated away) and forgets, for the next snapshots, files no longer under
+// their path.
+func (p *positions) restored(lastSeq uint64, stillThere func(position) bool) []position {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.putSeq = lastSeq
+	restored := make([]position, 0, len(p.durable))
+	for id, pos := range p.durable {
+		restored = append(restored, pos)
+		if !stillThere(pos) {
+			delete(p.durable, id)
+		}
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return true
+	return restored
+}
+
+// open starts tracking src at offset.
+func (p *positions) open(src *tailer.Source, offset int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sources[src.Index] = src
+	if cur, ok := p.durable[src.ID]; !ok || cur.Fingerprint != src.Fingerprint || cur.Offset != offset || cur.Path != src.Path {
+		// The start position of a file is durable by definition (nothing of it was read);
+		// saving it matters for start_at: end, whose skipped bytes must stay skipped.
+		p.durable[src.ID] = position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: offset}
+		p.dirty = true
 	}
-	return uint64(st.Dev) == p.ID.Dev && uint64(st.Ino) == p.ID.Ino
+}
+
+// close stops tracking src: the tailer is done with it (deleted or rotated away and read to
+// its end, or truncated), so its position is forgotten, and so are its pending marks: applied
+// later, they would bring the position back (and, for a truncated file, put it past the new
+// content's start). Nothing of src is kept, however many files come and go.
+func (p *positions) close(src *tailer.Source) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.sources, src.Index)
+	for i := range p.pending {
+		p.pending[i].drop(src.Index)
+	}
+	if cur, ok := p.durable[src.ID]; ok && cur.Fingerprint == src.Fingerprint {
+		delete(p.durable, src.ID)
+		p.dirty = true
+	}
+}
+
+// resolve turns a sealed record's marks into file positions, to be carried in its frame.
+// Marks of closed sources are left out.
+func (p *positions) resolve(marks []aggregator.Mark) pendingMarks {
+	pm := pendingMarks{marks: make([]position, 0, len(marks)), sources: make([]uint32, 0, len(marks))}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range marks {
+		src := p.sources[m.Source]
+		if src == nil {
+			continue
+		}
+		pm.marks = append(pm.marks, position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: m.Offset})
+		pm.sources = append(pm.sources, m.Source)
+	}
+	return pm
+}
+
+// appended files pm as the marks of the frame seq, which the spool now holds (not yet
+// durably). Frames are appended in sequence order, by one goroutine. Marks of sources closed
+// since resolve are dropped, as close dropped those already pending.
+func (p *positions) appended(seq uint64, pm pendingMarks) {
+	pm.seq = seq
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := 0; i < len(pm.sources); {
+		if p.sources[pm.sources[i]] == nil {
+			pm.drop(pm.sources[i])
+			continue
+		}
+		i++
+	}
+	p.pending = append(p.pending, pm)
+	p.putSeq = seq
+}
+
+// checkpoint applies the marks of every frame up to durableSeq and saves the snapshot when
+// anything changed. It returns the sequence the saved snapshot covers (the spool may delete
+// acknowledged frames up to it) and whether it saved. A failed save is retried by the next
+// checkpoint.
+func (p *positions) checkpoint(durableSeq uint64) (seq uint64, saved bool, err error) {
+	p.mu.Lock()
+	n := 0
+	for _, pm := range p.pending {
+		if pm.seq > durableSeq {
+			break
+		}
+		for _, m := range pm.marks {
+			p.durable[m.ID] = m
+		}
+		n++
+	}
+	if n > 0 {
+		p.pending = append(p.pending[:0], p.pending[n:]...)
+		p.dirty = true
+	}
+	// A frame can be durable before put recorded its marks (the spool syncs in the
+	// background); such a frame must stay after the snapshot so that replay still sees it.
+	seq = min(durableSeq, p.putSeq)
+	if !p.dirty && seq == p.savedSeq {
+		p.mu.Unlock()
+		return seq, false, nil
+	}
+	snapshot := make(map[tailer.FileID]position, len(p.durable))
+	for id, pos := range p.durable {
+		snapshot[id] = pos
+	}
+	p.dirty = false
+	p.mu.Unlock()
+
+	if err := savePositions(p.path, seq, snapshot); err != nil {
+		p.mu.Lock()
+		p.dirty = true
+		p.mu.Unlock()
+		return 0, false, fmt.Errorf("flow: save positions: %w", err)
+	}
+	p.mu.Lock()
+	p.savedSeq = seq
+	p.mu.Unlock()
+	return seq, true, nil
+}
+
+// files returns a copy of the durable positions.
+func (p *positions) files() []position {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]position, 0, len(p.durable))
+	for _, pos := range p.durable {
+		out = append(out, pos)
+	}
+	return out
+}
+
+// position returns the durable position of a file.
+func (p *positions) position(id tailer.FileID) (position, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pos, ok := p.durable[id]
+	return pos, ok
 }

@@ -45,7 +45,10 @@ type SpoolStatus struct {
 	Bytes         int64  `json:"bytes"`
 	Segments      int    `json:"segments"`
 	UnackedFrames uint64 `json:"unacked_frames"`
-	UnackedBytes  int64  `json:"unacked_bytes"`
+	// UnackedBytes are those frames' bytes: read from disk (ReadStatus), their size there,
+	// frame headers included; from a running flow (Flow.Status), their payloads as appended,
+	// before the spool's compression.
+	UnackedBytes int64 `json:"unacked_bytes"`
 	// WriteError: the spool cannot write (disk full?) and the flow waits for it to work again.
 	WriteError      string     `json:"write_error,omitempty"`
 	WriteErrorSince *time.Time `json:"write_error_since,omitempty"`
@@ -62,7 +65,7 @@ func ReadStatus(name, dir string) Status {
 		errs = append(errs, err)
 	}
 	for _, s := range pf.Files {
-		st.Files = append(st.Files, fileStatus(s.position()))
+		st.Files = append(st.Files, fileStatus(s.position(), os.Stat))
 	}
 	sort.Slice(st.Files, func(i, j int) bool { return st.Files[i].Path < st.Files[j].Path })
 	b, err := spool.Inspect(filepath.Join(dir, "spool"))
@@ -77,9 +80,9 @@ func ReadStatus(name, dir string) Status {
 }
 
 // fileStatus compares a saved position with the file now under its path.
-func fileStatus(p position) FileStatus {
+func fileStatus(p position, stat func(string) (os.FileInfo, error)) FileStatus {
 	fs := FileStatus{Path: p.Path, Position: p.Offset, Size: -1}
-	fi, err := os.Stat(p.Path)
+	fi, err := stat(p.Path)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
 			fs.Error = err.Error()
@@ -98,14 +101,15 @@ func fileStatus(p position) FileStatus {
 // shipping times only a running flow knows.
 func (f *Flow) Status() Status {
 	st := Status{Name: f.cfg.Name, Dir: f.dir, Configured: true, Running: true, Files: []FileStatus{}}
-	f.mu.Lock()
-	for _, p := range f.durable {
-		st.Files = append(st.Files, fileStatus(p))
+	// Stat outside the positions' lock, which every record takes: a slow stat (many files,
+	// a hung network mount) must not stall the pipeline.
+	for _, p := range f.pos.files() {
+		st.Files = append(st.Files, fileStatus(p, f.stat))
 	}
-	f.mu.Unlock()
 	sort.Slice(st.Files, func(i, j int) bool { return st.Files[i].Path < st.Files[j].Path })
 	s := f.spool.Stats()
-	st.Spool = SpoolStatus{Bytes: s.Bytes, Segments: s.Segments, UnackedFrames: s.Unacked}
+	st.Spool = SpoolStatus{Bytes: s.Bytes, Segments: s.Segments, UnackedFrames: s.Unacked,
+		UnackedBytes: f.backlog.unacked(s.AckedThrough)}
 	if s.WriteError != "" {
 		st.Spool.WriteError, st.Spool.WriteErrorSince = s.WriteError, &s.WriteErrorSince
 	}

@@ -3,15 +3,19 @@ package flow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/shipper"
+	"github.com/kinship-agent/kinship/tailer"
 )
 
 type fakeDest struct {
@@ -76,7 +80,7 @@ flows:
 
 	waitFor(t, "the injected error in status", func() bool { return f.Status().LastError != "" })
 	st := f.Status()
-	if st.Spool.UnackedFrames == 0 || st.LastSend != nil || !strings.Contains(st.LastError, "injected") {
+	if st.Spool.UnackedFrames == 0 || st.Spool.UnackedBytes == 0 || st.LastSend != nil || !strings.Contains(st.LastError, "injected") {
 		t.Errorf("status while failing = %+v", st)
 	}
 	if ok, reason := f.Healthy(time.Now(), time.Hour); !ok {
@@ -96,6 +100,9 @@ flows:
 		st := f.Status()
 		return st.Spool.UnackedFrames == 0 && st.LastSend != nil
 	})
+	if st := f.Status(); st.Spool.UnackedBytes != 0 {
+		t.Errorf("unacked bytes with an empty backlog = %d", st.Spool.UnackedBytes)
+	}
 	if ok, reason := f.Healthy(time.Now().Add(time.Hour), time.Minute); !ok {
 		t.Errorf("unhealthy with an empty spool: %s", reason)
 	}
@@ -123,5 +130,95 @@ flows:
 	_ = fh.Close()
 	if fs := ReadStatus("t", state).Files[0]; fs.LagBytes != 5 {
 		t.Errorf("lag after 5 more bytes = %+v", fs)
+	}
+}
+
+// A /status poll must not stall the pipeline: with many files, or one on a hung network
+// mount, stat takes long, and lines keep flowing meanwhile.
+func TestStatusDoesNotBlockRecords(t *testing.T) {
+	f := testFlow(t, t.TempDir())
+	sk := sink{f: f}
+	for i := uint32(1); i <= 100; i++ {
+		sk.Open(&tailer.Source{Index: i, ID: tailer.FileID{Dev: 1, Ino: uint64(i)}, Path: fmt.Sprintf("/var/log/%d.log", i)}, 0)
+	}
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	f.stat = func(string) (os.FileInfo, error) {
+		once.Do(func() { close(entered) })
+		<-release
+		return nil, os.ErrNotExist
+	}
+	statusDone := make(chan Status, 1)
+	go func() { statusDone <- f.Status() }()
+	<-entered
+
+	recordsDone := make(chan error, 1)
+	go func() {
+		sk.Open(&tailer.Source{Index: 101, ID: tailer.FileID{Dev: 1, Ino: 101}, Path: "/var/log/new.log"}, 0)
+		recordsDone <- output{f: f, ctx: context.Background()}.Put(&aggregator.Record{PartitionKey: "k", Data: []byte("line"),
+			UserRecords: 1, Marks: []aggregator.Mark{{Source: 1, Offset: 5}, {Source: 101, Offset: 5}}})
+	}()
+	select {
+	case err := <-recordsDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("a record waited for a Status call stuck in stat")
+	}
+	close(release)
+	if st := <-statusDone; len(st.Files) < 100 {
+		t.Errorf("status lists %d files, want the 100 tracked", len(st.Files))
+	}
+}
+
+// /status reports the bytes waiting for the destination, as `kinship status` does from
+// disk: before and after a restart, and none once everything is acknowledged.
+func TestStatusCountsUnackedBytes(t *testing.T) {
+	dir := t.TempDir()
+	f := testFlow(t, dir)
+	sink{f: f}.Open(realSource(t, filepath.Join(t.TempDir(), "a.log")), 0)
+	out := output{f: f, ctx: context.Background()}
+	for _, off := range []int64{10, 20, 30} {
+		if err := out.Put(&aggregator.Record{PartitionKey: "k", Data: []byte(strings.Repeat("x", 1000)), UserRecords: 1,
+			Marks: []aggregator.Mark{{Source: 1, Offset: off}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := f.Status().Spool.UnackedBytes
+	if live < 3000 {
+		t.Fatalf("unacked bytes with 3 records of 1000 bytes waiting = %d", live)
+	}
+	if err := f.spool.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	g := testFlow(t, dir)
+	if got := g.Status().Spool.UnackedBytes; got != live {
+		t.Fatalf("unacked bytes after a restart = %d, want %d as before it", got, live)
+	}
+	src := spoolSource{g}
+	it, err := src.Next(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Ack(it.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.Status().Spool.UnackedBytes; got <= 0 || got >= live {
+		t.Errorf("unacked bytes with 2 of 3 records waiting = %d, want between 0 and %d", got, live)
+	}
+	for range 2 {
+		it, err := src.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Ack(it.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := g.Status().Spool.UnackedBytes; got != 0 {
+		t.Errorf("unacked bytes once everything is acknowledged = %d", got)
 	}
 }

@@ -1,0 +1,111 @@
+// Package flow runs one configured flow: tailer → aggregator → spool → shipper, and keeps
+// each file's read position durable together with the lines before it.
+//
+// # Lifecycle
+//
+//	f, err := flow.New(cfg, deps) // state dir, stale *.tmp swept, spool opened and recovered
+//	err = f.Run(ctx, once)        // restore, run until ctx ends (or, with once, until every
+//	                              // file is read and acknowledged), stop, save positions
+//	st := f.Status()              // any time, from any goroutine; Alive and Healthy likewise
+//	st = flow.ReadStatus(name, dir) // the same from disk, with or without a running agent
+//
+// Run in order: restore (positions.json, then the spool frames after it); the shipper starts
+// (so that what the spool holds from before leaves first); the aggregator; the tailer, given
+// the restored positions; the checkpoint loop. On stop: the tailer returns, the aggregator
+// seals and delivers what it holds (ShutdownGrace bounds a put waiting for spool room), the
+// spool is synced, the checkpoint loop stops and one last checkpoint saves the positions,
+// the shipper gets drainTimeout for requests in flight, and the spool closes. Every return,
+// a failed start included, waits for the shipper first.
+//
+// # The durability invariant
+//
+// A position is saved only once every line before it is durable in the spool. Each spool
+// frame (see Envelope below) carries, with its record, the positions it makes durable, so
+// the one fsync that makes the record durable makes them durable too. Those marks are low
+// watermarks: the aggregator gives, per file, the offset before which every line is in this
+// record or an earlier one, never just the end of the record's last line (with one aggregate
+// open per shard, a later line can be sealed before an earlier one).
+//
+// positions.json is a compaction of those marks, not a second source of truth: it holds
+// the positions of every frame up to its seq. The checkpoint loop (every CheckpointInterval,
+// 1 s) applies the marks of the frames the spool reports durable, in sequence order, and
+// saves the file (atomically: temp, fsync, rename, fsync dir) when something changed; only
+// then is the spool told (Spool.Checkpoint) that it may delete acknowledged segments up to
+// that seq (a failed save is logged and retried the next round). So every frame after the
+// snapshot is still on disk (unless when_full: drop_oldest deleted it, the operator's
+// explicit choice), and at start restore replays their marks over the snapshot: a crash
+// loses at most the last checkpoint interval of positions.json, never a position, and
+// re-reads nothing that reached the spool. A frame can be durable before its marks were
+// recorded (the spool commits in the background); the snapshot's seq then stays below it so
+// that replay still sees it.
+//
+// Positions of a file the tailer closes (deleted or rotated away and read to its end, or
+// truncated) are forgotten with their pending marks; positions of files no longer under
+// their path are handed to the tailer once at restore and left out of later snapshots.
+// Nothing is kept per closed file. A position carries the file's identity (device, inode)
+// and a fingerprint of its first bytes, so a reused inode is not taken for the old file.
+//
+// Delivery is at least once: the spool's read cursor moves only on the destination's
+// acknowledgement, so the records in flight when the agent died are sent again.
+//
+// # Goroutines
+//
+//   - Run's caller: restore, then the tailer's Run, which calls the sink (Open, Line, Close)
+//     and through it the aggregator's Add; then the stop sequence. Open and Close take the
+//     positions' lock; Line blocks when the aggregator does (backpressure).
+//   - The aggregator's goroutines: its age timer seals, hash workers, and one delivery
+//     goroutine that calls output.Put in sealing order: resolve the marks (positions' lock),
+//     compress (kinesis.compression), Spool.AppendShared (may block on a full spool until
+//     appendCtx ends, ShutdownGrace after the stop), then record the marks as pending under
+//     the frame's seq (positions' lock) and count its bytes (backlog's lock).
+//   - The shipper's goroutine reads the spool (spoolSource.Next: decode the envelope, keep
+//     the payload in shipped under shippedMu) and its MaxInFlight workers send and ack
+//     (spoolSource.Ack: Spool.Ack, health, backlog, and the frame buffer back to the free
+//     list). A shipper that fails stops the flow (stopFlow cancels Run's context). When it
+//     idles it sets shipperIdle and nudges the aggregator (idleAgg), so that a quiet flow
+//     ships at once and a put asks the spool for an early commit.
+//   - The checkpoint loop: Spool.Durable, positions.checkpoint (the lock for map work only,
+//     the file written outside it), Spool.Checkpoint; then it forgets acknowledged backlog
+//     and stores beat, the heartbeat Alive reads (a round wedged on a lock stops it).
+//   - The spool's own goroutine: group commits, ack frames, segment deletion.
+//   - Callers of Status, Healthy and Alive (the HTTP handlers): short locks only; Status
+//     copies the positions and stats the files outside the lock.
+//
+// Frame buffers go round through bufs, a bounded channel: put fills one, the spool's cache
+// hands the same slice to the shipper, the ack returns it. Contexts: Run's ctx (the stop,
+// or the shipper's failure), appendCtx (puts), shipCtx (the shipper; its requests get
+// drainTimeout more), ckptCtx (the checkpoint loop).
+//
+// # State directory (config.Config.FlowDir: <state_dir>/flows/<name>/)
+//
+//	positions.json   the snapshot of positions (below); written only through atomicfile
+//	*.tmp            a positions.json being written when the agent died; removed by New
+//	spool/           the spool (see package spool: LOCK, segments, .broken tails)
+//
+// # positions.json (version 1)
+//
+//	{"version": 1, "seq": 4711, "files": [
+//	  {"dev": 2049, "ino": 131, "fp_len": 1024, "fp_sum": 1234567, "path": "/var/log/app.log", "offset": 9000}]}
+//
+// seq: every spool frame with a sequence number up to it is reflected in files; the frames
+// after it are replayed on top at start. files, sorted by path: identity (dev, ino), the
+// fingerprint (FNV-64a of the first fp_len bytes; fp_len 0 matches any content), the path
+// last seen, and the offset before which every line is durable. Another version, or a file
+// that does not parse, stops the flow with an error naming the file (moved away, the flow
+// rebuilds what the frames still in the spool say).
+//
+// # Envelope (the payload of one spool frame, version 1)
+//
+//	version    byte 1
+//	userRecs   uvarint: lines in the record
+//	pk         uvarint length + partition key
+//	ehk        uvarint length + explicit hash key (empty: none)
+//	marks      uvarint count, then per mark: dev, ino, fpLen uvarint; fpSum 8 bytes little
+//	           endian; offset uvarint; path uvarint length + bytes
+//	data       the rest: the destination record (KPL aggregate, or one line), compressed
+//	           when kinesis.compression is set
+//
+// Lengths and counts are bounded before anything is allocated. A frame whose envelope does
+// not decode was written by an incompatible agent: restore skips its marks (logged), the
+// shipper skips and acks it (counted in SpoolCorrupt, logged).
+package flow

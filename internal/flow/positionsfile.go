@@ -1,0 +1,85 @@
+package flow
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"syscall"
+
+	"github.com/kinship-agent/kinship/internal/atomicfile"
+	"github.com/kinship-agent/kinship/tailer"
+)
+
+type position = tailer.Position
+
+// positionsFile is the compacted snapshot of the positions carried by spool frames: every
+// frame with Seq <= Seq is reflected in Files. The frames after Seq are still in the spool
+// (the spool keeps them until told about this snapshot), so startup replays them on top.
+type positionsFile struct {
+	Version int             `json:"version"`
+	Seq     uint64          `json:"seq"`
+	Files   []savedPosition `json:"files"`
+}
+
+type savedPosition struct {
+	Dev    uint64 `json:"dev"`
+	Ino    uint64 `json:"ino"`
+	FPLen  uint32 `json:"fp_len"`
+	FPSum  uint64 `json:"fp_sum"`
+	Path   string `json:"path"`
+	Offset int64  `json:"offset"`
+}
+
+func loadPositions(path string) (positionsFile, bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return positionsFile{}, false, nil
+	}
+	if err != nil {
+		return positionsFile{}, false, fmt.Errorf("flow: read positions %s: %w", path, err)
+	}
+	var pf positionsFile
+	if err := json.Unmarshal(b, &pf); err != nil {
+		return positionsFile{}, false, fmt.Errorf("flow: positions %s is corrupt (%w); move it away to re-read files from their stored spool state", path, err)
+	}
+	if pf.Version != 1 {
+		return positionsFile{}, false, fmt.Errorf("flow: positions %s has version %d, this agent reads 1", path, pf.Version)
+	}
+	return pf, true, nil
+}
+
+func savePositions(path string, seq uint64, m map[tailer.FileID]position) error {
+	pf := positionsFile{Version: 1, Seq: seq, Files: make([]savedPosition, 0, len(m))}
+	for _, p := range m {
+		pf.Files = append(pf.Files, savedPosition{Dev: p.ID.Dev, Ino: p.ID.Ino, FPLen: p.Fingerprint.Len,
+			FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset})
+	}
+	sort.Slice(pf.Files, func(i, j int) bool { return pf.Files[i].Path < pf.Files[j].Path })
+	b, err := json.MarshalIndent(pf, "", " ")
+	if err != nil {
+		return fmt.Errorf("flow: encode positions: %w", err)
+	}
+	return atomicfile.Write(path, b, 0o600)
+}
+
+func (s savedPosition) position() position {
+	return position{ID: tailer.FileID{Dev: s.Dev, Ino: s.Ino},
+		Fingerprint: tailer.Fingerprint{Len: s.FPLen, Sum: s.FPSum}, Path: s.Path, Offset: s.Offset}
+}
+
+// stillThere reports whether the file a stored position names still exists under its last
+// known path with the same inode. Positions of files that are gone would otherwise be carried
+// from snapshot to snapshot forever.
+func stillThere(p position) bool {
+	fi, err := os.Stat(p.Path)
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return true
+	}
+	return uint64(st.Dev) == p.ID.Dev && uint64(st.Ino) == p.ID.Ino
+}
