@@ -10,15 +10,18 @@ import (
 )
 
 // ShardLocator tells which shard a partition key goes to: id names the shard and ehk is the
-// explicit hash key that sends a record to it. ok is false while the stream's shards are not
-// known; lines then share one aggregate and the shipper splits it before sending.
+// explicit hash key that sends a record to it, under the shard map of version version. ok is
+// false while the stream's shards are not known; lines then share one aggregate and the
+// shipper splits it before sending. internal/shardmap's Map is the one implementation.
 //
-// Version changes whenever the shards do; the aggregator then seals every open aggregate
+// The version changes whenever the shards do; the aggregator then seals every open aggregate
 // before packing on, so that a key's lines packed for a parent shard cannot be overtaken by
-// its lines packed for the child.
+// its lines packed for the child. Shard and version come from one call, so that they are
+// read from the same map: a refresh between two calls would pack a line for the child shard
+// while the parent's aggregate, holding the key's earlier lines, stays open and may be
+// sealed after it.
 type ShardLocator interface {
-	Locate(pk string) (id, ehk string, ok bool)
-	Version() uint64
+	Locate(pk string) (id, ehk string, version uint64, ok bool)
 }
 
 // KeyedOptions configure a Sharded aggregator.
@@ -134,11 +137,12 @@ func (a *Sharded) add(source uint32, line []byte, end int64) {
 	pk := a.lineKey(line)
 	shard, ehk := "", ""
 	if a.shard != nil {
-		if v := a.shard.Version(); v != a.version {
+		id, e, v, ok := a.shard.Locate(pk)
+		if v != a.version {
 			a.sealAll()
 			a.version = v
 		}
-		if id, e, ok := a.shard.Locate(pk); ok {
+		if ok {
 			shard, ehk = id, e
 		}
 	} else {

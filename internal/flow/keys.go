@@ -6,7 +6,6 @@ import (
 
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
-	"github.com/kinship-agent/kinship/internal/shardmap"
 	"github.com/kinship-agent/kinship/shipper"
 )
 
@@ -36,7 +35,7 @@ func (f *Flow) newAggregator(ctx context.Context, out aggregator.Output) (lineAg
 		if err != nil {
 			f.log.Warn("shard map not known yet; packing per shard starts once it is", "err", err)
 		}
-		ko.Shards = shardLocator{m}
+		ko.Shards = m
 	}
 	return aggregator.NewSharded(ko, out)
 }
@@ -59,24 +58,6 @@ func lineKeyFunc(cfg config.Flow) aggregator.KeyFunc {
 // KeysFromLines reports whether a flow takes partition keys from its lines (and so needs a
 // shard map).
 func KeysFromLines(cfg config.Flow) bool { return lineKeyFunc(cfg) != nil }
-
-// shardLocator adapts the shard map to the aggregator.
-type shardLocator struct{ m *shardmap.Map }
-
-func (l shardLocator) Version() uint64 {
-	if s := l.m.Current(); s != nil {
-		return s.Version
-	}
-	return 0
-}
-
-func (l shardLocator) Locate(pk string) (id, ehk string, ok bool) {
-	sh := l.m.Locate(pk)
-	if sh == nil {
-		return "", "", false
-	}
-	return sh.ID, sh.StartKey, true
-}
 
 // shardRouter is what the shipper keeps per-shard order by, for a flow whose keys come from
 // the lines and that has a shard map (the records of one key then go to one shard, in the
