@@ -83,10 +83,13 @@ func newAggregator(opts Options, out Output, hostname func() (string, error)) (*
 	if a.keys, err = newKeySource(c.opts.PartitionKey, hostname); err != nil {
 		return nil, err
 	}
-	a.limit = c.opts.MaxRecordBytes - a.keys.maxLen()
+	a.limit = MaxUserRecordBytes(c.opts.MaxRecordBytes, a.keys.maxLen())
 	if a.limit < 1 {
 		return nil, fmt.Errorf("aggregator: max record bytes %d leaves no room for data after a %d-byte partition key",
 			c.opts.MaxRecordBytes, a.keys.maxLen())
+	}
+	if err := c.setLineLimit(a.limit); err != nil {
+		return nil, err
 	}
 	a.nslots = c.opts.Workers + 3
 	a.free = make(chan *slot, a.nslots)
@@ -104,14 +107,9 @@ func (a *Aggregator) start() {
 	go a.deliverLoop()
 }
 
-// add packs line, sealing the open aggregate first when line would not fit in it.
+// add packs line, sealing the open aggregate first when line would not fit in it. A line of
+// up to limit bytes fits a record of its own, plain.
 func (a *Aggregator) add(source uint32, line []byte, end int64) {
-	if len(line) > a.limit {
-		line = line[:a.limit]
-		if m := a.opts.Metrics; m != nil && m.LinesTruncated != nil {
-			m.LinesTruncated.Inc()
-		}
-	}
 	rs := recordSize(len(line))
 	if s := a.cur; s != nil && len(s.buf)+rs+checksumLen > a.limit {
 		a.seal()

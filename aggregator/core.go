@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -41,6 +42,12 @@ type core struct {
 	closed bool
 	hungry bool // Nudge was called and no aggregate has been sealed since (per strategy)
 	timer  *time.Timer
+
+	lineLimit int // the longest line that fits a record: longer ones are cut (MaxLineBytes)
+	log       *slog.Logger
+	cutBuf    []byte // a cut line with its terminator, until the packer copied it
+	cutLogged time.Time
+	cutSince  int // lines cut since cutLogged
 
 	err       atomic.Pointer[error] // the first error from Put; sticky
 	stop      chan struct{}
@@ -79,10 +86,64 @@ func newCore(opts Options, out Output) (*core, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &core{out: out, opts: opts, stop: make(chan struct{}), nudge: make(chan struct{}, 1)}
+	c := &core{out: out, opts: opts, log: opts.Logger, stop: make(chan struct{}), nudge: make(chan struct{}, 1)}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
 	c.timer = time.NewTimer(time.Hour)
 	c.timer.Stop()
 	return c, nil
+}
+
+// setLineLimit sets the longest line the packer takes whole; the terminator must leave room
+// for data.
+func (c *core) setLineLimit(n int) error {
+	if t := len(c.opts.TruncatedTerminator); t >= n {
+		return fmt.Errorf("aggregator: truncated record terminator of %d bytes leaves no room for data in lines of at most %d bytes", t, n)
+	}
+	c.lineLimit = n
+	return nil
+}
+
+// MaxLineBytes is the longest line that fits a record whole: longer lines are cut to it,
+// ending with TruncatedTerminator. The flow gives it to the tailer as its line limit (when
+// it is below max_line_bytes), so that the one cut is the tailer's.
+func (c *core) MaxLineBytes() int { return c.lineLimit }
+
+// MaxUserRecordBytes is how many data bytes one Kinesis record of maxRecordBytes holds next
+// to a partition key of keyLen bytes (a random key is RandomKeyBytes long): Kinesis counts
+// data and key against the limit. It is the longest line an Aggregator packs whole (alone,
+// a line goes plain).
+func MaxUserRecordBytes(maxRecordBytes, keyLen int) int { return maxRecordBytes - keyLen }
+
+// MaxKeyedUserRecordBytes is the longest line a Sharded aggregator packs whole in records of
+// maxRecordBytes, whatever its key: room is kept for a key of the largest size twice (the
+// record's partition key and the key table entry) and the aggregate's framing.
+func MaxKeyedUserRecordBytes(maxRecordBytes int) int {
+	const maxKeyEntry = 1 + 2 + maxPartitionKeyLen // tag, length, key
+	return maxRecordBytes - maxPartitionKeyLen - magicLen - checksumLen - maxKeyEntry - 16
+}
+
+// RandomKeyBytes is the length of a random partition key.
+const RandomKeyBytes = randomKeyLen
+
+// cutLogEvery spaces the warnings that lines are being cut.
+const cutLogEvery = time.Minute
+
+// cut shortens a line that does not fit a record to lineLimit, the terminator included;
+// counted, and logged at most once per cutLogEvery. The result is valid until the next cut.
+func (c *core) cut(line []byte) []byte {
+	term := c.opts.TruncatedTerminator
+	c.cutBuf = append(append(c.cutBuf[:0], line[:c.lineLimit-len(term)]...), term...)
+	if m := c.opts.Metrics; m != nil && m.LinesTruncated != nil {
+		m.LinesTruncated.Inc()
+	}
+	c.cutSince++
+	if now := time.Now(); now.Sub(c.cutLogged) >= cutLogEvery {
+		c.log.Warn("aggregator: lines longer than a record holds are being cut", "limit", c.lineLimit, "lines_cut", c.cutSince)
+		c.cutLogged, c.cutSince = now, 0
+	}
+	return c.cutBuf
 }
 
 // run starts the strategy's goroutines and the age goroutine.
@@ -94,7 +155,7 @@ func (c *core) run(p packer) {
 }
 
 // Add appends a copy of line, from source, whose end in that source is end. A line that
-// cannot fit in a record even on its own is truncated (and counted), never dropped.
+// cannot fit in a record even on its own is cut (counted, logged), never dropped.
 func (c *core) Add(source uint32, line []byte, end int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -103,6 +164,9 @@ func (c *core) Add(source uint32, line []byte, end int64) error {
 	}
 	if errp := c.err.Load(); errp != nil {
 		return *errp
+	}
+	if len(line) > c.lineLimit {
+		line = c.cut(line)
 	}
 	c.p.add(source, line, end)
 	return nil

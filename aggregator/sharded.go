@@ -123,6 +123,9 @@ func newSharded(opts KeyedOptions, out Output, hostname func() (string, error)) 
 	if a.keys, err = newKeySource(opts.Fallback, hostname); err != nil {
 		return nil, fmt.Errorf("%w (the fallback of keys taken from the lines)", err)
 	}
+	if err := c.setLineLimit(MaxKeyedUserRecordBytes(c.opts.MaxRecordBytes)); err != nil {
+		return nil, err
+	}
 	c.run(a)
 	return a, nil
 }
@@ -149,15 +152,10 @@ func (a *Sharded) add(source uint32, line []byte, end int64) {
 		shard = pk // no map: aggregates of one key each (still valid for consumers)
 	}
 	// The largest this record may be: the outer partition key (up to maxPartitionKeyLen) and
-	// a new key table entry count against MaxRecordBytes.
+	// a new key table entry count against MaxRecordBytes. core.Add cut line to what fits
+	// (MaxKeyedUserRecordBytes).
 	limit := a.opts.MaxRecordBytes - maxPartitionKeyLen
 	keyCost := 1 + protowire.SizeVarint(uint64(len(pk))) + len(pk)
-	if max := limit - magicLen - checksumLen - keyCost - 16; len(line) > max {
-		line = line[:max]
-		if m := a.opts.Metrics; m != nil && m.LinesTruncated != nil {
-			m.LinesTruncated.Inc()
-		}
-	}
 	b := a.open[shard]
 	if b != nil {
 		grow := recordSizeIdx(len(b.keys), len(line))

@@ -14,7 +14,8 @@ import (
 type lineAggregator interface {
 	Add(source uint32, line []byte, end int64) error
 	Close() error
-	Nudge() // the shipper is idle: seal open aggregates early
+	Nudge()            // the shipper is idle: seal open aggregates early
+	MaxLineBytes() int // the longest line that fits a record: the tailer's effective line limit
 }
 
 // shardMapWait bounds how long a flow waits for the first shard map at start; without one it
@@ -23,6 +24,7 @@ const shardMapWait = 10 * time.Second
 
 func (f *Flow) newAggregator(ctx context.Context, out aggregator.Output) (lineAggregator, error) {
 	opts := aggregatorOptions(f.cfg, f.deps.Metrics)
+	opts.Logger = f.log
 	key := lineKeyFunc(f.cfg)
 	if key == nil {
 		return aggregator.New(opts, out)
