@@ -38,6 +38,13 @@
 // open aggregates. A fixed key, or the fallback of keys from the lines, follows one rule
 // (CheckPartitionKey): valid UTF-8 of 1 to 256 bytes, refused otherwise, never cut.
 //
+// Long lines: MaxLineBytes is the longest line a record holds whole (the record limit minus
+// the partition key, and for Sharded the largest key table entry and framing). The flow
+// gives it to the tailer as its line limit, so the tailer makes the one cut, with the
+// truncated record terminator, and counts it once. A line that grew after the tailer is cut
+// here the same way (terminator, kinship_lines_truncated_total, a warning at most once a
+// minute); a line that fits is never cut.
+//
 // Positions: the aggregator knows nothing of files. Each line comes with an opaque source
 // number and the offset just after it; a sealed Record carries, per source, the offset after
 // the last of its lines in this record or an earlier one (a low watermark: only one aggregate
