@@ -2,16 +2,7 @@ package aggregator
 
 import (
 	"crypto/md5"
-	crand "crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"math/rand/v2"
-	"os"
-	"runtime"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -23,9 +14,7 @@ const (
 	defaultIdleAge        = 20 * time.Millisecond
 	maxPartitionKeyLen    = 256 // Kinesis's limit, in Unicode characters; kept in bytes here to be safe
 
-	// randomKeyLen is the length of a random partition key: 128 random bits in hex, so that
-	// Kinesis's MD5 of the key falls anywhere in the hash key space.
-	randomKeyLen = 32
+	randomKeyLen = 32 // 128 random bits in hex (keySource.next)
 
 	// One-byte protobuf tags of the fields the packer writes by hand.
 	tagRecords = byte(fieldRecords)<<3 | byte(protowire.BytesType)
@@ -33,7 +22,8 @@ const (
 	tagData    = byte(fieldData)<<3 | byte(protowire.BytesType)
 )
 
-// Aggregator packs lines into Kinesis records.
+// Aggregator packs lines into Kinesis records, all of one aggregate under one partition key
+// (random, host or fixed): one aggregate is open at a time.
 //
 // Concurrency: Add is called from one goroutine. An age timer goroutine seals the open
 // aggregate when it gets old; the two share the open aggregate under a mutex held for the
@@ -45,36 +35,23 @@ const (
 // (backpressure). If Put blocks forever, so do Add, Flush and Close: the owner of the Output
 // must cancel it (its context) to unblock them.
 type Aggregator struct {
-	out       Output
-	opts      Options
-	limit     int // MaxRecordBytes minus the partition key length: the cap on a record's Data
-	pkLen     int
-	fixedPK   string // "" for random keys
-	nslots    int
-	metricsOn bool
+	*core
+	keys   keySource
+	limit  int // MaxRecordBytes minus the partition key length: the cap on a record's Data
+	nslots int
 
-	// Guarded by mu.
-	mu     sync.Mutex
+	// Guarded by core.mu.
 	cur    *slot
-	closed bool
-	rng    *rand.ChaCha8
-	timer  *time.Timer
 	openAt time.Time
-	nalloc int  // slots allocated so far, at most nslots
-	hungry bool // Nudge was called and no aggregate has been sealed since
-	seenN  int  // lines in the open aggregate when checkAge last let it fill on
+	nalloc int // slots allocated so far, at most nslots
+	seenN  int // lines in the open aggregate when checkAge last let it fill on
 
 	free  chan *slot // slots ready to fill
 	work  chan *slot // sealed aggregates to hash
 	order chan *slot // sealed records (and flush barriers) in sealing order
-
-	err       atomic.Pointer[error] // the first error from Put; sticky
-	stop      chan struct{}
-	nudge     chan struct{} // Nudge → ageLoop
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
 }
+
+var _ packer = (*Aggregator)(nil)
 
 // slot is one record buffer travelling filler → worker → deliverer → free list.
 type slot struct {
@@ -94,95 +71,45 @@ type slot struct {
 
 // New returns a running Aggregator that delivers sealed records to out.
 func New(opts Options, out Output) (*Aggregator, error) {
-	if out == nil {
-		return nil, errors.New("aggregator: nil output")
+	return newAggregator(opts, out, osHostname)
+}
+
+func newAggregator(opts Options, out Output, hostname func() (string, error)) (*Aggregator, error) {
+	c, err := newCore(opts, out)
+	if err != nil {
+		return nil, err
 	}
-	if opts.MaxRecordBytes <= 0 {
-		opts.MaxRecordBytes = defaultMaxRecordBytes
+	a := &Aggregator{core: c}
+	if a.keys, err = newKeySource(c.opts.PartitionKey, hostname); err != nil {
+		return nil, err
 	}
-	if opts.MaxRecords < 0 {
-		return nil, fmt.Errorf("aggregator: max records %d is negative", opts.MaxRecords)
-	}
-	if opts.MaxAge <= 0 {
-		opts.MaxAge = defaultMaxAge
-	}
-	if opts.IdleAge <= 0 {
-		opts.IdleAge = defaultIdleAge
-	}
-	opts.IdleAge = min(opts.IdleAge, opts.MaxAge)
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
-	a := &Aggregator{out: out, opts: opts}
-	switch opts.PartitionKey {
-	case "", "random":
-		a.pkLen = randomKeyLen
-		var seed [32]byte
-		if _, err := crand.Read(seed[:]); err != nil {
-			return nil, fmt.Errorf("aggregator: seed random partition keys: %w", err)
-		}
-		a.rng = rand.NewChaCha8(seed)
-	case "host":
-		h, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("aggregator: partition key from host name: %w", err)
-		}
-		if h == "" {
-			return nil, errors.New("aggregator: partition key from host name: empty host name")
-		}
-		a.fixedPK = h
-	default:
-		a.fixedPK = opts.PartitionKey
-	}
-	if a.fixedPK != "" {
-		a.pkLen = len(a.fixedPK)
-		if a.pkLen > maxPartitionKeyLen {
-			return nil, fmt.Errorf("aggregator: partition key of %d bytes is longer than Kinesis's %d", a.pkLen, maxPartitionKeyLen)
-		}
-	}
-	a.limit = opts.MaxRecordBytes - a.pkLen
+	a.limit = MaxUserRecordBytes(c.opts.MaxRecordBytes, a.keys.maxLen())
 	if a.limit < 1 {
 		return nil, fmt.Errorf("aggregator: max record bytes %d leaves no room for data after a %d-byte partition key",
-			opts.MaxRecordBytes, a.pkLen)
+			c.opts.MaxRecordBytes, a.keys.maxLen())
 	}
-	a.opts = opts
-	a.metricsOn = opts.Metrics != nil && opts.Metrics.LinesTruncated != nil
-	a.nslots = opts.Workers + 3
+	if err := c.setLineLimit(a.limit); err != nil {
+		return nil, err
+	}
+	a.nslots = c.opts.Workers + 3
 	a.free = make(chan *slot, a.nslots)
 	a.work = make(chan *slot, a.nslots)
 	a.order = make(chan *slot, 2*a.nslots)
-	a.stop = make(chan struct{})
-	a.nudge = make(chan struct{}, 1)
-	a.timer = time.NewTimer(time.Hour)
-	a.timer.Stop()
-
-	a.wg.Add(opts.Workers + 2)
-	for range opts.Workers {
-		go a.hashLoop()
-	}
-	go a.deliverLoop()
-	go a.ageLoop()
+	c.run(a)
 	return a, nil
 }
 
-// Add appends a copy of line, from source, whose end in that source is end. It seals the
-// open aggregate first when line would not fit in it. A line that cannot fit in a record
-// even on its own is truncated (and counted), never dropped.
-func (a *Aggregator) Add(source uint32, line []byte, end int64) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return ErrClosed
+func (a *Aggregator) start() {
+	a.wg.Add(a.opts.Workers + 1)
+	for range a.opts.Workers {
+		go a.hashLoop()
 	}
-	if errp := a.err.Load(); errp != nil {
-		return *errp
-	}
-	if len(line) > a.limit {
-		line = line[:a.limit]
-		if a.metricsOn {
-			a.opts.Metrics.LinesTruncated.Inc()
-		}
-	}
+	go a.deliverLoop()
+}
+
+// add packs line, sealing the open aggregate first when line would not fit in it. A line of
+// up to limit bytes fits a record of its own, plain.
+func (a *Aggregator) add(source uint32, line []byte, end int64) {
 	rs := recordSize(len(line))
 	if s := a.cur; s != nil && len(s.buf)+rs+checksumLen > a.limit {
 		a.seal()
@@ -209,7 +136,6 @@ func (a *Aggregator) Add(source uint32, line []byte, end int64) error {
 	if !a.opts.Aggregate || s.n == a.opts.MaxRecords || len(s.buf)+checksumLen > a.limit {
 		a.seal()
 	}
-	return nil
 }
 
 // recordSize is the encoded size of AggregatedRecord.records holding a line of n bytes.
@@ -266,15 +192,7 @@ func (a *Aggregator) open() *slot {
 			s = <-a.free
 		}
 	}
-	s.pk = a.fixedPK
-	if a.rng != nil {
-		var k [randomKeyLen / 2]byte
-		var b [randomKeyLen]byte
-		binary.LittleEndian.PutUint64(k[:8], a.rng.Uint64())
-		binary.LittleEndian.PutUint64(k[8:], a.rng.Uint64())
-		hex.Encode(b[:], k[:])
-		s.pk = string(b[:]) // the one allocation per record; it is small
-	}
+	s.pk = a.keys.next()
 	s.buf = append(s.buf[:0], magic[:]...)
 	s.buf = protowire.AppendTag(s.buf, fieldPKTable, protowire.BytesType)
 	s.buf = protowire.AppendString(s.buf, s.pk)
@@ -291,35 +209,33 @@ func (a *Aggregator) open() *slot {
 	return s
 }
 
-// timed says whether aggregates wait for more lines at all (else each line is sealed at once).
-func (a *Aggregator) timed() bool { return a.opts.Aggregate && a.opts.MaxRecords != 1 }
-
-// Nudge tells the aggregator that its consumer is idle: nothing to send, nothing in flight.
-// The open aggregate (or the next one) is then sealed as soon as it is IdleAge old instead of
-// MaxAge, so that at low rates a line leaves within a few tens of milliseconds. It is not
-// sealed early while lines arrive fast enough to fill it before MaxAge: at high rates records
-// stay full. As the consumer is busy again once it has the record, early seals come at most
-// once per round trip of the consumer, never in a tight loop of tiny records.
-// Safe for concurrent use and never blocks (Add may hold the lock while it waits for Put:
-// the age goroutine does the work); calling it again before a seal changes nothing.
-func (a *Aggregator) Nudge() {
-	select {
-	case a.nudge <- struct{}{}:
-	default:
+// nudged starts the early seal of the open aggregate, if any. At high rates it is not sealed
+// early while lines arrive fast enough to fill it before MaxAge: records stay full.
+func (a *Aggregator) nudged(now time.Time) {
+	if a.cur != nil && a.timed() {
+		a.checkAge(now)
 	}
 }
 
-// nudged is Nudge's work, on the age goroutine.
-func (a *Aggregator) nudged() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed || a.hungry {
-		return
+// tick is the age timer's work.
+func (a *Aggregator) tick(now time.Time) {
+	if a.cur != nil {
+		a.checkAge(now)
 	}
-	a.hungry = true
-	if a.cur != nil && a.timed() {
-		a.checkAge(time.Now())
+}
+
+// sealAll seals the open aggregate.
+func (a *Aggregator) sealAll() {
+	if a.cur != nil {
+		a.seal()
 	}
+}
+
+func (a *Aggregator) barrier(done chan struct{}) { a.order <- &slot{barrier: done} }
+
+func (a *Aggregator) shut() {
+	close(a.work)
+	close(a.order)
 }
 
 // checkAge seals the open aggregate when it is due, or sets the timer for when it may be.
@@ -387,13 +303,7 @@ func (a *Aggregator) deliverLoop() {
 		if s.needHash {
 			<-s.hashed
 		}
-		// After a failed Put, later records are dropped: the caller stops on the error and
-		// their lines are read again after a restart (positions never passed them).
-		if a.err.Load() == nil {
-			if err := a.out.Put(&s.rec); err != nil {
-				a.fail(err)
-			}
-		}
+		a.put(&s.rec)
 		s.rec = Record{}
 		s.n = 0
 		s.marks = s.marks[:0]
@@ -401,77 +311,4 @@ func (a *Aggregator) deliverLoop() {
 		s.lastSrc = 0
 		a.free <- s
 	}
-}
-
-// fail records the first error from Put. Kept out of deliverLoop so that the error
-// variable there is not moved to the heap on every record.
-func (a *Aggregator) fail(err error) {
-	err = fmt.Errorf("aggregator: put record: %w", err)
-	a.err.CompareAndSwap(nil, &err)
-}
-
-// ageLoop seals an aggregate MaxAge after its first line (or IdleAge after, see Nudge),
-// whether or not Add is called.
-func (a *Aggregator) ageLoop() {
-	defer a.wg.Done()
-	for {
-		select {
-		case <-a.stop:
-			return
-		case <-a.nudge:
-			a.nudged()
-			continue
-		case <-a.timer.C:
-		}
-		a.mu.Lock()
-		if a.cur != nil && !a.closed {
-			// The timer may have fired for an aggregate that a full buffer already sealed.
-			a.checkAge(time.Now())
-		}
-		a.mu.Unlock()
-	}
-}
-
-// Flush seals the open aggregate and returns once Put has returned for every record sealed
-// so far, with the first error Put returned, if any.
-func (a *Aggregator) Flush() error {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return ErrClosed
-	}
-	if a.cur != nil {
-		a.seal()
-	}
-	done := make(chan struct{})
-	a.order <- &slot{barrier: done}
-	a.mu.Unlock()
-	<-done
-	if errp := a.err.Load(); errp != nil {
-		return *errp
-	}
-	return nil
-}
-
-// Close seals the open aggregate, delivers everything and stops the goroutines. It returns
-// the first error Put returned, if any. Calling it again returns the same.
-func (a *Aggregator) Close() error {
-	a.closeOnce.Do(func() {
-		a.mu.Lock()
-		a.closed = true
-		if a.cur != nil {
-			a.seal()
-		}
-		a.timer.Stop()
-		close(a.stop)
-		// Every sender holds mu and checks closed first, so nothing is sent after this.
-		close(a.work)
-		close(a.order)
-		a.mu.Unlock()
-		a.wg.Wait()
-		if errp := a.err.Load(); errp != nil {
-			a.closeErr = *errp
-		}
-	})
-	return a.closeErr
 }

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/kinship-agent/kinship/internal/metrics"
@@ -39,6 +40,13 @@ type Options struct {
 	Aggregate      bool          // false: every line is its own plain record
 	Workers        int           // goroutines computing MD5 of sealed aggregates [GOMAXPROCS]
 	Metrics        *metrics.Flow // LinesTruncated is counted here; nil allowed in tests
+	Logger         *slog.Logger  // says (rate-limited) that lines are being cut; nil: discard
+
+	// TruncatedTerminator ends a line cut because it does not fit in a record (see
+	// MaxLineBytes), within the limit. The flow gives the tailer MaxLineBytes as its line
+	// limit, so the tailer makes that cut; the aggregator cuts only lines that grew after
+	// the tailer (add_metadata, processing), the same way.
+	TruncatedTerminator string
 
 	// IdleAge: after Nudge (the consumer is idle), the open aggregate is sealed once it is
 	// this old, unless it fills fast enough to be full before MaxAge [20ms; capped at MaxAge].

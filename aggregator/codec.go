@@ -120,6 +120,40 @@ func DecodeAggregate(data []byte) ([]UserRecord, error) {
 	return recs, nil
 }
 
+// errStopWalk ends a walk early; never returned to callers.
+var errStopWalk = errors.New("aggregator: stop walk")
+
+// KeyTables reads the key tables of an aggregate without checking its MD5 or decoding its
+// records: the cheap look a router takes at every record (the full, checked decode is
+// DecodeAggregate). fn gets each table entry in the order written, explicit telling the
+// explicit hash key table from the partition key table, and ends the walk by returning
+// false. The error says data is not an aggregate whose fields can be walked. key aliases data.
+func KeyTables(data []byte, fn func(key []byte, explicit bool) bool) error {
+	if !HasMagic(data) {
+		return fmt.Errorf("aggregator: key tables: offset 0: %w", ErrNotAggregate)
+	}
+	if len(data) < magicLen+checksumLen {
+		return fmt.Errorf("aggregator: key tables: offset %d: %w: record of %d bytes has no room for the checksum",
+			magicLen, ErrMalformed, len(data))
+	}
+	err := walk(data[magicLen:len(data)-checksumLen], magicLen, func(num protowire.Number, typ protowire.Type, v []byte, off int) error {
+		if num != fieldPKTable && num != fieldEHKTable {
+			return nil
+		}
+		if typ != protowire.BytesType {
+			return fmt.Errorf("offset %d: %w: field %d has wire type %d, want length-delimited", off, ErrMalformed, num, typ)
+		}
+		if !fn(v, num == fieldEHKTable) {
+			return errStopWalk
+		}
+		return nil
+	})
+	if err != nil && err != errStopWalk {
+		return fmt.Errorf("aggregator: key tables: %w", err)
+	}
+	return nil
+}
+
 // walk calls fn for every field of a protobuf message in b (base is b's offset in the
 // record, for error messages). v is the field's payload: the bytes of a length-delimited
 // field, nil otherwise; off is the offset of the payload. Group fields are skipped whole.

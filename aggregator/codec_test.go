@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/md5"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -167,5 +168,37 @@ func TestPackerMatchesEncoder(t *testing.T) {
 	recs := c.records()
 	if len(recs) != 1 || !bytes.Equal(recs[0].Data, EncodeAggregate("fixed", "", datas)) {
 		t.Fatalf("packer and EncodeAggregate disagree")
+	}
+}
+
+// KeyTables reads both tables of what the encoder writes, in order, stops when asked, and
+// refuses what is not an aggregate.
+func TestKeyTables(t *testing.T) {
+	data := EncodeUserRecords(nil, []UserRecord{
+		{PartitionKey: "a", Data: []byte("1")},
+		{PartitionKey: "b", ExplicitHashKey: "42", Data: []byte("2")},
+		{PartitionKey: "a", Data: []byte("3")},
+	})
+	var got []string
+	if err := KeyTables(data, func(k []byte, explicit bool) bool {
+		got = append(got, fmt.Sprintf("%s/%v", k, explicit))
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, " ") != "a/false b/false 42/true" {
+		t.Errorf("tables %v, want a/false b/false 42/true", got)
+	}
+	n := 0
+	if err := KeyTables(data, func([]byte, bool) bool { n++; return false }); err != nil || n != 1 {
+		t.Errorf("stopped walk: %d calls, err %v; want 1 call, nil", n, err)
+	}
+	if err := KeyTables([]byte("plain line"), func([]byte, bool) bool { return true }); !errors.Is(err, ErrNotAggregate) {
+		t.Errorf("plain line: err %v, want ErrNotAggregate", err)
+	}
+	bad := append(append([]byte{}, magic[:]...), 0x0a, 0x7f, 'x') // a key table entry longer than the record
+	bad = append(bad, make([]byte, checksumLen)...)
+	if err := KeyTables(bad, func([]byte, bool) bool { return true }); !errors.Is(err, ErrMalformed) {
+		t.Errorf("truncated table entry: err %v, want ErrMalformed", err)
 	}
 }

@@ -26,12 +26,24 @@
 // line leaves within tens of milliseconds at low rates, and records stay full at high rates;
 // early seals come at most once per round trip of the consumer.
 //
-// Keys from the lines: Sharded (sharded.go) is the packer for flows whose partition keys
-// are taken from each line (JSONFieldKey, RegexKey in keys.go). Like the KPL, it keeps one
-// open aggregate per shard of the stream (a ShardLocator says which), packs only lines bound
-// for that shard into it with their own keys in the partition key table, and sets the
-// shard's starting hash key as the record's ExplicitHashKey; its marks are low watermarks
-// over all open aggregates. Aggregator (below) is the packer for random, host and fixed keys.
+// Two packers, one core: core.go holds what both share (options and their defaults, the
+// partition key source, the lock, the age timer and its goroutine, Nudge, Flush, Close and
+// the first Put error); each packer is a packing strategy behind the small packer interface.
+// Aggregator (aggregator.go) is the packer for random, host and fixed keys: one aggregate
+// open at a time. Sharded (sharded.go) is the packer for flows whose partition keys are
+// taken from each line (JSONFieldKey, RegexKey in keys.go). Like the KPL, it keeps one open
+// aggregate per shard of the stream (a ShardLocator says which), packs only lines bound for
+// that shard into it with their own keys in the partition key table, and sets the shard's
+// starting hash key as the record's ExplicitHashKey; its marks are low watermarks over all
+// open aggregates. A fixed key, or the fallback of keys from the lines, follows one rule
+// (CheckPartitionKey): valid UTF-8 of 1 to 256 bytes, refused otherwise, never cut.
+//
+// Long lines: MaxLineBytes is the longest line a record holds whole (the record limit minus
+// the partition key, and for Sharded the largest key table entry and framing). The flow
+// gives it to the tailer as its line limit, so the tailer makes the one cut, with the
+// truncated record terminator, and counts it once. A line that grew after the tailer is cut
+// here the same way (terminator, kinship_lines_truncated_total, a warning at most once a
+// minute); a line that fits is never cut.
 //
 // Positions: the aggregator knows nothing of files. Each line comes with an opaque source
 // number and the offset just after it; a sealed Record carries, per source, the offset after

@@ -2,31 +2,26 @@ package aggregator
 
 import (
 	"crypto/md5"
-	crand "crypto/rand"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/kinship-agent/kinship/internal/metrics"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // ShardLocator tells which shard a partition key goes to: id names the shard and ehk is the
-// explicit hash key that sends a record to it. ok is false while the stream's shards are not
-// known; lines then share one aggregate and the shipper splits it before sending.
+// explicit hash key that sends a record to it, under the shard map of version version. ok is
+// false while the stream's shards are not known; lines then share one aggregate and the
+// shipper splits it before sending. internal/shardmap's Map is the one implementation.
 //
-// Version changes whenever the shards do; the aggregator then seals every open aggregate
+// The version changes whenever the shards do; the aggregator then seals every open aggregate
 // before packing on, so that a key's lines packed for a parent shard cannot be overtaken by
-// its lines packed for the child.
+// its lines packed for the child. Shard and version come from one call, so that they are
+// read from the same map: a refresh between two calls would pack a line for the child shard
+// while the parent's aggregate, holding the key's earlier lines, stays open and may be
+// sealed after it.
 type ShardLocator interface {
-	Locate(pk string) (id, ehk string, ok bool)
-	Version() uint64
+	Locate(pk string) (id, ehk string, version uint64, ok bool)
 }
 
 // KeyedOptions configure a Sharded aggregator.
@@ -64,30 +59,23 @@ const maxOpenAggregates = 1024
 // A source whose first line sits in another open aggregate and whose start is unknown (its
 // first line since New) gets no mark until that aggregate is sealed.
 type Sharded struct {
-	out     Output
-	opts    KeyedOptions
-	metrics *metrics.Flow
+	*core
+	key   KeyFunc
+	shard ShardLocator
+	keys  keySource // of lines without a key of their own
 
-	mu        sync.Mutex
+	// Guarded by core.mu.
 	open      map[string]*bucket // by shard id ("" while the map is unknown)
 	openBytes int
 	lastEnd   map[uint32]int64 // per source: end of its last line added
-	rng       *rand.ChaCha8
-	fixed     string
-	version   uint64 // of the shard map the open aggregates were packed with
-	closed    bool
-	timer     *time.Timer
-	hungry    bool          // the consumer is idle: aggregates go at IdleAge (see Nudge)
-	nudge     chan struct{} // Nudge → ageLoop
+	version   uint64           // of the shard map the open aggregates were packed with
+	openBound int              // KeyedOptions.OpenBytes
 
-	sealed    chan *bucket // sealed records, in order, to the delivery goroutine
-	free      chan *bucket
-	err       atomic.Pointer[error]
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	closeOnce sync.Once
-	closeErr  error
+	sealed chan *bucket // sealed records, in order, to the delivery goroutine
+	free   chan *bucket
 }
+
+var _ packer = (*Sharded)(nil)
 
 // bucket is one open (then sealed) aggregate of one shard.
 type bucket struct {
@@ -111,90 +99,63 @@ func (b *bucket) size() int { return magicLen + b.tblSize + len(b.recs) + checks
 
 // NewSharded returns a running Sharded aggregator delivering to out.
 func NewSharded(opts KeyedOptions, out Output) (*Sharded, error) {
-	if out == nil {
-		return nil, errors.New("aggregator: nil output")
-	}
+	return newSharded(opts, out, osHostname)
+}
+
+func newSharded(opts KeyedOptions, out Output, hostname func() (string, error)) (*Sharded, error) {
 	if opts.Key == nil {
 		return nil, errors.New("aggregator: keyed aggregation without a key function")
 	}
-	if opts.MaxRecordBytes <= 0 {
-		opts.MaxRecordBytes = defaultMaxRecordBytes
+	c, err := newCore(opts.Options, out)
+	if err != nil {
+		return nil, err
 	}
-	if opts.MaxAge <= 0 {
-		opts.MaxAge = defaultMaxAge
-	}
-	if opts.MaxRecordBytes <= 2*maxPartitionKeyLen+64 {
+	if c.opts.MaxRecordBytes <= 2*maxPartitionKeyLen+64 {
 		return nil, fmt.Errorf("aggregator: max record bytes %d leaves no room for data with keys of up to %d bytes",
-			opts.MaxRecordBytes, maxPartitionKeyLen)
+			c.opts.MaxRecordBytes, maxPartitionKeyLen)
 	}
-	if opts.IdleAge <= 0 {
-		opts.IdleAge = defaultIdleAge
-	}
-	opts.IdleAge = min(opts.IdleAge, opts.MaxAge)
-	if opts.OpenBytes <= 0 {
-		opts.OpenBytes = 8 * opts.MaxRecordBytes
-	}
-	a := &Sharded{out: out, opts: opts, metrics: opts.Metrics,
+	a := &Sharded{core: c, key: opts.Key, shard: opts.Shards, openBound: opts.OpenBytes,
 		open: map[string]*bucket{}, lastEnd: map[uint32]int64{},
-		sealed: make(chan *bucket, 4), free: make(chan *bucket, 8), stop: make(chan struct{}),
-		nudge: make(chan struct{}, 1)}
-	switch opts.Fallback {
-	case "", "random":
-		var seed [32]byte
-		if _, err := crand.Read(seed[:]); err != nil {
-			return nil, fmt.Errorf("aggregator: seed random partition keys: %w", err)
-		}
-		a.rng = rand.NewChaCha8(seed)
-	case "host":
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			return nil, fmt.Errorf("aggregator: fallback partition key from host name: %v", err)
-		}
-		a.fixed = cleanKey([]byte(h))
-	default:
-		a.fixed = cleanKey([]byte(opts.Fallback))
+		sealed: make(chan *bucket, 4), free: make(chan *bucket, 8)}
+	if a.openBound <= 0 {
+		a.openBound = 8 * c.opts.MaxRecordBytes
 	}
-	a.timer = time.NewTimer(time.Hour)
-	a.timer.Stop()
-	a.wg.Add(2)
-	go a.deliverLoop()
-	go a.ageLoop()
+	if a.keys, err = newKeySource(opts.Fallback, hostname); err != nil {
+		return nil, fmt.Errorf("%w (the fallback of keys taken from the lines)", err)
+	}
+	if err := c.setLineLimit(MaxKeyedUserRecordBytes(c.opts.MaxRecordBytes)); err != nil {
+		return nil, err
+	}
+	c.run(a)
 	return a, nil
 }
 
-// Add appends a copy of line, from source, whose end in that source is end.
-func (a *Sharded) Add(source uint32, line []byte, end int64) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return ErrClosed
-	}
-	if errp := a.err.Load(); errp != nil {
-		return *errp
-	}
-	pk := a.key(line)
+func (a *Sharded) start() {
+	a.wg.Add(1)
+	go a.deliverLoop()
+}
+
+// add packs line into the open aggregate of its shard.
+func (a *Sharded) add(source uint32, line []byte, end int64) {
+	pk := a.lineKey(line)
 	shard, ehk := "", ""
-	if a.opts.Shards != nil {
-		if v := a.opts.Shards.Version(); v != a.version {
+	if a.shard != nil {
+		id, e, v, ok := a.shard.Locate(pk)
+		if v != a.version {
 			a.sealAll()
 			a.version = v
 		}
-		if id, e, ok := a.opts.Shards.Locate(pk); ok {
+		if ok {
 			shard, ehk = id, e
 		}
 	} else {
 		shard = pk // no map: aggregates of one key each (still valid for consumers)
 	}
 	// The largest this record may be: the outer partition key (up to maxPartitionKeyLen) and
-	// a new key table entry count against MaxRecordBytes.
+	// a new key table entry count against MaxRecordBytes. core.Add cut line to what fits
+	// (MaxKeyedUserRecordBytes).
 	limit := a.opts.MaxRecordBytes - maxPartitionKeyLen
 	keyCost := 1 + protowire.SizeVarint(uint64(len(pk))) + len(pk)
-	if max := limit - magicLen - checksumLen - keyCost - 16; len(line) > max {
-		line = line[:max]
-		if a.metrics != nil && a.metrics.LinesTruncated != nil {
-			a.metrics.LinesTruncated.Inc()
-		}
-	}
 	b := a.open[shard]
 	if b != nil {
 		grow := recordSizeIdx(len(b.keys), len(line))
@@ -252,7 +213,7 @@ func (a *Sharded) Add(source uint32, line []byte, end int64) error {
 			}
 		}
 	}
-	for a.openBytes > a.opts.OpenBytes {
+	for a.openBytes > a.openBound {
 		var big *bucket
 		for _, o := range a.open {
 			if big == nil || len(o.recs) > len(big.recs) {
@@ -264,26 +225,17 @@ func (a *Sharded) Add(source uint32, line []byte, end int64) error {
 		}
 		a.seal(big)
 	}
-	return nil
 }
 
-// key returns the line's partition key, or the fallback.
-func (a *Sharded) key(line []byte) string {
-	if k, ok := a.opts.Key(line); ok {
+// lineKey returns the line's partition key, or the fallback.
+func (a *Sharded) lineKey(line []byte) string {
+	if k, ok := a.key(line); ok {
 		return cleanKey(k)
 	}
-	if a.metrics != nil && a.metrics.PartitionKeyMissing != nil {
-		a.metrics.PartitionKeyMissing.Inc()
+	if m := a.opts.Metrics; m != nil && m.PartitionKeyMissing != nil {
+		m.PartitionKeyMissing.Inc()
 	}
-	if a.rng == nil {
-		return a.fixed
-	}
-	var k [randomKeyLen / 2]byte
-	var b [randomKeyLen]byte
-	binary.LittleEndian.PutUint64(k[:8], a.rng.Uint64())
-	binary.LittleEndian.PutUint64(k[8:], a.rng.Uint64())
-	hex.Encode(b[:], k[:])
-	return string(b[:])
+	return a.keys.next()
 }
 
 // recordSizeIdx is the encoded size of a records entry with key index idx and n data bytes.
@@ -356,12 +308,7 @@ func (a *Sharded) deliverLoop() {
 			b.out = append(b.out, sum[:]...)
 			b.rec.Data = b.out
 		}
-		if a.err.Load() == nil {
-			if err := a.out.Put(&b.rec); err != nil {
-				err = fmt.Errorf("aggregator: put record: %w", err)
-				a.err.CompareAndSwap(nil, &err)
-			}
-		}
+		a.put(&b.rec)
 		b.rec = Record{}
 		b.keys = b.keys[:0]
 		clear(b.keyIdx)
@@ -377,17 +324,10 @@ func (a *Sharded) deliverLoop() {
 	}
 }
 
-// Nudge tells the aggregator that its consumer is idle: open aggregates are then sealed once
-// they are IdleAge old instead of MaxAge, so a line leaves within tens of milliseconds at low
-// rates. Unlike Aggregator's, there is no fill-rate rule: with one aggregate per shard open,
-// an idle shipper at a medium rate gets smaller records sooner, which is the trade taken.
-// It never blocks.
-func (a *Sharded) Nudge() {
-	select {
-	case a.nudge <- struct{}{}:
-	default:
-	}
-}
+// nudged seals what is IdleAge old now. Unlike Aggregator's, there is no fill-rate rule:
+// with one aggregate per shard open, an idle shipper at a medium rate gets smaller records
+// sooner, which is the trade taken.
+func (a *Sharded) nudged(now time.Time) { a.tick(now) }
 
 // maxAge is how old an open aggregate may get now. Called with mu held.
 func (a *Sharded) maxAge() time.Duration {
@@ -397,43 +337,30 @@ func (a *Sharded) maxAge() time.Duration {
 	return a.opts.MaxAge
 }
 
-// ageLoop seals every aggregate older than MaxAge (IdleAge after a Nudge).
-func (a *Sharded) ageLoop() {
-	defer a.wg.Done()
-	for {
-		select {
-		case <-a.stop:
-			return
-		case <-a.timer.C:
-		case <-a.nudge:
-			a.mu.Lock()
-			a.hungry = true
-			a.mu.Unlock()
+// tick seals every aggregate older than MaxAge (IdleAge after a Nudge).
+func (a *Sharded) tick(now time.Time) {
+	due := a.maxAge()
+	var next time.Duration
+	sealed := false
+	for _, b := range a.open {
+		if left := due - now.Sub(b.openAt); left <= 0 {
+			a.seal(b)
+			sealed = true
+		} else if next == 0 || left < next {
+			next = left
 		}
-		a.mu.Lock()
-		if !a.closed {
-			now := time.Now()
-			due := a.maxAge()
-			var next time.Duration
-			sealed := false
-			for _, b := range a.open {
-				if left := due - now.Sub(b.openAt); left <= 0 {
-					a.seal(b)
-					sealed = true
-				} else if next == 0 || left < next {
-					next = left
-				}
-			}
-			if sealed {
-				a.hungry = false // the consumer gets records: it is busy again
-			}
-			if next > 0 {
-				a.timer.Reset(next)
-			}
-		}
-		a.mu.Unlock()
+	}
+	if sealed {
+		a.hungry = false // the consumer gets records: it is busy again
+	}
+	if next > 0 {
+		a.timer.Reset(next)
 	}
 }
+
+func (a *Sharded) barrier(done chan struct{}) { a.sealed <- &bucket{barrier: done} }
+
+func (a *Sharded) shut() { close(a.sealed) }
 
 // sealAll seals every open aggregate, oldest first so that sources' marks only grow.
 func (a *Sharded) sealAll() {
@@ -446,42 +373,6 @@ func (a *Sharded) sealAll() {
 		}
 		a.seal(old)
 	}
-}
-
-// Flush seals every open aggregate and returns once Put returned for all of them.
-func (a *Sharded) Flush() error {
-	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return ErrClosed
-	}
-	a.sealAll()
-	done := make(chan struct{})
-	a.sealed <- &bucket{barrier: done}
-	a.mu.Unlock()
-	<-done
-	if errp := a.err.Load(); errp != nil {
-		return *errp
-	}
-	return nil
-}
-
-// Close seals everything, delivers it and stops. It returns the first error Put returned.
-func (a *Sharded) Close() error {
-	a.closeOnce.Do(func() {
-		a.mu.Lock()
-		a.sealAll()
-		a.closed = true
-		a.timer.Stop()
-		close(a.stop)
-		close(a.sealed)
-		a.mu.Unlock()
-		a.wg.Wait()
-		if errp := a.err.Load(); errp != nil {
-			a.closeErr = *errp
-		}
-	})
-	return a.closeErr
 }
 
 // EncodeUserRecords appends an aggregate of recs to dst, with key tables built from the

@@ -14,11 +14,9 @@ import (
 // quarterShards splits the hash key space into four shards by the MD5's first byte.
 type quarterShards struct{}
 
-func (quarterShards) Version() uint64 { return 1 }
-
-func (quarterShards) Locate(pk string) (id, ehk string, ok bool) {
+func (quarterShards) Locate(pk string) (id, ehk string, version uint64, ok bool) {
 	q := md5.Sum([]byte(pk))[0] >> 6
-	return "shard-" + strconv.Itoa(int(q)), strconv.Itoa(int(q)), true
+	return "shard-" + strconv.Itoa(int(q)), strconv.Itoa(int(q)), 1, true
 }
 
 type collect struct {
@@ -75,7 +73,7 @@ func TestShardedPacksOneShardPerAggregateInOrder(t *testing.T) {
 			}
 		}
 		for _, u := range urs {
-			_, ehk, _ := quarterShards{}.Locate(u.PartitionKey)
+			_, ehk, _, _ := quarterShards{}.Locate(u.PartitionKey)
 			if agg && ehk != r.ExplicitHashKey {
 				t.Fatalf("user record of key %s (shard %s) in an aggregate for shard %s", u.PartitionKey, ehk, r.ExplicitHashKey)
 			}
@@ -178,9 +176,8 @@ func BenchmarkShardedAdd(b *testing.B) {
 // movingShards puts every key on shard "v<version>", as if each refresh resharded.
 type movingShards struct{ v uint64 }
 
-func (m *movingShards) Version() uint64 { return m.v }
-func (m *movingShards) Locate(string) (string, string, bool) {
-	return "v" + strconv.FormatUint(m.v, 10), strconv.FormatUint(m.v, 10), true
+func (m *movingShards) Locate(string) (string, string, uint64, bool) {
+	return "v" + strconv.FormatUint(m.v, 10), strconv.FormatUint(m.v, 10), m.v, true
 }
 
 func TestShardedSealsOpenAggregatesWhenShardsChange(t *testing.T) {
@@ -212,5 +209,50 @@ func TestShardedSealsOpenAggregatesWhenShardsChange(t *testing.T) {
 	}
 	if strings.Join(got, ",") != "key=a 1,key=a 2,key=a 3,key=a 4,key=a 5" || len(out.recs) != 2 {
 		t.Errorf("records %d, lines in delivery order %v; want 2 records, lines in order", len(out.recs), got)
+	}
+}
+
+// reshardingShards is a map that is refreshed (P split, key a now on C) right after the
+// aggregator looked up line 2's key: the lookup saw the old map.
+type reshardingShards struct{ v uint64 }
+
+func (r *reshardingShards) Locate(string) (string, string, uint64, bool) {
+	id, ehk, v := "P", "0", r.v
+	if r.v == 2 {
+		id, ehk = "C", "1"
+	}
+	r.v = 2
+	return id, ehk, v, true
+}
+
+// A key's lines stay in order across a reshard that happens while a line is being packed:
+// the version that decides whether open aggregates are sealed is the one of the map that
+// placed the line. (With the version asked for apart from the shard, a refresh in between
+// packed line 2 for the child while line 1 stayed open for the parent, and the open-bytes
+// bound sealed the child's record first.)
+func TestShardedVersionAndShardFromOneMap(t *testing.T) {
+	out := &collect{}
+	a, err := NewSharded(KeyedOptions{Options: Options{MaxRecordBytes: 4096, MaxAge: time.Hour, Aggregate: true},
+		Key: RegexKey(mustRE(`key=(\w+)`)), Shards: &reshardingShards{v: 1}, OpenBytes: 200}, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range []string{"key=a 1", "key=a 2 " + strings.Repeat("x", 300), "key=a 3"} {
+		if err := a.Add(0, []byte(l), int64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range out.recs {
+		urs, _, _ := Deaggregate(r.Data, r.PartitionKey)
+		for _, u := range urs {
+			got = append(got, string(u.Data[:7]))
+		}
+	}
+	if strings.Join(got, ",") != "key=a 1,key=a 2,key=a 3" {
+		t.Errorf("lines in delivery order %v; want them as written", got)
 	}
 }

@@ -2,16 +2,9 @@ package shipper
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/binary"
 	"slices"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/internal/shardmap"
 )
 
@@ -33,45 +26,23 @@ func NewShardRouter(m *shardmap.Map) ShardRouter { return mapRouter{m} }
 
 type mapRouter struct{ m *shardmap.Map }
 
-func (r mapRouter) Version() uint64 {
-	if snap := r.m.Current(); snap != nil {
-		return snap.Version
-	}
-	return 0
-}
+func (r mapRouter) Version() uint64 { return r.m.Version() }
 
 func (r mapRouter) Route(dst []string, rec *Record) ([]string, uint64, bool, bool) {
 	snap := r.m.Current()
 	if snap == nil {
 		return dst, 0, false, false
 	}
-	var target *shardmap.Shard
-	if rec.ExplicitHashKey != "" {
-		h, err := shardmap.ParseHash(rec.ExplicitHashKey)
-		if err != nil {
+	// The common cases (a plain record, or an aggregate whose keys all hash into its target)
+	// cost a look at the key table; only an aggregate that may need re-splitting is decoded.
+	target, exact := place(snap, rec.PartitionKey, rec.ExplicitHashKey, rec.Data)
+	if exact {
+		if target == nil {
 			return dst, snap.Version, false, false
 		}
-		target = snap.Find(h)
-	} else {
-		target = snap.Find(shardmap.KeyHash(rec.PartitionKey))
-	}
-	if target == nil {
-		return dst, snap.Version, false, false
-	}
-	if rec.ExplicitHashKey == "" && !aggregator.HasMagic(rec.Data) {
 		return append(dst, target.ID), snap.Version, false, true
 	}
-	// The common case, cheaply: every key of the aggregate's key table hashes into the
-	// target shard, so ShardAware sends it as it is. This reads the key table only; the full
-	// (MD5-checked) decode is left to the rare aggregate that may need re-splitting.
-	if keysIn(rec.Data, snap, target) {
-		return append(dst, target.ID), snap.Version, false, true
-	}
-	e := types.PutRecordsRequestEntry{Data: rec.Data, PartitionKey: aws.String(rec.PartitionKey)}
-	if rec.ExplicitHashKey != "" {
-		e.ExplicitHashKey = aws.String(rec.ExplicitHashKey)
-	}
-	parts, ids := splitForShards(snap, e)
+	parts, ids := splitForShards(snap, rec.PartitionKey, rec.ExplicitHashKey, rec.Data)
 	if parts == nil {
 		if ids[0] == "" {
 			return dst, snap.Version, false, false
@@ -84,50 +55,6 @@ func (r mapRouter) Route(dst []string, rec *Record) ([]string, uint64, bool, boo
 		}
 	}
 	return dst, snap.Version, true, true
-}
-
-// keysIn reports whether data is an aggregate whose partition keys all hash into target and
-// that has no explicit hash key table (user records then go by their partition keys). False
-// means "look closer", not "misplaced".
-func keysIn(data []byte, snap *shardmap.Snapshot, target *shardmap.Shard) bool {
-	const checksumLen = md5.Size
-	if !aggregator.HasMagic(data) || len(data) < 4+checksumLen {
-		return false
-	}
-	b := data[4 : len(data)-checksumLen]
-	keys := 0
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
-		if typ != protowire.BytesType {
-			m := protowire.ConsumeFieldValue(num, typ, b)
-			if m < 0 {
-				return false
-			}
-			b = b[m:]
-			continue
-		}
-		v, m := protowire.ConsumeBytes(b)
-		if m < 0 {
-			return false
-		}
-		b = b[m:]
-		switch num {
-		case 1: // partition_key_table
-			sum := md5.Sum(v)
-			h := shardmap.Hash{Hi: binary.BigEndian.Uint64(sum[:8]), Lo: binary.BigEndian.Uint64(sum[8:])}
-			if !target.Contains(h) {
-				return false
-			}
-			keys++
-		case 2: // explicit_hash_key_table: user records may go by these instead
-			return false
-		}
-	}
-	return keys > 0
 }
 
 // Default look-ahead bounds of a keyed flow: how far past a held-back record the shipper

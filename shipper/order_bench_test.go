@@ -65,12 +65,12 @@ func BenchmarkKinesaliteKeyed(b *testing.B) {
 		var order []string
 		for k := 0; len(byShard) < 4 || k < 50; k++ {
 			pk := fmt.Sprintf("user-%02d", k)
-			sh := m.Locate(pk)
-			if _, ok := byShard[sh.ID]; !ok {
-				order = append(order, sh.ID)
+			id, startKey, _, _ := m.Locate(pk)
+			if _, ok := byShard[id]; !ok {
+				order = append(order, id)
 			}
-			byShard[sh.ID] = append(byShard[sh.ID], aggregator.UserRecord{PartitionKey: pk})
-			ehk[sh.ID] = sh.StartKey
+			byShard[id] = append(byShard[id], aggregator.UserRecord{PartitionKey: pk})
+			ehk[id] = startKey
 		}
 		var recs []Record
 		for _, id := range order {

@@ -69,7 +69,7 @@ func (s *ShardAware) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput
 	predicted := make([]string, 0, len(in.Records))
 	split := false
 	for i, e := range in.Records {
-		ps, ids := splitForShards(snap, e)
+		ps, ids := splitForShards(snap, aws.ToString(e.PartitionKey), aws.ToString(e.ExplicitHashKey), e.Data)
 		if ps == nil {
 			parts = append(parts, e)
 			owner = append(owner, i)
@@ -183,15 +183,10 @@ func (s *ShardAware) verify(ctx context.Context, parts []types.PutRecordsRequest
 	}
 }
 
-// placedWell reports whether every user record of the aggregate data hashes into shard id.
+// placedWell reports whether every user record of the aggregate data goes to shard id.
 // An unknown shard (closed since) or an undecodable record counts as misplaced.
 func placedWell(snap *shardmap.Snapshot, id string, data []byte) bool {
-	var sh *shardmap.Shard
-	for i := range snap.Shards {
-		if snap.Shards[i].ID == id {
-			sh = &snap.Shards[i]
-		}
-	}
+	sh := snap.ByID(id)
 	if sh == nil {
 		return false
 	}
@@ -200,64 +195,76 @@ func placedWell(snap *shardmap.Snapshot, id string, data []byte) bool {
 		return !aggregator.HasMagic(data)
 	}
 	for _, r := range recs {
-		if !sh.Contains(shardmap.KeyHash(r.PartitionKey)) {
+		if t, err := snap.Target(r.PartitionKey, r.ExplicitHashKey); err != nil || t != sh {
 			return false
 		}
 	}
 	return true
 }
 
-// splitForShards returns nil and the predicted shard when e goes to one shard as it is, or
-// the entries that replace it and their shards. The shipper's ShardRouter asks it too, so
-// that the shards a record is held for are the ones it is sent to.
-func splitForShards(snap *shardmap.Snapshot, e types.PutRecordsRequestEntry) ([]types.PutRecordsRequestEntry, []string) {
+// place returns the shard a record goes to as it is (nil: the map cannot tell), and
+// whether that is the whole answer (exact): a plain record goes by its own key, and an
+// aggregate whose partition keys all hash into its target, with no explicit hash key table,
+// is sent as it is. Otherwise splitForShards must decode it.
+func place(snap *shardmap.Snapshot, pk, ehk string, data []byte) (target *shardmap.Shard, exact bool) {
+	target, err := snap.Target(pk, ehk)
+	if err != nil {
+		return nil, true // not a hash key: nothing to split, Kinesis will say what it thinks
+	}
+	if ehk == "" && !aggregator.HasMagic(data) {
+		return target, true
+	}
+	return target, target != nil && keysIn(data, target)
+}
+
+// keysIn reports whether data is an aggregate whose partition keys all hash into target and
+// that has no explicit hash key table (user records then go by their partition keys). False
+// means "look closer", not "misplaced". It reads the key tables only; the full (MD5-checked)
+// decode is left to the rare aggregate that may need re-splitting.
+func keysIn(data []byte, target *shardmap.Shard) bool {
+	keys, in := 0, true
+	err := aggregator.KeyTables(data, func(k []byte, explicit bool) bool {
+		if explicit || !target.Contains(shardmap.KeyHashBytes(k)) {
+			in = false
+			return false
+		}
+		keys++
+		return true
+	})
+	return err == nil && in && keys > 0
+}
+
+// splitForShards returns nil and the predicted shard ("" when the map cannot tell) when a
+// record goes to one shard as it is, or the entries that replace it and their shards. The
+// shipper's ShardRouter asks it too, so that the shards a record is held for are the ones
+// it is sent to.
+func splitForShards(snap *shardmap.Snapshot, pk, ehk string, data []byte) ([]types.PutRecordsRequestEntry, []string) {
 	if snap == nil {
 		return nil, []string{""}
 	}
-	var target *shardmap.Shard
-	if e.ExplicitHashKey != nil {
-		ehk, err := shardmap.ParseHash(*e.ExplicitHashKey)
-		if err != nil {
-			return nil, []string{""}
-		}
-		target = snap.Find(ehk)
-	} else {
-		target = snap.Find(shardmap.KeyHash(aws.ToString(e.PartitionKey)))
-	}
-	if e.ExplicitHashKey == nil && !aggregator.HasMagic(e.Data) {
-		// A plain record, routed by its own partition key: always where it belongs.
+	target, exact := place(snap, pk, ehk, data)
+	if exact || target == nil {
+		// Plain, all keys in place, not an explicit hash key, or a gap in the map: nothing
+		// to split, send as is.
 		id := ""
 		if target != nil {
 			id = target.ID
 		}
 		return nil, []string{id}
-	}
-	if target != nil && keysIn(e.Data, snap, target) {
-		// Every key of its key table hashes into the target shard: nothing to split, and no
-		// need for the full decode (an MD5 over the whole aggregate) on every send.
-		return nil, []string{target.ID}
 	}
 	// An aggregate: with an explicit hash key (packed per shard), or without one but
 	// possibly holding several keys (packed before the shard map was known).
-	recs, err := aggregator.DecodeAggregate(e.Data)
-	if err != nil || target == nil {
-		// Not an aggregate of ours (or the map has a gap): nothing to split, send as is.
-		id := ""
-		if target != nil {
-			id = target.ID
-		}
-		return nil, []string{id}
+	recs, err := aggregator.DecodeAggregate(data)
+	if err != nil {
+		return nil, []string{target.ID} // not an aggregate of ours: send as is
 	}
 	var groups []*shardmap.Shard
 	byShard := map[*shardmap.Shard][]aggregator.UserRecord{}
 	for _, r := range recs {
-		h := shardmap.KeyHash(r.PartitionKey)
-		if r.ExplicitHashKey != "" {
-			if x, err := shardmap.ParseHash(r.ExplicitHashKey); err == nil {
-				h = x
-			}
+		sh, err := snap.Target(r.PartitionKey, r.ExplicitHashKey)
+		if err != nil {
+			sh, _ = snap.Target(r.PartitionKey, "") // a user record's bad explicit key: go by its key
 		}
-		sh := snap.Find(h)
 		if sh == nil {
 			return nil, []string{target.ID}
 		}

@@ -427,7 +427,7 @@ func (t *Tailer) frame(f *file, data []byte) error {
 	t.m.LinesRead.Add(float64(lines))
 	t.m.BytesRead.Add(float64(len(data)))
 	if truncated > 0 {
-		t.m.LinesTruncated.Add(float64(truncated))
+		t.noteCut(f.path, truncated, max)
 	}
 	return err
 }
@@ -464,7 +464,7 @@ func (t *Tailer) flushHeld(f *file) error {
 	line := f.held
 	if f.over || len(line) > t.opts.MaxLineBytes {
 		line = t.cut(line, t.opts.MaxLineBytes)
-		t.m.LinesTruncated.Inc()
+		t.noteCut(f.path, 1, t.opts.MaxLineBytes)
 	}
 	f.held, f.over, f.heldAt = f.held[:0], false, time.Time{}
 	t.m.LinesRead.Inc()
@@ -517,7 +517,7 @@ func (t *Tailer) flushEvent(f *file) error {
 		return nil
 	}
 	if f.evOver {
-		t.m.LinesTruncated.Inc()
+		t.noteCut(f.path, 1, t.opts.MultilineMaxBytes)
 		if term := t.opts.TruncatedTerminator; term != "" {
 			// f.ev is the file's own buffer: the terminator replaces its last bytes in place.
 			f.ev = append(f.ev[:min(len(f.ev), t.opts.MultilineMaxBytes-len(term))], term...)

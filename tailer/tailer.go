@@ -124,6 +124,9 @@ type Tailer struct {
 	fallbackPoll time.Duration          // poll interval without fsnotify
 
 	st *runState
+
+	cutLogged time.Time // when noteCut last logged (Run's goroutine only)
+	cutSince  int       // lines cut since then
 }
 
 // New validates the options and returns a Tailer ready to Run.

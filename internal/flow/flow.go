@@ -255,7 +255,9 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	if f.shipperIdle.Load() {
 		agg.Nudge() // the shipper went idle before the aggregator existed
 	}
-	tl, err := tailer.New(tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once), sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
+	topts := tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once)
+	fitLines(&topts, agg.MaxLineBytes())
+	tl, err := tailer.New(topts, sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
 	if err != nil {
 		_ = agg.Close()
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
@@ -516,6 +518,8 @@ func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
 		PartitionKey:   "random",
 		Aggregate:      true,
 		Metrics:        m,
+
+		TruncatedTerminator: cfg.TruncatedRecordTerminator,
 	}
 	if k := cfg.Kinesis; k != nil {
 		o.PartitionKey = k.PartitionKey
@@ -530,6 +534,19 @@ func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
 		}
 	}
 	return o
+}
+
+// fitLines lowers the tailer's line limits to the longest line that fits a record (the
+// aggregator's MaxLineBytes: the record limit minus the partition key and framing), so that
+// the tailer makes the one cut, with truncated_record_terminator, and counts it once. The
+// aggregator still cuts, the same way, a line that grew after the tailer (add_metadata).
+func fitLines(o *tailer.Options, fits int) {
+	if o.MaxLineBytes <= 0 || o.MaxLineBytes > fits {
+		o.MaxLineBytes = fits
+	}
+	if o.MultilineMaxBytes <= 0 || o.MultilineMaxBytes > fits {
+		o.MultilineMaxBytes = fits
+	}
 }
 
 func tailerOptions(cfg config.Flow, m *metrics.Flow, log *slog.Logger, restored []position, firstStart, once bool) tailer.Options {

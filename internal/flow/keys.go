@@ -6,7 +6,6 @@ import (
 
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
-	"github.com/kinship-agent/kinship/internal/shardmap"
 	"github.com/kinship-agent/kinship/shipper"
 )
 
@@ -15,7 +14,8 @@ import (
 type lineAggregator interface {
 	Add(source uint32, line []byte, end int64) error
 	Close() error
-	Nudge() // the shipper is idle: seal open aggregates early
+	Nudge()            // the shipper is idle: seal open aggregates early
+	MaxLineBytes() int // the longest line that fits a record: the tailer's effective line limit
 }
 
 // shardMapWait bounds how long a flow waits for the first shard map at start; without one it
@@ -24,6 +24,7 @@ const shardMapWait = 10 * time.Second
 
 func (f *Flow) newAggregator(ctx context.Context, out aggregator.Output) (lineAggregator, error) {
 	opts := aggregatorOptions(f.cfg, f.deps.Metrics)
+	opts.Logger = f.log
 	key := lineKeyFunc(f.cfg)
 	if key == nil {
 		return aggregator.New(opts, out)
@@ -36,7 +37,7 @@ func (f *Flow) newAggregator(ctx context.Context, out aggregator.Output) (lineAg
 		if err != nil {
 			f.log.Warn("shard map not known yet; packing per shard starts once it is", "err", err)
 		}
-		ko.Shards = shardLocator{m}
+		ko.Shards = m
 	}
 	return aggregator.NewSharded(ko, out)
 }
@@ -59,24 +60,6 @@ func lineKeyFunc(cfg config.Flow) aggregator.KeyFunc {
 // KeysFromLines reports whether a flow takes partition keys from its lines (and so needs a
 // shard map).
 func KeysFromLines(cfg config.Flow) bool { return lineKeyFunc(cfg) != nil }
-
-// shardLocator adapts the shard map to the aggregator.
-type shardLocator struct{ m *shardmap.Map }
-
-func (l shardLocator) Version() uint64 {
-	if s := l.m.Current(); s != nil {
-		return s.Version
-	}
-	return 0
-}
-
-func (l shardLocator) Locate(pk string) (id, ehk string, ok bool) {
-	sh := l.m.Locate(pk)
-	if sh == nil {
-		return "", "", false
-	}
-	return sh.ID, sh.StartKey, true
-}
 
 // shardRouter is what the shipper keeps per-shard order by, for a flow whose keys come from
 // the lines and that has a shard map (the records of one key then go to one shard, in the

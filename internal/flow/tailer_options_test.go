@@ -31,3 +31,29 @@ flows:
 		t.Fatalf("options %+v", o)
 	}
 }
+
+// The tailer's line limits are what fits a record when that is less than the configured
+// ones (so the tailer's cut, with the terminator, is the only one), and the configured ones
+// otherwise.
+func TestTailerLineLimitsFitARecord(t *testing.T) {
+	cfg, err := config.Parse("test.yaml", []byte(`
+flows:
+  - name: t
+    paths: ["/var/log/*.log"]
+    discard: {}
+    multiline: {start_pattern: '^\S'}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := tailerOptions(cfg.Flows[0], nil, nil, nil, false, false)
+	fitLines(&o, 1000)
+	if o.MaxLineBytes != 1000 || o.MultilineMaxBytes != 1000 {
+		t.Errorf("limits %d, %d; want both 1000 (what fits a record)", o.MaxLineBytes, o.MultilineMaxBytes)
+	}
+	o = tailerOptions(cfg.Flows[0], nil, nil, nil, false, false)
+	fitLines(&o, 10<<20)
+	if o.MaxLineBytes != int(config.DefaultMaxLineBytes) || o.MultilineMaxBytes != int(config.DefaultMaxLineBytes) {
+		t.Errorf("limits %d, %d; want both max_line_bytes", o.MaxLineBytes, o.MultilineMaxBytes)
+	}
+}

@@ -2,6 +2,8 @@
 // Kinesis decides it: the key's MD5 read as a 128-bit big-endian integer falls in exactly one
 // open shard's [StartingHashKey, EndingHashKey] range.
 //
+// The map is the one place that knows where a key goes (Snapshot.Target, Find, ByID) and
+// which map version a decision was made under (Snapshot.Version, Map.Version, Locate).
 // Both sides of the spool use one Map: the aggregator packs only lines of one shard into an
 // aggregate (Locate), and the shipper checks every aggregate against the map as it is when
 // the record is sent (the stream may have been resharded while the aggregate sat in the
@@ -43,8 +45,13 @@ type Hash struct{ Hi, Lo uint64 }
 func (h Hash) Less(o Hash) bool { return h.Hi < o.Hi || (h.Hi == o.Hi && h.Lo < o.Lo) }
 
 // KeyHash is the hash key Kinesis derives from a partition key.
-func KeyHash(pk string) Hash {
-	sum := md5.Sum([]byte(pk))
+func KeyHash(pk string) Hash { return hashOf(md5.Sum([]byte(pk))) }
+
+// KeyHashBytes is KeyHash of a key read from bytes (an aggregate's key table), without
+// copying it to a string.
+func KeyHashBytes(pk []byte) Hash { return hashOf(md5.Sum(pk)) }
+
+func hashOf(sum [md5.Size]byte) Hash {
 	return Hash{binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:])}
 }
 
@@ -93,6 +100,30 @@ func (s *Snapshot) Find(h Hash) *Shard {
 	return nil
 }
 
+// Target returns the shard a record goes to, as Kinesis places it: by its explicit hash
+// key when it has one (ehk not empty), else by the MD5 of its partition key. nil is a gap
+// (mid-reshard); an error says ehk is not a hash key.
+func (s *Snapshot) Target(pk, ehk string) (*Shard, error) {
+	if ehk == "" {
+		return s.Find(KeyHash(pk)), nil
+	}
+	h, err := ParseHash(ehk)
+	if err != nil {
+		return nil, err
+	}
+	return s.Find(h), nil
+}
+
+// ByID returns the open shard named id, nil when it is not open in this snapshot.
+func (s *Snapshot) ByID(id string) *Shard {
+	for i := range s.Shards {
+		if s.Shards[i].ID == id {
+			return &s.Shards[i]
+		}
+	}
+	return nil
+}
+
 // Options configure a Map.
 type Options struct {
 	RefreshInterval time.Duration // [1m]
@@ -137,13 +168,29 @@ func (m *Map) SetLogger(l *slog.Logger) {
 // Current returns the latest snapshot, nil before the first successful refresh.
 func (m *Map) Current() *Snapshot { return m.cur.Load() }
 
-// Locate returns the shard a partition key goes to, or nil when the map is not known yet.
-func (m *Map) Locate(pk string) *Shard {
+// Version is the version of the current snapshot, 0 before the first successful refresh.
+func (m *Map) Version() uint64 {
+	if s := m.cur.Load(); s != nil {
+		return s.Version
+	}
+	return 0
+}
+
+// Locate tells where a partition key goes under the current snapshot: the shard's id and
+// the explicit hash key that sends a record there, with the snapshot's version, read from the
+// same snapshot so that a refresh in between cannot pair one map's shard with the other's
+// version. ok is false before the first refresh (version 0) and in a gap. It is the
+// aggregator's ShardLocator.
+func (m *Map) Locate(pk string) (id, ehk string, version uint64, ok bool) {
 	s := m.cur.Load()
 	if s == nil {
-		return nil
+		return "", "", 0, false
 	}
-	return s.Find(KeyHash(pk))
+	sh := s.Find(KeyHash(pk))
+	if sh == nil {
+		return "", "", s.Version, false
+	}
+	return sh.ID, sh.StartKey, s.Version, true
 }
 
 // refreshRetry is how long Ensure keeps an old map after a failed refresh before it lists the

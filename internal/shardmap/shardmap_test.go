@@ -55,7 +55,7 @@ func TestRefreshKeepsOpenShardsOfEveryPage(t *testing.T) {
 		shard("lo", "0", new(big.Int).Sub(half, big.NewInt(1)).String(), false),
 	}}
 	m := New(l, "s", Options{})
-	if m.Locate("x") != nil {
+	if _, _, v, ok := m.Locate("x"); ok || v != 0 || m.Version() != 0 {
 		t.Fatal("a map never refreshed locates keys")
 	}
 	if err := m.Ensure(context.Background()); err != nil {
@@ -74,12 +74,26 @@ func TestRefreshKeepsOpenShardsOfEveryPage(t *testing.T) {
 		if sum[0]&0x80 != 0 {
 			want = "hi"
 		}
-		if got := m.Locate(pk); got == nil || got.ID != want {
-			t.Errorf("Locate(%q) = %v, want %s", pk, got, want)
+		id, ehk, v, ok := m.Locate(pk)
+		if !ok || id != want || v != snap.Version {
+			t.Errorf("Locate(%q) = %s, version %d, ok %v; want %s, version %d", pk, id, v, ok, want, snap.Version)
+		}
+		// A record sent with that explicit hash key lands where the key would.
+		if byKey, _ := snap.Target(pk, ""); byKey == nil || byKey.ID != want {
+			t.Errorf("Target(%q, none) = %v, want %s", pk, byKey, want)
+		}
+		if byEHK, err := snap.Target("other", ehk); err != nil || byEHK == nil || byEHK.ID != want || snap.ByID(want) != byEHK {
+			t.Errorf("Target(_, %s) = %v, %v; want %s", ehk, byEHK, err, want)
 		}
 		if h := KeyHash(pk); h.Hi != binary.BigEndian.Uint64(sum[:8]) {
 			t.Errorf("KeyHash(%q) is not the MD5 read big-endian", pk)
 		}
+	}
+	if _, err := snap.Target("x", "not a number"); err == nil {
+		t.Error("an explicit hash key that is not a number has a target")
+	}
+	if snap.ByID("parent") != nil {
+		t.Error("a closed shard is found by id")
 	}
 	if _, err := ParseHash(max); err != nil {
 		t.Error(err)
