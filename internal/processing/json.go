@@ -537,6 +537,11 @@ func appendJavaDouble(dst []byte, f float64) []byte {
 	}
 	var buf [32]byte
 	e := strconv.AppendFloat(buf[:0], f, 'e', -1, 64) // d.ddde±XX
+	if len(e) > 1 && e[1] == 'e' {
+		// One digit is the shortest, but Java always writes two: the two-digit decimal
+		// nearest to f, which differs from d.0 only among subnormals (4.9E-324).
+		e = strconv.AppendFloat(buf[:0], f, 'e', 1, 64)
+	}
 	mant, exp := e, 0
 	for i, c := range e {
 		if c == 'e' {
@@ -552,6 +557,9 @@ func appendJavaDouble(dst []byte, f float64) []byte {
 			digits[nd] = c
 			nd++
 		}
+	}
+	for nd > 1 && digits[nd-1] == '0' {
+		nd--
 	}
 	ds := digits[:nd]
 	if f >= 1e-3 && f < 1e7 {
