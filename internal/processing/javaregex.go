@@ -138,9 +138,10 @@ func (t *javaTranslator) run() error {
 				return err
 			}
 		case ')':
-			if len(t.flags) > 1 {
-				t.flags = t.flags[:len(t.flags)-1]
+			if len(t.flags) == 1 {
+				return t.unsupported(t.pos, "unmatched ')' (an error in Java too)")
 			}
+			t.flags = t.flags[:len(t.flags)-1]
 			t.out.WriteByte(')')
 			t.pos++
 		case '.':
@@ -174,6 +175,9 @@ func (t *javaTranslator) run() error {
 			t.out.WriteString(t.src[t.pos : t.pos+size])
 			t.pos += size
 		}
+	}
+	if len(t.flags) > 1 {
+		return t.unsupported(len(t.src), "unclosed group (an error in Java too)")
 	}
 	return nil
 }

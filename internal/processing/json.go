@@ -1,6 +1,7 @@
 package processing
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -191,8 +192,12 @@ func appendIndent(dst []byte, level int) []byte {
 	return dst
 }
 
-// maxJSONDepth bounds recursion on hostile input, as Jackson's StreamReadConstraints do.
-const maxJSONDepth = 1000
+// Jackson 2.17's StreamReadConstraints, which the Kinesis Agent runs with: deeper nesting or
+// a longer number is a parse error there. The depth limit also bounds recursion here.
+const (
+	maxJSONDepth        = 1000
+	maxJSONNumberLength = 1000
+)
 
 var errNotJSONObject = errors.New("not a JSON object")
 
@@ -212,9 +217,10 @@ func parseJSONObject(s []byte) (*jsonValue, error) {
 }
 
 // parseJSONValue reads one complete JSON value (the ADDMETADATA metadata from the
-// configuration), allowing nothing after it but whitespace.
+// configuration), allowing nothing after it but whitespace. Comments are allowed, as the
+// Kinesis Agent's configuration reader allows them (Jackson's ALLOW_COMMENTS).
 func parseJSONValue(s []byte) (*jsonValue, error) {
-	p := jsonParser{s: s}
+	p := jsonParser{s: s, comments: true}
 	p.skipSpace()
 	v, err := p.value(0)
 	if err != nil {
@@ -228,8 +234,9 @@ func parseJSONValue(s []byte) (*jsonValue, error) {
 }
 
 type jsonParser struct {
-	s   []byte
-	pos int
+	s        []byte
+	pos      int
+	comments bool // /* */ and // comments count as whitespace
 }
 
 func (p *jsonParser) skipSpace() {
@@ -237,6 +244,27 @@ func (p *jsonParser) skipSpace() {
 		switch p.s[p.pos] {
 		case ' ', '\t', '\n', '\r':
 			p.pos++
+		case '/':
+			if !p.comments || p.pos+1 >= len(p.s) {
+				return
+			}
+			switch p.s[p.pos+1] {
+			case '/':
+				end := bytes.IndexByte(p.s[p.pos:], '\n')
+				if end < 0 {
+					p.pos = len(p.s)
+					return
+				}
+				p.pos += end + 1
+			case '*':
+				end := bytes.Index(p.s[p.pos+2:], []byte("*/"))
+				if end < 0 {
+					return // left for the value parser to report
+				}
+				p.pos += end + 4
+			default:
+				return
+			}
 		default:
 			return
 		}
@@ -251,11 +279,11 @@ func (p *jsonParser) fail(what string) error {
 }
 
 func (p *jsonParser) value(depth int) (*jsonValue, error) {
-	if depth > maxJSONDepth {
-		return nil, fmt.Errorf("json: nesting deeper than %d", maxJSONDepth)
-	}
 	if p.pos >= len(p.s) {
 		return nil, p.fail("value")
+	}
+	if c := p.s[p.pos]; (c == '{' || c == '[') && depth >= maxJSONDepth {
+		return nil, fmt.Errorf("json: nesting deeper than %d", maxJSONDepth)
 	}
 	switch c := p.s[p.pos]; {
 	case c == '{':
@@ -499,6 +527,9 @@ func (p *jsonParser) number() (*jsonValue, error) {
 	}
 	if p.pos < len(p.s) && isJSONIdentByte(p.s[p.pos]) {
 		return nil, p.fail("number")
+	}
+	if p.pos-start > maxJSONNumberLength {
+		return nil, fmt.Errorf("json: number at offset %d longer than %d characters", start, maxJSONNumberLength)
 	}
 	text := string(p.s[start:p.pos])
 	if !isFloat {

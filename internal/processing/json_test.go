@@ -2,6 +2,7 @@ package processing
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -66,5 +67,29 @@ func TestJavaUTF8Replacement(t *testing.T) {
 		if got := string(appendJavaUTF8(nil, []byte(in))); got != want {
 			t.Errorf("%q: got %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestMetadataAllowsComments(t *testing.T) {
+	v, err := parseJSONValue([]byte("/* tags */ {\"a\": 1, // owner\n \"b\": \"x\" /* end */}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(appendJSONValue(nil, v, false, 0)); got != `{"a":1,"b":"x"}` {
+		t.Fatalf("got %s", got)
+	}
+	if _, err := parseJSONObject([]byte(`{"a":1 /* no */}`)); err == nil {
+		t.Fatal("records must not allow comments")
+	}
+	long := `{"n":` + strings.Repeat("1", 1001) + `}`
+	if _, err := parseJSONObject([]byte(long)); err == nil {
+		t.Fatal("want Jackson's number length limit")
+	}
+	nested := func(n int) []byte { return []byte(strings.Repeat(`{"a":`, n) + "1" + strings.Repeat("}", n)) }
+	if _, err := parseJSONObject(nested(1000)); err != nil {
+		t.Fatalf("1000 levels: %v", err)
+	}
+	if _, err := parseJSONObject(nested(1001)); err == nil {
+		t.Fatal("want Jackson's nesting limit")
 	}
 }

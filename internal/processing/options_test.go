@@ -78,7 +78,7 @@ func TestTranslateJavaRegex(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{`(?=a)`, `(?!a)`, `(?<=a)`, `(?<!a)`, `(?>a)`, `(a)\1`, `\k<n>`, `a++`, `a?+`, `a{2}+`,
-		`\G`, `\X`, `[a[b]]`, `[a&&b]`, `(?x)a`, `(?U)\w`, `a{x}`, `\p{InGreek}`, `[\P{Digit}]`, `\`} {
+		`\G`, `\X`, `[a[b]]`, `[a&&b]`, `(?x)a`, `(?U)\w`, `a{x}`, `\p{InGreek}`, `[\P{Digit}]`, `\`, `a)`, `(a`} {
 		if got, err := translateJavaRegex(bad); err == nil {
 			t.Errorf("translateJavaRegex(%q) = %q, want an error", bad, got)
 		}
