@@ -14,11 +14,11 @@ func imdsClient(srv *imdstest.Server) *imds.Client {
 }
 
 // fakeIMDS is a loopback IMDSv2 with a full identity document.
-func fakeIMDS(t *testing.T) *imds.Client {
+func fakeIMDS(t testing.TB) *imds.Client {
 	return imdsClient(startIMDS(t))
 }
 
-func startIMDS(t *testing.T) *imdstest.Server {
+func startIMDS(t testing.TB) *imdstest.Server {
 	t.Helper()
 	srv := imdstest.Start(t, "i-0123456789abcdef0", "eu-west-1")
 	srv.SetIdentity(map[string]string{"privateIp": "10.1.2.3", "availabilityZone": "eu-west-1b",
