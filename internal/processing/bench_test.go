@@ -35,6 +35,9 @@ func benchCases() []benchCase {
 // (FindSubmatchIndex), a CSVTOJSON delimiter that is not a fixed string one per column
 // (FindAllIndex).
 func TestAllocationsPerRecord(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
 	for _, bc := range benchCases() {
 		c, err := New(bc.opts, Deps{Now: time.Now})
 		if err != nil {
