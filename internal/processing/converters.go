@@ -150,7 +150,6 @@ func (sp *javaSplitter) split(s []byte) int {
 // pieces paired with customFieldNames in order; missing ones are null, extra ones dropped.
 // No quoting, no trimming.
 type csvToJSON struct {
-	nfields  int
 	obj      flatObject
 	splitter *javaSplitter
 	dec      decoder
@@ -172,15 +171,15 @@ func newCSVToJSON(o Options) (*csvToJSON, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delimiter: %w", err)
 	}
-	return &csvToJSON{nfields: len(o.CustomFieldNames), obj: newFlatObject(o.CustomFieldNames, pretty), splitter: sp}, nil
+	return &csvToJSON{obj: newFlatObject(o.CustomFieldNames, pretty), splitter: sp}, nil
 }
 
 func (p *csvToJSON) Process(dst, record []byte) ([]byte, bool, error) {
 	s := trimNewline(p.dec.decode(record))
 	n := p.splitter.split(s)
 	b := p.splitter.bounds
-	for i := range p.nfields {
-		dst = append(dst, p.obj.prefixes[i]...)
+	for j, i := range p.obj.slots {
+		dst = append(dst, p.obj.prefixes[j]...)
 		if i < n {
 			dst = appendJSONString(dst, s[b[2*i]:b[2*i+1]])
 		} else {
@@ -260,8 +259,8 @@ func (p *logToJSON) Process(dst, record []byte) ([]byte, bool, error) {
 	if m == nil || len(m)/2-1 != p.nfields {
 		return dst, true, nil
 	}
-	for i := range p.nfields {
-		dst = append(dst, p.obj.prefixes[i]...)
+	for j, i := range p.obj.slots {
+		dst = append(dst, p.obj.prefixes[j]...)
 		start, end := m[2*i+2], m[2*i+3]
 		if start < 0 || (p.dashNull && end-start == 1 && s[start] == '-') {
 			dst = append(dst, "null"...)

@@ -55,13 +55,28 @@ func appendJSONString[S ~string | ~[]byte](dst []byte, s S) []byte {
 // flatObject writes the objects CSVTOJSON, LOGTOJSON and ADDMETADATA build: a fixed list of
 // keys, each value a string or null. The key parts are rendered once, at construction, so a
 // record costs only its values.
+//
+// Jackson writes a map, so a name given twice appears once, in its first place, with the
+// value of its last occurrence: slots says which field's value each written key takes.
 type flatObject struct {
-	prefixes [][]byte // before value i: `{"k":` / `,"k":`, or the pretty forms
+	prefixes [][]byte // before written key i: `{"k":` / `,"k":`, or the pretty forms
+	slots    []int    // written key i takes the value of field slots[i]
 	closing  []byte   // after the last value, the record's "\n" included
 }
 
-func newFlatObject(keys []string, pretty bool) flatObject {
+func newFlatObject(fields []string, pretty bool) flatObject {
 	var o flatObject
+	var keys []string
+	first := map[string]int{}
+	for i, f := range fields {
+		if j, seen := first[f]; seen {
+			o.slots[j] = i
+			continue
+		}
+		first[f] = len(keys)
+		keys = append(keys, f)
+		o.slots = append(o.slots, i)
+	}
 	for i, k := range keys {
 		var p []byte
 		switch {
