@@ -1,6 +1,7 @@
 package processing
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -107,4 +108,32 @@ func TestAddEC2MetadataPretty(t *testing.T) {
 	if err != nil || string(out) != want {
 		t.Fatalf("got %q, %v\nwant %q", out, err, want)
 	}
+}
+
+// Without Deps.IMDS the SDK's default client is used, with its environment settings.
+func TestAddEC2MetadataDefaultClient(t *testing.T) {
+	t.Run("disabled: records pass unchanged", func(t *testing.T) {
+		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+		c, err := New([]Options{{Name: AddEC2Metadata, LogFormat: "SYSLOG"}}, Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, skip, err := c.Process(nil, []byte(`{"a":"b"}`+"\n"))
+		if err != nil || skip || string(out) != `{"a":"b"}`+"\n" {
+			t.Fatalf("got %q, %v, %v", out, skip, err)
+		}
+	})
+	t.Run("endpoint from the environment", func(t *testing.T) {
+		srv := startIMDS(t)
+		t.Setenv("AWS_EC2_METADATA_DISABLED", "false")
+		t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.URL)
+		c, err := New([]Options{{Name: AddEC2Metadata, LogFormat: "SYSLOG"}}, Deps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := c.Process(nil, []byte(`{}`))
+		if err != nil || !strings.Contains(string(out), `"instanceId":"i-0123456789abcdef0"`) || srv.Unauthorized.Load() != 0 {
+			t.Fatalf("got %q, %v (unauthorized reads %d)", out, err, srv.Unauthorized.Load())
+		}
+	})
 }
