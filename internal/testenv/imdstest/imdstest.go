@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,10 +23,39 @@ type Server struct {
 	TokenPuts       atomic.Int64 // PUT /latest/api/token requests
 	Unauthorized    atomic.Int64 // reads without a valid token
 	CredentialReads atomic.Int64 // reads of the role's credentials
+	IdentityReads   atomic.Int64 // reads of the instance identity document
 
 	mu       sync.Mutex
 	roleName string
 	creds    RoleCredentials
+	identity map[string]string
+	noDoc    bool
+	tags     [][2]string // nil: tags are not allowed in the instance metadata
+}
+
+// SetIdentity sets fields of the instance identity document (privateIp, availabilityZone,
+// instanceType, imageId, ...) on top of instanceId, region and accountId.
+func (s *Server) SetIdentity(fields map[string]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range fields {
+		s.identity[k] = v
+	}
+}
+
+// SetIdentityUnavailable makes the identity document answer 404 (as off EC2) while on.
+func (s *Server) SetIdentityUnavailable(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noDoc = on
+}
+
+// SetTags serves the instance's tags, in this order, under meta-data/tags/instance, as EC2
+// does for an instance that allows tags in its metadata. nil makes those paths 404 again.
+func (s *Server) SetTags(tags [][2]string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tags = tags
 }
 
 // RoleCredentials are the temporary credentials of the instance's role.
@@ -52,7 +82,7 @@ func (s *Server) role() (string, RoleCredentials) {
 
 // Start serves instance id and region on loopback until the test ends.
 func Start(t testing.TB, instanceID, region string) *Server {
-	s := &Server{}
+	s := &Server{identity: map[string]string{"instanceId": instanceID, "region": region, "accountId": "123456789012"}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /latest/api/token", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") == "" {
@@ -106,8 +136,47 @@ func Start(t testing.TB, instanceID, region string) *Server {
 		_, _ = w.Write(b)
 	})
 	mux.HandleFunc("GET /latest/meta-data/instance-id", read(instanceID))
-	mux.HandleFunc("GET /latest/dynamic/instance-identity/document",
-		read(`{"instanceId":"`+instanceID+`","region":"`+region+`","accountId":"123456789012"}`))
+	mux.HandleFunc("GET /latest/dynamic/instance-identity/document", func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(w, r) {
+			return
+		}
+		s.IdentityReads.Add(1)
+		s.mu.Lock()
+		noDoc := s.noDoc
+		b, _ := json.Marshal(s.identity)
+		s.mu.Unlock()
+		if noDoc {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(b)
+	})
+	mux.HandleFunc("GET /latest/meta-data/tags/instance/{key...}", func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(w, r) {
+			return
+		}
+		s.mu.Lock()
+		tags := s.tags
+		s.mu.Unlock()
+		if tags == nil {
+			http.NotFound(w, r)
+			return
+		}
+		key := r.PathValue("key")
+		var keys []string
+		for _, kv := range tags {
+			if key != "" && kv[0] == key {
+				_, _ = w.Write([]byte(kv[1]))
+				return
+			}
+			keys = append(keys, kv[0])
+		}
+		if key != "" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte(strings.Join(keys, "\n")))
+	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL

@@ -1,0 +1,5 @@
+//go:build !race
+
+package processing
+
+const raceEnabled = false
