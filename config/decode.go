@@ -280,11 +280,9 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 		}
 	}
 	var (
-		nameSet, pathsSet         bool
-		dests                     []field
-		batchBytesNode, segNode   *yaml.Node
-		spoolBytesNode, spoolNode *yaml.Node
-		termNode, lineBytesNode   *yaml.Node
+		nameSet, pathsSet bool
+		dests             []field
+		at                limitNodes
 	)
 	for _, fl := range d.mapping(n, "flow", "in "+label, flowKeys) {
 		switch fl.key {
@@ -321,7 +319,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			f.Multiline = d.multiline(fl, label)
 		case "max_line_bytes":
 			if d.positiveSize(fl.v, "max_line_bytes", &f.MaxLineBytes) {
-				lineBytesNode = fl.v
+				at.lineBytes = fl.v
 			}
 		case "poll_interval":
 			d.positiveDuration(fl.v, "poll_interval", &f.PollInterval)
@@ -338,7 +336,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			}
 		case "truncated_record_terminator":
 			if s, ok := d.str(fl.v, "truncated_record_terminator"); ok {
-				f.TruncatedRecordTerminator, termNode = s, fl.v
+				f.TruncatedRecordTerminator, at.term = s, fl.v
 			}
 		case "kinesis":
 			dests = append(dests, fl)
@@ -360,7 +358,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 					d.positiveDuration(b.v, "batch.max_age", &f.Batch.MaxAge)
 				case "max_bytes":
 					if d.positiveSize(b.v, "batch.max_bytes", &f.Batch.MaxBytes) {
-						batchBytesNode = b.v
+						at.batchBytes = b.v
 					}
 				case "max_records":
 					if v, ok := d.integer(b.v, "batch.max_records"); ok {
@@ -374,12 +372,12 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 		case "add_metadata":
 			f.AddMetadata = d.addMetadata(fl, label)
 		case "spool":
-			spoolNode = fl.k
+			at.spool = fl.k
 			for _, s := range d.mapping(fl.v, "spool", "in spool of "+label, spoolKeys) {
 				switch s.key {
 				case "max_bytes":
 					if d.positiveSize(s.v, "spool.max_bytes", &f.Spool.MaxBytes) {
-						spoolBytesNode = s.v
+						at.spoolBytes = s.v
 					}
 				case "when_full":
 					if v, ok := d.str(s.v, "spool.when_full"); ok {
@@ -403,7 +401,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 					d.positiveDuration(s.v, "spool.fsync_interval", &f.Spool.FsyncInterval)
 				case "segment_bytes":
 					if d.positiveSize(s.v, "spool.segment_bytes", &f.Spool.SegmentBytes) {
-						segNode = s.v
+						at.seg = s.v
 					}
 				}
 			}
@@ -427,55 +425,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 		d.errorf(dests[1].k, "%s: more than one destination (%s); a flow has exactly one", label, strings.Join(names, ", "))
 	}
 
-	// Limits between settings. A default gives way to an explicit neighbour (a smaller
-	// max_record_bytes lowers the default batch size) instead of making it an error.
-	recordLimit, recordWhat := KinesisMaxRecordBytes, "the largest Kinesis record (10MiB)"
-	if f.Kinesis != nil {
-		recordLimit, recordWhat = f.Kinesis.MaxRecordBytes, fmt.Sprintf("kinesis.max_record_bytes (%s)", f.Kinesis.MaxRecordBytes)
-	}
-	if f.Firehose != nil {
-		// The lines of one aggregate become one Firehose record, which holds at most 1,000 KiB.
-		recordLimit, recordWhat = FirehoseMaxRecordBytes, "the largest Firehose record (1000KiB)"
-	}
-	if batchBytesNode == nil {
-		f.Batch.MaxBytes = min(DefaultBatchMaxBytes, recordLimit)
-	} else if f.Batch.MaxBytes > recordLimit {
-		d.errorf(batchBytesNode, "batch.max_bytes: %s is larger than %s: an aggregated record must fit in one Kinesis record", f.Batch.MaxBytes, recordWhat)
-	}
-	// The terminator is written inside the truncated line, so it must leave room for data.
-	termTooLong := termNode != nil && Size(len(f.TruncatedRecordTerminator)) >= f.MaxLineBytes
-	if termTooLong {
-		at := lineBytesNode
-		if at == nil {
-			at = termNode
-		}
-		d.errorf(at, "truncated_record_terminator: %d bytes do not fit in max_line_bytes (%s) with room for data", len(f.TruncatedRecordTerminator), f.MaxLineBytes)
-	}
-	if m := f.Multiline; m != nil {
-		if m.MaxBytes == 0 {
-			m.MaxBytes = f.MaxLineBytes
-		}
-		if termNode != nil && !termTooLong && Size(len(f.TruncatedRecordTerminator)) >= m.MaxBytes {
-			d.errorf(termNode, "truncated_record_terminator: %d bytes do not fit in multiline.max_bytes (%s) with room for data", len(f.TruncatedRecordTerminator), m.MaxBytes)
-		}
-	}
-	if segNode == nil {
-		f.Spool.SegmentBytes = min(DefaultSegmentBytes, f.Spool.MaxBytes)
-	} else if f.Spool.SegmentBytes > f.Spool.MaxBytes {
-		d.errorf(segNode, "spool.segment_bytes: %s is larger than spool.max_bytes (%s)", f.Spool.SegmentBytes, f.Spool.MaxBytes)
-	}
-	if f.Spool.MaxBytes < f.Batch.MaxBytes {
-		at := spoolBytesNode
-		if at == nil {
-			at = spoolNode
-		}
-		if at == nil {
-			at = batchBytesNode
-		}
-		if at != nil {
-			d.errorf(at, "spool.max_bytes: %s is smaller than batch.max_bytes (%s): one record must fit in the spool", f.Spool.MaxBytes, f.Batch.MaxBytes)
-		}
-	}
+	d.checkLimits(&f, at)
 	return f
 }
 
