@@ -36,7 +36,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Keys kinship reads in agent.json beyond the Kinesis Agent's own.

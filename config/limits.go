@@ -8,7 +8,7 @@ package config
 import (
 	"fmt"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // limitNodes are where the settings that bound one another were written; nil: not written,
