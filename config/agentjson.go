@@ -411,7 +411,7 @@ func (t *agentTranslator) flows(k jkey) {
 	}
 	for _, f := range fs {
 		sub := &problems{files: []string{t.name}}
-		d := &decoder{name: t.name, p: sub, budget: nodeBudget}
+		d := &decoder{name: t.name, p: sub, budget: nodeBudget, translated: true}
 		fl := d.flow(f.node, f.index)
 		for _, e := range sub.errs {
 			for native, agent := range f.renames {
@@ -422,6 +422,7 @@ func (t *agentTranslator) flows(k jkey) {
 			}
 			t.p.errs = append(t.p.errs, e)
 		}
+		t.warnings = append(t.warnings, sub.warns...)
 		t.doc.flows = append(t.doc.flows, fl)
 	}
 }

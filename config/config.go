@@ -210,7 +210,7 @@ func Load(path string) (*Config, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	cfg.Warnings = warnings
+	cfg.Warnings = append(append(warnings, p.warns...), cfg.stateDirWarnings()...)
 	return cfg, nil
 }
 
@@ -229,7 +229,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	cfg.Warnings = warnings
+	cfg.Warnings = append(append(warnings, p.warns...), cfg.stateDirWarnings()...)
 	return cfg, nil
 }
 

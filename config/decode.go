@@ -73,6 +73,8 @@ type decoder struct {
 	exhausted bool
 	// unknownSeen keeps a key merged into several flows (<<: *base) from being reported once per flow.
 	unknownSeen map[*yaml.Node]bool
+	// translated: the nodes come from an agent.json, not from the operator's YAML.
+	translated bool
 }
 
 type field struct {
