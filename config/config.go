@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -72,6 +73,7 @@ type Metrics struct {
 	// UnhealthyAfter: /healthz fails when a flow with data waiting in its spool has not
 	// shipped anything for this long; 0 means DefaultUnhealthyAfter.
 	UnhealthyAfter Duration
+	CloudWatch     CloudWatch
 }
 
 // GlobalSpool bounds the spools of all flows together (the top-level spool block).
@@ -109,7 +111,10 @@ type Flow struct {
 	Batch                     Batch
 	Spool                     Spool
 	AddMetadata               *AddMetadata // nil: lines are shipped as read
-	Pos                       Pos          // where the flow was defined, for errors found after loading
+	// Processors run on each record in order, after multiline joining and before
+	// aggregation (processors.go; agent.json's dataProcessingOptions).
+	Processors []Processor
+	Pos        Pos // where the flow was defined, for errors found after loading
 }
 
 // AddMetadata wraps each line as a JSON object {"data": line, ...} with the chosen context
@@ -178,7 +183,10 @@ type Spool struct {
 // The main file may instead be the Amazon Kinesis Agent's agent.json (a .json file, or any
 // file holding a JSON object that is not a native configuration): it is translated to the
 // native configuration, and what kinship does not honour is listed in Config.Warnings.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return load(path, true) }
+
+// load is Load; refuseUnwired false lets tests check what this build cannot run yet.
+func load(path string, refuseUnwired bool) (*Config, error) {
 	dropIns, err := filepath.Glob(filepath.Join(filepath.Dir(path), "conf.d", "*.yaml"))
 	if err != nil {
 		return nil, fmt.Errorf("config: conf.d: %w", err)
@@ -207,6 +215,9 @@ func Load(path string) (*Config, error) {
 		docs = append(docs, decodeDocument(f, data, p))
 	}
 	cfg := merge(docs, p)
+	if refuseUnwired {
+		unwired(cfg, p)
+	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -216,7 +227,9 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and validates one document, native or agent.json (see Load); name is used
 // in errors.
-func Parse(name string, data []byte) (*Config, error) {
+func Parse(name string, data []byte) (*Config, error) { return parse(name, data, true) }
+
+func parse(name string, data []byte, refuseUnwired bool) (*Config, error) {
 	p := &problems{files: []string{name}}
 	var doc *document
 	var warnings []string
@@ -226,6 +239,9 @@ func Parse(name string, data []byte) (*Config, error) {
 		doc = decodeDocument(name, data, p)
 	}
 	cfg := merge([]*document{doc}, p)
+	if refuseUnwired {
+		unwired(cfg, p)
+	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -267,6 +283,7 @@ func merge(docs []*document, p *problems) *Config {
 		if d.unhealthyAfter != nil {
 			cfg.Metrics.UnhealthyAfter = *d.unhealthyAfter
 		}
+		d.cloudwatch.mergeInto(&cfg.Metrics.CloudWatch)
 		if d.spoolMaxBytes != nil {
 			cfg.Spool = GlobalSpool{MaxBytes: *d.spoolMaxBytes, Pos: d.spoolMaxPos}
 		}
@@ -281,6 +298,8 @@ func merge(docs []*document, p *problems) *Config {
 			cfg.Flows = append(cfg.Flows, f)
 		}
 	}
+	cfg.Metrics.CloudWatch.Namespace = cmp.Or(cfg.Metrics.CloudWatch.Namespace, DefaultCloudWatchNamespace)
+	cfg.Metrics.CloudWatch.Interval = cmp.Or(cfg.Metrics.CloudWatch.Interval, DefaultCloudWatchInterval)
 	if g := cfg.Spool.MaxBytes; g > 0 {
 		// A flow holding no data may always append one record, but a budget smaller than a
 		// record would bound nothing: refuse it where it was written.

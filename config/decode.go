@@ -33,13 +33,14 @@ type document struct {
 	flowsKey                                    *Pos // where "flows:" was written, if it was
 	flowsBroken                                 bool // flows were written but unreadable: already reported
 	firehoseEndpoint                            *string
+	cloudwatch                                  cloudWatchDoc
 }
 
 var (
 	topKeys       = []string{"state_dir", "aws", "metrics", "spool", "flows"}
 	awsKeys       = []string{"region", "endpoint", "role_arn", "external_id", "role_session_name", "firehose_endpoint"}
-	metricsKeys   = []string{"listen", "unhealthy_after"}
-	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
+	metricsKeys   = []string{"listen", "unhealthy_after", "cloudwatch"}
+	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata", "processors"}
 	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
 	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
 	kinesisKeys   = []string{"stream", "partition_key", "partition_key_field", "partition_key_regex", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight", "compression"}
@@ -134,6 +135,10 @@ func decodeDocument(name string, data []byte, p *problems) *document {
 			d.aws(f.v, doc)
 		case "metrics":
 			for _, m := range d.mapping(f.v, "metrics", "in metrics", metricsKeys) {
+				if m.key == "cloudwatch" {
+					d.cloudWatch(m.v, &doc.cloudwatch)
+					continue
+				}
 				if m.key == "unhealthy_after" {
 					var v Duration
 					if d.positiveDuration(m.v, "metrics.unhealthy_after", &v) {
@@ -372,6 +377,8 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			}
 		case "add_metadata":
 			f.AddMetadata = d.addMetadata(fl, label)
+		case "processors":
+			f.Processors = d.processors(fl, label)
 		case "spool":
 			at.spool = fl.k
 			for _, s := range d.mapping(fl.v, "spool", "in spool of "+label, spoolKeys) {

@@ -1,0 +1,27 @@
+package config
+
+// Settings this build parses and checks but whose stage is not merged yet. Each check
+// goes away with its constant when the stage lands: nothing here is needed afterwards.
+
+// processingWired: the flow runs Flow.Processors. Until it does, a flow with processors is
+// refused at load (validate fails too): shipping the records unprocessed would change what
+// every consumer of the stream reads.
+const processingWired = false
+
+// cloudWatchWired: metrics.cloudwatch is published. Until it is, an enabled section is
+// named in a warning: metrics are not data, so the agent still runs.
+const cloudWatchWired = false
+
+// unwired reports the settings of cfg that this build cannot honour yet.
+func unwired(cfg *Config, p *problems) {
+	if !processingWired {
+		for _, f := range cfg.Flows {
+			if len(f.Processors) > 0 {
+				p.add(f.Processors[0].Pos, "flow %q: processors (agent.json's dataProcessingOptions) are read and checked, but this build does not run them yet: the records would reach the stream unprocessed; remove them to ship the lines as read (in an agent.json, \"%s\": \"skip\" does that and keeps the file valid for the Kinesis Agent)", f.Name, agentKeyProcessing)
+			}
+		}
+	}
+	if !cloudWatchWired && cfg.Metrics.CloudWatch.Enabled {
+		p.warn("metrics.cloudwatch (agent.json's cloudwatch.*): read and checked, but this build publishes no CloudWatch metrics yet; it serves Prometheus metrics (metrics.listen)")
+	}
+}
