@@ -7,14 +7,13 @@ package config
 // either honoured or named in a warning; keys nobody knows are warned about too, with a
 // "did you mean", because the Kinesis Agent itself ignores them and kinship must accept
 // the same file. Problems that would make kinship do something other than what the file
-// asks for with the data itself are errors, not warnings:
+// asks for with the data itself are errors, not warnings.
 //
-//   - dataProcessingOptions (SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA,
-//     ADDEC2METADATA, ...): shipping the lines untransformed would change what every
-//     consumer of the stream reads, and a warning on one host of a fleet is easily missed.
-//     An operator who wants the raw lines says so with the top-level key
-//     "kinship.dataProcessingOptions": "skip" (the Kinesis Agent ignores unknown keys, so
-//     the file stays valid for both agents during a migration).
+// dataProcessingOptions become the flow's processors (agentjson_processing.go), checked by
+// the native decoder with errors at the agent.json positions. An operator who wants the raw
+// lines instead says so with the top-level key "kinship.dataProcessingOptions": "skip" (the
+// Kinesis Agent ignores unknown keys, so the file stays valid for both agents during a
+// migration).
 //
 // Records are sent one line per Kinesis record, as the Kinesis Agent does, unless the
 // file sets "kinship.aggregate": true: KPL aggregation is transparent to the KCL and to
@@ -310,7 +309,7 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 	}
 }
 
-func mapKeys(m map[string]string) []string {
+func mapKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -606,7 +605,7 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 		}
 	}
 	if k, set := m["dataProcessingOptions"]; set {
-		if !t.processing(k, where, f) {
+		if !t.processing(k, where, f, &kv) {
 			ok = false
 		}
 	}
@@ -652,41 +651,6 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 	oline, ocol := t.lc(obj.off)
 	f.node = &yaml.Node{Kind: yaml.MappingNode, Line: oline, Column: ocol, Content: kv}
 	return f
-}
-
-// processing handles dataProcessingOptions: an error naming the processors, unless the
-// file asks to ship lines without them; then a warning.
-func (t *agentTranslator) processing(k jkey, where string, f *agentFlow) bool {
-	if k.val.kind == '0' || (k.val.kind == 'a' && len(k.val.items) == 0) {
-		return true
-	}
-	if k.val.kind != 'a' {
-		t.errorf(k.val.off, "%sdataProcessingOptions: expected a list of processing options, got %s", where, k.val.kindName())
-		return false
-	}
-	var names []string
-	for j, item := range k.val.items {
-		name := "?"
-		if item.kind == 'o' {
-			for _, o := range item.keys {
-				if o.name == "optionName" && o.val.kind == 's' {
-					name = o.val.str
-				}
-			}
-		}
-		if name == "?" {
-			t.errorf(item.off, "%sdataProcessingOptions[%d]: expected an object with \"optionName\", got %s", where, j, item.kindName())
-			return false
-		}
-		names = append(names, name)
-	}
-	list := strings.Join(names, ", ")
-	if t.skipProc {
-		t.warnf("%sdataProcessingOptions: %s not supported yet: lines of %s are shipped as read, unprocessed (%q is \"skip\")", where, list, f.pattern, agentKeyProcessing)
-		return true
-	}
-	t.errorf(k.off, "%sdataProcessingOptions: %s not supported yet in this version: the lines of %s would reach the stream's consumers unprocessed; remove the option if they accept raw lines, or add \"%s\": \"skip\" at the top of the file to ship them as read", where, list, f.pattern, agentKeyProcessing)
-	return false
 }
 
 func (t *agentTranslator) lc(off int64) (int, int) {

@@ -38,8 +38,8 @@ func TestAgentJSONExamples(t *testing.T) {
 			// The Kinesis Agent's own configuration/example/agent.json.
 			file: "example.json",
 			errs: []string{
-				"example.json:13:7: flows[0].dataProcessingOptions: CSVTOJSON not supported yet",
-				"example.json:25:7: flows[1].dataProcessingOptions: LOGTOJSON not supported yet",
+				`example.json:14:9: flow "aws-kinesis-agent-test1": processors (agent.json's dataProcessingOptions) are read and checked, but this build does not run them yet`,
+				`example.json:26:9: flow "aws-kinesis-agent-test2": processors`,
 				`"kinship.dataProcessingOptions": "skip"`,
 			},
 		},
@@ -93,8 +93,8 @@ func TestAgentJSONExamples(t *testing.T) {
 			warnings: []string{
 				"maxSendingThreads: not supported",
 				"shutdownTimeoutMillis: not supported",
-				"flows[0].dataProcessingOptions: SINGLELINE, CSVTOJSON not supported yet: lines of /tmp/app.log* are shipped as read",
-				"flows[1].dataProcessingOptions: LOGTOJSON, ADDEC2METADATA not supported yet",
+				"flows[0].dataProcessingOptions: SINGLELINE, CSVTOJSON not run: lines of /tmp/app.log* are shipped as read",
+				"flows[1].dataProcessingOptions: LOGTOJSON, ADDEC2METADATA not run",
 				"flows[1].partitionKeyOption: DETERMINISTIC",
 				"kinship.aggregate: not set",
 			},
@@ -287,7 +287,7 @@ func TestAgentJSONErrors(t *testing.T) {
 		{"partition key", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "partitionKeyOption": "HOST"}]}`, `flows[0].partitionKeyOption: "HOST": must be RANDOM or DETERMINISTIC`},
 		{"millis", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "maxBufferAgeMillis": "1s"}]}`, `a.json:1:78: flows[0].maxBufferAgeMillis: expected a whole number, got the string "1s"`},
 		{"zero millis", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "minTimeBetweenFilePollsMillis": 0}]}`, "flows[0].minTimeBetweenFilePollsMillis: 0: must be 1 or more"},
-		{"processor list", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"delimiter": ","}]}]}`, `flows[0].dataProcessingOptions[0]: expected an object with "optionName"`},
+		{"processor list", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"delimiter": ","}]}]}`, `a.json:1:82: flows[0].dataProcessingOptions[0]: optionName is required`},
 		{"skip value", `{"kinship.dataProcessingOptions": "yes", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `kinship.dataProcessingOptions: "yes": the only value is "skip"`},
 		{"role", `{"assumeRoleARN": "log-writer", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `a.json:1:19: assumeRoleARN: "log-writer": not an IAM role ARN`},
 		{"external id without role", `{"assumeRoleExternalId": "fleet-7", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `a.json:1:2: assumeRoleExternalId: only used to assume aws.role_arn, which is not set`},
