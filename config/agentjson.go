@@ -162,17 +162,13 @@ func (t *agentTranslator) members(n *jnode, where string) map[string]jkey {
 // Top-level keys of agent.json that kinship cannot honour, grouped by what to say.
 var (
 	agentTopKnown = []string{
-		"flows", "checkpointFile", "kinesis.endpoint", "kinesis.region", "assumeRoleARN", "assumeRoleExternalId",
+		"flows", "checkpointFile", "checkpointTimeToLiveDays", "kinesis.endpoint", "kinesis.region", "assumeRoleARN", "assumeRoleExternalId",
 		"firehose.endpoint", "firehose.region",
+		"cloudwatch.emitMetrics", "cloudwatch.namespace", "cloudwatch.endpoint", "cloudwatch.tagInstance", "cloudwatch.metricsBufferTimeMillis",
 		agentKeyAggregate, agentKeyProcessing,
 	}
 	agentTopUnsupported = map[string]string{
-		"cloudwatch.emitMetrics":                   "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"cloudwatch.endpoint":                      "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"cloudwatch.tagInstance":                   "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"cloudwatch.namespace":                     "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"cloudwatch.metricsBufferTimeMillis":       "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"cloudwatch.metricsQueueSize":              "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
+		"cloudwatch.metricsQueueSize":              "metrics are buffered for metrics.cloudwatch.interval (cloudwatch.metricsBufferTimeMillis), whatever their number",
 		"awsAccessKeyId":                           "credentials written in the configuration file are not used: kinship takes credentials from the standard AWS chain (instance role, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the service's environment, shared credentials file)",
 		"awsSecretAccessKey":                       "credentials written in the configuration file are not used: kinship takes credentials from the standard AWS chain (instance role, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the service's environment, shared credentials file)",
 		"userDefinedCredentialsProvider.classname": "Java credential providers cannot be loaded: kinship takes credentials from the standard AWS chain",
@@ -190,7 +186,6 @@ var (
 		"socketTimeoutMillis":                      "the SDK's HTTP client defaults apply",
 		"useTcpKeepAlive":                          "the SDK's HTTP client defaults apply",
 		"useHttpGzip":                              "the SDK's HTTP client defaults apply",
-		"checkpointTimeToLiveDays":                 "kinship forgets a file's position when the file is gone",
 		"log.level":                                "use kinship run --log-level; logs go to stderr (the journal)",
 		"log.emitMetrics":                          "use the Prometheus metrics (metrics.listen in the native configuration)",
 		"log.emitInternalMetrics":                  "use the Prometheus metrics (metrics.listen in the native configuration)",
@@ -230,20 +225,18 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 		}
 	}
 
-	var cw, creds []string
+	// The Kinesis Agent publishes CloudWatch metrics unless told not to.
+	on, ns := true, AgentCloudWatchNamespace
+	t.doc.cloudwatch.enabled, t.doc.cloudwatch.namespace = &on, &ns
+	t.doc.agentCheckpoints = &AgentCheckpoints{File: DefaultAgentCheckpointFile, TTL: DefaultAgentCheckpointTTL}
+
+	var creds []string
 	for _, k := range root.keys {
 		if top[k.name].off != k.off {
 			continue // repeated: the last one counts
 		}
 		if why, ok := agentTopUnsupported[k.name]; ok {
 			switch {
-			case strings.HasPrefix(k.name, "cloudwatch."):
-				if k.name == "cloudwatch.emitMetrics" {
-					if b, ok := t.boolean(k, ""); ok && !b {
-						continue // off: nothing is lost
-					}
-				}
-				cw = append(cw, k.name)
 			case k.name == "awsAccessKeyId" || k.name == "awsSecretAccessKey":
 				creds = append(creds, k.name) // never the values
 			default:
@@ -254,8 +247,23 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 		switch k.name {
 		case "flows":
 			t.flows(k)
+		case "cloudwatch.emitMetrics", "cloudwatch.namespace", "cloudwatch.endpoint", "cloudwatch.tagInstance", "cloudwatch.metricsBufferTimeMillis":
+			t.cloudWatch(k)
+		case "checkpointTimeToLiveDays":
+			if v, ok := t.integer(k, "", 1); ok {
+				t.doc.agentCheckpoints.TTL = Duration(time.Duration(v) * 24 * time.Hour)
+			}
 		case "checkpointFile":
 			if s, ok := t.str(k, ""); ok {
+				if s == "" {
+					t.errorf(k.val.off, "%s: must not be empty (the Kinesis Agent's default is %s)", k.name, DefaultAgentCheckpointFile)
+				} else if !filepath.IsAbs(s) {
+					// The Kinesis Agent resolves it against its working directory, / as a service.
+					t.warnf("%s: %q is relative: taken as /%s, the Kinesis Agent's working directory as a service", k.name, s, s)
+					t.doc.agentCheckpoints.File = filepath.Join("/", s)
+				} else {
+					t.doc.agentCheckpoints.File = filepath.Clean(s)
+				}
 				t.warnf("%s: %q is not used: the Kinesis Agent's checkpoints are not imported; kinship keeps its positions and spool under state_dir (%s), so at its first start each file is read from initialPosition (START_OF_FILE sends again what the Kinesis Agent already sent; END_OF_FILE skips what was written while no agent ran)", k.name, s, DefaultStateDir)
 			}
 		case "kinesis.endpoint":
@@ -293,12 +301,6 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 		default:
 			t.unknown(k.name, "", append(slices.Clone(agentTopKnown), mapKeys(agentTopUnsupported)...))
 		}
-	}
-	if _, set := top["cloudwatch.emitMetrics"]; !set {
-		cw = append([]string{"cloudwatch.emitMetrics (true by default in the Kinesis Agent)"}, cw...)
-	}
-	if len(cw) > 0 {
-		t.warnf("%s: not supported, ignored: %s", strings.Join(cw, ", "), agentTopUnsupported["cloudwatch.emitMetrics"])
 	}
 	if len(creds) > 0 {
 		t.warnf("%s: not supported, ignored: %s", strings.Join(creds, ", "), agentTopUnsupported["awsAccessKeyId"])
@@ -344,11 +346,12 @@ func (t *agentTranslator) str(k jkey, where string) (string, bool) {
 }
 
 func (t *agentTranslator) boolean(k jkey, where string) (bool, bool) {
-	if k.val.kind == 'b' || k.val.kind == 's' {
-		switch strings.ToLower(k.val.str) {
-		case "true":
+	if k.val.kind == 'b' || k.val.kind == 's' || k.val.kind == 'n' {
+		// The Kinesis Agent's Configuration.readBoolean accepts these spellings.
+		switch strings.ToLower(strings.TrimSpace(k.val.str)) {
+		case "true", "t", "yes", "y", "1":
 			return true, true
-		case "false":
+		case "false", "f", "no", "n", "0":
 			return false, true
 		}
 	}

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Every processing option of the Kinesis Agent becomes a native processor, keys and enum
@@ -105,4 +107,55 @@ func TestAgentJSONProcessingIgnored(t *testing.T) {
 		"flows[0].dataProcessingOptions[0].parseOptions: the string \"TRIM\" is not NO_TRIM or ESCAPE_NEW_LINE, ignored",
 		"flows[0].dataProcessingOptions[0].delimiter: not a key of SINGLELINE, ignored",
 	})
+}
+
+// The Kinesis Agent's CloudWatch settings, with its defaults (on, AWSKinesisAgent, 30s),
+// become metrics.cloudwatch; its checkpoint file and TTL are kept for an import.
+func TestAgentJSONCloudWatchAndCheckpoints(t *testing.T) {
+	flows := `"flows": [{"filePattern": "/a", "kinesisStream": "s"}]`
+	cfg, err := Parse("agent.json", []byte(`{`+flows+`}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (CloudWatch{Enabled: true, Namespace: "AWSKinesisAgent", Interval: DefaultCloudWatchInterval}); cfg.Metrics.CloudWatch != want {
+		t.Errorf("defaults: %+v, want %+v", cfg.Metrics.CloudWatch, want)
+	}
+	if c := cfg.AgentCheckpoints; c == nil || *c != (AgentCheckpoints{File: "/var/run/aws-kinesis-agent/checkpoints", TTL: Duration(7 * 24 * time.Hour)}) {
+		t.Errorf("checkpoints: %+v", c)
+	}
+
+	cfg, err = Parse("agent.json", []byte(`{"cloudwatch.emitMetrics": "yes", "cloudwatch.namespace": "Fleet/Logs",
+  "cloudwatch.endpoint": "monitoring.eu-west-1.amazonaws.com", "cloudwatch.tagInstance": "t",
+  "cloudwatch.metricsBufferTimeMillis": 60000, "checkpointFile": "/var/lib/aws-kinesis-agent/cp",
+  "checkpointTimeToLiveDays": "3", `+flows+`}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := CloudWatch{Enabled: true, Namespace: "Fleet/Logs", Endpoint: "https://monitoring.eu-west-1.amazonaws.com",
+		TagInstance: true, Interval: Duration(time.Minute)}
+	if cfg.Metrics.CloudWatch != want {
+		t.Errorf("got %+v, want %+v", cfg.Metrics.CloudWatch, want)
+	}
+	if c := cfg.AgentCheckpoints; c == nil || *c != (AgentCheckpoints{File: "/var/lib/aws-kinesis-agent/cp", TTL: Duration(3 * 24 * time.Hour)}) {
+		t.Errorf("checkpoints: %+v", c)
+	}
+
+	cfg, err = Parse("agent.json", []byte(`{"cloudwatch.emitMetrics": false, `+flows+`}`))
+	if err != nil || cfg.Metrics.CloudWatch.Enabled || slices.ContainsFunc(cfg.Warnings, func(w string) bool { return strings.Contains(w, "CloudWatch") }) {
+		t.Errorf("emitMetrics false: %v %+v %q", err, cfg.Metrics.CloudWatch, cfg.Warnings)
+	}
+
+	_, err = Parse("agent.json", []byte(`{"cloudwatch.emitMetrics": "maybe", "cloudwatch.namespace": "AWS/Mine",
+  "cloudwatch.metricsBufferTimeMillis": 0, "checkpointTimeToLiveDays": -1, "checkpointFile": "", `+flows+`}`))
+	for _, want := range []string{
+		`agent.json:1:28: cloudwatch.emitMetrics: expected true or false, got the string "maybe"`,
+		`agent.json:1:61: cloudwatch.namespace: "AWS/Mine": AWS/ is reserved`,
+		"agent.json:2:41: cloudwatch.metricsBufferTimeMillis: 0: must be 1 or more",
+		"agent.json:2:72: checkpointTimeToLiveDays: -1: must be 1 or more",
+		"agent.json:2:94: checkpointFile: must not be empty",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v\nwant %q", err, want)
+		}
+	}
 }

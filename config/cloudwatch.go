@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -109,6 +110,47 @@ func (d *decoder) cloudWatch(n *yaml.Node, c *cloudWatchDoc) {
 			if d.positiveDuration(x.v, key, &v) {
 				c.interval = &v
 			}
+		}
+	}
+}
+
+// cloudWatch maps agent.json's cloudwatch.* keys to metrics.cloudwatch.
+func (t *agentTranslator) cloudWatch(k jkey) {
+	c := &t.doc.cloudwatch
+	switch k.name {
+	case "cloudwatch.emitMetrics", "cloudwatch.tagInstance":
+		if b, ok := t.boolean(k, ""); ok {
+			if k.name == "cloudwatch.emitMetrics" {
+				c.enabled = &b
+			} else {
+				c.tagInstance = &b
+			}
+		}
+	case "cloudwatch.namespace":
+		if s, ok := t.str(k, ""); ok {
+			if msg := checkNamespace(s); msg != "" {
+				t.errorf(k.val.off, "%s: %q: %s", k.name, s, msg)
+			}
+			c.namespace = &s
+		}
+	case "cloudwatch.endpoint":
+		s, ok := t.str(k, "")
+		if !ok || strings.TrimSpace(s) == "" {
+			return // the guides' templates write "" for the default
+		}
+		raw := strings.TrimSpace(s)
+		if !strings.Contains(raw, "://") {
+			raw = "https://" + raw // the Kinesis Agent's endpoints are often written without a scheme
+		}
+		if msg := checkHTTPURL(raw); msg != "" {
+			t.errorf(k.val.off, "%s: %q: %s", k.name, s, msg)
+		}
+		raw = strings.TrimSuffix(raw, "/")
+		c.endpoint = &raw
+	case "cloudwatch.metricsBufferTimeMillis":
+		if v, ok := t.integer(k, "", 1); ok {
+			d := Duration(time.Duration(v) * time.Millisecond)
+			c.interval = &d
 		}
 	}
 }

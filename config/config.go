@@ -48,10 +48,27 @@ type Config struct {
 	Metrics  Metrics
 	Spool    GlobalSpool
 	Flows    []Flow
+	// AgentCheckpoints is set when the main file is an agent.json: where the Amazon Kinesis
+	// Agent kept its per-file read offsets, for a flow's first start to resume from them
+	// instead of from start_at.
+	AgentCheckpoints *AgentCheckpoints
 	// Warnings name the settings of an agent.json that kinship does not honour, one
 	// sentence each; the agent logs them at start and validate prints them.
 	Warnings []string
 }
+
+// AgentCheckpoints locates the Kinesis Agent's checkpoint database (an SQLite file of
+// per-file offsets; its checkpoints/SQLiteFileCheckpointStore.java has the schema).
+type AgentCheckpoints struct {
+	File string   // absolute path [DefaultAgentCheckpointFile]
+	TTL  Duration // checkpoints older than this are stale (checkpointTimeToLiveDays) [7 days]
+}
+
+// The Kinesis Agent's checkpoint defaults.
+const (
+	DefaultAgentCheckpointFile = "/var/run/aws-kinesis-agent/checkpoints"
+	DefaultAgentCheckpointTTL  = Duration(7 * 24 * 3600e9)
+)
 
 // AWS holds the few AWS settings that the standard credential/region chain cannot supply.
 type AWS struct {
@@ -284,6 +301,9 @@ func merge(docs []*document, p *problems) *Config {
 			cfg.Metrics.UnhealthyAfter = *d.unhealthyAfter
 		}
 		d.cloudwatch.mergeInto(&cfg.Metrics.CloudWatch)
+		if d.agentCheckpoints != nil {
+			cfg.AgentCheckpoints = d.agentCheckpoints
+		}
 		if d.spoolMaxBytes != nil {
 			cfg.Spool = GlobalSpool{MaxBytes: *d.spoolMaxBytes, Pos: d.spoolMaxPos}
 		}

@@ -34,6 +34,7 @@ type document struct {
 	flowsBroken                                 bool // flows were written but unreadable: already reported
 	firehoseEndpoint                            *string
 	cloudwatch                                  cloudWatchDoc
+	agentCheckpoints                            *AgentCheckpoints // agent.json only
 }
 
 var (

@@ -22,6 +22,6 @@ func unwired(cfg *Config, p *problems) {
 		}
 	}
 	if !cloudWatchWired && cfg.Metrics.CloudWatch.Enabled {
-		p.warn("metrics.cloudwatch (agent.json's cloudwatch.*): read and checked, but this build publishes no CloudWatch metrics yet; it serves Prometheus metrics (metrics.listen)")
+		p.warn("metrics.cloudwatch.enabled (agent.json's cloudwatch.emitMetrics, true by default in the Kinesis Agent): read and checked, but this build publishes no CloudWatch metrics yet; it serves Prometheus metrics (metrics.listen)")
 	}
 }
