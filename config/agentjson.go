@@ -101,6 +101,9 @@ type agentTranslator struct {
 	doc      *document
 	skipProc bool
 	aggr     bool
+	// prefix names the agent.d file being read in warnings ("" for agent.json itself).
+	prefix  string
+	pending []*agentFlow // the flows of every file, named and decoded by finish
 }
 
 func (t *agentTranslator) pos(off int64) Pos {
@@ -118,12 +121,12 @@ func (t *agentTranslator) errorf(off int64, format string, args ...any) {
 }
 
 func (t *agentTranslator) warnf(format string, args ...any) {
-	t.warnings = append(t.warnings, strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`))
+	t.warnings = append(t.warnings, t.prefix+strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`))
 }
 
 // decodeAgentJSON translates an agent.json (comments already blanked) into a document
 // and the warnings about keys kinship does not honour.
-func decodeAgentJSON(name string, data []byte, p *problems) (*document, []string) {
+func decodeAgentJSON(name string, data []byte, dropIns []agentDropIn, p *problems) (*document, []string) {
 	t := &agentTranslator{name: name, data: data, p: p, doc: &document{name: name}}
 	root, err := parseJSON(data)
 	if err != nil {
@@ -143,7 +146,55 @@ func decodeAgentJSON(name string, data []byte, p *problems) (*document, []string
 	}
 	top := t.members(root, "")
 	t.topLevel(root, top)
+	for _, in := range dropIns {
+		t.dropIn(in)
+	}
+	if _, ok := top["flows"]; !ok && len(t.pending) == 0 && !t.doc.flowsBroken {
+		t.name, t.data, t.prefix = name, data, ""
+		t.errorf(root.off, "no \"flows\": the Kinesis Agent's agent.json lists them as \"flows\": [{\"filePattern\": \"/var/log/app/*.log\", \"kinesisStream\": \"app-logs\"}]")
+		t.doc.flowsBroken = true
+	}
+	t.finish()
 	return t.doc, t.warnings
+}
+
+// agentDropIn is one /etc/aws-kinesis/agent.d/*.json, comments already blanked.
+type agentDropIn struct {
+	name string
+	data []byte
+}
+
+// dropIn appends the flows of one agent.d file, as the Kinesis Agent does; its other keys
+// are not read (by either agent), and are named in a warning.
+func (t *agentTranslator) dropIn(in agentDropIn) {
+	t.name, t.data, t.prefix = in.name, in.data, in.name+": "
+	root, err := parseJSON(in.data)
+	if err != nil {
+		var je *jsonError
+		if errors.As(err, &je) {
+			t.errorf(je.off, "json: %s", je.msg)
+		} else {
+			t.errorf(0, "json: %v", err)
+		}
+		t.doc.flowsBroken = true
+		return
+	}
+	if root.kind != 'o' {
+		t.errorf(root.off, "expected a JSON object with \"flows\" (a Kinesis Agent agent.d file), got %s", root.kindName())
+		t.doc.flowsBroken = true
+		return
+	}
+	top := t.members(root, "")
+	for _, k := range root.keys {
+		if top[k.name].off != k.off {
+			continue
+		}
+		if k.name == "flows" {
+			t.flows(k)
+			continue
+		}
+		t.warnf("%s: only \"flows\" is read from agent.d files (by the Kinesis Agent too); set it in the main agent.json, ignored", k.name)
+	}
 }
 
 // members returns an object's members by name, the last one winning as in the Kinesis
@@ -305,10 +356,6 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 	if len(creds) > 0 {
 		t.warnf("%s: not supported, ignored: %s", strings.Join(creds, ", "), agentTopUnsupported["awsAccessKeyId"])
 	}
-	if _, ok := top["flows"]; !ok {
-		t.errorf(root.off, "no \"flows\": the Kinesis Agent's agent.json lists them as \"flows\": [{\"filePattern\": \"/var/log/app/*.log\", \"kinesisStream\": \"app-logs\"}]")
-		t.doc.flowsBroken = true
-	}
 }
 
 func mapKeys[V any](m map[string]V) []string {
@@ -378,6 +425,7 @@ func (t *agentTranslator) integer(k jkey, where string, lo int64) (int64, bool) 
 // agentFlow is what one agent.json flow says, before it becomes a native flow.
 type agentFlow struct {
 	index          int
+	file, where    string // the file it was read from, and "flows[i]." with the file's prefix
 	obj            *jnode
 	pattern        string
 	stream         string // the Kinesis stream, or the Firehose delivery stream
@@ -393,7 +441,6 @@ func (t *agentTranslator) flows(k jkey) {
 		t.doc.flowsBroken = true
 		return
 	}
-	var fs []*agentFlow
 	for i, item := range k.val.items {
 		where := fmt.Sprintf("flows[%d].", i)
 		if item.kind != 'o' {
@@ -402,18 +449,26 @@ func (t *agentTranslator) flows(k jkey) {
 			continue
 		}
 		if f := t.flow(i, item, where); f != nil {
-			fs = append(fs, f)
+			f.file, f.where = t.name, t.prefix+where
+			t.pending = append(t.pending, f)
 		} else {
 			t.doc.flowsBroken = true // already reported: no "no flows" on top of it
 		}
 	}
+}
+
+// finish names the flows of agent.json and its drop-ins together (names must be unique
+// across them) and decodes each as a native flow.
+func (t *agentTranslator) finish() {
+	fs := t.pending
+	t.prefix = "" // warnings from here name their file themselves
 	t.nameFlows(fs)
 	if slices.ContainsFunc(fs, func(f *agentFlow) bool { return !f.firehose }) && !t.aggr {
 		t.warnf("%s: not set: records are sent one line per Kinesis record, as the Kinesis Agent sends them; set it to true once every consumer de-aggregates KPL records (the KCL and Lambda's deaggregation modules do) for fewer, fuller records", agentKeyAggregate)
 	}
 	for _, f := range fs {
-		sub := &problems{files: []string{t.name}}
-		d := &decoder{name: t.name, p: sub, budget: nodeBudget, translated: true}
+		sub := &problems{files: []string{f.file}}
+		d := &decoder{name: f.file, p: sub, budget: nodeBudget, translated: true}
 		fl := d.flow(f.node, f.index)
 		for _, e := range sub.errs {
 			for native, agent := range f.renames {
@@ -698,11 +753,11 @@ func (t *agentTranslator) nameFlows(fs []*agentFlow) {
 		for n := 2; used[name]; n++ {
 			name = safeFlowName(fmt.Sprintf("%s/%d", base, n))
 			if !used[name] {
-				t.warnf("flows[%d]: same kinesisStream and filePattern as an earlier flow: every line is sent twice; named %q", f.index, name)
+				t.warnf("%s same kinesisStream and filePattern as an earlier flow: every line is sent twice; named %q", strings.TrimSuffix(f.where, ".")+":", name)
 			}
 		}
 		used[name] = true
-		line, col := t.lc(f.obj.off)
+		line, col := f.node.Line, f.node.Column // t.lc would read another file's lines
 		f.node.Content = append([]*yaml.Node{
 			{Kind: yaml.ScalarNode, Tag: "!!str", Value: "name", Line: line, Column: col},
 			{Kind: yaml.ScalarNode, Tag: "!!str", Value: name, Line: line, Column: col},

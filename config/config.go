@@ -200,6 +200,8 @@ type Spool struct {
 // The main file may instead be the Amazon Kinesis Agent's agent.json (a .json file, or any
 // file holding a JSON object that is not a native configuration): it is translated to the
 // native configuration, and what kinship does not honour is listed in Config.Warnings.
+// The flows of <dir of path>/agent.d/*.json are then appended in name order, as the
+// Kinesis Agent appends those of /etc/aws-kinesis/agent.d.
 func Load(path string) (*Config, error) { return load(path, true) }
 
 // load is Load; refuseUnwired false lets tests check what this build cannot run yet.
@@ -225,7 +227,7 @@ func load(path string, refuseUnwired bool) (*Config, error) {
 			continue
 		}
 		if isAgent, clean := agentJSON(f, data); i == 0 && isAgent {
-			doc, w := decodeAgentJSON(f, clean, p)
+			doc, w := decodeAgentJSON(f, clean, agentDropIns(f, p), p)
 			docs, warnings = append(docs, doc), w
 			continue
 		}
@@ -242,6 +244,30 @@ func load(path string, refuseUnwired bool) (*Config, error) {
 	return cfg, nil
 }
 
+// agentDropIns reads <dir of agent.json>/agent.d/*.json in name order (the Kinesis Agent
+// reads /etc/aws-kinesis/agent.d beside /etc/aws-kinesis/agent.json); a missing agent.d is
+// fine.
+func agentDropIns(path string, p *problems) []agentDropIn {
+	names, err := filepath.Glob(filepath.Join(filepath.Dir(path), "agent.d", "*.json"))
+	if err != nil {
+		p.add(Pos{File: path}, "agent.d: %v", err)
+		return nil
+	}
+	var out []agentDropIn
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && !isDir(name) {
+				p.add(Pos{File: name}, "cannot read: %v", unwrapPath(err))
+			}
+			continue
+		}
+		p.files = append(p.files, name)
+		out = append(out, agentDropIn{name: name, data: stripJSONComments(data)})
+	}
+	return out
+}
+
 // Parse decodes and validates one document, native or agent.json (see Load); name is used
 // in errors.
 func Parse(name string, data []byte) (*Config, error) { return parse(name, data, true) }
@@ -251,7 +277,7 @@ func parse(name string, data []byte, refuseUnwired bool) (*Config, error) {
 	var doc *document
 	var warnings []string
 	if isAgent, clean := agentJSON(name, data); isAgent {
-		doc, warnings = decodeAgentJSON(name, clean, p)
+		doc, warnings = decodeAgentJSON(name, clean, nil, p)
 	} else {
 		doc = decodeDocument(name, data, p)
 	}
