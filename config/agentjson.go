@@ -248,7 +248,7 @@ var (
 		"maxBufferSizeBytes", "maxBufferSizeRecords", "minTimeBetweenFilePollsMillis", "dataProcessingOptions",
 	}
 	agentFlowUnsupported = map[string]string{
-		"aggregatedRecordSizeBytes":              "the Kinesis Agent's concatenation of records is not supported; kinship sends one line per record, or KPL aggregated records with \"kinship.aggregate\": true",
+		"aggregatedRecordSizeBytes":              "the Kinesis Agent joins records only for Firehose flows (deliveryStream); a Kinesis flow sends one line per record, or KPL aggregated records with \"kinship.aggregate\": true",
 		"maxTimeBetweenFileTrackerRefreshMillis": "kinship watches directories for new files and polls every poll_interval",
 		"waitOnFullPublishQueueMillis":           "kinship's on-disk spool replaces the publish queue; a full spool stops reading (spool.max_bytes)",
 		"waitOnEmptyPublishQueueMillis":          "kinship's on-disk spool replaces the publish queue",
@@ -433,6 +433,7 @@ type agentFlow struct {
 	node           *yaml.Node // the native flow, positioned at the agent.json keys
 	renames        map[string]string
 	streamNameNode *yaml.Node
+	recordPerLine  bool // a Firehose flow without aggregatedRecordSizeBytes
 }
 
 func (t *agentTranslator) flows(k jkey) {
@@ -470,6 +471,13 @@ func (t *agentTranslator) finish() {
 		sub := &problems{files: []string{f.file}}
 		d := &decoder{name: f.file, p: sub, budget: nodeBudget, translated: true}
 		fl := d.flow(f.node, f.index)
+		// The Kinesis Agent's record is a line with its '\n' (consumers that concatenate
+		// records, like Firehose to S3, rely on it), and a Firehose record holds one such line
+		// unless aggregatedRecordSizeBytes joins them.
+		fl.KeepNewline = true
+		if fl.Firehose != nil {
+			fl.Firehose.RecordPerLine = f.recordPerLine
+		}
 		for _, e := range sub.errs {
 			for native, agent := range f.renames {
 				if rest, ok := strings.CutPrefix(e.Msg, native+":"); ok {
@@ -570,7 +578,7 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			switch strings.ToUpper(s) {
 			case "RANDOM":
 			case "DETERMINISTIC":
-				t.warnf("%spartitionKeyOption: DETERMINISTIC (a hash of each record's data) is not supported: records get random partition keys, so identical lines no longer land on the same shard", where)
+				pk = "deterministic" // the MD5 of the record, in hex
 			default:
 				t.errorf(k.val.off, "%spartitionKeyOption: %q: must be RANDOM or DETERMINISTIC", where, s)
 			}
@@ -622,7 +630,23 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			f.renames["batch.max_age"] = "maxBufferAgeMillis"
 		}
 	}
-	if k, set := m["maxBufferSizeBytes"]; set {
+	// Firehose flows join whole lines into one record up to aggregatedRecordSizeBytes (0, the
+	// default: a record per line); kinship's batch is that record.
+	joined := false
+	if k, set := m["aggregatedRecordSizeBytes"]; set && hasDelivery {
+		if v, good := t.integer(k, where, 0); !good {
+			ok = false
+		} else if Size(v) > FirehoseMaxRecordBytes {
+			t.errorf(k.val.off, "%saggregatedRecordSizeBytes: %d: must be 0 to %d (the largest Firehose record), as the Kinesis Agent requires", where, v, int64(FirehoseMaxRecordBytes))
+			ok = false
+		} else if v > 0 {
+			joined = true
+			add(&batch, "max_bytes", "", k, "!!int", strconv.FormatInt(v, 10))
+			f.renames["batch.max_bytes"] = "aggregatedRecordSizeBytes"
+		}
+	}
+	f.recordPerLine = hasDelivery && !joined
+	if k, set := m["maxBufferSizeBytes"]; set && !joined {
 		if v, good := t.integer(k, where, 1); good {
 			// The Kinesis Agent's buffer is one PutRecords call (up to 5MiB); kinship's batch is
 			// one Kinesis record, which the stream caps at max_record_bytes.
@@ -653,6 +677,11 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			}
 		}
 	}
+	if _, set := m["truncatedRecordTerminator"]; !set {
+		// The Kinesis Agent's default: a cut record still ends in '\n'.
+		kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "truncated_record_terminator"},
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "\n"})
+	}
 	if k, set := m["truncatedRecordTerminator"]; set {
 		if s, good := t.str(k, where); good {
 			if slices.Contains(flowKeys, "truncated_record_terminator") {
@@ -668,7 +697,7 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 		}
 	}
 	for _, k := range obj.keys {
-		if m[k.name].off != k.off || slices.Contains(agentFlowKnown, k.name) {
+		if m[k.name].off != k.off || slices.Contains(agentFlowKnown, k.name) || (k.name == "aggregatedRecordSizeBytes" && hasDelivery) {
 			continue
 		}
 		if why, known := agentFlowUnsupported[k.name]; known {

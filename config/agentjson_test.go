@@ -95,7 +95,7 @@ func TestAgentJSONExamples(t *testing.T) {
 				"shutdownTimeoutMillis: not supported",
 				"flows[0].dataProcessingOptions: SINGLELINE, CSVTOJSON not run: lines of /tmp/app.log* are shipped as read",
 				"flows[1].dataProcessingOptions: LOGTOJSON, ADDEC2METADATA not run",
-				"flows[1].partitionKeyOption: DETERMINISTIC",
+				`flow "my-stream-var-log-httpd-access_log": partition_key deterministic (agent.json's partitionKeyOption DETERMINISTIC`,
 				"kinship.aggregate: not set",
 			},
 		},

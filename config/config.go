@@ -128,6 +128,9 @@ type Flow struct {
 	Batch                     Batch
 	Spool                     Spool
 	AddMetadata               *AddMetadata // nil: lines are shipped as read
+	// KeepNewline: each record keeps the '\n' that ended its line, as the Kinesis Agent sends
+	// it (set for agent.json flows; consumers concatenating records rely on it).
+	KeepNewline bool
 	// Processors run on each record in order, after multiline joining and before
 	// aggregation (processors.go; agent.json's dataProcessingOptions).
 	Processors []Processor
@@ -158,8 +161,10 @@ type Multiline struct {
 
 // Kinesis is the Kinesis Data Streams destination.
 type Kinesis struct {
-	Stream       string // name or ARN
-	PartitionKey string // "random", "host" or a fixed key; with a key from the line, the fallback
+	Stream string // name or ARN
+	// PartitionKey: "random", "host", "deterministic" (the MD5 of each record, in hex: the
+	// Kinesis Agent's DETERMINISTIC) or a fixed key; with a key from the line, the fallback.
+	PartitionKey string
 	// A key taken from each line (at most one of the two is set): a dotted path of JSON object
 	// keys, or a regexp whose one capture group is the key. Lines without it get PartitionKey.
 	PartitionKeyField   string

@@ -15,6 +15,10 @@ import (
 type Firehose struct {
 	DeliveryStream string
 	MaxInFlight    int // concurrent PutRecordBatch requests [DefaultMaxInFlight]
+	// RecordPerLine: each line is its own Firehose record instead of the aggregate's lines
+	// joined into one (agent.json flows without aggregatedRecordSizeBytes, as the Kinesis
+	// Agent sends them).
+	RecordPerLine bool
 }
 
 // HTTP is the HTTP destination: batches of lines POSTed to URL.

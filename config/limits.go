@@ -140,7 +140,8 @@ func (f *Flow) partitionKeyBytes() (int, string) {
 // says, after the tailer has added truncated_record_terminator.
 func (f *Flow) LineRoom() (Size, string) {
 	r, what := f.recordBytes()
-	if k := f.Kinesis; k != nil && (k.PartitionKeyField != "" || k.PartitionKeyRegex != nil) {
+	// Deterministic keys differ line by line, so aggregated they take the keyed path too.
+	if k := f.Kinesis; k != nil && (k.PartitionKeyField != "" || k.PartitionKeyRegex != nil || (k.PartitionKey == "deterministic" && k.Aggregate)) {
 		return max(r-maxKeyBytes-keyedFramingBytes, 1), fmt.Sprintf(
 			"%s minus a partition key of up to %d bytes and %d bytes of KPL aggregate framing (keys from the line are always packed in an aggregate)",
 			what, maxKeyBytes, keyedFramingBytes)
@@ -151,7 +152,8 @@ func (f *Flow) LineRoom() (Size, string) {
 
 // EffectiveMaxLineBytes is the length the tailer should cut lines at so that the
 // aggregator never cuts them again: min(max_line_bytes, LineRoom). With the defaults
-// (max_line_bytes 1MiB, 1MiB records, random keys) it is 1,048,544.
+// (max_line_bytes 1MiB, 1MiB records, random keys) it is 1,048,544. It bounds the bytes the
+// tailer hands on, so with KeepNewline the kept '\n' (or the terminator) counts in it.
 func (f *Flow) EffectiveMaxLineBytes() Size {
 	room, _ := f.LineRoom()
 	return min(f.MaxLineBytes, room)
