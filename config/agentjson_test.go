@@ -453,8 +453,12 @@ func FuzzAgentJSON(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(`{"flows": [{"filePattern": "/a/*", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": 1}]}]} // x`))
+	f.Add([]byte(`{"flows": [{"filePattern": "/a/*", "deliveryStream": "d", "aggregatedRecordSizeBytes": 100, "dataProcessingOptions": [
+  {"optionName": "LOGTOJSON", "logFormat": "SYSLOG", "matchPattern": "(a)(?=b)", "customFieldNames": ["x"]},
+  {"optionName": "ADDMETADATA", "metadata": {"a": [1, {"b": null}]}, "timestamp": "true"}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse("a.json", data)
+		// Processors are checked even though this build refuses them afterwards.
+		cfg, err := parse("a.json", data, false)
 		if err != nil {
 			var ve *ValidationError
 			if cfg != nil || !errors.As(err, &ve) || len(ve.Errors) == 0 {

@@ -45,17 +45,25 @@ func splitPath(p string) []string {
 	return strings.Split(strings.Trim(p, "/"), "/")
 }
 
+// reachesBelow works from the ends back, one answer per (pattern element, dir element)
+// pair: a recursion over ** alone would take exponential time on patterns like /**/**/**/...
 func reachesBelow(pat, dir []string) bool {
-	if len(dir) == 0 {
-		return len(pat) > 0
+	// reach[i][j]: pat[i:] can match a path strictly below the rest of dir, dir[j:].
+	reach := make([][]bool, len(pat)+1)
+	for i := range reach {
+		reach[i] = make([]bool, len(dir)+1)
+		reach[i][len(dir)] = i < len(pat) // dir used up: any element left matches something below
 	}
-	if len(pat) == 0 {
-		return false
+	for i := len(pat) - 1; i >= 0; i-- {
+		for j := len(dir) - 1; j >= 0; j-- {
+			if pat[i] == "**" {
+				// ** takes no element, or dir[j] and maybe more.
+				reach[i][j] = reach[i+1][j] || reach[i][j+1]
+				continue
+			}
+			ok, err := doublestar.Match(pat[i], dir[j])
+			reach[i][j] = err == nil && ok && reach[i+1][j+1]
+		}
 	}
-	if pat[0] == "**" {
-		// ** takes no element, or dir's first one and maybe more.
-		return reachesBelow(pat[1:], dir) || reachesBelow(pat, dir[1:])
-	}
-	ok, err := doublestar.Match(pat[0], dir[0])
-	return err == nil && ok && reachesBelow(pat[1:], dir[1:])
+	return reach[0][0]
 }

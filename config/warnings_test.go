@@ -111,3 +111,16 @@ func TestMaxLineBytesLargerThanARecord(t *testing.T) {
 		})
 	}
 }
+
+// Many ** elements against a deep state_dir take time in proportion to their product, not
+// exponential time.
+func TestPatternReachesManyDoubleStars(t *testing.T) {
+	pattern := strings.Repeat("/**", 60) + "/x"
+	dir := strings.Repeat("/d", 60)
+	if !patternReaches(pattern, dir) {
+		t.Error("want a match")
+	}
+	if patternReaches(strings.Repeat("/d", 59)+"/*", dir) {
+		t.Error("a pattern one element shorter than state_dir matched below it")
+	}
+}
