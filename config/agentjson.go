@@ -7,14 +7,13 @@ package config
 // either honoured or named in a warning; keys nobody knows are warned about too, with a
 // "did you mean", because the Kinesis Agent itself ignores them and kinship must accept
 // the same file. Problems that would make kinship do something other than what the file
-// asks for with the data itself are errors, not warnings:
+// asks for with the data itself are errors, not warnings.
 //
-//   - dataProcessingOptions (SINGLELINE, CSVTOJSON, LOGTOJSON, ADDMETADATA,
-//     ADDEC2METADATA, ...): shipping the lines untransformed would change what every
-//     consumer of the stream reads, and a warning on one host of a fleet is easily missed.
-//     An operator who wants the raw lines says so with the top-level key
-//     "kinship.dataProcessingOptions": "skip" (the Kinesis Agent ignores unknown keys, so
-//     the file stays valid for both agents during a migration).
+// dataProcessingOptions become the flow's processors (agentjson_processing.go), checked by
+// the native decoder with errors at the agent.json positions. An operator who wants the raw
+// lines instead says so with the top-level key "kinship.dataProcessingOptions": "skip" (the
+// Kinesis Agent ignores unknown keys, so the file stays valid for both agents during a
+// migration).
 //
 // Records are sent one line per Kinesis record, as the Kinesis Agent does, unless the
 // file sets "kinship.aggregate": true: KPL aggregation is transparent to the KCL and to
@@ -26,12 +25,9 @@ package config
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -39,7 +35,7 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Keys kinship reads in agent.json beyond the Kinesis Agent's own.
@@ -47,190 +43,6 @@ const (
 	agentKeyAggregate  = "kinship.aggregate"
 	agentKeyProcessing = "kinship.dataProcessingOptions"
 )
-
-// maxJSONDepth bounds the nesting of an agent.json: the real format is three levels deep.
-const maxJSONDepth = 64
-
-// jnode is one JSON value with the byte offset where it starts, for line:column errors.
-type jnode struct {
-	kind  byte // 'o' object, 'a' array, 's' string, 'n' number, 'b' boolean, '0' null
-	off   int64
-	str   string // string, number text, "true"/"false"
-	keys  []jkey // object members in file order
-	items []*jnode
-}
-
-type jkey struct {
-	name string
-	off  int64
-	val  *jnode
-}
-
-// stripJSONComments blanks out // and /* */ comments (outside strings) with spaces,
-// keeping newlines, so that offsets, lines and columns stay those of the file.
-func stripJSONComments(data []byte) []byte {
-	out := bytes.Clone(data)
-	inStr, esc := false, false
-	for i := 0; i < len(out); i++ {
-		c := out[i]
-		switch {
-		case inStr:
-			switch {
-			case esc:
-				esc = false
-			case c == '\\':
-				esc = true
-			case c == '"':
-				inStr = false
-			}
-		case c == '"':
-			inStr = true
-		case c == '/' && i+1 < len(out) && out[i+1] == '/':
-			for ; i < len(out) && out[i] != '\n'; i++ {
-				out[i] = ' '
-			}
-		case c == '/' && i+1 < len(out) && out[i+1] == '*':
-			out[i], out[i+1] = ' ', ' '
-			for i += 2; i < len(out); i++ {
-				if out[i] == '*' && i+1 < len(out) && out[i+1] == '/' {
-					out[i], out[i+1] = ' ', ' '
-					i++
-					break
-				}
-				if out[i] != '\n' {
-					out[i] = ' '
-				}
-			}
-		}
-	}
-	return out
-}
-
-type jsonParser struct {
-	data []byte
-	dec  *json.Decoder
-}
-
-// jsonError is a JSON syntax problem at a byte offset.
-type jsonError struct {
-	off int64
-	msg string
-}
-
-func (e *jsonError) Error() string { return e.msg }
-
-// parseJSON reads one JSON value (comments already blanked) into a tree with offsets.
-func parseJSON(data []byte) (*jnode, error) {
-	p := &jsonParser{data: data, dec: json.NewDecoder(bytes.NewReader(data))}
-	p.dec.UseNumber()
-	root, err := p.value(0)
-	if err != nil {
-		return nil, err
-	}
-	at := p.start(p.dec.InputOffset())
-	if _, err := p.dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, &jsonError{at, "unexpected data after the top-level JSON object"}
-	}
-	return root, nil
-}
-
-// start skips the separators between the decoder's offset and the next token.
-func (p *jsonParser) start(off int64) int64 {
-	for off < int64(len(p.data)) {
-		switch p.data[off] {
-		case ' ', '\t', '\r', '\n', ',', ':':
-			off++
-			continue
-		}
-		break
-	}
-	return off
-}
-
-func (p *jsonParser) token() (json.Token, int64, error) {
-	at := p.start(p.dec.InputOffset())
-	tok, err := p.dec.Token()
-	if err != nil {
-		var se *json.SyntaxError
-		switch {
-		case errors.As(err, &se):
-			return nil, at, &jsonError{se.Offset, se.Error()} // the offset of the offending byte
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-			return nil, at, &jsonError{int64(len(p.data)), "unexpected end of the file (a } or ] is missing)"}
-		}
-		return nil, at, &jsonError{at, err.Error()}
-	}
-	return tok, at, nil
-}
-
-func (p *jsonParser) value(depth int) (*jnode, error) {
-	tok, at, err := p.token()
-	if err != nil {
-		return nil, err
-	}
-	if depth > maxJSONDepth {
-		return nil, &jsonError{at, fmt.Sprintf("nested more than %d levels deep", maxJSONDepth)}
-	}
-	n := &jnode{off: at}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			n.kind = 'o'
-			for p.dec.More() {
-				ktok, kat, err := p.token()
-				if err != nil {
-					return nil, err
-				}
-				key, _ := ktok.(string) // the decoder guarantees a string key here
-				v, err := p.value(depth + 1)
-				if err != nil {
-					return nil, err
-				}
-				n.keys = append(n.keys, jkey{name: key, off: kat, val: v})
-			}
-		case '[':
-			n.kind = 'a'
-			for p.dec.More() {
-				v, err := p.value(depth + 1)
-				if err != nil {
-					return nil, err
-				}
-				n.items = append(n.items, v)
-			}
-		default:
-			return nil, &jsonError{at, fmt.Sprintf("unexpected %q", rune(t))}
-		}
-		if _, _, err := p.token(); err != nil { // the closing } or ]
-			return nil, err
-		}
-	case string:
-		n.kind, n.str = 's', t
-	case json.Number:
-		n.kind, n.str = 'n', t.String()
-	case bool:
-		n.kind, n.str = 'b', strconv.FormatBool(t)
-	case nil:
-		n.kind = '0'
-	}
-	return n, nil
-}
-
-func (n *jnode) kindName() string {
-	switch n.kind {
-	case 'o':
-		return "an object"
-	case 'a':
-		return "a list"
-	case 's':
-		return fmt.Sprintf("the string %q", n.str)
-	case 'n':
-		return "the number " + n.str
-	case 'b':
-		return n.str
-	}
-	return "null"
-}
 
 // looksLikeAgentJSON tells an agent.json from a native configuration written as JSON
 // (which is valid YAML): a native file has only native top-level keys, and a native
@@ -289,6 +101,9 @@ type agentTranslator struct {
 	doc      *document
 	skipProc bool
 	aggr     bool
+	// prefix names the agent.d file being read in warnings ("" for agent.json itself).
+	prefix  string
+	pending []*agentFlow // the flows of every file, named and decoded by finish
 }
 
 func (t *agentTranslator) pos(off int64) Pos {
@@ -306,12 +121,12 @@ func (t *agentTranslator) errorf(off int64, format string, args ...any) {
 }
 
 func (t *agentTranslator) warnf(format string, args ...any) {
-	t.warnings = append(t.warnings, strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`))
+	t.warnings = append(t.warnings, t.prefix+strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`))
 }
 
 // decodeAgentJSON translates an agent.json (comments already blanked) into a document
 // and the warnings about keys kinship does not honour.
-func decodeAgentJSON(name string, data []byte, p *problems) (*document, []string) {
+func decodeAgentJSON(name string, data []byte, dropIns []agentDropIn, p *problems) (*document, []string) {
 	t := &agentTranslator{name: name, data: data, p: p, doc: &document{name: name}}
 	root, err := parseJSON(data)
 	if err != nil {
@@ -331,7 +146,55 @@ func decodeAgentJSON(name string, data []byte, p *problems) (*document, []string
 	}
 	top := t.members(root, "")
 	t.topLevel(root, top)
+	for _, in := range dropIns {
+		t.dropIn(in)
+	}
+	if _, ok := top["flows"]; !ok && len(t.pending) == 0 && !t.doc.flowsBroken {
+		t.name, t.data, t.prefix = name, data, ""
+		t.errorf(root.off, "no \"flows\": the Kinesis Agent's agent.json lists them as \"flows\": [{\"filePattern\": \"/var/log/app/*.log\", \"kinesisStream\": \"app-logs\"}]")
+		t.doc.flowsBroken = true
+	}
+	t.finish()
 	return t.doc, t.warnings
+}
+
+// agentDropIn is one /etc/aws-kinesis/agent.d/*.json, comments already blanked.
+type agentDropIn struct {
+	name string
+	data []byte
+}
+
+// dropIn appends the flows of one agent.d file, as the Kinesis Agent does; its other keys
+// are not read (by either agent), and are named in a warning.
+func (t *agentTranslator) dropIn(in agentDropIn) {
+	t.name, t.data, t.prefix = in.name, in.data, in.name+": "
+	root, err := parseJSON(in.data)
+	if err != nil {
+		var je *jsonError
+		if errors.As(err, &je) {
+			t.errorf(je.off, "json: %s", je.msg)
+		} else {
+			t.errorf(0, "json: %v", err)
+		}
+		t.doc.flowsBroken = true
+		return
+	}
+	if root.kind != 'o' {
+		t.errorf(root.off, "expected a JSON object with \"flows\" (a Kinesis Agent agent.d file), got %s", root.kindName())
+		t.doc.flowsBroken = true
+		return
+	}
+	top := t.members(root, "")
+	for _, k := range root.keys {
+		if top[k.name].off != k.off {
+			continue
+		}
+		if k.name == "flows" {
+			t.flows(k)
+			continue
+		}
+		t.warnf("%s: only \"flows\" is read from agent.d files (by the Kinesis Agent too); set it in the main agent.json, ignored", k.name)
+	}
 }
 
 // members returns an object's members by name, the last one winning as in the Kinesis
@@ -347,63 +210,6 @@ func (t *agentTranslator) members(n *jnode, where string) map[string]jkey {
 	return out
 }
 
-// Top-level keys of agent.json that kinship cannot honour, grouped by what to say.
-var (
-	agentTopKnown = []string{
-		"flows", "checkpointFile", "kinesis.endpoint", "kinesis.region", "assumeRoleARN", "assumeRoleExternalId",
-		"firehose.endpoint", "firehose.region",
-		agentKeyAggregate, agentKeyProcessing,
-	}
-	agentTopUnsupported = map[string]string{
-		"cloudwatch.emitMetrics":                   "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"cloudwatch.endpoint":                      "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"cloudwatch.tagInstance":                   "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"cloudwatch.namespace":                     "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"cloudwatch.metricsBufferTimeMillis":       "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"cloudwatch.metricsQueueSize":              "kinship publishes no CloudWatch metrics; it serves Prometheus metrics (metrics.listen in the native configuration)",
-		"awsAccessKeyId":                           "credentials written in the configuration file are not used: kinship takes credentials from the standard AWS chain (instance role, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the service's environment, shared credentials file)",
-		"awsSecretAccessKey":                       "credentials written in the configuration file are not used: kinship takes credentials from the standard AWS chain (instance role, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the service's environment, shared credentials file)",
-		"userDefinedCredentialsProvider.classname": "Java credential providers cannot be loaded: kinship takes credentials from the standard AWS chain",
-		"userDefinedCredentialsProvider.location":  "Java credential providers cannot be loaded: kinship takes credentials from the standard AWS chain",
-		"assumeRoleDurationSeconds":                "assumed-role sessions use the SDK's default duration and are refreshed before they expire",
-		"sts.endpoint":                             "STS is reached through the SDK's standard endpoint resolution (AWS_ENDPOINT_URL_STS)",
-		"shutdownTimeoutMillis":                    "kinship stops when its spool is durable; records not yet sent are shipped at the next start",
-		"maxSendingThreads":                        "kinship sends with kinesis.max_in_flight concurrent requests per flow (default 4)",
-		"maxSendingThreadsPerCore":                 "kinship sends with kinesis.max_in_flight concurrent requests per flow (default 4)",
-		"sendingThreadsKeepAliveMillis":            "kinship has no sending thread pool",
-		"sendingThreadsMaxQueueSize":               "kinship has no sending thread pool; the on-disk spool is its queue",
-		"maxConnections":                           "the SDK's HTTP client defaults apply",
-		"connectionTimeoutMillis":                  "the SDK's HTTP client defaults apply",
-		"connectionTTLMillis":                      "the SDK's HTTP client defaults apply",
-		"socketTimeoutMillis":                      "the SDK's HTTP client defaults apply",
-		"useTcpKeepAlive":                          "the SDK's HTTP client defaults apply",
-		"useHttpGzip":                              "the SDK's HTTP client defaults apply",
-		"checkpointTimeToLiveDays":                 "kinship forgets a file's position when the file is gone",
-		"log.level":                                "use kinship run --log-level; logs go to stderr (the journal)",
-		"log.emitMetrics":                          "use the Prometheus metrics (metrics.listen in the native configuration)",
-		"log.emitInternalMetrics":                  "use the Prometheus metrics (metrics.listen in the native configuration)",
-		"log.statusReportingPeriodSeconds":         "use the Prometheus metrics (metrics.listen in the native configuration)",
-	}
-	agentFlowKnown = []string{
-		"filePattern", "kinesisStream", "deliveryStream", "partitionKeyOption", "initialPosition",
-		"multiLineStartPattern", "skipHeaderLines", "truncatedRecordTerminator", "maxBufferAgeMillis",
-		"maxBufferSizeBytes", "maxBufferSizeRecords", "minTimeBetweenFilePollsMillis", "dataProcessingOptions",
-	}
-	agentFlowUnsupported = map[string]string{
-		"aggregatedRecordSizeBytes":              "the Kinesis Agent's concatenation of records is not supported; kinship sends one line per record, or KPL aggregated records with \"kinship.aggregate\": true",
-		"maxTimeBetweenFileTrackerRefreshMillis": "kinship watches directories for new files and polls every poll_interval",
-		"waitOnFullPublishQueueMillis":           "kinship's on-disk spool replaces the publish queue; a full spool stops reading (spool.max_bytes)",
-		"waitOnEmptyPublishQueueMillis":          "kinship's on-disk spool replaces the publish queue",
-		"waitOnFullRetryQueueMillis":             "kinship's on-disk spool replaces the retry queue",
-		"publishQueueCapacity":                   "kinship's on-disk spool replaces the publish queue (spool.max_bytes)",
-		"retryInitialBackoffMillis":              "kinship retries with its own capped, jittered backoff",
-		"retryMaxBackoffMillis":                  "kinship retries with its own capped, jittered backoff",
-		"maxFileCheckpointAgeMillis":             "kinship keeps a file's position as long as the file exists",
-		"fileFooterPattern":                      "kinship reads files to their end",
-		"log.emitInternalMetrics":                "use the Prometheus metrics",
-	}
-)
-
 func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 	// Kinship's own keys first: they change how the flows are translated.
 	if k, ok := top[agentKeyAggregate]; ok {
@@ -418,20 +224,18 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 		}
 	}
 
-	var cw, creds []string
+	// The Kinesis Agent publishes CloudWatch metrics unless told not to.
+	on, ns := true, AgentCloudWatchNamespace
+	t.doc.cloudwatch.enabled, t.doc.cloudwatch.namespace = &on, &ns
+	t.doc.agentCheckpoints = &AgentCheckpoints{File: DefaultAgentCheckpointFile, TTL: DefaultAgentCheckpointTTL}
+
+	var creds []string
 	for _, k := range root.keys {
 		if top[k.name].off != k.off {
 			continue // repeated: the last one counts
 		}
 		if why, ok := agentTopUnsupported[k.name]; ok {
 			switch {
-			case strings.HasPrefix(k.name, "cloudwatch."):
-				if k.name == "cloudwatch.emitMetrics" {
-					if b, ok := t.boolean(k, ""); ok && !b {
-						continue // off: nothing is lost
-					}
-				}
-				cw = append(cw, k.name)
 			case k.name == "awsAccessKeyId" || k.name == "awsSecretAccessKey":
 				creds = append(creds, k.name) // never the values
 			default:
@@ -442,8 +246,23 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 		switch k.name {
 		case "flows":
 			t.flows(k)
+		case "cloudwatch.emitMetrics", "cloudwatch.namespace", "cloudwatch.endpoint", "cloudwatch.tagInstance", "cloudwatch.metricsBufferTimeMillis":
+			t.cloudWatch(k)
+		case "checkpointTimeToLiveDays":
+			if v, ok := t.integer(k, "", 1); ok {
+				t.doc.agentCheckpoints.TTL = Duration(time.Duration(v) * 24 * time.Hour)
+			}
 		case "checkpointFile":
 			if s, ok := t.str(k, ""); ok {
+				if s == "" {
+					t.errorf(k.val.off, "%s: must not be empty (the Kinesis Agent's default is %s)", k.name, DefaultAgentCheckpointFile)
+				} else if !filepath.IsAbs(s) {
+					// The Kinesis Agent resolves it against its working directory, / as a service.
+					t.warnf("%s: %q is relative: taken as /%s, the Kinesis Agent's working directory as a service", k.name, s, s)
+					t.doc.agentCheckpoints.File = filepath.Join("/", s)
+				} else {
+					t.doc.agentCheckpoints.File = filepath.Clean(s)
+				}
 				t.warnf("%s: %q is not used: the Kinesis Agent's checkpoints are not imported; kinship keeps its positions and spool under state_dir (%s), so at its first start each file is read from initialPosition (START_OF_FILE sends again what the Kinesis Agent already sent; END_OF_FILE skips what was written while no agent ran)", k.name, s, DefaultStateDir)
 			}
 		case "kinesis.endpoint":
@@ -482,100 +301,12 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 			t.unknown(k.name, "", append(slices.Clone(agentTopKnown), mapKeys(agentTopUnsupported)...))
 		}
 	}
-	if _, set := top["cloudwatch.emitMetrics"]; !set {
-		cw = append([]string{"cloudwatch.emitMetrics (true by default in the Kinesis Agent)"}, cw...)
-	}
-	if len(cw) > 0 {
-		t.warnf("%s: not supported, ignored: %s", strings.Join(cw, ", "), agentTopUnsupported["cloudwatch.emitMetrics"])
-	}
 	if len(creds) > 0 {
 		t.warnf("%s: not supported, ignored: %s", strings.Join(creds, ", "), agentTopUnsupported["awsAccessKeyId"])
 	}
-	if _, ok := top["flows"]; !ok {
-		t.errorf(root.off, "no \"flows\": the Kinesis Agent's agent.json lists them as \"flows\": [{\"filePattern\": \"/var/log/app/*.log\", \"kinesisStream\": \"app-logs\"}]")
-		t.doc.flowsBroken = true
-	}
 }
 
-var (
-	kinesisHostRE  = regexp.MustCompile(`^kinesis(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$`)
-	firehoseHostRE = regexp.MustCompile(`^firehose(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$`)
-	regionInHost   = regexp.MustCompile(`(?:^|\.)([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9])\.`)
-)
-
-// endpoint maps kinesis.endpoint. In the Kinesis Agent the endpoint is how a region is
-// chosen, so a standard regional endpoint becomes aws.region (the SDK then builds the same
-// URL); any other endpoint (VPC endpoint, local test) becomes aws.endpoint, with the region
-// taken from the host name when it names one. The guides show it with and without a scheme.
-func (t *agentTranslator) endpoint(k jkey) {
-	s, ok := t.str(k, "")
-	if !ok || strings.TrimSpace(s) == "" {
-		return // the guides' templates write "kinesis.endpoint": "" for the default
-	}
-	raw := strings.TrimSpace(s)
-	if !strings.Contains(raw, "://") {
-		raw = "https://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		t.errorf(k.val.off, "%s: %q: not an endpoint (e.g. https://kinesis.us-west-2.amazonaws.com)", k.name, s)
-		return
-	}
-	host := strings.ToLower(u.Hostname())
-	if m := kinesisHostRE.FindStringSubmatch(host); m != nil && u.Scheme == "https" && (u.Path == "" || u.Path == "/") {
-		region := m[1]
-		t.doc.region = &region
-		return
-	}
-	ep := strings.TrimSuffix(raw, "/")
-	t.doc.endpoint = &ep
-	if m := regionInHost.FindStringSubmatch(host); m != nil {
-		region := m[1]
-		t.doc.region = &region
-	}
-}
-
-// firehoseEndpoint maps firehose.endpoint like endpoint maps kinesis.endpoint: a standard
-// regional endpoint gives the region, any other becomes aws.firehose_endpoint (Firehose
-// clients only, so that kinesis.endpoint still applies to Kinesis).
-func (t *agentTranslator) firehoseEndpoint(k jkey) {
-	s, ok := t.str(k, "")
-	if !ok || strings.TrimSpace(s) == "" {
-		return // the guides' templates write "firehose.endpoint": "" next to Kinesis flows
-	}
-	raw := strings.TrimSpace(s)
-	if !strings.Contains(raw, "://") {
-		raw = "https://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		t.errorf(k.val.off, "%s: %q: not an endpoint (e.g. https://firehose.us-west-2.amazonaws.com)", k.name, s)
-		return
-	}
-	host := strings.ToLower(u.Hostname())
-	if m := firehoseHostRE.FindStringSubmatch(host); m != nil && u.Scheme == "https" && (u.Path == "" || u.Path == "/") {
-		t.setRegion(k.name, m[1])
-		return
-	}
-	ep := strings.TrimSuffix(raw, "/")
-	t.doc.firehoseEndpoint = &ep
-	if m := regionInHost.FindStringSubmatch(host); m != nil {
-		t.setRegion(k.name, m[1])
-	}
-}
-
-// setRegion sets the region from a Firehose key. kinship uses one region for every service
-// while the Kinesis Agent may name one per service: the Kinesis keys win, and a Firehose
-// region that differs from a region already set is named in a warning.
-func (t *agentTranslator) setRegion(from, region string) {
-	if t.doc.region != nil && *t.doc.region != region {
-		t.warnf("%s: region %s differs from %s, already taken from another key: kinship uses one region for Kinesis and Firehose; %s is ignored", from, region, *t.doc.region, region)
-		return
-	}
-	t.doc.region = &region
-}
-
-func mapKeys(m map[string]string) []string {
+func mapKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
@@ -610,11 +341,12 @@ func (t *agentTranslator) str(k jkey, where string) (string, bool) {
 }
 
 func (t *agentTranslator) boolean(k jkey, where string) (bool, bool) {
-	if k.val.kind == 'b' || k.val.kind == 's' {
-		switch strings.ToLower(k.val.str) {
-		case "true":
+	if k.val.kind == 'b' || k.val.kind == 's' || k.val.kind == 'n' {
+		// The Kinesis Agent's Configuration.readBoolean accepts these spellings.
+		switch strings.ToLower(strings.TrimSpace(k.val.str)) {
+		case "true", "t", "yes", "y", "1":
 			return true, true
-		case "false":
+		case "false", "f", "no", "n", "0":
 			return false, true
 		}
 	}
@@ -641,6 +373,7 @@ func (t *agentTranslator) integer(k jkey, where string, lo int64) (int64, bool) 
 // agentFlow is what one agent.json flow says, before it becomes a native flow.
 type agentFlow struct {
 	index          int
+	file, where    string // the file it was read from, and "flows[i]." with the file's prefix
 	obj            *jnode
 	pattern        string
 	stream         string // the Kinesis stream, or the Firehose delivery stream
@@ -648,6 +381,7 @@ type agentFlow struct {
 	node           *yaml.Node // the native flow, positioned at the agent.json keys
 	renames        map[string]string
 	streamNameNode *yaml.Node
+	recordPerLine  bool // a Firehose flow without aggregatedRecordSizeBytes
 }
 
 func (t *agentTranslator) flows(k jkey) {
@@ -656,7 +390,6 @@ func (t *agentTranslator) flows(k jkey) {
 		t.doc.flowsBroken = true
 		return
 	}
-	var fs []*agentFlow
 	for i, item := range k.val.items {
 		where := fmt.Sprintf("flows[%d].", i)
 		if item.kind != 'o' {
@@ -665,19 +398,34 @@ func (t *agentTranslator) flows(k jkey) {
 			continue
 		}
 		if f := t.flow(i, item, where); f != nil {
-			fs = append(fs, f)
+			f.file, f.where = t.name, t.prefix+where
+			t.pending = append(t.pending, f)
 		} else {
 			t.doc.flowsBroken = true // already reported: no "no flows" on top of it
 		}
 	}
+}
+
+// finish names the flows of agent.json and its drop-ins together (names must be unique
+// across them) and decodes each as a native flow.
+func (t *agentTranslator) finish() {
+	fs := t.pending
+	t.prefix = "" // warnings from here name their file themselves
 	t.nameFlows(fs)
 	if slices.ContainsFunc(fs, func(f *agentFlow) bool { return !f.firehose }) && !t.aggr {
 		t.warnf("%s: not set: records are sent one line per Kinesis record, as the Kinesis Agent sends them; set it to true once every consumer de-aggregates KPL records (the KCL and Lambda's deaggregation modules do) for fewer, fuller records", agentKeyAggregate)
 	}
 	for _, f := range fs {
-		sub := &problems{files: []string{t.name}}
-		d := &decoder{name: t.name, p: sub, budget: nodeBudget}
+		sub := &problems{files: []string{f.file}}
+		d := &decoder{name: f.file, p: sub, budget: nodeBudget, translated: true}
 		fl := d.flow(f.node, f.index)
+		// The Kinesis Agent's record is a line with its '\n' (consumers that concatenate
+		// records, like Firehose to S3, rely on it), and a Firehose record holds one such line
+		// unless aggregatedRecordSizeBytes joins them.
+		fl.KeepNewline = true
+		if fl.Firehose != nil {
+			fl.Firehose.RecordPerLine = f.recordPerLine
+		}
 		for _, e := range sub.errs {
 			for native, agent := range f.renames {
 				if rest, ok := strings.CutPrefix(e.Msg, native+":"); ok {
@@ -687,6 +435,7 @@ func (t *agentTranslator) flows(k jkey) {
 			}
 			t.p.errs = append(t.p.errs, e)
 		}
+		t.warnings = append(t.warnings, sub.warns...)
 		t.doc.flows = append(t.doc.flows, fl)
 	}
 }
@@ -777,7 +526,7 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			switch strings.ToUpper(s) {
 			case "RANDOM":
 			case "DETERMINISTIC":
-				t.warnf("%spartitionKeyOption: DETERMINISTIC (a hash of each record's data) is not supported: records get random partition keys, so identical lines no longer land on the same shard", where)
+				pk = "deterministic" // the MD5 of the record, in hex
 			default:
 				t.errorf(k.val.off, "%spartitionKeyOption: %q: must be RANDOM or DETERMINISTIC", where, s)
 			}
@@ -829,7 +578,23 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			f.renames["batch.max_age"] = "maxBufferAgeMillis"
 		}
 	}
-	if k, set := m["maxBufferSizeBytes"]; set {
+	// Firehose flows join whole lines into one record up to aggregatedRecordSizeBytes (0, the
+	// default: a record per line); kinship's batch is that record.
+	joined := false
+	if k, set := m["aggregatedRecordSizeBytes"]; set && hasDelivery {
+		if v, good := t.integer(k, where, 0); !good {
+			ok = false
+		} else if Size(v) > FirehoseMaxRecordBytes {
+			t.errorf(k.val.off, "%saggregatedRecordSizeBytes: %d: must be 0 to %d (the largest Firehose record), as the Kinesis Agent requires", where, v, int64(FirehoseMaxRecordBytes))
+			ok = false
+		} else if v > 0 {
+			joined = true
+			add(&batch, "max_bytes", "", k, "!!int", strconv.FormatInt(v, 10))
+			f.renames["batch.max_bytes"] = "aggregatedRecordSizeBytes"
+		}
+	}
+	f.recordPerLine = hasDelivery && !joined
+	if k, set := m["maxBufferSizeBytes"]; set && !joined {
 		if v, good := t.integer(k, where, 1); good {
 			// The Kinesis Agent's buffer is one PutRecords call (up to 5MiB); kinship's batch is
 			// one Kinesis record, which the stream caps at max_record_bytes.
@@ -860,6 +625,11 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			}
 		}
 	}
+	if _, set := m["truncatedRecordTerminator"]; !set {
+		// The Kinesis Agent's default: a cut record still ends in '\n'.
+		kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "truncated_record_terminator"},
+			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "\n"})
+	}
 	if k, set := m["truncatedRecordTerminator"]; set {
 		if s, good := t.str(k, where); good {
 			if slices.Contains(flowKeys, "truncated_record_terminator") {
@@ -870,12 +640,12 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 		}
 	}
 	if k, set := m["dataProcessingOptions"]; set {
-		if !t.processing(k, where, f) {
+		if !t.processing(k, where, f, &kv) {
 			ok = false
 		}
 	}
 	for _, k := range obj.keys {
-		if m[k.name].off != k.off || slices.Contains(agentFlowKnown, k.name) {
+		if m[k.name].off != k.off || slices.Contains(agentFlowKnown, k.name) || (k.name == "aggregatedRecordSizeBytes" && hasDelivery) {
 			continue
 		}
 		if why, known := agentFlowUnsupported[k.name]; known {
@@ -916,41 +686,6 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 	oline, ocol := t.lc(obj.off)
 	f.node = &yaml.Node{Kind: yaml.MappingNode, Line: oline, Column: ocol, Content: kv}
 	return f
-}
-
-// processing handles dataProcessingOptions: an error naming the processors, unless the
-// file asks to ship lines without them; then a warning.
-func (t *agentTranslator) processing(k jkey, where string, f *agentFlow) bool {
-	if k.val.kind == '0' || (k.val.kind == 'a' && len(k.val.items) == 0) {
-		return true
-	}
-	if k.val.kind != 'a' {
-		t.errorf(k.val.off, "%sdataProcessingOptions: expected a list of processing options, got %s", where, k.val.kindName())
-		return false
-	}
-	var names []string
-	for j, item := range k.val.items {
-		name := "?"
-		if item.kind == 'o' {
-			for _, o := range item.keys {
-				if o.name == "optionName" && o.val.kind == 's' {
-					name = o.val.str
-				}
-			}
-		}
-		if name == "?" {
-			t.errorf(item.off, "%sdataProcessingOptions[%d]: expected an object with \"optionName\", got %s", where, j, item.kindName())
-			return false
-		}
-		names = append(names, name)
-	}
-	list := strings.Join(names, ", ")
-	if t.skipProc {
-		t.warnf("%sdataProcessingOptions: %s not supported yet: lines of %s are shipped as read, unprocessed (%q is \"skip\")", where, list, f.pattern, agentKeyProcessing)
-		return true
-	}
-	t.errorf(k.off, "%sdataProcessingOptions: %s not supported yet in this version: the lines of %s would reach the stream's consumers unprocessed; remove the option if they accept raw lines, or add \"%s\": \"skip\" at the top of the file to ship them as read", where, list, f.pattern, agentKeyProcessing)
-	return false
 }
 
 func (t *agentTranslator) lc(off int64) (int, int) {
@@ -995,11 +730,11 @@ func (t *agentTranslator) nameFlows(fs []*agentFlow) {
 		for n := 2; used[name]; n++ {
 			name = safeFlowName(fmt.Sprintf("%s/%d", base, n))
 			if !used[name] {
-				t.warnf("flows[%d]: same kinesisStream and filePattern as an earlier flow: every line is sent twice; named %q", f.index, name)
+				t.warnf("%s same kinesisStream and filePattern as an earlier flow: every line is sent twice; named %q", strings.TrimSuffix(f.where, ".")+":", name)
 			}
 		}
 		used[name] = true
-		line, col := t.lc(f.obj.off)
+		line, col := f.node.Line, f.node.Column // t.lc would read another file's lines
 		f.node.Content = append([]*yaml.Node{
 			{Kind: yaml.ScalarNode, Tag: "!!str", Value: "name", Line: line, Column: col},
 			{Kind: yaml.ScalarNode, Tag: "!!str", Value: name, Line: line, Column: col},

@@ -38,8 +38,8 @@ func TestAgentJSONExamples(t *testing.T) {
 			// The Kinesis Agent's own configuration/example/agent.json.
 			file: "example.json",
 			errs: []string{
-				"example.json:13:7: flows[0].dataProcessingOptions: CSVTOJSON not supported yet",
-				"example.json:25:7: flows[1].dataProcessingOptions: LOGTOJSON not supported yet",
+				`example.json:14:9: flow "aws-kinesis-agent-test1": processors (agent.json's dataProcessingOptions) are read and checked, but this build does not run them yet`,
+				`example.json:26:9: flow "aws-kinesis-agent-test2": processors`,
 				`"kinship.dataProcessingOptions": "skip"`,
 			},
 		},
@@ -59,7 +59,7 @@ func TestAgentJSONExamples(t *testing.T) {
 					startAt: "end", pollInterval: DefaultPollInterval, maxAge: DefaultBatchMaxAge, maxBytes: FirehoseMaxRecordBytes,
 				},
 			},
-			warnings: []string{"cloudwatch.emitMetrics: not supported", "kinship.aggregate: not set"},
+			warnings: []string{"cloudwatch.emitMetrics, true by default in the Kinesis Agent): read and checked, but this build publishes no CloudWatch metrics yet", "kinship.aggregate: not set"},
 		},
 		{
 			// A real-world file: endpoints without a scheme, credentials in the file.
@@ -71,7 +71,7 @@ func TestAgentJSONExamples(t *testing.T) {
 				maxBytes: DefaultBatchMaxBytes, maxRecords: 500,
 			}},
 			warnings: []string{
-				"cloudwatch.emitMetrics: not supported",
+				"cloudwatch.emitMetrics, true by default in the Kinesis Agent): read and checked, but this build publishes no CloudWatch metrics yet",
 				"awsAccessKeyId, awsSecretAccessKey: not supported",
 				"kinship.aggregate: not set",
 			},
@@ -93,9 +93,9 @@ func TestAgentJSONExamples(t *testing.T) {
 			warnings: []string{
 				"maxSendingThreads: not supported",
 				"shutdownTimeoutMillis: not supported",
-				"flows[0].dataProcessingOptions: SINGLELINE, CSVTOJSON not supported yet: lines of /tmp/app.log* are shipped as read",
-				"flows[1].dataProcessingOptions: LOGTOJSON, ADDEC2METADATA not supported yet",
-				"flows[1].partitionKeyOption: DETERMINISTIC",
+				"flows[0].dataProcessingOptions: SINGLELINE, CSVTOJSON not run: lines of /tmp/app.log* are shipped as read",
+				"flows[1].dataProcessingOptions: LOGTOJSON, ADDEC2METADATA not run",
+				`flow "my-stream-var-log-httpd-access_log": partition_key deterministic (agent.json's partitionKeyOption DETERMINISTIC`,
 				"kinship.aggregate: not set",
 			},
 		},
@@ -112,7 +112,7 @@ func TestAgentJSONExamples(t *testing.T) {
 			warnings: []string{
 				"sts.endpoint: not supported",
 				`checkpointFile: "/var/run/aws-kinesis-agent/checkpoints" is not used`,
-				"cloudwatch.emitMetrics (true by default in the Kinesis Agent)",
+				"publishes no CloudWatch metrics yet",
 				"flows[0].maxBufferSizeBytes: 5242880 is more than one Kinesis record holds",
 				"flows[0].aggregatedRecordSizeBytes: not supported",
 				"flows[0].retryInitialBackoffMillis: not supported",
@@ -259,7 +259,7 @@ func TestAgentJSONUnsupportedKeysAreNamed(t *testing.T) {
 		`kinesis.endpoimt: unknown key, ignored (the Kinesis Agent ignores it too); did you mean "kinesis.endpoint"?`,
 		`flows[0].initialPositon: unknown key, ignored (the Kinesis Agent ignores it too); did you mean "initialPosition"?`,
 		"flows[0].x: unknown key, ignored (the Kinesis Agent ignores it too)",
-		"cloudwatch.emitMetrics (true by default",
+		"publishes no CloudWatch metrics yet",
 		"kinship.aggregate: not set",
 	})
 	if cfg.Flows[0].StartAt != "end" {
@@ -287,7 +287,7 @@ func TestAgentJSONErrors(t *testing.T) {
 		{"partition key", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "partitionKeyOption": "HOST"}]}`, `flows[0].partitionKeyOption: "HOST": must be RANDOM or DETERMINISTIC`},
 		{"millis", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "maxBufferAgeMillis": "1s"}]}`, `a.json:1:78: flows[0].maxBufferAgeMillis: expected a whole number, got the string "1s"`},
 		{"zero millis", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "minTimeBetweenFilePollsMillis": 0}]}`, "flows[0].minTimeBetweenFilePollsMillis: 0: must be 1 or more"},
-		{"processor list", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"delimiter": ","}]}]}`, `flows[0].dataProcessingOptions[0]: expected an object with "optionName"`},
+		{"processor list", `{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"delimiter": ","}]}]}`, `a.json:1:82: flows[0].dataProcessingOptions[0]: optionName is required`},
 		{"skip value", `{"kinship.dataProcessingOptions": "yes", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `kinship.dataProcessingOptions: "yes": the only value is "skip"`},
 		{"role", `{"assumeRoleARN": "log-writer", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `a.json:1:19: assumeRoleARN: "log-writer": not an IAM role ARN`},
 		{"external id without role", `{"assumeRoleExternalId": "fleet-7", "flows": [{"filePattern": "/a", "kinesisStream": "s"}]}`, `a.json:1:2: assumeRoleExternalId: only used to assume aws.role_arn, which is not set`},
@@ -453,8 +453,12 @@ func FuzzAgentJSON(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add([]byte(`{"flows": [{"filePattern": "/a/*", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": 1}]}]} // x`))
+	f.Add([]byte(`{"flows": [{"filePattern": "/a/*", "deliveryStream": "d", "aggregatedRecordSizeBytes": 100, "dataProcessingOptions": [
+  {"optionName": "LOGTOJSON", "logFormat": "SYSLOG", "matchPattern": "(a)(?=b)", "customFieldNames": ["x"]},
+  {"optionName": "ADDMETADATA", "metadata": {"a": [1, {"b": null}]}, "timestamp": "true"}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse("a.json", data)
+		// Processors are checked even though this build refuses them afterwards.
+		cfg, err := parse("a.json", data, false)
 		if err != nil {
 			var ve *ValidationError
 			if cfg != nil || !errors.As(err, &ve) || len(ve.Errors) == 0 {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -47,10 +48,27 @@ type Config struct {
 	Metrics  Metrics
 	Spool    GlobalSpool
 	Flows    []Flow
+	// AgentCheckpoints is set when the main file is an agent.json: where the Amazon Kinesis
+	// Agent kept its per-file read offsets, for a flow's first start to resume from them
+	// instead of from start_at.
+	AgentCheckpoints *AgentCheckpoints
 	// Warnings name the settings of an agent.json that kinship does not honour, one
 	// sentence each; the agent logs them at start and validate prints them.
 	Warnings []string
 }
+
+// AgentCheckpoints locates the Kinesis Agent's checkpoint database (an SQLite file of
+// per-file offsets; its checkpoints/SQLiteFileCheckpointStore.java has the schema).
+type AgentCheckpoints struct {
+	File string   // absolute path [DefaultAgentCheckpointFile]
+	TTL  Duration // checkpoints older than this are stale (checkpointTimeToLiveDays) [7 days]
+}
+
+// The Kinesis Agent's checkpoint defaults.
+const (
+	DefaultAgentCheckpointFile = "/var/run/aws-kinesis-agent/checkpoints"
+	DefaultAgentCheckpointTTL  = Duration(7 * 24 * 3600e9)
+)
 
 // AWS holds the few AWS settings that the standard credential/region chain cannot supply.
 type AWS struct {
@@ -72,6 +90,7 @@ type Metrics struct {
 	// UnhealthyAfter: /healthz fails when a flow with data waiting in its spool has not
 	// shipped anything for this long; 0 means DefaultUnhealthyAfter.
 	UnhealthyAfter Duration
+	CloudWatch     CloudWatch
 }
 
 // GlobalSpool bounds the spools of all flows together (the top-level spool block).
@@ -109,7 +128,13 @@ type Flow struct {
 	Batch                     Batch
 	Spool                     Spool
 	AddMetadata               *AddMetadata // nil: lines are shipped as read
-	Pos                       Pos          // where the flow was defined, for errors found after loading
+	// KeepNewline: each record keeps the '\n' that ended its line, as the Kinesis Agent sends
+	// it (set for agent.json flows; consumers concatenating records rely on it).
+	KeepNewline bool
+	// Processors run on each record in order, after multiline joining and before
+	// aggregation (processors.go; agent.json's dataProcessingOptions).
+	Processors []Processor
+	Pos        Pos // where the flow was defined, for errors found after loading
 }
 
 // AddMetadata wraps each line as a JSON object {"data": line, ...} with the chosen context
@@ -136,8 +161,10 @@ type Multiline struct {
 
 // Kinesis is the Kinesis Data Streams destination.
 type Kinesis struct {
-	Stream       string // name or ARN
-	PartitionKey string // "random", "host" or a fixed key; with a key from the line, the fallback
+	Stream string // name or ARN
+	// PartitionKey: "random", "host", "deterministic" (the MD5 of each record, in hex: the
+	// Kinesis Agent's DETERMINISTIC) or a fixed key; with a key from the line, the fallback.
+	PartitionKey string
 	// A key taken from each line (at most one of the two is set): a dotted path of JSON object
 	// keys, or a regexp whose one capture group is the key. Lines without it get PartitionKey.
 	PartitionKeyField   string
@@ -178,7 +205,12 @@ type Spool struct {
 // The main file may instead be the Amazon Kinesis Agent's agent.json (a .json file, or any
 // file holding a JSON object that is not a native configuration): it is translated to the
 // native configuration, and what kinship does not honour is listed in Config.Warnings.
-func Load(path string) (*Config, error) {
+// The flows of <dir of path>/agent.d/*.json are then appended in name order, as the
+// Kinesis Agent appends those of /etc/aws-kinesis/agent.d.
+func Load(path string) (*Config, error) { return load(path, true) }
+
+// load is Load; refuseUnwired false lets tests check what this build cannot run yet.
+func load(path string, refuseUnwired bool) (*Config, error) {
 	dropIns, err := filepath.Glob(filepath.Join(filepath.Dir(path), "conf.d", "*.yaml"))
 	if err != nil {
 		return nil, fmt.Errorf("config: conf.d: %w", err)
@@ -200,36 +232,68 @@ func Load(path string) (*Config, error) {
 			continue
 		}
 		if isAgent, clean := agentJSON(f, data); i == 0 && isAgent {
-			doc, w := decodeAgentJSON(f, clean, p)
+			doc, w := decodeAgentJSON(f, clean, agentDropIns(f, p), p)
 			docs, warnings = append(docs, doc), w
 			continue
 		}
 		docs = append(docs, decodeDocument(f, data, p))
 	}
 	cfg := merge(docs, p)
+	if refuseUnwired {
+		unwired(cfg, p)
+	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	cfg.Warnings = warnings
+	cfg.Warnings = append(append(warnings, p.warns...), cfg.stateDirWarnings()...)
 	return cfg, nil
+}
+
+// agentDropIns reads <dir of agent.json>/agent.d/*.json in name order (the Kinesis Agent
+// reads /etc/aws-kinesis/agent.d beside /etc/aws-kinesis/agent.json); a missing agent.d is
+// fine.
+func agentDropIns(path string, p *problems) []agentDropIn {
+	names, err := filepath.Glob(filepath.Join(filepath.Dir(path), "agent.d", "*.json"))
+	if err != nil {
+		p.add(Pos{File: path}, "agent.d: %v", err)
+		return nil
+	}
+	var out []agentDropIn
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && !isDir(name) {
+				p.add(Pos{File: name}, "cannot read: %v", unwrapPath(err))
+			}
+			continue
+		}
+		p.files = append(p.files, name)
+		out = append(out, agentDropIn{name: name, data: stripJSONComments(data)})
+	}
+	return out
 }
 
 // Parse decodes and validates one document, native or agent.json (see Load); name is used
 // in errors.
-func Parse(name string, data []byte) (*Config, error) {
+func Parse(name string, data []byte) (*Config, error) { return parse(name, data, true) }
+
+func parse(name string, data []byte, refuseUnwired bool) (*Config, error) {
 	p := &problems{files: []string{name}}
 	var doc *document
 	var warnings []string
 	if isAgent, clean := agentJSON(name, data); isAgent {
-		doc, warnings = decodeAgentJSON(name, clean, p)
+		doc, warnings = decodeAgentJSON(name, clean, nil, p)
 	} else {
 		doc = decodeDocument(name, data, p)
 	}
 	cfg := merge([]*document{doc}, p)
+	if refuseUnwired {
+		unwired(cfg, p)
+	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	cfg.Warnings = warnings
+	cfg.Warnings = append(append(warnings, p.warns...), cfg.stateDirWarnings()...)
 	return cfg, nil
 }
 
@@ -267,6 +331,10 @@ func merge(docs []*document, p *problems) *Config {
 		if d.unhealthyAfter != nil {
 			cfg.Metrics.UnhealthyAfter = *d.unhealthyAfter
 		}
+		d.cloudwatch.mergeInto(&cfg.Metrics.CloudWatch)
+		if d.agentCheckpoints != nil {
+			cfg.AgentCheckpoints = d.agentCheckpoints
+		}
 		if d.spoolMaxBytes != nil {
 			cfg.Spool = GlobalSpool{MaxBytes: *d.spoolMaxBytes, Pos: d.spoolMaxPos}
 		}
@@ -281,6 +349,8 @@ func merge(docs []*document, p *problems) *Config {
 			cfg.Flows = append(cfg.Flows, f)
 		}
 	}
+	cfg.Metrics.CloudWatch.Namespace = cmp.Or(cfg.Metrics.CloudWatch.Namespace, DefaultCloudWatchNamespace)
+	cfg.Metrics.CloudWatch.Interval = cmp.Or(cfg.Metrics.CloudWatch.Interval, DefaultCloudWatchInterval)
 	if g := cfg.Spool.MaxBytes; g > 0 {
 		// A flow holding no data may always append one record, but a budget smaller than a
 		// record would bound nothing: refuse it where it was written.

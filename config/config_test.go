@@ -51,6 +51,7 @@ func TestSmallestUsefulFile(t *testing.T) {
 	}
 	want := &Config{
 		StateDir: "/var/lib/kinship",
+		Metrics:  Metrics{CloudWatch: CloudWatch{Namespace: DefaultCloudWatchNamespace, Interval: DefaultCloudWatchInterval}},
 		Flows:    []Flow{minimalFlowDefaults(Pos{File: path, Line: 2, Column: 5})},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -82,8 +83,9 @@ func TestDesignFullExample(t *testing.T) {
 	want := &Config{
 		StateDir: "/var/lib/kinship",
 		AWS:      AWS{Region: "us-east-1", Endpoint: "http://127.0.0.1:4567", RoleARN: "arn:aws:iam::1:role/x"},
-		Metrics:  Metrics{Listen: "127.0.0.1:9780"},
-		Flows:    []Flow{app, dry},
+		Metrics: Metrics{Listen: "127.0.0.1:9780",
+			CloudWatch: CloudWatch{Namespace: DefaultCloudWatchNamespace, Interval: DefaultCloudWatchInterval}},
+		Flows: []Flow{app, dry},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("got\n%s\nwant\n%s", dump(cfg), dump(want))

@@ -12,10 +12,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/bmatcuk/doublestar/v4"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // document is what one file says, before drop-ins are merged: nil pointers are keys the
@@ -34,13 +33,15 @@ type document struct {
 	flowsKey                                    *Pos // where "flows:" was written, if it was
 	flowsBroken                                 bool // flows were written but unreadable: already reported
 	firehoseEndpoint                            *string
+	cloudwatch                                  cloudWatchDoc
+	agentCheckpoints                            *AgentCheckpoints // agent.json only
 }
 
 var (
 	topKeys       = []string{"state_dir", "aws", "metrics", "spool", "flows"}
 	awsKeys       = []string{"region", "endpoint", "role_arn", "external_id", "role_session_name", "firehose_endpoint"}
-	metricsKeys   = []string{"listen", "unhealthy_after"}
-	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
+	metricsKeys   = []string{"listen", "unhealthy_after", "cloudwatch"}
+	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata", "processors"}
 	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
 	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
 	kinesisKeys   = []string{"stream", "partition_key", "partition_key_field", "partition_key_regex", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight", "compression"}
@@ -74,6 +75,8 @@ type decoder struct {
 	exhausted bool
 	// unknownSeen keeps a key merged into several flows (<<: *base) from being reported once per flow.
 	unknownSeen map[*yaml.Node]bool
+	// translated: the nodes come from an agent.json, not from the operator's YAML.
+	translated bool
 }
 
 type field struct {
@@ -133,6 +136,10 @@ func decodeDocument(name string, data []byte, p *problems) *document {
 			d.aws(f.v, doc)
 		case "metrics":
 			for _, m := range d.mapping(f.v, "metrics", "in metrics", metricsKeys) {
+				if m.key == "cloudwatch" {
+					d.cloudWatch(m.v, &doc.cloudwatch)
+					continue
+				}
 				if m.key == "unhealthy_after" {
 					var v Duration
 					if d.positiveDuration(m.v, "metrics.unhealthy_after", &v) {
@@ -280,11 +287,9 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 		}
 	}
 	var (
-		nameSet, pathsSet         bool
-		dests                     []field
-		batchBytesNode, segNode   *yaml.Node
-		spoolBytesNode, spoolNode *yaml.Node
-		termNode, lineBytesNode   *yaml.Node
+		nameSet, pathsSet bool
+		dests             []field
+		at                limitNodes
 	)
 	for _, fl := range d.mapping(n, "flow", "in "+label, flowKeys) {
 		switch fl.key {
@@ -321,7 +326,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			f.Multiline = d.multiline(fl, label)
 		case "max_line_bytes":
 			if d.positiveSize(fl.v, "max_line_bytes", &f.MaxLineBytes) {
-				lineBytesNode = fl.v
+				at.lineBytes = fl.v
 			}
 		case "poll_interval":
 			d.positiveDuration(fl.v, "poll_interval", &f.PollInterval)
@@ -338,7 +343,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			}
 		case "truncated_record_terminator":
 			if s, ok := d.str(fl.v, "truncated_record_terminator"); ok {
-				f.TruncatedRecordTerminator, termNode = s, fl.v
+				f.TruncatedRecordTerminator, at.term = s, fl.v
 			}
 		case "kinesis":
 			dests = append(dests, fl)
@@ -360,7 +365,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 					d.positiveDuration(b.v, "batch.max_age", &f.Batch.MaxAge)
 				case "max_bytes":
 					if d.positiveSize(b.v, "batch.max_bytes", &f.Batch.MaxBytes) {
-						batchBytesNode = b.v
+						at.batchBytes = b.v
 					}
 				case "max_records":
 					if v, ok := d.integer(b.v, "batch.max_records"); ok {
@@ -373,13 +378,15 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			}
 		case "add_metadata":
 			f.AddMetadata = d.addMetadata(fl, label)
+		case "processors":
+			f.Processors = d.processors(fl, label)
 		case "spool":
-			spoolNode = fl.k
+			at.spool = fl.k
 			for _, s := range d.mapping(fl.v, "spool", "in spool of "+label, spoolKeys) {
 				switch s.key {
 				case "max_bytes":
 					if d.positiveSize(s.v, "spool.max_bytes", &f.Spool.MaxBytes) {
-						spoolBytesNode = s.v
+						at.spoolBytes = s.v
 					}
 				case "when_full":
 					if v, ok := d.str(s.v, "spool.when_full"); ok {
@@ -403,7 +410,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 					d.positiveDuration(s.v, "spool.fsync_interval", &f.Spool.FsyncInterval)
 				case "segment_bytes":
 					if d.positiveSize(s.v, "spool.segment_bytes", &f.Spool.SegmentBytes) {
-						segNode = s.v
+						at.seg = s.v
 					}
 				}
 			}
@@ -427,55 +434,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 		d.errorf(dests[1].k, "%s: more than one destination (%s); a flow has exactly one", label, strings.Join(names, ", "))
 	}
 
-	// Limits between settings. A default gives way to an explicit neighbour (a smaller
-	// max_record_bytes lowers the default batch size) instead of making it an error.
-	recordLimit, recordWhat := KinesisMaxRecordBytes, "the largest Kinesis record (10MiB)"
-	if f.Kinesis != nil {
-		recordLimit, recordWhat = f.Kinesis.MaxRecordBytes, fmt.Sprintf("kinesis.max_record_bytes (%s)", f.Kinesis.MaxRecordBytes)
-	}
-	if f.Firehose != nil {
-		// The lines of one aggregate become one Firehose record, which holds at most 1,000 KiB.
-		recordLimit, recordWhat = FirehoseMaxRecordBytes, "the largest Firehose record (1000KiB)"
-	}
-	if batchBytesNode == nil {
-		f.Batch.MaxBytes = min(DefaultBatchMaxBytes, recordLimit)
-	} else if f.Batch.MaxBytes > recordLimit {
-		d.errorf(batchBytesNode, "batch.max_bytes: %s is larger than %s: an aggregated record must fit in one Kinesis record", f.Batch.MaxBytes, recordWhat)
-	}
-	// The terminator is written inside the truncated line, so it must leave room for data.
-	termTooLong := termNode != nil && Size(len(f.TruncatedRecordTerminator)) >= f.MaxLineBytes
-	if termTooLong {
-		at := lineBytesNode
-		if at == nil {
-			at = termNode
-		}
-		d.errorf(at, "truncated_record_terminator: %d bytes do not fit in max_line_bytes (%s) with room for data", len(f.TruncatedRecordTerminator), f.MaxLineBytes)
-	}
-	if m := f.Multiline; m != nil {
-		if m.MaxBytes == 0 {
-			m.MaxBytes = f.MaxLineBytes
-		}
-		if termNode != nil && !termTooLong && Size(len(f.TruncatedRecordTerminator)) >= m.MaxBytes {
-			d.errorf(termNode, "truncated_record_terminator: %d bytes do not fit in multiline.max_bytes (%s) with room for data", len(f.TruncatedRecordTerminator), m.MaxBytes)
-		}
-	}
-	if segNode == nil {
-		f.Spool.SegmentBytes = min(DefaultSegmentBytes, f.Spool.MaxBytes)
-	} else if f.Spool.SegmentBytes > f.Spool.MaxBytes {
-		d.errorf(segNode, "spool.segment_bytes: %s is larger than spool.max_bytes (%s)", f.Spool.SegmentBytes, f.Spool.MaxBytes)
-	}
-	if f.Spool.MaxBytes < f.Batch.MaxBytes {
-		at := spoolBytesNode
-		if at == nil {
-			at = spoolNode
-		}
-		if at == nil {
-			at = batchBytesNode
-		}
-		if at != nil {
-			d.errorf(at, "spool.max_bytes: %s is smaller than batch.max_bytes (%s): one record must fit in the spool", f.Spool.MaxBytes, f.Batch.MaxBytes)
-		}
-	}
+	d.checkLimits(&f, at)
 	return f
 }
 
@@ -522,106 +481,6 @@ func (d *decoder) multiline(fl field, label string) *Multiline {
 // errorsTrim drops regexp's "error parsing regexp: " prefix; the key already says what failed.
 func errorsTrim(err error) string {
 	return strings.TrimPrefix(err.Error(), "error parsing regexp: ")
-}
-
-func (d *decoder) kinesis(fl field, label string) *Kinesis {
-	k := &Kinesis{
-		PartitionKey:   DefaultPartitionKey,
-		Aggregate:      true,
-		MaxRecordBytes: DefaultMaxRecordBytes,
-		MaxInFlight:    DefaultMaxInFlight,
-		Compression:    "none",
-	}
-	var streamSet bool
-	var requestNode, fieldNode, regexNode, compressionNode *yaml.Node
-	for _, x := range d.mapping(fl.v, "kinesis", "in kinesis of "+label, kinesisKeys) {
-		switch x.key {
-		case "stream":
-			s, ok := d.str(x.v, "kinesis.stream")
-			streamSet = true
-			if !ok {
-				continue
-			}
-			if !strings.HasPrefix(s, "arn:") && !streamNameRE.MatchString(s) {
-				d.errorf(x.v, "kinesis.stream: %q: not a stream name (1 to 128 of A-Z a-z 0-9 _ . -) or a stream ARN", s)
-			}
-			k.Stream = s
-		case "partition_key":
-			if s, ok := d.str(x.v, "kinesis.partition_key"); ok {
-				if n := utf8.RuneCountInString(s); n < 1 || n > maxPartKeyLen {
-					d.errorf(x.v, "kinesis.partition_key: must be random, host or a fixed key of 1 to %d characters (got %d)", maxPartKeyLen, n)
-				}
-				k.PartitionKey = s
-			}
-		case "partition_key_field":
-			fieldNode = x.v
-			if s, ok := d.str(x.v, "kinesis.partition_key_field"); ok {
-				if !keyFieldRE.MatchString(s) {
-					d.errorf(x.v, "kinesis.partition_key_field: %q: must be a dotted path of JSON object keys, like user.id", s)
-				}
-				k.PartitionKeyField = s
-			}
-		case "partition_key_regex":
-			regexNode = x.v
-			if s, ok := d.str(x.v, "kinesis.partition_key_regex"); ok {
-				re, err := regexp.Compile(s)
-				switch {
-				case err != nil:
-					d.errorf(x.v, "kinesis.partition_key_regex: %q: %v", s, errorsTrim(err))
-				case re.NumSubexp() != 1:
-					d.errorf(x.v, "kinesis.partition_key_regex: %q: must have exactly one capture group (the key), has %d", s, re.NumSubexp())
-				default:
-					k.PartitionKeyRegex, k.PartitionKeyPattern = re, s
-				}
-			}
-		case "aggregate":
-			if b, ok := d.boolean(x.v, "kinesis.aggregate"); ok {
-				k.Aggregate = b
-			}
-		case "max_record_bytes":
-			if d.positiveSize(x.v, "kinesis.max_record_bytes", &k.MaxRecordBytes) && k.MaxRecordBytes > KinesisMaxRecordBytes {
-				d.errorf(x.v, "kinesis.max_record_bytes: %s is larger than Kinesis allows (10MiB)", k.MaxRecordBytes)
-			}
-		case "max_request_bytes":
-			if d.positiveSize(x.v, "kinesis.max_request_bytes", &k.MaxRequestBytes) {
-				requestNode = x.v
-				if k.MaxRequestBytes > KinesisMaxRecordBytes {
-					d.errorf(x.v, "kinesis.max_request_bytes: %s is larger than a PutRecords request may be (10MiB)", k.MaxRequestBytes)
-				}
-			}
-		case "compression":
-			if s, ok := d.str(x.v, "kinesis.compression"); ok {
-				if s != "none" && s != "gzip" && s != "zstd" {
-					d.errorf(x.v, "kinesis.compression: %q: must be none, gzip or zstd (compressed records are not plain KPL: only consumers that decompress can read them)", s)
-				}
-				k.Compression = s
-				compressionNode = x.v
-			}
-		case "max_in_flight":
-			if v, ok := d.integer(x.v, "kinesis.max_in_flight"); ok {
-				if v <= 0 {
-					d.errorf(x.v, "kinesis.max_in_flight: %d: must be positive", v)
-				}
-				k.MaxInFlight = v
-			}
-		}
-	}
-	if fieldNode != nil && regexNode != nil {
-		d.errorf(regexNode, "kinesis.partition_key_regex: only one of partition_key_field and partition_key_regex may be set")
-	}
-	if compressionNode != nil && k.Compression != "none" && (fieldNode != nil || regexNode != nil) {
-		// The shipper re-splits keyed aggregates after a reshard, which needs them readable.
-		d.errorf(compressionNode, "kinesis.compression: %s cannot be combined with a partition key taken from the line (partition_key_field/partition_key_regex); set compression: none", k.Compression)
-	}
-	if !streamSet {
-		d.errorf(fl.k, "kinesis.stream is required (the name of the Kinesis data stream)")
-	}
-	if requestNode == nil {
-		k.MaxRequestBytes = max(DefaultMaxRequestBytes, k.MaxRecordBytes)
-	} else if k.MaxRequestBytes < k.MaxRecordBytes {
-		d.errorf(requestNode, "kinesis.max_request_bytes: %s is smaller than kinesis.max_record_bytes (%s)", k.MaxRequestBytes, k.MaxRecordBytes)
-	}
-	return k
 }
 
 // patterns reads a list of doublestar patterns; ok is false when a problem was reported.

@@ -5,8 +5,9 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Firehose is the Amazon Data Firehose destination: lines are unpacked from the aggregated
@@ -14,6 +15,10 @@ import (
 type Firehose struct {
 	DeliveryStream string
 	MaxInFlight    int // concurrent PutRecordBatch requests [DefaultMaxInFlight]
+	// RecordPerLine: each line is its own Firehose record instead of the aggregate's lines
+	// joined into one (agent.json flows without aggregatedRecordSizeBytes, as the Kinesis
+	// Agent sends them).
+	RecordPerLine bool
 }
 
 // HTTP is the HTTP destination: batches of lines POSTed to URL.
@@ -197,4 +202,104 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+func (d *decoder) kinesis(fl field, label string) *Kinesis {
+	k := &Kinesis{
+		PartitionKey:   DefaultPartitionKey,
+		Aggregate:      true,
+		MaxRecordBytes: DefaultMaxRecordBytes,
+		MaxInFlight:    DefaultMaxInFlight,
+		Compression:    "none",
+	}
+	var streamSet bool
+	var requestNode, fieldNode, regexNode, compressionNode *yaml.Node
+	for _, x := range d.mapping(fl.v, "kinesis", "in kinesis of "+label, kinesisKeys) {
+		switch x.key {
+		case "stream":
+			s, ok := d.str(x.v, "kinesis.stream")
+			streamSet = true
+			if !ok {
+				continue
+			}
+			if !strings.HasPrefix(s, "arn:") && !streamNameRE.MatchString(s) {
+				d.errorf(x.v, "kinesis.stream: %q: not a stream name (1 to 128 of A-Z a-z 0-9 _ . -) or a stream ARN", s)
+			}
+			k.Stream = s
+		case "partition_key":
+			if s, ok := d.str(x.v, "kinesis.partition_key"); ok {
+				if n := utf8.RuneCountInString(s); n < 1 || n > maxPartKeyLen {
+					d.errorf(x.v, "kinesis.partition_key: must be random, host or a fixed key of 1 to %d characters (got %d)", maxPartKeyLen, n)
+				}
+				k.PartitionKey = s
+			}
+		case "partition_key_field":
+			fieldNode = x.v
+			if s, ok := d.str(x.v, "kinesis.partition_key_field"); ok {
+				if !keyFieldRE.MatchString(s) {
+					d.errorf(x.v, "kinesis.partition_key_field: %q: must be a dotted path of JSON object keys, like user.id", s)
+				}
+				k.PartitionKeyField = s
+			}
+		case "partition_key_regex":
+			regexNode = x.v
+			if s, ok := d.str(x.v, "kinesis.partition_key_regex"); ok {
+				re, err := regexp.Compile(s)
+				switch {
+				case err != nil:
+					d.errorf(x.v, "kinesis.partition_key_regex: %q: %v", s, errorsTrim(err))
+				case re.NumSubexp() != 1:
+					d.errorf(x.v, "kinesis.partition_key_regex: %q: must have exactly one capture group (the key), has %d", s, re.NumSubexp())
+				default:
+					k.PartitionKeyRegex, k.PartitionKeyPattern = re, s
+				}
+			}
+		case "aggregate":
+			if b, ok := d.boolean(x.v, "kinesis.aggregate"); ok {
+				k.Aggregate = b
+			}
+		case "max_record_bytes":
+			if d.positiveSize(x.v, "kinesis.max_record_bytes", &k.MaxRecordBytes) && k.MaxRecordBytes > KinesisMaxRecordBytes {
+				d.errorf(x.v, "kinesis.max_record_bytes: %s is larger than Kinesis allows (10MiB)", k.MaxRecordBytes)
+			}
+		case "max_request_bytes":
+			if d.positiveSize(x.v, "kinesis.max_request_bytes", &k.MaxRequestBytes) {
+				requestNode = x.v
+				if k.MaxRequestBytes > KinesisMaxRecordBytes {
+					d.errorf(x.v, "kinesis.max_request_bytes: %s is larger than a PutRecords request may be (10MiB)", k.MaxRequestBytes)
+				}
+			}
+		case "compression":
+			if s, ok := d.str(x.v, "kinesis.compression"); ok {
+				if s != "none" && s != "gzip" && s != "zstd" {
+					d.errorf(x.v, "kinesis.compression: %q: must be none, gzip or zstd (compressed records are not plain KPL: only consumers that decompress can read them)", s)
+				}
+				k.Compression = s
+				compressionNode = x.v
+			}
+		case "max_in_flight":
+			if v, ok := d.integer(x.v, "kinesis.max_in_flight"); ok {
+				if v <= 0 {
+					d.errorf(x.v, "kinesis.max_in_flight: %d: must be positive", v)
+				}
+				k.MaxInFlight = v
+			}
+		}
+	}
+	if fieldNode != nil && regexNode != nil {
+		d.errorf(regexNode, "kinesis.partition_key_regex: only one of partition_key_field and partition_key_regex may be set")
+	}
+	if compressionNode != nil && k.Compression != "none" && (fieldNode != nil || regexNode != nil) {
+		// The shipper re-splits keyed aggregates after a reshard, which needs them readable.
+		d.errorf(compressionNode, "kinesis.compression: %s cannot be combined with a partition key taken from the line (partition_key_field/partition_key_regex); set compression: none", k.Compression)
+	}
+	if !streamSet {
+		d.errorf(fl.k, "kinesis.stream is required (the name of the Kinesis data stream)")
+	}
+	if requestNode == nil {
+		k.MaxRequestBytes = max(DefaultMaxRequestBytes, k.MaxRecordBytes)
+	} else if k.MaxRequestBytes < k.MaxRecordBytes {
+		d.errorf(requestNode, "kinesis.max_request_bytes: %s is smaller than kinesis.max_record_bytes (%s)", k.MaxRequestBytes, k.MaxRecordBytes)
+	}
+	return k
 }

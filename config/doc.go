@@ -18,8 +18,17 @@
 // explicit value that breaks such a limit is an error.
 //
 // The main file may also be the Amazon Kinesis Agent's agent.json, accepted unchanged and
-// translated to the native configuration (agentjson.go says how each key maps); the keys
-// kinship does not honour are listed in Config.Warnings, never ignored silently.
+// translated to the native configuration (agentjson.go says how each key maps), with the
+// flows of agent.d/*.json beside it appended; the keys kinship does not honour are listed
+// in Config.Warnings, never ignored silently. The translation builds native YAML nodes
+// positioned at the agent.json keys and runs them through the native decoder, so both
+// formats share one set of checks and errors point into the file the operator wrote.
+//
+// Config.Warnings also says what is valid but probably not meant: a flow pattern that
+// reaches state_dir (the tailer skips the agent's own state), or a max_line_bytes that one
+// record cannot hold (Flow.LineRoom explains the arithmetic; Flow.EffectiveMaxLineBytes is
+// the limit the tailer should cut at). unwired.go holds the checks for settings this build
+// parses but cannot run yet (processors, partition_key: deterministic, CloudWatch).
 //
 // YAML anchors, aliases and merge keys (<<) work; the work spent on one document is bounded
 // so that an alias bomb fails with an error instead of exhausting the host.

@@ -63,6 +63,13 @@ func (e *ValidationError) Unwrap() []error {
 type problems struct {
 	files []string // load order, for sorting
 	errs  []*Error
+	// warns are sentences about settings that work, but not as the operator may think
+	// (Config.Warnings).
+	warns []string
+}
+
+func (p *problems) warn(format string, args ...any) {
+	p.warns = append(p.warns, strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", `\n`))
 }
 
 func (p *problems) add(pos Pos, format string, args ...any) {
