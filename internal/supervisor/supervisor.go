@@ -1,4 +1,4 @@
-package main
+package supervisor
 
 import (
 	"context"
@@ -18,14 +18,14 @@ import (
 	"github.com/kinship-agent/kinship/spool"
 )
 
-// supervisor owns the running flows: it starts them, and on a reload stops the ones that were
+// Supervisor owns the running flows: it starts them, and on a reload stops the ones that were
 // removed or changed and starts the new versions, leaving unchanged flows untouched (their
 // tailers, spools and in-flight requests never notice). A stopped flow's state (positions and
 // spool) stays on disk, so a changed flow resumes exactly where its old version stopped.
 //
 // Concurrency: reload and wait run on cmdRun's goroutine; each flow runs on its own; the
 // HTTP handlers read the running set under mu.
-type supervisor struct {
+type Supervisor struct {
 	ctx    context.Context
 	log    *slog.Logger
 	set    *metrics.Set
@@ -63,14 +63,14 @@ func (r *runningFlow) exited() bool {
 	}
 }
 
-func newSupervisor(ctx context.Context, cfg *config.Config, set *metrics.Set, log *slog.Logger, once bool) *supervisor {
-	return &supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg,
+func New(ctx context.Context, cfg *config.Config, set *metrics.Set, log *slog.Logger, once bool) *Supervisor {
+	return &Supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg,
 		budget: spool.NewBudget(int64(cfg.Spool.MaxBytes)),
 		exited: make(chan struct{}, 1), flows: map[string]*runningFlow{}}
 }
 
 // build opens a flow (its spool and state directory); nothing runs yet.
-func (s *supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, error) {
+func (s *Supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, error) {
 	dst, err := destination(s.ctx, cfg, fc, &s.awsCfg)
 	if err != nil {
 		return nil, fmt.Errorf("flow %s: %w", fc.Name, err)
@@ -89,9 +89,9 @@ func (s *supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 	return &runningFlow{cfg: fc, dir: dir, f: f, done: make(chan struct{})}, nil
 }
 
-// startAll builds every flow of the configuration, then runs them; a flow that cannot be
+// StartAll builds every flow of the configuration, then runs them; a flow that cannot be
 // built fails the start (before anything runs).
-func (s *supervisor) startAll() error {
+func (s *Supervisor) StartAll() error {
 	s.reportOrphans(s.cfg)
 	built := make([]*runningFlow, 0, len(s.cfg.Flows))
 	for _, fc := range s.cfg.Flows {
@@ -107,7 +107,7 @@ func (s *supervisor) startAll() error {
 	return nil
 }
 
-func (s *supervisor) run(r *runningFlow) {
+func (s *Supervisor) run(r *runningFlow) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	r.cancel = cancel
 	s.mu.Lock()
@@ -138,7 +138,7 @@ func (s *supervisor) run(r *runningFlow) {
 
 // stop stops a flow gracefully and waits: what it read is in its spool and its positions
 // are saved, so its next version neither loses nor repeats lines.
-func (s *supervisor) stop(r *runningFlow) {
+func (s *Supervisor) stop(r *runningFlow) {
 	r.cancel()
 	<-r.done
 	s.mu.Lock()
@@ -149,7 +149,7 @@ func (s *supervisor) stop(r *runningFlow) {
 }
 
 // active counts the flows still running.
-func (s *supervisor) active() int {
+func (s *Supervisor) active() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -161,9 +161,9 @@ func (s *supervisor) active() int {
 	return n
 }
 
-// wait runs until ctx is done (and every flow stopped) or no flow runs any more (--once
+// Wait runs until ctx is done (and every flow stopped) or no flow runs any more (--once
 // finished, or every flow failed); reload is called on each value from hup.
-func (s *supervisor) wait(hup <-chan struct{}, reload func()) error {
+func (s *Supervisor) Wait(hup <-chan struct{}, reload func()) error {
 	for s.active() > 0 {
 		select {
 		case <-s.ctx.Done():
@@ -206,10 +206,10 @@ func sameFlow(a, b config.Flow) bool {
 	return reflect.DeepEqual(norm(a), norm(b))
 }
 
-// reload applies a new configuration read from path: removed flows stop (their state stays
+// Reload applies a new configuration read from path: removed flows stop (their state stays
 // on disk), changed flows restart with their new settings, new flows start, unchanged flows
 // keep running untouched. An invalid configuration changes nothing.
-func (s *supervisor) reload(path string) {
+func (s *Supervisor) Reload(path string) {
 	start := time.Now()
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -275,7 +275,7 @@ func (s *supervisor) reload(path string) {
 }
 
 // running returns the flows that run now, by name.
-func (s *supervisor) running() []*runningFlow {
+func (s *Supervisor) running() []*runningFlow {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]*runningFlow, 0, len(s.flows))
@@ -284,4 +284,17 @@ func (s *supervisor) running() []*runningFlow {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].cfg.Name < out[j].cfg.Name })
 	return out
+}
+
+// Alive is the liveness the systemd notifier watches: every running flow's heartbeat is recent.
+// Flows stopped by a reload are not running and do not count.
+func (s *Supervisor) Alive(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.flows {
+		if r.exited() || !r.f.Alive(now) {
+			return false
+		}
+	}
+	return true
 }

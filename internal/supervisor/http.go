@@ -1,0 +1,104 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/internal/flow"
+)
+
+// Route is one more handler on the metrics server.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// ServeMetrics serves /metrics, /healthz (always "ok" unless a route replaces it) and the
+// given routes on addr, and returns the address it listens on.
+func ServeMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, routes ...Route) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	health := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	}))
+	for _, r := range routes {
+		if r.Pattern == "/healthz" {
+			health = r.Handler
+			continue
+		}
+		mux.Handle(r.Pattern, r.Handler)
+	}
+	mux.Handle("/healthz", health)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	return srv, ln.Addr().String(), nil
+}
+
+// StatusHandler serves the running flows' status as JSON (what `kinship status` merges).
+func (s *Supervisor) StatusHandler(w http.ResponseWriter, _ *http.Request) {
+	running := s.running()
+	out := make([]flow.Status, 0, len(running))
+	for _, r := range running {
+		st := r.f.Status()
+		st.Running = !r.exited()
+		out = append(out, st)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// HealthHandler answers 503 with the reasons when a flow stopped, or has data waiting in its
+// spool and shipped nothing for metrics.unhealthy_after; 200 "ok" otherwise.
+func (s *Supervisor) HealthHandler(after time.Duration) http.HandlerFunc {
+	if after <= 0 {
+		after = config.DefaultUnhealthyAfter.D()
+	}
+	return func(w http.ResponseWriter, _ *http.Request) {
+		now := time.Now()
+		var reasons []string
+		for _, r := range s.running() {
+			if r.exited() {
+				if !s.once {
+					reasons = append(reasons, fmt.Sprintf("flow %s: stopped: %v", r.cfg.Name, cmpOrErr(r.err)))
+				}
+				continue
+			}
+			if ok, why := r.f.Healthy(now, after); !ok {
+				reasons = append(reasons, why)
+			}
+		}
+		if len(reasons) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "unhealthy: "+strings.Join(reasons, "\n")+"\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	}
+}
+
+func cmpOrErr(err error) error {
+	if err == nil {
+		return errors.New("without an error")
+	}
+	return err
+}
