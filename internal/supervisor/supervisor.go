@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -186,26 +185,6 @@ func (s *Supervisor) Wait(hup <-chan struct{}, reload func()) error {
 	return errors.Join(s.errs...)
 }
 
-// sameFlow reports whether a flow's configuration is unchanged: where it was written
-// (file:line) does not matter, nor the compiled form of its multiline pattern.
-func sameFlow(a, b config.Flow) bool {
-	norm := func(f config.Flow) config.Flow {
-		f.Pos = config.Pos{}
-		if f.Multiline != nil {
-			m := *f.Multiline
-			m.Regexp = nil
-			f.Multiline = &m
-		}
-		if f.Kinesis != nil && f.Kinesis.PartitionKeyRegex != nil {
-			k := *f.Kinesis
-			k.PartitionKeyRegex = nil // PartitionKeyPattern says the same
-			f.Kinesis = &k
-		}
-		return f
-	}
-	return reflect.DeepEqual(norm(a), norm(b))
-}
-
 // Reload applies a new configuration read from path: removed flows stop (their state stays
 // on disk), changed flows restart with their new settings, new flows start, unchanged flows
 // keep running untouched. An invalid configuration changes nothing.
@@ -244,7 +223,7 @@ func (s *Supervisor) Reload(path string) {
 	s.budget.SetMax(int64(cfg.Spool.MaxBytes))
 	for _, fc := range cfg.Flows {
 		r, ok := current[fc.Name]
-		if ok && !r.exited() && r.dir == cfg.FlowDir(&fc) && sameFlow(r.cfg, fc) {
+		if ok && !r.exited() && r.dir == cfg.FlowDir(&fc) && r.cfg.Equal(fc) {
 			kept = append(kept, fc.Name)
 			continue
 		}
