@@ -20,7 +20,13 @@ var version = "dev"
 const defaultConfig = "/etc/kinship/kinship.yaml"
 
 func main() {
-	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+	// SIGHUP's default action ends the process, and systemd counts that as a clean exit:
+	// Restart=on-failure would not bring the agent back. logrotate's postrotate sends it at
+	// any moment, so it is caught before anything else runs; one that arrives while the
+	// agent starts waits in the channel and becomes a reload once the flows run.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	os.Exit(runCommand(os.Args[1:], os.Stdout, os.Stderr, hup))
 }
 
 const usage = `kinship ships log files to Amazon Kinesis.
@@ -36,19 +42,31 @@ Usage:
 Run "kinship COMMAND -h" for a command's options.
 `
 
+// runMain runs a command as main would, for tests: SIGHUP is caught only once `run` asks
+// for it.
 func runMain(args []string, stdout, stderr io.Writer) int {
+	return runCommand(args, stdout, stderr, nil)
+}
+
+// runCommand runs one command. hup, when not nil, receives the SIGHUPs caught since the
+// process started; commands other than `run` give SIGHUP its default action back (a hung-up
+// terminal ends `consume --follow`).
+func runCommand(args []string, stdout, stderr io.Writer, hup chan os.Signal) int {
 	cmd := "run"
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 		cmd = "help"
 	} else if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
+	if cmd != "run" && hup != nil {
+		signal.Reset(syscall.SIGHUP)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var err error
 	switch cmd {
 	case "run":
-		err = cmdRun(ctx, args, stderr)
+		err = cmdRun(ctx, args, stderr, hup)
 	case "validate":
 		err = cmdValidate(args, stdout, stderr)
 	case "consume":

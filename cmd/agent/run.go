@@ -18,7 +18,9 @@ import (
 	"github.com/kinship-agent/kinship/internal/supervisor"
 )
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+// cmdRun runs the agent. hup holds the SIGHUPs caught since the process started (nil: cmdRun
+// catches them itself from now on).
+func cmdRun(ctx context.Context, args []string, stderr io.Writer, hup chan os.Signal) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfig, "configuration file (YAML, or the Kinesis Agent's agent.json)")
@@ -75,13 +77,13 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	log.Info("kinship starting", "version", version, "config", *path, "flows", len(cfg.Flows), "state_dir", cfg.StateDir, "once", *once)
-	hup := watchHangup(ctx, *once)
+	reloads := watchHangup(ctx, *once, hup)
 	if *once && isTerminal(stderr) {
 		stopProgress := startProgress(stderr, reg, toRead(cfg))
 		defer stopProgress()
 	}
 	stopNotify := notifySystemd(ctx, log, sup.Alive)
-	err = sup.Wait(hup, func() { sup.Reload(*path) })
+	err = sup.Wait(reloads, func() { sup.Reload(*path) })
 	stopNotify()
 	if err != nil {
 		return err
