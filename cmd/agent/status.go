@@ -16,6 +16,7 @@ import (
 
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/flow"
+	"github.com/kinship-agent/kinship/internal/supervisor"
 )
 
 // statusReport is `kinship status --json`: a stable shape for scripts.
@@ -72,6 +73,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			rep.Agent.Reachable = true
 			mergeLive(rep.Flows, live)
 		}
+	}
+	for i := range rep.Flows {
+		supervisor.RedactStatus(&rep.Flows[i]) // an older agent's /status may not have
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/flow"
+	"github.com/kinship-agent/kinship/internal/redact"
 )
 
 // Route is one more handler on the metrics server.
@@ -61,6 +62,7 @@ func (s *Supervisor) StatusHandler(w http.ResponseWriter, _ *http.Request) {
 	for _, r := range running {
 		st := r.f.Status()
 		st.Running = !r.exited()
+		RedactStatus(&st)
 		out = append(out, st)
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -89,10 +91,20 @@ func (s *Supervisor) HealthHandler(after time.Duration) http.HandlerFunc {
 		}
 		if len(reasons) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "unhealthy: "+strings.Join(reasons, "\n")+"\n")
+			_, _ = io.WriteString(w, "unhealthy: "+redact.Text(strings.Join(reasons, "\n"))+"\n")
 			return
 		}
 		_, _ = io.WriteString(w, "ok\n")
+	}
+}
+
+// RedactStatus hides the secrets of URLs quoted in a status's error texts (an http.url with
+// ?token=..., say), for /status and `kinship status`.
+func RedactStatus(st *flow.Status) {
+	st.Error, st.LastError = redact.Text(st.Error), redact.Text(st.LastError)
+	st.Spool.WriteError = redact.Text(st.Spool.WriteError)
+	for i := range st.Files {
+		st.Files[i].Error = redact.Text(st.Files[i].Error)
 	}
 }
 
