@@ -32,6 +32,9 @@ func ServeMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, route
 	if err != nil {
 		return nil, "", fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
+	if w := ExposureWarning(addr); w != "" {
+		log.Warn(w, "addr", addr)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	health := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -53,6 +56,22 @@ func ServeMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, route
 	}()
 	log.Info("metrics listening", "addr", ln.Addr().String())
 	return srv, ln.Addr().String(), nil
+}
+
+// ExposureWarning says what is wrong with metrics.listen addr when it accepts connections on
+// every interface ("" when it does not): /status lists every file path the agent reads and
+// the last errors, which the network has no business seeing.
+func ExposureWarning(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return ""
+	}
+	return fmt.Sprintf("metrics.listen %q accepts connections on every network interface, and /status shows every "+
+		"file path and error to whoever connects: listen on 127.0.0.1:%s instead, unless a scraper on another host "+
+		"needs it (then restrict access with a firewall)", addr, port)
 }
 
 // StatusHandler serves the running flows' status as JSON (what `kinship status` merges).
