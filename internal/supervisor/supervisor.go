@@ -25,12 +25,14 @@ import (
 // Concurrency: reload and wait run on cmdRun's goroutine; each flow runs on its own; the
 // HTTP handlers read the running set under mu.
 type Supervisor struct {
-	ctx    context.Context
-	log    *slog.Logger
-	set    *metrics.Set
-	once   bool
-	awsCfg *aws.Config    // loaded on first use; aws settings change only with a restart
-	md     *flow.Metadata // EC2 context for add_metadata, fetched on first use
+	ctx  context.Context
+	log  *slog.Logger
+	set  *metrics.Set
+	once bool
+	// lockWait bounds the wait for a spool directory another process still holds.
+	lockWait time.Duration
+	awsCfg   *aws.Config    // loaded on first use; aws settings change only with a restart
+	md       *flow.Metadata // EC2 context for add_metadata, fetched on first use
 
 	cfg *config.Config // the configuration the flows run with
 	// budget is the global spool bound, shared by every flow's spool for the whole run: a
@@ -62,8 +64,17 @@ func (r *runningFlow) exited() bool {
 	}
 }
 
+// LockWait is how long a flow waits for its spool directory's lock at start. An agent
+// started right after the previous one was killed (kill -9, then systemd's restart or an
+// operator's) finds the lock still held for a moment by the dying process.
+const LockWait = 10 * time.Second
+
+// lockRetry is how often the lock is tried again meanwhile.
+const lockRetry = 50 * time.Millisecond
+
+// New returns a supervisor for cfg; nothing runs before StartAll.
 func New(ctx context.Context, cfg *config.Config, set *metrics.Set, log *slog.Logger, once bool) *Supervisor {
-	return &Supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg,
+	return &Supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg, lockWait: LockWait,
 		budget: spool.NewBudget(int64(cfg.Spool.MaxBytes)),
 		exited: make(chan struct{}, 1), flows: map[string]*runningFlow{}}
 }
@@ -81,11 +92,37 @@ func (s *Supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 		deps.Shards = sd.shards
 		sd.setLogger(s.log.With("flow", fc.Name))
 	}
-	f, err := flow.New(fc, deps)
+	f, err := s.openFlow(fc, deps)
 	if err != nil {
 		return nil, err
 	}
 	return &runningFlow{cfg: fc, dir: dir, f: f, done: make(chan struct{})}, nil
+}
+
+// openFlow opens a flow, waiting up to lockWait for its spool directory while another
+// process holds it.
+func (s *Supervisor) openFlow(fc config.Flow, deps flow.Deps) (*flow.Flow, error) {
+	start, logged := time.Now(), false
+	for {
+		f, err := flow.New(fc, deps)
+		if !errors.Is(err, spool.ErrLocked) {
+			return f, err
+		}
+		waited := time.Since(start)
+		if waited >= s.lockWait || s.ctx.Err() != nil {
+			return nil, fmt.Errorf("%w; still locked after %s: another kinship process uses this state directory. "+
+				"Stop it (or wait until it has exited) and start again, or give this one its own state_dir", err, waited.Round(time.Millisecond))
+		}
+		if !logged {
+			logged = true
+			s.log.Warn("spool directory locked, probably by an agent that is still exiting; waiting for it",
+				"flow", fc.Name, "dir", deps.Dir, "up_to", s.lockWait)
+		}
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(lockRetry):
+		}
+	}
 }
 
 // StartAll builds every flow of the configuration, then runs them; a flow that cannot be
