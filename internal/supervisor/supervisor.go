@@ -46,10 +46,20 @@ type Supervisor struct {
 	errs  []error // from flows that failed on their own (not stopped by a reload)
 }
 
+// pipeline is what the supervisor needs of a flow: a *flow.Flow, or a fake in tests.
+type pipeline interface {
+	Run(ctx context.Context, once bool) error
+	Status() flow.Status
+	Healthy(now time.Time, after time.Duration) (ok bool, reason string)
+	Alive(now time.Time) bool
+}
+
+var _ pipeline = (*flow.Flow)(nil)
+
 type runningFlow struct {
 	cfg    config.Flow
 	dir    string
-	f      *flow.Flow
+	f      pipeline
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // valid once done is closed
