@@ -311,7 +311,9 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	if f.shipperIdle.Load() {
 		agg.Nudge() // the shipper went idle before the aggregator existed
 	}
-	tl, err := tailer.New(tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once), sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
+	topts := tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once)
+	topts.FileError = f.health.fileError
+	tl, err := tailer.New(topts, sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
 	if err != nil {
 		_ = agg.Close()
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)

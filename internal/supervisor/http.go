@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -88,8 +90,9 @@ func (s *Supervisor) StatusHandler(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-// HealthHandler answers 503 with the reasons when a flow stopped, or has data waiting in its
-// spool and shipped nothing for metrics.unhealthy_after; 200 "ok" otherwise.
+// HealthHandler answers 503 with the reasons when a flow stopped, has data waiting in its
+// spool and shipped nothing for metrics.unhealthy_after, or has had a file it cannot read
+// (permission denied, EIO...) for that long; 200 "ok" otherwise.
 func (s *Supervisor) HealthHandler(after time.Duration) http.HandlerFunc {
 	if after <= 0 {
 		after = config.DefaultUnhealthyAfter.D()
@@ -107,6 +110,12 @@ func (s *Supervisor) HealthHandler(after time.Duration) http.HandlerFunc {
 			if ok, why := r.f.Healthy(now, after); !ok {
 				reasons = append(reasons, why)
 			}
+			for _, u := range r.f.Unreadable() {
+				if now.Sub(u.Since) > after && s.unreadableNow(u.Path) {
+					reasons = append(reasons, fmt.Sprintf("flow %s: cannot read %s since %s (%s): %s", r.cfg.Name, u.Path,
+						u.Since.UTC().Format(time.RFC3339), now.Sub(u.Since).Round(time.Second), u.Err))
+				}
+			}
 		}
 		if len(reasons) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -115,6 +124,23 @@ func (s *Supervisor) HealthHandler(after time.Duration) http.HandlerFunc {
 		}
 		_, _ = io.WriteString(w, "ok\n")
 	}
+}
+
+// unreadableNow checks again a path the tailer reported unreadable: the tailer says when a
+// file it could not open opens at last, but not when a read error on an open file or a
+// directory listing goes away, nor when the unreadable file is deleted.
+func unreadableNow(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	defer func() { _ = f.Close() }()
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		_, err = f.ReadDir(1)
+		return err != nil && !errors.Is(err, io.EOF)
+	}
+	_, err = f.Read(make([]byte, 1))
+	return err != nil && !errors.Is(err, io.EOF)
 }
 
 // RedactStatus hides the secrets of URLs quoted in a status's error texts (an http.url with

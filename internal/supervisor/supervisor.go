@@ -31,8 +31,10 @@ type Supervisor struct {
 	once bool
 	// lockWait bounds the wait for a spool directory another process still holds.
 	lockWait time.Duration
-	awsCfg   *aws.Config    // loaded on first use; aws settings change only with a restart
-	md       *flow.Metadata // EC2 context for add_metadata, fetched on first use
+	// unreadableNow checks a path the tailer could not read (a seam: root reads anything).
+	unreadableNow func(path string) bool
+	awsCfg        *aws.Config    // loaded on first use; aws settings change only with a restart
+	md            *flow.Metadata // EC2 context for add_metadata, fetched on first use
 
 	cfg *config.Config // the configuration the flows run with
 	// budget is the global spool bound, shared by every flow's spool for the whole run: a
@@ -52,6 +54,7 @@ type pipeline interface {
 	Status() flow.Status
 	Healthy(now time.Time, after time.Duration) (ok bool, reason string)
 	Alive(now time.Time) bool
+	Unreadable() []flow.UnreadableFile
 }
 
 var _ pipeline = (*flow.Flow)(nil)
@@ -84,7 +87,7 @@ const lockRetry = 50 * time.Millisecond
 
 // New returns a supervisor for cfg; nothing runs before StartAll.
 func New(ctx context.Context, cfg *config.Config, set *metrics.Set, log *slog.Logger, once bool) *Supervisor {
-	return &Supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg, lockWait: LockWait,
+	return &Supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg, lockWait: LockWait, unreadableNow: unreadableNow,
 		budget: spool.NewBudget(int64(cfg.Spool.MaxBytes)),
 		exited: make(chan struct{}, 1), flows: map[string]*runningFlow{}}
 }
