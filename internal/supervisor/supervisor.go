@@ -33,8 +33,10 @@ type Supervisor struct {
 	lockWait time.Duration
 	// unreadableNow checks a path the tailer could not read (a seam: root reads anything).
 	unreadableNow func(path string) bool
-	awsCfg        *aws.Config    // loaded on first use; aws settings change only with a restart
-	md            *flow.Metadata // EC2 context for add_metadata, fetched on first use
+	// open builds a flow: openPipeline, or a fake in tests.
+	open   func(cfg *config.Config, fc config.Flow) (pipeline, error)
+	awsCfg *aws.Config    // loaded on first use; aws settings change only with a restart
+	md     *flow.Metadata // EC2 context for add_metadata, fetched on first use
 
 	cfg *config.Config // the configuration the flows run with
 	// budget is the global spool bound, shared by every flow's spool for the whole run: a
@@ -87,13 +89,24 @@ const lockRetry = 50 * time.Millisecond
 
 // New returns a supervisor for cfg; nothing runs before StartAll.
 func New(ctx context.Context, cfg *config.Config, set *metrics.Set, log *slog.Logger, once bool) *Supervisor {
-	return &Supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg, lockWait: LockWait, unreadableNow: unreadableNow,
+	s := &Supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg, lockWait: LockWait, unreadableNow: unreadableNow,
 		budget: spool.NewBudget(int64(cfg.Spool.MaxBytes)),
 		exited: make(chan struct{}, 1), flows: map[string]*runningFlow{}}
+	s.open = s.openPipeline
+	return s
 }
 
 // build opens a flow (its spool and state directory); nothing runs yet.
 func (s *Supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, error) {
+	f, err := s.open(cfg, fc)
+	if err != nil {
+		return nil, err
+	}
+	return &runningFlow{cfg: fc, dir: cfg.FlowDir(&fc), f: f, done: make(chan struct{})}, nil
+}
+
+// openPipeline builds a flow's destination and opens the flow.
+func (s *Supervisor) openPipeline(cfg *config.Config, fc config.Flow) (pipeline, error) {
 	dst, err := destination(s.ctx, cfg, fc, &s.awsCfg)
 	if err != nil {
 		return nil, fmt.Errorf("flow %s: %w", fc.Name, err)
@@ -107,9 +120,9 @@ func (s *Supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 	}
 	f, err := s.openFlow(fc, deps)
 	if err != nil {
-		return nil, err
+		return nil, err // not f: a nil *flow.Flow in an interface is not nil
 	}
-	return &runningFlow{cfg: fc, dir: dir, f: f, done: make(chan struct{})}, nil
+	return f, nil
 }
 
 // openFlow opens a flow, waiting up to lockWait for its spool directory while another
@@ -233,74 +246,6 @@ func (s *Supervisor) Wait(hup <-chan struct{}, reload func()) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return errors.Join(s.errs...)
-}
-
-// Reload applies a new configuration read from path: removed flows stop (their state stays
-// on disk), changed flows restart with their new settings, new flows start, unchanged flows
-// keep running untouched. An invalid configuration changes nothing.
-func (s *Supervisor) Reload(path string) {
-	start := time.Now()
-	cfg, err := config.Load(path)
-	if err != nil {
-		s.log.Error("reload: configuration is invalid; the running one stays in effect", "config", path, "err", err)
-		return
-	}
-	if cfg.AWS != s.cfg.AWS || cfg.Metrics != s.cfg.Metrics {
-		s.log.Warn("reload: aws and metrics settings take effect at the next restart")
-	}
-	want := make(map[string]bool, len(cfg.Flows))
-	for _, fc := range cfg.Flows {
-		want[fc.Name] = true
-	}
-	s.mu.Lock()
-	current := make(map[string]*runningFlow, len(s.flows))
-	for name, r := range s.flows {
-		current[name] = r
-	}
-	s.mu.Unlock()
-	var added, changed, removed, kept []string
-	for name, r := range current {
-		if !want[name] {
-			s.stop(r)
-			removed = append(removed, name)
-			s.log.Info("reload: flow removed; its state stays on disk", "flow", name, "dir", r.dir)
-		}
-	}
-	if cfg.Spool.MaxBytes != s.cfg.Spool.MaxBytes {
-		s.log.Info("reload: global spool bound changed", "from", s.cfg.Spool.MaxBytes, "to", cfg.Spool.MaxBytes)
-	}
-	// After the removed flows left the budget, before the new ones join it.
-	s.budget.SetMax(int64(cfg.Spool.MaxBytes))
-	for _, fc := range cfg.Flows {
-		r, ok := current[fc.Name]
-		if ok && !r.exited() && r.dir == cfg.FlowDir(&fc) && r.cfg.Equal(fc) {
-			kept = append(kept, fc.Name)
-			continue
-		}
-		if ok {
-			s.stop(r) // its spool must be closed before the new version opens it
-			changed = append(changed, fc.Name)
-		} else {
-			added = append(added, fc.Name)
-		}
-		nr, err := s.build(cfg, fc)
-		if err != nil {
-			s.log.Error("reload: flow cannot start; it stays stopped until the next reload", "flow", fc.Name, "err", err)
-			continue
-		}
-		s.run(nr)
-	}
-	if len(removed) > 0 || len(added) > 0 {
-		s.reportOrphans(cfg)
-	}
-	keepAWS, keepMetrics := s.cfg.AWS, s.cfg.Metrics
-	s.cfg = cfg
-	s.cfg.AWS, s.cfg.Metrics = keepAWS, keepMetrics
-	for _, l := range [][]string{added, changed, removed, kept} {
-		sort.Strings(l)
-	}
-	s.log.Info("configuration reloaded", "added", added, "changed", changed, "removed", removed,
-		"unchanged", kept, "took", time.Since(start).Round(time.Millisecond))
 }
 
 // running returns the flows that run now, by name.
