@@ -5,10 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"runtime/pprof"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -62,19 +60,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, hup chan os.Si
 		return err
 	}
 
-	if cfg.Metrics.Listen != "" {
-		srv, _, err := supervisor.ServeMetrics(cfg.Metrics.Listen, reg, log,
-			supervisor.Route{Pattern: "/healthz", Handler: sup.HealthHandler(cfg.Metrics.UnhealthyAfter.D())},
-			supervisor.Route{Pattern: "/status", Handler: http.HandlerFunc(sup.StatusHandler)})
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
+	stopMetrics, err := sup.ServeMetrics(reg)
+	if err != nil {
+		return err
 	}
+	defer stopMetrics()
 
 	log.Info("kinship starting", "version", version, "config", *path, "flows", len(cfg.Flows), "state_dir", cfg.StateDir, "once", *once)
 	reloads := watchHangup(ctx, *once, hup)

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -58,6 +59,26 @@ func ServeMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, route
 	}()
 	log.Info("metrics listening", "addr", ln.Addr().String())
 	return srv, ln.Addr().String(), nil
+}
+
+// ServeMetrics serves /metrics from reg, /healthz and /status on metrics.listen (nothing
+// when it is empty) until the returned stop is called.
+func (s *Supervisor) ServeMetrics(reg *prometheus.Registry) (stop func(), err error) {
+	m := s.cfg.Metrics
+	if m.Listen == "" {
+		return func() {}, nil
+	}
+	srv, _, err := ServeMetrics(m.Listen, reg, s.log,
+		Route{Pattern: "/healthz", Handler: s.HealthHandler(m.UnhealthyAfter.D())},
+		Route{Pattern: "/status", Handler: http.HandlerFunc(s.StatusHandler)})
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }
 
 // ExposureWarning says what is wrong with metrics.listen addr when it accepts connections on
