@@ -22,8 +22,8 @@ import (
 // tailers, spools and in-flight requests never notice). A stopped flow's state (positions and
 // spool) stays on disk, so a changed flow resumes exactly where its old version stopped.
 //
-// Concurrency: reload and wait run on cmdRun's goroutine; each flow runs on its own; the
-// HTTP handlers read the running set under mu.
+// Concurrency: see the package comment. mu guards flows and errs; everything else belongs to
+// the goroutine that calls StartAll, Wait and Reload.
 type Supervisor struct {
 	ctx  context.Context
 	log  *slog.Logger
