@@ -22,15 +22,15 @@ import (
 	"github.com/kinship-agent/kinship/internal/redact"
 )
 
-// Route is one more handler on the metrics server.
-type Route struct {
-	Pattern string
-	Handler http.Handler
+// route is one more handler on the metrics server.
+type route struct {
+	pattern string
+	handler http.Handler
 }
 
-// ServeMetrics serves /metrics, /healthz (always "ok" unless a route replaces it) and the
+// serveMetricsOn serves /metrics, /healthz (always "ok" unless a route replaces it) and the
 // given routes on addr, and returns the address it listens on.
-func ServeMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, routes ...Route) (*http.Server, string, error) {
+func serveMetricsOn(addr string, reg *prometheus.Registry, log *slog.Logger, routes ...route) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("metrics: listen on %s: %w", addr, err)
@@ -44,11 +44,11 @@ func ServeMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, route
 		_, _ = io.WriteString(w, "ok\n")
 	}))
 	for _, r := range routes {
-		if r.Pattern == "/healthz" {
-			health = r.Handler
+		if r.pattern == "/healthz" {
+			health = r.handler
 			continue
 		}
-		mux.Handle(r.Pattern, r.Handler)
+		mux.Handle(r.pattern, r.handler)
 	}
 	mux.Handle("/healthz", health)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
@@ -68,9 +68,9 @@ func (s *Supervisor) ServeMetrics(reg *prometheus.Registry) (stop func(), err er
 	if m.Listen == "" {
 		return func() {}, nil
 	}
-	srv, _, err := ServeMetrics(m.Listen, reg, s.log,
-		Route{Pattern: "/healthz", Handler: s.HealthHandler(m.UnhealthyAfter.D())},
-		Route{Pattern: "/status", Handler: http.HandlerFunc(s.StatusHandler)})
+	srv, _, err := serveMetricsOn(m.Listen, reg, s.log,
+		route{pattern: "/healthz", handler: s.healthHandler(m.UnhealthyAfter.D())},
+		route{pattern: "/status", handler: http.HandlerFunc(s.statusHandler)})
 	if err != nil {
 		return nil, err
 	}
@@ -97,8 +97,8 @@ func ExposureWarning(addr string) string {
 		"needs it (then restrict access with a firewall)", addr, port)
 }
 
-// StatusHandler serves the running flows' status as JSON (what `kinship status` merges).
-func (s *Supervisor) StatusHandler(w http.ResponseWriter, _ *http.Request) {
+// statusHandler serves the running flows' status as JSON (what `kinship status` merges).
+func (s *Supervisor) statusHandler(w http.ResponseWriter, _ *http.Request) {
 	running := s.running()
 	out := make([]flow.Status, 0, len(running))
 	for _, r := range running {
@@ -111,10 +111,10 @@ func (s *Supervisor) StatusHandler(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-// HealthHandler answers 503 with the reasons when a flow stopped, has data waiting in its
+// healthHandler answers 503 with the reasons when a flow stopped, has data waiting in its
 // spool and shipped nothing for metrics.unhealthy_after, or has had a file it cannot read
 // (permission denied, EIO...) for that long; 200 "ok" otherwise.
-func (s *Supervisor) HealthHandler(after time.Duration) http.HandlerFunc {
+func (s *Supervisor) healthHandler(after time.Duration) http.HandlerFunc {
 	if after <= 0 {
 		after = config.DefaultUnhealthyAfter.D()
 	}

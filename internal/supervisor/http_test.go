@@ -16,7 +16,7 @@ import (
 func TestMetricsEndpointServesDashboardNamesAndHealth(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	metrics.New(reg).Flow("app").LinesRead.Add(7)
-	srv, addr, err := ServeMetrics("127.0.0.1:0", reg, slog.New(slog.DiscardHandler))
+	srv, addr, err := serveMetricsOn("127.0.0.1:0", reg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestExposureWarningOnlyForEveryInterface(t *testing.T) {
 func TestServeMetricsWarnsWhenListeningEverywhere(t *testing.T) {
 	for addr, warnings := range map[string]int{"0.0.0.0:0": 1, "127.0.0.1:0": 0} {
 		logs := &syncBuffer{}
-		srv, _, err := ServeMetrics(addr, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(logs, nil)))
+		srv, _, err := serveMetricsOn(addr, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(logs, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -63,7 +63,7 @@ flows:
 	deadline := time.Now().Add(30 * time.Second) // only stops a broken test from hanging
 	var status string
 	for {
-		status = get(s.StatusHandler)
+		status = get(s.statusHandler)
 		if strings.Count(status, `"last_error"`) == 2 {
 			break
 		}
@@ -72,7 +72,7 @@ flows:
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	health := get(s.HealthHandler(time.Nanosecond))
+	health := get(s.healthHandler(time.Nanosecond))
 	for what, text := range map[string]string{"/status": status, "/healthz": health, "log": logs.String()} {
 		if strings.Contains(text, "s3cret") {
 			t.Errorf("%s prints a secret of the URL:\n%s", what, text)

@@ -24,13 +24,13 @@ func TestHealthzNamesAStoppedFlow(t *testing.T) {
 	close(r.done)
 	s.flows["app"] = r
 	rec := httptest.NewRecorder()
-	s.HealthHandler(0)(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	s.healthHandler(0)(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "flow app: stopped: spool: disk full") {
 		t.Errorf("/healthz = %d %q", rec.Code, rec.Body.String())
 	}
 	empty := New(t.Context(), &config.Config{}, nil, slog.New(slog.DiscardHandler), false)
 	rec = httptest.NewRecorder()
-	empty.HealthHandler(time.Minute)(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	empty.healthHandler(time.Minute)(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 	if rec.Code != http.StatusOK || rec.Body.String() != "ok\n" {
 		t.Errorf("/healthz with nothing wrong = %d %q", rec.Code, rec.Body.String())
 	}
@@ -72,7 +72,7 @@ func TestHealthzNamesAFileUnreadableForLong(t *testing.T) {
 			s.flows["app"] = &runningFlow{cfg: config.Flow{Name: "app"}, done: make(chan struct{}), f: &fakeFlow{
 				unreadable: []flow.UnreadableFile{{Path: "/var/log/app/a.log", Since: tc.since, Err: "open /var/log/app/a.log: permission denied"}}}}
 			rec := httptest.NewRecorder()
-			s.HealthHandler(5*time.Minute)(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			s.healthHandler(5*time.Minute)(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
 			if rec.Code != tc.wantCode {
 				t.Errorf("/healthz = %d %q, want %d", rec.Code, rec.Body.String(), tc.wantCode)
 			}
