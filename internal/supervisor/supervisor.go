@@ -135,7 +135,10 @@ func (s *Supervisor) openFlow(fc config.Flow, deps flow.Deps) (*flow.Flow, error
 			return f, err
 		}
 		waited := time.Since(start)
-		if waited >= s.lockWait || s.ctx.Err() != nil {
+		if s.ctx.Err() != nil {
+			return nil, fmt.Errorf("%w; stopped while waiting for it", err)
+		}
+		if waited >= s.lockWait {
 			return nil, fmt.Errorf("%w; still locked after %s: another kinship process uses this state directory. "+
 				"Stop it (or wait until it has exited) and start again, or give this one its own state_dir", err, waited.Round(time.Millisecond))
 		}
