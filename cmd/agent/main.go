@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/kinship-agent/kinship/internal/earlyhup"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -20,13 +22,9 @@ var version = "dev"
 const defaultConfig = "/etc/kinship/kinship.yaml"
 
 func main() {
-	// SIGHUP's default action ends the process, and systemd counts that as a clean exit:
-	// Restart=on-failure would not bring the agent back. logrotate's postrotate sends it at
-	// any moment, so it is caught before anything else runs; one that arrives while the
+	// SIGHUP has been caught since before main (see earlyhup): one that arrived while the
 	// agent starts waits in the channel and becomes a reload once the flows run.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	os.Exit(runCommand(os.Args[1:], os.Stdout, os.Stderr, hup))
+	os.Exit(runCommand(os.Args[1:], os.Stdout, os.Stderr, earlyhup.Signals()))
 }
 
 const usage = `kinship ships log files to Amazon Kinesis.
