@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -14,6 +16,8 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/kinship-agent/kinship/internal/redact"
 )
 
 // HTTPOptions configure an HTTP destination. Zero values take the defaults in brackets.
@@ -44,6 +48,7 @@ const HTTPRetryMax = 1
 // (retried slowly, logged), since a receiver cannot reject single lines.
 type HTTP struct {
 	opts   HTTPOptions
+	shown  string // opts.URL as errors print it: without a password or query values
 	client *retryablehttp.Client
 	ctype  string
 	bufs   sync.Pool // *bytes.Buffer for bodies
@@ -70,7 +75,7 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 		opts.RetryWaitMax = max(time.Second, opts.RetryWaitMin)
 	}
 	opts.Limits = opts.Limits.WithDefaults()
-	h := &HTTP{opts: opts}
+	h := &HTTP{opts: opts, shown: redact.URL(opts.URL)}
 	switch opts.Format {
 	case "ndjson":
 		h.ctype = "application/x-ndjson"
@@ -144,11 +149,11 @@ func (h *HTTP) Put(ctx context.Context, recs []Record) ([]error, error) {
 	body.Reset()
 	payload, err := h.encode(body, recs)
 	if err != nil {
-		return nil, fmt.Errorf("shipper: http %s: encode: %w", h.opts.URL, err)
+		return nil, fmt.Errorf("shipper: http %s: encode: %w", h.shown, err)
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, h.opts.URL, payload)
 	if err != nil {
-		return nil, fmt.Errorf("shipper: http %s: %w", h.opts.URL, err)
+		return nil, fmt.Errorf("shipper: http %s: %w", h.shown, redactURLError(err, h.shown))
 	}
 	req.Header.Set("Content-Type", h.ctype)
 	req.Header.Set("User-Agent", "kinship")
@@ -163,7 +168,7 @@ func (h *HTTP) Put(ctx context.Context, recs []Record) ([]error, error) {
 		if resp != nil {
 			_ = resp.Body.Close()
 		}
-		return nil, fmt.Errorf("shipper: http: %w", err)
+		return nil, fmt.Errorf("shipper: http: %w", redactURLError(err, h.shown))
 	}
 	defer func() { _ = resp.Body.Close() }()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
@@ -171,7 +176,16 @@ func (h *HTTP) Put(ctx context.Context, recs []Record) ([]error, error) {
 	if resp.StatusCode/100 == 2 {
 		return nil, nil
 	}
-	return nil, fmt.Errorf("shipper: http: %w", &HTTPError{URL: h.opts.URL, Status: resp.StatusCode, Body: string(bytes.TrimSpace(snippet))})
+	return nil, fmt.Errorf("shipper: http: %w", &HTTPError{URL: h.shown, Status: resp.StatusCode, Body: string(bytes.TrimSpace(snippet))})
+}
+
+// redactURLError makes net/http's *url.Error (`Post "URL": ...`) quote the URL as shown.
+func redactURLError(err error, shown string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = shown
+	}
+	return err
 }
 
 // encode writes the lines of recs to buf in the configured format and returns the body to

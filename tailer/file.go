@@ -82,7 +82,12 @@ func (t *Tailer) track(path string) *file {
 		_ = fd.Close()
 		return f
 	}
-	delete(s.errLogged, path)
+	if s.errLogged[path] {
+		delete(s.errLogged, path)
+		if t.opts.FileError != nil {
+			t.opts.FileError(path, nil)
+		}
+	}
 	size := fi.Size()
 	var off int64
 	var fp Fingerprint

@@ -377,6 +377,9 @@ func fileID(fi fs.FileInfo) FileID {
 
 func (t *Tailer) fileErr(path string, err error) {
 	t.m.FileErrors.Inc()
+	if t.opts.FileError != nil {
+		t.opts.FileError(path, err)
+	}
 	if !t.st.errLogged[path] {
 		t.st.errLogged[path] = true
 		t.log.Warn("tailer: cannot read file, retrying on the next poll", "path", path, "err", err)

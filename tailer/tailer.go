@@ -91,6 +91,11 @@ type Options struct {
 	Metrics             *metrics.Flow // nil allowed
 	Logger              *slog.Logger  // nil: discard
 
+	// FileError, when set, is called on Run's goroutine each time a file or directory cannot
+	// be read (err != nil), and with a nil err when a file that could not be opened is opened
+	// at last: what /healthz needs to name a file unreadable for long.
+	FileError func(path string, err error)
+
 	// NextIndex, when set, hands out Source.Index values; share one counter between the
 	// Tailers of a process to make indexes unique in the process. nil: the Tailer's own
 	// counter, starting at 1.

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/kinship-agent/kinship/internal/earlyhup"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -20,7 +22,9 @@ var version = "dev"
 const defaultConfig = "/etc/kinship/kinship.yaml"
 
 func main() {
-	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+	// SIGHUP has been caught since before main (see earlyhup): one that arrived while the
+	// agent starts waits in the channel and becomes a reload once the flows run.
+	os.Exit(runCommand(os.Args[1:], os.Stdout, os.Stderr, earlyhup.Signals()))
 }
 
 const usage = `kinship ships log files to Amazon Kinesis.
@@ -36,19 +40,31 @@ Usage:
 Run "kinship COMMAND -h" for a command's options.
 `
 
+// runMain runs a command as main would, for tests: SIGHUP is caught only once `run` asks
+// for it.
 func runMain(args []string, stdout, stderr io.Writer) int {
+	return runCommand(args, stdout, stderr, nil)
+}
+
+// runCommand runs one command. hup, when not nil, receives the SIGHUPs caught since the
+// process started; commands other than `run` give SIGHUP its default action back (a hung-up
+// terminal ends `consume --follow`).
+func runCommand(args []string, stdout, stderr io.Writer, hup chan os.Signal) int {
 	cmd := "run"
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
 		cmd = "help"
 	} else if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
+	if cmd != "run" && hup != nil {
+		signal.Reset(syscall.SIGHUP)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var err error
 	switch cmd {
 	case "run":
-		err = cmdRun(ctx, args, stderr)
+		err = cmdRun(ctx, args, stderr, hup)
 	case "validate":
 		err = cmdValidate(args, stdout, stderr)
 	case "consume":

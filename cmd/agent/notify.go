@@ -72,16 +72,3 @@ func notifySystemd(ctx context.Context, log *slog.Logger, alive func(time.Time) 
 	}()
 	return func() { cancel(); <-done }
 }
-
-// alive is the liveness notifySystemd watches: every running flow's heartbeat is recent.
-// Flows stopped by a reload are not running and do not count.
-func (s *supervisor) alive(now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range s.flows {
-		if r.exited() || !r.f.Alive(now) {
-			return false
-		}
-	}
-	return true
-}

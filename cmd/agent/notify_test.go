@@ -133,7 +133,7 @@ func TestRunNotifiesSystemd(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- cmdRun(ctx, []string{"--config", cfg}, io.Discard) }()
+	go func() { done <- cmdRun(ctx, []string{"--config", cfg}, io.Discard, nil) }()
 	if m := recv(); m != "READY=1" {
 		t.Fatalf("first message %q, want READY=1", m)
 	}

@@ -2,11 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,37 +10,7 @@ import (
 	"time"
 
 	"github.com/kinship-agent/kinship/config"
-	"github.com/kinship-agent/kinship/internal/flow"
-	"github.com/kinship-agent/kinship/internal/testenv/imdstest"
 )
-
-func parseFlows(t *testing.T, body string) []config.Flow {
-	t.Helper()
-	cfg, err := config.Parse("k.yaml", []byte(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg.Flows
-}
-
-// A reload must leave a flow alone when only its place in the file moved, and restart it
-// when anything it runs with changed.
-func TestSameFlowIgnoresPositionNotSettings(t *testing.T) {
-	a := parseFlows(t, "flows:\n  - {name: a, paths: [/x/*.log], discard: {}, multiline: {start_pattern: '^\\d'}}\n")[0]
-	moved := parseFlows(t, "# a comment moves everything down\n\nflows:\n  - name: a\n    paths: [/x/*.log]\n    discard: {}\n    multiline: {start_pattern: '^\\d'}\n")[0]
-	if !sameFlow(a, moved) {
-		t.Error("the same flow written on other lines counts as changed")
-	}
-	for _, changed := range []string{
-		"flows:\n  - {name: a, paths: [/x/*.log, /y/*.log], discard: {}, multiline: {start_pattern: '^\\d'}}\n",
-		"flows:\n  - {name: a, paths: [/x/*.log], discard: {}, multiline: {start_pattern: '^\\w'}}\n",
-		"flows:\n  - {name: a, paths: [/x/*.log], discard: {}, multiline: {start_pattern: '^\\d'}, batch: {max_age: 2s}}\n",
-	} {
-		if sameFlow(a, parseFlows(t, changed)[0]) {
-			t.Errorf("a changed flow counts as unchanged: %s", changed)
-		}
-	}
-}
 
 func TestProgressLine(t *testing.T) {
 	start := time.Unix(1000, 0)
@@ -67,26 +33,6 @@ func TestProgressLine(t *testing.T) {
 	defer f.Close()
 	if isTerminal(f) {
 		t.Error("a regular file is a terminal: run --once would write progress into logs")
-	}
-}
-
-// A flow that died is reported by /healthz with its error (the service is still up, so
-// systemd would not notice without it).
-func TestHealthzNamesAStoppedFlow(t *testing.T) {
-	s := newSupervisor(t.Context(), &config.Config{}, nil, slog.New(slog.DiscardHandler), false)
-	r := &runningFlow{cfg: config.Flow{Name: "app"}, done: make(chan struct{}), err: errors.New("spool: disk full")}
-	close(r.done)
-	s.flows["app"] = r
-	rec := httptest.NewRecorder()
-	s.healthHandler(0)(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
-	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "flow app: stopped: spool: disk full") {
-		t.Errorf("/healthz = %d %q", rec.Code, rec.Body.String())
-	}
-	empty := newSupervisor(t.Context(), &config.Config{}, nil, slog.New(slog.DiscardHandler), false)
-	rec = httptest.NewRecorder()
-	empty.healthHandler(time.Minute)(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
-	if rec.Code != http.StatusOK || rec.Body.String() != "ok\n" {
-		t.Errorf("/healthz with nothing wrong = %d %q", rec.Code, rec.Body.String())
 	}
 }
 
@@ -179,25 +125,5 @@ func TestProgressTotalIsWhatIsLeftToRead(t *testing.T) {
 	_ = f.Close()
 	if got := toRead(cfg); got != 5 {
 		t.Errorf("after a run and 5 more bytes: %d bytes to read, want 5", got)
-	}
-}
-
-func TestFetchMetadataUsesIMDSv2(t *testing.T) {
-	srv := imdstest.Start(t, "i-0123456789abcdef0", "eu-central-1")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "")
-	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.URL)
-	md := fetchMetadata(t.Context(), &config.AddMetadata{Hostname: true, InstanceID: true, Region: true}, slog.New(slog.DiscardHandler))
-	host, _ := os.Hostname()
-	if md.Host != host || md.InstanceID != "i-0123456789abcdef0" || md.Region != "eu-central-1" {
-		t.Errorf("metadata = %+v", md)
-	}
-	if srv.TokenPuts.Load() == 0 || srv.Unauthorized.Load() != 0 {
-		t.Errorf("token PUTs %d, unauthorized reads %d: not IMDSv2", srv.TokenPuts.Load(), srv.Unauthorized.Load())
-	}
-	// Off EC2 (IMDS disabled): the agent still starts, records just lack those fields.
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	md = fetchMetadata(t.Context(), &config.AddMetadata{InstanceID: true, Region: true}, slog.New(slog.DiscardHandler))
-	if md != (flow.Metadata{}) {
-		t.Errorf("metadata with IMDS disabled = %+v", md)
 	}
 }

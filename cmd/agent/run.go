@@ -2,29 +2,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"runtime/pprof"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/kinship-agent/kinship/config"
-	"github.com/kinship-agent/kinship/internal/awsconf"
 	"github.com/kinship-agent/kinship/internal/metrics"
-	"github.com/kinship-agent/kinship/shipper"
+	"github.com/kinship-agent/kinship/internal/supervisor"
 )
 
-func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+// cmdRun runs the agent. hup holds the SIGHUPs caught since the process started (nil: cmdRun
+// catches them itself from now on).
+func cmdRun(ctx context.Context, args []string, stderr io.Writer, hup chan os.Signal) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", defaultConfig, "configuration file (YAML, or the Kinesis Agent's agent.json)")
@@ -60,34 +54,26 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	set := metrics.New(reg)
 
-	sup := newSupervisor(ctx, cfg, set, log, *once)
-	sup.exportBudget()
-	if err := sup.startAll(); err != nil {
+	sup := supervisor.New(ctx, cfg, set, log, *once)
+	sup.ExportBudget()
+	if err := sup.StartAll(); err != nil {
 		return err
 	}
 
-	if cfg.Metrics.Listen != "" {
-		srv, _, err := serveMetricsOn(cfg.Metrics.Listen, reg, log,
-			route{"/healthz", sup.healthHandler(cfg.Metrics.UnhealthyAfter.D())},
-			route{"/status", http.HandlerFunc(sup.statusHandler)})
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
+	stopMetrics, err := sup.ServeMetrics(reg)
+	if err != nil {
+		return err
 	}
+	defer stopMetrics()
 
 	log.Info("kinship starting", "version", version, "config", *path, "flows", len(cfg.Flows), "state_dir", cfg.StateDir, "once", *once)
-	hup := watchHangup(ctx, *once)
+	reloads := watchHangup(ctx, *once, hup)
 	if *once && isTerminal(stderr) {
 		stopProgress := startProgress(stderr, reg, toRead(cfg))
 		defer stopProgress()
 	}
-	stopNotify := notifySystemd(ctx, log, sup.alive)
-	err = sup.wait(hup, func() { sup.reload(*path) })
+	stopNotify := notifySystemd(ctx, log, sup.Alive)
+	err = sup.Wait(reloads, func() { sup.Reload(*path) })
 	stopNotify()
 	if err != nil {
 		return err
@@ -98,79 +84,6 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("kinship finished")
 	}
 	return nil
-}
-
-func destination(ctx context.Context, cfg *config.Config, fc config.Flow, awsCfg **aws.Config) (shipper.Destination, error) {
-	switch {
-	case fc.Discard != nil:
-		return shipper.Discard{}, nil
-	case fc.HTTP != nil:
-		return httpDestination(fc)
-	case fc.Firehose != nil:
-		if *awsCfg == nil {
-			c, err := awsconf.Load(ctx, cfg.AWS)
-			if err != nil {
-				return nil, err
-			}
-			*awsCfg = &c
-		}
-		client := shipper.NewFirehoseClient(**awsCfg, awsconf.FirehoseOptions(cfg.AWS))
-		return shipper.NewFirehose(client, fc.Firehose.DeliveryStream), nil
-	case fc.Kinesis != nil:
-		if *awsCfg == nil {
-			c, err := awsconf.Load(ctx, cfg.AWS)
-			if err != nil {
-				return nil, err
-			}
-			*awsCfg = &c
-		}
-		client := shipper.NewKinesisClient(**awsCfg, awsconf.KinesisOptions(cfg.AWS))
-		limits := shipper.Limits{
-			MaxRecordBytes:  int(fc.Kinesis.MaxRecordBytes),
-			MaxRequestBytes: int(fc.Kinesis.MaxRequestBytes),
-		}
-		if keysFromLines(fc) {
-			return shardAwareKinesis(client, fc.Kinesis.Stream, limits), nil
-		}
-		return shipper.NewKinesis(client, fc.Kinesis.Stream, limits), nil
-	}
-	return nil, fmt.Errorf("no destination configured")
-}
-
-// route is one more handler on the metrics server.
-type route struct {
-	pattern string
-	h       http.Handler
-}
-
-// serveMetricsOn serves /metrics, /healthz (always "ok" unless a route replaces it) and the
-// given routes on addr, and returns the address it listens on.
-func serveMetricsOn(addr string, reg *prometheus.Registry, log *slog.Logger, routes ...route) (*http.Server, string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("metrics: listen on %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	health := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "ok\n")
-	}))
-	for _, r := range routes {
-		if r.pattern == "/healthz" {
-			health = r.h
-			continue
-		}
-		mux.Handle(r.pattern, r.h)
-	}
-	mux.Handle("/healthz", health)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
-		}
-	}()
-	log.Info("metrics listening", "addr", ln.Addr().String())
-	return srv, ln.Addr().String(), nil
 }
 
 // startProfiles starts the optional CPU profile; the returned func stops it and writes the

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/flow"
+	"github.com/kinship-agent/kinship/internal/supervisor"
 )
 
 // statusReport is `kinship status --json`: a stable shape for scripts.
@@ -73,6 +73,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			rep.Agent.Reachable = true
 			mergeLive(rep.Flows, live)
 		}
+	}
+	for i := range rep.Flows {
+		supervisor.RedactStatus(&rep.Flows[i]) // an older agent's /status may not have
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
@@ -241,53 +244,4 @@ func bytesText(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
-}
-
-// statusHandler serves the running flows' status as JSON (what `kinship status` merges).
-func (s *supervisor) statusHandler(w http.ResponseWriter, _ *http.Request) {
-	running := s.running()
-	out := make([]flow.Status, 0, len(running))
-	for _, r := range running {
-		st := r.f.Status()
-		st.Running = !r.exited()
-		out = append(out, st)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
-}
-
-// healthHandler answers 503 with the reasons when a flow stopped, or has data waiting in its
-// spool and shipped nothing for metrics.unhealthy_after; 200 "ok" otherwise.
-func (s *supervisor) healthHandler(after time.Duration) http.HandlerFunc {
-	if after <= 0 {
-		after = config.DefaultUnhealthyAfter.D()
-	}
-	return func(w http.ResponseWriter, _ *http.Request) {
-		now := time.Now()
-		var reasons []string
-		for _, r := range s.running() {
-			if r.exited() {
-				if !s.once {
-					reasons = append(reasons, fmt.Sprintf("flow %s: stopped: %v", r.cfg.Name, cmpOrErr(r.err)))
-				}
-				continue
-			}
-			if ok, why := r.f.Healthy(now, after); !ok {
-				reasons = append(reasons, why)
-			}
-		}
-		if len(reasons) > 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "unhealthy: "+strings.Join(reasons, "\n")+"\n")
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	}
-}
-
-func cmpOrErr(err error) error {
-	if err == nil {
-		return errors.New("without an error")
-	}
-	return err
 }

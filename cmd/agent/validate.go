@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/internal/supervisor"
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) error {
@@ -21,8 +22,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, err)
 		return errValidate
 	}
-	// Warnings do not fail validation: they name agent.json settings kinship ignores.
+	// Warnings do not fail validation: they name agent.json settings kinship ignores, and
+	// a metrics endpoint open to the network.
 	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
+	}
+	if w := supervisor.ExposureWarning(cfg.Metrics.Listen); w != "" {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d flows)\n", *path, len(cfg.Flows))

@@ -257,6 +257,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	}
 	topts := tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once)
 	fitLines(&topts, agg.MaxLineBytes())
+	topts.FileError = f.health.fileError
 	tl, err := tailer.New(topts, sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
 	if err != nil {
 		_ = agg.Close()

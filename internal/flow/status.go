@@ -152,6 +152,46 @@ func (f *Flow) Healthy(now time.Time, after time.Duration) (ok bool, reason stri
 	return true, ""
 }
 
+// UnreadableFile is a file or directory the tailer has failed to read since Since, and not
+// read since (the tailer retries it on every poll).
+type UnreadableFile struct {
+	Path  string
+	Since time.Time
+	Err   string // the last failure
+}
+
+// Unreadable lists the paths the flow's tailer cannot read now, oldest failure first.
+func (f *Flow) Unreadable() []UnreadableFile {
+	f.health.mu.Lock()
+	defer f.health.mu.Unlock()
+	out := make([]UnreadableFile, 0, len(f.health.unreadable))
+	for _, u := range f.health.unreadable {
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Since.Before(out[j].Since) })
+	return out
+}
+
+// fileError is the tailer's FileError: a failure starts (or continues) a path's unreadable
+// time, a success ends it.
+func (h *health) fileError(path string, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err == nil {
+		delete(h.unreadable, path)
+		return
+	}
+	u, ok := h.unreadable[path]
+	if !ok {
+		if h.unreadable == nil {
+			h.unreadable = map[string]UnreadableFile{}
+		}
+		u = UnreadableFile{Path: path, Since: time.Now()}
+	}
+	u.Err = err.Error()
+	h.unreadable[path] = u
+}
+
 // health is what the flow remembers about shipping, for Status and Healthy.
 type health struct {
 	mu           sync.Mutex
@@ -160,6 +200,8 @@ type health struct {
 	waitingSince time.Time // the spool went from empty to holding data (zero while empty)
 	lastErr      string
 	lastErrAt    time.Time
+
+	unreadable map[string]UnreadableFile // by path
 }
 
 type healthSnapshot struct {

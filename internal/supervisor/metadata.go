@@ -1,4 +1,4 @@
-package main
+package supervisor
 
 import (
 	"context"
@@ -74,7 +74,7 @@ func instanceID(ctx context.Context, client *imds.Client) (string, error) {
 }
 
 // metadataFor returns the metadata a flow needs, asking IMDS at most once per process.
-func (s *supervisor) metadataFor(fc config.Flow) flow.Metadata {
+func (s *Supervisor) metadataFor(fc config.Flow) flow.Metadata {
 	if fc.AddMetadata == nil {
 		return flow.Metadata{}
 	}

@@ -1,4 +1,4 @@
-package main
+package supervisor
 
 import (
 	"errors"
@@ -10,9 +10,9 @@ import (
 	"github.com/kinship-agent/kinship/spool"
 )
 
-// exportBudget publishes the global spool budget as kinship_spool_global_bytes and
+// ExportBudget publishes the global spool budget as kinship_spool_global_bytes and
 // kinship_spool_global_max_bytes.
-func (s *supervisor) exportBudget() {
+func (s *Supervisor) ExportBudget() {
 	s.set.SpoolGlobal(func() float64 { return float64(s.budget.Used()) }, func() float64 { return float64(s.budget.Max()) })
 }
 
@@ -22,7 +22,7 @@ func (s *supervisor) exportBudget() {
 // kinship_orphan_spool_bytes{flow}; `kinship status` lists them as removed. They are not part
 // of the global spool budget: they cannot shrink, so counting them would stop live flows for
 // good (see spool.Budget).
-func (s *supervisor) reportOrphans(cfg *config.Config) {
+func (s *Supervisor) reportOrphans(cfg *config.Config) {
 	configured := map[string]bool{}
 	for _, fc := range cfg.Flows {
 		configured[fc.Name] = true

@@ -1,11 +1,10 @@
-package main
+package supervisor
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sort"
 	"sync"
 	"time"
@@ -18,18 +17,24 @@ import (
 	"github.com/kinship-agent/kinship/spool"
 )
 
-// supervisor owns the running flows: it starts them, and on a reload stops the ones that were
+// Supervisor owns the running flows: it starts them, and on a reload stops the ones that were
 // removed or changed and starts the new versions, leaving unchanged flows untouched (their
 // tailers, spools and in-flight requests never notice). A stopped flow's state (positions and
 // spool) stays on disk, so a changed flow resumes exactly where its old version stopped.
 //
-// Concurrency: reload and wait run on cmdRun's goroutine; each flow runs on its own; the
-// HTTP handlers read the running set under mu.
-type supervisor struct {
-	ctx    context.Context
-	log    *slog.Logger
-	set    *metrics.Set
-	once   bool
+// Concurrency: see the package comment. mu guards flows and errs; everything else belongs to
+// the goroutine that calls StartAll, Wait and Reload.
+type Supervisor struct {
+	ctx  context.Context
+	log  *slog.Logger
+	set  *metrics.Set
+	once bool
+	// lockWait bounds the wait for a spool directory another process still holds.
+	lockWait time.Duration
+	// unreadableNow checks a path the tailer could not read (a seam: root reads anything).
+	unreadableNow func(path string) bool
+	// open builds a flow: openPipeline, or a fake in tests.
+	open   func(cfg *config.Config, fc config.Flow) (pipeline, error)
 	awsCfg *aws.Config    // loaded on first use; aws settings change only with a restart
 	md     *flow.Metadata // EC2 context for add_metadata, fetched on first use
 
@@ -45,10 +50,21 @@ type supervisor struct {
 	errs  []error // from flows that failed on their own (not stopped by a reload)
 }
 
+// pipeline is what the supervisor needs of a flow: a *flow.Flow, or a fake in tests.
+type pipeline interface {
+	Run(ctx context.Context, once bool) error
+	Status() flow.Status
+	Healthy(now time.Time, after time.Duration) (ok bool, reason string)
+	Alive(now time.Time) bool
+	Unreadable() []flow.UnreadableFile
+}
+
+var _ pipeline = (*flow.Flow)(nil)
+
 type runningFlow struct {
 	cfg    config.Flow
 	dir    string
-	f      *flow.Flow
+	f      pipeline
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // valid once done is closed
@@ -63,14 +79,34 @@ func (r *runningFlow) exited() bool {
 	}
 }
 
-func newSupervisor(ctx context.Context, cfg *config.Config, set *metrics.Set, log *slog.Logger, once bool) *supervisor {
-	return &supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg,
+// LockWait is how long a flow waits for its spool directory's lock at start. An agent
+// started right after the previous one was killed (kill -9, then systemd's restart or an
+// operator's) finds the lock still held for a moment by the dying process.
+const LockWait = 10 * time.Second
+
+// lockRetry is how often the lock is tried again meanwhile.
+const lockRetry = 50 * time.Millisecond
+
+// New returns a supervisor for cfg; nothing runs before StartAll.
+func New(ctx context.Context, cfg *config.Config, set *metrics.Set, log *slog.Logger, once bool) *Supervisor {
+	s := &Supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg, lockWait: LockWait, unreadableNow: unreadableNow,
 		budget: spool.NewBudget(int64(cfg.Spool.MaxBytes)),
 		exited: make(chan struct{}, 1), flows: map[string]*runningFlow{}}
+	s.open = s.openPipeline
+	return s
 }
 
 // build opens a flow (its spool and state directory); nothing runs yet.
-func (s *supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, error) {
+func (s *Supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, error) {
+	f, err := s.open(cfg, fc)
+	if err != nil {
+		return nil, err
+	}
+	return &runningFlow{cfg: fc, dir: cfg.FlowDir(&fc), f: f, done: make(chan struct{})}, nil
+}
+
+// openPipeline builds a flow's destination and opens the flow.
+func (s *Supervisor) openPipeline(cfg *config.Config, fc config.Flow) (pipeline, error) {
 	dst, err := destination(s.ctx, cfg, fc, &s.awsCfg)
 	if err != nil {
 		return nil, fmt.Errorf("flow %s: %w", fc.Name, err)
@@ -82,16 +118,45 @@ func (s *supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 		deps.Shards = sd.shards
 		sd.setLogger(s.log.With("flow", fc.Name))
 	}
-	f, err := flow.New(fc, deps)
+	f, err := s.openFlow(fc, deps)
 	if err != nil {
-		return nil, err
+		return nil, err // not f: a nil *flow.Flow in an interface is not nil
 	}
-	return &runningFlow{cfg: fc, dir: dir, f: f, done: make(chan struct{})}, nil
+	return f, nil
 }
 
-// startAll builds every flow of the configuration, then runs them; a flow that cannot be
+// openFlow opens a flow, waiting up to lockWait for its spool directory while another
+// process holds it.
+func (s *Supervisor) openFlow(fc config.Flow, deps flow.Deps) (*flow.Flow, error) {
+	start, logged := time.Now(), false
+	for {
+		f, err := flow.New(fc, deps)
+		if !errors.Is(err, spool.ErrLocked) {
+			return f, err
+		}
+		waited := time.Since(start)
+		if s.ctx.Err() != nil {
+			return nil, fmt.Errorf("%w; stopped while waiting for it", err)
+		}
+		if waited >= s.lockWait {
+			return nil, fmt.Errorf("%w; still locked after %s: another kinship process uses this state directory. "+
+				"Stop it (or wait until it has exited) and start again, or give this one its own state_dir", err, waited.Round(time.Millisecond))
+		}
+		if !logged {
+			logged = true
+			s.log.Warn("spool directory locked, probably by an agent that is still exiting; waiting for it",
+				"flow", fc.Name, "dir", deps.Dir, "up_to", s.lockWait)
+		}
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(lockRetry):
+		}
+	}
+}
+
+// StartAll builds every flow of the configuration, then runs them; a flow that cannot be
 // built fails the start (before anything runs).
-func (s *supervisor) startAll() error {
+func (s *Supervisor) StartAll() error {
 	s.reportOrphans(s.cfg)
 	built := make([]*runningFlow, 0, len(s.cfg.Flows))
 	for _, fc := range s.cfg.Flows {
@@ -107,7 +172,7 @@ func (s *supervisor) startAll() error {
 	return nil
 }
 
-func (s *supervisor) run(r *runningFlow) {
+func (s *Supervisor) run(r *runningFlow) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	r.cancel = cancel
 	s.mu.Lock()
@@ -138,7 +203,7 @@ func (s *supervisor) run(r *runningFlow) {
 
 // stop stops a flow gracefully and waits: what it read is in its spool and its positions
 // are saved, so its next version neither loses nor repeats lines.
-func (s *supervisor) stop(r *runningFlow) {
+func (s *Supervisor) stop(r *runningFlow) {
 	r.cancel()
 	<-r.done
 	s.mu.Lock()
@@ -149,7 +214,7 @@ func (s *supervisor) stop(r *runningFlow) {
 }
 
 // active counts the flows still running.
-func (s *supervisor) active() int {
+func (s *Supervisor) active() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
@@ -161,9 +226,9 @@ func (s *supervisor) active() int {
 	return n
 }
 
-// wait runs until ctx is done (and every flow stopped) or no flow runs any more (--once
+// Wait runs until ctx is done (and every flow stopped) or no flow runs any more (--once
 // finished, or every flow failed); reload is called on each value from hup.
-func (s *supervisor) wait(hup <-chan struct{}, reload func()) error {
+func (s *Supervisor) Wait(hup <-chan struct{}, reload func()) error {
 	for s.active() > 0 {
 		select {
 		case <-s.ctx.Done():
@@ -186,96 +251,8 @@ func (s *supervisor) wait(hup <-chan struct{}, reload func()) error {
 	return errors.Join(s.errs...)
 }
 
-// sameFlow reports whether a flow's configuration is unchanged: where it was written
-// (file:line) does not matter, nor the compiled form of its multiline pattern.
-func sameFlow(a, b config.Flow) bool {
-	norm := func(f config.Flow) config.Flow {
-		f.Pos = config.Pos{}
-		if f.Multiline != nil {
-			m := *f.Multiline
-			m.Regexp = nil
-			f.Multiline = &m
-		}
-		if f.Kinesis != nil && f.Kinesis.PartitionKeyRegex != nil {
-			k := *f.Kinesis
-			k.PartitionKeyRegex = nil // PartitionKeyPattern says the same
-			f.Kinesis = &k
-		}
-		return f
-	}
-	return reflect.DeepEqual(norm(a), norm(b))
-}
-
-// reload applies a new configuration read from path: removed flows stop (their state stays
-// on disk), changed flows restart with their new settings, new flows start, unchanged flows
-// keep running untouched. An invalid configuration changes nothing.
-func (s *supervisor) reload(path string) {
-	start := time.Now()
-	cfg, err := config.Load(path)
-	if err != nil {
-		s.log.Error("reload: configuration is invalid; the running one stays in effect", "config", path, "err", err)
-		return
-	}
-	if cfg.AWS != s.cfg.AWS || cfg.Metrics != s.cfg.Metrics {
-		s.log.Warn("reload: aws and metrics settings take effect at the next restart")
-	}
-	want := make(map[string]bool, len(cfg.Flows))
-	for _, fc := range cfg.Flows {
-		want[fc.Name] = true
-	}
-	s.mu.Lock()
-	current := make(map[string]*runningFlow, len(s.flows))
-	for name, r := range s.flows {
-		current[name] = r
-	}
-	s.mu.Unlock()
-	var added, changed, removed, kept []string
-	for name, r := range current {
-		if !want[name] {
-			s.stop(r)
-			removed = append(removed, name)
-			s.log.Info("reload: flow removed; its state stays on disk", "flow", name, "dir", r.dir)
-		}
-	}
-	if cfg.Spool.MaxBytes != s.cfg.Spool.MaxBytes {
-		s.log.Info("reload: global spool bound changed", "from", s.cfg.Spool.MaxBytes, "to", cfg.Spool.MaxBytes)
-	}
-	// After the removed flows left the budget, before the new ones join it.
-	s.budget.SetMax(int64(cfg.Spool.MaxBytes))
-	for _, fc := range cfg.Flows {
-		r, ok := current[fc.Name]
-		if ok && !r.exited() && r.dir == cfg.FlowDir(&fc) && sameFlow(r.cfg, fc) {
-			kept = append(kept, fc.Name)
-			continue
-		}
-		if ok {
-			s.stop(r) // its spool must be closed before the new version opens it
-			changed = append(changed, fc.Name)
-		} else {
-			added = append(added, fc.Name)
-		}
-		nr, err := s.build(cfg, fc)
-		if err != nil {
-			s.log.Error("reload: flow cannot start; it stays stopped until the next reload", "flow", fc.Name, "err", err)
-			continue
-		}
-		s.run(nr)
-	}
-	if len(removed) > 0 || len(added) > 0 {
-		s.reportOrphans(cfg)
-	}
-	keepAWS, keepMetrics := s.cfg.AWS, s.cfg.Metrics
-	s.cfg = cfg
-	s.cfg.AWS, s.cfg.Metrics = keepAWS, keepMetrics
-	for _, l := range [][]string{added, changed, removed, kept} {
-		sort.Strings(l)
-	}
-	s.log.Info("configuration reloaded", "added", added, "changed", changed, "removed", removed,
-		"unchanged", kept, "took", time.Since(start).Round(time.Millisecond))
-}
-
 // running returns the flows that run now, by name.
-func (s *supervisor) running() []*runningFlow {
+func (s *Supervisor) running() []*runningFlow {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]*runningFlow, 0, len(s.flows))
@@ -284,4 +261,17 @@ func (s *supervisor) running() []*runningFlow {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].cfg.Name < out[j].cfg.Name })
 	return out
+}
+
+// Alive is the liveness the systemd notifier watches: every running flow's heartbeat is recent.
+// Flows stopped by a reload are not running and do not count.
+func (s *Supervisor) Alive(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.flows {
+		if r.exited() || !r.f.Alive(now) {
+			return false
+		}
+	}
+	return true
 }
