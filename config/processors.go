@@ -189,7 +189,7 @@ func (d *decoder) processor(n *yaml.Node, i int, label string) (Processor, bool)
 				good = false
 			} else if s == "" {
 				bad(x.v, "%s: must not be empty (a regexp, e.g. ',' or '\\t')", key)
-			} else if re, msg := compileJavaRegexp(s); msg != "" {
+			} else if re, msg := compileJavaRegexp(s, false); msg != "" {
 				bad(x.v, "%s: %q: %s", key, s, msg)
 			} else {
 				p.Delimiter, p.DelimiterRegexp = s, re
@@ -209,10 +209,7 @@ func (d *decoder) processor(n *yaml.Node, i int, label string) (Processor, bool)
 				good = false
 			} else if s == "" {
 				bad(x.v, "%s: must not be empty", key)
-			} else if re, msg := compileJavaRegexp(`^(?:` + s + `)$`); msg != "" {
-				if _, own := compileJavaRegexp(s); own != "" {
-					msg = own // the message about what was written, not the anchored copy
-				}
+			} else if re, msg := compileJavaRegexp(s, true); msg != "" {
 				bad(x.v, "%s: %q: %s", key, s, msg)
 			} else {
 				p.MatchPattern, p.MatchRegexp = s, re
@@ -250,7 +247,7 @@ func (d *decoder) processor(n *yaml.Node, i int, label string) (Processor, bool)
 				bad(x.v, "%s: must list at least one regexp", key)
 			}
 			for j, s := range list {
-				re, msg := compileJavaRegexp(s)
+				re, msg := compileRegexp(s)
 				if msg != "" {
 					bad(d.resolve(x.v).Content[j], "%s[%d]: %q: %s", key, j, s, msg)
 					continue

@@ -85,14 +85,14 @@ func TestNativeProcessorErrors(t *testing.T) {
 	for _, want := range []string{
 		"k.yaml:6:9: processors[0]: field_names is required for csv_to_json",
 		`k.yaml:7:16: processors[1].type: "csvtojson": must be one of single_line, csv_to_json`,
-		`k.yaml:8:58: processors[2].delimiter: "(?<=a),": the lookbehind (?<= is Java regexp syntax that Go's RE2 engine does not support`,
+		`k.yaml:8:58: processors[2].delimiter: "(?<=a),": the lookbehind (?<=...) at offset 0 is Java regexp syntax that Go's RE2 engine does not support`,
 		"k.yaml:9:9: processors[3]: log_format is required for log_to_json",
 		`k.yaml:10:41: processors[4].log_format: "SYSLOG": must be one of common_apache_log, combined_apache_log, apache_error_log, syslog, rfc3339_syslog`,
 		"k.yaml:11:64: processors[5].match_pattern: has 2 capture groups for 1 field_names",
 		"k.yaml:12:62: processors[6].field_names: 1 names for the 5 fields of syslog (timestamp, hostname, program, processid, message)",
-		`k.yaml:13:64: processors[7].match_pattern: "(\\w)\\1": the backreference \1 is Java regexp syntax`,
+		`k.yaml:13:64: processors[7].match_pattern: "(\\w)\\1": the backreference \1 at offset 4 is Java regexp syntax`,
 		`k.yaml:13:108: processors[7].on_parse_error: "drop": must be skip`,
-		`k.yaml:14:36: processors[8].patterns[0]: "a++": the possessive quantifier ++ is Java regexp syntax`,
+		`k.yaml:14:36: processors[8].patterns[0]: "a++": the possessive quantifier ++ at offset 1 is Java regexp syntax`,
 		"k.yaml:15:9: processors[9]: patterns is required for exclude",
 		`k.yaml:16:43: processors[10].json_format: "PRETTYPRINT": must be compact or pretty_print`,
 		`k.yaml:16:67: processors[10].timestamp: expected true or false`,
@@ -122,33 +122,6 @@ func TestProcessorsRefusedUntilWired(t *testing.T) {
 `))
 	if err == nil || !strings.Contains(err.Error(), `k.yaml:5:18: flow "app": processors (agent.json's dataProcessingOptions) are read and checked, but this build does not run them yet`) {
 		t.Errorf("error %v", err)
-	}
-}
-
-func TestJavaOnlyConstructs(t *testing.T) {
-	for _, tc := range []struct{ pattern, want string }{
-		{`a(?=b)`, "the lookahead (?="},
-		{`a(?!b)`, "the negative lookahead (?!"},
-		{`(?<=a)b`, "the lookbehind (?<="},
-		{`(?<!a)b`, "the negative lookbehind (?<!"},
-		{`(?>ab)`, "the atomic group (?>"},
-		{`(a)\1`, `the backreference \1`},
-		{`(?<n>a)\k<n>`, `the named backreference \k<...>`},
-		{`a*+`, "the possessive quantifier *+"},
-		{`a?+`, "the possessive quantifier ?+"},
-		{`a{2}+`, "the possessive quantifier }+"},
-		// Literal where they stand: escaped, or in a character class.
-		{`\(?=`, ""},
-		{`[(?=]`, ""},
-		{`[]*+]`, ""},
-		{`\\1`, ""},
-		{`a\++`, ""},
-		{`(?i)abc`, ""},
-		{`(?P<x>a)`, ""},
-	} {
-		if got := javaOnlyConstruct(tc.pattern); got != tc.want {
-			t.Errorf("javaOnlyConstruct(%q) = %q, want %q", tc.pattern, got, tc.want)
-		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/kinship-agent/kinship/internal/javaregex"
 )
 
 // decoder keeps the buffer records with malformed UTF-8 are decoded into.
@@ -95,11 +97,11 @@ type javaSplitter struct {
 }
 
 func newJavaSplitter(delimiter string) (*javaSplitter, error) {
-	re2, err := translateJavaRegex(delimiter)
+	re2, err := javaregex.Translate(delimiter)
 	if err != nil {
 		return nil, err
 	}
-	if lit, ok := literalOf(re2); ok && len(lit) > 0 {
+	if lit, ok := javaregex.Literal(re2); ok && len(lit) > 0 {
 		return &javaSplitter{literal: lit}, nil
 	}
 	re, err := regexp.Compile(re2)
@@ -246,7 +248,7 @@ func logParser(o Options) (logFormat, *regexp.Regexp, []string, error) {
 	case o.CustomFieldNames != nil:
 		fields = o.CustomFieldNames
 	}
-	re, err := compileJava(pattern, true)
+	re, err := javaregex.Compile(pattern, true)
 	if err != nil {
 		return logFormat{}, nil, nil, fmt.Errorf("matchPattern: %w", err)
 	}

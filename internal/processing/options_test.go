@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/kinship-agent/kinship/internal/javaregex"
 )
 
 func TestNewRefusesWhatTheKinesisAgentRefuses(t *testing.T) {
@@ -47,41 +49,9 @@ func TestNewRefusesWhatTheKinesisAgentRefuses(t *testing.T) {
 
 func TestUnsupportedRegexErrorIsTyped(t *testing.T) {
 	_, err := New([]Options{{Name: LogToJSON, LogFormat: "SYSLOG", MatchPattern: `(\w+)(?!x)`, CustomFieldNames: []string{"a"}}}, Deps{})
-	var unsupported *UnsupportedRegexError
+	var unsupported *javaregex.UnsupportedError
 	if !errors.As(err, &unsupported) || unsupported.Construct != "negative lookahead (?!...)" || unsupported.Offset != 5 {
 		t.Fatalf("err = %#v", err)
-	}
-}
-
-func TestTranslateJavaRegex(t *testing.T) {
-	cases := []struct{ java, re2 string }{
-		{`a.b`, `a[^\n\r\x{85}\x{2028}\x{2029}]b`},
-		{`(?s)a.b`, `(?s)a(?s:.)b`},
-		{`(?d)a.b`, `a[^\n]b`},
-		{`(?s:.)(.)`, `(?s:(?s:.))([^\n\r\x{85}\x{2028}\x{2029}])`},
-		{`\s\S[\s,]`, `[\t\n\x0B\f\r ][^\t\n\x0B\f\r ][\t\n\x0B\f\r ,]`},
-		{`[^\S]`, `[^\x00-\x08\x0E-\x1F\x21-\x{10FFFF}]`},
-		{`\u00e9\x41\x{1F600}\0101\cA\e`, `é\x41\x{1F600}A\x{1}\x1B`},
-		{`\uD83D\uDE00`, "\U0001F600"},
-		{`\Q.*\E+`, `\.\*+`},
-		{`\p{Lower}\P{Digit}[\p{Alpha}_]\p{L}\p{IsLatin}`, `[a-z][^0-9][a-zA-Z_]\p{L}\p{Latin}`},
-		{`(?<year>\d{4})-x{2,}`, `(?P<year>\d{4})-x{2,}`},
-		{`a+?b*?`, `a+?b*?`},
-		{`\t\|\\`, `\t\|\\`},
-		{`(?i-m:x)`, `(?i-m:x)`},
-		{`\Z`, `\z`},
-	}
-	for _, tc := range cases {
-		got, err := translateJavaRegex(tc.java)
-		if err != nil || got != tc.re2 {
-			t.Errorf("translateJavaRegex(%q) = %q, %v; want %q", tc.java, got, err, tc.re2)
-		}
-	}
-	for _, bad := range []string{`(?=a)`, `(?!a)`, `(?<=a)`, `(?<!a)`, `(?>a)`, `(a)\1`, `\k<n>`, `a++`, `a?+`, `a{2}+`,
-		`\G`, `\X`, `[a[b]]`, `[a&&b]`, `(?x)a`, `(?U)\w`, `a{x}`, `\p{InGreek}`, `[\P{Digit}]`, `\`, `a)`, `(a`} {
-		if got, err := translateJavaRegex(bad); err == nil {
-			t.Errorf("translateJavaRegex(%q) = %q, want an error", bad, got)
-		}
 	}
 }
 

@@ -1,4 +1,8 @@
-package processing
+// Package javaregex translates java.util.regex patterns (the Kinesis Agent's matchPattern and
+// delimiter) into RE2 with the same meaning, or names the Java construct RE2 cannot express.
+// config uses it to check a pattern at load and internal/processing to run it, so a pattern
+// is accepted at validate exactly when it runs.
+package javaregex
 
 import (
 	"fmt"
@@ -51,14 +55,14 @@ var javaPOSIXClasses = map[string]string{
 	"Space":  javaSpace,
 }
 
-// UnsupportedRegexError says which Java regex construct RE2 cannot express.
-type UnsupportedRegexError struct {
+// UnsupportedError says which Java regex construct RE2 cannot express.
+type UnsupportedError struct {
 	Pattern   string
 	Construct string
 	Offset    int
 }
 
-func (e *UnsupportedRegexError) Error() string {
+func (e *UnsupportedError) Error() string {
 	return fmt.Sprintf("java regex %q: %s at offset %d is not supported (RE2 has no equivalent)", e.Pattern, e.Construct, e.Offset)
 }
 
@@ -66,9 +70,9 @@ type javaFlags struct {
 	dotAll, unixLines bool
 }
 
-// translateJavaRegex rewrites a java.util.regex pattern into RE2 syntax with the same
-// meaning, or returns an *UnsupportedRegexError.
-func translateJavaRegex(pattern string) (string, error) {
+// Translate rewrites a java.util.regex pattern into RE2 syntax with the same
+// meaning, or returns an *UnsupportedError.
+func Translate(pattern string) (string, error) {
 	t := javaTranslator{src: pattern}
 	if err := t.run(); err != nil {
 		return "", err
@@ -76,10 +80,10 @@ func translateJavaRegex(pattern string) (string, error) {
 	return t.out.String(), nil
 }
 
-// compileJava translates and compiles a Java pattern; whole makes it match the entire input,
+// Compile translates and compiles a Java pattern; whole makes it match the entire input,
 // like Matcher.matches().
-func compileJava(pattern string, whole bool) (*regexp.Regexp, error) {
-	re2, err := translateJavaRegex(pattern)
+func Compile(pattern string, whole bool) (*regexp.Regexp, error) {
+	re2, err := Translate(pattern)
 	if err != nil {
 		return nil, err
 	}
@@ -93,9 +97,9 @@ func compileJava(pattern string, whole bool) (*regexp.Regexp, error) {
 	return re, nil
 }
 
-// literalOf returns the exact bytes re matches if it matches only one string (so a split can
+// Literal returns the exact bytes re matches if it matches only one string (so a split can
 // use bytes.Index instead of the regex engine).
-func literalOf(re2 string) ([]byte, bool) {
+func Literal(re2 string) ([]byte, bool) {
 	parsed, err := syntax.Parse(re2, syntax.Perl)
 	if err != nil {
 		return nil, false
@@ -115,7 +119,7 @@ type javaTranslator struct {
 }
 
 func (t *javaTranslator) unsupported(at int, construct string) error {
-	return &UnsupportedRegexError{Pattern: t.src, Construct: construct, Offset: at}
+	return &UnsupportedError{Pattern: t.src, Construct: construct, Offset: at}
 }
 
 func (t *javaTranslator) cur() *javaFlags { return &t.flags[len(t.flags)-1] }
@@ -212,7 +216,7 @@ func (t *javaTranslator) quantifierSuffix() error {
 	if t.pos < len(t.src) {
 		switch t.src[t.pos] {
 		case '+':
-			return t.unsupported(t.pos-1, "possessive quantifier")
+			return t.unsupported(t.pos-1, fmt.Sprintf("possessive quantifier %c+", t.src[t.pos-1]))
 		case '?':
 			t.out.WriteByte('?')
 			t.pos++
