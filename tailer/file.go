@@ -2,6 +2,7 @@ package tailer
 
 import (
 	"bytes"
+	"math"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -55,6 +56,8 @@ type file struct {
 	cutAtStart bool
 
 	used uint64 // when last read (runState.useSeq), for the descriptor cap
+	// tail is the hash of the last bytes read, just before off (see tailprint.go).
+	tail Fingerprint
 }
 
 // track opens path, found other than by a walk (a rename event, a rotated file looked for
@@ -107,6 +110,13 @@ func (t *Tailer) trackAs(path string, o opening) *file {
 	if pos, ok := s.restore[id]; ok {
 		delete(s.restore, id)
 		ok, err := fingerprintMatches(fd, pos.Fingerprint, size)
+		if err == nil && ok && pos.Offset <= size {
+			var same bool
+			if same, err = tailMatches(fd, pos.Tail, pos.Offset, size); err == nil && !same {
+				ok = false
+				t.log.Info("tailer: the bytes before the stored position changed: file rewritten with the same start", "path", path, "offset", pos.Offset)
+			}
+		}
 		if err != nil {
 			t.fileErr(path, err)
 		} else if (!ok || pos.Offset > size) && t.copyAtStart(id, path, pos) {
@@ -148,6 +158,11 @@ func (t *Tailer) trackAs(path string, o opening) *file {
 	f := &file{
 		src:  &Source{Index: t.opts.NextIndex.Add(1), ID: id, Fingerprint: fp, Path: path},
 		path: path, fd: fd, off: off, size: size, cutAtStart: cutAtStart,
+	}
+	if off > 0 && !cutAtStart {
+		if tp, err := hashBefore(fd, off); err == nil {
+			f.tail = tp // checked from here on
+		}
 	}
 	if off == 0 {
 		f.skip = t.opts.SkipHeaderLines
@@ -250,6 +265,9 @@ func (t *Tailer) reopen(f *file) bool {
 		return false
 	}
 	f.fd = fd
+	if t.tailChanged(f, fi.Size()) {
+		f.cutAtStart = true // rewritten while closed: the first read restarts it
+	}
 	return true
 }
 
@@ -275,6 +293,11 @@ func (t *Tailer) readChunk(f *file) (more bool, err error) {
 		return false, nil
 	}
 	t.touch(f)
+	if !f.cutAtStart && !f.eofSince.IsZero() && t.tailChanged(f, math.MaxInt64) {
+		// It was at its end and has grown: first check that what grew is what was read.
+		t.log.Info("tailer: the bytes before the read offset changed: file rewritten with the same start", "path", f.path, "offset", f.off)
+		f.cutAtStart = true
+	}
 	if f.cutAtStart {
 		f.cutAtStart = false
 		if fi, err := f.fd.Stat(); err == nil {
@@ -346,7 +369,7 @@ func (t *Tailer) checkContent(f *file) error {
 		t.fileErr(f.path, err)
 		return nil
 	}
-	if ok {
+	if ok && !t.tailChanged(f, f.size) {
 		return nil
 	}
 	return t.truncated(f)
@@ -417,6 +440,7 @@ func (t *Tailer) truncated(f *file) error {
 		return err
 	}
 	f.off = 0
+	f.tail = Fingerprint{}
 	f.resetHead()
 	// The content the Source's fingerprint describes is gone: a stored position for it would
 	// no longer match after a restart and the new content would be read twice. The new content
@@ -437,6 +461,7 @@ func (t *Tailer) truncated(f *file) error {
 // unless they started in an earlier chunk.
 func (t *Tailer) frame(f *file, data []byte) error {
 	f.foldHead(data)
+	f.foldTail(data)
 	max := t.opts.MaxLineBytes
 	var lines, truncated int
 	base := f.off

@@ -45,6 +45,9 @@ type Position struct {
 	Fingerprint Fingerprint
 	Path        string
 	Offset      int64
+	// Tail is the fingerprint of the Tail.Len bytes just before Offset (TailPrint); Len 0:
+	// not checked. A file whose bytes there differ was rewritten and is read from 0.
+	Tail Fingerprint
 }
 
 // Sink receives everything from ONE goroutine (the tailer's Run). Line may block
