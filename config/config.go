@@ -102,6 +102,9 @@ type Flow struct {
 	SkipHeaderLines int
 	// TruncatedRecordTerminator is appended, within max_line_bytes, to a truncated line.
 	TruncatedRecordTerminator string
+	// FollowSymlinks: follow links that the patterns' wildcards find. Off by default:
+	// whoever can write a watched directory could make the agent ship any file it can read.
+	FollowSymlinks bool
 	Kinesis                   *Kinesis
 	Firehose                  *Firehose
 	HTTP                      *HTTP

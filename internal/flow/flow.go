@@ -68,7 +68,8 @@ type Flow struct {
 	pending  []pendingMarks             // appended frames not yet known durable, in seq order
 	dirty    bool
 	savedSeq uint64
-	putSeq   uint64 // highest seq whose marks are in pending (or applied)
+	putSeq   uint64                     // highest seq whose marks are in pending (or applied)
+	tails    map[tailer.FileID]position // the tail prints last saved; checkpoint's own
 
 	// Frame buffers go round: put fills one, the spool may keep it (cache) and hand the same
 	// slice to the shipper, whose ack brings it back here. Without this, every 1 MiB record
@@ -203,6 +204,18 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	return f, nil
 }
 
+// stateDirs are the directories no flow may read: the agent's state directory (the parent
+// of "flows", which holds this flow's directory) and this flow's own directory, whatever the
+// patterns say. Otherwise a pattern covering state_dir ships positions.json every second and
+// re-spools the spool.
+func (f *Flow) stateDirs() []string {
+	dirs := []string{f.dir}
+	if parent := filepath.Dir(f.dir); filepath.Base(parent) == "flows" {
+		dirs = append(dirs, filepath.Dir(parent))
+	}
+	return dirs
+}
+
 func (f *Flow) positionsPath() string { return filepath.Join(f.dir, "positions.json") }
 
 // restore rebuilds the durable positions: the last snapshot, then the marks of every frame
@@ -311,7 +324,9 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	if f.shipperIdle.Load() {
 		agg.Nudge() // the shipper went idle before the aggregator existed
 	}
-	tl, err := tailer.New(tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once), sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
+	topts := tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once)
+	topts.ExcludeDirs = f.stateDirs()
+	tl, err := tailer.New(topts, sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
 	if err != nil {
 		_ = agg.Close()
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
@@ -414,6 +429,10 @@ func (f *Flow) checkpoint() {
 	f.dirty = false
 	f.mu.Unlock()
 
+	if f.tails == nil {
+		f.tails = map[tailer.FileID]position{}
+	}
+	withTails(snapshot, f.tails)
 	if err := savePositions(f.positionsPath(), seq, snapshot); err != nil {
 		f.log.Error("saving positions failed; will retry", "err", err)
 		f.mu.Lock()
@@ -620,6 +639,7 @@ func tailerOptions(cfg config.Flow, m *metrics.Flow, log *slog.Logger, restored 
 		Once: once, Metrics: m, Logger: log,
 		CloseInactive: cfg.CloseInactive.D(), PartialLineTimeout: cfg.PartialLineTimeout.D(),
 		SkipHeaderLines: cfg.SkipHeaderLines, TruncatedTerminator: cfg.TruncatedRecordTerminator,
+		FollowSymlinks: cfg.FollowSymlinks,
 	}
 	if ml := cfg.Multiline; ml != nil {
 		o.Multiline = ml.Regexp
