@@ -105,14 +105,14 @@ type Flow struct {
 	// FollowSymlinks: follow links that the patterns' wildcards find. Off by default:
 	// whoever can write a watched directory could make the agent ship any file it can read.
 	FollowSymlinks bool
-	Kinesis                   *Kinesis
-	Firehose                  *Firehose
-	HTTP                      *HTTP
-	Discard                   *Discard
-	Batch                     Batch
-	Spool                     Spool
-	AddMetadata               *AddMetadata // nil: lines are shipped as read
-	Pos                       Pos          // where the flow was defined, for errors found after loading
+	Kinesis        *Kinesis
+	Firehose       *Firehose
+	HTTP           *HTTP
+	Discard        *Discard
+	Batch          Batch
+	Spool          Spool
+	AddMetadata    *AddMetadata // nil: lines are shipped as read
+	Pos            Pos          // where the flow was defined, for errors found after loading
 }
 
 // AddMetadata wraps each line as a JSON object {"data": line, ...} with the chosen context

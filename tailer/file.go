@@ -2,12 +2,12 @@ package tailer
 
 import (
 	"bytes"
-	"math"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
