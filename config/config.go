@@ -100,19 +100,19 @@ type Flow struct {
 	PartialLineTimeout Duration
 	// SkipHeaderLines: lines skipped at the start of a file read from offset 0.
 	SkipHeaderLines int
-	// TruncatedRecordTerminator is appended, within max_line_bytes, to a truncated line.
-	TruncatedRecordTerminator string
 	// FollowSymlinks: follow links that the patterns' wildcards find. Off by default:
 	// whoever can write a watched directory could make the agent ship any file it can read.
 	FollowSymlinks bool
-	Kinesis        *Kinesis
-	Firehose       *Firehose
-	HTTP           *HTTP
-	Discard        *Discard
-	Batch          Batch
-	Spool          Spool
-	AddMetadata    *AddMetadata // nil: lines are shipped as read
-	Pos            Pos          // where the flow was defined, for errors found after loading
+	// TruncatedRecordTerminator is appended, within max_line_bytes, to a truncated line.
+	TruncatedRecordTerminator string
+	Kinesis                   *Kinesis
+	Firehose                  *Firehose
+	HTTP                      *HTTP
+	Discard                   *Discard
+	Batch                     Batch
+	Spool                     Spool
+	AddMetadata               *AddMetadata // nil: lines are shipped as read
+	Pos                       Pos          // where the flow was defined, for errors found after loading
 }
 
 // AddMetadata wraps each line as a JSON object {"data": line, ...} with the chosen context
