@@ -139,7 +139,11 @@ func (t *Tailer) trackAs(path string, o opening) *file {
 		// Retired while its directory could not be listed, or renamed away and back: what
 		// was read of it is not read again.
 		t.forgetRetired(id)
-		if ok, err := fingerprintMatches(fd, pos.Fingerprint, size); err == nil && ok && pos.Offset <= size {
+		ok, err := fingerprintMatches(fd, pos.Fingerprint, size)
+		if err == nil && ok {
+			ok, err = tailMatches(fd, pos.Tail, pos.Offset, size)
+		}
+		if err == nil && ok && pos.Offset <= size {
 			matched, fp, off = true, pos.Fingerprint, pos.Offset
 			t.log.Info("tailer: file seen again, going on from where it was retired", "path", path, "offset", off)
 		}
@@ -184,7 +188,7 @@ func (t *Tailer) rememberRetired(f *file) {
 	if _, ok := s.retired[f.src.ID]; !ok {
 		s.retiredQ = append(s.retiredQ, f.src.ID)
 	}
-	s.retired[f.src.ID] = Position{ID: f.src.ID, Fingerprint: f.src.Fingerprint, Path: f.path, Offset: f.off}
+	s.retired[f.src.ID] = Position{ID: f.src.ID, Fingerprint: f.src.Fingerprint, Path: f.path, Offset: f.off, Tail: f.tail}
 	for len(s.retiredQ) > maxRetired {
 		delete(s.retired, s.retiredQ[0])
 		s.retiredQ = s.retiredQ[1:]
