@@ -200,14 +200,12 @@ func (t *Tailer) tooManyOpen(err error) bool {
 	}
 	s := t.st
 	t.m.FileErrors.Inc()
-	if held := s.open - 1; held >= minOpenFiles && held < s.maxOpen {
-		s.maxOpen = held
-	}
+	s.budget.lower()
 	now := time.Now()
 	if s.emfileAt.IsZero() || now.Sub(s.emfileAt) >= emfileReminder {
 		s.emfileAt = now
 		t.log.Error("tailer: too many open files; reading files in turn with fewer descriptors (raise LimitNOFILE)",
-			"err", err, "held", s.open, "max_held", s.maxOpen)
+			"err", err, "held", s.open, "held_by_all_flows", s.budget.Used(), "budget", s.budget.Max())
 	}
 	return true
 }

@@ -106,11 +106,12 @@ type Options struct {
 	// device and inode, so a link or a bind mount to one is excluded too.
 	ExcludeDirs []string
 
-	// MaxOpenFiles caps the descriptors the Tailer holds; beyond it, idle files are closed
-	// first (least recently read) and files are read in turn, reopened by path with their
-	// identity checked. 0: from RLIMIT_NOFILE, leaving a margin for the spool, sockets and
-	// the metrics server.
-	MaxOpenFiles int
+	// OpenFiles is the descriptor budget, shared by the Tailers of a process (one per flow);
+	// beyond it, idle files are closed first (least recently read) and files are read in
+	// turn, reopened by path with their identity checked (fdcap.go). nil: a budget of the
+	// Tailer's own, from RLIMIT_NOFILE, leaving a margin for the spool, sockets and the
+	// metrics server.
+	OpenFiles *OpenFiles
 
 	// NextIndex, when set, hands out Source.Index values; share one counter between the
 	// Tailers of a process to make indexes unique in the process. nil: the Tailer's own
@@ -221,9 +222,6 @@ func New(opts Options, sink Sink) (*Tailer, error) {
 	t.debounce = 50 * time.Millisecond
 	t.fallbackPoll = time.Second
 	t.readDir = os.ReadDir
-	if t.opts.MaxOpenFiles < 0 {
-		return nil, fmt.Errorf("tailer: max open files %d: must not be negative", t.opts.MaxOpenFiles)
-	}
 	return t, nil
 }
 
@@ -262,7 +260,7 @@ type runState struct {
 	retired  map[FileID]Position // where retired files ended, for a file that comes back
 	retiredQ []FileID            // retired in order, to bound retired
 	open     int                 // descriptors held (tracked files and transient ones)
-	maxOpen  int                 // cap on open
+	budget   *OpenFiles          // shared with the process's other Tailers
 	emfileAt time.Time           // last EMFILE error line
 	useSeq   uint64              // orders files by last use, for closing the least recently read
 }
@@ -328,10 +326,10 @@ func (t *Tailer) Run(ctx context.Context) error {
 		patEmpty:  make(map[string]bool),
 		special:   make(map[string]bool),
 		retired:   make(map[FileID]Position),
-		maxOpen:   t.opts.MaxOpenFiles,
+		budget:    t.opts.OpenFiles,
 	}
-	if s.maxOpen == 0 {
-		s.maxOpen = openFilesFromLimit()
+	if s.budget == nil {
+		s.budget = NewOpenFiles(0)
 	}
 	for _, d := range t.opts.ExcludeDirs {
 		s.excl = append(s.excl, exclDir{path: d})

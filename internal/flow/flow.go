@@ -50,6 +50,9 @@ type Deps struct {
 	// Shards is the stream's shard map, for flows whose partition keys come from the lines
 	// (the same map the destination checks records against); nil otherwise.
 	Shards *shardmap.Map
+	// OpenFiles is the descriptor budget the tailers of all flows share (one per process,
+	// tailer.NewOpenFiles(0)); nil: this flow's tailer takes a budget of its own.
+	OpenFiles *tailer.OpenFiles
 }
 
 // Flow is one running flow.
@@ -326,6 +329,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	}
 	topts := tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once)
 	topts.ExcludeDirs = f.stateDirs()
+	topts.OpenFiles = f.deps.OpenFiles
 	tl, err := tailer.New(topts, sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
 	if err != nil {
 		_ = agg.Close()
