@@ -107,6 +107,7 @@ flows:
 	if err := os.Chmod(logs, shut); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = os.Chmod(logs, open) }) // a failure midway must not leave t.TempDir unremovable
 	// The directory changes while it cannot be listed (the next poll lists it, and fails),
 	// the application writes, then its files stay idle for longer than the 5 s retire delay.
 	if err := os.WriteFile(filepath.Join(logs, "unrelated.txt"), []byte("x\n"), 0o644); err != nil {
