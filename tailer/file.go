@@ -113,8 +113,7 @@ func (t *Tailer) trackAs(path string, o opening) *file {
 		if err == nil && ok && pos.Offset <= size {
 			var same bool
 			if same, err = tailMatches(fd, pos.Tail, pos.Offset, size); err == nil && !same {
-				ok = false
-				t.log.Info("tailer: the bytes before the stored position changed: file rewritten with the same start", "path", path, "offset", pos.Offset)
+				ok = false // rewritten with the same start: what the offset counted is gone
 			}
 		}
 		if err != nil {
@@ -133,7 +132,7 @@ func (t *Tailer) trackAs(path string, o opening) *file {
 				off = 0
 			}
 		} else {
-			t.log.Info("tailer: stored position belongs to an older file with the same inode, reading from the start", "path", path)
+			t.log.Info("tailer: stored position belongs to an older file with the same inode, or to content rewritten since, reading from the start", "path", path)
 		}
 	} else if pos, ok := s.retired[id]; ok {
 		// Retired while its directory could not be listed, or renamed away and back: what
@@ -298,8 +297,8 @@ func (t *Tailer) readChunk(f *file) (more bool, err error) {
 	}
 	t.touch(f)
 	if !f.cutAtStart && !f.eofSince.IsZero() && t.tailChanged(f, math.MaxInt64) {
-		// It was at its end and has grown: first check that what grew is what was read.
-		t.log.Info("tailer: the bytes before the read offset changed: file rewritten with the same start", "path", f.path, "offset", f.off)
+		// It was at its end and has grown: what precedes the offset is not what was read, so
+		// it was truncated and written again (truncated logs it).
 		f.cutAtStart = true
 	}
 	if f.cutAtStart {
