@@ -119,6 +119,9 @@ type Flow struct {
 	PartialLineTimeout Duration
 	// SkipHeaderLines: lines skipped at the start of a file read from offset 0.
 	SkipHeaderLines int
+	// FollowSymlinks: follow links that the patterns' wildcards find. Off by default:
+	// whoever can write a watched directory could make the agent ship any file it can read.
+	FollowSymlinks bool
 	// TruncatedRecordTerminator is appended, within max_line_bytes, to a truncated line.
 	TruncatedRecordTerminator string
 	Kinesis                   *Kinesis

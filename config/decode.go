@@ -41,7 +41,7 @@ var (
 	topKeys       = []string{"state_dir", "aws", "metrics", "spool", "flows"}
 	awsKeys       = []string{"region", "endpoint", "role_arn", "external_id", "role_session_name", "firehose_endpoint"}
 	metricsKeys   = []string{"listen", "unhealthy_after", "cloudwatch"}
-	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata", "processors"}
+	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "follow_symlinks", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata", "processors"}
 	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
 	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
 	kinesisKeys   = []string{"stream", "partition_key", "partition_key_field", "partition_key_regex", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight", "compression"}
@@ -344,6 +344,10 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 		case "truncated_record_terminator":
 			if s, ok := d.str(fl.v, "truncated_record_terminator"); ok {
 				f.TruncatedRecordTerminator, at.term = s, fl.v
+			}
+		case "follow_symlinks":
+			if b, ok := d.boolean(fl.v, "follow_symlinks"); ok {
+				f.FollowSymlinks = b
 			}
 		case "kinesis":
 			dests = append(dests, fl)

@@ -36,7 +36,7 @@ func TestParseErrors(t *testing.T) {
       stream: s
 `, []string{
 			`2:5: flow "app": no destination; add one of kinesis, firehose, http or discard`,
-			`4:5: unknown key "kinesiss" in flow "app" (known: name, paths, exclude, start_at, multiline, max_line_bytes, poll_interval, close_inactive, partial_line_timeout, skip_header_lines, truncated_record_terminator, kinesis, firehose, http, discard, batch, spool, add_metadata, processors); did you mean "kinesis"?`,
+			`4:5: unknown key "kinesiss" in flow "app" (known: name, paths, exclude, start_at, multiline, max_line_bytes, poll_interval, close_inactive, partial_line_timeout, skip_header_lines, truncated_record_terminator, follow_symlinks, kinesis, firehose, http, discard, batch, spool, add_metadata, processors); did you mean "kinesis"?`,
 		}},
 		{"bad size", `flows:
   - name: app

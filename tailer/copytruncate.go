@@ -83,7 +83,7 @@ func (t *Tailer) findCopy(f *file) *os.File {
 		return nil // nothing identifies the content: any file would match
 	}
 	dir := filepath.Dir(f.path)
-	entries, err := os.ReadDir(dir)
+	entries, err := t.readDir(dir)
 	if err != nil {
 		t.log.Debug("tailer: listing directory for a copytruncate copy", "dir", dir, "err", err)
 		return nil
@@ -103,7 +103,7 @@ func (t *Tailer) findCopy(f *file) *os.File {
 			continue // the truncated file itself, or a file read in its own right
 		}
 		path := filepath.Join(dir, e.Name())
-		fd, err := os.Open(path)
+		fd, err := t.openFile(path, os.O_RDONLY)
 		if err != nil {
 			continue // e.g. permission denied: not ours to report, it is not a matching path
 		}
@@ -113,11 +113,11 @@ func (t *Tailer) findCopy(f *file) *os.File {
 			ok, err = fingerprintMatches(fd, fp, fi.Size())
 		}
 		if err != nil || !ok || (best != nil && !fi.ModTime().After(bestMod)) {
-			_ = fd.Close()
+			t.release(fd)
 			continue
 		}
 		if best != nil {
-			_ = best.Close()
+			t.release(best)
 		}
 		best, bestMod = fd, fi.ModTime()
 	}
@@ -162,6 +162,6 @@ func (t *Tailer) copyAtStart(id FileID, path string, pos Position) bool {
 	if cp == nil {
 		return false
 	}
-	_ = cp.Close() // found again, and read, by the first readChunk's truncated
+	t.release(cp) // found again, and read, by the first readChunk's truncated
 	return true
 }

@@ -9,11 +9,8 @@
 // Watching: fsnotify is a hint, the file system is the truth. Only directories are watched
 // (the base directory of every pattern, or its nearest existing ancestor, and every directory
 // under it that a pattern can still match), each before it is listed, so that nothing renamed
-// after the listing goes unseen. Symlinked directories are followed: files in them are known
-// by their path under the link, their target is watched at its real path and events there are
-// mapped back to the link; each directory is walked once per pattern, by device and inode, so
-// a link to an ancestor ends the descent. A file reachable by two paths is one file (identity
-// is device and inode) and is read once. Write events on a known path queue that file for
+// after the listing goes unseen. A file reachable by two paths is one file (identity is device
+// and inode) and is read once. Write events on a known path queue that file for
 // reading; any other relevant event schedules a debounced rescan of all patterns, which is
 // also what an inotify overflow triggers. A slow poll (Options.PollInterval) is the safety
 // net: a full sweep rescans and stats every file; while fsnotify serves every directory on a
@@ -44,6 +41,39 @@
 // while the agent was stopped) are looked for in the watched directories and read to their end.
 // A file a walk saw but that was renamed away before it could be opened is looked for in its
 // directory by inode and read to its end too.
+//
+// Symbolic links: a pattern's fixed part (before its first wildcard) is what the operator
+// wrote, and links there are followed (/var/log/app on a data volume). Below it, entries were
+// found by wildcards, and whoever can write those directories could plant them: a link to
+// /var/log/auth.log, which the agent (group adm) can read and that user cannot, or to / under
+// "**". They are not followed unless Options.FollowSymlinks; each is logged once and counted
+// (kinship_files_skipped_total{reason="symlink"}). Against a link swapped in after the walk,
+// a file is opened with O_NOFOLLOW, must have the inode the walk saw, and must really be (per
+// /proc/self/fd) in a directory the walk listed without following a link. With
+// FollowSymlinks, linked directories are walked: files in them are known by their path under
+// the link, their target is watched at its real path and events there are mapped back to the
+// link; each directory is walked once per pattern, by device and inode, so a link to an
+// ancestor ends the descent. Options.ExcludeDirs (the agent's state directory) are never
+// read, whatever a pattern or a link says: recognised by real path and by device and inode.
+//
+// Failures that are not departures: a directory that exists but cannot be stated or listed
+// (permissions changed for a moment, EIO, ESTALE, EMFILE) leaves its files as they are
+// (descriptor, offset, stored position) until a listing succeeds; it is logged once. A file
+// that was retired and comes back at a matching path is recognised by device, inode,
+// fingerprint and tail print and goes on from where it ended.
+//
+// Descriptors: at most Options.MaxOpenFiles (from RLIMIT_NOFILE by default, with a margin for
+// the rest of the process) are held. Beyond that, the least recently read file is closed,
+// idle ones first, and reopened by path in its turn, its device, inode, fingerprint and tail
+// print checked before reading on from its offset (fdcap.go). EMFILE lowers the cap and is
+// logged once, then every 10 minutes while it lasts.
+//
+// Rewrites: the fingerprint of the first bytes does not change when a file is truncated and
+// written past the offset again with the same first KiB. A hash of the bytes just before the
+// offset (the tail print, tailprint.go, also stored with positions) catches most of these.
+//
+// Quiet failures made loud: a pattern matching nothing is logged once, and again when that
+// changes; files of size 0 on procfs or sysfs are said once (per directory) not to be tailed.
 //
 // Reading: one 256 KiB buffer for the whole Tailer; each file is read in chunks round-robin,
 // lines are slices of that buffer, and a line that spans two chunks (or two wake-ups) is held

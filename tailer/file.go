@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -53,33 +54,52 @@ type file struct {
 	// cutAtStart: the file was truncated while the agent was stopped and its copy is next to
 	// it; the first read handles the truncation.
 	cutAtStart bool
+
+	used uint64 // when last read (runState.useSeq), for the descriptor cap
+	// tail is the hash of the last bytes read, just before off (see tailprint.go).
+	tail Fingerprint
 }
 
-// track opens path and starts following it.
+// track opens path, found other than by a walk (a rename event, a rotated file looked for
+// by inode), and starts following it.
 func (t *Tailer) track(path string) *file {
+	return t.trackAs(path, opening{linkOK: t.opts.FollowSymlinks})
+}
+
+// trackAs opens path as the walk saw it and starts following it.
+func (t *Tailer) trackAs(path string, o opening) *file {
 	s := t.st
-	fd, err := os.Open(path)
+	fd, err := t.openChecked(path, o)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case isSkip(err), t.tooManyOpen(err):
+		case errors.Is(err, fs.ErrNotExist):
 			// Vanished between the walk and the open: counted, but rotation makes this
 			// common enough that it is not worth a log line.
 			t.m.FileErrors.Inc()
-		} else {
+		default:
 			t.fileErr(path, err)
 		}
 		return nil
 	}
 	fi, err := fd.Stat()
 	if err != nil || !fi.Mode().IsRegular() {
-		_ = fd.Close()
+		t.release(fd)
 		if err != nil {
 			t.fileErr(path, err)
 		}
 		return nil
 	}
 	id := fileID(fi)
+	if !o.linkOK && o.id != (FileID{}) && id != o.id {
+		// Not the file the walk saw (replaced since, maybe by something that is not allowed
+		// to be read): the next scan looks again.
+		t.release(fd)
+		t.scheduleRescan()
+		return nil
+	}
 	if f := s.files[id]; f != nil { // replaced between stat and open by a file we know
-		_ = fd.Close()
+		t.release(fd)
 		return f
 	}
 	if s.errLogged[path] {
@@ -95,6 +115,12 @@ func (t *Tailer) track(path string) *file {
 	if pos, ok := s.restore[id]; ok {
 		delete(s.restore, id)
 		ok, err := fingerprintMatches(fd, pos.Fingerprint, size)
+		if err == nil && ok && pos.Offset <= size {
+			var same bool
+			if same, err = tailMatches(fd, pos.Tail, pos.Offset, size); err == nil && !same {
+				ok = false // rewritten with the same start: what the offset counted is gone
+			}
+		}
 		if err != nil {
 			t.fileErr(path, err)
 		} else if (!ok || pos.Offset > size) && t.copyAtStart(id, path, pos) {
@@ -111,13 +137,25 @@ func (t *Tailer) track(path string) *file {
 				off = 0
 			}
 		} else {
-			t.log.Info("tailer: stored position belongs to an older file with the same inode, reading from the start", "path", path)
+			t.log.Info("tailer: stored position belongs to an older file with the same inode, or to content rewritten since, reading from the start", "path", path)
+		}
+	} else if pos, ok := s.retired[id]; ok {
+		// Retired while its directory could not be listed, or renamed away and back: what
+		// was read of it is not read again.
+		t.forgetRetired(id)
+		ok, err := fingerprintMatches(fd, pos.Fingerprint, size)
+		if err == nil && ok {
+			ok, err = tailMatches(fd, pos.Tail, pos.Offset, size)
+		}
+		if err == nil && ok && pos.Offset <= size {
+			matched, fp, off = true, pos.Fingerprint, pos.Offset
+			t.log.Info("tailer: file seen again, going on from where it was retired", "path", path, "offset", off)
 		}
 	}
 	if !matched {
 		fp, err = fingerprint(fd, size)
 		if err != nil {
-			_ = fd.Close()
+			t.release(fd)
 			t.fileErr(path, err)
 			return nil
 		}
@@ -129,15 +167,40 @@ func (t *Tailer) track(path string) *file {
 		src:  &Source{Index: t.opts.NextIndex.Add(1), ID: id, Fingerprint: fp, Path: path},
 		path: path, fd: fd, off: off, size: size, cutAtStart: cutAtStart,
 	}
+	if off > 0 && !cutAtStart {
+		if tp, err := hashBefore(fd, off); err == nil {
+			f.tail = tp // checked from here on
+		}
+	}
 	if off == 0 {
 		f.skip = t.opts.SkipHeaderLines
 		f.resetHead()
 	}
 	s.files[id] = f
+	t.touch(f)
 	t.log.Info("tailer: following file", "path", path, "offset", off, "source", f.src.Index)
 	t.sink.Open(f.src, off)
 	t.enqueue(f)
 	return f
+}
+
+// maxRetired bounds the retired positions kept for files that come back.
+const maxRetired = 4096
+
+func (t *Tailer) rememberRetired(f *file) {
+	s := t.st
+	if _, ok := s.retired[f.src.ID]; !ok {
+		s.retiredQ = append(s.retiredQ, f.src.ID)
+	}
+	s.retired[f.src.ID] = Position{ID: f.src.ID, Fingerprint: f.src.Fingerprint, Path: f.path, Offset: f.off, Tail: f.tail}
+	for len(s.retiredQ) > maxRetired {
+		delete(s.retired, s.retiredQ[0])
+		s.retiredQ = s.retiredQ[1:]
+	}
+}
+
+func (t *Tailer) forgetRetired(id FileID) {
+	delete(t.st.retired, id) // its retiredQ entry goes when it reaches the front
 }
 
 func fingerprint(fd *os.File, size int64) (Fingerprint, error) {
@@ -186,9 +249,11 @@ func (t *Tailer) reopen(f *file) bool {
 	if fi.Size() == f.off {
 		return false
 	}
-	fd, err := os.Open(f.path)
+	fd, err := t.openFile(f.path, os.O_RDONLY)
 	if err != nil {
-		t.fileErr(f.path, err)
+		if !t.tooManyOpen(err) {
+			t.fileErr(f.path, err)
+		}
 		return false
 	}
 	fi, err = fd.Stat()
@@ -198,7 +263,7 @@ func (t *Tailer) reopen(f *file) bool {
 		ok, err = fingerprintMatches(fd, f.src.Fingerprint, fi.Size())
 	}
 	if err != nil || !ok {
-		_ = fd.Close()
+		t.release(fd)
 		if err != nil {
 			t.fileErr(f.path, err)
 		} else {
@@ -208,6 +273,9 @@ func (t *Tailer) reopen(f *file) bool {
 		return false
 	}
 	f.fd = fd
+	if t.tailChanged(f, fi.Size()) {
+		f.cutAtStart = true // rewritten while closed: the first read restarts it
+	}
 	return true
 }
 
@@ -231,6 +299,12 @@ func (t *Tailer) readChunk(f *file) (more bool, err error) {
 	}
 	if f.fd == nil && !t.reopen(f) {
 		return false, nil
+	}
+	t.touch(f)
+	if !f.cutAtStart && !f.eofSince.IsZero() && t.tailChanged(f, math.MaxInt64) {
+		// It was at its end and has grown: what precedes the offset is not what was read, so
+		// it was truncated and written again (truncated logs it).
+		f.cutAtStart = true
 	}
 	if f.cutAtStart {
 		f.cutAtStart = false
@@ -303,7 +377,7 @@ func (t *Tailer) checkContent(f *file) error {
 		t.fileErr(f.path, err)
 		return nil
 	}
-	if ok {
+	if ok && !t.tailChanged(f, f.size) {
 		return nil
 	}
 	return t.truncated(f)
@@ -313,7 +387,7 @@ func (t *Tailer) checkContent(f *file) error {
 // (where rotation renames to) and reopens it there.
 func (t *Tailer) findMoved(f *file) bool {
 	dir := filepath.Dir(f.path)
-	entries, err := os.ReadDir(dir)
+	entries, err := t.readDir(dir)
 	if err != nil {
 		return false
 	}
@@ -326,9 +400,11 @@ func (t *Tailer) findMoved(f *file) bool {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		fd, err := os.Open(path)
+		fd, err := t.openFile(path, os.O_RDONLY)
 		if err != nil {
-			t.fileErr(path, err)
+			if !t.tooManyOpen(err) {
+				t.fileErr(path, err)
+			}
 			return false
 		}
 		fi, err := fd.Stat()
@@ -337,7 +413,7 @@ func (t *Tailer) findMoved(f *file) bool {
 			ok, err = fingerprintMatches(fd, f.src.Fingerprint, fi.Size())
 		}
 		if err != nil || !ok {
-			_ = fd.Close()
+			t.release(fd)
 			return false
 		}
 		f.fd, f.path = fd, path
@@ -355,7 +431,7 @@ func (t *Tailer) truncated(f *file) error {
 	if cp := t.findCopy(f); cp != nil {
 		from := f.off
 		n, err := t.readCopy(f, cp)
-		_ = cp.Close() // read-only, and read once: it is not tracked
+		t.release(cp) // read once: it is not tracked
 		if err != nil {
 			return err
 		}
@@ -372,6 +448,7 @@ func (t *Tailer) truncated(f *file) error {
 		return err
 	}
 	f.off = 0
+	f.tail = Fingerprint{}
 	f.resetHead()
 	// The content the Source's fingerprint describes is gone: a stored position for it would
 	// no longer match after a restart and the new content would be read twice. The new content
@@ -392,6 +469,7 @@ func (t *Tailer) truncated(f *file) error {
 // unless they started in an earlier chunk.
 func (t *Tailer) frame(f *file, data []byte) error {
 	f.foldHead(data)
+	f.foldTail(data)
 	max := t.opts.MaxLineBytes
 	var lines, truncated int
 	base := f.off
@@ -559,12 +637,10 @@ func (t *Tailer) retire(f *file) error {
 	if err := t.flushEvent(f); err != nil {
 		return err
 	}
-	if f.fd != nil {
-		_ = f.fd.Close()
-		f.fd = nil
-	}
+	t.closeFD(f)
 	t.setGone(f, false)
 	f.retired = true
+	t.rememberRetired(f)
 	delete(t.st.files, f.src.ID)
 	for p, g := range t.st.byPath {
 		if g == f {

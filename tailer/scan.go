@@ -21,6 +21,11 @@ type pattern struct {
 	base  string   // longest directory prefix without meta characters
 	comps []string // raw split on "/"; comps[0] is "" (absolute)
 	loose bool     // a {...} alternative spans "/": every directory under base may lead to a match
+	// fixed is the part before the first component with a wildcard: what the operator wrote.
+	// Links there are the operator's choice and are followed; below it, entries were found
+	// by wildcards and links are followed only with Options.FollowSymlinks.
+	fixed      string
+	fixedDepth int // components of fixed, the leading "" included
 }
 
 func newPattern(p string) (pattern, error) {
@@ -32,6 +37,17 @@ func newPattern(p string) (pattern, error) {
 	}
 	base, _ := doublestar.SplitPattern(p)
 	pt := pattern{raw: p, base: base, comps: strings.Split(p, "/")}
+	pt.fixedDepth = len(pt.comps)
+	for i, c := range pt.comps {
+		if strings.ContainsAny(c, "*?[{\\") {
+			pt.fixedDepth = i
+			break
+		}
+	}
+	pt.fixed = strings.Join(pt.comps[:pt.fixedDepth], "/")
+	if pt.fixedDepth == len(pt.comps) {
+		pt.fixed = filepath.Dir(p) // no wildcard: the file itself is what the operator wrote
+	}
 	depth := 0
 	for _, c := range p {
 		switch c {
@@ -102,25 +118,40 @@ func (t *Tailer) relevant(path string) bool {
 }
 
 type scan struct {
-	files   map[string]fs.FileInfo // matched path -> stat (symlinks followed)
+	files   map[string]fs.FileInfo // matched path -> stat (symlinks followed where allowed)
+	okDirs  map[string]bool        // real paths of the directories walked without following a link a wildcard found
+	linkOK  map[string]bool        // matched path that may itself be a link (follow_symlinks, or the operator wrote it)
 	targets map[string]string      // symlink target -> matched symlink path
 	dirs    map[string]bool        // directories to watch, by their real path when reached through a link
 	alias   map[string]string      // real path of a directory reached through a link -> its path under the link
 	visited map[FileID]bool        // directories walked for the current pattern
+	failed  []string               // directories that exist but could not be stated or listed
+	matched map[string]int         // pattern -> paths it matched (files of size 0 included)
+	skipped map[string]bool        // paths not read on purpose (links, state), as counted and logged once
+	canon   string                 // the current pattern's fixed part with its links resolved ("" unknown)
 }
 
 // walk lists dir (the path the pattern sees) and descends where the pattern can still match.
 // real is dir's path without symlinked directories on the way from the pattern's base: the
 // path that is watched, so that events name files the way the kernel sees them; alias maps
-// them back. Symlinked directories are followed; a directory is walked once per pattern,
-// identified by device and inode, so a link to an ancestor ends the descent instead of
-// looping, and a directory reached by two paths is listed under the first.
-func (t *Tailer) walk(sc *scan, p *pattern, dir, real string) {
-	di, err := os.Stat(dir)
+// them back. Symlinked directories are followed where links are allowed (see linkAllowed);
+// a directory is walked once per pattern, identified by device and inode, so a link to an
+// ancestor ends the descent instead of looping, and a directory reached by two paths is
+// listed under the first. found says dir was found by listing its parent (not the pattern's
+// base): without follow_symlinks it must then not be a link itself.
+func (t *Tailer) walk(sc *scan, p *pattern, dir, real string, found bool) {
+	stat := os.Stat
+	if found && !t.linkAllowed(p, dir) {
+		stat = os.Lstat // listed as a directory, but it may have been swapped for a link since
+	}
+	di, err := stat(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			t.fileErr(dir, err)
+			t.listErr(sc, dir, err)
 		}
+		return
+	}
+	if !di.IsDir() {
 		return
 	}
 	id := fileID(di)
@@ -128,6 +159,13 @@ func (t *Tailer) walk(sc *scan, p *pattern, dir, real string) {
 		return
 	}
 	sc.visited[id] = true
+	if t.stateDir(id, "") {
+		t.skip(sc, dir, "state_dir", "tailer: not reading the agent's own state directory")
+		return
+	}
+	if !t.opts.FollowSymlinks && sc.canon != "" && strings.HasPrefix(dir, p.fixed) {
+		sc.okDirs[sc.canon+strings.TrimPrefix(dir, p.fixed)] = true
+	}
 	sc.dirs[real] = true
 	if real != dir {
 		sc.alias[real] = dir
@@ -135,37 +173,58 @@ func (t *Tailer) walk(sc *scan, p *pattern, dir, real string) {
 	// Watch before listing: a file renamed, created or removed after the listing then produces
 	// an event, and no change can fall between the listing and the watch.
 	t.watchDir(real)
-	entries, err := os.ReadDir(dir)
+	entries, err := t.readDir(dir)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			t.fileErr(dir, err)
+			t.listErr(sc, dir, err)
 		}
 		return
 	}
+	t.listedAgain(dir)
 	for _, e := range entries {
 		full := filepath.Join(dir, e.Name())
 		typ := e.Type()
 		if typ.IsDir() {
 			if p.canDescend(full) {
-				t.walk(sc, p, full, filepath.Join(real, e.Name()))
+				t.walk(sc, p, full, filepath.Join(real, e.Name()), true)
 			}
 			continue
 		}
 		if !typ.IsRegular() && typ&fs.ModeSymlink == 0 {
 			continue
 		}
+		linkOK := t.linkAllowed(p, full)
+		if typ&fs.ModeSymlink != 0 && !linkOK {
+			if p.canDescend(full) || t.matchesPattern(p, full) {
+				sc.matched[p.raw]++
+				t.skip(sc, full, "symlink", "tailer: not following a symbolic link found by a wildcard (set follow_symlinks to read it)")
+			}
+			continue
+		}
 		if typ&fs.ModeSymlink != 0 && p.canDescend(full) {
 			if fi, err := os.Stat(full); err == nil && fi.IsDir() {
 				if target, err := filepath.EvalSymlinks(full); err == nil {
-					t.walk(sc, p, full, target)
+					if t.stateDir(FileID{}, target) {
+						t.skip(sc, full, "state_dir", "tailer: not reading the agent's own state directory")
+						continue
+					}
+					t.walk(sc, p, full, target, false)
 				}
 				continue
 			}
 		}
-		if _, ok := sc.files[full]; ok || !doublestar.PathMatchUnvalidated(p.raw, full) || t.excluded(full) {
+		if !t.matchesPattern(p, full) {
 			continue
 		}
-		fi, err := os.Stat(full)
+		sc.matched[p.raw]++
+		if _, ok := sc.files[full]; ok {
+			continue
+		}
+		stat := os.Stat
+		if !linkOK {
+			stat = os.Lstat // a link swapped in since the listing is not regular: not read
+		}
+		fi, err := stat(full)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) { // dangling links and races are not errors
 				t.fileErr(full, err)
@@ -176,6 +235,9 @@ func (t *Tailer) walk(sc *scan, p *pattern, dir, real string) {
 			continue
 		}
 		sc.files[full] = fi
+		if linkOK {
+			sc.linkOK[full] = true
+		}
 		if typ&fs.ModeSymlink != 0 {
 			if target, err := filepath.EvalSymlinks(full); err == nil {
 				sc.targets[target] = full
@@ -185,12 +247,58 @@ func (t *Tailer) walk(sc *scan, p *pattern, dir, real string) {
 	}
 }
 
+func (t *Tailer) matchesPattern(p *pattern, path string) bool {
+	return doublestar.PathMatchUnvalidated(p.raw, path) && !t.excluded(path)
+}
+
+// listErr notes a directory that exists but cannot be stated or listed right now (a
+// permission change during a package upgrade, EIO or ESTALE on NFS, EMFILE): the files known
+// under it keep their state until it can be listed again, instead of being taken for gone.
+func (t *Tailer) listErr(sc *scan, dir string, err error) {
+	sc.failed = append(sc.failed, dir)
+	if t.tooManyOpen(err) {
+		return
+	}
+	t.m.FileErrors.Inc()
+	if t.opts.FileError != nil {
+		t.opts.FileError(dir, err)
+	}
+	if !t.st.errLogged[dir] {
+		t.st.errLogged[dir] = true
+		t.log.Warn("tailer: cannot list directory; its files keep their positions until it can be listed again", "dir", dir, "err", err)
+	}
+}
+
+// listedAgain clears a directory's listing error, saying so once.
+func (t *Tailer) listedAgain(dir string) {
+	if t.st.errLogged[dir] {
+		delete(t.st.errLogged, dir)
+		t.log.Info("tailer: directory can be listed again", "dir", dir)
+		if t.opts.FileError != nil {
+			t.opts.FileError(dir, nil)
+		}
+	}
+}
+
+// underFailed reports whether path is below a directory that could not be listed this scan.
+func (sc *scan) underFailed(path string) bool {
+	for _, d := range sc.failed {
+		if strings.HasPrefix(path, strings.TrimSuffix(d, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // rescan walks every pattern, tracks new files, notices files that left their paths, and
 // brings the directory watches up to date.
 func (t *Tailer) rescan() error {
 	s := t.st
 	s.scanSeq++
-	sc := &scan{files: map[string]fs.FileInfo{}, targets: map[string]string{}, dirs: map[string]bool{}, alias: map[string]string{}}
+	sc := &scan{files: map[string]fs.FileInfo{}, okDirs: map[string]bool{}, linkOK: map[string]bool{},
+		targets: map[string]string{}, dirs: map[string]bool{}, alias: map[string]string{},
+		matched: map[string]int{}, skipped: map[string]bool{}}
+	t.refreshStateDirs()
 	for i := range t.pats {
 		p := &t.pats[i]
 		sc.visited = map[FileID]bool{}
@@ -200,20 +308,37 @@ func (t *Tailer) rescan() error {
 			if err == nil && fi.IsDir() {
 				break
 			}
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				// There, but not reachable right now: not a reason to forget its files.
+				t.listErr(sc, base, err)
+				break
+			}
 			parent := filepath.Dir(base)
 			if parent == base {
 				break
 			}
 			base = parent
 		}
+		if sc.underFailed(p.base + "/") {
+			continue
+		}
+		sc.canon = ""
+		if c, err := filepath.EvalSymlinks(p.fixed); err == nil {
+			sc.canon = c
+		}
 		if base == p.base {
-			t.walk(sc, p, base, base)
+			if t.stateDir(FileID{}, sc.canon) {
+				t.skip(sc, p.base, "state_dir", "tailer: not reading the agent's own state directory")
+				continue
+			}
+			t.walk(sc, p, base, base, false)
 		} else {
 			// The base does not exist yet: watch the nearest ancestor for it to appear.
 			sc.dirs[base] = true
 		}
 	}
 
+	s.okDirs = sc.okDirs
 	paths := make([]string, 0, len(sc.files))
 	for p := range sc.files {
 		paths = append(paths, p)
@@ -228,14 +353,15 @@ func (t *Tailer) rescan() error {
 		if f == nil && fi.Size() == 0 {
 			// Nothing to read yet, and a fingerprint of zero bytes would match any later file
 			// with this inode: start tracking once the first bytes arrive.
+			t.noteEmpty(path)
 			continue
 		}
 		if f == nil {
 			if t.beforeTrack != nil {
 				t.beforeTrack(path)
 			}
-			f = t.track(path)
-			if f == nil || f.src.ID != id {
+			f = t.trackAs(path, opening{id: id, linkOK: sc.linkOK[path]})
+			if (f == nil && !s.skipped[path]) || (f != nil && f.src.ID != id) {
 				// Renamed away (and maybe replaced) between the walk and the open. The watch
 				// may not have seen it go, so nothing else would ever read the walked file.
 				t.trackMoved(filepath.Dir(path), id)
@@ -267,11 +393,23 @@ func (t *Tailer) rescan() error {
 		}
 	}
 	for _, f := range s.files {
-		if !seen[f] && !f.gone {
-			t.log.Debug("tailer: file left its path", "path", f.path)
-			t.setGone(f, true)
-			t.enqueue(f)
-			t.wakeAt(time.Now().Add(t.goneRecheck))
+		if seen[f] || f.gone {
+			continue
+		}
+		if sc.underFailed(f.path) {
+			// Its directory could not be listed: nothing says it left. It keeps its path,
+			// descriptor and offset; the next listing decides.
+			byPath[f.path] = f
+			continue
+		}
+		t.log.Debug("tailer: file left its path", "path", f.path)
+		t.setGone(f, true)
+		t.enqueue(f)
+		t.wakeAt(time.Now().Add(t.goneRecheck))
+	}
+	for p := range s.skipped {
+		if !sc.skipped[p] && sc.files[p] == nil {
+			delete(s.skipped, p) // gone: counted again if it comes back
 		}
 	}
 	s.byPath = byPath
@@ -279,6 +417,7 @@ func (t *Tailer) rescan() error {
 	if s.initial && len(s.restore) > 0 {
 		t.findRotated(sc.dirs)
 	}
+	t.reportPatterns(sc)
 	t.m.FilesWatched.Set(float64(len(s.files)))
 	t.updateWatches(sc.dirs)
 	return nil
@@ -393,7 +532,7 @@ func (t *Tailer) fileErr(path string, err error) {
 func (t *Tailer) findRotated(dirs map[string]bool) {
 	s := t.st
 	for dir := range dirs {
-		entries, err := os.ReadDir(dir)
+		entries, err := t.readDir(dir)
 		if err != nil {
 			continue
 		}
@@ -433,7 +572,7 @@ func (t *Tailer) trackMoved(dir string, id FileID) {
 	if s.files[id] != nil {
 		return
 	}
-	entries, err := os.ReadDir(dir)
+	entries, err := t.readDir(dir)
 	if err != nil {
 		return
 	}

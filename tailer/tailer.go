@@ -45,6 +45,9 @@ type Position struct {
 	Fingerprint Fingerprint
 	Path        string
 	Offset      int64
+	// Tail is the fingerprint of the Tail.Len bytes just before Offset (TailPrint); Len 0:
+	// not checked. A file whose bytes there differ was rewritten and is read from 0.
+	Tail Fingerprint
 }
 
 // Sink receives everything from ONE goroutine (the tailer's Run). Line may block
@@ -96,6 +99,25 @@ type Options struct {
 	// at last: what /healthz needs to name a file unreadable for long.
 	FileError func(path string, err error)
 
+	// FollowSymlinks: follow symbolic links that the patterns' wildcards find (files and
+	// directories). Off by default: whoever can write a watched directory could otherwise
+	// plant a link to a file only the agent can read (it runs in group adm), or to / under
+	// "**". Links in the fixed part of a pattern (before its first wildcard) are the
+	// operator's and are always followed.
+	FollowSymlinks bool
+
+	// ExcludeDirs are never read, whatever a pattern says: the agent's state directory, so
+	// that it does not ship its own positions and spool. Recognised by real path and by
+	// device and inode, so a link or a bind mount to one is excluded too.
+	ExcludeDirs []string
+
+	// OpenFiles is the descriptor budget, shared by the Tailers of a process (one per flow);
+	// beyond it, idle files are closed first (least recently read) and files are read in
+	// turn, reopened by path with their identity checked (fdcap.go). nil: a budget of the
+	// Tailer's own, from RLIMIT_NOFILE, leaving a margin for the spool, sockets and the
+	// metrics server.
+	OpenFiles *OpenFiles
+
 	// NextIndex, when set, hands out Source.Index values; share one counter between the
 	// Tailers of a process to make indexes unique in the process. nil: the Tailer's own
 	// counter, starting at 1.
@@ -127,6 +149,8 @@ type Tailer struct {
 	idleClose    time.Duration          // a descriptor at EOF this long is closed (identity kept)
 	debounce     time.Duration          // delay between a directory event and the rescan it triggers
 	fallbackPoll time.Duration          // poll interval without fsnotify
+	readDir      func(dir string) ([]os.DirEntry, error)
+	openFile     func(path string, flag int) (*os.File, error) // set by Run: opens under the descriptor cap
 
 	st *runState
 
@@ -205,6 +229,7 @@ func New(opts Options, sink Sink) (*Tailer, error) {
 	t.idleClose = t.opts.CloseInactive
 	t.debounce = 50 * time.Millisecond
 	t.fallbackPoll = time.Second
+	t.readDir = os.ReadDir
 	return t, nil
 }
 
@@ -234,6 +259,18 @@ type runState struct {
 	// cheap polls since the last full sweep.
 	marks     map[string]dirMark
 	sincePoll int
+
+	excl     []exclDir           // directories never read (the agent's state)
+	okDirs   map[string]bool     // real paths of the directories the last walk listed (see openChecked)
+	skipped  map[string]bool     // paths not read on purpose, already counted and logged
+	patEmpty map[string]bool     // pattern -> matched nothing at the last scan
+	special  map[string]bool     // directory -> on procfs/sysfs (files of size 0 noted once)
+	retired  map[FileID]Position // where retired files ended, for a file that comes back
+	retiredQ []FileID            // retired in order, to bound retired
+	open     int                 // descriptors held (tracked files and transient ones)
+	budget   *OpenFiles          // shared with the process's other Tailers
+	emfileAt time.Time           // last EMFILE error line
+	useSeq   uint64              // orders files by last use, for closing the least recently read
 }
 
 // dirMark is what the cheap safety-net poll knows of a watched directory.
@@ -293,6 +330,20 @@ func (t *Tailer) Run(ctx context.Context) error {
 		marks:     make(map[string]dirMark),
 		errLogged: make(map[string]bool),
 		initial:   true,
+		skipped:   make(map[string]bool),
+		patEmpty:  make(map[string]bool),
+		special:   make(map[string]bool),
+		retired:   make(map[FileID]Position),
+		budget:    t.opts.OpenFiles,
+	}
+	if s.budget == nil {
+		s.budget = NewOpenFiles(0)
+	}
+	for _, d := range t.opts.ExcludeDirs {
+		s.excl = append(s.excl, exclDir{path: d})
+	}
+	if t.openFile == nil {
+		t.openFile = t.openCapped
 	}
 	for _, p := range t.opts.Positions {
 		s.restore[p.ID] = p
@@ -561,8 +612,7 @@ func (t *Tailer) housekeep(now time.Time) error {
 		case f.fd != nil && !f.eofSince.IsZero():
 			dl := f.eofSince.Add(t.idleClose)
 			if !now.Before(dl) {
-				_ = f.fd.Close() // read-only descriptor: nothing to lose
-				f.fd = nil
+				t.closeFD(f)
 			} else if dl.Before(next) {
 				next = dl
 			}
@@ -668,9 +718,6 @@ func (t *Tailer) closeAll() {
 		_ = t.st.watcher.Close()
 	}
 	for _, f := range t.st.files {
-		if f.fd != nil {
-			_ = f.fd.Close()
-			f.fd = nil
-		}
+		t.closeFD(f)
 	}
 }

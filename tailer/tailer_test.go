@@ -649,7 +649,7 @@ func TestExcludeAndSymlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := newSink()
-	start(t, Options{Paths: []string{filepath.Join(logs, "*")},
+	start(t, Options{Paths: []string{filepath.Join(logs, "*")}, FollowSymlinks: true,
 		Exclude: []string{"*.gz", filepath.Join(logs, "skip.*")}}, sink)
 	waitFor(t, "lines", func() bool { return sink.count() == 2 })
 	appendFile(t, target, "via-link-2\n")

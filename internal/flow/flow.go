@@ -43,6 +43,9 @@ type Deps struct {
 	// Shards is the stream's shard map, for flows whose partition keys come from the lines
 	// (the same map the destination checks records against); nil otherwise.
 	Shards *shardmap.Map
+	// OpenFiles is the descriptor budget the tailers of all flows share (one per process,
+	// tailer.NewOpenFiles(0)); nil: this flow's tailer takes a budget of its own.
+	OpenFiles *tailer.OpenFiles
 }
 
 // Flow is one running flow.
@@ -258,6 +261,8 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	topts := tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once)
 	fitLines(&topts, agg.MaxLineBytes())
 	topts.FileError = f.health.fileError
+	topts.ExcludeDirs = f.stateDirs()
+	topts.OpenFiles = f.deps.OpenFiles
 	tl, err := tailer.New(topts, sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
 	if err != nil {
 		_ = agg.Close()
@@ -557,6 +562,7 @@ func tailerOptions(cfg config.Flow, m *metrics.Flow, log *slog.Logger, restored 
 		Once: once, Metrics: m, Logger: log,
 		CloseInactive: cfg.CloseInactive.D(), PartialLineTimeout: cfg.PartialLineTimeout.D(),
 		SkipHeaderLines: cfg.SkipHeaderLines, TruncatedTerminator: cfg.TruncatedRecordTerminator,
+		FollowSymlinks: cfg.FollowSymlinks,
 	}
 	if ml := cfg.Multiline; ml != nil {
 		o.Multiline = ml.Regexp
@@ -565,4 +571,16 @@ func tailerOptions(cfg config.Flow, m *metrics.Flow, log *slog.Logger, restored 
 		o.MultilineTimeout = ml.Timeout.D()
 	}
 	return o
+}
+
+// stateDirs are the directories no flow may read: the agent's state directory (the parent
+// of "flows", which holds this flow's directory) and this flow's own directory, whatever the
+// patterns say. Otherwise a pattern covering state_dir ships positions.json every second and
+// re-spools the spool.
+func (f *Flow) stateDirs() []string {
+	dirs := []string{f.dir}
+	if parent := filepath.Dir(f.dir); filepath.Base(parent) == "flows" {
+		dirs = append(dirs, filepath.Dir(parent))
+	}
+	return dirs
 }

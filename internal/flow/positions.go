@@ -36,6 +36,8 @@ type positions struct {
 	// savedSeq is the spool sequence the saved snapshot covers; putSeq the highest sequence
 	// whose marks are in pending (or applied).
 	savedSeq, putSeq uint64
+
+	tails map[tailer.FileID]position // the tail prints last saved; checkpoint's own, no lock
 }
 
 type pendingMarks struct {
@@ -221,6 +223,10 @@ func (p *positions) checkpoint(durableSeq uint64) (seq uint64, saved bool, err e
 	p.dirty = false
 	p.mu.Unlock()
 
+	if p.tails == nil {
+		p.tails = map[tailer.FileID]position{}
+	}
+	withTails(snapshot, p.tails)
 	if err := savePositions(p.path, seq, snapshot); err != nil {
 		p.mu.Lock()
 		p.dirty = true

@@ -30,6 +30,10 @@ type savedPosition struct {
 	FPSum  uint64 `json:"fp_sum"`
 	Path   string `json:"path"`
 	Offset int64  `json:"offset"`
+	// The tail print (tailer.Position.Tail): a hash of the bytes just before offset, so a
+	// file rewritten with the same first KiB is read again from 0. Absent in older files.
+	TailLen uint32 `json:"tail_len,omitempty"`
+	TailSum uint64 `json:"tail_sum,omitempty"`
 }
 
 func loadPositions(path string) (positionsFile, bool, error) {
@@ -54,7 +58,7 @@ func savePositions(path string, seq uint64, m map[tailer.FileID]position) error 
 	pf := positionsFile{Version: 1, Seq: seq, Files: make([]savedPosition, 0, len(m))}
 	for _, p := range m {
 		pf.Files = append(pf.Files, savedPosition{Dev: p.ID.Dev, Ino: p.ID.Ino, FPLen: p.Fingerprint.Len,
-			FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset})
+			FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset, TailLen: p.Tail.Len, TailSum: p.Tail.Sum})
 	}
 	sort.Slice(pf.Files, func(i, j int) bool { return pf.Files[i].Path < pf.Files[j].Path })
 	b, err := json.MarshalIndent(pf, "", " ")
@@ -66,7 +70,27 @@ func savePositions(path string, seq uint64, m map[tailer.FileID]position) error 
 
 func (s savedPosition) position() position {
 	return position{ID: tailer.FileID{Dev: s.Dev, Ino: s.Ino},
-		Fingerprint: tailer.Fingerprint{Len: s.FPLen, Sum: s.FPSum}, Path: s.Path, Offset: s.Offset}
+		Fingerprint: tailer.Fingerprint{Len: s.FPLen, Sum: s.FPSum}, Path: s.Path, Offset: s.Offset,
+		Tail: tailer.Fingerprint{Len: s.TailLen, Sum: s.TailSum}}
+}
+
+// withTails gives each position the tail print of its offset, taken from the file (once per
+// offset: cache keeps the last one of each file). Used by the checkpoint goroutine only.
+func withTails(snapshot map[tailer.FileID]position, cache map[tailer.FileID]position) {
+	for id, p := range snapshot {
+		if c, ok := cache[id]; ok && c.Offset == p.Offset && c.Fingerprint == p.Fingerprint && c.Path == p.Path {
+			p.Tail = c.Tail
+		} else if p.Tail.Len == 0 {
+			p.Tail = tailer.TailPrint(p.Path, p.ID, p.Offset)
+		}
+		snapshot[id] = p
+		cache[id] = p
+	}
+	for id := range cache {
+		if _, ok := snapshot[id]; !ok {
+			delete(cache, id)
+		}
+	}
 }
 
 // stillThere reports whether the file a stored position names still exists under its last

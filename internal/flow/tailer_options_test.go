@@ -1,10 +1,14 @@
 package flow
 
 import (
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/tailer"
 )
 
 // Every reading option an operator writes reaches the tailer.
@@ -19,6 +23,7 @@ flows:
     partial_line_timeout: 750ms
     skip_header_lines: 1
     truncated_record_terminator: " [cut]"
+    follow_symlinks: true
     multiline: {start_pattern: '^\S', max_bytes: 128KiB, max_lines: 9, timeout: 3s}
 `))
 	if err != nil {
@@ -27,7 +32,7 @@ flows:
 	o := tailerOptions(cfg.Flows[0], nil, nil, nil, false, false)
 	if o.MaxLineBytes != 64<<10 || o.CloseInactive != 2*time.Minute || o.PartialLineTimeout != 750*time.Millisecond ||
 		o.SkipHeaderLines != 1 || o.TruncatedTerminator != " [cut]" || o.MultilineMaxBytes != 128<<10 ||
-		o.MultilineMaxLines != 9 || o.MultilineTimeout != 3*time.Second || o.Multiline == nil {
+		o.MultilineMaxLines != 9 || o.MultilineTimeout != 3*time.Second || o.Multiline == nil || !o.FollowSymlinks {
 		t.Fatalf("options %+v", o)
 	}
 }
@@ -55,5 +60,54 @@ flows:
 	fitLines(&o, 10<<20)
 	if o.MaxLineBytes != int(config.DefaultMaxLineBytes) || o.MultilineMaxBytes != int(config.DefaultMaxLineBytes) {
 		t.Errorf("limits %d, %d; want both max_line_bytes", o.MaxLineBytes, o.MultilineMaxBytes)
+	}
+}
+
+// Links found by wildcards are not followed unless the operator says so.
+func TestFollowSymlinksIsOffByDefault(t *testing.T) {
+	cfg, err := config.Parse("test.yaml", []byte(`
+flows:
+  - name: t
+    paths: ["/var/log/*.log"]
+    discard: {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := tailerOptions(cfg.Flows[0], nil, nil, nil, false, false); o.FollowSymlinks {
+		t.Fatal("follow_symlinks on by default")
+	}
+}
+
+// The positions file keeps each file's tail print, taken from the file at its offset, so a
+// file rewritten with the same start while the agent is stopped is noticed at the next start.
+func TestPositionsKeepTheTailPrint(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "a.log")
+	if err := os.WriteFile(log, []byte("one\ntwo\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	id := tailer.FileID{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}
+	snap := map[tailer.FileID]position{id: {ID: id, Path: log, Offset: 4}}
+	withTails(snap, map[tailer.FileID]position{})
+	want := tailer.TailPrint(log, id, 4)
+	if want.Len != 4 || snap[id].Tail != want {
+		t.Fatalf("tail %+v, want %+v", snap[id].Tail, want)
+	}
+	path := filepath.Join(dir, "positions.json")
+	if err := savePositions(path, 1, snap); err != nil {
+		t.Fatal(err)
+	}
+	pf, _, err := loadPositions(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pf.Files[0].position(); got != snap[id] {
+		t.Fatalf("loaded %+v, saved %+v", got, snap[id])
 	}
 }

@@ -33,6 +33,7 @@ type Set struct {
 	partitionKeyMissing *prometheus.CounterVec
 	spoolWriteErrors    *prometheus.CounterVec
 	resplits            *prometheus.CounterVec
+	filesSkipped        *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -87,6 +88,8 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_spool_write_errors_total", Help: "Failed spool writes and fsyncs (disk full, I/O errors); each is retried, appends wait meanwhile."}, flow),
 		resplits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_resplit_records_total", Help: "Aggregates whose user records span several shards of the current shard map (packed before a reshard), re-split per shard before sending; each counted once."}, flow),
+		filesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_files_skipped_total", Help: "Paths a flow's patterns found but the tailer does not read, each counted once, by reason (symlink: a link the patterns' wildcards found, without follow_symlinks; state_dir: the agent's own state; special: a procfs/sysfs file that reports size 0)."}, []string{"flow", "reason"}),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
@@ -95,6 +98,7 @@ func New(reg prometheus.Registerer) *Set {
 	reg.MustRegister(s.partitionKeyMissing)
 	reg.MustRegister(s.spoolWriteErrors)
 	reg.MustRegister(s.resplits)
+	reg.MustRegister(s.filesSkipped)
 	return s
 }
 
@@ -134,6 +138,8 @@ type Flow struct {
 	// Resplits counts aggregates found spanning several shards when they were about to be
 	// sent (the stream was resharded after they were packed), so re-split per shard.
 	Resplits prometheus.Counter
+	// FilesSkipped counts paths the tailer found and chose not to read, by reason.
+	FilesSkipped *prometheus.CounterVec // label: reason
 }
 
 // Flow returns the metrics of the named flow.
@@ -163,6 +169,7 @@ func (s *Set) Flow(name string) *Flow {
 		PartitionKeyMissing: s.partitionKeyMissing.With(l),
 		SpoolWriteErrors:    s.spoolWriteErrors.With(l),
 		Resplits:            s.resplits.With(l),
+		FilesSkipped:        s.filesSkipped.MustCurryWith(l),
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/kinship-agent/kinship/internal/flow"
 	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/spool"
+	"github.com/kinship-agent/kinship/tailer"
 )
 
 // Supervisor owns the running flows: it starts them, and on a reload stops the ones that were
@@ -41,9 +42,12 @@ type Supervisor struct {
 	cfg *config.Config // the configuration the flows run with
 	// budget is the global spool bound, shared by every flow's spool for the whole run: a
 	// reload changes its bound, flows leave and join it as they stop and start.
-	budget  *spool.Budget
-	orphans map[string]bool // flows whose kinship_orphan_spool_bytes series is set
-	exited  chan struct{}   // a flow's Run returned (buffered 1, coalescing)
+	budget *spool.Budget
+	// openFiles is the descriptor budget every flow's tailer draws from: with one budget per
+	// flow, several flows together could again run into RLIMIT_NOFILE.
+	openFiles *tailer.OpenFiles
+	orphans   map[string]bool // flows whose kinship_orphan_spool_bytes series is set
+	exited    chan struct{}   // a flow's Run returned (buffered 1, coalescing)
 
 	mu    sync.Mutex
 	flows map[string]*runningFlow
@@ -90,7 +94,7 @@ const lockRetry = 50 * time.Millisecond
 // New returns a supervisor for cfg; nothing runs before StartAll.
 func New(ctx context.Context, cfg *config.Config, set *metrics.Set, log *slog.Logger, once bool) *Supervisor {
 	s := &Supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg, lockWait: LockWait, unreadableNow: unreadableNow,
-		budget: spool.NewBudget(int64(cfg.Spool.MaxBytes)),
+		budget: spool.NewBudget(int64(cfg.Spool.MaxBytes)), openFiles: tailer.NewOpenFiles(0),
 		exited: make(chan struct{}, 1), flows: map[string]*runningFlow{}}
 	s.open = s.openPipeline
 	return s
@@ -113,7 +117,7 @@ func (s *Supervisor) openPipeline(cfg *config.Config, fc config.Flow) (pipeline,
 	}
 	dir := cfg.FlowDir(&fc)
 	deps := flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
-		Metadata: s.metadataFor(fc), Budget: s.budget}
+		Metadata: s.metadataFor(fc), Budget: s.budget, OpenFiles: s.openFiles}
 	if sd, ok := dst.(shardedDestination); ok {
 		deps.Shards = sd.shards
 		sd.setLogger(s.log.With("flow", fc.Name))
