@@ -33,6 +33,10 @@ type Set struct {
 	partitionKeyMissing *prometheus.CounterVec
 	spoolWriteErrors    *prometheus.CounterVec
 	resplits            *prometheus.CounterVec
+
+	processingSkipped *prometheus.CounterVec
+	processingErrors  *prometheus.CounterVec
+	linesFiltered     *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -87,6 +91,13 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_spool_write_errors_total", Help: "Failed spool writes and fsyncs (disk full, I/O errors); each is retried, appends wait meanwhile."}, flow),
 		resplits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_resplit_records_total", Help: "Aggregates whose user records span several shards of the current shard map (packed before a reshard), re-split per shard before sending; each counted once."}, flow),
+
+		processingSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_processing_skipped_total", Help: "Records a processor dropped (log_to_json on a line its pattern does not match): not sent, the file position moves past them."}, flow),
+		processingErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_processing_errors_total", Help: "Records a processor failed on (add_ec2_metadata on a record that is not a JSON object, log_to_json with on_parse_error: raw), sent as read."}, flow),
+		linesFiltered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_lines_filtered_total", Help: "Records dropped by include/exclude processors: not sent, the file position moves past them."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
@@ -95,6 +106,7 @@ func New(reg prometheus.Registerer) *Set {
 	reg.MustRegister(s.partitionKeyMissing)
 	reg.MustRegister(s.spoolWriteErrors)
 	reg.MustRegister(s.resplits)
+	reg.MustRegister(s.processingSkipped, s.processingErrors, s.linesFiltered)
 	return s
 }
 
@@ -134,6 +146,12 @@ type Flow struct {
 	// Resplits counts aggregates found spanning several shards when they were about to be
 	// sent (the stream was resharded after they were packed), so re-split per shard.
 	Resplits prometheus.Counter
+	// ProcessingSkipped, ProcessingErrors and LinesFiltered count what the processing stage
+	// did not ship as processed: records a processor dropped, records shipped as read after
+	// a processor failed, records include/exclude dropped.
+	ProcessingSkipped prometheus.Counter
+	ProcessingErrors  prometheus.Counter
+	LinesFiltered     prometheus.Counter
 }
 
 // Flow returns the metrics of the named flow.
@@ -163,6 +181,10 @@ func (s *Set) Flow(name string) *Flow {
 		PartitionKeyMissing: s.partitionKeyMissing.With(l),
 		SpoolWriteErrors:    s.spoolWriteErrors.With(l),
 		Resplits:            s.resplits.With(l),
+
+		ProcessingSkipped: s.processingSkipped.With(l),
+		ProcessingErrors:  s.processingErrors.With(l),
+		LinesFiltered:     s.linesFiltered.With(l),
 	}
 }
 
