@@ -66,7 +66,7 @@ const (
 
 var processedFlows = []processedFlow{
 	{
-		file:    "singleline.log",
+		file: "singleline.log",
 		// "^": kinship's multiline start pattern is a search, not the Kinesis Agent's lookingAt
 		// (reported; the translation of multiLineStartPattern should anchor it).
 		extra:   `, "multiLineStartPattern": "^\\{"`,
