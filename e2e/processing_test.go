@@ -21,6 +21,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/kinship-agent/kinship/aggregator"
+	"github.com/kinship-agent/kinship/internal/shardmap"
 	"github.com/kinship-agent/kinship/internal/testenv/imdstest"
 	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
@@ -404,5 +406,75 @@ func TestAgentJSONFirehoseRecords(t *testing.T) {
 	}
 	if multi == 0 || len(joined) >= len(lines) {
 		t.Errorf("joined: %d records for %d lines, %d with several lines: nothing was joined", len(joined), len(lines), multi)
+	}
+}
+
+// DETERMINISTIC with "kinship.aggregate": true goes through keyed aggregation: each user
+// record keeps the MD5 of its data (with its '\n') as its key, and every aggregate holds
+// only user records of the shard it was read from.
+func TestAgentJSONDeterministicAggregated(t *testing.T) {
+	endpoint := kinesalitetest.Start(t)
+	kinesalitetest.CreateStream(t, endpoint, "detagg", 3)
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	for _, d := range []string{logs, filepath.Join(dir, "conf.d")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var content strings.Builder
+	const n = 500
+	for i := range n {
+		fmt.Fprintf(&content, "line %04d %s\n", i%250, padding) // each line twice
+	}
+	path := filepath.Join(logs, "app.log")
+	if err := os.WriteFile(path, []byte(content.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := fmt.Sprintf(`{"cloudwatch.emitMetrics": false, "kinship.aggregate": true, "flows": [
+	  {"filePattern": %s, "kinesisStream": "detagg", "initialPosition": "START_OF_FILE", "partitionKeyOption": "DETERMINISTIC", "maxBufferAgeMillis": 1000}]}`, q(path))
+	cfg := filepath.Join(dir, "agent.json")
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "conf.d", "state.yaml"), []byte("state_dir: "+filepath.Join(dir, "state")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, endpoint, "run", "--config", cfg, "--once")
+	if err := a.wait(t, 2*time.Minute); err != nil {
+		t.Fatalf("kinship run --once: %v\n%s", err, a.stderr)
+	}
+	users, aggregates := 0, 0
+	shardOf := map[string]string{}
+	for _, sr := range kinesalitetest.ReadShards(t, endpoint, "detagg") {
+		start, _ := shardmap.ParseHash(aws.ToString(sr.Shard.HashKeyRange.StartingHashKey))
+		end, _ := shardmap.ParseHash(aws.ToString(sr.Shard.HashKeyRange.EndingHashKey))
+		rng := shardmap.Shard{Start: start, End: end}
+		for _, r := range sr.Records {
+			urs, aggregated, err := aggregator.Deaggregate(r.Data, aws.ToString(r.PartitionKey))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if aggregated {
+				aggregates++
+			}
+			for _, u := range urs {
+				users++
+				sum := md5.Sum(u.Data)
+				if u.PartitionKey != hex.EncodeToString(sum[:]) || !strings.HasSuffix(string(u.Data), "\n") {
+					t.Fatalf("user record %q: key %q, want the MD5 of the record (with its newline) in hex", u.Data, u.PartitionKey)
+				}
+				if !rng.Contains(shardmap.KeyHash(u.PartitionKey)) {
+					t.Fatalf("shard %s holds user record %q outside its range", aws.ToString(sr.Shard.ShardId), u.Data)
+				}
+				if s, ok := shardOf[string(u.Data)]; ok && s != aws.ToString(sr.Shard.ShardId) {
+					t.Errorf("identical records %q on shards %s and %s", u.Data, s, aws.ToString(sr.Shard.ShardId))
+				}
+				shardOf[string(u.Data)] = aws.ToString(sr.Shard.ShardId)
+			}
+		}
+	}
+	if users != n || aggregates == 0 {
+		t.Errorf("%d user records in %d aggregates, want %d lines aggregated", users, aggregates, n)
 	}
 }
