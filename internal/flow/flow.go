@@ -155,7 +155,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		shipped: map[uint64][]byte{},
 		bufs:    make(chan []byte, freeFrameBufs),
 	}
-	f.deps.Destination = watchedDestination{Destination: framedDestination(cfg, deps.Destination), h: &f.health}
+	f.deps.Destination = watchedDestination{Destination: framedDestination(cfg, deps.Destination, f.log), h: &f.health}
 	if k := cfg.Kinesis; k != nil && k.Compression != "" && k.Compression != payload.None {
 		c, err := payload.NewCompressor(k.Compression)
 		if err != nil {
@@ -571,10 +571,16 @@ func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
 
 // framedDestination configures a Firehose destination for a flow whose lines keep their
 // '\n' (agent.json flows): sent as they are, not ended twice.
-func framedDestination(cfg config.Flow, d shipper.Destination) shipper.Destination {
-	if fh, ok := d.(*shipper.Firehose); ok && cfg.KeepNewline {
+func framedDestination(cfg config.Flow, d shipper.Destination, log *slog.Logger) shipper.Destination {
+	if !cfg.KeepNewline || cfg.Firehose == nil {
+		return d
+	}
+	if fh, ok := d.(*shipper.Firehose); ok {
 		return fh.LinesFramed()
 	}
+	// Someone wrapped the Firehose destination (or a test passed its own): say so, as its
+	// records may end in two newlines.
+	log.Warn("firehose destination is not a *shipper.Firehose: cannot tell it that lines keep their newline", "type", fmt.Sprintf("%T", d))
 	return d
 }
 
