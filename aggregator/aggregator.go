@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"crypto/md5"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,6 +46,9 @@ type Aggregator struct {
 	openAt time.Time
 	nalloc int // slots allocated so far, at most nslots
 	seenN  int // lines in the open aggregate when checkAge last let it fill on
+	// skipped are the marks of lines skipped while no aggregate was open: the next aggregate
+	// takes them, or a record of marks only at the next tick.
+	skipped []Mark
 
 	free  chan *slot // slots ready to fill
 	work  chan *slot // sealed aggregates to hash
@@ -83,6 +87,9 @@ func newAggregator(opts Options, out Output, hostname func() (string, error)) (*
 	if a.keys, err = newKeySource(c.opts.PartitionKey, hostname); err != nil {
 		return nil, err
 	}
+	if a.keys.deterministic && c.opts.Aggregate {
+		return nil, errors.New("aggregator: deterministic partition keys differ line by line: with aggregation, use NewSharded with DeterministicKey")
+	}
 	a.limit = MaxUserRecordBytes(c.opts.MaxRecordBytes, a.keys.maxLen())
 	if a.limit < 1 {
 		return nil, fmt.Errorf("aggregator: max record bytes %d leaves no room for data after a %d-byte partition key",
@@ -116,7 +123,7 @@ func (a *Aggregator) add(source uint32, line []byte, end int64) {
 	}
 	s := a.cur
 	if s == nil {
-		s = a.open()
+		s = a.open(line)
 	}
 
 	// Record{partition_key_index: 0, data: line}, written by hand: this is the hot path.
@@ -174,9 +181,64 @@ func (s *slot) mark(source uint32, end int64) {
 	s.marks = append(s.marks, Mark{Source: source, Offset: end})
 }
 
-// open starts a new aggregate in a free slot. Called with mu held; blocks while every slot
-// is in the pipeline.
-func (a *Aggregator) open() *slot {
+// skip moves source's mark past a line that is not packed: in the open aggregate, or kept
+// for the next one (or a record of marks only, see tick).
+func (a *Aggregator) skip(source uint32, end int64) {
+	if a.cur != nil {
+		a.cur.mark(source, end)
+		return
+	}
+	for i := range a.skipped {
+		if a.skipped[i].Source == source {
+			a.skipped[i].Offset = end
+			return
+		}
+	}
+	if len(a.skipped) == 0 {
+		a.timer.Reset(a.opts.MaxAge)
+	}
+	a.skipped = append(a.skipped, Mark{Source: source, Offset: end})
+}
+
+// sealSkipped delivers the kept marks of skipped lines in a record of their own, after
+// every record sealed before. Called with mu held and no aggregate open.
+func (a *Aggregator) sealSkipped() {
+	s := a.slot()
+	s.marks = append(s.marks[:0], a.skipped...)
+	a.skipped = a.skipped[:0]
+	s.n, s.needHash = 0, false
+	s.rec = Record{Marks: s.marks}
+	a.order <- s
+}
+
+// open starts a new aggregate for line in a free slot. Called with mu held; blocks while
+// every slot is in the pipeline.
+func (a *Aggregator) open(line []byte) *slot {
+	s := a.slot()
+	s.pk = a.keys.next(line)
+	s.buf = append(s.buf[:0], magic[:]...)
+	s.buf = protowire.AppendTag(s.buf, fieldPKTable, protowire.BytesType)
+	s.buf = protowire.AppendString(s.buf, s.pk)
+	for _, m := range a.skipped {
+		s.mark(m.Source, m.Offset) // the line's own mark comes after, so a source's grows
+	}
+	a.skipped = a.skipped[:0]
+	a.cur = s
+	if a.timed() {
+		a.openAt = time.Now()
+		a.seenN = 0
+		if a.hungry {
+			a.timer.Reset(a.opts.IdleAge)
+		} else {
+			a.timer.Reset(a.opts.MaxAge)
+		}
+	}
+	return s
+}
+
+// slot takes a free slot, allocating one while fewer than nslots exist. Called with mu
+// held; blocks while every slot is in the pipeline.
+func (a *Aggregator) slot() *slot {
 	var s *slot
 	select {
 	case s = <-a.free:
@@ -192,20 +254,6 @@ func (a *Aggregator) open() *slot {
 			s = <-a.free
 		}
 	}
-	s.pk = a.keys.next()
-	s.buf = append(s.buf[:0], magic[:]...)
-	s.buf = protowire.AppendTag(s.buf, fieldPKTable, protowire.BytesType)
-	s.buf = protowire.AppendString(s.buf, s.pk)
-	a.cur = s
-	if a.timed() {
-		a.openAt = time.Now()
-		a.seenN = 0
-		if a.hungry {
-			a.timer.Reset(a.opts.IdleAge)
-		} else {
-			a.timer.Reset(a.opts.MaxAge)
-		}
-	}
 	return s
 }
 
@@ -217,17 +265,24 @@ func (a *Aggregator) nudged(now time.Time) {
 	}
 }
 
-// tick is the age timer's work.
+// tick is the age timer's work; marks of skipped lines kept while no aggregate was open
+// leave now.
 func (a *Aggregator) tick(now time.Time) {
-	if a.cur != nil {
+	switch {
+	case a.cur != nil:
 		a.checkAge(now)
+	case len(a.skipped) > 0:
+		a.sealSkipped()
 	}
 }
 
-// sealAll seals the open aggregate.
+// sealAll seals the open aggregate, or the marks of skipped lines.
 func (a *Aggregator) sealAll() {
-	if a.cur != nil {
+	switch {
+	case a.cur != nil:
 		a.seal()
+	case len(a.skipped) > 0:
+		a.sealSkipped()
 	}
 }
 

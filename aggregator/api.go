@@ -14,7 +14,8 @@ type Mark struct {
 	Offset int64
 }
 
-// Record is one sealed Kinesis record.
+// Record is one sealed Kinesis record. A Record with UserRecords 0 (and no Data) carries
+// only marks, of lines that were skipped (Skip): nothing is to be sent for it.
 type Record struct {
 	PartitionKey    string
 	ExplicitHashKey string // empty unless shard-aware packing set it
@@ -36,7 +37,7 @@ type Options struct {
 	MaxRecordBytes int           // data + partition key of one record [1 MiB]
 	MaxRecords     int           // user records per aggregate [0: no limit]
 	MaxAge         time.Duration // an open aggregate is sealed this long after its first line [1s]
-	PartitionKey   string        // "random" (new random key per aggregate) | "host" | any fixed string ["random"]
+	PartitionKey   string        // "random" (new random key per aggregate) | "host" | Deterministic (only with Aggregate false) | any fixed string ["random"]
 	Aggregate      bool          // false: every line is its own plain record
 	Workers        int           // goroutines computing MD5 of sealed aggregates [GOMAXPROCS]
 	Metrics        *metrics.Flow // LinesTruncated is counted here; nil allowed in tests

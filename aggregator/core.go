@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"crypto/md5"
 	crand "crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -23,6 +24,7 @@ import (
 type packer interface {
 	start()                                    // starts the delivery goroutines, counted in core.wg
 	add(source uint32, line []byte, end int64) // packs line (never longer than core.lineLimit)
+	skip(source uint32, end int64)             // moves source's mark past a line that is not packed
 	sealAll()                                  // seals every open aggregate, in an order that keeps marks growing
 	barrier(done chan struct{})                // done is closed once Put returned for everything sealed so far
 	shut()                                     // after sealAll at Close: no more records; let the delivery goroutines end
@@ -172,6 +174,24 @@ func (c *core) Add(source uint32, line []byte, end int64) error {
 	return nil
 }
 
+// Skip says that the line of source ending at end is not shipped (processing dropped it)
+// while its position must still move past it: the mark travels with the next record that
+// carries source's lines, or, when no open aggregate holds any, in a record of marks only
+// (UserRecords 0, no Data) delivered at the next age tick, Flush or Close, after every
+// record sealed before it.
+func (c *core) Skip(source uint32, end int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if errp := c.err.Load(); errp != nil {
+		return *errp
+	}
+	c.p.skip(source, end)
+	return nil
+}
+
 // timed says whether aggregates wait for more lines at all (else each line is sealed at once).
 func (c *core) timed() bool { return c.opts.Aggregate && c.opts.MaxRecords != 1 }
 
@@ -276,11 +296,18 @@ func (c *core) Close() error {
 }
 
 // keySource gives the partition key of an aggregate (Aggregator) or of a line without one
-// of its own (Sharded): a new random key each time, or a fixed one.
+// of its own (Sharded): a new random key each time, a fixed one, or the MD5 of the line.
 type keySource struct {
-	fixed string
-	rng   *rand.ChaCha8 // nil for a fixed key
+	fixed         string
+	rng           *rand.ChaCha8 // nil for a fixed or deterministic key
+	deterministic bool
 }
+
+// Deterministic is the partition key setting whose key is the MD5 of each record in lower
+// case hex, as the Kinesis Agent's DETERMINISTIC: identical records land on the same shard.
+// Each record has its own key, so an Aggregator takes it only without aggregation; keyed
+// aggregation (NewSharded with DeterministicKey) packs such records per shard.
+const Deterministic = "deterministic"
 
 // newKeySource reads a partition key setting: "random" (or empty), "host" (hostname gives
 // it) or a fixed key, which CheckPartitionKey must accept.
@@ -292,6 +319,8 @@ func newKeySource(spec string, hostname func() (string, error)) (keySource, erro
 			return keySource{}, fmt.Errorf("aggregator: seed random partition keys: %w", err)
 		}
 		return keySource{rng: rand.NewChaCha8(seed)}, nil
+	case Deterministic:
+		return keySource{deterministic: true}, nil
 	case "host":
 		h, err := hostname()
 		if err != nil {
@@ -315,7 +344,7 @@ func newKeySource(spec string, hostname func() (string, error)) (keySource, erro
 // and the aggregator bounds keys in bytes. "host" is checked when the aggregator starts.
 func CheckPartitionKey(spec string) error {
 	switch spec {
-	case "random", "host":
+	case "random", "host", Deterministic:
 		return nil
 	}
 	if err := checkFixedKey(spec); err != nil {
@@ -338,15 +367,19 @@ func checkFixedKey(k string) error {
 
 // maxLen is the longest key next can return.
 func (k *keySource) maxLen() int {
-	if k.rng != nil {
+	if k.rng != nil || k.deterministic {
 		return randomKeyLen
 	}
 	return len(k.fixed)
 }
 
-// next returns the fixed key, or a new random one: 128 random bits in hex, so that Kinesis's
-// MD5 of the key falls anywhere in the hash key space.
-func (k *keySource) next() string {
+// next returns the key for line: the fixed key, the line's MD5 in hex, or a new random one:
+// 128 random bits in hex, so that Kinesis's MD5 of the key falls anywhere in the hash key
+// space.
+func (k *keySource) next(line []byte) string {
+	if k.deterministic {
+		return md5Hex(line)
+	}
 	if k.rng == nil {
 		return k.fixed
 	}
@@ -356,6 +389,13 @@ func (k *keySource) next() string {
 	binary.LittleEndian.PutUint64(raw[8:], k.rng.Uint64())
 	hex.Encode(b[:], raw[:])
 	return string(b[:]) // the one allocation per record; it is small
+}
+
+func md5Hex(b []byte) string {
+	sum := md5.Sum(b)
+	var h [2 * md5.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:])
 }
 
 // osHostname is the host name source of New and NewSharded; tests pass their own to

@@ -48,5 +48,12 @@
 // Positions: the aggregator knows nothing of files. Each line comes with an opaque source
 // number and the offset just after it; a sealed Record carries, per source, the offset after
 // the last of its lines in this record or an earlier one (a low watermark: only one aggregate
-// is open at a time and records are delivered in order).
+// is open at a time and records are delivered in order). Skip moves a source's mark past a
+// line that is not shipped (processing dropped it): the next record carrying the source's
+// lines takes the mark, or, with none open, a Record of marks only (UserRecords 0, no Data)
+// delivered at the next age tick, Flush or Close, in order after every record before it.
+//
+// Deterministic partition keys (the Kinesis Agent's DETERMINISTIC: the MD5 of the record in
+// lower-case hex) differ line by line: an Aggregator computes them only without aggregation
+// (each line its own record); aggregated, they go through Sharded with DeterministicKey.
 package aggregator

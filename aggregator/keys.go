@@ -2,6 +2,8 @@ package aggregator
 
 import (
 	"bytes"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"regexp"
 	"strings"
@@ -34,6 +36,17 @@ func JSONFieldKey(path string) KeyFunc {
 			return nil, false
 		}
 		return v, true
+	}
+}
+
+// DeterministicKey returns a KeyFunc whose key is the MD5 of the line in lower case hex (the
+// Kinesis Agent's DETERMINISTIC), for keyed aggregation. Every line has one.
+func DeterministicKey() KeyFunc {
+	var h [2 * md5.Size]byte
+	return func(line []byte) ([]byte, bool) {
+		sum := md5.Sum(line)
+		hex.Encode(h[:], sum[:])
+		return h[:], true
 	}
 }
 

@@ -70,6 +70,9 @@ type Sharded struct {
 	lastEnd   map[uint32]int64 // per source: end of its last line added
 	version   uint64           // of the shard map the open aggregates were packed with
 	openBound int              // KeyedOptions.OpenBytes
+	// skipped are sources whose last line was skipped while no open aggregate held any of
+	// their lines: their marks leave in a record of marks only at the next tick.
+	skipped map[uint32]struct{}
 
 	sealed chan *bucket // sealed records, in order, to the delivery goroutine
 	free   chan *bucket
@@ -79,20 +82,21 @@ var _ packer = (*Sharded)(nil)
 
 // bucket is one open (then sealed) aggregate of one shard.
 type bucket struct {
-	shard   string
-	ehk     string
-	keys    []string
-	keyIdx  map[string]int
-	recs    []byte // encoded AggregatedRecord.records entries
-	tblSize int    // encoded size of the partition key table
-	n       int
-	first   []byte // the first line, to send it plain when it is alone
-	starts  map[uint32]int64
-	ends    map[uint32]int64
-	openAt  time.Time
-	out     []byte
-	rec     Record
-	barrier chan struct{}
+	shard     string
+	ehk       string
+	keys      []string
+	keyIdx    map[string]int
+	recs      []byte // encoded AggregatedRecord.records entries
+	tblSize   int    // encoded size of the partition key table
+	n         int
+	first     []byte // the first line, to send it plain when it is alone
+	starts    map[uint32]int64
+	ends      map[uint32]int64
+	openAt    time.Time
+	out       []byte
+	rec       Record
+	barrier   chan struct{}
+	onlyMarks bool // not an aggregate: the marks of skipped lines (rec.Marks)
 }
 
 func (b *bucket) size() int { return magicLen + b.tblSize + len(b.recs) + checksumLen }
@@ -115,7 +119,7 @@ func newSharded(opts KeyedOptions, out Output, hostname func() (string, error)) 
 			c.opts.MaxRecordBytes, maxPartitionKeyLen)
 	}
 	a := &Sharded{core: c, key: opts.Key, shard: opts.Shards, openBound: opts.OpenBytes,
-		open: map[string]*bucket{}, lastEnd: map[uint32]int64{},
+		open: map[string]*bucket{}, lastEnd: map[uint32]int64{}, skipped: map[uint32]struct{}{},
 		sealed: make(chan *bucket, 4), free: make(chan *bucket, 8)}
 	if a.openBound <= 0 {
 		a.openBound = 8 * c.opts.MaxRecordBytes
@@ -235,7 +239,49 @@ func (a *Sharded) lineKey(line []byte) string {
 	if m := a.opts.Metrics; m != nil && m.PartitionKeyMissing != nil {
 		m.PartitionKeyMissing.Inc()
 	}
-	return a.keys.next()
+	return a.keys.next(line)
+}
+
+// skip moves source past a line that is not packed: an open aggregate holding the source's
+// lines carries the new mark when sealed; otherwise a record of marks only does (tick).
+func (a *Sharded) skip(source uint32, end int64) {
+	a.lastEnd[source] = end
+	if a.holds(source) {
+		return
+	}
+	if len(a.open) == 0 && len(a.skipped) == 0 {
+		a.timer.Reset(a.maxAge())
+	}
+	a.skipped[source] = struct{}{}
+}
+
+// holds reports whether an open aggregate has lines of source.
+func (a *Sharded) holds(source uint32) bool {
+	for _, b := range a.open {
+		if _, in := b.ends[source]; in {
+			return true
+		}
+	}
+	return false
+}
+
+// sealSkipped delivers the marks of skipped sources that no open aggregate holds lines of
+// (those are carried by that aggregate's seal). Every line of such a source before its last
+// end is in a sealed record, so the mark is that end.
+func (a *Sharded) sealSkipped() {
+	if len(a.skipped) == 0 {
+		return
+	}
+	var marks []Mark
+	for src := range a.skipped {
+		if !a.holds(src) {
+			marks = append(marks, Mark{Source: src, Offset: a.lastEnd[src]})
+		}
+	}
+	clear(a.skipped)
+	if len(marks) > 0 {
+		a.sealed <- &bucket{onlyMarks: true, rec: Record{Marks: marks}}
+	}
 }
 
 // recordSizeIdx is the encoded size of a records entry with key index idx and n data bytes.
@@ -292,6 +338,10 @@ func (a *Sharded) deliverLoop() {
 	for b := range a.sealed {
 		if b.barrier != nil {
 			close(b.barrier)
+			continue
+		}
+		if b.onlyMarks {
+			a.put(&b.rec)
 			continue
 		}
 		if b.n == 1 && !HasMagic(b.first) {
@@ -353,6 +403,7 @@ func (a *Sharded) tick(now time.Time) {
 	if sealed {
 		a.hungry = false // the consumer gets records: it is busy again
 	}
+	a.sealSkipped()
 	if next > 0 {
 		a.timer.Reset(next)
 	}
@@ -373,6 +424,7 @@ func (a *Sharded) sealAll() {
 		}
 		a.seal(old)
 	}
+	a.sealSkipped()
 }
 
 // EncodeUserRecords appends an aggregate of recs to dst, with key tables built from the

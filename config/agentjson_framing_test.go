@@ -66,17 +66,14 @@ func TestAgentJSONRecordFramingErrors(t *testing.T) {
 	})
 }
 
-// Until the aggregator computes deterministic keys, such a flow gets random keys and a
-// warning, never the literal key "deterministic" (which would send everything to one shard).
-func TestDeterministicKeyUntilWired(t *testing.T) {
-	if deterministicWired {
-		t.Skip("deterministic keys are wired")
-	}
+// partition_key deterministic is kept as it is (the aggregator computes the MD5 of each
+// record), never replaced by random keys, and with aggregation takes the keyed line room.
+func TestDeterministicKey(t *testing.T) {
 	cfg, err := Parse("k.yaml", []byte("flows: [{name: a, paths: [/a], kinesis: {stream: s, partition_key: deterministic}}]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Flows[0].Kinesis.PartitionKey != "random" || len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0], "not computed by this build yet") {
+	if cfg.Flows[0].Kinesis.PartitionKey != "deterministic" || len(cfg.Warnings) != 0 {
 		t.Errorf("partition key %q, warnings %q", cfg.Flows[0].Kinesis.PartitionKey, cfg.Warnings)
 	}
 }

@@ -108,20 +108,16 @@ func TestNativeProcessorErrors(t *testing.T) {
 	}
 }
 
-// Until the flow runs processors, a configuration that has them is refused, not run with
-// its records unprocessed.
-func TestProcessorsRefusedUntilWired(t *testing.T) {
-	if processingWired {
-		t.Skip("the processing stage is wired")
-	}
-	_, err := Parse("k.yaml", []byte(`flows:
+// The flow runs processors: a configuration that has them loads.
+func TestProcessorsLoad(t *testing.T) {
+	cfg, err := Parse("k.yaml", []byte(`flows:
   - name: app
     paths: [/var/log/app.log]
     kinesis: {stream: s}
     processors: [{type: add_brackets}]
 `))
-	if err == nil || !strings.Contains(err.Error(), `k.yaml:5:18: flow "app": processors (agent.json's dataProcessingOptions) are read and checked, but this build does not run them yet`) {
-		t.Errorf("error %v", err)
+	if err != nil || len(cfg.Flows[0].Processors) != 1 || cfg.Flows[0].Processors[0].Type != ProcAddBrackets {
+		t.Errorf("err %v, flow %s", err, dump(cfg))
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/firehose/types"
+
+	"github.com/kinship-agent/kinship/aggregator"
 )
 
 // The Firehose PutRecordBatch limits. A Firehose record holds at most 1,000 KiB (not 1 MiB).
@@ -38,9 +40,17 @@ type FirehoseAPI interface {
 // A larger record (only a misconfiguration makes one; the shipper sends it alone) is split
 // into several Firehose records at line boundaries; if only some of them fail, the whole
 // record is retried and its accepted parts arrive twice.
+//
+// Records of agent.json flows are framed already (LinesFramed): each line keeps the '\n' it
+// was read with, as the Kinesis Agent sends it (a cut line ends with the truncated record
+// terminator, an ADDBRACKETS record with '}'), and is sent as it is, nothing added. Such a
+// flow without aggregatedRecordSizeBytes is not aggregated, so each of its lines is a
+// shipper record of its own and one Firehose record, as the Kinesis Agent sends them; with
+// it, an aggregate's lines (batch.max_bytes is aggregatedRecordSizeBytes) are joined whole.
 type Firehose struct {
 	api    FirehoseAPI
 	stream string
+	framed bool // lines end as they are to be delivered: no '\n' is added
 }
 
 var _ Destination = (*Firehose)(nil)
@@ -48,6 +58,14 @@ var _ Destination = (*Firehose)(nil)
 // NewFirehose returns a destination for the delivery stream named stream.
 func NewFirehose(api FirehoseAPI, stream string) *Firehose {
 	return &Firehose{api: api, stream: stream}
+}
+
+// LinesFramed returns a copy of f for a flow whose lines carry their own line ends (each
+// keeps its '\n', config.Flow.KeepNewline): they are sent, and joined, as they are.
+func (f *Firehose) LinesFramed() *Firehose {
+	c := *f
+	c.framed = true
+	return &c
 }
 
 // Limits returns the PutRecordBatch limits. The shipper counts the aggregate's bytes, which
@@ -61,14 +79,26 @@ func (f *Firehose) Put(ctx context.Context, recs []Record) ([]error, error) {
 	entries := make([]types.Record, 0, len(recs))
 	owner := make([]int, 0, len(recs)) // entries[i] carries lines of recs[owner[i]]
 	for i := range recs {
+		if f.framed && !aggregator.HasMagic(recs[i].Data) {
+			// A plain record is one line, sent as it is: no copy.
+			entries, owner = append(entries, types.Record{Data: recs[i].Data}), append(owner, i)
+			continue
+		}
 		// One buffer per record, sized by the record: the lines are never larger.
+		end := 1
+		if f.framed {
+			end = 0
+		}
 		buf := make([]byte, 0, len(recs[i].Data)+1)
 		eachLine(&recs[i], func(line []byte) {
-			if len(buf) > 0 && len(buf)+len(line)+1 > FirehoseMaxRecordBytes {
+			if len(buf) > 0 && len(buf)+len(line)+end > FirehoseMaxRecordBytes {
 				entries, owner = append(entries, types.Record{Data: buf}), append(owner, i)
 				buf = make([]byte, 0, len(recs[i].Data)+1)
 			}
-			buf = append(append(buf, line...), '\n')
+			buf = append(buf, line...)
+			if !f.framed {
+				buf = append(buf, '\n')
+			}
 		})
 		entries, owner = append(entries, types.Record{Data: buf}), append(owner, i)
 	}

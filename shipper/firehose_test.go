@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
+	"github.com/aws/aws-sdk-go-v2/service/firehose/types"
+
+	"github.com/kinship-agent/kinship/aggregator"
 )
 
 // fakeFirehose speaks the PutRecordBatch JSON protocol on loopback. fail decides, per
@@ -158,5 +162,39 @@ func TestFirehosePutSplitsOversizedAndReportsStreamErrors(t *testing.T) {
 	_, err = NewFirehose(client, "missing").Put(context.Background(), []Record{{PartitionKey: "pk", Data: []byte("x")}})
 	if reason, _ := Classify(err); reason != "config" {
 		t.Errorf("missing delivery stream: error %v classified %q, want config", err, reason)
+	}
+}
+
+// capturedFirehose keeps the records of PutRecordBatch calls, accepting all.
+type capturedFirehose struct{ records []string }
+
+func (c *capturedFirehose) PutRecordBatch(_ context.Context, in *firehose.PutRecordBatchInput, _ ...func(*firehose.Options)) (*firehose.PutRecordBatchOutput, error) {
+	out := &firehose.PutRecordBatchOutput{FailedPutCount: aws.Int32(0)}
+	for _, r := range in.Records {
+		c.records = append(c.records, string(r.Data))
+		out.RequestResponses = append(out.RequestResponses, types.PutRecordBatchResponseEntry{RecordId: aws.String("x")})
+	}
+	return out, nil
+}
+
+// Lines of an agent.json flow keep their own line end (or none, after ADDBRACKETS): Firehose
+// sends them as they are, a plain record alone and an aggregate's lines joined whole, never
+// with a second '\n'. Other flows' lines are newline-terminated.
+func TestFirehoseFramedLines(t *testing.T) {
+	agg := aggregator.EncodeUserRecords(nil, []aggregator.UserRecord{{PartitionKey: "k", Data: []byte("x\n")}, {PartitionKey: "k", Data: []byte("y\n")}})
+	recs := []Record{{PartitionKey: "k", Data: []byte("a\n"), UserRecords: 1}, {PartitionKey: "k", Data: []byte("{b\n}"), UserRecords: 1}, {PartitionKey: "k", Data: agg, UserRecords: 2}}
+	api := &capturedFirehose{}
+	if res, err := NewFirehose(api, "d").LinesFramed().Put(context.Background(), recs); err != nil || res != nil {
+		t.Fatal(res, err)
+	}
+	if want := []string{"a\n", "{b\n}", "x\ny\n"}; !slices.Equal(api.records, want) {
+		t.Errorf("framed records %q, want %q", api.records, want)
+	}
+	api = &capturedFirehose{}
+	if _, err := NewFirehose(api, "d").Put(context.Background(), []Record{{PartitionKey: "k", Data: []byte("a"), UserRecords: 1}, {PartitionKey: "k", Data: agg, UserRecords: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"a\n", "x\n\ny\n\n"}; !slices.Equal(api.records, want) {
+		t.Errorf("records %q, want %q", api.records, want)
 	}
 }

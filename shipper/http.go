@@ -42,7 +42,8 @@ const HTTPRetryMax = 1
 
 // HTTP is a Destination that POSTs each batch of records to a URL as newline-delimited
 // lines: the lines of every record are unpacked (see Firehose for why) and written as NDJSON
-// objects {"line": "..."} or as raw lines, each ended by "\n", optionally compressed
+// objects {"line": "..."} or as raw lines, each ended by "\n" (unless it kept its own),
+// optionally compressed
 // (Content-Encoding gzip or zstd). A 2xx answer accepts the whole batch; 429 is throttling
 // and 5xx transient (retried soon); 401/403 and any other answer are configuration-level
 // (retried slowly, logged), since a receiver cannot reject single lines.
@@ -229,7 +230,11 @@ func (h *HTTP) encode(buf *bytes.Buffer, recs []Record) ([]byte, error) {
 func (h *HTTP) writeLine(w io.Writer, line []byte, scratch *[]byte) error {
 	b := (*scratch)[:0]
 	if h.opts.Format == "raw" {
-		b = append(append(b, line...), '\n')
+		b = append(b, line...)
+		if !bytes.HasSuffix(line, []byte{'\n'}) {
+			// A line that kept its '\n' (an agent.json flow's record) is not ended twice.
+			b = append(b, '\n')
+		}
 	} else {
 		b = append(appendJSONString(append(b, `{"line":`...), line), "}\n"...)
 	}

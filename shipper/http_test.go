@@ -205,3 +205,13 @@ func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// Raw lines end with one '\n': a line that kept its own (an agent.json record) is not ended
+// twice.
+func TestHTTPRawKeepsOneNewline(t *testing.T) {
+	h := newHTTPForTest(t, "http://127.0.0.1:1", "raw", "none")
+	body, err := h.encode(&bytes.Buffer{}, []Record{{Data: []byte("a")}, {Data: []byte("b\n")}})
+	if err != nil || string(body) != "a\nb\n" {
+		t.Errorf("body %q, %v; want \"a\\nb\\n\"", body, err)
+	}
+}

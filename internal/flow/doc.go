@@ -1,5 +1,28 @@
-// Package flow runs one configured flow: tailer → aggregator → spool → shipper, and keeps
-// each file's read position durable together with the lines before it.
+// Package flow runs one configured flow: tailer → processing → aggregator → spool →
+// shipper, and keeps each file's read position durable together with the lines before it.
+//
+// # Processing (processing.go)
+//
+// Between the tailer's sink and the aggregator, on the tailer's goroutine: for agent.json
+// flows (KeepNewline) the line gets back the '\n' the tailer framed it by (a line the tailer
+// cut keeps its truncated_record_terminator instead, as the Kinesis Agent cuts records), then
+// the flow's processors run in order (package processing; each as a chain of one, so that
+// the stage knows which one dropped a record). A processor's output replaces the record; a
+// skip (log_to_json without a match, counted in kinship_processing_skipped_total;
+// include/exclude, kinship_lines_filtered_total) ships nothing; an error (or log_to_json
+// with on_parse_error: raw) ships the record as read, counted in
+// kinship_processing_errors_total and logged at most once a minute. A native flow's
+// processed records lose the one trailing '\n' the converters add (its destinations end
+// lines themselves); add_metadata wraps what processing produced. A flow with neither
+// processors nor KeepNewline has no stage: nothing is done or allocated per line.
+//
+// A skipped record still moves the file's position past it: the sink calls the
+// aggregator's Skip, whose mark travels with the next record sealed for that source or, when
+// none is open, in a record of marks only (no data) after every record sealed before it.
+// output.Put files such marks under the last frame appended (every line before them is in it
+// or earlier) without spooling anything, so they become durable with that frame and reach
+// positions.json at the next checkpoint. They are in no frame: a crash before that
+// checkpoint reads the skipped records again and skips them again, never sends them.
 //
 // # Lifecycle
 //
@@ -51,7 +74,8 @@
 // # Goroutines
 //
 //   - Run's caller: restore, then the tailer's Run, which calls the sink (Open, Line, Close)
-//     and through it the aggregator's Add; then the stop sequence. Open and Close take the
+//     and through it the processing stage and the aggregator's Add (or Skip); then the stop
+//     sequence. Open and Close take the
 //     positions' lock; Line blocks when the aggregator does (backpressure).
 //   - The aggregator's goroutines: its age timer seals, hash workers, and one delivery
 //     goroutine that calls output.Put in sealing order: resolve the marks (positions' lock),

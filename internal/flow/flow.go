@@ -16,6 +16,7 @@ import (
 	"github.com/kinship-agent/kinship/internal/atomicfile"
 	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/payload"
+	"github.com/kinship-agent/kinship/internal/processing"
 	"github.com/kinship-agent/kinship/internal/shardmap"
 	"github.com/kinship-agent/kinship/shipper"
 	"github.com/kinship-agent/kinship/spool"
@@ -46,6 +47,10 @@ type Deps struct {
 	// OpenFiles is the descriptor budget the tailers of all flows share (one per process,
 	// tailer.NewOpenFiles(0)); nil: this flow's tailer takes a budget of its own.
 	OpenFiles *tailer.OpenFiles
+	// Processing gives the processors their clock and instance metadata client (zero: the
+	// clock, and the default IMDS client, which honours AWS_EC2_METADATA_DISABLED and
+	// AWS_EC2_METADATA_SERVICE_ENDPOINT). Its Logger is the flow's.
+	Processing processing.Deps
 }
 
 // Flow is one running flow.
@@ -58,6 +63,8 @@ type Flow struct {
 	spool *spool.Spool
 
 	pos *positions // how far each file is durable, and positions.json
+
+	stage *stage // KeepNewline and processors, between the tailer and the aggregator; nil: none
 
 	// Frame buffers go round: put fills one, the spool may keep it (cache) and hand the same
 	// slice to the shipper, whose ack brings it back here. Without this, every 1 MiB record
@@ -151,7 +158,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		shipped: map[uint64][]byte{},
 		bufs:    make(chan []byte, freeFrameBufs),
 	}
-	f.deps.Destination = watchedDestination{Destination: deps.Destination, h: &f.health}
+	f.deps.Destination = watchedDestination{Destination: framedDestination(cfg, deps.Destination, f.log), h: &f.health}
 	if k := cfg.Kinesis; k != nil && k.Compression != "" && k.Compression != payload.None {
 		c, err := payload.NewCompressor(k.Compression)
 		if err != nil {
@@ -159,6 +166,11 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		}
 		f.comp = c
 	}
+	st, err := newStage(cfg, deps.Processing, deps.Metrics, f.log)
+	if err != nil {
+		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
+	}
+	f.stage = st
 	f.frameCap = aggregatorOptions(cfg, deps.Metrics).MaxRecordBytes + 16<<10
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
@@ -263,7 +275,10 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	topts.FileError = f.health.fileError
 	topts.ExcludeDirs = f.stateDirs()
 	topts.OpenFiles = f.deps.OpenFiles
-	tl, err := tailer.New(topts, sink{f: f, agg: agg, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
+	if f.stage != nil {
+		f.stage.cutAt = [2]int{topts.MaxLineBytes, topts.MultilineMaxBytes}
+	}
+	tl, err := tailer.New(topts, sink{f: f, agg: agg, stage: f.stage, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
 	if err != nil {
 		_ = agg.Close()
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
@@ -395,6 +410,12 @@ type output struct {
 func (o output) Put(rec *aggregator.Record) error {
 	f := o.f
 	pm := f.pos.resolve(rec.Marks)
+	if rec.UserRecords == 0 {
+		// Marks of skipped lines only: every line before them is in a frame appended
+		// already, so they become durable with the last one; nothing to spool or send.
+		f.pos.skipped(pm)
+		return nil
+	}
 	data := rec.Data
 	if f.comp != nil {
 		// The aggregator left room for the compression's worst case (payload.Overhead), so
@@ -432,14 +453,21 @@ func (o output) Put(rec *aggregator.Record) error {
 
 // sink adapts the tailer to the aggregator and records which file each source number is.
 type sink struct {
-	f    *Flow
-	agg  lineAggregator
-	wrap *lineWrapper // nil: lines go as read
+	f     *Flow
+	agg   lineAggregator
+	stage *stage       // nil: lines go as read
+	wrap  *lineWrapper // nil: lines go as read (or as processed)
 }
 
 func (s sink) Open(src *tailer.Source, offset int64) { s.f.pos.open(src, offset) }
 
 func (s sink) Line(src *tailer.Source, line []byte, end int64) error {
+	if s.stage != nil {
+		var skip bool
+		if line, skip = s.stage.process(line); skip {
+			return s.agg.Skip(src.Index, end)
+		}
+	}
 	if s.wrap != nil {
 		line = s.wrap.wrap(line, src.Path)
 	}
@@ -527,6 +555,11 @@ func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
 
 		TruncatedTerminator: cfg.TruncatedRecordTerminator,
 	}
+	if fh := cfg.Firehose; fh != nil && fh.RecordPerLine {
+		// One Firehose record per line, as the Kinesis Agent sends them: each line is a
+		// shipper record of its own, so a failed one is resent alone.
+		o.Aggregate = false
+	}
 	if k := cfg.Kinesis; k != nil {
 		o.PartitionKey = k.PartitionKey
 		o.Aggregate = k.Aggregate
@@ -540,6 +573,21 @@ func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
 		}
 	}
 	return o
+}
+
+// framedDestination configures a Firehose destination for a flow whose lines keep their
+// '\n' (agent.json flows): sent as they are, not ended twice.
+func framedDestination(cfg config.Flow, d shipper.Destination, log *slog.Logger) shipper.Destination {
+	if !cfg.KeepNewline || cfg.Firehose == nil {
+		return d
+	}
+	if fh, ok := d.(*shipper.Firehose); ok {
+		return fh.LinesFramed()
+	}
+	// Someone wrapped the Firehose destination (or a test passed its own): say so, as its
+	// records may end in two newlines.
+	log.Warn("firehose destination is not a *shipper.Firehose: cannot tell it that lines keep their newline", "type", fmt.Sprintf("%T", d))
+	return d
 }
 
 // fitLines lowers the tailer's line limits to the longest line that fits a record (the

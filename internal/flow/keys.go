@@ -13,6 +13,7 @@ import (
 // partition keys taken from the lines.
 type lineAggregator interface {
 	Add(source uint32, line []byte, end int64) error
+	Skip(source uint32, end int64) error // the line ending at end is not shipped; its position moves
 	Close() error
 	Nudge()            // the shipper is idle: seal open aggregates early
 	MaxLineBytes() int // the longest line that fits a record: the tailer's effective line limit
@@ -29,7 +30,11 @@ func (f *Flow) newAggregator(ctx context.Context, out aggregator.Output) (lineAg
 	if key == nil {
 		return aggregator.New(opts, out)
 	}
-	ko := aggregator.KeyedOptions{Options: opts, Key: key, Fallback: opts.PartitionKey}
+	fallback := opts.PartitionKey
+	if fallback == aggregator.Deterministic {
+		fallback = "random" // never used: every line has its MD5
+	}
+	ko := aggregator.KeyedOptions{Options: opts, Key: key, Fallback: fallback}
 	if m := f.deps.Shards; m != nil {
 		wctx, cancel := context.WithTimeout(ctx, shardMapWait)
 		err := m.Ensure(wctx)
@@ -53,6 +58,10 @@ func lineKeyFunc(cfg config.Flow) aggregator.KeyFunc {
 		return aggregator.JSONFieldKey(k.PartitionKeyField)
 	case k.PartitionKeyRegex != nil:
 		return aggregator.RegexKey(k.PartitionKeyRegex)
+	case k.PartitionKey == aggregator.Deterministic && k.Aggregate:
+		// Each line has its own key: aggregated, lines are packed per shard like keys from
+		// a field. Without aggregation the plain aggregator keys each record itself.
+		return aggregator.DeterministicKey()
 	}
 	return nil
 }

@@ -189,6 +189,17 @@ func (p *positions) appended(seq uint64, pm pendingMarks) {
 	p.putSeq = seq
 }
 
+// skipped files the marks of lines that were not shipped (processing dropped them) under
+// the last appended frame: every line before them is in that frame or an earlier one. They
+// are not in any frame on disk, so a crash before the next snapshot reads those lines again
+// (and drops them again); nothing is sent twice.
+func (p *positions) skipped(pm pendingMarks) {
+	p.mu.Lock()
+	seq := p.putSeq
+	p.mu.Unlock()
+	p.appended(seq, pm)
+}
+
 // checkpoint applies the marks of every frame up to durableSeq and saves the snapshot when
 // anything changed. It returns the sequence the saved snapshot covers (the spool may delete
 // acknowledged frames up to it) and whether it saved. A failed save is retried by the next

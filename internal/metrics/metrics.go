@@ -34,6 +34,10 @@ type Set struct {
 	spoolWriteErrors    *prometheus.CounterVec
 	resplits            *prometheus.CounterVec
 	filesSkipped        *prometheus.CounterVec
+
+	processingSkipped *prometheus.CounterVec
+	processingErrors  *prometheus.CounterVec
+	linesFiltered     *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -90,6 +94,13 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_resplit_records_total", Help: "Aggregates whose user records span several shards of the current shard map (packed before a reshard), re-split per shard before sending; each counted once."}, flow),
 		filesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_files_skipped_total", Help: "Paths a flow's patterns found but the tailer does not read, each counted once, by reason (symlink: a link the patterns' wildcards found, without follow_symlinks; state_dir: the agent's own state; special: a procfs/sysfs file that reports size 0)."}, []string{"flow", "reason"}),
+
+		processingSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_processing_skipped_total", Help: "Records a processor dropped (log_to_json on a line its pattern does not match): not sent, the file position moves past them."}, flow),
+		processingErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_processing_errors_total", Help: "Records a processor failed on (add_ec2_metadata on a record that is not a JSON object, log_to_json with on_parse_error: raw), sent as read."}, flow),
+		linesFiltered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_lines_filtered_total", Help: "Records dropped by include/exclude processors: not sent, the file position moves past them."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
@@ -99,6 +110,7 @@ func New(reg prometheus.Registerer) *Set {
 	reg.MustRegister(s.spoolWriteErrors)
 	reg.MustRegister(s.resplits)
 	reg.MustRegister(s.filesSkipped)
+	reg.MustRegister(s.processingSkipped, s.processingErrors, s.linesFiltered)
 	return s
 }
 
@@ -140,6 +152,12 @@ type Flow struct {
 	Resplits prometheus.Counter
 	// FilesSkipped counts paths the tailer found and chose not to read, by reason.
 	FilesSkipped *prometheus.CounterVec // label: reason
+	// ProcessingSkipped, ProcessingErrors and LinesFiltered count what the processing stage
+	// did not ship as processed: records a processor dropped, records shipped as read after
+	// a processor failed, records include/exclude dropped.
+	ProcessingSkipped prometheus.Counter
+	ProcessingErrors  prometheus.Counter
+	LinesFiltered     prometheus.Counter
 }
 
 // Flow returns the metrics of the named flow.
@@ -170,6 +188,10 @@ func (s *Set) Flow(name string) *Flow {
 		SpoolWriteErrors:    s.spoolWriteErrors.With(l),
 		Resplits:            s.resplits.With(l),
 		FilesSkipped:        s.filesSkipped.MustCurryWith(l),
+
+		ProcessingSkipped: s.processingSkipped.With(l),
+		ProcessingErrors:  s.processingErrors.With(l),
+		LinesFiltered:     s.linesFiltered.With(l),
 	}
 }
 
