@@ -35,6 +35,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kinship-agent/kinship/internal/javaregex"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -560,6 +561,13 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 	if k, set := m["multiLineStartPattern"]; set {
 		if s, good := t.str(k, where); good && s != "" {
 			var ml []*yaml.Node
+			// The Kinesis Agent starts a record where its Java pattern matches at the line's
+			// start (Matcher.lookingAt), not anywhere in it: translated and anchored here so
+			// that "\\{" does not start a record at an indented `"a": {`. A construct RE2
+			// lacks is left as written for the decoder to report at this key.
+			if re2, err := javaregex.Translate(s); err == nil {
+				s = `^(?:` + re2 + `)`
+			}
 			add(&ml, "multiline.start_pattern", "multiLineStartPattern", k, "!!str", s)
 			ml[0].Value = "start_pattern"
 			line, col := t.lc(k.off)

@@ -88,7 +88,7 @@ func TestAgentJSONExamples(t *testing.T) {
 			flows: []agentFlowWant{
 				{
 					name: "my-stream-tmp-app.log", path: "/tmp/app.log*", stream: "my-stream", startAt: "end",
-					partitionKey: "random", multiline: `\[SEQUENCE=`, pollInterval: Duration(500e6),
+					partitionKey: "random", multiline: `^(?:\[SEQUENCE=)`, pollInterval: Duration(500e6),
 					maxAge: DefaultBatchMaxAge, maxBytes: 256 * KiB,
 				},
 				{
@@ -364,6 +364,21 @@ func TestAgentJSONLenientLikeTheKinesisAgent(t *testing.T) {
 		t.Errorf("flow %s", dump(f))
 	}
 	checkWarnings(t, cfg.Warnings, []string{"flows[0].maxBufferAgeMillis: repeated; the last value is used", "cloudwatch.emitMetrics"})
+}
+
+// multiLineStartPattern is a Java pattern that must match at the start of a line
+// (Matcher.lookingAt): a line that merely contains it continues the record.
+func TestAgentJSONMultilineStartsAtTheLineStart(t *testing.T) {
+	cfg, err := Parse("agent.json", []byte(`{"flows": [{"filePattern": "/a", "kinesisStream": "s", "multiLineStartPattern": "\\{|\\p{Upper}\\d"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := cfg.Flows[0].Multiline.Regexp
+	for line, starts := range map[string]bool{`{"a": 1,`: true, `  "b": {`: false, `A1 x`: true, `xA1`: false, `é`: false} {
+		if re.MatchString(line) != starts {
+			t.Errorf("%q starts a record: %v, want %v (pattern %s)", line, !starts, starts, re)
+		}
+	}
 }
 
 func TestAgentJSONFlowNames(t *testing.T) {
