@@ -8,6 +8,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Set holds the metric vectors of one process, registered on one registry.
 type Set struct {
 	reg              prometheus.Registerer // for what registers after New (SpoolGlobal)
+	perFlow          []flowVec             // every vector with a flow label, for Forget
 	orphanSpoolBytes *prometheus.GaugeVec
 
 	linesRead       *prometheus.CounterVec
@@ -102,15 +103,15 @@ func New(reg prometheus.Registerer) *Set {
 		linesFiltered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_lines_filtered_total", Help: "Records dropped by include/exclude processors: not sent, the file position moves past them."}, flow),
 	}
-	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
+	s.register(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
 		s.fileErrors, s.truncations, s.spoolDroppedBytes, s.sendRate)
-	reg.MustRegister(s.spoolAppendedBytes, s.spoolStoredBytes)
-	reg.MustRegister(s.partitionKeyMissing)
-	reg.MustRegister(s.spoolWriteErrors)
-	reg.MustRegister(s.resplits)
-	reg.MustRegister(s.filesSkipped)
-	reg.MustRegister(s.processingSkipped, s.processingErrors, s.linesFiltered)
+	s.register(s.spoolAppendedBytes, s.spoolStoredBytes)
+	s.register(s.partitionKeyMissing)
+	s.register(s.spoolWriteErrors)
+	s.register(s.resplits)
+	s.register(s.filesSkipped)
+	s.register(s.processingSkipped, s.processingErrors, s.linesFiltered)
 	return s
 }
 
@@ -213,6 +214,31 @@ func (s *Set) OrphanSpool(flow string, bytes int64) {
 		return
 	}
 	s.orphanSpoolBytes.WithLabelValues(flow).Set(float64(bytes))
+}
+
+// Forget deletes every series of a flow removed from the configuration, so that its
+// counters and gauges do not stay on /metrics, frozen, for the life of the process (a
+// dashboard would show a flow that no longer exists). The orphan-spool gauge is left alone:
+// it is about removed flows and has its own life (OrphanSpool).
+func (s *Set) Forget(flow string) {
+	for _, v := range s.perFlow {
+		v.DeletePartialMatch(prometheus.Labels{"flow": flow})
+	}
+}
+
+// register registers per-flow vectors and keeps them for Forget: one list, so a vector
+// cannot be exported without also being forgotten with its flow.
+func (s *Set) register(vecs ...flowVec) {
+	for _, v := range vecs {
+		s.reg.MustRegister(v)
+		s.perFlow = append(s.perFlow, v)
+	}
+}
+
+// flowVec is a metric vector with a flow label.
+type flowVec interface {
+	prometheus.Collector
+	DeletePartialMatch(prometheus.Labels) int
 }
 
 // ForTest returns a flow's metrics on a fresh private registry.

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,57 @@ func TestDashboardNamesAreRegistered(t *testing.T) {
 	} {
 		if !got[name] {
 			t.Errorf("metric %s is not registered", name)
+		}
+	}
+}
+
+// A flow removed by a reload leaves no series behind, whichever of its metrics it touched;
+// the flows that stay keep theirs.
+func TestForgetRemovesEverySeriesOfTheFlow(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	set := New(reg)
+	touchAll(t, set.Flow("gone"))
+	touchAll(t, set.Flow("kept"))
+	set.Forget("gone")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "flow" && l.GetValue() == "gone" {
+					t.Errorf("%s still has a series of the removed flow", mf.GetName())
+				}
+				if l.GetName() == "flow" && l.GetValue() == "kept" {
+					kept++
+				}
+			}
+		}
+	}
+	if fields := reflect.TypeOf(Flow{}).NumField(); kept < fields {
+		t.Errorf("%d series of the kept flow, want at least one per field (%d)", kept, fields)
+	}
+}
+
+// touchAll creates a series for every metric of f: counters and gauges are incremented,
+// vectors get one labelled child.
+func touchAll(t *testing.T, f *Flow) {
+	t.Helper()
+	v := reflect.ValueOf(f).Elem()
+	for i := range v.NumField() {
+		switch m := v.Field(i).Interface().(type) {
+		case prometheus.Counter:
+			m.Inc()
+		case prometheus.Gauge:
+			m.Inc()
+		case *prometheus.CounterVec:
+			m.WithLabelValues("x").Inc()
+		case *prometheus.GaugeVec:
+			m.WithLabelValues("x").Inc()
+		default:
+			t.Fatalf("field %s of type %T: teach touchAll about it", v.Type().Field(i).Name, m)
 		}
 	}
 }

@@ -74,6 +74,7 @@ func (s *Supervisor) Reload(path string) {
 
 	for _, name := range p.stop {
 		s.stop(current[name])
+		s.set.Forget(name)
 		s.log.Info("reload: flow removed; its state stays on disk", "flow", name, "dir", current[name].dir)
 	}
 	if cfg.Spool.MaxBytes != s.cfg.Spool.MaxBytes {

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func parseConfig(t *testing.T, body string) *config.Config {
@@ -138,7 +141,9 @@ func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	logs := &syncBuffer{}
-	s := New(ctx, cfg, nil, slog.New(slog.NewTextHandler(logs, nil)), false)
+	reg := prometheus.NewRegistry()
+	set := metrics.New(reg)
+	s := New(ctx, cfg, set, slog.New(slog.NewTextHandler(logs, nil)), false)
 	r := &runs{opened: map[string]int{}, running: map[string]int{}}
 	s.open = r.opener
 	if err := s.StartAll(); err != nil {
@@ -155,6 +160,9 @@ func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
 		}
 	}
 	waitRunning(map[string]int{"same": 1, "changed": 1, "removed": 1})
+	for _, name := range []string{"same", "changed", "removed"} {
+		set.Flow(name).LinesRead.Inc() // as the flows' tailers would
+	}
 
 	write("{name: added, paths: [/x/*.log], discard: {}}", "{name: same, paths: [/x/*.log], discard: {}}",
 		"{name: changed, paths: [/x/*.log], batch: {max_age: 2s}, discard: {}}")
@@ -162,6 +170,10 @@ func TestReloadRestartsOnlyWhatChanged(t *testing.T) {
 	waitRunning(map[string]int{"same": 1, "changed": 2, "added": 1})
 	if !strings.Contains(logs.String(), `msg="configuration reloaded" added=[added] changed=[changed] removed=[removed] unchanged=[same]`) {
 		t.Errorf("reload log:\n%s", logs.String())
+	}
+	// The removed flow's series leave /metrics; the others keep theirs.
+	if got := testutil.CollectAndCount(reg, "kinship_lines_read_total"); got != 2 {
+		t.Errorf("kinship_lines_read_total has %d series after removing a flow, want 2 (same, changed)", got)
 	}
 
 	// An invalid configuration changes nothing.
