@@ -17,12 +17,14 @@ type Frame struct {
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("spool: closed")
 
-// ErrLocked is returned by Open when another Spool holds the directory.
+// ErrLocked is returned (wrapped) by Open when another Spool, in this process or another,
+// holds the directory. The holder may be a previous agent still shutting down: a caller may
+// wait and try again.
 var ErrLocked = errors.New("spool: directory locked")
 
 // Options configures Open. Zero values take the defaults in brackets.
 type Options struct {
-	Dir          string // created (0700) if missing; one spool per directory (flock on Dir/LOCK)
+	Dir          string // created (0700) if missing; one spool per directory (flock on Dir itself)
 	SegmentBytes int64  // roll to a new segment after this many bytes [64 MiB]
 	MaxBytes     int64  // 0 = unbounded; Append blocks while bytes on disk >= MaxBytes, until acks free segments or ctx is done
 	// DropOldest (when_full: drop_oldest) makes a full spool delete its oldest segments, even

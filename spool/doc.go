@@ -3,7 +3,8 @@
 //
 // # Directory
 //
-//	LOCK                         flock(2)ed while a Spool has the directory open (one spool per dir)
+//	(the directory itself)       flock(2)ed while a Spool has it open (one spool per dir); a
+//	                             LOCK file left by older versions is not used
 //	00000000000000000001.seg     a segment, named by the sequence number of its first data frame (%020d)
 //	00000000000000004711.seg     the newest segment is the active one; only it is ever written
 //	*.tmp                        half-made files (a segment header being created); removed at Open

@@ -73,10 +73,15 @@ func writeFileAtomic(fsys fileSystem, dir, name string, data []byte) (err error)
 	return syncDir(dir)
 }
 
-// lockDir takes an exclusive flock on dir/LOCK so that two processes (or two Spools in one
-// process: flock locks belong to the open file description) cannot share a directory.
+// lockDir takes an exclusive flock on the directory itself, opened O_RDONLY|O_DIRECTORY, so
+// that two processes (or two Spools in one process: flock locks belong to the open file
+// description) cannot share it. A lock file inside the directory could be unlinked from under
+// a running agent (an operator cleaning up), after which a second agent would lock a new file
+// of the same name and both would write the same segments; the directory cannot be removed
+// while it holds segments, and a new directory of the same name is a different inode that
+// holds none of them.
 func lockDir(dir string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +90,7 @@ func lockDir(dir string) (*os.File, error) {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("%s is in use by another spool: %w", dir, ErrLocked)
 		}
-		return nil, err
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	return f, nil
 }

@@ -82,7 +82,7 @@ func replayAll(t testing.TB, s *Spool, from uint64) []Frame {
 	return out
 }
 
-// copyDir copies a live spool's files (not its lock): what a crash would leave behind if the
+// copyDir copies a live spool's files (not a LOCK file older versions left): what a crash would leave behind if the
 // page cache survived.
 func copyDir(t testing.TB, src string) string {
 	t.Helper()

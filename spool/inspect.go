@@ -21,7 +21,7 @@ type Backlog struct {
 	UnackedBytes  int64  // their size on disk, headers and padding included
 }
 
-// Inspect reads the spool in dir without opening it: no LOCK is taken, nothing is written,
+// Inspect reads the spool in dir without opening it: no lock is taken, nothing is written,
 // recovered or deleted, so it may run while an agent has the spool open (`kinship status`).
 // A torn or half-written tail (the active segment being appended to) ends that segment's
 // walk; a segment deleted meanwhile is skipped. A missing dir is an empty spool.
