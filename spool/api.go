@@ -58,6 +58,24 @@ type Options struct {
 	fs fileSystem // tests inject faults here; nil: the os
 }
 
+// Recovery is what Open found destroyed on disk (see Recovery in the package doc). Frames are
+// opaque to the spool, but the caller keeps state derived from them (file positions), which
+// must not claim what was lost.
+type Recovery struct {
+	// LostFrames and LostBytes count what this Open cut off segments or set aside with a
+	// segment whose header is invalid (the bytes are kept in *.broken files): data frames (one
+	// at least for damage that hides every frame) and bytes.
+	LostFrames uint64
+	LostBytes  int64
+	// FirstLost is the lowest seq above the acknowledged cursor that may have been destroyed,
+	// by a cut or set-aside segment or by damage inside a sealed segment that the reader steps
+	// over (0: none). Frames at or below the cursor were delivered before. Any state derived
+	// from frames at or after FirstLost must be rebuilt from the frames before it: frames that
+	// survive after a lost one (in later segments) carry file positions past lines that only
+	// the lost frame held. Seqs of frames cut from the newest segment are given out again.
+	FirstLost uint64
+}
+
 // Buffers is a source of payload buffers, so that a steady stream of frames does not turn
 // into a steady stream of allocations. Get returns a slice of length n; both are called
 // from any goroutine.

@@ -140,6 +140,18 @@
 // cursor is the highest ack frame found, or the sequence number before the oldest segment's first, whichever is higher: segments are only
 // deleted once an ack frame covering them is durable.
 //
+// Open reports what it destroyed (Spool.Recovery, counted in kinship_spool_lost_frames_total
+// and kinship_spool_lost_bytes_total, one ERROR line): the data frames and bytes it cut or set
+// aside, and the lowest seq above the acknowledged cursor that may be gone, frames skipped
+// inside sealed segments included. The frames are opaque here, but the caller derives state
+// from them: a frame that was durable before the damage may be covered by the caller's saved
+// positions, and a frame surviving after a lost one carries positions past lines that only
+// the lost frame held. So the caller rebuilds its positions from the frames before that seq
+// and reads the rest again from its source (duplicates, not loss). The count of frames lost in
+// a cut is the highest seq still readable in the cut bytes (or one for damage hiding every
+// frame; none for zeroed bytes). Cut frames of the newest segment give their seqs to the next
+// appends.
+//
 // What survives which crash:
 //   - process crash (kill -9): everything appended, because the page cache survives; acks up to
 //     the last ack frame written. An ack frame is written as soon as the cursor moves (one write

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -97,6 +98,8 @@ type Spool struct {
 	// share is this spool's part of Options.Budget (nil without one); set before the spool
 	// is shared, synced under mu by syncBudgetLocked, left at Close.
 	share *budgetShare
+	// recovery is what Open found destroyed; set before the spool is shared, read-only after.
+	recovery Recovery
 
 	syncMu sync.Mutex // serialises commits and rolls
 
@@ -238,16 +241,23 @@ func (s *Spool) recover() error {
 	slices.Sort(firsts)
 	buf := make([]byte, readBufSize)
 	var maxAck uint64
+	var lost []lostRange
 	for i, first := range firsts {
 		path := filepath.Join(dir, segName(first))
 		nextSeq = max(nextSeq, first)
+		newest := i == len(firsts)-1
+		// Whatever this segment lost ends before the next segment starts.
+		lastBound := uint64(math.MaxUint64)
+		if !newest {
+			lastBound = firsts[i+1] - 1
+		}
 		// Only sealed segments are resynchronised: every byte of them was fsynced before the
 		// next segment was created, so bad bytes in them are damage. The newest segment may
 		// end in writes a power loss tore out of order (a later page on disk, an earlier one
 		// not): frames after bad bytes there may never have been durable, and keeping them
 		// would let Replay move the caller's positions past the lost ones. It is cut at the
 		// first bad frame, as a torn tail.
-		res, size, err := scanFile(path, buf, i < len(firsts)-1)
+		res, size, err := scanFile(path, buf, !newest)
 		if err != nil {
 			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
 		}
@@ -257,9 +267,19 @@ func (s *Spool) recover() error {
 		if res.validEnd == 0 || res.first != first {
 			// A segment is renamed into place only with a complete header, so this is damage,
 			// not a crash: set it aside whole.
-			s.corrupt("spool: segment header invalid, set aside", path, 0, cmp.Or(res.err, errors.New("first seq differs from name")))
+			frames, _, err := s.lostIn(path, segHeaderSize-8, size, first-1, buf)
+			if err != nil {
+				return err
+			}
+			s.corrupt("spool: segment header invalid, set aside", path, 0, cmp.Or(res.err, errors.New("first seq differs from name")),
+				"lost_frames", frames, "lost_bytes", size)
 			if err := os.Rename(path, path+".0.broken"); err != nil {
 				return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
+			}
+			s.recovery.LostFrames += frames
+			s.recovery.LostBytes += size
+			if frames > 0 {
+				lost = append(lost, lostRange{first, lastBound})
 			}
 			continue
 		}
@@ -268,9 +288,19 @@ func (s *Spool) recover() error {
 			s.log.Warn("spool: corrupt frames inside a segment; the frames after them are kept",
 				"segment", filepath.Base(path), "offset", b.off, "bad_bytes", b.n, "err", b.err)
 		}
+		lost = append(lost, res.gaps...)
 		if res.err != nil {
-			if err := s.cutTail(path, res.validEnd, size, res.err); err != nil {
+			frames, _, err := s.lostIn(path, res.validEnd, size, res.last, buf)
+			if err != nil {
 				return err
+			}
+			if err := s.cutTail(path, res.validEnd, size, res.err, "lost_frames", frames); err != nil {
+				return err
+			}
+			s.recovery.LostFrames += frames
+			s.recovery.LostBytes += size - res.validEnd
+			if frames > 0 {
+				lost = append(lost, lostRange{res.last + 1, lastBound})
 			}
 		}
 		if n := len(s.segs); n > 0 && res.first <= s.segs[n-1].last {
@@ -292,6 +322,21 @@ func (s *Spool) recover() error {
 	if len(s.segs) > 0 {
 		s.acked = max(s.acked, s.segs[0].first-1)
 		s.lastSeq = s.segs[len(s.segs)-1].last
+	}
+	for _, r := range lost {
+		if r.last > s.acked {
+			if from := max(r.first, s.acked+1); s.recovery.FirstLost == 0 || from < s.recovery.FirstLost {
+				s.recovery.FirstLost = from
+			}
+		}
+	}
+	if s.m != nil && s.m.SpoolLostFrames != nil {
+		s.m.SpoolLostFrames.Add(float64(s.recovery.LostFrames))
+		s.m.SpoolLostBytes.Add(float64(s.recovery.LostBytes))
+	}
+	if s.recovery != (Recovery{}) {
+		s.log.Error("spool: recovery found frames destroyed on disk; the caller reads their lines again from the files",
+			"dir", dir, "lost_frames", s.recovery.LostFrames, "lost_bytes", s.recovery.LostBytes, "first_lost_seq", s.recovery.FirstLost)
 	}
 	// Sequence numbers never go back, not even below a cut or set-aside segment, nor below
 	// the cursor (frames at or below it are never shipped).
@@ -317,6 +362,18 @@ func (s *Spool) recover() error {
 	s.log.Info("spool: opened", "dir", dir, "segments", len(s.segs), "bytes", s.bytes,
 		"last_seq", s.lastSeq, "acked", s.acked)
 	return nil
+}
+
+// lostIn opens path and counts the data frames in [from, end) that recovery is about to
+// remove (see lostIn in format.go).
+func (s *Spool) lostIn(path string, from, end int64, last uint64, buf []byte) (frames, hi uint64, _ error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
+	}
+	defer f.Close()
+	frames, hi = lostIn(f, from, end, last, buf)
+	return frames, hi, nil
 }
 
 func scanFile(path string, buf []byte, resync bool) (scanResult, int64, error) {
@@ -373,7 +430,7 @@ func (s *Spool) cutOverlap(prev *segment, first uint64, buf []byte) error {
 }
 
 // cutTail keeps a copy of path's bytes from validEnd on and truncates the file there.
-func (s *Spool) cutTail(path string, validEnd, size int64, why error) error {
+func (s *Spool) cutTail(path string, validEnd, size int64, why error, attrs ...any) error {
 	name := filepath.Base(path)
 	f, err := s.fs.OpenFile(path, os.O_RDWR, 0o600)
 	if err != nil {
@@ -396,7 +453,7 @@ func (s *Spool) cutTail(path string, validEnd, size int64, why error) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("spool: open: segment %s: fsync: %w", name, err)
 	}
-	s.corrupt("spool: cut invalid tail", path, validEnd, why, "cut_bytes", size-validEnd, "kept_in", broken)
+	s.corrupt("spool: cut invalid tail", path, validEnd, why, append([]any{"cut_bytes", size - validEnd, "kept_in", broken}, attrs...)...)
 	return nil
 }
 
@@ -1225,6 +1282,9 @@ func (s *Spool) takeCachedLocked(seg *segment, off, limit int64) (cachedFrame, b
 	s.dropCachedLocked(true)
 	return c, true
 }
+
+// Recovery reports what Open found destroyed on disk; the zero value when nothing was.
+func (s *Spool) Recovery() Recovery { return s.recovery }
 
 // Durable returns the highest durable seq (0 = none yet).
 func (s *Spool) Durable() uint64 {

@@ -33,6 +33,9 @@ type Set struct {
 	partitionKeyMissing *prometheus.CounterVec
 	spoolWriteErrors    *prometheus.CounterVec
 	resplits            *prometheus.CounterVec
+
+	spoolLostFrames *prometheus.CounterVec
+	spoolLostBytes  *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -87,6 +90,11 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_spool_write_errors_total", Help: "Failed spool writes and fsyncs (disk full, I/O errors); each is retried, appends wait meanwhile."}, flow),
 		resplits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_resplit_records_total", Help: "Aggregates whose user records span several shards of the current shard map (packed before a reshard), re-split per shard before sending; each counted once."}, flow),
+
+		spoolLostFrames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_spool_lost_frames_total", Help: "Spool data frames that spool recovery found damaged or torn and removed (their file positions are rolled back so lines still in the files are read again)."}, flow),
+		spoolLostBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_spool_lost_bytes_total", Help: "Spool bytes that recovery cut off or set aside as damaged (kept in *.broken files)."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
@@ -94,6 +102,7 @@ func New(reg prometheus.Registerer) *Set {
 	reg.MustRegister(s.spoolAppendedBytes, s.spoolStoredBytes)
 	reg.MustRegister(s.partitionKeyMissing)
 	reg.MustRegister(s.spoolWriteErrors)
+	reg.MustRegister(s.spoolLostFrames, s.spoolLostBytes)
 	reg.MustRegister(s.resplits)
 	return s
 }
@@ -134,6 +143,10 @@ type Flow struct {
 	// Resplits counts aggregates found spanning several shards when they were about to be
 	// sent (the stream was resharded after they were packed), so re-split per shard.
 	Resplits prometheus.Counter
+	// SpoolLostFrames and SpoolLostBytes count what spool recovery removed as damaged at
+	// Open: data frames (at least one per damaged stretch) and bytes cut or set aside.
+	SpoolLostFrames prometheus.Counter
+	SpoolLostBytes  prometheus.Counter
 }
 
 // Flow returns the metrics of the named flow.
@@ -163,6 +176,9 @@ func (s *Set) Flow(name string) *Flow {
 		PartitionKeyMissing: s.partitionKeyMissing.With(l),
 		SpoolWriteErrors:    s.spoolWriteErrors.With(l),
 		Resplits:            s.resplits.With(l),
+
+		SpoolLostFrames: s.spoolLostFrames.With(l),
+		SpoolLostBytes:  s.spoolLostBytes.With(l),
 	}
 }
 
