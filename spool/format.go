@@ -360,12 +360,12 @@ type badRange struct {
 // scanResult is what a full pass over one segment found.
 type scanResult struct {
 	first    uint64
-	last     uint64     // last data seq; first-1 when the segment holds none
-	frames   int        // data frames
-	ack      uint64     // highest ack frame (0 when none)
-	validEnd int64      // offset just after the last valid frame
-	err      error      // why scanning stopped before the end of the file (wraps errCorrupt), or an I/O error
-	skipped  []badRange // corrupt stretches with valid frames after them (mid-segment corruption)
+	last     uint64      // last data seq; first-1 when the segment holds none
+	frames   int         // data frames
+	ack      uint64      // highest ack frame (0 when none)
+	validEnd int64       // offset just after the last valid frame
+	err      error       // why scanning stopped before the end of the file (wraps errCorrupt), or an I/O error
+	skipped  []badRange  // corrupt stretches with valid frames after them (mid-segment corruption)
 	gaps     []lostRange // data seqs missing behind skipped stretches: frames they destroyed
 }
 
