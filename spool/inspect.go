@@ -19,6 +19,10 @@ type Backlog struct {
 	AckedThrough  uint64 // the acknowledged cursor found on disk
 	UnackedFrames uint64 // data frames after the cursor
 	UnackedBytes  int64  // their size on disk, headers and padding included
+	// BrokenFiles and BrokenBytes are the *.broken files: damaged bytes recovery cut off or
+	// set aside, kept for post-mortems. Their frames were lost (see Recovery).
+	BrokenFiles int
+	BrokenBytes int64
 }
 
 // Inspect reads the spool in dir without opening it: no lock is taken, nothing is written,
@@ -37,6 +41,13 @@ func Inspect(dir string) (Backlog, error) {
 	var firsts []uint64
 	for _, e := range entries {
 		name := e.Name()
+		if strings.HasSuffix(name, ".broken") {
+			if fi, err := e.Info(); err == nil {
+				b.BrokenFiles++
+				b.BrokenBytes += fi.Size()
+			}
+			continue
+		}
 		if strings.HasSuffix(name, ".seg") && len(name) == 24 {
 			if first, err := strconv.ParseUint(name[:20], 10, 64); err == nil && first > 0 {
 				firsts = append(firsts, first)

@@ -72,6 +72,10 @@ func TestRecoveryReportsLostFrames(t *testing.T) {
 				t.Errorf("lost bytes metric %v, want %d", v, tc.bytes)
 			}
 			checkFrames(t, replayAll(t, s, 0), seqRange(1, tc.firstLost-1), size)
+			// kinship status reads it from disk: the bytes set aside stay visible.
+			if bl, err := Inspect(dir); err != nil || bl.BrokenBytes != tc.bytes || bl.BrokenFiles != 1 {
+				t.Fatalf("Inspect = %+v (%v), want the %d broken bytes in one file", bl, err, tc.bytes)
+			}
 			// Reported once: the next Open finds a consistent directory.
 			if err := s.Close(); err != nil {
 				t.Fatal(err)

@@ -65,6 +65,7 @@ type Flow struct {
 	sources  map[uint32]*tailer.Source
 	closed   map[uint32]bool
 	durable  map[tailer.FileID]position // positions whose lines are all in durable frames
+	markSeq  map[tailer.FileID]uint64   // the frame whose mark set durable[id] (absent: none did)
 	pending  []pendingMarks             // appended frames not yet known durable, in seq order
 	dirty    bool
 	savedSeq uint64
@@ -161,6 +162,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		dir:     deps.Dir,
 		sources: map[uint32]*tailer.Source{}, closed: map[uint32]bool{},
 		durable: map[tailer.FileID]position{},
+		markSeq: map[tailer.FileID]uint64{},
 		shipped: map[uint64][]byte{},
 		bufs:    make(chan []byte, freeFrameBufs),
 	}
@@ -215,9 +217,24 @@ func (f *Flow) restore() (restored []position, firstStart bool, err error) {
 	for _, s := range pf.Files {
 		p := s.position()
 		f.durable[p.ID] = p
+		if s.Seq != 0 {
+			f.markSeq[p.ID] = s.Seq
+		}
+	}
+	// Frames the spool lost to damage (see rollBackLost): no mark at or after lost is
+	// trusted, and when the snapshot may hold marks of lost frames the frames before lost
+	// are replayed to find each file's earlier position.
+	lost := f.spool.Recovery().FirstLost
+	from := pf.Seq + 1
+	var before map[tailer.FileID]seqMark
+	if lost != 0 && lost <= pf.Seq {
+		from, before = 0, map[tailer.FileID]seqMark{}
 	}
 	replayed := 0
-	err = f.spool.Replay(pf.Seq+1, func(fr spool.Frame) error {
+	err = f.spool.Replay(from, func(fr spool.Frame) error {
+		if lost != 0 && fr.Seq >= lost {
+			return errStopReplay
+		}
 		e, err := decodeEnvelope(fr.Payload, true)
 		if err != nil {
 			// A frame the spool accepted (CRC valid) but we cannot parse was written by an
@@ -226,17 +243,27 @@ func (f *Flow) restore() (restored []position, firstStart bool, err error) {
 			return nil
 		}
 		for _, m := range e.Marks {
+			if fr.Seq <= pf.Seq {
+				before[m.ID] = seqMark{seq: fr.Seq, pos: m}
+				continue
+			}
 			f.durable[m.ID] = m
+			f.markSeq[m.ID] = fr.Seq
 		}
 		replayed++
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errStopReplay) {
 		return nil, false, fmt.Errorf("flow %s: replay spool: %w", f.cfg.Name, err)
 	}
 	f.savedSeq = pf.Seq
 	f.putSeq = f.spool.LastSeq()
-	f.spool.Checkpoint(pf.Seq)
+	if lost != 0 {
+		if err := f.rollBackLost(lost, pf.Seq, before); err != nil {
+			return nil, false, err
+		}
+	}
+	f.spool.Checkpoint(f.savedSeq)
 	firstStart = !found && f.spool.LastSeq() == 0
 	for id, p := range f.durable {
 		restored = append(restored, p)
@@ -392,6 +419,7 @@ func (f *Flow) checkpoint() {
 		for i, m := range pm.marks {
 			if !f.closed[pm.sources[i]] {
 				f.durable[m.ID] = m
+				f.markSeq[m.ID] = pm.seq
 			}
 		}
 		n++
@@ -411,10 +439,14 @@ func (f *Flow) checkpoint() {
 	for id, p := range f.durable {
 		snapshot[id] = p
 	}
+	seqs := make(map[tailer.FileID]uint64, len(f.markSeq))
+	for id, n := range f.markSeq {
+		seqs[id] = n
+	}
 	f.dirty = false
 	f.mu.Unlock()
 
-	if err := savePositions(f.positionsPath(), seq, snapshot); err != nil {
+	if err := savePositions(f.positionsPath(), seq, snapshot, seqs); err != nil {
 		f.log.Error("saving positions failed; will retry", "err", err)
 		f.mu.Lock()
 		f.dirty = true
@@ -500,6 +532,7 @@ func (s sink) Open(src *tailer.Source, offset int64) {
 		// The start position of a file is durable by definition (nothing of it was read);
 		// saving it matters for start_at: end, whose skipped bytes must stay skipped.
 		f.durable[src.ID] = position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: offset}
+		delete(f.markSeq, src.ID)
 		f.dirty = true
 	}
 }
@@ -519,6 +552,7 @@ func (s sink) Close(src *tailer.Source) {
 	delete(f.sources, src.Index)
 	if cur, ok := f.durable[src.ID]; ok && cur.Fingerprint == src.Fingerprint {
 		delete(f.durable, src.ID)
+		delete(f.markSeq, src.ID)
 		f.dirty = true
 	}
 }

@@ -30,6 +30,10 @@ type savedPosition struct {
 	FPSum  uint64 `json:"fp_sum"`
 	Path   string `json:"path"`
 	Offset int64  `json:"offset"`
+	// Seq is the spool frame whose mark set Offset (0: no frame did: a start position, or a
+	// snapshot written before this field). After spool damage it tells which positions came
+	// from frames that are gone (see rollBackLost).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 func loadPositions(path string) (positionsFile, bool, error) {
@@ -50,11 +54,11 @@ func loadPositions(path string) (positionsFile, bool, error) {
 	return pf, true, nil
 }
 
-func savePositions(path string, seq uint64, m map[tailer.FileID]position) error {
+func savePositions(path string, seq uint64, m map[tailer.FileID]position, markSeqs map[tailer.FileID]uint64) error {
 	pf := positionsFile{Version: 1, Seq: seq, Files: make([]savedPosition, 0, len(m))}
 	for _, p := range m {
 		pf.Files = append(pf.Files, savedPosition{Dev: p.ID.Dev, Ino: p.ID.Ino, FPLen: p.Fingerprint.Len,
-			FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset})
+			FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset, Seq: markSeqs[p.ID]})
 	}
 	sort.Slice(pf.Files, func(i, j int) bool { return pf.Files[i].Path < pf.Files[j].Path })
 	b, err := json.MarshalIndent(pf, "", " ")

@@ -49,6 +49,13 @@ type SpoolStatus struct {
 	// WriteError: the spool cannot write (disk full?) and the flow waits for it to work again.
 	WriteError      string     `json:"write_error,omitempty"`
 	WriteErrorSince *time.Time `json:"write_error_since,omitempty"`
+	// LostFrames and LostBytes: spool recovery at this start found frames destroyed on disk
+	// (their lines are read again from the files while they exist; see spool.Recovery).
+	// Reported by a running agent only.
+	LostFrames uint64 `json:"lost_frames,omitempty"`
+	LostBytes  int64  `json:"lost_bytes,omitempty"`
+	// BrokenBytes: damaged bytes kept in *.broken files by recoveries so far (read from disk).
+	BrokenBytes int64 `json:"broken_bytes,omitempty"`
 }
 
 // ReadStatus reads a flow's state directory without taking its spool's lock, so it works
@@ -69,7 +76,8 @@ func ReadStatus(name, dir string) Status {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	st.Spool = SpoolStatus{Bytes: b.Bytes, Segments: b.Segments, UnackedFrames: b.UnackedFrames, UnackedBytes: b.UnackedBytes}
+	st.Spool = SpoolStatus{Bytes: b.Bytes, Segments: b.Segments, UnackedFrames: b.UnackedFrames, UnackedBytes: b.UnackedBytes,
+		BrokenBytes: b.BrokenBytes}
 	if err := errors.Join(errs...); err != nil {
 		st.Error = err.Error()
 	}
@@ -94,6 +102,10 @@ func fileStatus(p position) FileStatus {
 	return fs
 }
 
+// SpoolRecovery is what the flow's spool found destroyed on disk when it was opened (the
+// zero value when nothing was): for health checks. Safe for concurrent use.
+func (f *Flow) SpoolRecovery() spool.Recovery { return f.spool.Recovery() }
+
 // Status reports the running flow: its positions and spool as they are now, and the
 // shipping times only a running flow knows.
 func (f *Flow) Status() Status {
@@ -105,7 +117,9 @@ func (f *Flow) Status() Status {
 	f.mu.Unlock()
 	sort.Slice(st.Files, func(i, j int) bool { return st.Files[i].Path < st.Files[j].Path })
 	s := f.spool.Stats()
-	st.Spool = SpoolStatus{Bytes: s.Bytes, Segments: s.Segments, UnackedFrames: s.Unacked}
+	rec := f.spool.Recovery()
+	st.Spool = SpoolStatus{Bytes: s.Bytes, Segments: s.Segments, UnackedFrames: s.Unacked,
+		LostFrames: rec.LostFrames, LostBytes: rec.LostBytes}
 	if s.WriteError != "" {
 		st.Spool.WriteError, st.Spool.WriteErrorSince = s.WriteError, &s.WriteErrorSince
 	}

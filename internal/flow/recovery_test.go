@@ -1,0 +1,172 @@
+package flow
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kinship-agent/kinship/aggregator"
+	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/shipper"
+)
+
+// collectingDestination records which lines arrived (by the number each line starts with).
+type collectingDestination struct {
+	mu   sync.Mutex
+	seen map[int]bool
+}
+
+func (d *collectingDestination) Put(ctx context.Context, recs []shipper.Record) ([]error, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range recs {
+		users, _, _ := aggregator.Deaggregate(r.Data, r.PartitionKey)
+		for _, u := range users {
+			n, err := strconv.Atoi(strings.Fields(string(u.Data))[0])
+			if err != nil {
+				return nil, fmt.Errorf("line %q: %w", u.Data, err)
+			}
+			d.seen[n] = true
+		}
+	}
+	return nil, nil
+}
+
+func (*collectingDestination) Limits() shipper.Limits { return shipper.Limits{}.WithDefaults() }
+
+func (d *collectingDestination) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.seen)
+}
+
+// Damage in the newest spool segment (random bytes in its second frame, a length field
+// pointing far past the file, an invalid header) while the destination is down: recovery
+// cuts frames whose positions were already saved. Every line is still in the file, so every
+// line must arrive after the restart (issue 13.5): the positions roll back to the frames that
+// survived, and the lines of the lost ones are read again.
+func TestSpoolDamageInNewestSegmentLosesNoLine(t *testing.T) {
+	const lines = 3000
+	damages := []struct {
+		name     string
+		damage   func(t *testing.T, b []byte)
+		segBytes string
+	}{
+		{"random bytes in frame 2", func(t *testing.T, b []byte) {
+			off := frame2(t, b)
+			copy(b[off+40:], "\x13\x37\xca\xfe\xba\xbe\x00\xff")
+		}, ""},
+		{"huge length field in frame 2", func(t *testing.T, b []byte) {
+			binary.LittleEndian.PutUint32(b[frame2(t, b)+4:], 0xfffffff0)
+		}, ""},
+		{"bad header", func(t *testing.T, b []byte) { b[2] ^= 0xff }, ""},
+		// No frame before the damage is left to say where the file was: read it again whole.
+		{"bad header of the only segment", func(t *testing.T, b []byte) { b[2] ^= 0xff }, "64MiB"},
+	}
+	for _, tc := range damages {
+		t.Run(tc.name, func(t *testing.T) {
+			logs, state := t.TempDir(), t.TempDir()
+			var sb strings.Builder
+			for i := range lines {
+				fmt.Fprintf(&sb, "%d %s\n", i, strings.Repeat("x", 60+i%40))
+			}
+			log := filepath.Join(logs, "a.log")
+			if err := os.WriteFile(log, []byte(sb.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `flows:
+  - {name: a, paths: [%q], start_at: beginning, discard: {}, batch: {max_bytes: 8KiB, max_age: 10ms},
+     spool: {segment_bytes: %s, fsync_interval: 5ms}}
+`, log, cmp.Or(tc.segBytes, "64KiB")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			deps := Deps{Dir: state, CheckpointInterval: 10 * time.Millisecond,
+				Destination: gatedDestination{gate: make(chan struct{}), lines: new(atomic.Int64)}}
+			// Phase 1: the destination is down; everything is read, spooled, positions saved.
+			runUntil(t, cfg.Flows[0], deps, "every line spooled and its position saved", func(*Flow) bool {
+				pf, _, err := loadPositions(filepath.Join(state, "positions.json"))
+				return err == nil && len(pf.Files) == 1 && pf.Files[0].Offset == int64(sb.Len())
+			})
+
+			segs, _ := filepath.Glob(filepath.Join(state, "spool", "*.seg"))
+			if len(segs) < 2 && tc.segBytes == "" {
+				t.Fatalf("%d segments, want the newest after a sealed one", len(segs))
+			}
+			newest := segs[len(segs)-1]
+			b, err := os.ReadFile(newest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, b)
+			if err := os.WriteFile(newest, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			// Phase 2: the destination is back; every line must arrive.
+			dest := &collectingDestination{seen: map[int]bool{}}
+			deps.Destination = dest
+			runUntil(t, cfg.Flows[0], deps, "every line delivered", func(f *Flow) bool {
+				if st := f.Status().Spool; st.LostFrames == 0 || st.LostBytes == 0 || f.SpoolRecovery().FirstLost == 0 {
+					t.Fatalf("the damage is not in the flow's status: %+v, %+v", st, f.SpoolRecovery())
+				}
+				return dest.count() == lines
+			}, func() string { return fmt.Sprintf("%d of %d lines arrived", dest.count(), lines) })
+		})
+	}
+}
+
+// frame2 returns the offset of the second frame of a segment.
+func frame2(t *testing.T, seg []byte) int {
+	t.Helper()
+	const segHeader, frameHeader = 32, 24
+	n := int(binary.LittleEndian.Uint32(seg[segHeader+4:]))
+	off := segHeader + frameHeader + (n+7)/8*8
+	if off+frameHeader > len(seg) {
+		t.Fatalf("segment of %d bytes has no second frame", len(seg))
+	}
+	return off
+}
+
+// runUntil runs a flow until cond holds (checked every 10 ms, for 30 s at most), then stops
+// it and waits for Run to return.
+func runUntil(t *testing.T, fc config.Flow, deps Deps, what string, cond func(*Flow) bool, detail ...func() string) {
+	t.Helper()
+	f, err := New(fc, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx, false) }()
+	deadline := time.Now().Add(30 * time.Second)
+	ok := false
+	for !ok && time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before %s: %v", what, err)
+		case <-time.After(10 * time.Millisecond):
+		}
+		ok = cond(f)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	if !ok {
+		msg := ""
+		for _, d := range detail {
+			msg = d()
+		}
+		t.Fatalf("timed out waiting for %s %s", what, msg)
+	}
+}
