@@ -1,0 +1,265 @@
+package spool
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+func (s *Spool) recover() error {
+	dir := s.opts.Dir
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("spool: open: %w", err)
+	}
+	var firsts []uint64
+	nextSeq := uint64(1)
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".tmp"):
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return fmt.Errorf("spool: open: sweep %s: %w", name, err)
+			}
+			s.log.Info("spool: removed stale temp file", "file", name)
+		case strings.HasSuffix(name, ".seg") && len(name) == 24:
+			first, err := strconv.ParseUint(name[:20], 10, 64)
+			if err != nil || first == 0 {
+				s.log.Warn("spool: ignoring file with a segment-like name", "file", name)
+				continue
+			}
+			firsts = append(firsts, first)
+		}
+	}
+	slices.Sort(firsts)
+	buf := make([]byte, readBufSize)
+	var maxAck uint64
+	var lost []lostRange
+	for i, first := range firsts {
+		path := filepath.Join(dir, segName(first))
+		nextSeq = max(nextSeq, first)
+		newest := i == len(firsts)-1
+		// Whatever this segment lost ends before the next segment starts.
+		lastBound := uint64(math.MaxUint64)
+		if !newest {
+			lastBound = firsts[i+1] - 1
+		}
+		// Only sealed segments are resynchronised: every byte of them was fsynced before the
+		// next segment was created, so bad bytes in them are damage. The newest segment may
+		// end in writes a power loss tore out of order (a later page on disk, an earlier one
+		// not): frames after bad bytes there may never have been durable, and keeping them
+		// would let Replay move the caller's positions past the lost ones. It is cut at the
+		// first bad frame, as a torn tail.
+		res, size, err := scanFile(path, buf, !newest)
+		if err != nil {
+			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
+		}
+		if res.err != nil && !errors.Is(res.err, errCorrupt) {
+			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), res.err)
+		}
+		if res.validEnd == 0 || res.first != first {
+			// A segment is renamed into place only with a complete header, so this is damage,
+			// not a crash: set it aside whole.
+			frames, _, err := s.lostIn(path, segHeaderSize-8, size, first-1, buf)
+			if err != nil {
+				return err
+			}
+			s.corrupt("spool: segment header invalid, set aside", path, 0, cmp.Or(res.err, errors.New("first seq differs from name")),
+				"lost_frames", frames, "lost_bytes", size)
+			if err := os.Rename(path, path+".0.broken"); err != nil {
+				return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
+			}
+			s.recovery.LostFrames += frames
+			s.recovery.LostBytes += size
+			if frames > 0 {
+				lost = append(lost, lostRange{first, lastBound})
+			}
+			continue
+		}
+		for _, b := range res.skipped {
+			// Counted in SpoolCorrupt by the reader, which skips the same bytes when it ships.
+			s.log.Warn("spool: corrupt frames inside a segment; the frames after them are kept",
+				"segment", filepath.Base(path), "offset", b.off, "bad_bytes", b.n, "err", b.err)
+		}
+		lost = append(lost, res.gaps...)
+		if res.err != nil {
+			frames, _, err := s.lostIn(path, res.validEnd, size, res.last, buf)
+			if err != nil {
+				return err
+			}
+			if err := s.cutTail(path, res.validEnd, size, res.err, "lost_frames", frames); err != nil {
+				return err
+			}
+			s.recovery.LostFrames += frames
+			s.recovery.LostBytes += size - res.validEnd
+			if frames > 0 {
+				lost = append(lost, lostRange{res.last + 1, lastBound})
+			}
+		}
+		if n := len(s.segs); n > 0 && res.first <= s.segs[n-1].last {
+			// A failed fsync rewrote frames into this segment and the older one could not be
+			// cut back then (see the package doc): this copy is the one that was fsynced.
+			if err := s.cutOverlap(s.segs[n-1], res.first, buf); err != nil {
+				return err
+			}
+		}
+		s.segs = append(s.segs, &segment{first: first, last: res.last, end: res.validEnd, durEnd: res.validEnd, path: path})
+		s.bytes += res.validEnd
+		maxAck = max(maxAck, res.ack)
+		nextSeq = max(nextSeq, res.last+1)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("spool: open: %w", err)
+	}
+	s.acked = maxAck
+	if len(s.segs) > 0 {
+		s.acked = max(s.acked, s.segs[0].first-1)
+		s.lastSeq = s.segs[len(s.segs)-1].last
+	}
+	for _, r := range lost {
+		if r.last > s.acked {
+			if from := max(r.first, s.acked+1); s.recovery.FirstLost == 0 || from < s.recovery.FirstLost {
+				s.recovery.FirstLost = from
+			}
+		}
+	}
+	if s.m != nil && s.m.SpoolLostFrames != nil {
+		s.m.SpoolLostFrames.Add(float64(s.recovery.LostFrames))
+		s.m.SpoolLostBytes.Add(float64(s.recovery.LostBytes))
+	}
+	if s.recovery != (Recovery{}) {
+		s.log.Error("spool: recovery found frames destroyed on disk; the caller reads their lines again from the files",
+			"dir", dir, "lost_frames", s.recovery.LostFrames, "lost_bytes", s.recovery.LostBytes, "first_lost_seq", s.recovery.FirstLost)
+	}
+	// Sequence numbers never go back, not even below a cut or set-aside segment, nor below
+	// the cursor (frames at or below it are never shipped).
+	nextSeq = max(nextSeq, s.acked+1)
+	s.durable, s.ackDurable, s.ackWritten, s.rnext = s.lastSeq, s.acked, s.acked, s.acked+1
+	if len(s.segs) == 0 || nextSeq > s.lastSeq+1 {
+		s.lastSeq = nextSeq - 1
+		s.durable = s.lastSeq
+		return s.newSegmentLocked(nextSeq)
+	}
+	act := s.segs[len(s.segs)-1]
+	f, err := s.fs.OpenFile(act.path, os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: open: %w", err)
+	}
+	// What a crashed process left in the page cache becomes durable before it is handed out.
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("spool: open: segment %s: fsync: %w", filepath.Base(act.path), err)
+	}
+	act.f = f
+	s.act = act
+	s.log.Info("spool: opened", "dir", dir, "segments", len(s.segs), "bytes", s.bytes,
+		"last_seq", s.lastSeq, "acked", s.acked)
+	return nil
+}
+
+// lostIn opens path and counts the data frames in [from, end) that recovery is about to
+// remove (see lostIn in format.go).
+func (s *Spool) lostIn(path string, from, end int64, last uint64, buf []byte) (frames, hi uint64, _ error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
+	}
+	defer f.Close()
+	frames, hi = lostIn(f, from, end, last, buf)
+	return frames, hi, nil
+}
+
+func scanFile(path string, buf []byte, resync bool) (scanResult, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return scanResult{}, 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return scanResult{}, 0, err
+	}
+	return scanSegment(f, st.Size(), buf, resync), st.Size(), nil
+}
+
+// cutOverlap cuts prev before its first data frame with a seq >= first.
+func (s *Spool) cutOverlap(prev *segment, first uint64, buf []byte) error {
+	name := filepath.Base(prev.path)
+	f, err := os.Open(prev.path)
+	if err != nil {
+		return fmt.Errorf("spool: open: segment %s: %w", name, err)
+	}
+	fr := newFrameReader(f, segHeaderSize, prev.end, buf[:0])
+	at, last := prev.end, prev.first-1
+	for {
+		off := fr.off
+		typ, seq, _, err := fr.next(false)
+		if errors.Is(err, errCorrupt) {
+			// Bad bytes the scan stepped over: resync the same way, or cut at them.
+			if found, _, rerr := fr.resync(off, last); rerr == nil && found {
+				continue
+			}
+			at = off
+			break
+		}
+		if err != nil {
+			break // io.EOF
+		}
+		if typ == frameData && seq >= first {
+			at = off
+			break
+		}
+		if typ == frameData {
+			last = seq
+		}
+	}
+	_ = f.Close()
+	if err := s.cutTail(prev.path, at, prev.end, fmt.Errorf("frames from seq %d are in the next segment: %w", first, errCorrupt)); err != nil {
+		return err
+	}
+	s.bytes -= prev.end - at
+	prev.end, prev.durEnd, prev.last = at, at, last
+	return nil
+}
+
+// cutTail keeps a copy of path's bytes from validEnd on and truncates the file there.
+func (s *Spool) cutTail(path string, validEnd, size int64, why error, attrs ...any) error {
+	name := filepath.Base(path)
+	f, err := s.fs.OpenFile(path, os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("spool: open: segment %s: %w", name, err)
+	}
+	defer f.Close()
+	tail := make([]byte, min(size-validEnd, maxBrokenCopy))
+	if n, err := f.ReadAt(tail, validEnd); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("spool: open: segment %s: read tail: %w", name, err)
+	} else {
+		tail = tail[:n]
+	}
+	broken := fmt.Sprintf("%s.%d.broken", name, validEnd)
+	if err := writeFileAtomic(s.fs, s.opts.Dir, broken, tail); err != nil {
+		return fmt.Errorf("spool: open: segment %s: keep tail: %w", name, err)
+	}
+	if err := f.Truncate(validEnd); err != nil {
+		return fmt.Errorf("spool: open: segment %s: truncate at %d: %w", name, validEnd, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("spool: open: segment %s: fsync: %w", name, err)
+	}
+	s.corrupt("spool: cut invalid tail", path, validEnd, why, append([]any{"cut_bytes", size - validEnd, "kept_in", broken}, attrs...)...)
+	return nil
+}
+
+func (s *Spool) corrupt(msg, path string, off int64, err error, attrs ...any) {
+	if s.m != nil {
+		s.m.SpoolCorrupt.Inc()
+	}
+	s.log.Warn(msg, append([]any{"segment", filepath.Base(path), "offset", off, "err", err}, attrs...)...)
+}
