@@ -61,8 +61,17 @@ type segment struct {
 // from anywhere. A background goroutine makes frames and acks durable (group commit) and
 // deletes segments; Close stops it, then syncs.
 //
-// Lock order: syncMu, then wmu, then mu. Nothing blocks (fsync aside, which holds syncMu only)
-// while holding wmu or mu.
+// Lock order: syncMu, then wmu, then mu (rmu, Next's, is taken before mu and never with wmu).
+//
+// mu is never held across I/O, so Next, Ack, Stats and the other readers of state never wait
+// for the disk. wmu is held across writes of frames, and across the fsyncs of a roll and of
+// the rewrite after a failed fsync (roll, repairLocked, newSegmentLocked): a sealed or
+// rewritten segment must be exactly the bytes that were fsynced, so no ack frame may land in
+// it between its fsync and the switch to the next segment. That costs no one: wmu is taken
+// only by the appender (which is the goroutine rolling, or waits for the repair anyway), by
+// the background goroutine (writeAcks, blocked by the roll's syncMu in any case) and by
+// Close. The group commit's fsync, the frequent one, holds syncMu only: appends go on while
+// it runs.
 type Spool struct {
 	opts Options
 	fs   fileSystem
