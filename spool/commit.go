@@ -105,7 +105,7 @@ func (s *Spool) repairLocked() error {
 	path := filepath.Join(s.opts.Dir, name)
 	fail := func(err error) error {
 		if !replace {
-			_ = os.Remove(path) // holds nothing durable; a leftover is replaced by the next try
+			_ = s.fs.Remove(path) // holds nothing durable; a leftover is replaced by the next try
 		}
 		err = fmt.Errorf("spool: segment %s: rewrite unsynced frames: %w", name, err)
 		s.writeFailed(err)
@@ -330,11 +330,11 @@ func (s *Spool) maintain() {
 		return
 	}
 	for _, seg := range del {
-		if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.fs.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			s.log.Error("spool: delete segment", "segment", filepath.Base(seg.path), "err", err)
 		}
 	}
-	if err := syncDir(s.opts.Dir); err != nil {
+	if err := s.fs.SyncDir(s.opts.Dir); err != nil {
 		s.log.Error("spool: fsync dir after delete", "err", err)
 	}
 	s.mu.Lock()

@@ -3,13 +3,31 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/kinship-agent/kinship/internal/atomicfile"
 )
 
-// segFile is what the writer needs of the active segment. It is the fault-injection seam:
-// tests wrap it to fail the next write or sync.
+// fileSystem is every call the spool makes to the file system, after the directory is created
+// and locked: creating, writing, reading, listing, renaming and deleting segment files and
+// syncing the directory. It is the fault-injection seam (after hashicorp/raft-wal's VFS):
+// tests wrap it to fail the next write, fsync, truncate, delete, rename or directory fsync.
+type fileSystem interface {
+	// OpenFile opens a file the spool writes: the active segment, a segment being cut, a temp file.
+	OpenFile(name string, flag int, perm os.FileMode) (segFile, error)
+	// Open opens a segment for reading.
+	Open(name string) (readFile, error)
+	Remove(name string) error
+	Rename(oldpath, newpath string) error
+	ReadDir(dir string) ([]os.DirEntry, error)
+	// SyncDir makes a create, rename or remove in dir durable.
+	SyncDir(dir string) error
+}
+
+// segFile is what the writer needs of a file it writes.
 type segFile interface {
 	WriteAt(p []byte, off int64) (int, error)
 	ReadAt(p []byte, off int64) (int, error)
@@ -18,9 +36,11 @@ type segFile interface {
 	Close() error
 }
 
-// fileSystem opens the files the spool writes. Reads of sealed data go through os directly.
-type fileSystem interface {
-	OpenFile(name string, flag int, perm os.FileMode) (segFile, error)
+// readFile is what readers and recovery need of a segment they only read.
+type readFile interface {
+	io.ReaderAt
+	Stat() (os.FileInfo, error)
+	Close() error
 }
 
 type osFS struct{}
@@ -29,48 +49,46 @@ func (osFS) OpenFile(name string, flag int, perm os.FileMode) (segFile, error) {
 	return os.OpenFile(name, flag, perm)
 }
 
-// syncDir makes a create, rename or remove in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+func (osFS) Open(name string) (readFile, error) { return os.Open(name) }
+
+func (osFS) Remove(name string) error                  { return os.Remove(name) }
+func (osFS) Rename(oldpath, newpath string) error      { return os.Rename(oldpath, newpath) }
+func (osFS) ReadDir(dir string) ([]os.DirEntry, error) { return os.ReadDir(dir) }
+func (osFS) SyncDir(dir string) error                  { return atomicfile.SyncDir(dir) }
+
+// writeFileAtomic makes dir/name hold exactly data, or leaves it untouched, through
+// internal/atomicfile (temp file, fsync, close, rename, fsync of the directory) on the spool's
+// file system, so a test's faults reach every step. Every small file the spool creates (a
+// segment's header, a .broken copy) goes through here.
+func writeFileAtomic(fsys fileSystem, dir, name string, data []byte) error {
+	return atomicfile.WriteFS(atomicFS{fsys}, filepath.Join(dir, name), data, 0o600)
 }
 
-// writeFileAtomic makes name hold exactly data, or leaves it untouched: temp file, fsync,
-// close, rename, fsync of the directory. Every small file the spool creates goes through here.
-func writeFileAtomic(fsys fileSystem, dir, name string, data []byte) (err error) {
-	final := filepath.Join(dir, name)
-	tmp := final + ".tmp"
-	f, err := fsys.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+// atomicFS is the spool's file system as internal/atomicfile sees it.
+type atomicFS struct{ fs fileSystem }
+
+func (a atomicFS) OpenFile(name string, flag int, perm os.FileMode) (atomicfile.File, error) {
+	f, err := a.fs.OpenFile(name, flag, perm)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err = f.WriteAt(data, 0); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, final); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return &sequentialWriter{segFile: f}, nil
+}
+
+func (a atomicFS) Rename(oldpath, newpath string) error { return a.fs.Rename(oldpath, newpath) }
+func (a atomicFS) Remove(name string) error             { return a.fs.Remove(name) }
+func (a atomicFS) SyncDir(dir string) error             { return a.fs.SyncDir(dir) }
+
+// sequentialWriter turns WriteAt into Write, for atomicfile.
+type sequentialWriter struct {
+	segFile
+	off int64
+}
+
+func (w *sequentialWriter) Write(p []byte) (int, error) {
+	n, err := w.WriteAt(p, w.off)
+	w.off += int64(n)
+	return n, err
 }
 
 // lockDir takes an exclusive flock on the directory itself, opened O_RDONLY|O_DIRECTORY, so

@@ -71,12 +71,12 @@ func (s *Spool) dropRoom() error {
 		}
 		seg := s.dropOldestLocked(&ev)
 		s.mu.Unlock()
-		if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := s.fs.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			// Its bytes are no longer counted; a leftover file is swept as an old segment at
 			// the next Open (its frames are below the cursor by then).
 			s.log.Error("spool: delete dropped segment", "segment", filepath.Base(seg.path), "err", err)
 		}
-		if err := syncDir(s.opts.Dir); err != nil {
+		if err := s.fs.SyncDir(s.opts.Dir); err != nil {
 			s.log.Error("spool: fsync dir after drop", "err", err)
 		}
 	}

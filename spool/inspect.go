@@ -31,7 +31,7 @@ type Backlog struct {
 // walk; a segment deleted meanwhile is skipped. A missing dir is an empty spool.
 func Inspect(dir string) (Backlog, error) {
 	var b Backlog
-	entries, err := os.ReadDir(dir)
+	entries, err := osFS{}.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return b, nil
 	}
@@ -64,7 +64,7 @@ func Inspect(dir string) (Backlog, error) {
 	buf := make([]byte, readBufSize)
 	for i, first := range firsts {
 		path := filepath.Join(dir, segName(first))
-		res, size, err := scanFile(path, buf, i < len(firsts)-1) // as Open does
+		res, size, err := scanFile(osFS{}, path, buf, i < len(firsts)-1) // as Open does
 		if errors.Is(err, os.ErrNotExist) {
 			continue // acked and deleted since ReadDir
 		}
@@ -101,7 +101,7 @@ func Inspect(dir string) (Backlog, error) {
 
 // unackedBytes sums the sizes of the data frames after acked in one segment.
 func unackedBytes(path string, end int64, acked uint64, buf []byte) (int64, error) {
-	f, err := os.Open(path)
+	f, err := osFS{}.Open(path)
 	if err != nil {
 		return 0, err
 	}

@@ -15,7 +15,7 @@ import (
 
 func (s *Spool) recover() error {
 	dir := s.opts.Dir
-	entries, err := os.ReadDir(dir)
+	entries, err := s.fs.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("spool: open: %w", err)
 	}
@@ -25,7 +25,7 @@ func (s *Spool) recover() error {
 		name := e.Name()
 		switch {
 		case strings.HasSuffix(name, ".tmp"):
-			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			if err := s.fs.Remove(filepath.Join(dir, name)); err != nil {
 				return fmt.Errorf("spool: open: sweep %s: %w", name, err)
 			}
 			s.log.Info("spool: removed stale temp file", "file", name)
@@ -57,7 +57,7 @@ func (s *Spool) recover() error {
 		// not): frames after bad bytes there may never have been durable, and keeping them
 		// would let Replay move the caller's positions past the lost ones. It is cut at the
 		// first bad frame, as a torn tail.
-		res, size, err := scanFile(path, buf, !newest)
+		res, size, err := scanFile(s.fs, path, buf, !newest)
 		if err != nil {
 			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
 		}
@@ -73,7 +73,7 @@ func (s *Spool) recover() error {
 			}
 			s.corrupt("spool: segment header invalid, set aside", path, 0, cmp.Or(res.err, errors.New("first seq differs from name")),
 				"lost_frames", frames, "lost_bytes", size)
-			if err := os.Rename(path, path+".0.broken"); err != nil {
+			if err := s.fs.Rename(path, path+".0.broken"); err != nil {
 				return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
 			}
 			s.recovery.LostFrames += frames
@@ -115,7 +115,7 @@ func (s *Spool) recover() error {
 		maxAck = max(maxAck, res.ack)
 		nextSeq = max(nextSeq, res.last+1)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := s.fs.SyncDir(dir); err != nil {
 		return fmt.Errorf("spool: open: %w", err)
 	}
 	s.acked = maxAck
@@ -167,7 +167,7 @@ func (s *Spool) recover() error {
 // lostIn opens path and counts the data frames in [from, end) that recovery is about to
 // remove (see lostIn in format.go).
 func (s *Spool) lostIn(path string, from, end int64, last uint64, buf []byte) (frames, hi uint64, _ error) {
-	f, err := os.Open(path)
+	f, err := s.fs.Open(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
 	}
@@ -176,8 +176,8 @@ func (s *Spool) lostIn(path string, from, end int64, last uint64, buf []byte) (f
 	return frames, hi, nil
 }
 
-func scanFile(path string, buf []byte, resync bool) (scanResult, int64, error) {
-	f, err := os.Open(path)
+func scanFile(fsys fileSystem, path string, buf []byte, resync bool) (scanResult, int64, error) {
+	f, err := fsys.Open(path)
 	if err != nil {
 		return scanResult{}, 0, err
 	}
@@ -192,7 +192,7 @@ func scanFile(path string, buf []byte, resync bool) (scanResult, int64, error) {
 // cutOverlap cuts prev before its first data frame with a seq >= first.
 func (s *Spool) cutOverlap(prev *segment, first uint64, buf []byte) error {
 	name := filepath.Base(prev.path)
-	f, err := os.Open(prev.path)
+	f, err := s.fs.Open(prev.path)
 	if err != nil {
 		return fmt.Errorf("spool: open: segment %s: %w", name, err)
 	}

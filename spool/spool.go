@@ -125,7 +125,7 @@ type Spool struct {
 
 	rmu   sync.Mutex // Next's reader
 	rseg  *segment
-	rfile *os.File
+	rfile readFile
 	rfr   frameReader
 	rlast uint64 // last data seq the reader passed in rseg (rseg.first-1 at its start)
 	allow uint64 // seq jump allowed after the reader skipped corrupt bytes
