@@ -178,9 +178,6 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
 	}
-	if err := atomicfile.SweepTemp(f.dir); err != nil {
-		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
-	}
 	codec, err := spool.ParseCompression(cfg.Spool.Compression)
 	if err != nil {
 		return nil, fmt.Errorf("flow %s: spool: %w", cfg.Name, err)
@@ -199,6 +196,12 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		Logger:        f.log,
 	})
 	if err != nil {
+		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
+	}
+	// Only once the spool's lock is held: a second agent started on the same state must not
+	// remove the temp file of a positions save the first one is making.
+	if err := atomicfile.SweepTemp(f.dir); err != nil {
+		_ = sp.Close()
 		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
 	}
 	f.spool = sp
