@@ -22,6 +22,12 @@ var ErrClosed = errors.New("spool: closed")
 // wait and try again.
 var ErrLocked = errors.New("spool: directory locked")
 
+// ErrLockLost is returned by Append once the spool's directory was removed or replaced while
+// the spool had it open (an operator's rm -rf, say): its lock then guards nothing, another
+// agent may be writing a new directory under the same path, and what this one appends would
+// go to files no one will read. The flow must stop; its lines are still in the files.
+var ErrLockLost = errors.New("spool: directory removed or replaced while in use")
+
 // Options configures Open. Zero values take the defaults in brackets.
 type Options struct {
 	Dir          string // created (0700) if missing; one spool per directory (flock on Dir itself)

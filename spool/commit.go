@@ -299,6 +299,7 @@ func (s *Spool) run() {
 			s.writeRecoveredFrom(commitErr)
 			commitErr = nil
 		}
+		s.checkLock()
 		s.maintain()
 		if err != nil || poisoned {
 			// Try again later: the rewrite after a failed fsync, or a commit whose write

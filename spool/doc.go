@@ -5,6 +5,11 @@
 //
 //	(the directory itself)       flock(2)ed while a Spool has it open (one spool per dir); a
 //	                             LOCK file left by older versions is not used
+//
+// The lock is on the directory, not on a file in it, so deleting files cannot let a second
+// Spool in (Open fails with ErrLocked). Removing or replacing the directory itself can: a
+// running spool notices after its next commit that Dir no longer names the directory it
+// locked, logs it and fails every Append with ErrLockLost from then on.
 //	00000000000000000001.seg     a segment, named by the sequence number of its first data frame (%020d)
 //	00000000000000004711.seg     the newest segment is the active one; only it is ever written
 //	*.tmp                        half-made files (a segment header being created); removed at Open

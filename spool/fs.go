@@ -91,6 +91,33 @@ func (w *sequentialWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// checkLock notices when Dir no longer names the directory the spool locked (removed, or
+// renamed and replaced): it says so once, loudly, and makes Append fail with ErrLockLost
+// from then on. Called after each commit, so a spool that writes finds out within a commit
+// interval, and an idle one costs nothing.
+func (s *Spool) checkLock() {
+	if s.lockLost.Load() {
+		return
+	}
+	var held, named syscall.Stat_t
+	err := syscall.Fstat(int(s.lock.Fd()), &held)
+	if err != nil {
+		return // cannot tell; the descriptor itself is fine
+	}
+	if err = syscall.Stat(s.opts.Dir, &named); err == nil && named.Dev == held.Dev && named.Ino == held.Ino {
+		return
+	}
+	if err == nil {
+		err = errors.New("another directory has the name now")
+	}
+	s.lockLost.Store(true)
+	s.log.Error("spool: the spool directory was removed or replaced while in use; appends stop, the flow must be restarted",
+		"dir", s.opts.Dir, "err", err)
+	s.mu.Lock()
+	s.broadcastLocked() // a waiting Append returns
+	s.mu.Unlock()
+}
+
 // lockDir takes an exclusive flock on the directory itself, opened O_RDONLY|O_DIRECTORY, so
 // that two processes (or two Spools in one process: flock locks belong to the open file
 // description) cannot share it. A lock file inside the directory could be unlinked from under

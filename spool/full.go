@@ -15,6 +15,10 @@ func (s *Spool) waitRoom(ctx context.Context) error {
 			s.mu.Unlock()
 			return ErrClosed
 		}
+		if s.lockLost.Load() {
+			s.mu.Unlock()
+			return fmt.Errorf("spool: append: %s: %w", s.opts.Dir, ErrLockLost)
+		}
 		room, budgetc := s.roomLocked()
 		if room || !s.holdsDataLocked() {
 			s.full = false

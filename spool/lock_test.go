@@ -1,10 +1,12 @@
 package spool
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestLockSurvivesUnlink: deleting whatever file an operator finds in the spool directory
@@ -41,3 +43,33 @@ func TestLockSurvivesUnlink(t *testing.T) {
 }
 
 func isSegmentName(name string) bool { return filepath.Ext(name) == ".seg" }
+
+// Removing the whole directory under a running spool (its lock then guards nothing: a second
+// agent would create a new directory under the path) stops appends loudly instead of writing
+// on into files no one will read.
+func TestRemovedDirectoryStopsAppends(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	opts := testOptions(dir)
+	opts.FsyncInterval = time.Millisecond
+	s := mustOpen(t, opts)
+	mustAppend(t, s, []byte("before"))
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	waitFor(t, "Append to fail", func() bool {
+		_, err = s.Append(context.Background(), []byte("after"))
+		return err != nil
+	})
+	if !errors.Is(err, ErrLockLost) {
+		t.Fatalf("Append: %v, want ErrLockLost", err)
+	}
+	if st := s.Stats(); st.WriteError == "" {
+		t.Fatalf("Stats: %+v, want the loss shown", st)
+	}
+	// A new spool under the path is another directory: it opens.
+	s2 := mustOpen(t, testOptions(dir))
+	if got := s2.LastSeq(); got != 0 {
+		t.Fatalf("new spool LastSeq %d, want 0", got)
+	}
+}

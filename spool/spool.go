@@ -78,6 +78,8 @@ type Spool struct {
 	log  *slog.Logger
 	m    *metrics.Flow
 	lock *os.File
+	// lockLost is set by checkLock once Dir no longer names the locked directory.
+	lockLost atomic.Bool
 	// share is this spool's part of Options.Budget (nil without one); set before the spool
 	// is shared, synced under mu by syncBudgetLocked, left at Close.
 	share *budgetShare
@@ -248,6 +250,9 @@ func (s *Spool) Stats() Stats {
 	st := Stats{Bytes: s.bytes, Segments: len(s.segs), Durable: s.durable, AckedThrough: s.acked}
 	if s.writeErr != nil {
 		st.WriteError, st.WriteErrorSince = s.writeErr.Error(), s.errSince
+	}
+	if s.lockLost.Load() {
+		st.WriteError = ErrLockLost.Error()
 	}
 	if s.lastSeq > s.acked {
 		st.Unacked = s.lastSeq - s.acked

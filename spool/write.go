@@ -145,7 +145,7 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 			}
 			return seq, nil
 		}
-		if errors.Is(err, ErrClosed) || ctx.Err() != nil {
+		if errors.Is(err, ErrClosed) || errors.Is(err, ErrLockLost) || ctx.Err() != nil {
 			return 0, err
 		}
 		if !errors.Is(err, errPoisoned) {
@@ -170,6 +170,9 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 // appendOnce tries to append once; it also returns the bytes of the active segment not yet
 // synced.
 func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ uint64, unsynced int64, _ error) {
+	if s.lockLost.Load() {
+		return 0, 0, fmt.Errorf("spool: append: %s: %w", s.opts.Dir, ErrLockLost)
+	}
 	s.wmu.Lock()
 	poisoned := s.poisoned
 	s.wmu.Unlock()
