@@ -5,18 +5,19 @@
 //
 //	(the directory itself)       flock(2)ed while a Spool has it open (one spool per dir); a
 //	                             LOCK file left by older versions is not used
+//	00000000000000000001.seg     a segment, named by the sequence number of its first data frame (%020d)
+//	00000000000000004711.seg     the newest segment is the active one; only it is ever written
+//	*.tmp                        half-made files (a segment header being created); removed at Open
+//	<segment>.<offset>.broken    the tail cut off a segment by recovery, kept for post-mortems
+//	<segment>.0.broken           a segment set aside whole by recovery (its header is invalid)
 //
 // The lock is on the directory, not on a file in it, so deleting files cannot let a second
 // Spool in (Open fails with ErrLocked). Removing or replacing the directory itself can: a
 // running spool notices after its next commit that Dir no longer names the directory it
 // locked, logs it and fails every Append with ErrLockLost from then on.
-//	00000000000000000001.seg     a segment, named by the sequence number of its first data frame (%020d)
-//	00000000000000004711.seg     the newest segment is the active one; only it is ever written
-//	*.tmp                        half-made files (a segment header being created); removed at Open
-//	<segment>.<offset>.broken    the tail cut off a segment by recovery, kept for post-mortems
 //
 // Directories are 0700, files 0600. A segment comes into existence through one helper: the
-// header is written to a .tmp file, fsynced, closed, renamed to its final name and the
+// header is written to a <name>.<random>.tmp file (internal/atomicfile), fsynced, closed, renamed to its final name and the
 // directory is fsynced, so a segment file never exists without a complete header. A deleted
 // segment is followed by a directory fsync too.
 //
