@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,10 +18,10 @@ import (
 	"github.com/kinship-agent/kinship/shipper"
 )
 
-// collectingDestination records which lines arrived (by the number each line starts with).
+// collectingDestination counts every line that arrived.
 type collectingDestination struct {
 	mu   sync.Mutex
-	seen map[int]bool
+	seen map[string]int
 }
 
 func (d *collectingDestination) Put(ctx context.Context, recs []shipper.Record) ([]error, error) {
@@ -31,11 +30,7 @@ func (d *collectingDestination) Put(ctx context.Context, recs []shipper.Record) 
 	for _, r := range recs {
 		users, _, _ := aggregator.Deaggregate(r.Data, r.PartitionKey)
 		for _, u := range users {
-			n, err := strconv.Atoi(strings.Fields(string(u.Data))[0])
-			if err != nil {
-				return nil, fmt.Errorf("line %q: %w", u.Data, err)
-			}
-			d.seen[n] = true
+			d.seen[string(u.Data)]++
 		}
 	}
 	return nil, nil
@@ -43,10 +38,27 @@ func (d *collectingDestination) Put(ctx context.Context, recs []shipper.Record) 
 
 func (*collectingDestination) Limits() shipper.Limits { return shipper.Limits{}.WithDefaults() }
 
-func (d *collectingDestination) count() int {
+// count returns how many distinct lines arrived, and how many arrived more than once
+// (counting each extra copy).
+func (d *collectingDestination) count() (lines, dups int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.seen)
+	for _, c := range d.seen {
+		dups += c - 1
+	}
+	return len(d.seen), dups
+}
+
+func (d *collectingDestination) dupsWithPrefix(prefix string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := 0
+	for l, c := range d.seen {
+		if strings.HasPrefix(l, prefix) {
+			n += c - 1
+		}
+	}
+	return n
 }
 
 // Damage in the newest spool segment (random bytes in its second frame, a length field
@@ -113,14 +125,15 @@ func TestSpoolDamageInNewestSegmentLosesNoLine(t *testing.T) {
 			}
 
 			// Phase 2: the destination is back; every line must arrive.
-			dest := &collectingDestination{seen: map[int]bool{}}
+			dest := &collectingDestination{seen: map[string]int{}}
 			deps.Destination = dest
 			runUntil(t, cfg.Flows[0], deps, "every line delivered", func(f *Flow) bool {
 				if st := f.Status().Spool; st.LostFrames == 0 || st.LostBytes == 0 || f.SpoolRecovery().FirstLost == 0 {
 					t.Fatalf("the damage is not in the flow's status: %+v, %+v", st, f.SpoolRecovery())
 				}
-				return dest.count() == lines
-			}, func() string { return fmt.Sprintf("%d of %d lines arrived", dest.count(), lines) })
+				n, _ := dest.count()
+				return n == lines
+			}, func() string { n, _ := dest.count(); return fmt.Sprintf("%d of %d lines arrived", n, lines) })
 		})
 	}
 }
@@ -168,5 +181,87 @@ func runUntil(t *testing.T, fc config.Flow, deps Deps, what string, cond func(*F
 			msg = d()
 		}
 		t.Fatalf("timed out waiting for %s %s", what, msg)
+	}
+}
+
+// Only the files whose positions came from lost frames roll back: a file whose lines are all
+// in frames before the damage is not read again (rolling every file back would re-ship every
+// quiet file the agent watches).
+func TestSpoolDamageRollsBackOnlyTheFilesItTouched(t *testing.T) {
+	logs, state := t.TempDir(), t.TempDir()
+	write := func(name string, from, to int) {
+		f, err := os.OpenFile(filepath.Join(logs, name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for i := from; i < to; i++ {
+			fmt.Fprintf(f, "%s %d %s\n", name, i, strings.Repeat("y", 80))
+		}
+	}
+	write("quiet.log", 0, 1000)
+	write("busy.log", 0, 1000)
+	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `flows:
+  - {name: a, paths: [%q], start_at: beginning, discard: {}, batch: {max_bytes: 8KiB, max_age: 10ms},
+     spool: {segment_bytes: 64KiB, fsync_interval: 5ms}}
+`, filepath.Join(logs, "*.log")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	covered := func(*Flow) bool {
+		pf, _, err := loadPositions(filepath.Join(state, "positions.json"))
+		if err != nil || len(pf.Files) != 2 {
+			return false
+		}
+		for _, p := range pf.Files {
+			if fi, err := os.Stat(p.Path); err != nil || fi.Size() != p.Offset {
+				return false
+			}
+		}
+		return true
+	}
+	// Both files are shipped and acknowledged: the spool deletes their frames.
+	dest := &collectingDestination{seen: map[string]int{}}
+	deps := Deps{Dir: state, CheckpointInterval: 10 * time.Millisecond, Destination: dest}
+	runUntil(t, cfg.Flows[0], deps, "both files shipped", func(f *Flow) bool {
+		n, _ := dest.count()
+		return covered(f) && n == 2000 && f.spool.Stats().Unacked == 0
+	})
+	// busy.log goes on and is shipped too, until the segments that held quiet.log's frames
+	// are acknowledged and deleted.
+	shipped, _ := filepath.Glob(filepath.Join(state, "spool", "*.seg"))
+	write("busy.log", 1000, 2000)
+	runUntil(t, cfg.Flows[0], deps, "quiet.log's frames deleted", func(f *Flow) bool {
+		for _, p := range shipped {
+			if _, err := os.Stat(p); err == nil {
+				return false
+			}
+		}
+		n, _ := dest.count()
+		return covered(f) && n == 3000
+	})
+	// The destination is down and only busy.log goes on.
+	deps.Destination = gatedDestination{gate: make(chan struct{}), lines: new(atomic.Int64)}
+	write("busy.log", 2000, 4000)
+	runUntil(t, cfg.Flows[0], deps, "busy.log spooled", covered)
+
+	segs, _ := filepath.Glob(filepath.Join(state, "spool", "*.seg"))
+	newest := segs[len(segs)-1]
+	b, err := os.ReadFile(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b[32+40:], "\x13\x37\xca\xfe") // the newest segment's first frame
+	if err := os.WriteFile(newest, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	deps.Destination = dest
+	runUntil(t, cfg.Flows[0], deps, "every line delivered", func(*Flow) bool {
+		n, _ := dest.count()
+		return n == 5000
+	}, func() string { n, _ := dest.count(); return fmt.Sprintf("%d of 5000 lines arrived", n) })
+	if d := dest.dupsWithPrefix("quiet.log"); d != 0 {
+		t.Errorf("quiet.log, untouched by the damage, was read again: %d duplicate lines", d)
 	}
 }
