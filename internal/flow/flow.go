@@ -213,6 +213,9 @@ func (f *Flow) positionsPath() string { return filepath.Join(f.dir, "positions.j
 // restore rebuilds the durable positions: the last snapshot, then the marks of every frame
 // after it. It reports whether this is the flow's first start (no state at all).
 func (f *Flow) restore() (restored []position, firstStart bool, err error) {
+	// Status may be called while Run restores (the supervisor serves /status from the start).
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	pf, found, err := loadPositions(f.positionsPath())
 	if err != nil {
 		return nil, false, err
