@@ -67,7 +67,7 @@ func (s *Spool) recover() error {
 		if res.validEnd == 0 || res.first != first {
 			// A segment is renamed into place only with a complete header, so this is damage,
 			// not a crash: set it aside whole.
-			frames, _, err := s.lostIn(path, segHeaderSize-8, size, first-1, buf)
+			frames, _, err := s.countLost(path, segHeaderSize-8, size, first-1, buf)
 			if err != nil {
 				return err
 			}
@@ -90,7 +90,7 @@ func (s *Spool) recover() error {
 		}
 		lost = append(lost, res.gaps...)
 		if res.err != nil {
-			frames, _, err := s.lostIn(path, res.validEnd, size, res.last, buf)
+			frames, _, err := s.countLost(path, res.validEnd, size, res.last, buf)
 			if err != nil {
 				return err
 			}
@@ -164,9 +164,9 @@ func (s *Spool) recover() error {
 	return nil
 }
 
-// lostIn opens path and counts the data frames in [from, end) that recovery is about to
+// countLost opens path and counts the data frames in [from, end) that recovery is about to
 // remove (see lostIn in format.go).
-func (s *Spool) lostIn(path string, from, end int64, last uint64, buf []byte) (frames, hi uint64, _ error) {
+func (s *Spool) countLost(path string, from, end int64, last uint64, buf []byte) (frames, hi uint64, _ error) {
 	f, err := s.fs.Open(path)
 	if err != nil {
 		return 0, 0, fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
