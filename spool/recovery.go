@@ -67,7 +67,7 @@ func (s *Spool) recover() error {
 		if res.validEnd == 0 || res.first != first {
 			// A segment is renamed into place only with a complete header, so this is damage,
 			// not a crash: set it aside whole.
-			frames, _, err := s.countLost(path, segHeaderSize-8, size, first-1, buf)
+			frames, err := s.countLost(path, segHeaderSize-8, size, first-1, buf)
 			if err != nil {
 				return err
 			}
@@ -90,7 +90,7 @@ func (s *Spool) recover() error {
 		}
 		lost = append(lost, res.gaps...)
 		if res.err != nil {
-			frames, _, err := s.countLost(path, res.validEnd, size, res.last, buf)
+			frames, err := s.countLost(path, res.validEnd, size, res.last, buf)
 			if err != nil {
 				return err
 			}
@@ -166,14 +166,14 @@ func (s *Spool) recover() error {
 
 // countLost opens path and counts the data frames in [from, end) that recovery is about to
 // remove (see lostIn in format.go).
-func (s *Spool) countLost(path string, from, end int64, last uint64, buf []byte) (frames, hi uint64, _ error) {
+func (s *Spool) countLost(path string, from, end int64, last uint64, buf []byte) (uint64, error) {
 	f, err := s.fs.Open(path)
 	if err != nil {
-		return 0, 0, fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
+		return 0, fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
 	}
 	defer f.Close()
-	frames, hi = lostIn(f, from, end, last, buf)
-	return frames, hi, nil
+	frames, _ := lostIn(f, from, end, last, buf)
+	return frames, nil
 }
 
 func scanFile(fsys fileSystem, path string, buf []byte, resync bool) (scanResult, int64, error) {
