@@ -79,6 +79,7 @@ type Recovery struct {
 	// from frames at or after FirstLost must be rebuilt from the frames before it: frames that
 	// survive after a lost one (in later segments) carry file positions past lines that only
 	// the lost frame held. Seqs of frames cut from the newest segment are given out again.
+	// It is reported by every Open until RecoveryHandled (or until the cursor passes it).
 	FirstLost uint64
 }
 

@@ -10,6 +10,8 @@
 //	*.tmp                        half-made files (a segment header being created); removed at Open
 //	<segment>.<offset>.broken    the tail cut off a segment by recovery, kept for post-mortems
 //	<segment>.0.broken           a segment set aside whole by recovery (its header is invalid)
+//	LOST                         the first seq recovery destroyed, until the caller has rolled back
+//	                             its own state (Spool.RecoveryHandled)
 //
 // The lock is on the directory, not on a file in it, so deleting files cannot let a second
 // Spool in (Open fails with ErrLocked). Removing or replacing the directory itself can: a
@@ -156,7 +158,10 @@
 // and reads the rest again from its source (duplicates, not loss). The count of frames lost in
 // a cut is the highest seq still readable in the cut bytes (or one for damage hiding every
 // frame; none for zeroed bytes). Cut frames of the newest segment give their seqs to the next
-// appends.
+// appends. Recovery scans every segment first and writes that seq to LOST before it cuts
+// anything; every Open reports it again (merged with its own findings) until the caller calls
+// RecoveryHandled or the cursor passes it, so neither a crash during the cuts nor a caller
+// failing before its rolled-back state is durable makes the loss vanish.
 //
 // What survives which crash:
 //   - process crash (kill -9): everything appended, because the page cache survives; acks up to

@@ -40,11 +40,15 @@ func (s *Spool) recover() error {
 	}
 	slices.Sort(firsts)
 	buf := make([]byte, readBufSize)
-	var maxAck uint64
+
+	// First every segment is scanned, and what recovery will destroy is worked out and
+	// persisted (lostFile) before anything is cut: a crash in the middle of the cuts, or a
+	// caller that fails before it has rolled its state back, must not make the loss vanish.
+	scans := make([]segScan, 0, len(firsts))
 	var lost []lostRange
+	var maxAck, keptFirst uint64
 	for i, first := range firsts {
-		path := filepath.Join(dir, segName(first))
-		nextSeq = max(nextSeq, first)
+		sc := segScan{first: first, path: filepath.Join(dir, segName(first))}
 		newest := i == len(firsts)-1
 		// Whatever this segment lost ends before the next segment starts.
 		lastBound := uint64(math.MaxUint64)
@@ -57,51 +61,84 @@ func (s *Spool) recover() error {
 		// not): frames after bad bytes there may never have been durable, and keeping them
 		// would let Replay move the caller's positions past the lost ones. It is cut at the
 		// first bad frame, as a torn tail.
-		res, size, err := scanFile(s.fs, path, buf, !newest)
+		var err error
+		sc.res, sc.size, err = scanFile(s.fs, sc.path, buf, !newest)
 		if err != nil {
-			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
+			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(sc.path), err)
 		}
-		if res.err != nil && !errors.Is(res.err, errCorrupt) {
-			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), res.err)
+		if sc.res.err != nil && !errors.Is(sc.res.err, errCorrupt) {
+			return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(sc.path), sc.res.err)
 		}
-		if res.validEnd == 0 || res.first != first {
-			// A segment is renamed into place only with a complete header, so this is damage,
-			// not a crash: set it aside whole.
-			frames, err := s.countLost(path, segHeaderSize-8, size, first-1, buf)
-			if err != nil {
+		sc.setAside = sc.res.validEnd == 0 || sc.res.first != first
+		switch {
+		case sc.setAside:
+			if sc.lostFrames, err = s.countLost(sc.path, segHeaderSize-8, sc.size, first-1, buf); err != nil {
 				return err
 			}
-			s.corrupt("spool: segment header invalid, set aside", path, 0, cmp.Or(res.err, errors.New("first seq differs from name")),
-				"lost_frames", frames, "lost_bytes", size)
+			if sc.lostFrames > 0 {
+				lost = append(lost, lostRange{first, lastBound})
+			}
+		case sc.res.err != nil:
+			if sc.lostFrames, err = s.countLost(sc.path, sc.res.validEnd, sc.size, sc.res.last, buf); err != nil {
+				return err
+			}
+			if sc.lostFrames > 0 {
+				lost = append(lost, lostRange{sc.res.last + 1, lastBound})
+			}
+		}
+		if !sc.setAside {
+			lost = append(lost, sc.res.gaps...)
+			maxAck = max(maxAck, sc.res.ack)
+			if keptFirst == 0 {
+				keptFirst = first
+			}
+		}
+		scans = append(scans, sc)
+	}
+	// The cursor as it will be (below): lost frames at or below it were delivered.
+	acked := maxAck
+	if keptFirst > 0 {
+		acked = max(acked, keptFirst-1)
+	}
+	for _, r := range lost {
+		if r.last > acked {
+			if from := max(r.first, acked+1); s.recovery.FirstLost == 0 || from < s.recovery.FirstLost {
+				s.recovery.FirstLost = from
+			}
+		}
+	}
+	if err := s.persistLost(acked); err != nil {
+		return err
+	}
+
+	var maxSeq uint64
+	for _, sc := range scans {
+		path := sc.path
+		maxSeq = max(maxSeq, sc.first)
+		if sc.setAside {
+			// A segment is renamed into place only with a complete header, so this is damage,
+			// not a crash: set it aside whole.
+			s.corrupt("spool: segment header invalid, set aside", path, 0, cmp.Or(sc.res.err, errors.New("first seq differs from name")),
+				"lost_frames", sc.lostFrames, "lost_bytes", sc.size)
 			if err := s.fs.Rename(path, path+".0.broken"); err != nil {
 				return fmt.Errorf("spool: open: segment %s: %w", filepath.Base(path), err)
 			}
-			s.recovery.LostFrames += frames
-			s.recovery.LostBytes += size
-			if frames > 0 {
-				lost = append(lost, lostRange{first, lastBound})
-			}
+			s.recovery.LostFrames += sc.lostFrames
+			s.recovery.LostBytes += sc.size
 			continue
 		}
+		res := sc.res
 		for _, b := range res.skipped {
 			// Counted in SpoolCorrupt by the reader, which skips the same bytes when it ships.
 			s.log.Warn("spool: corrupt frames inside a segment; the frames after them are kept",
 				"segment", filepath.Base(path), "offset", b.off, "bad_bytes", b.n, "err", b.err)
 		}
-		lost = append(lost, res.gaps...)
 		if res.err != nil {
-			frames, err := s.countLost(path, res.validEnd, size, res.last, buf)
-			if err != nil {
+			if err := s.cutTail(path, res.validEnd, sc.size, res.err, "lost_frames", sc.lostFrames); err != nil {
 				return err
 			}
-			if err := s.cutTail(path, res.validEnd, size, res.err, "lost_frames", frames); err != nil {
-				return err
-			}
-			s.recovery.LostFrames += frames
-			s.recovery.LostBytes += size - res.validEnd
-			if frames > 0 {
-				lost = append(lost, lostRange{res.last + 1, lastBound})
-			}
+			s.recovery.LostFrames += sc.lostFrames
+			s.recovery.LostBytes += sc.size - res.validEnd
 		}
 		if n := len(s.segs); n > 0 && res.first <= s.segs[n-1].last {
 			// A failed fsync rewrote frames into this segment and the older one could not be
@@ -110,25 +147,17 @@ func (s *Spool) recover() error {
 				return err
 			}
 		}
-		s.segs = append(s.segs, &segment{first: first, last: res.last, end: res.validEnd, durEnd: res.validEnd, path: path})
+		s.segs = append(s.segs, &segment{first: sc.first, last: res.last, end: res.validEnd, durEnd: res.validEnd, path: path})
 		s.bytes += res.validEnd
-		maxAck = max(maxAck, res.ack)
-		nextSeq = max(nextSeq, res.last+1)
+		maxSeq = max(maxSeq, res.last+1)
 	}
+	nextSeq = max(nextSeq, maxSeq)
 	if err := s.fs.SyncDir(dir); err != nil {
 		return fmt.Errorf("spool: open: %w", err)
 	}
-	s.acked = maxAck
+	s.acked = acked
 	if len(s.segs) > 0 {
-		s.acked = max(s.acked, s.segs[0].first-1)
 		s.lastSeq = s.segs[len(s.segs)-1].last
-	}
-	for _, r := range lost {
-		if r.last > s.acked {
-			if from := max(r.first, s.acked+1); s.recovery.FirstLost == 0 || from < s.recovery.FirstLost {
-				s.recovery.FirstLost = from
-			}
-		}
 	}
 	if s.m != nil && s.m.SpoolLostFrames != nil {
 		s.m.SpoolLostFrames.Add(float64(s.recovery.LostFrames))
@@ -161,6 +190,68 @@ func (s *Spool) recover() error {
 	s.act = act
 	s.log.Info("spool: opened", "dir", dir, "segments", len(s.segs), "bytes", s.bytes,
 		"last_seq", s.lastSeq, "acked", s.acked)
+	return nil
+}
+
+// segScan is what recovery's first pass found in one segment.
+type segScan struct {
+	first      uint64
+	path       string
+	res        scanResult
+	size       int64
+	setAside   bool   // the header is invalid: the file goes aside whole
+	lostFrames uint64 // data frames in what is cut or set aside
+}
+
+// lostFile persists Recovery.FirstLost until the caller says it has rolled its state back
+// (RecoveryHandled), so that neither a crash during recovery's cuts nor a caller failing
+// before its rollback is durable makes the loss vanish: the next Open reports it again.
+const lostFile = "LOST"
+
+// persistLost merges the FirstLost left by an earlier Open that was not handled into this
+// one's, drops it once the cursor has passed it (those frames were delivered), and writes
+// the result before recovery cuts anything.
+func (s *Spool) persistLost(acked uint64) error {
+	path := filepath.Join(s.opts.Dir, lostFile)
+	f, err := s.fs.Open(path)
+	switch {
+	case err == nil:
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		_ = f.Close()
+		prev, perr := strconv.ParseUint(strings.TrimSpace(string(b[:n])), 10, 64)
+		if perr == nil && prev > acked && (s.recovery.FirstLost == 0 || prev < s.recovery.FirstLost) {
+			s.recovery.FirstLost = prev
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("spool: open: %w", err)
+	}
+	if s.recovery.FirstLost == 0 {
+		if err == nil {
+			if err := s.fs.Remove(path); err != nil {
+				return fmt.Errorf("spool: open: %w", err)
+			}
+		}
+		return nil
+	}
+	if err := writeFileAtomic(s.fs, s.opts.Dir, lostFile, []byte(strconv.FormatUint(s.recovery.FirstLost, 10)+"\n")); err != nil {
+		return fmt.Errorf("spool: open: record lost frames: %w", err)
+	}
+	return nil
+}
+
+// RecoveryHandled tells the spool that the caller's state no longer claims anything
+// Recovery reported lost (it is saved rolled back): the next Open stops reporting it.
+func (s *Spool) RecoveryHandled() error {
+	if s.recovery.FirstLost == 0 {
+		return nil
+	}
+	if err := s.fs.Remove(filepath.Join(s.opts.Dir, lostFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("spool: recovery handled: %w", err)
+	}
+	if err := s.fs.SyncDir(s.opts.Dir); err != nil {
+		return fmt.Errorf("spool: recovery handled: %w", err)
+	}
 	return nil
 }
 

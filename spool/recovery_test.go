@@ -76,13 +76,24 @@ func TestRecoveryReportsLostFrames(t *testing.T) {
 			if bl, err := Inspect(dir); err != nil || bl.BrokenBytes != tc.bytes || bl.BrokenFiles != 1 {
 				t.Fatalf("Inspect = %+v (%v), want the %d broken bytes in one file", bl, err, tc.bytes)
 			}
-			// Reported once: the next Open finds a consistent directory.
+			// Until the caller says it rolled its state back, every Open reports the loss
+			// again (a crash before that must not make it vanish); nothing more is cut.
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = mustOpen(t, testOptions(dir))
+			if got := s.Recovery(); got != (Recovery{FirstLost: tc.firstLost}) {
+				t.Fatalf("Open before RecoveryHandled: Recovery() = %+v, want FirstLost %d only", got, tc.firstLost)
+			}
+			if err := s.RecoveryHandled(); err != nil {
+				t.Fatal(err)
+			}
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
 			s = mustOpen(t, testOptions(dir))
 			if got := s.Recovery(); got != (Recovery{}) {
-				t.Fatalf("second Open: Recovery() = %+v, want nothing", got)
+				t.Fatalf("Open after RecoveryHandled: Recovery() = %+v, want nothing", got)
 			}
 		})
 	}

@@ -24,8 +24,9 @@ type seqMark struct {
 // frame at or after lost goes back to its mark in before, or to the start of the file when no
 // frame before lost is left to say (its earlier frames were acknowledged and deleted): its
 // lines are read again, duplicates rather than loss. The result is saved at once, under the
-// spool's last seq, so that a crash cannot bring back the old snapshot, whose damaged frames
-// the spool has already cut and will not report again.
+// spool's last seq, and only then is the spool told (RecoveryHandled): until then it reports
+// the loss again at every Open, so a crash or a failed save here cannot bring back the old
+// snapshot with nothing left to say it is wrong.
 func (f *Flow) rollBackLost(lost, snapSeq uint64, before map[tailer.FileID]seqMark) error {
 	rolled, toStart := 0, 0
 	if lost <= snapSeq {
@@ -57,6 +58,9 @@ func (f *Flow) rollBackLost(lost, snapSeq uint64, before map[tailer.FileID]seqMa
 		return fmt.Errorf("flow %s: save positions rolled back after spool damage: %w", f.cfg.Name, err)
 	}
 	f.savedSeq = seq
+	if err := f.spool.RecoveryHandled(); err != nil {
+		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
+	}
 	f.log.Error("spool lost frames to damage; positions rolled back so their lines are read again from the files",
 		"first_lost_seq", lost, "snapshot_seq", snapSeq, "files_rolled_back", rolled, "files_from_start", toStart)
 	return nil
