@@ -8,6 +8,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -471,4 +472,154 @@ func TestPowerLossRecovers(t *testing.T) {
 	sc, dups := finish(t, proxy, endpoint, cfg, "power", r.w)
 	t.Logf("%d lines written (%d rotations), %d arrived in %d records; %d duplicate lines (%.3f%%) in %d duplicate records after %d power losses",
 		r.w.total(), r.rotated, len(sc.lines), sc.records, dups, 100*float64(dups)/float64(r.w.total()), sc.dupRecords, crashes)
+}
+
+// positionsCover waits until positions.json in flowDir holds every written file at its full
+// size: every line is in a durable spool frame and the snapshot says so.
+func positionsCover(t *testing.T, a *agent, flowDir string, logs string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var pf struct {
+			Files []struct {
+				Path   string `json:"path"`
+				Offset int64  `json:"offset"`
+			} `json:"files"`
+		}
+		b, err := os.ReadFile(filepath.Join(flowDir, "positions.json"))
+		done := err == nil && json.Unmarshal(b, &pf) == nil && len(pf.Files) > 0
+		for _, f := range pf.Files {
+			fi, err := os.Stat(f.Path)
+			done = done && err == nil && fi.Size() == f.Offset && strings.HasPrefix(f.Path, logs)
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("positions never covered the files: %s\n%s", b, a.log())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestSpoolDamageInNewestSegmentLosesNoLine (issue 13.5): the destination is down, every line
+// is spooled and its position saved, the agent stops; then the newest segment is damaged
+// (random bytes in its second frame, a length field pointing far beyond the file, a bad
+// header). Recovery must cut or set aside the damage, and every line, still in the file, must
+// arrive once the destination is back: positions roll back to the frames that survived.
+// Before the fix 2,126 of 3,000 lines (all 3,000 with a bad header) never arrived.
+func TestSpoolDamageInNewestSegmentLosesNoLine(t *testing.T) {
+	endpoint := kinesalitetest.Start(t)
+	damages := []struct {
+		name   string
+		damage func(t *testing.T, seg string, b []byte)
+	}{
+		{"random bytes in frame 2", func(t *testing.T, seg string, b []byte) {
+			copy(b[secondFrame(t, seg)+frameHeaderLen+20:], "\x13\x37\xca\xfe\xba\xbe\x00\xff")
+		}},
+		{"huge length field in frame 2", func(t *testing.T, seg string, b []byte) {
+			binary.LittleEndian.PutUint32(b[secondFrame(t, seg)+4:], 0xfffffff0)
+		}},
+		{"bad header", func(t *testing.T, _ string, b []byte) { b[1] ^= 0xff }},
+	}
+	for i, tc := range damages {
+		t.Run(tc.name, func(t *testing.T) {
+			stream := fmt.Sprintf("damage%d", i)
+			kinesalitetest.CreateStream(t, endpoint, stream, 1)
+			proxy := faultproxy.Start(t, endpoint, nil)
+			proxy.Cut(true)
+			dir := t.TempDir()
+			logs := logsDir(t, dir)
+			w := newWriter(t, logs, 1)
+			w.write(t, 3000)
+			// Small aggregates and segments: the newest segment holds several frames after a
+			// sealed one.
+			cfg := writeConfig(t, dir, strings.Replace(kinesisConfig(dir, proxy.URL, stream),
+				"max_bytes: 256KiB", "max_bytes: 8KiB", 1)+`    spool:
+      segment_bytes: 96KiB
+      compression: none
+`)
+			flowDir := filepath.Join(dir, "state", "flows", "app")
+			a := startAgent(t, proxy.URL, "run", "--config", cfg)
+			positionsCover(t, a, flowDir, logs)
+			if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.wait(t, 15*time.Second); err != nil {
+				t.Fatalf("kinship after SIGTERM: %v\n%s", err, a.log())
+			}
+
+			seg, _ := newestSegment(t, filepath.Join(flowDir, "spool"))
+			b, err := os.ReadFile(seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, seg, b)
+			if err := os.WriteFile(seg, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+
+			proxy.Cut(false)
+			sc, dups := finish(t, proxy.URL, endpoint, cfg, stream, w)
+			t.Logf("%s: %d lines arrived in %d records, %d duplicate lines", filepath.Base(seg), len(sc.lines), sc.records, dups)
+		})
+	}
+}
+
+// secondFrame is the offset of a segment's second frame.
+func secondFrame(t *testing.T, seg string) int64 {
+	t.Helper()
+	bs := frameBoundaries(t, seg)
+	if len(bs) < 3 {
+		t.Fatalf("%s holds %d frames, want 2 at least", seg, len(bs)-1)
+	}
+	return bs[1]
+}
+
+// TestDeletedLockDoesNotLetASecondAgentIn (issue 13.6): deleting the files an operator finds
+// in a running agent's spool directory (LOCK, in older versions) must not let a second agent
+// on the same configuration open the same spool: both would ship every line, and interleave
+// segments. The second agent must fail to start (after waiting for a dying predecessor,
+// if the supervisor does), the first must go on, and every line arrive exactly once.
+func TestDeletedLockDoesNotLetASecondAgentIn(t *testing.T) {
+	endpoint := kinesalitetest.Start(t)
+	kinesalitetest.CreateStream(t, endpoint, "lock", 1)
+	proxy := crashProxy(t, endpoint)
+	dir := t.TempDir()
+	logs := logsDir(t, dir)
+	w := newWriter(t, logs, 2)
+	w.write(t, 2000)
+	cfg := writeConfig(t, dir, kinesisConfig(dir, proxy, "lock"))
+	flowDir := filepath.Join(dir, "state", "flows", "app")
+	a := startAgent(t, proxy, "run", "--config", cfg)
+	positionsCover(t, a, flowDir, logs)
+
+	spoolDir := filepath.Join(flowDir, "spool")
+	entries, err := os.ReadDir(spoolDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) != ".seg" {
+			if err := os.Remove(filepath.Join(spoolDir, e.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	second := startAgent(t, proxy, "run", "--config", cfg)
+	select {
+	case <-second.exited:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("a second agent runs on the same spool:\n%s", second.log())
+	}
+	if second.err == nil || !strings.Contains(second.log(), "in use by another spool") {
+		t.Fatalf("second agent: exit %v, want a failure naming the spool in use:\n%s", second.err, second.log())
+	}
+
+	w.write(t, 2000)
+	sc, dups := drainThenStop(t, a, endpoint, "lock", w)
+	if dups != 0 {
+		t.Errorf("%d duplicate lines: another agent shipped them too", dups)
+	}
+	t.Logf("%d lines in %d records", len(sc.lines), sc.records)
 }

@@ -17,12 +17,20 @@ type Frame struct {
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("spool: closed")
 
-// ErrLocked is returned by Open when another Spool holds the directory.
+// ErrLocked is returned (wrapped) by Open when another Spool, in this process or another,
+// holds the directory. The holder may be a previous agent still shutting down: a caller may
+// wait and try again.
 var ErrLocked = errors.New("spool: directory locked")
+
+// ErrLockLost is returned by Append once the spool's directory was removed or replaced while
+// the spool had it open (an operator's rm -rf, say): its lock then guards nothing, another
+// agent may be writing a new directory under the same path, and what this one appends would
+// go to files no one will read. The flow must stop; its lines are still in the files.
+var ErrLockLost = errors.New("spool: directory removed or replaced while in use")
 
 // Options configures Open. Zero values take the defaults in brackets.
 type Options struct {
-	Dir          string // created (0700) if missing; one spool per directory (flock on Dir/LOCK)
+	Dir          string // created (0700) if missing; one spool per directory (flock on Dir itself)
 	SegmentBytes int64  // roll to a new segment after this many bytes [64 MiB]
 	MaxBytes     int64  // 0 = unbounded; Append blocks while bytes on disk >= MaxBytes, until acks free segments or ctx is done
 	// DropOldest (when_full: drop_oldest) makes a full spool delete its oldest segments, even
@@ -54,6 +62,25 @@ type Options struct {
 	Logger  *slog.Logger  // nil: discard
 
 	fs fileSystem // tests inject faults here; nil: the os
+}
+
+// Recovery is what Open found destroyed on disk (see Recovery in the package doc). Frames are
+// opaque to the spool, but the caller keeps state derived from them (file positions), which
+// must not claim what was lost.
+type Recovery struct {
+	// LostFrames and LostBytes count what this Open cut off segments or set aside with a
+	// segment whose header is invalid (the bytes are kept in *.broken files): data frames (one
+	// at least for damage that hides every frame) and bytes.
+	LostFrames uint64
+	LostBytes  int64
+	// FirstLost is the lowest seq above the acknowledged cursor that may have been destroyed,
+	// by a cut or set-aside segment or by damage inside a sealed segment that the reader steps
+	// over (0: none). Frames at or below the cursor were delivered before. Any state derived
+	// from frames at or after FirstLost must be rebuilt from the frames before it: frames that
+	// survive after a lost one (in later segments) carry file positions past lines that only
+	// the lost frame held. Seqs of frames cut from the newest segment are given out again.
+	// It is reported by every Open until RecoveryHandled (or until the cursor passes it).
+	FirstLost uint64
 }
 
 // Buffers is a source of payload buffers, so that a steady stream of frames does not turn

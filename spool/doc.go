@@ -3,14 +3,23 @@
 //
 // # Directory
 //
-//	LOCK                         flock(2)ed while a Spool has the directory open (one spool per dir)
+//	(the directory itself)       flock(2)ed while a Spool has it open (one spool per dir); a
+//	                             LOCK file left by older versions is not used
 //	00000000000000000001.seg     a segment, named by the sequence number of its first data frame (%020d)
 //	00000000000000004711.seg     the newest segment is the active one; only it is ever written
 //	*.tmp                        half-made files (a segment header being created); removed at Open
 //	<segment>.<offset>.broken    the tail cut off a segment by recovery, kept for post-mortems
+//	<segment>.0.broken           a segment set aside whole by recovery (its header is invalid)
+//	LOST                         the first seq recovery destroyed, until the caller has rolled back
+//	                             its own state (Spool.RecoveryHandled)
+//
+// The lock is on the directory, not on a file in it, so deleting files cannot let a second
+// Spool in (Open fails with ErrLocked). Removing or replacing the directory itself can: a
+// running spool notices after its next commit that Dir no longer names the directory it
+// locked, logs it and fails every Append with ErrLockLost from then on.
 //
 // Directories are 0700, files 0600. A segment comes into existence through one helper: the
-// header is written to a .tmp file, fsynced, closed, renamed to its final name and the
+// header is written to a <name>.<random>.tmp file (internal/atomicfile), fsynced, closed, renamed to its final name and the
 // directory is fsynced, so a segment file never exists without a complete header. A deleted
 // segment is followed by a directory fsync too.
 //
@@ -138,6 +147,21 @@
 // not be cut back), the older segment is cut where the next one begins. The acknowledged
 // cursor is the highest ack frame found, or the sequence number before the oldest segment's first, whichever is higher: segments are only
 // deleted once an ack frame covering them is durable.
+//
+// Open reports what it destroyed (Spool.Recovery, counted in kinship_spool_lost_frames_total
+// and kinship_spool_lost_bytes_total, one ERROR line): the data frames and bytes it cut or set
+// aside, and the lowest seq above the acknowledged cursor that may be gone, frames skipped
+// inside sealed segments included. The frames are opaque here, but the caller derives state
+// from them: a frame that was durable before the damage may be covered by the caller's saved
+// positions, and a frame surviving after a lost one carries positions past lines that only
+// the lost frame held. So the caller rebuilds its positions from the frames before that seq
+// and reads the rest again from its source (duplicates, not loss). The count of frames lost in
+// a cut is the highest seq still readable in the cut bytes (or one for damage hiding every
+// frame; none for zeroed bytes). Cut frames of the newest segment give their seqs to the next
+// appends. Recovery scans every segment first and writes that seq to LOST before it cuts
+// anything; every Open reports it again (merged with its own findings) until the caller calls
+// RecoveryHandled or the cursor passes it, so neither a crash during the cuts nor a caller
+// failing before its rolled-back state is durable makes the loss vanish.
 //
 // What survives which crash:
 //   - process crash (kill -9): everything appended, because the page cache survives; acks up to

@@ -281,6 +281,64 @@ func (fr *frameReader) resync(bad int64, last uint64) (found bool, allow uint64,
 	return false, 0, nil
 }
 
+// lostIn tells how many data frames the bytes [from, end) held after the data frame last,
+// bytes that recovery is about to cut or set aside: the highest seq of a valid data frame
+// found in them (stepping over bad bytes the way resync does), or one for damage that hides
+// every frame, unless the bytes are all zero (a preallocated or never written extent). hi is
+// the highest seq found (last when none).
+func lostIn(r io.ReaderAt, from, end int64, last uint64, buf []byte) (frames, hi uint64) {
+	fr := newFrameReader(r, from, end, buf[:0])
+	hi = last
+	bad := from
+	for {
+		found, allow, err := fr.resync(bad, hi)
+		if err != nil || !found {
+			break
+		}
+		for {
+			at := fr.off
+			typ, seq, _, err := fr.next(false)
+			if err != nil || (typ == frameData && (seq <= hi || seq > hi+1+allow)) {
+				bad = at
+				break
+			}
+			if typ == frameData {
+				hi, allow = seq, 0
+			}
+		}
+		if bad >= end {
+			break
+		}
+	}
+	if hi > last {
+		return hi - last, hi
+	}
+	if !allZero(r, from, end, buf) {
+		return 1, hi
+	}
+	return 0, hi
+}
+
+func allZero(r io.ReaderAt, from, end int64, buf []byte) bool {
+	buf = buf[:cap(buf)]
+	if len(buf) == 0 {
+		buf = make([]byte, 4096)
+	}
+	for off := from; off < end; {
+		n, err := r.ReadAt(buf[:min(int64(len(buf)), end-off)], off)
+		for _, b := range buf[:n] {
+			if b != 0 {
+				return false
+			}
+		}
+		if n == 0 || (err != nil && !errors.Is(err, io.EOF)) {
+			return n == 0 && errors.Is(err, io.EOF)
+		}
+		off += int64(n)
+	}
+	return true
+}
+
 // segFirst reads the first seq from a segment's header.
 func segFirst(r io.ReaderAt) (uint64, error) {
 	var hb [segHeaderSize]byte
@@ -302,13 +360,17 @@ type badRange struct {
 // scanResult is what a full pass over one segment found.
 type scanResult struct {
 	first    uint64
-	last     uint64     // last data seq; first-1 when the segment holds none
-	frames   int        // data frames
-	ack      uint64     // highest ack frame (0 when none)
-	validEnd int64      // offset just after the last valid frame
-	err      error      // why scanning stopped before the end of the file (wraps errCorrupt), or an I/O error
-	skipped  []badRange // corrupt stretches with valid frames after them (mid-segment corruption)
+	last     uint64      // last data seq; first-1 when the segment holds none
+	frames   int         // data frames
+	ack      uint64      // highest ack frame (0 when none)
+	validEnd int64       // offset just after the last valid frame
+	err      error       // why scanning stopped before the end of the file (wraps errCorrupt), or an I/O error
+	skipped  []badRange  // corrupt stretches with valid frames after them (mid-segment corruption)
+	gaps     []lostRange // data seqs missing behind skipped stretches: frames they destroyed
 }
+
+// lostRange is an inclusive range of sequence numbers; last is math.MaxUint64 when it is open.
+type lostRange struct{ first, last uint64 }
 
 // scanSegment validates a segment of the given size held by r. With resync false the scan
 // stops at the first bad frame (the newest segment at Open: see the package doc); with
@@ -367,6 +429,9 @@ func scanSegment(r io.ReaderAt, size int64, buf []byte, resync bool) scanResult 
 			continue
 		}
 		if typ == frameData {
+			if seq > res.last+1 {
+				res.gaps = append(res.gaps, lostRange{res.last + 1, seq - 1})
+			}
 			res.last = seq
 			res.frames++
 			allow = 0

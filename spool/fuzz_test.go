@@ -109,6 +109,18 @@ func FuzzSegmentReader(f *testing.F) {
 			if res.err == nil && res.validEnd != int64(len(data)) {
 				t.Fatalf("scan stopped at %d of %d without an error", res.validEnd, len(data))
 			}
+			// The newest segment's scan stops at the first bad frame; what recovery then
+			// counts as lost in the rest must agree with the seqs that rest can hold.
+			if cut := scanSegment(r, int64(len(data)), buf, false); cut.validEnd > 0 && cut.err != nil {
+				rest := int64(len(data)) - cut.validEnd
+				lost, hi := lostIn(r, cut.validEnd, int64(len(data)), cut.last, buf)
+				switch {
+				case hi < cut.last, hi > cut.last && lost != hi-cut.last, hi == cut.last && lost > 1:
+					t.Fatalf("lostIn: %d lost, highest seq %d after %d", lost, hi, cut.last)
+				case hi-cut.last > uint64(rest)/frameHeaderSize+1:
+					t.Fatalf("lostIn: seq %d after %d in %d bytes", hi, cut.last, rest)
+				}
+			}
 			if res.validEnd == 0 {
 				continue
 			}

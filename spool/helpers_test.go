@@ -82,7 +82,7 @@ func replayAll(t testing.TB, s *Spool, from uint64) []Frame {
 	return out
 }
 
-// copyDir copies a live spool's files (not its lock): what a crash would leave behind if the
+// copyDir copies a live spool's files (not a LOCK file older versions left): what a crash would leave behind if the
 // page cache survived.
 func copyDir(t testing.TB, src string) string {
 	t.Helper()
@@ -150,9 +150,14 @@ func seqRange(a, b uint64) []uint64 {
 	return out
 }
 
-// faultFS fails the next write or sync of any file it opened, on demand.
+// faultFS fails the next write or sync of any file it opened, or a delete, rename or
+// directory fsync, on demand.
 type faultFS struct {
+	osFS
 	mu            sync.Mutex
+	failRemove    bool // every Remove fails until cleared
+	failRename    bool // every Rename fails until cleared
+	failSyncDir   bool // every directory fsync fails until cleared
 	failNextWrite bool // the write stores half its bytes, then fails
 	failNextSync  bool
 	failTruncate  bool
@@ -168,6 +173,33 @@ func (fs *faultFS) OpenFile(name string, flag int, perm os.FileMode) (segFile, e
 		return nil, err
 	}
 	return &faultFile{File: f, fs: fs}, nil
+}
+
+func (fs *faultFS) failing(flag *bool) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return *flag
+}
+
+func (fs *faultFS) Remove(name string) error {
+	if fs.failing(&fs.failRemove) {
+		return errInjected
+	}
+	return os.Remove(name)
+}
+
+func (fs *faultFS) Rename(oldpath, newpath string) error {
+	if fs.failing(&fs.failRename) {
+		return errInjected
+	}
+	return os.Rename(oldpath, newpath)
+}
+
+func (fs *faultFS) SyncDir(dir string) error {
+	if fs.failing(&fs.failSyncDir) {
+		return errInjected
+	}
+	return fs.osFS.SyncDir(dir)
 }
 
 type faultFile struct {

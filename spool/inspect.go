@@ -19,15 +19,19 @@ type Backlog struct {
 	AckedThrough  uint64 // the acknowledged cursor found on disk
 	UnackedFrames uint64 // data frames after the cursor
 	UnackedBytes  int64  // their size on disk, headers and padding included
+	// BrokenFiles and BrokenBytes are the *.broken files: damaged bytes recovery cut off or
+	// set aside, kept for post-mortems. Their frames were lost (see Recovery).
+	BrokenFiles int
+	BrokenBytes int64
 }
 
-// Inspect reads the spool in dir without opening it: no LOCK is taken, nothing is written,
+// Inspect reads the spool in dir without opening it: no lock is taken, nothing is written,
 // recovered or deleted, so it may run while an agent has the spool open (`kinship status`).
 // A torn or half-written tail (the active segment being appended to) ends that segment's
 // walk; a segment deleted meanwhile is skipped. A missing dir is an empty spool.
 func Inspect(dir string) (Backlog, error) {
 	var b Backlog
-	entries, err := os.ReadDir(dir)
+	entries, err := osFS{}.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return b, nil
 	}
@@ -37,6 +41,13 @@ func Inspect(dir string) (Backlog, error) {
 	var firsts []uint64
 	for _, e := range entries {
 		name := e.Name()
+		if strings.HasSuffix(name, ".broken") {
+			if fi, err := e.Info(); err == nil {
+				b.BrokenFiles++
+				b.BrokenBytes += fi.Size()
+			}
+			continue
+		}
 		if strings.HasSuffix(name, ".seg") && len(name) == 24 {
 			if first, err := strconv.ParseUint(name[:20], 10, 64); err == nil && first > 0 {
 				firsts = append(firsts, first)
@@ -53,7 +64,7 @@ func Inspect(dir string) (Backlog, error) {
 	buf := make([]byte, readBufSize)
 	for i, first := range firsts {
 		path := filepath.Join(dir, segName(first))
-		res, size, err := scanFile(path, buf, i < len(firsts)-1) // as Open does
+		res, size, err := scanFile(osFS{}, path, buf, i < len(firsts)-1) // as Open does
 		if errors.Is(err, os.ErrNotExist) {
 			continue // acked and deleted since ReadDir
 		}
@@ -90,7 +101,7 @@ func Inspect(dir string) (Backlog, error) {
 
 // unackedBytes sums the sizes of the data frames after acked in one segment.
 func unackedBytes(path string, end int64, acked uint64, buf []byte) (int64, error) {
-	f, err := os.Open(path)
+	f, err := osFS{}.Open(path)
 	if err != nil {
 		return 0, err
 	}

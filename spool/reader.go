@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 )
 
@@ -63,7 +62,7 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 		s.mu.Unlock()
 
 		if s.rseg != seg || s.rfile == nil {
-			f, err := os.Open(seg.path)
+			f, err := s.fs.Open(seg.path)
 			if errors.Is(err, fs.ErrNotExist) && !s.holdsSegment(seg) {
 				// Deleted since it was picked: every frame in it was acknowledged; pick again.
 				s.rseg, s.rfile = nil, nil
@@ -177,7 +176,7 @@ func (s *Spool) Replay(from uint64, fn func(Frame) error) error {
 }
 
 func (s *Spool) replaySegment(path string, end int64, from uint64, buf []byte, fn func(Frame) error) error {
-	f, err := os.Open(path)
+	f, err := s.fs.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Dropped (drop_oldest) since the spans were taken: its frames are gone by the
 		// operator's choice, not a position error.

@@ -175,9 +175,6 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
 	}
-	if err := atomicfile.SweepTemp(f.dir); err != nil {
-		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
-	}
 	codec, err := spool.ParseCompression(cfg.Spool.Compression)
 	if err != nil {
 		return nil, fmt.Errorf("flow %s: spool: %w", cfg.Name, err)
@@ -196,6 +193,12 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		Logger:        f.log,
 	})
 	if err != nil {
+		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
+	}
+	// Only once the spool's lock is held: a second agent started on the same state must not
+	// remove the temp file of a positions save the first one is making.
+	if err := atomicfile.SweepTemp(f.dir); err != nil {
+		_ = sp.Close()
 		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
 	}
 	f.spool = sp
@@ -355,15 +358,30 @@ func (f *Flow) restore() (restored []position, firstStart bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
+	// Frames the spool lost to damage (positions.rollBackLost): no mark at or after lost is
+	// trusted, and when the snapshot may hold marks of lost frames, the frames before lost
+	// are read too, to find each file's earlier position.
+	lost := f.spool.Recovery().FirstLost
+	var before map[tailer.FileID]seqMark
+	if lost != 0 && lost <= snapshotSeq {
+		before = map[tailer.FileID]seqMark{}
+	}
 	// One pass over the spool: the frames after the snapshot for their marks, the frames
 	// not acknowledged for the backlog's bytes.
 	acked := f.spool.AckedThrough()
+	from := min(snapshotSeq, acked) + 1
+	if before != nil {
+		from = 0
+	}
 	replayed := 0
-	err = f.spool.Replay(min(snapshotSeq, acked)+1, func(fr spool.Frame) error {
+	err = f.spool.Replay(from, func(fr spool.Frame) error {
 		if fr.Seq > acked {
 			f.backlog.add(fr.Seq, len(fr.Payload))
 		}
-		if fr.Seq <= snapshotSeq {
+		if lost != 0 && fr.Seq >= lost {
+			return nil // its marks are not trusted; its bytes still count as backlog
+		}
+		if fr.Seq <= snapshotSeq && before == nil {
 			return nil
 		}
 		e, err := decodeEnvelope(fr.Payload, true)
@@ -373,15 +391,37 @@ func (f *Flow) restore() (restored []position, firstStart bool, err error) {
 			f.log.Warn("spool frame with unreadable positions", "seq", fr.Seq, "err", err)
 			return nil
 		}
-		f.pos.replayed(e.Marks)
+		if fr.Seq <= snapshotSeq {
+			for _, m := range e.Marks {
+				before[m.ID] = seqMark{seq: fr.Seq, pos: m}
+			}
+			return nil
+		}
+		f.pos.replayed(fr.Seq, e.Marks)
 		replayed++
 		return nil
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("flow %s: replay spool: %w", f.cfg.Name, err)
 	}
+	checkpointSeq := snapshotSeq
+	if lost != 0 {
+		// Saved at once, and only then is the spool told (RecoveryHandled): until then it
+		// reports the loss again at every Open, so a crash or a failed save here cannot bring
+		// back the old snapshot with nothing left to say it is wrong.
+		checkpointSeq = f.spool.LastSeq()
+		rolled, toStart, err := f.pos.rollBackLost(lost, snapshotSeq, checkpointSeq, before)
+		if err != nil {
+			return nil, false, fmt.Errorf("flow %s: %w", f.cfg.Name, err)
+		}
+		if err := f.spool.RecoveryHandled(); err != nil {
+			return nil, false, fmt.Errorf("flow %s: %w", f.cfg.Name, err)
+		}
+		f.log.Error("spool lost frames to damage; positions rolled back so their lines are read again from the files",
+			"first_lost_seq", lost, "snapshot_seq", snapshotSeq, "files_rolled_back", rolled, "files_from_start", toStart)
+	}
 	restored = f.pos.restored(f.spool.LastSeq(), stillThere)
-	f.spool.Checkpoint(snapshotSeq)
+	f.spool.Checkpoint(checkpointSeq)
 	firstStart = !found && f.spool.LastSeq() == 0
 	f.log.Info("flow restored", "files", len(restored), "snapshot_seq", snapshotSeq, "frames_replayed", replayed,
 		"first_start", firstStart, "spool_unacked", f.spool.Stats().Unacked)

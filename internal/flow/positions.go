@@ -2,6 +2,7 @@ package flow
 
 import (
 	"fmt"
+	"maps"
 	"sync"
 
 	"github.com/kinship-agent/kinship/aggregator"
@@ -31,6 +32,7 @@ type positions struct {
 	// are never reused, so a mark whose source is not here belongs to a closed one.
 	sources map[uint32]*tailer.Source
 	durable map[tailer.FileID]position // positions whose lines are all in durable frames
+	markSeq map[tailer.FileID]uint64   // the frame whose mark set durable[id] (absent: none did)
 	pending []pendingMarks             // appended frames not yet known durable, in seq order
 	dirty   bool                       // durable changed since the last save
 	// savedSeq is the spool sequence the saved snapshot covers; putSeq the highest sequence
@@ -60,7 +62,8 @@ func (pm *pendingMarks) drop(source uint32) {
 }
 
 func newPositions(path string) *positions {
-	return &positions{path: path, sources: map[uint32]*tailer.Source{}, durable: map[tailer.FileID]position{}}
+	return &positions{path: path, sources: map[uint32]*tailer.Source{}, durable: map[tailer.FileID]position{},
+		markSeq: map[tailer.FileID]uint64{}}
 }
 
 // load reads the snapshot. It returns the sequence the snapshot covers (the frames after it
@@ -75,35 +78,76 @@ func (p *positions) load() (seq uint64, found bool, err error) {
 	for _, s := range pf.Files {
 		pos := s.position()
 		p.durable[pos.ID] = pos
+		if s.Seq != 0 {
+			p.markSeq[pos.ID] = s.Seq
+		}
 	}
 	p.savedSeq = pf.Seq
 	return pf.Seq, found, nil
 }
 
-// replayed applies the marks of a frame found in the spool after the snapshot. Frames come
-// in sequence order, so each file ends at the mark of the last frame that names it.
-func (p *positions) replayed(marks []position) {
+// replayed applies the marks of frame seq, found in the spool after the snapshot. Frames
+// come in sequence order, so each file ends at the mark of the last frame that names it.
+func (p *positions) replayed(seq uint64, marks []position) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, m := range marks {
 		p.durable[m.ID] = m
+		p.markSeq[m.ID] = seq
 	}
 }
 
-// rollBack moves files back to the given marks, never forward: for lines whose frames the
-// spool lost (recovery dropped them), which must be read again. A file tracked under another
-// fingerprint (other content) is left alone. The next checkpoint saves the result.
-func (p *positions) rollBack(marks []position) {
+// seqMark is a file's position as the mark of frame seq left it.
+type seqMark struct {
+	seq uint64
+	pos position
+}
+
+// rollBackLost makes the positions claim nothing the spool lost to damage (issue 13.5): lost
+// is the first seq above the acknowledged cursor that recovery destroyed, snapSeq the seq of
+// the snapshot loaded, before the latest mark of each file among the frames before lost still
+// on disk (collected only when lost <= snapSeq; restore applies no mark at or after lost). A
+// file whose snapshot position came from a frame at or after lost goes back to its mark in
+// before, or to the start of the file when no earlier frame is left to say (they were
+// acknowledged and deleted): its lines are read again, duplicates rather than loss. The
+// result is saved at once under lastSeq; it returns how many files moved and how many of
+// those went back to their start.
+func (p *positions) rollBackLost(lost, snapSeq, lastSeq uint64, before map[tailer.FileID]seqMark) (rolled, toStart int, err error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, m := range marks {
-		cur, ok := p.durable[m.ID]
-		if !ok || cur.Fingerprint != m.Fingerprint || cur.Offset <= m.Offset {
-			continue
+	if lost <= snapSeq {
+		for id, pos := range p.durable {
+			if p.markSeq[id] < lost {
+				continue // no lost frame moved it (0: a start position, or an older snapshot)
+			}
+			if b, ok := before[id]; ok {
+				p.durable[id], p.markSeq[id] = b.pos, b.seq
+			} else {
+				pos.Offset = 0
+				p.durable[id] = pos
+				delete(p.markSeq, id)
+				toStart++
+			}
+			rolled++
 		}
-		p.durable[m.ID] = m
-		p.dirty = true
+		for id, b := range before {
+			if _, ok := p.durable[id]; !ok {
+				// Closed since (rotated away, say): its lines in the lost frames may still be
+				// in the rotated file, which the tailer matches by identity.
+				p.durable[id], p.markSeq[id] = b.pos, b.seq
+				rolled++
+			}
+		}
 	}
+	snapshot := maps.Clone(p.durable)
+	seqs := maps.Clone(p.markSeq)
+	p.mu.Unlock()
+	if err := savePositions(p.path, lastSeq, snapshot, seqs); err != nil {
+		return 0, 0, fmt.Errorf("save positions rolled back after spool damage: %w", err)
+	}
+	p.mu.Lock()
+	p.savedSeq = lastSeq
+	p.mu.Unlock()
+	return rolled, toStart, nil
 }
 
 // restored ends the restore: lastSeq is the spool's last sequence, whose marks are all
@@ -133,6 +177,7 @@ func (p *positions) open(src *tailer.Source, offset int64) {
 		// The start position of a file is durable by definition (nothing of it was read);
 		// saving it matters for start_at: end, whose skipped bytes must stay skipped.
 		p.durable[src.ID] = position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: offset}
+		delete(p.markSeq, src.ID)
 		p.dirty = true
 	}
 }
@@ -150,6 +195,7 @@ func (p *positions) close(src *tailer.Source) {
 	}
 	if cur, ok := p.durable[src.ID]; ok && cur.Fingerprint == src.Fingerprint {
 		delete(p.durable, src.ID)
+		delete(p.markSeq, src.ID)
 		p.dirty = true
 	}
 }
@@ -213,6 +259,7 @@ func (p *positions) checkpoint(durableSeq uint64) (seq uint64, saved bool, err e
 		}
 		for _, m := range pm.marks {
 			p.durable[m.ID] = m
+			p.markSeq[m.ID] = pm.seq
 		}
 		n++
 	}
@@ -227,10 +274,8 @@ func (p *positions) checkpoint(durableSeq uint64) (seq uint64, saved bool, err e
 		p.mu.Unlock()
 		return seq, false, nil
 	}
-	snapshot := make(map[tailer.FileID]position, len(p.durable))
-	for id, pos := range p.durable {
-		snapshot[id] = pos
-	}
+	snapshot := maps.Clone(p.durable)
+	seqs := maps.Clone(p.markSeq)
 	p.dirty = false
 	p.mu.Unlock()
 
@@ -238,7 +283,7 @@ func (p *positions) checkpoint(durableSeq uint64) (seq uint64, saved bool, err e
 		p.tails = map[tailer.FileID]position{}
 	}
 	withTails(snapshot, p.tails)
-	if err := savePositions(p.path, seq, snapshot); err != nil {
+	if err := savePositions(p.path, seq, snapshot, seqs); err != nil {
 		p.mu.Lock()
 		p.dirty = true
 		p.mu.Unlock()

@@ -56,39 +56,42 @@ func TestPositionsIgnoreMarksOfAClosedSource(t *testing.T) {
 	}
 }
 
-// When spool recovery loses frames, the files they came from are rolled back to before
-// them, so their lines are read again: never forward, never onto other content.
-func TestPositionsRollBack(t *testing.T) {
+// When spool recovery loses frames whose marks the snapshot holds, only the files those
+// frames moved go back: to their mark in the last surviving frame, or to their start when
+// none survives. A file no lost frame moved keeps its position.
+func TestPositionsRollBackLost(t *testing.T) {
 	dir := t.TempDir()
 	p := newPositions(filepath.Join(dir, "positions.json"))
 	fp := tailer.Fingerprint{Len: 10, Sum: 1}
-	a := &tailer.Source{Index: 1, ID: tailer.FileID{Dev: 1, Ino: 1}, Fingerprint: fp, Path: "/var/log/a.log"}
-	b := &tailer.Source{Index: 2, ID: tailer.FileID{Dev: 1, Ino: 2}, Fingerprint: fp, Path: "/var/log/b.log"}
-	p.open(a, 0)
-	p.open(b, 0)
-	p.appended(1, p.resolve([]aggregator.Mark{{Source: 1, Offset: 500}, {Source: 2, Offset: 50}}))
-	if _, _, err := p.checkpoint(1); err != nil {
+	src := func(i uint32, name string) *tailer.Source {
+		return &tailer.Source{Index: i, ID: tailer.FileID{Dev: 1, Ino: uint64(i)}, Fingerprint: fp, Path: "/var/log/" + name}
+	}
+	a, b, c := src(1, "a.log"), src(2, "b.log"), src(3, "c.log")
+	for _, s := range []*tailer.Source{a, b, c} {
+		p.open(s, 0)
+	}
+	p.appended(1, p.resolve([]aggregator.Mark{{Source: 1, Offset: 100}, {Source: 3, Offset: 30}}))
+	p.appended(2, p.resolve([]aggregator.Mark{{Source: 1, Offset: 200}}))
+	p.appended(3, p.resolve([]aggregator.Mark{{Source: 1, Offset: 300}, {Source: 2, Offset: 50}}))
+	if _, _, err := p.checkpoint(3); err != nil {
 		t.Fatal(err)
 	}
-	p.rollBack([]position{
-		{ID: a.ID, Fingerprint: fp, Path: a.Path, Offset: 200},                                   // back
-		{ID: b.ID, Fingerprint: fp, Path: b.Path, Offset: 80},                                    // forward: no
-		{ID: a.ID, Fingerprint: tailer.Fingerprint{Len: 10, Sum: 9}, Path: a.Path, Offset: 100},  // other content: no
-		{ID: tailer.FileID{Dev: 1, Ino: 3}, Fingerprint: fp, Path: "/var/log/c.log", Offset: 10}, // unknown: no
-	})
-	if _, saved, err := p.checkpoint(1); err != nil || !saved {
-		t.Fatalf("checkpoint after a roll-back: saved %v, %v", saved, err)
+	// Frame 3 was lost; frames 1 and 2 survive (frame 1 says c is at 30, frame 2 that a is at 200).
+	before := map[tailer.FileID]seqMark{
+		a.ID: {seq: 2, pos: position{ID: a.ID, Fingerprint: fp, Path: a.Path, Offset: 200}},
+		c.ID: {seq: 1, pos: position{ID: c.ID, Fingerprint: fp, Path: c.Path, Offset: 30}},
+	}
+	rolled, toStart, err := p.rollBackLost(3, 3, 3, before)
+	if err != nil || rolled != 2 || toStart != 1 {
+		t.Fatalf("rolled %d, to start %d, %v; want 2 (a back to 200, b to 0), 1", rolled, toStart, err)
 	}
 	q := newPositions(p.path)
 	if _, _, err := q.load(); err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[tailer.FileID]int64{a.ID: 200, b.ID: 50} {
+	for id, want := range map[tailer.FileID]int64{a.ID: 200, b.ID: 0, c.ID: 30} {
 		if got, ok := q.position(id); !ok || got.Offset != want {
 			t.Errorf("saved position of %v = %+v (found %v), want offset %d", id, got, ok, want)
 		}
-	}
-	if _, ok := q.position(tailer.FileID{Dev: 1, Ino: 3}); ok {
-		t.Error("a roll-back created a position")
 	}
 }

@@ -34,6 +34,10 @@ type savedPosition struct {
 	// file rewritten with the same first KiB is read again from 0. Absent in older files.
 	TailLen uint32 `json:"tail_len,omitempty"`
 	TailSum uint64 `json:"tail_sum,omitempty"`
+	// Seq is the spool frame whose mark set Offset (0: no frame did: a start position, or a
+	// snapshot written before this field). After spool damage it tells which positions came
+	// from frames that are gone (see positions.rollBackLost).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 func loadPositions(path string) (positionsFile, bool, error) {
@@ -54,11 +58,11 @@ func loadPositions(path string) (positionsFile, bool, error) {
 	return pf, true, nil
 }
 
-func savePositions(path string, seq uint64, m map[tailer.FileID]position) error {
+func savePositions(path string, seq uint64, m map[tailer.FileID]position, markSeqs map[tailer.FileID]uint64) error {
 	pf := positionsFile{Version: 1, Seq: seq, Files: make([]savedPosition, 0, len(m))}
 	for _, p := range m {
 		pf.Files = append(pf.Files, savedPosition{Dev: p.ID.Dev, Ino: p.ID.Ino, FPLen: p.Fingerprint.Len,
-			FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset, TailLen: p.Tail.Len, TailSum: p.Tail.Sum})
+			FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset, TailLen: p.Tail.Len, TailSum: p.Tail.Sum, Seq: markSeqs[p.ID]})
 	}
 	sort.Slice(pf.Files, func(i, j int) bool { return pf.Files[i].Path < pf.Files[j].Path })
 	b, err := json.MarshalIndent(pf, "", " ")

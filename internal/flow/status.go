@@ -52,6 +52,13 @@ type SpoolStatus struct {
 	// WriteError: the spool cannot write (disk full?) and the flow waits for it to work again.
 	WriteError      string     `json:"write_error,omitempty"`
 	WriteErrorSince *time.Time `json:"write_error_since,omitempty"`
+	// LostFrames and LostBytes: spool recovery at this start found frames destroyed on disk
+	// (their lines are read again from the files while they exist; see spool.Recovery).
+	// Reported by a running agent only.
+	LostFrames uint64 `json:"lost_frames,omitempty"`
+	LostBytes  int64  `json:"lost_bytes,omitempty"`
+	// BrokenBytes: damaged bytes kept in *.broken files by recoveries so far (read from disk).
+	BrokenBytes int64 `json:"broken_bytes,omitempty"`
 }
 
 // ReadStatus reads a flow's state directory without taking its spool's lock, so it works
@@ -72,7 +79,8 @@ func ReadStatus(name, dir string) Status {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	st.Spool = SpoolStatus{Bytes: b.Bytes, Segments: b.Segments, UnackedFrames: b.UnackedFrames, UnackedBytes: b.UnackedBytes}
+	st.Spool = SpoolStatus{Bytes: b.Bytes, Segments: b.Segments, UnackedFrames: b.UnackedFrames, UnackedBytes: b.UnackedBytes,
+		BrokenBytes: b.BrokenBytes}
 	if err := errors.Join(errs...); err != nil {
 		st.Error = err.Error()
 	}
@@ -97,6 +105,10 @@ func fileStatus(p position, stat func(string) (os.FileInfo, error)) FileStatus {
 	return fs
 }
 
+// SpoolRecovery is what the flow's spool found destroyed on disk when it was opened (the
+// zero value when nothing was): for health checks. Safe for concurrent use.
+func (f *Flow) SpoolRecovery() spool.Recovery { return f.spool.Recovery() }
+
 // Status reports the running flow: its positions and spool as they are now, and the
 // shipping times only a running flow knows.
 func (f *Flow) Status() Status {
@@ -108,8 +120,9 @@ func (f *Flow) Status() Status {
 	}
 	sort.Slice(st.Files, func(i, j int) bool { return st.Files[i].Path < st.Files[j].Path })
 	s := f.spool.Stats()
+	rec := f.spool.Recovery()
 	st.Spool = SpoolStatus{Bytes: s.Bytes, Segments: s.Segments, UnackedFrames: s.Unacked,
-		UnackedBytes: f.backlog.unacked(s.AckedThrough)}
+		UnackedBytes: f.backlog.unacked(s.AckedThrough), LostFrames: rec.LostFrames, LostBytes: rec.LostBytes}
 	if s.WriteError != "" {
 		st.Spool.WriteError, st.Spool.WriteErrorSince = s.WriteError, &s.WriteErrorSince
 	}
@@ -130,11 +143,17 @@ func (f *Flow) Healthy(now time.Time, after time.Duration) (ok bool, reason stri
 	if st.WriteError != "" && now.Sub(st.WriteErrorSince) > after {
 		return false, fmt.Sprintf("flow %s: spool cannot write for %s: %s", f.cfg.Name, now.Sub(st.WriteErrorSince).Round(time.Second), st.WriteError)
 	}
+	h := f.health.snapshot()
+	// Damage the spool's recovery cut at start: the lines are read again from the files, but
+	// an operator must hear of it (the disk or the file system lies), for unhealthy_after.
+	if rec := f.spool.Recovery(); (rec.FirstLost != 0 || rec.LostFrames > 0 || rec.LostBytes > 0) && now.Sub(h.started) <= after {
+		return false, fmt.Sprintf("flow %s: the spool lost %d frames (%d bytes) to damage at start; their lines are read again from the files (duplicates possible); the damaged bytes are kept in %s/*.broken",
+			f.cfg.Name, rec.LostFrames, rec.LostBytes, filepath.Join(f.dir, "spool"))
+	}
 	unacked := st.Unacked
 	if unacked == 0 {
 		return true, ""
 	}
-	h := f.health.snapshot()
 	since := h.started
 	if h.lastSend.After(since) {
 		since = h.lastSend

@@ -39,6 +39,9 @@ type Set struct {
 	processingSkipped *prometheus.CounterVec
 	processingErrors  *prometheus.CounterVec
 	linesFiltered     *prometheus.CounterVec
+
+	spoolLostFrames *prometheus.CounterVec
+	spoolLostBytes  *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -102,6 +105,11 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_processing_errors_total", Help: "Records a processor failed on (add_ec2_metadata on a record that is not a JSON object, log_to_json with on_parse_error: raw), sent as read."}, flow),
 		linesFiltered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_lines_filtered_total", Help: "Records dropped by include/exclude processors: not sent, the file position moves past them."}, flow),
+
+		spoolLostFrames: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_spool_lost_frames_total", Help: "Spool data frames that spool recovery found damaged or torn and removed (their file positions are rolled back so lines still in the files are read again)."}, flow),
+		spoolLostBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_spool_lost_bytes_total", Help: "Spool bytes that recovery cut off or set aside as damaged (kept in *.broken files)."}, flow),
 	}
 	s.register(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
@@ -112,6 +120,7 @@ func New(reg prometheus.Registerer) *Set {
 	s.register(s.resplits)
 	s.register(s.filesSkipped)
 	s.register(s.processingSkipped, s.processingErrors, s.linesFiltered)
+	s.register(s.spoolLostFrames, s.spoolLostBytes)
 	return s
 }
 
@@ -159,6 +168,10 @@ type Flow struct {
 	ProcessingSkipped prometheus.Counter
 	ProcessingErrors  prometheus.Counter
 	LinesFiltered     prometheus.Counter
+	// SpoolLostFrames and SpoolLostBytes count what spool recovery removed as damaged at
+	// Open: data frames (at least one per damaged stretch) and bytes cut or set aside.
+	SpoolLostFrames prometheus.Counter
+	SpoolLostBytes  prometheus.Counter
 }
 
 // Flow returns the metrics of the named flow.
@@ -193,6 +206,9 @@ func (s *Set) Flow(name string) *Flow {
 		ProcessingSkipped: s.processingSkipped.With(l),
 		ProcessingErrors:  s.processingErrors.With(l),
 		LinesFiltered:     s.linesFiltered.With(l),
+
+		SpoolLostFrames: s.spoolLostFrames.With(l),
+		SpoolLostBytes:  s.spoolLostBytes.With(l),
 	}
 }
 

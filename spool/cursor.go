@@ -1,0 +1,93 @@
+package spool
+
+import (
+	"fmt"
+	"sort"
+)
+
+type inflight struct {
+	seq   uint64
+	acked bool
+}
+
+// Checkpoint says file positions covering every frame <= seq are saved elsewhere, so segments
+// up to it may be deleted once acknowledged. Not persisted: call it after each save.
+// DropOldest overrides it when the spool is full (see the package doc).
+func (s *Spool) Checkpoint(seq uint64) {
+	s.mu.Lock()
+	if seq > s.checkpoint {
+		s.checkpoint = seq
+		if s.full {
+			s.broadcastLocked() // a waiting Append may now seal the active segment
+		}
+	}
+	s.mu.Unlock()
+	s.kick()
+}
+
+// Ack marks a frame returned by Next as delivered. Acks may come in any order and from several
+// goroutines; acking a frame at or below the cursor again is a no-op.
+func (s *Spool) Ack(seq uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq <= s.acked {
+		return nil
+	}
+	q := s.inflight[s.inHead:]
+	i := sort.Search(len(q), func(i int) bool { return q[i].seq >= seq })
+	if i == len(q) || q[i].seq != seq {
+		return fmt.Errorf("spool: ack %d: not returned by Next", seq)
+	}
+	q[i].acked = true
+	if s.advanceLocked() {
+		if s.full {
+			s.kick()
+		} else {
+			s.acked1()
+		}
+	}
+	return nil
+}
+
+// advanceLocked moves the cursor over the acknowledged head of inflight, and drops inflight
+// entries at or below the cursor (frames dropped by drop_oldest while in flight: their acks
+// are no-ops). It reports whether the cursor moved. mu held.
+func (s *Spool) advanceLocked() bool {
+	moved := false
+	for s.inHead < len(s.inflight) {
+		e := s.inflight[s.inHead]
+		if e.seq > s.acked && !e.acked {
+			break
+		}
+		if e.seq > s.acked {
+			s.acked = e.seq
+			moved = true
+		}
+		s.inHead++
+	}
+	switch {
+	case s.inHead == len(s.inflight):
+		s.inflight, s.inHead = s.inflight[:0], 0
+	case s.inHead > 256 && s.inHead > len(s.inflight)/2:
+		n := copy(s.inflight, s.inflight[s.inHead:])
+		s.inflight, s.inHead = s.inflight[:n], 0
+	}
+	return moved
+}
+
+// Pending returns how many durable frames Next would return now without blocking.
+func (s *Spool) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.durable < s.rnext {
+		return 0
+	}
+	return int(s.durable - s.rnext + 1)
+}
+
+// AckedThrough returns the acknowledged cursor: every seq at or below it is acknowledged.
+func (s *Spool) AckedThrough() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked
+}
