@@ -28,6 +28,9 @@ const usage = `kinship ships log files to Amazon Kinesis.
 Usage:
   kinship run      --config FILE [--once]   run the agent (the default command)
   kinship validate --config FILE            check a configuration; exit 0 or print file:line errors
+  kinship check    --config FILE [--as-user USER] [--json]
+                                            preflight: configuration, credentials, streams, file access,
+                                            state_dir, inotify and open-file limits; exit 0 or FAIL lines
   kinship consume  --stream NAME [--from beginning|latest] [--follow] [--endpoint URL | --config FILE]
                                             read a stream, de-aggregate, print one user record per line
   kinship status   --config FILE [--json]   per flow and file: position, size, lag, spool backlog, last error
@@ -51,6 +54,8 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 		err = cmdRun(ctx, args, stderr)
 	case "validate":
 		err = cmdValidate(args, stdout, stderr)
+	case "check":
+		err = cmdCheck(ctx, args, stdout, stderr)
 	case "consume":
 		err = cmdConsume(ctx, args, stdout, stderr)
 	case "status":
