@@ -31,7 +31,8 @@ Usage:
   kinship check    --config FILE [--as-user USER] [--json]
                                             preflight: configuration, credentials, streams, file access,
                                             state_dir, inotify and open-file limits; exit 0 or FAIL lines
-  kinship consume  --stream NAME [--from beginning|latest] [--follow] [--endpoint URL | --config FILE]
+  kinship consume  --stream NAME [--from beginning|latest|TIME] [--follow] [--shard ID] [--grep REGEX]
+                   [--format raw|json] [--endpoint URL | --config FILE]
                                             read a stream, de-aggregate, print one user record per line
   kinship status   --config FILE [--json]   per flow and file: position, size, lag, spool backlog, last error
   kinship version                           print the version
