@@ -137,6 +137,10 @@ func Run(ctx context.Context, o Options) Report {
 			}
 		}
 	}
+	if u.UID == 0 {
+		r.add(Warn, "files", "", "file and state_dir access is checked as root, who may read and write everything",
+			"pass --as-user with the service's user (the unit's User=, kinship by default)")
+	}
 	checkAWS(ctx, &r, cfg, o.AWS)
 	files := checkFiles(&r, cfg, u, unit)
 	checkStateDir(&r, cfg, u, unit)

@@ -219,6 +219,7 @@ func TestUnreadableFileFails(t *testing.T) {
 	}
 	rep = run(t, h, cfg, &root)
 	want(t, rep, "files", "flow app", OK, "2 files in 1 directories, all readable")
+	want(t, rep, "files", "", Warn, "checked as root", "--as-user")
 }
 
 // An ACL grants what the mode bits refuse: only the kernel's own answer sees it.
