@@ -3,6 +3,7 @@ package preflight
 import (
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -124,6 +125,13 @@ func excluded(exclude []string, path string) bool {
 // (each is a place a matching file may appear).
 func watchedDirs(pattern string, files []string) map[string]bool {
 	base, rest := doublestar.SplitPattern(filepath.ToSlash(pattern))
+	// A base that does not exist yet is watched through its nearest existing ancestor.
+	for {
+		if _, err := os.Stat(base); err == nil || filepath.Dir(base) == base {
+			break
+		}
+		base = filepath.Dir(base)
+	}
 	dirs := map[string]bool{base: true}
 	if strings.Contains(rest, "**") {
 		_ = filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {

@@ -543,3 +543,20 @@ func noSecrets(t *testing.T, rep Report, secrets ...string) {
 		}
 	}
 }
+
+func TestWatchedDirs(t *testing.T) {
+	h := newHost(t)
+	// A directory that does not exist yet is watched through its nearest existing ancestor.
+	got := watchedDirs(filepath.Join(h.logs, "later", "app", "*.log"), nil)
+	if len(got) != 1 || !got[h.logs] {
+		t.Errorf("watchedDirs of a pattern below a missing directory = %v, want only %s", got, h.logs)
+	}
+	sub := filepath.Join(h.logs, "a", "b")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got = watchedDirs(filepath.Join(h.logs, "*", "b", "*.log"), []string{filepath.Join(sub, "x.log")})
+	if len(got) != 3 || !got[h.logs] || !got[filepath.Join(h.logs, "a")] || !got[sub] {
+		t.Errorf("watchedDirs = %v, want the base and every directory down to the match", got)
+	}
+}

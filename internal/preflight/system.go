@@ -372,8 +372,11 @@ func checkOpenFiles(r *Report, cfg *config.Config, m matched, unit unitInfo, s S
 			limit, from = defaultNOFILE(s)
 		}
 	}
-	msg := fmt.Sprintf("about %d descriptors needed (%d files matched now, %d flows); limit %s from %s (this shell: %d)",
-		need, m.files, len(cfg.Flows), limitText(limit), from, own.Max)
+	msg := fmt.Sprintf("about %d descriptors needed (%d files matched now, %d flows); limit %s from %s",
+		need, m.files, len(cfg.Flows), limitText(limit), from)
+	if unit.found {
+		msg += fmt.Sprintf(" (this shell's, for kinship run started by hand: %s)", limitText(own.Max))
+	}
 	fix := fmt.Sprintf("raise it: LimitNOFILE=%d in a drop-in (systemctl edit kinship), or match fewer files (exclude, close_inactive)", 2*need)
 	switch {
 	case need > limit:
