@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -136,6 +139,49 @@ func TestConsumeFlagErrors(t *testing.T) {
 	} {
 		if _, code := runConsume(t, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+// "What does host X send right now": --from latest --follow --grep prints the matching
+// records put after it started, and only those, until it is stopped.
+func TestConsumeFollowGrepAgainstKinesalite(t *testing.T) {
+	endpoint, _ := consumeStream(t)
+	c := kinesalitetest.Client(endpoint)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- consume(ctx, c, consumeOptions{stream: "s", iterator: "LATEST", follow: true, limit: 100,
+			grep: regexp.MustCompile(`host-x`), format: "json", idle: 20 * time.Millisecond}, &out)
+	}()
+	// LATEST starts after what is in the stream when the iterator is made: keep putting
+	// until one record got through, then check that only host-x's lines were printed.
+	for i := 0; !strings.Contains(out.String(), "host-x"); i++ {
+		select {
+		case err := <-done:
+			t.Fatalf("consume ended: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		for _, host := range []string{"host-x", "host-y"} {
+			if _, err := c.PutRecord(ctx, &kinesis.PutRecordInput{StreamName: aws.String("s"), PartitionKey: aws.String(host),
+				Data: []byte(fmt.Sprintf("line %d from %s", i, host))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i > 200 {
+			t.Fatalf("nothing printed after %d puts", i)
+		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("consume: %v, want context.Canceled", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r consumedRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.PartitionKey != "host-x" || !strings.HasSuffix(*r.Data, "from host-x") {
+			t.Errorf("printed %q (%v), want only host-x's lines", line, err)
 		}
 	}
 }
