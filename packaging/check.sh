@@ -4,7 +4,7 @@
 # systemd unit and its hardening score, checks that builds are reproducible, and installs,
 # upgrades, removes and purges the .deb with dpkg in a throwaway root.
 #
-# Needs (CI installs them): lintian rpm rpmlint python3-magic cpio. Runs as root (CI is root):
+# Needs (CI installs them): lintian rpm rpmlint python3-magic cpio promtool (Debian's prometheus). Runs as root (CI is root):
 # rpmlint runs as user nobody, because it unpacks the rpm with cpio, which writes absolute
 # paths into / ; a cpio wrapper keeps them relative as well.
 set -euo pipefail
@@ -18,7 +18,7 @@ fail() {
 	exit 1
 }
 
-for tool in lintian rpm rpmlint dpkg dpkg-deb systemd-analyze cpio runuser; do
+for tool in lintian rpm rpmlint dpkg dpkg-deb systemd-analyze cpio runuser promtool; do
 	command -v "$tool" >/dev/null || fail "$tool not installed (see .ci/run)"
 done
 
@@ -72,10 +72,11 @@ done
 # --- what rpm and dpkg see in the packages.
 list=$(rpm -qp --list "$rpm" 2>/dev/null)
 for p in /usr/bin/kinship /etc/kinship/kinship.yaml /etc/kinship/conf.d \
-	/usr/lib/systemd/system/kinship.service /usr/share/man/man1/kinship.1.gz /usr/share/doc/kinship/copyright; do
+	/usr/lib/systemd/system/kinship.service /usr/share/man/man1/kinship.1.gz /usr/share/doc/kinship/copyright \
+	/usr/share/kinship/kinship-dashboard.json /usr/share/kinship/kinship-alerts.yml; do
 	grep -qx "$p" <<<"$list" || fail "rpm --list: $p missing"
 done
-pass "rpm -qp --list: binary, config, conf.d, unit, man page, copyright"
+pass "rpm -qp --list: binary, config, conf.d, unit, man page, copyright, dashboard, alert rules"
 flags=$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" 2>/dev/null)
 grep -qx 'cn /etc/kinship/kinship.yaml' <<<"$flags" || fail "rpm: kinship.yaml not %config(noreplace): $flags"
 pass "rpm: /etc/kinship/kinship.yaml is %config(noreplace)"
@@ -137,6 +138,14 @@ grep -qE '^adm:x:4:(.*,)?kinship(,|$)' "$root/etc/group" || fail "install: kinsh
 [ -d "$root/etc/kinship/conf.d" ] || fail "install: /etc/kinship/conf.d missing"
 [ "$hostpw" = "$(sha256sum /etc/passwd /etc/group)" ] || fail "install: the scripts changed the host's users"
 pass "dpkg: installs; user kinship (in adm) created and the unit enabled, below the root only"
+
+# The rules as installed, not only as in the tree.
+out=$(promtool check rules "$root/usr/share/kinship/kinship-alerts.yml" 2>&1) || {
+	echo "$out"
+	fail "promtool check rules /usr/share/kinship/kinship-alerts.yml"
+}
+python3 -m json.tool "$root/usr/share/kinship/kinship-dashboard.json" >/dev/null || fail "dashboard: not JSON"
+pass "installed alert rules pass promtool check rules; the dashboard is JSON"
 
 echo "# the operator's change" >>"$root/etc/kinship/kinship.yaml"
 dpkgr -i "$tmp/upgrade/kinship_${upgrade}-1_amd64.deb" >"$tmp/dpkg.log" 2>&1 || {

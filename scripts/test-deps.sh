@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests run for real, and only what is missing, so that `make test` works on
 # a brand-new machine: Debian packages (logrotate for the rotation torture test; lintian, rpm,
-# rpmlint, python3-magic, cpio and systemd's systemd-analyze for the packaging checks) and the
+# rpmlint, python3-magic, cpio and systemd's systemd-analyze for the packaging checks; prometheus
+# for promtool, which checks the alerting rules) and the
 # npm test peers (kinesalite, aws-kinesis-agg) from internal/testenv/node/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ for tool in lintian rpm rpmlint cpio; do
 	command -v "$tool" >/dev/null || need+=("$tool")
 done
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v promtool >/dev/null || need+=(prometheus)
 python3 -c 'import magic' 2>/dev/null || need+=(python3-magic)
 if ((${#need[@]})); then
 	sudo=""

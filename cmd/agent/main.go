@@ -32,7 +32,11 @@ const usage = `kinship ships log files to Amazon Kinesis.
 Usage:
   kinship run      --config FILE [--once]   run the agent (the default command)
   kinship validate --config FILE            check a configuration; exit 0 or print file:line errors
-  kinship consume  --stream NAME [--from beginning|latest] [--follow] [--endpoint URL | --config FILE]
+  kinship check    --config FILE [--as-user USER] [--json]
+                                            preflight: configuration, credentials, streams, file access,
+                                            state_dir, inotify and open-file limits; exit 0 or FAIL lines
+  kinship consume  --stream NAME [--from beginning|latest|TIME] [--follow] [--shard ID] [--grep REGEX]
+                   [--format raw|json] [--endpoint URL | --config FILE]
                                             read a stream, de-aggregate, print one user record per line
   kinship status   --config FILE [--json]   per flow and file: position, size, lag, spool backlog, last error
   kinship version                           print the version
@@ -67,6 +71,8 @@ func runCommand(args []string, stdout, stderr io.Writer, hup chan os.Signal) int
 		err = cmdRun(ctx, args, stderr, hup)
 	case "validate":
 		err = cmdValidate(args, stdout, stderr)
+	case "check":
+		err = cmdCheck(ctx, args, stdout, stderr)
 	case "consume":
 		err = cmdConsume(ctx, args, stdout, stderr)
 	case "status":

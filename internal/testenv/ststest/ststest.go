@@ -1,7 +1,8 @@
 // Package ststest is a loopback AWS Security Token Service for tests: it answers AssumeRole
 // (the query protocol, XML answers) with fresh temporary credentials on every call and
 // records who asked, so that tests can check which key signed the call, the role and session
-// name it asked for, and how often the SDK refreshed.
+// name it asked for, and how often the SDK refreshed. It also answers GetCallerIdentity with
+// an identity named after the signing key.
 package ststest
 
 import (
@@ -90,14 +91,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		stsError(w, http.StatusBadRequest, "MalformedQueryString", err.Error())
 		return
 	}
-	if a := r.PostForm.Get("Action"); a != "AssumeRole" {
-		stsError(w, http.StatusBadRequest, "InvalidAction", fmt.Sprintf("ststest answers AssumeRole, not %q", a))
+	action := r.PostForm.Get("Action")
+	if action != "AssumeRole" && action != "GetCallerIdentity" {
+		stsError(w, http.StatusBadRequest, "InvalidAction", fmt.Sprintf("ststest answers AssumeRole and GetCallerIdentity, not %q", action))
 		return
 	}
 	_, cred, ok := strings.Cut(r.Header.Get("Authorization"), "Credential=")
 	signer, _, _ := strings.Cut(cred, "/")
 	if !ok || signer == "" {
 		stsError(w, http.StatusForbidden, "MissingAuthenticationToken", "request is not signed")
+		return
+	}
+	if action == "GetCallerIdentity" {
+		s.callerIdentity(w, signer)
 		return
 	}
 	c := Call{
@@ -129,6 +135,47 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	out.Result.AssumedRoleUser.Arn = c.RoleARN + "/" + c.RoleSessionName
 	out.Result.AssumedRoleUser.AssumedRoleID = "AROASTSTEST:" + c.RoleSessionName
 	out.RequestID = fmt.Sprintf("ststest-%d", n)
+	b, err := xml.Marshal(out)
+	if err != nil {
+		stsError(w, http.StatusInternalServerError, "InternalFailure", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	_, _ = w.Write([]byte(xml.Header))
+	_, _ = w.Write(b)
+}
+
+// RejectedKeyID is an access key id that GetCallerIdentity answers with
+// InvalidClientTokenId, as STS does for a deleted or mistyped key.
+const RejectedKeyID = "AKIASTSTESTREJECTED"
+
+type callerIdentityResponse struct {
+	XMLName xml.Name `xml:"https://sts.amazonaws.com/doc/2011-06-15/ GetCallerIdentityResponse"`
+	Result  struct {
+		Arn     string `xml:"Arn"`
+		UserID  string `xml:"UserId"`
+		Account string `xml:"Account"`
+	} `xml:"GetCallerIdentityResult"`
+	RequestID string `xml:"ResponseMetadata>RequestId"`
+}
+
+// callerIdentity answers GetCallerIdentity (which needs no permission) with an identity named
+// after the signing key: an assumed role for the keys this server issued, a user otherwise.
+func (s *Server) callerIdentity(w http.ResponseWriter, signer string) {
+	if signer == RejectedKeyID {
+		stsError(w, http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid.")
+		return
+	}
+	var out callerIdentityResponse
+	out.Result.Account = "123456789012"
+	out.Result.UserID = signer
+	out.Result.Arn = "arn:aws:iam::123456789012:user/" + signer
+	for _, c := range s.Calls() {
+		if c.Issued.AccessKeyID == signer {
+			out.Result.Arn = "arn:aws:sts::123456789012:assumed-role/" + c.RoleARN[strings.LastIndex(c.RoleARN, "/")+1:] + "/" + c.RoleSessionName
+		}
+	}
+	out.RequestID = "ststest-identity"
 	b, err := xml.Marshal(out)
 	if err != nil {
 		stsError(w, http.StatusInternalServerError, "InternalFailure", err.Error())
