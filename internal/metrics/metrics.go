@@ -33,6 +33,8 @@ type Set struct {
 	partitionKeyMissing *prometheus.CounterVec
 	spoolWriteErrors    *prometheus.CounterVec
 	resplits            *prometheus.CounterVec
+
+	headroom *headroomCollector
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -95,6 +97,7 @@ func New(reg prometheus.Registerer) *Set {
 	reg.MustRegister(s.partitionKeyMissing)
 	reg.MustRegister(s.spoolWriteErrors)
 	reg.MustRegister(s.resplits)
+	s.headroom = newHeadroomCollector(reg)
 	return s
 }
 
@@ -134,6 +137,9 @@ type Flow struct {
 	// Resplits counts aggregates found spanning several shards when they were about to be
 	// sent (the stream was resharded after they were packed), so re-split per shard.
 	Resplits prometheus.Counter
+
+	name     string
+	headroom *headroomCollector // see ReportHeadroom
 }
 
 // Flow returns the metrics of the named flow.
@@ -163,6 +169,9 @@ func (s *Set) Flow(name string) *Flow {
 		PartitionKeyMissing: s.partitionKeyMissing.With(l),
 		SpoolWriteErrors:    s.spoolWriteErrors.With(l),
 		Resplits:            s.resplits.With(l),
+
+		name:     name,
+		headroom: s.headroom,
 	}
 }
 

@@ -1,0 +1,90 @@
+package shipper
+
+import "time"
+
+// rateWindow sums bytes and records over a sliding window of whole-second buckets: a rate
+// is the sum over the last len(buckets) seconds (the current one partly elapsed) divided by
+// the time they cover. Not safe for concurrent use; the owner locks.
+type rateWindow struct {
+	buckets []rateBucket
+	bytes   int64 // sums over the buckets
+	records int64
+	last    int64 // newest second written or read; buckets older than last-len+1 are cleared
+}
+
+type rateBucket struct{ bytes, records int64 }
+
+func newRateWindow(seconds int) rateWindow {
+	return rateWindow{buckets: make([]rateBucket, seconds)}
+}
+
+// advance moves the window to second sec, emptying the buckets that fell out of it. A sec
+// before the newest one (a clock stepped back) counts as the newest.
+func (w *rateWindow) advance(sec int64) int64 {
+	if sec <= w.last {
+		return w.last
+	}
+	n := int64(len(w.buckets))
+	if sec-w.last >= n {
+		clear(w.buckets)
+		w.bytes, w.records = 0, 0
+	} else {
+		for s := w.last + 1; s <= sec; s++ {
+			b := &w.buckets[s%n]
+			w.bytes -= b.bytes
+			w.records -= b.records
+			*b = rateBucket{}
+		}
+	}
+	w.last = sec
+	return sec
+}
+
+func (w *rateWindow) add(sec int64, bytes, records int64) {
+	sec = w.advance(sec)
+	b := &w.buckets[sec%int64(len(w.buckets))]
+	b.bytes += bytes
+	b.records += records
+	w.bytes += bytes
+	w.records += records
+}
+
+// sums returns what the window holds at second sec.
+func (w *rateWindow) sums(sec int64) (bytes, records int64) {
+	w.advance(sec)
+	return w.bytes, w.records
+}
+
+func (w *rateWindow) empty(sec int64) bool {
+	b, r := w.sums(sec)
+	return b == 0 && r == 0
+}
+
+// windowClock turns times into the windows' second numbers and tells the span their sums
+// cover, so that rates are right from the first second (not diluted by a window that has not
+// been filled yet) and exact within the current, partial, second.
+type windowClock struct {
+	epoch   time.Time // second 0; times are measured from it on the monotonic clock
+	seconds int       // the window's length
+	first   time.Time // first observation; zero before
+}
+
+func (c *windowClock) second(now time.Time) int64 {
+	d := now.Sub(c.epoch)
+	if d < 0 {
+		return 0
+	}
+	return int64(d / time.Second)
+}
+
+// span is the time the window's sums cover at now: the full buckets and the elapsed part
+// of the current one, but no more than since the first observation, and at least a second
+// (a burst in the first instant is a rate over the second Kinesis meters it in).
+func (c *windowClock) span(now time.Time) time.Duration {
+	sec := c.second(now)
+	covered := time.Duration(c.seconds-1)*time.Second + now.Sub(c.epoch) - time.Duration(sec)*time.Second
+	if !c.first.IsZero() {
+		covered = min(covered, now.Sub(c.first))
+	}
+	return max(covered, time.Second)
+}
