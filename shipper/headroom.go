@@ -137,10 +137,12 @@ func (h *Headroom) Close() { h.unreport() }
 // PutRecords sends in, then counts what each shard accepted and refused.
 func (h *Headroom) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
 	out, err := h.api.PutRecords(ctx, in, optFns...)
+	// After the send, not before: the first request does not wait for the listing, and
+	// its throttled records are placed with the map the listing brings.
+	h.refreshShards(ctx)
 	if err == nil && out != nil && len(out.Records) == len(in.Records) {
 		h.observe(in.Records, out.Records)
 	}
-	h.refreshShards(ctx)
 	return out, err
 }
 
@@ -167,9 +169,6 @@ func (h *Headroom) observe(entries []types.PutRecordsRequestEntry, results []typ
 	now := h.opts.Clock.Now()
 	var snap *shardmap.Snapshot // looked up for the first throttled record only
 	h.mu.Lock()
-	if h.clock.first.IsZero() {
-		h.clock.first = now
-	}
 	sec := h.clock.second(now)
 	var bytes, records int64
 	for i := range results {
@@ -303,9 +302,6 @@ func (h *Headroom) Read() metrics.StreamHeadroom {
 	defer h.mu.Unlock()
 	sec := h.clock.second(now)
 	out := metrics.StreamHeadroom{Stream: h.opts.Stream, OpenShards: open}
-	if h.clock.first.IsZero() {
-		return out
-	}
 	out.Utilization = h.busiestLocked(now, sec, open).util
 	// Shards that closed (or that this host no longer writes to, without a map to tell)
 	// leave once their window is empty and nothing was throttled there.
@@ -346,8 +342,8 @@ const shardsTimeout = 10 * time.Second
 // on the worker whose request came at that time (the others go on). A refusal is never a
 // flow error: the open shard count stays unknown, and is asked again ShardsEvery later.
 func (h *Headroom) refreshShards(ctx context.Context) {
-	if h.own == nil {
-		return
+	if h.own == nil || ctx.Err() != nil {
+		return // a request that timed out, or a flow stopping: a listing now would fail for nothing
 	}
 	now := h.opts.Clock.Now()
 	if now.UnixNano() < h.nextRefresh.Load() || !h.refreshing.CompareAndSwap(false, true) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,13 +31,9 @@ func TestRateWindowSteadyRate(t *testing.T) {
 	w := newRateWindow(60)
 	// 100 kB and 10 records every 100 ms: 1 MB/s and 100 records/s, for two minutes.
 	for i := range 1200 {
-		now := clock.Now()
-		if i == 0 {
-			wc.first = now
-		}
-		w.add(wc.second(now), 100_000, 10)
+		w.add(wc.second(clock.Now()), 100_000, 10)
 		clock.advance(100 * time.Millisecond)
-		if i%97 == 0 && i > 0 { // reads at many phases of the second
+		if i%97 == 0 && i >= 600 { // a full window, read at many phases of the second
 			now := clock.Now()
 			b, r := w.sums(wc.second(now))
 			span := wc.span(now).Seconds()
@@ -48,32 +45,32 @@ func TestRateWindowSteadyRate(t *testing.T) {
 	}
 }
 
-// At start the rate is over the time since the first record (at least a second), not over
-// an empty minute; once sending stops, the rate decays to 0 within the window.
+// A rate is an average over the whole window, from the start too: a burst right after start
+// is not divided by the instant since (that would warn at each start of a host sending a
+// big record now and then). Once sending stops, the rate decays to 0 within the window.
 func TestRateWindowStartAndDecay(t *testing.T) {
 	clock := newFakeClock()
 	wc := windowClock{epoch: clock.Now(), seconds: 60}
 	w := newRateWindow(60)
 	clock.advance(300 * time.Millisecond)
-	wc.first = clock.Now()
-	w.add(wc.second(clock.Now()), 1<<20, 1)
+	w.add(wc.second(clock.Now()), 59<<20, 1)
 	rate := func() float64 {
 		now := clock.Now()
 		b, _ := w.sums(wc.second(now))
 		return float64(b) / wc.span(now).Seconds()
 	}
-	if got := rate(); got != 1<<20 {
-		t.Fatalf("a burst read at once: %.0f B/s, want %d (over one second)", got, 1<<20)
+	if got, want := rate(), float64(59<<20)/59.3; !near(got, want, 1e-9) {
+		t.Fatalf("a burst read at once: %.0f B/s, want %.0f (over the window)", got, want)
 	}
-	clock.advance(10 * time.Second)
-	if got := rate(); !near(got, float64(1<<20)/10, 1e-9) {
-		t.Fatalf("10 s later: %.0f B/s, want %.0f", got, float64(1<<20)/10)
+	clock.advance(9*time.Second + 700*time.Millisecond)
+	if got := rate(); !near(got, 1<<20, 1e-9) {
+		t.Fatalf("10 s later: %.0f B/s, want %d", got, 1<<20)
 	}
-	clock.advance(40 * time.Second)
-	if got := rate(); !near(got, float64(1<<20)/50, 1e-9) {
-		t.Fatalf("50 s later: %.0f B/s, want %.0f", got, float64(1<<20)/50)
+	clock.advance(49 * time.Second)
+	if got := rate(); !near(got, 1<<20, 1e-9) {
+		t.Fatalf("59 s later: %.0f B/s, want %d", got, 1<<20)
 	}
-	clock.advance(10 * time.Second)
+	clock.advance(time.Second)
 	if got := rate(); got != 0 {
 		t.Fatalf("a window after the last record: %.0f B/s, want 0", got)
 	}
@@ -100,19 +97,26 @@ type evenShards struct {
 	describe bool
 	lists    atomic.Int32
 	fail     func(i int) bool // entry i of each request is throttled
+	starts   []shardmap.Hash  // by shardOf, for PutRecords (one caller at a time)
+	ids      []string
 }
 
 func (s *evenShards) step() *big.Int {
 	return new(big.Int).Div(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(int64(s.n)))
 }
 
+// shardOf returns the index of the shard whose range holds h: the last one starting at or
+// before it.
 func (s *evenShards) shardOf(h shardmap.Hash) int {
-	var b [16]byte
-	for i := range 8 {
-		b[i] = byte(h.Hi >> (56 - 8*i))
-		b[8+i] = byte(h.Lo >> (56 - 8*i))
+	if s.starts == nil {
+		for i := range s.n {
+			start, _ := shardmap.ParseHash(new(big.Int).Mul(s.step(), big.NewInt(int64(i))).String())
+			s.starts = append(s.starts, start)
+			s.ids = append(s.ids, fmt.Sprintf("shardId-%012d", i))
+		}
 	}
-	return int(new(big.Int).Div(new(big.Int).SetBytes(b[:]), s.step()).Int64())
+	i := sort.Search(s.n, func(i int) bool { return h.Less(s.starts[i]) })
+	return i - 1
 }
 
 func (s *evenShards) ListShards(context.Context, *kinesis.ListShardsInput, ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
@@ -149,7 +153,7 @@ func (s *evenShards) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, 
 		if e.ExplicitHashKey != nil {
 			h, _ = shardmap.ParseHash(*e.ExplicitHashKey)
 		}
-		r := types.PutRecordsResultEntry{ShardId: aws.String(fmt.Sprintf("shardId-%012d", s.shardOf(h))), SequenceNumber: aws.String("1")}
+		r := types.PutRecordsResultEntry{ShardId: &s.ids[s.shardOf(h)], SequenceNumber: aws.String("1")}
 		if s.fail != nil && s.fail(i) {
 			r = types.PutRecordsResultEntry{ErrorCode: aws.String(throughputExceeded), ErrorMessage: aws.String("Rate exceeded for shard")}
 			*out.FailedRecordCount++
@@ -211,7 +215,7 @@ func put(t *testing.T, h *Headroom, recs []types.PutRecordsRequestEntry) {
 // shard sets the utilization, by bytes or by records (an aggregate is one record, however
 // many lines it holds), and throttled records are counted on the shard the map places them.
 func TestHeadroomKeyedBusiestShard(t *testing.T) {
-	api := &twoShards{}
+	api := &evenShards{n: 2}
 	m := shardmap.New(api, "s", shardmap.Options{})
 	if err := m.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
@@ -219,20 +223,21 @@ func TestHeadroomKeyedBusiestShard(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	clock := newFakeClock()
 	h := NewHeadroom(api, HeadroomOptions{Stream: "s", Shards: m, Metrics: metrics.New(reg).Flow("app"), Clock: clock})
-	lo, hi := keysOn(false, 4), keysOn(true, 4)
+	const lo, hi = "shardId-000000000000", "shardId-000000000001"
+	loKeys, hiKeys := keysOn(false, 4), keysOn(true, 4)
 
-	// For 10 s: 500 kB/s to lo in 4 records of 12.5 kB, 400 records/s of 10 bytes to hi.
-	for range 100 {
-		recs := entries(4, 12500-len(lo[0]), func(i int) string { return lo[i] })
-		recs = append(recs, entries(40, 10-len(hi[0]), func(i int) string { return hi[i%4] })...)
+	// For 70 s: 500 kB/s to lo in 4 records of 12.5 kB, 400 records/s of 10 bytes to hi.
+	recs := entries(4, 12500-len(loKeys[0]), func(i int) string { return loKeys[i] })
+	recs = append(recs, entries(40, 10-len(hiKeys[0]), func(i int) string { return hiKeys[i%4] })...)
+	for range 700 {
 		put(t, h, recs)
 		clock.advance(100 * time.Millisecond)
 	}
 	got := headroomMetrics(t, reg)
-	if v := got["kinship_shard_write_bytes_per_second"]["lo"]; !near(v, 500_000, 1e-9) {
+	if v := got["kinship_shard_write_bytes_per_second"][lo]; !near(v, 500_000, 1e-9) {
 		t.Errorf("lo: %.0f B/s, want 500000", v)
 	}
-	if v := got["kinship_shard_write_records_per_second"]["hi"]; !near(v, 400, 1e-9) {
+	if v := got["kinship_shard_write_records_per_second"][hi]; !near(v, 400, 1e-9) {
 		t.Errorf("hi: %.1f records/s, want 400", v)
 	}
 	if v := got["kinship_stream_write_utilization"]["s"]; !near(v, 500_000.0/ShardBytesPerSec, 1e-9) {
@@ -243,29 +248,30 @@ func TestHeadroomKeyedBusiestShard(t *testing.T) {
 	}
 
 	// Now hi gets 700 records/s: records are the limit that counts.
+	recs = entries(70, 10-len(hiKeys[0]), func(i int) string { return hiKeys[i%4] })
 	for range 600 {
-		put(t, h, entries(70, 10-len(hi[0]), func(i int) string { return hi[i%4] }))
+		put(t, h, recs)
 		clock.advance(100 * time.Millisecond)
 	}
 	got = headroomMetrics(t, reg)
-	if v := got["kinship_stream_write_utilization"]["s"]; !near(v, 0.7, 0.01) {
+	if v := got["kinship_stream_write_utilization"]["s"]; !near(v, 0.7, 1e-9) {
 		t.Errorf("utilization %.3f, want 0.7 (hi's 700 records/s)", v)
 	}
-	if v := got["kinship_shard_write_bytes_per_second"]["lo"]; v != 0 {
+	if v := got["kinship_shard_write_bytes_per_second"][lo]; v != 0 {
 		t.Errorf("lo: %.0f B/s a minute after its last record, want 0", v)
 	}
 
 	// Throttled records have no ShardId; the map places them.
-	api.fail = map[int]bool{0: true, 1: true, 2: true}
+	api.fail = func(i int) bool { return i < 3 }
 	put(t, h, []types.PutRecordsRequestEntry{
-		{Data: []byte("x"), PartitionKey: aws.String(lo[0])},
-		{Data: []byte("x"), PartitionKey: aws.String("ignored"), ExplicitHashKey: aws.String(m.Current().ByID("hi").StartKey)},
-		{Data: []byte("x"), PartitionKey: aws.String(hi[1])},
-		{Data: []byte("x"), PartitionKey: aws.String(hi[2])},
+		{Data: []byte("x"), PartitionKey: aws.String(loKeys[0])},
+		{Data: []byte("x"), PartitionKey: aws.String(loKeys[1]), ExplicitHashKey: aws.String(m.Current().ByID(hi).StartKey)},
+		{Data: []byte("x"), PartitionKey: aws.String(hiKeys[1])},
+		{Data: []byte("x"), PartitionKey: aws.String(hiKeys[2])},
 	})
 	got = headroomMetrics(t, reg)
-	if lo, hi := got["kinship_shard_throttled_total"]["lo"], got["kinship_shard_throttled_total"]["hi"]; lo != 1 || hi != 2 {
-		t.Errorf("throttled lo=%v hi=%v, want 1 and 2", lo, hi)
+	if l, h := got["kinship_shard_throttled_total"][lo], got["kinship_shard_throttled_total"][hi]; l != 1 || h != 2 {
+		t.Errorf("throttled lo=%v hi=%v, want 1 and 2", l, h)
 	}
 }
 
@@ -322,12 +328,13 @@ func TestHeadroomShardCountRefused(t *testing.T) {
 			logs := &logBuffer{}
 			h := NewHeadroom(api, HeadroomOptions{Stream: "s", Lister: api, RandomKeys: true, ShardsEvery: time.Second,
 				Metrics: metrics.New(reg).Flow("app"), Clock: clock, Logger: logs.logger()})
-			for range 50 {
-				put(t, h, entries(1, 10000, func(int) string { return "same-key" }))
+			recs := entries(1, 10000, func(int) string { return "same-key" })
+			for range 350 {
+				put(t, h, recs)
 				clock.advance(200 * time.Millisecond)
 			}
-			if n := api.lists.Load(); n < 5 {
-				t.Errorf("ListShards asked %d times in 10 s with ShardsEvery 1s, want it asked again", n)
+			if n := api.lists.Load(); n < 60 {
+				t.Errorf("ListShards asked %d times in 70 s with ShardsEvery 1s, want it asked again", n)
 			}
 			got := headroomMetrics(t, reg)
 			util := got["kinship_stream_write_utilization"]["s"]
@@ -391,24 +398,29 @@ func TestHeadroomWarnsOncePerCrossing(t *testing.T) {
 	h := NewHeadroom(api, HeadroomOptions{Stream: "s", Clock: clock, Logger: logs.logger()})
 	key := keysOn(false, 1)[0]
 	warnings := func() int { return strings.Count(logs.String(), "uses over half of a shard's write capacity") }
-	send := func(d time.Duration, recsPer100ms int) {
-		for end := clock.Now().Add(d); clock.Now().Before(end); clock.advance(100 * time.Millisecond) {
-			put(t, h, entries(recsPer100ms, 1, func(int) string { return key }))
+	// One request a second is enough: the warning is decided once a second.
+	perSec := map[int][]types.PutRecordsRequestEntry{}
+	send := func(d time.Duration, recsPerSec int) {
+		if perSec[recsPerSec] == nil {
+			perSec[recsPerSec] = entries(recsPerSec, 1, func(int) string { return key })
+		}
+		for end := clock.Now().Add(d); clock.Now().Before(end); clock.advance(time.Second) {
+			put(t, h, perSec[recsPerSec])
 		}
 	}
 	steps := []struct {
 		what      string
 		d         time.Duration
-		recs      int // per 100 ms: 10 = 100 records/s = 0.1 of a shard
+		recs      int // per second: 100 = 0.1 of a shard
 		wantTotal int
 	}{
-		{"2 minutes at 40%", 2 * time.Minute, 40, 0},
-		{"70 minutes at 60%", 70 * time.Minute, 60, 1},
-		{"a dip", 2 * time.Minute, 20, 1},
-		{"up again, over an hour after the first warning", 2 * time.Minute, 60, 2},
-		{"a dip", 2 * time.Minute, 20, 2},
-		{"up again within the hour", 2 * time.Minute, 60, 2},
-		{"still up once the hour is over", 60 * time.Minute, 60, 3},
+		{"2 minutes at 40%", 2 * time.Minute, 400, 0},
+		{"70 minutes at 60%", 70 * time.Minute, 600, 1},
+		{"a dip", 2 * time.Minute, 200, 1},
+		{"up again, over an hour after the first warning", 2 * time.Minute, 600, 2},
+		{"a dip", 2 * time.Minute, 200, 2},
+		{"up again within the hour", 2 * time.Minute, 600, 2},
+		{"still up once the hour is over", 60 * time.Minute, 600, 3},
 	}
 	for _, st := range steps {
 		send(st.d, st.recs)

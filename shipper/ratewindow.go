@@ -61,12 +61,14 @@ func (w *rateWindow) empty(sec int64) bool {
 }
 
 // windowClock turns times into the windows' second numbers and tells the span their sums
-// cover, so that rates are right from the first second (not diluted by a window that has not
-// been filled yet) and exact within the current, partial, second.
+// cover: the full buckets and the elapsed part of the current one, so that a steady rate
+// reads as itself whatever the phase of the second. It is the whole window even just after
+// start: a rate is an average over the last minute, never a burst of the first instant
+// divided by that instant (which would warn at every start of a host that sends a large
+// record now and then).
 type windowClock struct {
 	epoch   time.Time // second 0; times are measured from it on the monotonic clock
 	seconds int       // the window's length
-	first   time.Time // first observation; zero before
 }
 
 func (c *windowClock) second(now time.Time) int64 {
@@ -77,14 +79,7 @@ func (c *windowClock) second(now time.Time) int64 {
 	return int64(d / time.Second)
 }
 
-// span is the time the window's sums cover at now: the full buckets and the elapsed part
-// of the current one, but no more than since the first observation, and at least a second
-// (a burst in the first instant is a rate over the second Kinesis meters it in).
 func (c *windowClock) span(now time.Time) time.Duration {
-	sec := c.second(now)
-	covered := time.Duration(c.seconds-1)*time.Second + now.Sub(c.epoch) - time.Duration(sec)*time.Second
-	if !c.first.IsZero() {
-		covered = min(covered, now.Sub(c.first))
-	}
-	return max(covered, time.Second)
+	d := max(now.Sub(c.epoch), 0)
+	return time.Duration(c.seconds-1)*time.Second + d%time.Second
 }
