@@ -79,6 +79,7 @@
 // once at info, never a flow error. Over half a shard, one warning is logged: again only
 // after the utilization fell below and rose again, and never twice within an hour.
 //
+// # Concurrency
 //
 // Run owns batching on its own goroutine (and, with Options.Shards, the look-ahead queue);
 // MaxInFlight worker goroutines each own one request and its retries, and release a
