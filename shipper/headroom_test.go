@@ -99,6 +99,7 @@ type evenShards struct {
 	fail     func(i int) bool // entry i of each request is throttled
 	starts   []shardmap.Hash  // by shardOf, for PutRecords (one caller at a time)
 	ids      []string
+	base     int // the first shard's number: a resharded stream's shards have new ids
 }
 
 func (s *evenShards) step() *big.Int {
@@ -112,7 +113,7 @@ func (s *evenShards) shardOf(h shardmap.Hash) int {
 		for i := range s.n {
 			start, _ := shardmap.ParseHash(new(big.Int).Mul(s.step(), big.NewInt(int64(i))).String())
 			s.starts = append(s.starts, start)
-			s.ids = append(s.ids, fmt.Sprintf("shardId-%012d", i))
+			s.ids = append(s.ids, fmt.Sprintf("shardId-%012d", s.base+i))
 		}
 	}
 	i := sort.Search(s.n, func(i int) bool { return h.Less(s.starts[i]) })
@@ -132,7 +133,7 @@ func (s *evenShards) ListShards(context.Context, *kinesis.ListShardsInput, ...fu
 		if i == s.n-1 {
 			end = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 128), big.NewInt(1))
 		}
-		out.Shards = append(out.Shards, types.Shard{ShardId: aws.String(fmt.Sprintf("shardId-%012d", i)),
+		out.Shards = append(out.Shards, types.Shard{ShardId: aws.String(fmt.Sprintf("shardId-%012d", s.base+i)),
 			HashKeyRange:        &types.HashKeyRange{StartingHashKey: aws.String(start.String()), EndingHashKey: aws.String(end.String())},
 			SequenceNumberRange: &types.SequenceNumberRange{StartingSequenceNumber: aws.String("1")}})
 	}
@@ -432,5 +433,83 @@ func TestHeadroomWarnsOncePerCrossing(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("warning lacks %q:\n%s", want, logs)
 		}
+	}
+}
+
+// After a reshard, the closed shards' series leave once nothing written to them is left in
+// the window; the open shards' stay (at 0) while nothing is written to them.
+func TestHeadroomClosedShardsLeave(t *testing.T) {
+	api := &evenShards{n: 2}
+	m := shardmap.New(api, "s", shardmap.Options{})
+	if err := m.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	clock := newFakeClock()
+	h := NewHeadroom(api, HeadroomOptions{Stream: "s", Shards: m, Metrics: metrics.New(reg).Flow("app"), Clock: clock})
+	k := 0
+	random := func(int) string { k++; return fmt.Sprint(k) }
+	put(t, h, entries(100, 10, random))
+
+	// Split into 4 new shards (ids 2 to 5); 2 and 3 get no records.
+	*api = evenShards{n: 4, base: 2}
+	if err := m.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(30 * time.Second)
+	put(t, h, entries(100, 10, func(int) string { return keysOn(true, 1)[0] }))
+	shards := func() []string {
+		var ids []string
+		for id := range headroomMetrics(t, reg)["kinship_shard_write_bytes_per_second"] {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		return ids
+	}
+	if got, want := fmt.Sprint(shards()), "[shardId-000000000000 shardId-000000000001 shardId-000000000004]"; got != want {
+		t.Errorf("30 s after the reshard: shards %s, want %s (the old ones still in the window)", got, want)
+	}
+	clock.advance(31 * time.Second)
+	if got, want := fmt.Sprint(shards()), "[shardId-000000000004]"; got != want {
+		t.Errorf("a window after the reshard: shards %s, want %s", got, want)
+	}
+	if v := headroomMetrics(t, reg)["kinship_stream_open_shards"]["s"]; v != 4 {
+		t.Errorf("open shards %v, want 4", v)
+	}
+}
+
+// The shipper's workers put concurrently while the metrics are scraped: every accepted
+// record is counted once (run with -race).
+func TestHeadroomConcurrentWorkers(t *testing.T) {
+	api := &evenShards{n: 4}
+	api.shardOf(shardmap.Hash{}) // build the fake's tables before the workers read them
+	reg := prometheus.NewRegistry()
+	clock := newFakeClock() // standing still: the window is exactly 59 s when read
+	hr := NewHeadroom(api, HeadroomOptions{Stream: "s", Lister: api, Metrics: metrics.New(reg).Flow("app"), Clock: clock})
+	const n = 5000
+	src := newFakeSource(items(n, 100))
+	s := New(src, NewKinesis(hr, "s", Limits{MaxRecords: 50}), Options{MaxInFlight: 4})
+	stop := runShipper(t, s)
+	scraped := make(chan struct{})
+	go func() {
+		defer close(scraped)
+		for range 20 {
+			if _, err := reg.Gather(); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	waitAcked(t, src, 30*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	<-scraped
+	got := headroomMetrics(t, reg)
+	var records float64
+	for _, v := range got["kinship_shard_write_records_per_second"] {
+		records += v
+	}
+	if span := 59.0; !near(records*span, n, 1e-9) {
+		t.Errorf("%.0f records counted in the window, want %d", records*span, n)
 	}
 }
