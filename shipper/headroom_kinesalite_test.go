@@ -134,8 +134,14 @@ func TestHeadroomFaultProxyThrottlesPerShard(t *testing.T) {
 	client := NewKinesisClient(sdkConfig(t, proxy.URL), func(o *kinesis.Options) { o.Retryer = aws.NopRetryer{} })
 	reg := prometheus.NewRegistry()
 	clock := newFakeClock()
+	logs := &logBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("headroom log:\n%s\nproxy events: %+v", logs, proxy.Events())
+		}
+	})
 	hr := NewHeadroom(client, HeadroomOptions{Stream: stream, Lister: client, RandomKeys: true,
-		Metrics: metrics.New(reg).Flow("app"), Clock: clock})
+		Metrics: metrics.New(reg).Flow("app"), Clock: clock, Logger: logs.logger()})
 	dst := NewKinesis(hr, stream, Limits{})
 
 	// kinesalite splits the hash range of 2 shards at 2^127.
