@@ -63,6 +63,22 @@
 // failures that need an operator ("config", "invalid") at most once a minute, a too-large
 // record at most once a minute.
 //
+// # Stream headroom (Kinesis)
+//
+// Headroom wraps a flow's PutRecords client and tells how much of the stream's write
+// capacity this host alone uses, so that an operator reshards before a fleet of such hosts
+// is throttled. A shard takes 1 MiB/s (data + partition key) and 1,000 records/s; a KPL
+// aggregate is one record whatever it holds. Over a sliding minute it keeps the bytes and
+// records each shard accepted (placed by the ShardId of each result entry) and counts the
+// records refused with ProvisionedThroughputExceededException per shard (a refused entry
+// names no shard: the shard map places it). The utilization is the busiest shard's
+// max(bytes/s ÷ 1 MiB/s, records/s ÷ 1000/s); for random partition keys it is estimated as
+// this host's total spread evenly over the open shards. Keyed flows take the open shards
+// from their shard map; other flows list them every 5 minutes (ListShards, else
+// DescribeStreamSummary), and an identity allowed neither leaves the count unset, logged
+// once at info, never a flow error. Over half a shard, one warning is logged: again only
+// after the utilization fell below and rose again, and never twice within an hour.
+//
 // # Concurrency
 //
 // Run owns batching on its own goroutine (and, with Options.Shards, the look-ahead queue);

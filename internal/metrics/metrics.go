@@ -42,6 +42,8 @@ type Set struct {
 
 	spoolLostFrames *prometheus.CounterVec
 	spoolLostBytes  *prometheus.CounterVec
+
+	headroom *headroomCollector
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -121,6 +123,7 @@ func New(reg prometheus.Registerer) *Set {
 	s.register(s.filesSkipped)
 	s.register(s.processingSkipped, s.processingErrors, s.linesFiltered)
 	s.register(s.spoolLostFrames, s.spoolLostBytes)
+	s.headroom = newHeadroomCollector(reg)
 	return s
 }
 
@@ -172,6 +175,9 @@ type Flow struct {
 	// Open: data frames (at least one per damaged stretch) and bytes cut or set aside.
 	SpoolLostFrames prometheus.Counter
 	SpoolLostBytes  prometheus.Counter
+
+	name     string
+	headroom *headroomCollector // see ReportHeadroom
 }
 
 // Flow returns the metrics of the named flow.
@@ -209,6 +215,9 @@ func (s *Set) Flow(name string) *Flow {
 
 		SpoolLostFrames: s.spoolLostFrames.With(l),
 		SpoolLostBytes:  s.spoolLostBytes.With(l),
+
+		name:     name,
+		headroom: s.headroom,
 	}
 }
 

@@ -71,7 +71,7 @@ func TestForgetRemovesEverySeriesOfTheFlow(t *testing.T) {
 			}
 		}
 	}
-	if fields := reflect.TypeOf(Flow{}).NumField(); kept < fields {
+	if fields := len(reflect.VisibleFields(reflect.TypeOf(Flow{}))) - 2; kept < fields { // less name and headroom
 		t.Errorf("%d series of the kept flow, want at least one per field (%d)", kept, fields)
 	}
 }
@@ -82,6 +82,9 @@ func touchAll(t *testing.T, f *Flow) {
 	t.Helper()
 	v := reflect.ValueOf(f).Elem()
 	for i := range v.NumField() {
+		if !v.Type().Field(i).IsExported() {
+			continue
+		}
 		switch m := v.Field(i).Interface().(type) {
 		case prometheus.Counter:
 			m.Inc()
