@@ -48,6 +48,11 @@ func exported(t *testing.T) map[string]bool {
 	f.SendErrors.WithLabelValues("throttled").Inc()
 	s.SpoolGlobal(func() float64 { return 0 }, func() float64 { return 0 })
 	s.OrphanSpool("gone", 1)
+	stop := f.ReportHeadroom(func() metrics.StreamHeadroom {
+		return metrics.StreamHeadroom{Stream: "s", OpenShards: 1, Utilization: 0.1,
+			Shards: []metrics.ShardHeadroom{{ID: "shardId-000000000000", BytesPerSec: 1, RecordsPerSec: 1, Throttled: 1}}}
+	})
+	defer stop()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +134,7 @@ var (
 	grouping    = regexp.MustCompile(`\b(by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)`)
 	ident       = regexp.MustCompile(`[a-zA-Z_:][a-zA-Z0-9_:]*`)
 	notNames    = map[string]bool{"sum": true, "rate": true, "increase": true, "deriv": true, "and": true, "or": true,
-		"unless": true, "label_values": true, "offset": true, "bool": true}
+		"unless": true, "label_values": true, "offset": true, "bool": true, "max": true, "min": true, "avg": true}
 )
 
 func metricNames(expr string) []string {
