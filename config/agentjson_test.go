@@ -111,7 +111,6 @@ func TestAgentJSONExamples(t *testing.T) {
 			}},
 			warnings: []string{
 				"sts.endpoint: not supported",
-				`checkpointFile: "/var/run/aws-kinesis-agent/checkpoints" is not used`,
 				"publishes no CloudWatch metrics yet",
 				"flows[0].maxBufferSizeBytes: 5242880 is more than one Kinesis record holds",
 				"flows[0].aggregatedRecordSizeBytes: not supported",

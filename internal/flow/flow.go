@@ -43,6 +43,10 @@ type Deps struct {
 	// Shards is the stream's shard map, for flows whose partition keys come from the lines
 	// (the same map the destination checks records against); nil otherwise.
 	Shards *shardmap.Map
+	// ImportPositions, when set, is asked at the flow's first start (no positions.json, an
+	// empty spool) for the positions another agent left (the Kinesis Agent's checkpoints):
+	// they are restored as positions.json's would be, and saved at once (import.go).
+	ImportPositions func() []tailer.Position
 }
 
 // Flow is one running flow.
@@ -334,6 +338,11 @@ func (f *Flow) restore() (restored []position, firstStart bool, err error) {
 	snapshotSeq, found, err := f.pos.load()
 	if err != nil {
 		return nil, false, err
+	}
+	if !found && f.spool.LastSeq() == 0 && f.deps.ImportPositions != nil {
+		if err := f.importPositions(f.deps.ImportPositions()); err != nil {
+			return nil, false, err
+		}
 	}
 	// One pass over the spool: the frames after the snapshot for their marks, the frames
 	// not acknowledged for the backlog's bytes.

@@ -395,9 +395,10 @@ func excluded(exclude []string, path string) bool {
 }
 
 // fingerprintBytes is how much of a file's start the tailer hashes to tell content apart
-// (tailer.Fingerprint: FNV-64a of the first min(size, 1024) bytes). A restored position with
-// another fingerprint is read from the start, so this must be the tailer's rule exactly;
-// the flow's import test fails if the two part.
+// (tailer.Fingerprint: FNV-64a of the first Len bytes, Len = min(size, 1024)). The tailer
+// checks a restored fingerprint by hashing the file's first Len bytes again, so the hash must
+// be the tailer's (a position with another one starts the file over); the flow's import test
+// fails if the two part.
 const fingerprintBytes = 1024
 
 func fingerprint(path string, size int64) (tailer.Fingerprint, error) {

@@ -113,7 +113,7 @@ func (s *Supervisor) openPipeline(cfg *config.Config, fc config.Flow) (pipeline,
 	}
 	dir := cfg.FlowDir(&fc)
 	deps := flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
-		Metadata: s.metadataFor(fc), Budget: s.budget}
+		Metadata: s.metadataFor(fc), Budget: s.budget, ImportPositions: s.agentCheckpoints(cfg, fc)}
 	if sd, ok := dst.(shardedDestination); ok {
 		deps.Shards = sd.shards
 		sd.setLogger(s.log.With("flow", fc.Name))
