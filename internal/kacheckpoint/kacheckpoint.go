@@ -220,6 +220,9 @@ type File struct {
 	Skip      string // why not imported (one of the Skip* texts)
 	// Successor: the file now at a checkpointed path whose file moved away; it starts at 0.
 	Successor bool
+	// StartAt: a file of the flow that no checkpoint names, placed where start_at puts a
+	// file at a first start (AddStartAt).
+	StartAt bool
 }
 
 // Plan is the import for one kinship flow.
@@ -331,6 +334,34 @@ func PlanFlow(fc config.Flow, cps []Checkpoint, now time.Time, ttl time.Duration
 	return plan
 }
 
+// AddStartAt gives every file of fc that the plan has no position for the position a first
+// start gives it (start_at end: its size; else 0), for an import written before the flow's
+// first start: that start then finds positions.json and no longer applies start_at itself.
+func (p *Plan) AddStartAt(fc config.Flow) {
+	have := map[tailer.FileID]bool{}
+	for _, pos := range p.Positions {
+		have[pos.ID] = true
+	}
+	files := flowFiles(fc)
+	for _, path := range sortedKeys(files) {
+		fi := files[path]
+		if have[fi.id] {
+			continue
+		}
+		var off int64
+		if fc.StartAt == "end" {
+			off = fi.size
+		}
+		fp, err := fingerprint(path, fi.size)
+		if err != nil {
+			continue // the tailer logs and counts it when it gets there
+		}
+		have[fi.id] = true
+		p.Positions = append(p.Positions, tailer.Position{ID: fi.id, Fingerprint: fp, Path: path, Offset: off})
+		p.Files = append(p.Files, File{Path: path, RowPath: path, Offset: off, Imported: true, StartAt: true})
+	}
+}
+
 // Unmatched returns the checkpoints that no flow of cfg answers to (their flow id names
 // another stream or pattern), for the command to report.
 func Unmatched(cfg *config.Config, cps []Checkpoint) []Checkpoint {
@@ -417,7 +448,7 @@ func fingerprint(path string, size int64) (tailer.Fingerprint, error) {
 	return tailer.Fingerprint{Len: uint32(n), Sum: h.Sum64()}, nil
 }
 
-func sortedKeys(m map[string]bool) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)

@@ -9,10 +9,10 @@ package kacheckpoint
 // a database through modernc.org/sqlite v1.62.0, the pure-Go SQLite, is 9.96 MB against
 // 2.90 MB for the same program without the driver: 7.1 MB more, a third of kinship's whole
 // binary (22.6 MB), for reading one table of a few hundred rows once, at a flow's first start.
-// The small read-only Go readers (e.g. alicebob/sqlittle) have had no release for years. This
-// file is about 450 lines (the whole import, wired, adds 98 KiB: 22,599,107 -> 22,699,436
-// bytes), reads what the sqlite3 tool writes (its tests
-// compare every row with sqlite3's own output) and is fuzzed (FuzzReadTable).
+// The small read-only Go readers (e.g. alicebob/sqlittle) have had no release for years.
+// This file is about 450 lines; the whole import, wired, adds 98 KiB (22,599,107 ->
+// 22,699,436 bytes). It reads what the sqlite3 tool writes (its tests compare every row with
+// sqlite3's own output) and is fuzzed (FuzzReadTable).
 //
 // What it refuses rather than misreads: UTF-16 databases, WITHOUT ROWID tables, a database
 // in WAL mode with a non-empty -wal file, and a hot rollback journal (the writer stopped in
