@@ -62,7 +62,7 @@ func TestAgentJSONRecordFramingErrors(t *testing.T) {
 	}
 	checkWarnings(t, cfg.Warnings, []string{
 		"flows[0].aggregatedRecordSizeBytes: not supported, ignored: the Kinesis Agent joins records only for Firehose flows",
-		"kinship.aggregate: not set", "publishes no CloudWatch metrics yet",
+		"kinship.aggregate: not set",
 	})
 }
 

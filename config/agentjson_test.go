@@ -59,7 +59,7 @@ func TestAgentJSONExamples(t *testing.T) {
 					startAt: "end", pollInterval: DefaultPollInterval, maxAge: DefaultBatchMaxAge, maxBytes: FirehoseMaxRecordBytes,
 				},
 			},
-			warnings: []string{"cloudwatch.emitMetrics, true by default in the Kinesis Agent): read and checked, but this build publishes no CloudWatch metrics yet", "kinship.aggregate: not set"},
+			warnings: []string{"kinship.aggregate: not set"},
 		},
 		{
 			// A real-world file: endpoints without a scheme, credentials in the file.
@@ -71,7 +71,6 @@ func TestAgentJSONExamples(t *testing.T) {
 				maxBytes: DefaultBatchMaxBytes, maxRecords: 500,
 			}},
 			warnings: []string{
-				"cloudwatch.emitMetrics, true by default in the Kinesis Agent): read and checked, but this build publishes no CloudWatch metrics yet",
 				"awsAccessKeyId, awsSecretAccessKey: not supported",
 				"kinship.aggregate: not set",
 			},
@@ -111,7 +110,6 @@ func TestAgentJSONExamples(t *testing.T) {
 			}},
 			warnings: []string{
 				"sts.endpoint: not supported",
-				"publishes no CloudWatch metrics yet",
 				"flows[0].maxBufferSizeBytes: 5242880 is more than one Kinesis record holds",
 				"flows[0].aggregatedRecordSizeBytes: not supported",
 				"flows[0].retryInitialBackoffMillis: not supported",
@@ -258,7 +256,6 @@ func TestAgentJSONUnsupportedKeysAreNamed(t *testing.T) {
 		`kinesis.endpoimt: unknown key, ignored (the Kinesis Agent ignores it too); did you mean "kinesis.endpoint"?`,
 		`flows[0].initialPositon: unknown key, ignored (the Kinesis Agent ignores it too); did you mean "initialPosition"?`,
 		"flows[0].x: unknown key, ignored (the Kinesis Agent ignores it too)",
-		"publishes no CloudWatch metrics yet",
 		"kinship.aggregate: not set",
 	})
 	if cfg.Flows[0].StartAt != "end" {
@@ -356,7 +353,7 @@ func TestAgentJSONLenientLikeTheKinesisAgent(t *testing.T) {
 	if !f.Kinesis.Aggregate || f.Batch.MaxRecords != 100 || f.StartAt != "end" || f.Batch.MaxAge != Duration(2e9) {
 		t.Errorf("flow %s", dump(f))
 	}
-	checkWarnings(t, cfg.Warnings, []string{"flows[0].maxBufferAgeMillis: repeated; the last value is used", "cloudwatch.emitMetrics"})
+	checkWarnings(t, cfg.Warnings, []string{"flows[0].maxBufferAgeMillis: repeated; the last value is used"})
 }
 
 func TestAgentJSONFlowNames(t *testing.T) {

@@ -8,10 +8,6 @@ package config
 // every consumer of the stream reads.
 const processingWired = false
 
-// cloudWatchWired: metrics.cloudwatch is published. Until it is, an enabled section is
-// named in a warning: metrics are not data, so the agent still runs.
-const cloudWatchWired = false
-
 // deterministicWired: the aggregator computes partition_key: deterministic (the MD5 of
 // each record). Until it does, such a flow gets random keys and a warning, as before,
 // rather than every record sent with the literal key "deterministic" to one shard.
@@ -33,8 +29,5 @@ func unwired(cfg *Config, p *problems) {
 				p.warn("flow %q: partition_key deterministic (agent.json's partitionKeyOption DETERMINISTIC, a hash of each record) is not computed by this build yet: records get random partition keys, so identical lines no longer land on the same shard", cfg.Flows[i].Name)
 			}
 		}
-	}
-	if !cloudWatchWired && cfg.Metrics.CloudWatch.Enabled {
-		p.warn("metrics.cloudwatch.enabled (agent.json's cloudwatch.emitMetrics, true by default in the Kinesis Agent): read and checked, but this build publishes no CloudWatch metrics yet; it serves Prometheus metrics (metrics.listen)")
 	}
 }
