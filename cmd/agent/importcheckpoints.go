@@ -117,8 +117,10 @@ func describe(f kacheckpoint.File, fc config.Flow) string {
 	switch {
 	case f.StartAt:
 		return "no checkpoint: start_at " + fc.StartAt
-	case f.Successor:
-		return "created after the last checkpoint of its path: read from its start"
+	case f.Unread:
+		return "no checkpoint, modified after the last checkpointed file: read from its start"
+	case f.Finished:
+		return "no checkpoint, not modified after the last checkpointed file: at its end"
 	case f.Imported && f.Path != f.RowPath:
 		return "imported (checkpointed as " + f.RowPath + ", renamed since)"
 	case f.Imported:

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kinship-agent/kinship/internal/kacheckpoint/kacheckpointtest"
 	"github.com/kinship-agent/kinship/spool"
@@ -21,6 +22,10 @@ func TestImportCheckpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(other, []byte("never checkpointed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(other, old, old); err != nil { // older than the checkpointed file
 		t.Fatal(err)
 	}
 	pattern := filepath.Join(logs, "*.log")
@@ -41,7 +46,7 @@ func TestImportCheckpoints(t *testing.T) {
 	for _, want := range []string{
 		"flow app (kinesis:app-logs:" + pattern + "):",
 		a + " 5 imported",
-		other + " 19 no checkpoint: start_at end",
+		other + " 19 no checkpoint, not modified after the last checkpointed file: at its end",
 		"checkpoints of no flow of this configuration, not imported: kinesis:retired:/var/log/old/*.log (1)",
 		"flow app: 2 positions saved",
 	} {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -36,33 +37,42 @@ func (d *recordingDestination) Put(_ context.Context, recs []shipper.Record) ([]
 }
 
 // A flow's first start resumes each file where the Kinesis Agent's checkpoint says it had
-// sent up to: nothing before it is sent again, nothing after it is skipped. Files it had no
-// checkpoint for start at start_at. A later start has positions of its own and imports
-// nothing.
+// sent up to: nothing before it is sent again, nothing after it is skipped. Of the files
+// without a checkpoint, the one modified after the checkpointed file is read from its start,
+// the older one not at all, whatever start_at says (as the Kinesis Agent would restart). A
+// later start has positions of its own and imports nothing.
 func TestFirstStartResumesFromImportedCheckpoints(t *testing.T) {
 	logs := t.TempDir()
 	pattern := filepath.Join(logs, "*.log")
 	cfg, err := config.Parse("test.yaml", []byte(`flows:
   - name: app
     paths: ["`+pattern+`"]
-    start_at: end
+    start_at: beginning
     kinesis: {stream: s, aggregate: false}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	fc := cfg.Flows[0]
-	a, other := filepath.Join(logs, "a.log"), filepath.Join(logs, "other.log")
+	a, older, newer := filepath.Join(logs, "a.log"), filepath.Join(logs, "older.log"), filepath.Join(logs, "newer.log")
 	// Longer than the tailer's fingerprint, so the imported fingerprint must be the tailer's.
-	first := "sent by the Kinesis Agent " + strings.Repeat("x", 2000) + "\n"
-	if err := os.WriteFile(a, []byte(first+"written while no agent ran\n"), 0o600); err != nil {
+	sent := "sent by the Kinesis Agent " + strings.Repeat("x", 2000) + "\n"
+	if err := os.WriteFile(a, []byte(sent+"written while no agent ran\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(other, []byte("old, never checkpointed\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for path, text := range map[string]string{older: "rotated before the checkpoint\n", newer: "created after the checkpoint\n"} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkpointed := time.Now().Add(-time.Minute)
+	for path, mtime := range map[string]time.Time{a: checkpointed, older: checkpointed.Add(-time.Hour), newer: checkpointed.Add(time.Second)} {
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
 	}
 	db := filepath.Join(t.TempDir(), "checkpoints")
-	kacheckpointtest.Write(t, db, "", kacheckpointtest.Checkpoint(t, "kinesis:s:"+pattern, a, int64(len(first))))
+	kacheckpointtest.Write(t, db, "", kacheckpointtest.Checkpoint(t, "kinesis:s:"+pattern, a, int64(len(sent))))
 
 	calls := 0
 	importer := func() []tailer.Position {
@@ -88,7 +98,9 @@ func TestFirstStartResumesFromImportedCheckpoints(t *testing.T) {
 		}
 		return dst.data
 	}
-	if got, want := run(), []string{"written while no agent ran"}; !reflect.DeepEqual(got, want) {
+	first := run()
+	sort.Strings(first)
+	if got, want := first, []string{"created after the checkpoint", "written while no agent ran"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("first start sent %q, want %q", got, want)
 	}
 	if calls != 1 {

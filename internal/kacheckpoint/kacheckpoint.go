@@ -4,18 +4,21 @@
 //
 // The Kinesis Agent keeps one row per (flow, path) in FILE_CHECKPOINTS: the flow's id, the
 // file's path and identity (Java's file key, "(dev=HEX,ino=DEC)"), its size and mtime then,
-// the offset up to which its records were sent, and when the row was written. Plan maps the
+// the offset up to which its records were sent, and when the row was written. PlanFlow maps the
 // rows to a kinship flow and to the files there now:
 //
 //   - flow: the agent's id is "kinesis:" + kinesisStream + ":" + filePattern (Firehose:
 //     "fh:" + deliveryStream + ":" ...), the pattern as Java's Path prints it; a kinship flow
 //     answers to the ids of each of its paths with its stream (AgentFlowIDs).
-//   - file: the file now at the row's path must have the row's device and inode; when it does
-//     not, a file with that identity elsewhere among the flow's files (renamed by a rotation
-//     while no agent ran) takes the offset, and the new file at the old path, which the
-//     Kinesis Agent never sent from, starts at 0.
+//   - file: the file with the row's device and inode, at the row's path or renamed since
+//     (a rotation while no agent ran) among the flow's files; a file with another identity
+//     at the row's path is not the row's file.
 //   - offset: at most the file's size now (a shorter file was truncated or replaced).
 //   - age: rows not written for checkpointTimeToLiveDays are the agent's own garbage.
+//   - the flow's other files: the Kinesis Agent restarts from its newest checkpoint; the
+//     files modified after that checkpoint's file are newer ones it reads from their start,
+//     the others it had finished. kinship places them the same way (0, or their end), so
+//     start_at applies only to a flow without a usable checkpoint.
 //
 // Every row that is not imported is skipped with a reason (Skip*), which the caller logs and
 // counts; nothing is guessed.
@@ -209,8 +212,8 @@ const (
 	SkipNoFlow     = "no flow of this configuration has its flow id"
 )
 
-// File is what became of one checkpoint, or of a file that starts at 0 because a checkpoint
-// shows the Kinesis Agent never sent from it.
+// File is what became of one checkpoint, or where a file of the flow that no checkpoint
+// names starts.
 type File struct {
 	AgentFlow string // the row's flow id
 	Path      string // where the file is now (the row's path unless the file moved)
@@ -218,8 +221,12 @@ type File struct {
 	Offset    int64
 	Imported  bool
 	Skip      string // why not imported (one of the Skip* texts)
-	// Successor: the file now at a checkpointed path whose file moved away; it starts at 0.
-	Successor bool
+	// Unread: a file no checkpoint names, modified after the file of the flow's newest
+	// checkpoint: the Kinesis Agent, restarting, would read it from its start; so does kinship.
+	Unread bool
+	// Finished: a file no checkpoint names, not modified after the file of the flow's newest
+	// checkpoint: the Kinesis Agent had done with it; kinship starts at its end.
+	Finished bool
 	// StartAt: a file of the flow that no checkpoint names, placed where start_at puts a
 	// file at a first start (AddStartAt).
 	StartAt bool
@@ -229,7 +236,7 @@ type File struct {
 type Plan struct {
 	Flow      string            // the kinship flow's name
 	Positions []tailer.Position // what the flow restores
-	Files     []File            // every checkpoint of the flow, imported or skipped, and successors
+	Files     []File            // every checkpoint of the flow, imported or skipped, then the other files
 }
 
 // Skipped counts the flow's skipped checkpoints by reason.
@@ -269,7 +276,9 @@ func PlanFlow(fc config.Flow, cps []Checkpoint, now time.Time, ttl time.Duration
 		byID[fi.id] = path
 	}
 	taken := map[tailer.FileID]bool{}
-	vacated := map[string]bool{} // paths whose checkpointed file moved away
+	// newest is the flow's newest usable checkpoint: the one the Kinesis Agent resumes from.
+	var newest *Checkpoint
+	var newestPath string // where its file is now, if imported
 	skip := func(c Checkpoint, why string) {
 		plan.Files = append(plan.Files, File{AgentFlow: c.Flow, Path: c.Path, RowPath: c.Path, Offset: c.Offset, Skip: why})
 	}
@@ -283,6 +292,9 @@ func PlanFlow(fc config.Flow, cps []Checkpoint, now time.Time, ttl time.Duration
 			skip(c, SkipBadFileID)
 			continue
 		}
+		if newest == nil {
+			newest = &c
+		}
 		if taken[id] {
 			skip(c, SkipSuperseded)
 			continue
@@ -291,7 +303,6 @@ func PlanFlow(fc config.Flow, cps []Checkpoint, now time.Time, ttl time.Duration
 		if !found {
 			if fi, ok := files[c.Path]; ok && fi.id != id {
 				skip(c, SkipReplaced)
-				vacated[c.Path] = true
 			} else {
 				skip(c, SkipGone)
 			}
@@ -308,28 +319,41 @@ func PlanFlow(fc config.Flow, cps []Checkpoint, now time.Time, ttl time.Duration
 			continue
 		}
 		taken[id] = true
-		if path != c.Path {
-			vacated[c.Path] = true
+		if newest == &c {
+			newestPath = path
 		}
 		plan.Positions = append(plan.Positions, tailer.Position{ID: id, Fingerprint: fp, Path: path, Offset: c.Offset})
 		plan.Files = append(plan.Files, File{AgentFlow: c.Flow, Path: path, RowPath: c.Path, Offset: c.Offset, Imported: true})
 	}
-	// A file now at a path whose checkpointed file was renamed away (or replaced) appeared
-	// after the agent's last checkpoint of that path: the agent rewrites a path's row with
-	// the new file's identity once it sends from it. Nothing of it was sent, so it is read
-	// from its start rather than from start_at.
-	for _, path := range sortedKeys(vacated) {
-		fi, ok := files[path]
-		if !ok || taken[fi.id] {
+	if newest == nil {
+		return plan // only stale checkpoints: start_at decides, as at any first start
+	}
+	// The other files, as the Kinesis Agent restarting from its newest checkpoint sees them
+	// (SourceFileTracker): files modified after that checkpoint's file are newer ones to read
+	// from their start (typically the file a rotation created while no agent ran); the others
+	// it had finished.
+	ref := time.UnixMilli(newest.LastModified)
+	if newestPath != "" {
+		ref = files[newestPath].mtime
+	}
+	for _, path := range sortedKeys(files) {
+		fi := files[path]
+		if taken[fi.id] {
 			continue
 		}
 		fp, err := fingerprint(path, fi.size)
 		if err != nil {
-			continue
+			continue // the tailer logs and counts it when it gets there
 		}
 		taken[fi.id] = true
-		plan.Positions = append(plan.Positions, tailer.Position{ID: fi.id, Fingerprint: fp, Path: path})
-		plan.Files = append(plan.Files, File{Path: path, RowPath: path, Imported: true, Successor: true})
+		f := File{Path: path, RowPath: path, Imported: true}
+		if fi.mtime.After(ref) {
+			f.Unread = true
+		} else {
+			f.Finished, f.Offset = true, fi.size
+		}
+		plan.Positions = append(plan.Positions, tailer.Position{ID: fi.id, Fingerprint: fp, Path: path, Offset: f.Offset})
+		plan.Files = append(plan.Files, f)
 	}
 	return plan
 }
@@ -381,8 +405,9 @@ func Unmatched(cfg *config.Config, cps []Checkpoint) []Checkpoint {
 }
 
 type fileInfo struct {
-	id   tailer.FileID
-	size int64
+	id    tailer.FileID
+	size  int64
+	mtime time.Time
 }
 
 // flowFiles returns the regular files fc's patterns match now, less its excludes (the
@@ -406,7 +431,7 @@ func flowFiles(fc config.Flow) map[string]fileInfo {
 			if !ok {
 				continue
 			}
-			out[path] = fileInfo{id: tailer.FileID{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}, size: fi.Size()}
+			out[path] = fileInfo{id: tailer.FileID{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}, size: fi.Size(), mtime: fi.ModTime()}
 		}
 	}
 	return out

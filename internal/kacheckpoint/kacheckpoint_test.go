@@ -64,80 +64,106 @@ func cp(t *testing.T, flow, path string, offset int64) Checkpoint {
 	return Checkpoint(kacheckpointtest.Checkpoint(t, flow, path, offset))
 }
 
+func touch(t *testing.T, path string, mtime time.Time) {
+	t.Helper()
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestPlanFlow(t *testing.T) {
 	dir := t.TempDir()
 	fc := config.Flow{Name: "app", Paths: []string{filepath.Join(dir, "*.log*")}, Exclude: []string{"*.gz"},
 		Kinesis: &config.Kinesis{Stream: "s"}}
 	id := "kinesis:s:" + filepath.Join(dir, "*.log*")
 	p := func(name string) string { return filepath.Join(dir, name) }
+	now := time.Now()
+	t0 := now.Add(-time.Hour).Truncate(time.Second) // the newest checkpointed file's last write
+	at := func(c Checkpoint, ago time.Duration) Checkpoint {
+		c.LastUpdated = now.Add(-ago)
+		return c
+	}
 
 	write(t, p("same.log"), "0123456789\nabc\n")
-	same := cp(t, id, p("same.log"), 11)
+	same := at(cp(t, id, p("same.log"), 11), 2*time.Minute)
 
-	// Rotated while no agent ran: the checkpointed file is now moved.log.1, and moved.log is new.
+	// The newest checkpoint: its file was renamed moved.log.1 by a rotation while no agent ran,
+	// which created a new moved.log.
 	write(t, p("moved.log"), "old line 1\nold line 2\n")
-	moved := cp(t, id, p("moved.log"), 11)
+	moved := at(cp(t, id, p("moved.log"), 11), time.Minute)
 	if err := os.Rename(p("moved.log"), p("moved.log.1")); err != nil {
 		t.Fatal(err)
 	}
+	touch(t, p("moved.log.1"), t0)
 	write(t, p("moved.log"), "new line\n")
+	touch(t, p("moved.log"), t0.Add(10*time.Second))
 
-	// The checkpointed file was deleted and another took its path and inode number is gone.
+	// The checkpointed file is gone and another is at its path.
 	write(t, p("replaced.log"), "x\n")
-	replaced := cp(t, id, p("replaced.log"), 2)
+	replaced := at(cp(t, id, p("replaced.log"), 2), 3*time.Minute)
 	replaced.FileID = "(dev=1,ino=1)" // an identity no file has
+	touch(t, p("replaced.log"), t0.Add(20*time.Second))
 
 	write(t, p("short.log"), "abc\n")
-	short := cp(t, id, p("short.log"), 4)
+	short := at(cp(t, id, p("short.log"), 4), 4*time.Minute)
 	short.Offset = 400 // truncated since
+	touch(t, p("short.log"), t0.Add(-time.Minute))
 
 	write(t, p("old.log"), "abc\n")
-	old := cp(t, id, p("old.log"), 4)
-	old.LastUpdated = time.Now().Add(-8 * 24 * time.Hour)
+	old := at(cp(t, id, p("old.log"), 4), 8*24*time.Hour)
+	touch(t, p("old.log"), t0.Add(-8*24*time.Hour))
 
-	bad := cp(t, id, p("same.log"), 3)
+	bad := at(cp(t, id, p("same.log"), 3), 5*time.Minute)
 	bad.Path, bad.FileID = p("bad.log"), "inode 12"
 
 	// An older row for the file same.log is now: the newer row counts.
-	older := cp(t, id, p("same.log"), 3)
-	older.Path, older.LastUpdated = p("before-rename.log"), time.Now().Add(-time.Hour)
+	older := at(cp(t, id, p("same.log"), 3), time.Hour)
+	older.Path = p("before-rename.log")
 
-	gone := Checkpoint{Flow: id, Path: p("gone.log"), FileID: "(dev=1,ino=2)", Offset: 5, LastUpdated: time.Now()}
+	gone := Checkpoint{Flow: id, Path: p("gone.log"), FileID: "(dev=1,ino=2)", Offset: 5, LastUpdated: now.Add(-6 * time.Minute)}
 	otherFlow := cp(t, "kinesis:other:"+filepath.Join(dir, "*.log*"), p("same.log"), 1)
 
-	write(t, p("untouched.log"), "never checkpointed\n")
+	write(t, p("finished.log.2"), "rotated before the last checkpoint\n")
+	touch(t, p("finished.log.2"), t0.Add(-time.Hour))
+	write(t, p("new.log"), "created after the last checkpoint\n")
+	touch(t, p("new.log"), t0.Add(time.Second))
+	write(t, p("x.gz"), "excluded")
 
-	plan := PlanFlow(fc, []Checkpoint{same, moved, replaced, short, old, bad, older, gone, otherFlow}, time.Now(), 7*24*time.Hour)
+	plan := PlanFlow(fc, []Checkpoint{same, moved, replaced, short, old, bad, older, gone, otherFlow}, now, 7*24*time.Hour)
 
 	got := map[string]string{}
 	for _, f := range plan.Files {
 		key := f.RowPath
 		switch {
-		case f.Successor:
-			key += " successor"
+		case f.Unread:
+			got[key] = "from its start"
+		case f.Finished:
+			got[key] = "at its end"
 		case f.Imported:
-			key += " -> " + f.Path
-		}
-		if f.Imported {
-			got[key] = "imported"
-		} else {
+			got[key+" -> "+f.Path] = "imported"
+		default:
 			got[key] = f.Skip
 		}
 	}
 	want := map[string]string{
 		p("same.log") + " -> " + p("same.log"):     "imported",
 		p("moved.log") + " -> " + p("moved.log.1"): "imported",
-		p("moved.log") + " successor":              "imported",
-		p("replaced.log"):                          SkipReplaced,
-		p("replaced.log") + " successor":           "imported",
-		p("short.log"):                             SkipBeyondEnd,
-		p("old.log"):                               SkipStale,
-		p("bad.log"):                               SkipBadFileID,
-		p("before-rename.log"):                     SkipSuperseded,
-		p("gone.log"):                              SkipGone,
+		p("moved.log"):         "from its start",
+		p("replaced.log"):      "from its start", // and its row skipped:
+		p("short.log"):         "at its end",     // likewise
+		p("old.log"):           "at its end",     // likewise
+		p("bad.log"):           SkipBadFileID,
+		p("before-rename.log"): SkipSuperseded,
+		p("gone.log"):          SkipGone,
+		p("finished.log.2"):    "at its end",
+		p("new.log"):           "from its start",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("plan\n%v\nwant\n%v", got, want)
+	}
+	wantSkipped := map[string]int{SkipReplaced: 1, SkipBeyondEnd: 1, SkipStale: 1, SkipBadFileID: 1, SkipSuperseded: 1, SkipGone: 1}
+	if skipped := plan.Skipped(); !reflect.DeepEqual(skipped, wantSkipped) {
+		t.Fatalf("skipped %v, want %v", skipped, wantSkipped)
 	}
 
 	offsets := map[string]int64{}
@@ -154,18 +180,32 @@ func TestPlanFlow(t *testing.T) {
 			t.Errorf("%s: no fingerprint", pos.Path)
 		}
 	}
-	wantOffsets := map[string]int64{p("same.log"): 11, p("moved.log.1"): 11, p("moved.log"): 0, p("replaced.log"): 0}
+	wantOffsets := map[string]int64{p("same.log"): 11, p("moved.log.1"): 11, p("moved.log"): 0, p("replaced.log"): 0,
+		p("short.log"): 4, p("old.log"): 4, p("finished.log.2"): 35, p("new.log"): 0}
 	if !reflect.DeepEqual(offsets, wantOffsets) {
 		t.Fatalf("positions %v, want %v", offsets, wantOffsets)
-	}
-	wantSkipped := map[string]int{SkipReplaced: 1, SkipBeyondEnd: 1, SkipStale: 1, SkipBadFileID: 1, SkipSuperseded: 1, SkipGone: 1}
-	if skipped := plan.Skipped(); !reflect.DeepEqual(skipped, wantSkipped) {
-		t.Fatalf("skipped %v, want %v", skipped, wantSkipped)
 	}
 
 	cfg := &config.Config{Flows: []config.Flow{fc}}
 	if un := Unmatched(cfg, []Checkpoint{same, otherFlow}); len(un) != 1 || un[0].Flow != otherFlow.Flow {
 		t.Fatalf("unmatched %+v", un)
+	}
+
+	// Only stale checkpoints: nothing is placed, start_at decides.
+	stale := PlanFlow(fc, []Checkpoint{old}, now, 7*24*time.Hour)
+	if len(stale.Positions) != 0 || len(stale.Files) != 1 {
+		t.Fatalf("stale only: %+v", stale)
+	}
+	// Written before the first start (the command), the plan places every file as start_at.
+	fc.StartAt = "end"
+	stale.AddStartAt(fc)
+	if len(stale.Positions) != 8 {
+		t.Fatalf("start_at end placed %d files, want 8", len(stale.Positions))
+	}
+	for _, pos := range stale.Positions {
+		if fi, _ := os.Stat(pos.Path); pos.Offset != fi.Size() {
+			t.Errorf("%s at %d, want its end %d", pos.Path, pos.Offset, fi.Size())
+		}
 	}
 }
 

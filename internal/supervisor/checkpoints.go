@@ -35,19 +35,25 @@ func (s *Supervisor) agentCheckpoints(cfg *config.Config, fc config.Flow) func()
 		imported := 0
 		for _, f := range plan.Files {
 			switch {
-			case f.Successor:
+			case f.Unread:
 				imported++
-				log.Info("Kinesis Agent checkpoint: file created after its last checkpoint, read from its start", "path", f.Path)
+				log.Info("Kinesis Agent checkpoint: file modified after the last checkpointed one, read from its start", "path", f.Path)
+			case f.Finished:
+				imported++
+				log.Info("Kinesis Agent checkpoint: file not modified after the last checkpointed one, done with", "path", f.Path, "offset", f.Offset)
 			case f.Imported:
 				imported++
 				log.Info("Kinesis Agent checkpoint imported", "path", f.Path, "offset", f.Offset, "checkpointed_path", f.RowPath)
+			case f.Skip == kacheckpoint.SkipStale || f.Skip == kacheckpoint.SkipGone:
+				// The usual end of a rotated file's checkpoint.
+				log.Info("Kinesis Agent checkpoint skipped", "path", f.RowPath, "offset", f.Offset, "reason", f.Skip)
 			default:
 				log.Warn("Kinesis Agent checkpoint skipped", "path", f.RowPath, "offset", f.Offset, "reason", f.Skip)
 			}
 		}
 		skipped := plan.Skipped()
 		if len(plan.Files) > 0 {
-			args := []any{"imported", imported}
+			args := []any{"files_placed", imported}
 			for reason, n := range skipped {
 				args = append(args, "skipped: "+reason, n)
 			}

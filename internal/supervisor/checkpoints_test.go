@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -25,6 +26,10 @@ func TestAgentJSONFlowImportsTheKinesisAgentsCheckpoints(t *testing.T) {
 		if err := os.WriteFile(p, []byte("line one\nline two\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// b.log is the older file: with its checkpoint unusable, it is one the agent had done with.
+	if err := os.Chtimes(b, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
 	}
 	db := filepath.Join(t.TempDir(), "checkpoints")
 	id := "kinesis:app-logs:" + filepath.Join(logs, "*.log")
@@ -45,11 +50,15 @@ func TestAgentJSONFlowImportsTheKinesisAgentsCheckpoints(t *testing.T) {
 		t.Fatal("an agent.json flow asks nothing of the Kinesis Agent's checkpoints")
 	}
 	ps := imp()
-	if len(ps) != 1 || ps[0].Path != a || ps[0].Offset != 9 {
-		t.Fatalf("positions %+v, want %s at 9", ps, a)
+	got := map[string]int64{}
+	for _, p := range ps {
+		got[p.Path] = p.Offset
+	}
+	if len(got) != 2 || got[a] != 9 || got[b] != 18 {
+		t.Fatalf("positions %+v, want %s at 9 and %s at its end", ps, a, b)
 	}
 	for _, want := range []string{"Kinesis Agent checkpoint imported", "path=" + a,
-		"Kinesis Agent checkpoint skipped", "path=" + b, "offset beyond the file's size", "imported=1"} {
+		"Kinesis Agent checkpoint skipped", "path=" + b, "offset beyond the file's size", "files_placed=2"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, out.String())
 		}
