@@ -13,7 +13,8 @@
 //   - file: the file with the row's device and inode, at the row's path or renamed since
 //     (a rotation while no agent ran) among the flow's files; a file with another identity
 //     at the row's path is not the row's file.
-//   - offset: at most the file's size now (a shorter file was truncated or replaced).
+//   - offset: at most the file's size now, and the file no shorter than when checkpointed
+//     (else it was truncated since, copytruncate say, and the offset points into other data).
 //   - age: rows not written for checkpointTimeToLiveDays are the agent's own garbage.
 //   - the flow's other files: the Kinesis Agent restarts from its newest checkpoint; the
 //     files modified after that checkpoint's file are newer ones it reads from their start,
@@ -207,6 +208,7 @@ const (
 	SkipGone       = "file gone (no file has its device and inode)"
 	SkipReplaced   = "file replaced (another device/inode at its path, its own found nowhere)"
 	SkipBeyondEnd  = "offset beyond the file's size (truncated since)"
+	SkipTruncated  = "file shorter than when checkpointed (truncated since, e.g. copytruncate)"
 	SkipSuperseded = "a newer checkpoint names the same file"
 	SkipUnreadable = "file unreadable"
 	SkipNoFlow     = "no flow of this configuration has its flow id"
@@ -311,6 +313,12 @@ func PlanFlow(fc config.Flow, cps []Checkpoint, now time.Time, ttl time.Duration
 		fi := files[path]
 		if c.Offset < 0 || c.Offset > fi.size {
 			skip(c, SkipBeyondEnd)
+			continue
+		}
+		if fi.size < c.Size {
+			// Same inode, less data: truncated and written again, so the offset points into
+			// other content. The file is then placed like any file no checkpoint names.
+			skip(c, SkipTruncated)
 			continue
 		}
 		fp, err := fingerprint(path, fi.size)

@@ -109,6 +109,12 @@ func TestPlanFlow(t *testing.T) {
 	short.Offset = 400 // truncated since
 	touch(t, p("short.log"), t0.Add(-time.Minute))
 
+	// copytruncate since the checkpoint: same inode, shorter than then, written again.
+	write(t, p("copied.log"), "new content after the truncation\n")
+	copied := at(cp(t, id, p("copied.log"), 5), 7*time.Minute)
+	copied.Size = 1000
+	touch(t, p("copied.log"), t0.Add(30*time.Second))
+
 	write(t, p("old.log"), "abc\n")
 	old := at(cp(t, id, p("old.log"), 4), 8*24*time.Hour)
 	touch(t, p("old.log"), t0.Add(-8*24*time.Hour))
@@ -129,7 +135,7 @@ func TestPlanFlow(t *testing.T) {
 	touch(t, p("new.log"), t0.Add(time.Second))
 	write(t, p("x.gz"), "excluded")
 
-	plan := PlanFlow(fc, []Checkpoint{same, moved, replaced, short, old, bad, older, gone, otherFlow}, now, 7*24*time.Hour)
+	plan := PlanFlow(fc, []Checkpoint{same, moved, replaced, short, copied, old, bad, older, gone, otherFlow}, now, 7*24*time.Hour)
 
 	got := map[string]string{}
 	for _, f := range plan.Files {
@@ -156,12 +162,13 @@ func TestPlanFlow(t *testing.T) {
 		p("before-rename.log"): SkipSuperseded,
 		p("gone.log"):          SkipGone,
 		p("finished.log.2"):    "at its end",
+		p("copied.log"):        "from its start", // and its row skipped
 		p("new.log"):           "from its start",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("plan\n%v\nwant\n%v", got, want)
 	}
-	wantSkipped := map[string]int{SkipReplaced: 1, SkipBeyondEnd: 1, SkipStale: 1, SkipBadFileID: 1, SkipSuperseded: 1, SkipGone: 1}
+	wantSkipped := map[string]int{SkipReplaced: 1, SkipBeyondEnd: 1, SkipTruncated: 1, SkipStale: 1, SkipBadFileID: 1, SkipSuperseded: 1, SkipGone: 1}
 	if skipped := plan.Skipped(); !reflect.DeepEqual(skipped, wantSkipped) {
 		t.Fatalf("skipped %v, want %v", skipped, wantSkipped)
 	}
@@ -181,7 +188,7 @@ func TestPlanFlow(t *testing.T) {
 		}
 	}
 	wantOffsets := map[string]int64{p("same.log"): 11, p("moved.log.1"): 11, p("moved.log"): 0, p("replaced.log"): 0,
-		p("short.log"): 4, p("old.log"): 4, p("finished.log.2"): 35, p("new.log"): 0}
+		p("short.log"): 4, p("old.log"): 4, p("finished.log.2"): 35, p("new.log"): 0, p("copied.log"): 0}
 	if !reflect.DeepEqual(offsets, wantOffsets) {
 		t.Fatalf("positions %v, want %v", offsets, wantOffsets)
 	}
@@ -199,8 +206,8 @@ func TestPlanFlow(t *testing.T) {
 	// Written before the first start (the command), the plan places every file as start_at.
 	fc.StartAt = "end"
 	stale.AddStartAt(fc)
-	if len(stale.Positions) != 8 {
-		t.Fatalf("start_at end placed %d files, want 8", len(stale.Positions))
+	if len(stale.Positions) != 9 {
+		t.Fatalf("start_at end placed %d files, want 9", len(stale.Positions))
 	}
 	for _, pos := range stale.Positions {
 		if fi, _ := os.Stat(pos.Path); pos.Offset != fi.Size() {
