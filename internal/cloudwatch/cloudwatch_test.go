@@ -2,14 +2,10 @@ package cloudwatch
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"sort"
 	"strings"
@@ -20,143 +16,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	cw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	"github.com/aws/smithy-go/encoding/cbor"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/internal/testenv/cloudwatchtest"
 	"github.com/kinship-agent/kinship/shipper"
 )
 
-// datum is one metric datum as the CloudWatch endpoint received it.
-type datum struct {
-	Name, Unit string
-	Dims       string // "Destination=...,Instance=..." in the order sent
-	N, Sum     float64
-	Min, Max   float64
-}
-
-func (d datum) String() string {
-	return fmt.Sprintf("%s{%s} %s n=%g sum=%g min=%g max=%g", d.Name, d.Dims, d.Unit, d.N, d.Sum, d.Min, d.Max)
-}
-
-// fakeCloudWatch is a loopback PutMetricData endpoint. The SDK's CloudWatch client (v1.75)
-// speaks Smithy RPC v2 CBOR: POST /service/GraniteServiceVersion20100801/operation/NAME with
-// a CBOR map, gzip-compressed (PutMetricData's request compression); the fake decodes it
-// with smithy-go's own CBOR decoder.
-type fakeCloudWatch struct {
-	srv *httptest.Server
-
-	mu       sync.Mutex
-	requests []request
-	fail     int // answer this many requests with an error
-}
-
-type request struct {
-	namespace string
-	data      []datum
-}
-
-func newFakeCloudWatch(t *testing.T) *fakeCloudWatch {
-	f := &fakeCloudWatch{}
-	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body []byte
-		if r.Header.Get("Content-Encoding") == "gzip" { // PutMetricData's request compression
-			zr, err := gzip.NewReader(r.Body)
-			if err != nil {
-				t.Errorf("gzip: %v", err)
-				return
-			}
-			body, _ = io.ReadAll(zr)
-		} else {
-			body, _ = io.ReadAll(r.Body)
-		}
-		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
-		w.Header().Set("Content-Type", "application/cbor")
-		if !strings.HasSuffix(r.URL.Path, "/operation/PutMetricData") || r.Header.Get("Smithy-Protocol") != "rpc-v2-cbor" {
-			t.Errorf("unexpected request %s %s %v", r.Method, r.URL.Path, r.Header)
-			w.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		req, err := decodePutMetricData(body)
-		if err != nil {
-			t.Errorf("decode PutMetricData: %v", err)
-		}
-		f.mu.Lock()
-		failing := f.fail > 0
-		if failing {
-			f.fail--
-		} else {
-			f.requests = append(f.requests, req)
-		}
-		f.mu.Unlock()
-		if failing {
-			w.WriteHeader(http.StatusBadRequest)
-			_, _ = w.Write(cbor.Encode(cbor.Map{"__type": cbor.String("InvalidParameterValue"), "message": cbor.String("no")}))
-			return
-		}
-		_, _ = w.Write(cbor.Encode(cbor.Map{}))
-	}))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fakeCloudWatch) client() *cw.Client {
+func newClient(srv *cloudwatchtest.Server) *cw.Client {
 	return cw.New(cw.Options{
-		Region: "us-east-1", BaseEndpoint: aws.String(f.srv.URL), HTTPClient: f.srv.Client(),
+		Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
 		Credentials:      credentials.NewStaticCredentialsProvider("AKIDTEST", "SECRETTEST", ""),
 		RetryMaxAttempts: 1,
 	})
-}
-
-func (f *fakeCloudWatch) received() []request {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]request(nil), f.requests...)
-}
-
-func decodePutMetricData(body []byte) (request, error) {
-	v, err := cbor.Decode(body)
-	if err != nil {
-		return request{}, err
-	}
-	m, ok := v.(cbor.Map)
-	if !ok {
-		return request{}, fmt.Errorf("body is %T", v)
-	}
-	var req request
-	ns, _ := m["Namespace"].(cbor.String)
-	req.namespace = string(ns)
-	list, _ := m["MetricData"].(cbor.List)
-	for _, item := range list {
-		dm, _ := item.(cbor.Map)
-		var d datum
-		name, _ := dm["MetricName"].(cbor.String)
-		unit, _ := dm["Unit"].(cbor.String)
-		d.Name, d.Unit = string(name), string(unit)
-		dims, _ := dm["Dimensions"].(cbor.List)
-		var parts []string
-		for _, x := range dims {
-			xm, _ := x.(cbor.Map)
-			n, _ := xm["Name"].(cbor.String)
-			val, _ := xm["Value"].(cbor.String)
-			parts = append(parts, string(n)+"="+string(val))
-		}
-		d.Dims = strings.Join(parts, ",")
-		sv, _ := dm["StatisticValues"].(cbor.Map)
-		for key, dst := range map[string]*float64{"SampleCount": &d.N, "Sum": &d.Sum, "Minimum": &d.Min, "Maximum": &d.Max} {
-			if x, ok := sv[key]; ok {
-				if *dst, err = cbor.AsFloat64(x); err != nil {
-					return request{}, fmt.Errorf("%s: %w", key, err)
-				}
-			}
-		}
-		if _, err := cbor.AsTime(dm["Timestamp"]); err != nil {
-			return request{}, fmt.Errorf("timestamp: %w", err)
-		}
-		req.data = append(req.data, d)
-	}
-	return req, nil
 }
 
 // scriptedDestination answers each Put with the next scripted outcome.
@@ -196,11 +69,11 @@ var (
 // The Kinesis Agent's metrics reach the endpoint with its names, units and dimensions, one
 // StatisticSet per metric and destination for all the requests of an interval.
 func TestPublishesTheKinesisAgentsMetrics(t *testing.T) {
-	fake := newFakeCloudWatch(t)
+	fake := cloudwatchtest.Start(t)
 	reg := prometheus.NewRegistry()
 	set := metrics.New(reg)
 	errs := prometheus.NewCounter(prometheus.CounterOpts{Name: "kinship_cloudwatch_errors_total"})
-	p := New(Options{Client: fake.client(), Namespace: "AWSKinesisAgent", Instance: "i-0123456789abcdef0", Errors: errs})
+	p := New(Options{Client: newClient(fake), Namespace: "AWSKinesisAgent", Instance: "i-0123456789abcdef0", Errors: errs})
 
 	app := config.Flow{Name: "app", Kinesis: &config.Kinesis{Stream: "app-logs"}}
 	web := config.Flow{Name: "web", Firehose: &config.Firehose{DeliveryStream: "web"}}
@@ -230,8 +103,8 @@ func TestPublishesTheKinesisAgentsMetrics(t *testing.T) {
 	appM.LinesRead.Add(10) // before the first interval: the baseline
 
 	p.Flush(ctx)
-	got := fake.received()
-	if len(got) != 1 || got[0].namespace != "AWSKinesisAgent" {
+	got := fake.Requests()
+	if len(got) != 1 || got[0].Namespace != "AWSKinesisAgent" {
 		t.Fatalf("requests %+v", got)
 	}
 	inst := ",Instance=i-0123456789abcdef0"
@@ -251,7 +124,7 @@ func TestPublishesTheKinesisAgentsMetrics(t *testing.T) {
 		"ConsecutiveProcessingErrors{Destination=app-logs" + inst + "} Count n=1 sum=0 min=0 max=0",
 		"ConsecutiveProcessingErrors{Destination=web" + inst + "} Count n=1 sum=0 min=0 max=0",
 	}
-	if s := strings.Join(strs(got[0].data), "\n"); s != strings.Join(want, "\n") {
+	if s := strings.Join(strs(got[0].Data), "\n"); s != strings.Join(want, "\n") {
 		t.Fatalf("published\n%s\nwant\n%s", s, strings.Join(want, "\n"))
 	}
 
@@ -264,8 +137,8 @@ func TestPublishesTheKinesisAgentsMetrics(t *testing.T) {
 	appM.LinesRead.Inc()
 	p.Flush(ctx)
 	var series []string
-	for _, r := range fake.received()[1:] {
-		for _, d := range r.data {
+	for _, r := range fake.Requests()[1:] {
+		for _, d := range r.Data {
 			if d.Name != MetricConsecutiveProcessingErrors || !strings.HasPrefix(d.Dims, "Destination=app-logs,") {
 				if d.Name != MetricConsecutiveProcessingErrors {
 					t.Errorf("sender metric without a request: %v", d)
@@ -285,12 +158,12 @@ func TestPublishesTheKinesisAgentsMetrics(t *testing.T) {
 	p.Unwatch("web")
 	p.Unwatch("app")
 	p.Flush(ctx)
-	if n := len(fake.received()); n != 4 {
+	if n := len(fake.Requests()); n != 4 {
 		t.Fatalf("an interval with nothing to say sent a request (%d requests)", n)
 	}
 }
 
-func strs(ds []datum) []string {
+func strs(ds []cloudwatchtest.Datum) []string {
 	out := make([]string, len(ds))
 	for i, d := range ds {
 		out[i] = d.String()
@@ -300,8 +173,8 @@ func strs(ds []datum) []string {
 
 // More data than one request takes go in several, none over PutMetricData's 1000, none lost.
 func TestBatchesAtMostThousandDataPerRequest(t *testing.T) {
-	fake := newFakeCloudWatch(t)
-	p := New(Options{Client: fake.client(), Namespace: "ns"})
+	fake := cloudwatchtest.Start(t)
+	p := New(Options{Client: newClient(fake), Namespace: "ns"})
 	ctx := context.Background()
 	const streams = 450 // 5 sender metrics each: 2250 data
 	for i := range streams {
@@ -313,9 +186,9 @@ func TestBatchesAtMostThousandDataPerRequest(t *testing.T) {
 	p.Flush(ctx)
 	var sizes []int
 	seen := map[string]bool{}
-	for _, r := range fake.received() {
-		sizes = append(sizes, len(r.data))
-		for _, d := range r.data {
+	for _, r := range fake.Requests() {
+		sizes = append(sizes, len(r.Data))
+		for _, d := range r.Data {
 			seen[d.Name+d.Dims] = true
 		}
 	}
@@ -327,12 +200,12 @@ func TestBatchesAtMostThousandDataPerRequest(t *testing.T) {
 // A failing endpoint costs a counted error and a paced log line, never the flow's data: the
 // wrapped destination answers as before, and the next interval publishes again.
 func TestFailuresAreCountedAndLoggedNotFatal(t *testing.T) {
-	fake := newFakeCloudWatch(t)
-	fake.fail = 3
+	fake := cloudwatchtest.Start(t)
+	fake.Fail(3)
 	var logs bytes.Buffer
 	errs := prometheus.NewCounter(prometheus.CounterOpts{Name: "kinship_cloudwatch_errors_total"})
 	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
-	p := New(Options{Client: fake.client(), Namespace: "ns", Errors: errs,
+	p := New(Options{Client: newClient(fake), Namespace: "ns", Errors: errs,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Now: func() time.Time { return now }})
 	dst := p.Wrap(config.Flow{Kinesis: &config.Kinesis{Stream: "s"}}, &scriptedDestination{answers: []func(int) ([]error, error){allSent, allSent, allSent, allSent}})
 	ctx := context.Background()
@@ -353,7 +226,7 @@ func TestFailuresAreCountedAndLoggedNotFatal(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Flush(ctx)
-	if got := fake.received(); len(got) != 1 || len(got[0].data) != 5 {
+	if got := fake.Requests(); len(got) != 1 || len(got[0].Data) != 5 {
 		t.Fatalf("after the endpoint recovered: %+v", got)
 	}
 }
@@ -361,8 +234,8 @@ func TestFailuresAreCountedAndLoggedNotFatal(t *testing.T) {
 // Run publishes every interval and once more when stopped, so a short --once run or a stop
 // right after a send still reports it.
 func TestRunPublishesOnStop(t *testing.T) {
-	fake := newFakeCloudWatch(t)
-	p := New(Options{Client: fake.client(), Namespace: "ns", Interval: time.Hour})
+	fake := cloudwatchtest.Start(t)
+	p := New(Options{Client: newClient(fake), Namespace: "ns", Interval: time.Hour})
 	dst := p.Wrap(config.Flow{Firehose: &config.Firehose{DeliveryStream: "d"}}, &scriptedDestination{answers: []func(int) ([]error, error){allSent}})
 	if _, err := dst.Put(context.Background(), records(4, 4)); err != nil {
 		t.Fatal(err)
@@ -372,11 +245,11 @@ func TestRunPublishesOnStop(t *testing.T) {
 	go func() { defer close(done); p.Run(ctx) }()
 	cancel()
 	<-done
-	got := fake.received()
+	got := fake.Requests()
 	if len(got) != 1 {
 		t.Fatalf("%d requests at stop, want 1", len(got))
 	}
-	names := strs(got[0].data)
+	names := strs(got[0].Data)
 	sort.Strings(names)
 	if !strings.Contains(strings.Join(names, "\n"), "RecordsSent{Destination=DeliveryStream:d} Count n=1 sum=2") {
 		t.Fatalf("published at stop:\n%s", strings.Join(names, "\n"))
