@@ -30,6 +30,7 @@ package cloudwatch
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"sync"
@@ -216,8 +217,8 @@ type countingDestination struct {
 
 func (d *countingDestination) Put(ctx context.Context, recs []shipper.Record) ([]error, error) {
 	results, err := d.Destination.Put(ctx, recs)
-	if err != nil && ctx.Err() != nil {
-		// Abandoned at a stop: not the service's error, and the agent never counts these.
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		// Abandoned at a stop: not the service's error. (A request timing out is one.)
 		d.p.record(d.dim, len(recs), nil)
 		return results, err
 	}
