@@ -255,3 +255,24 @@ func TestRunPublishesOnStop(t *testing.T) {
 		t.Fatalf("published at stop:\n%s", strings.Join(names, "\n"))
 	}
 }
+
+// A request abandoned at a stop is no ServiceError; one that timed out is.
+func TestStopIsNoServiceErrorTimeoutIs(t *testing.T) {
+	fake := cloudwatchtest.Start(t)
+	p := New(Options{Client: newClient(fake), Namespace: "ns"})
+	ctxErr := func(ctx context.Context) func(int) ([]error, error) {
+		return func(int) ([]error, error) { <-ctx.Done(); return nil, ctx.Err() }
+	}
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	timedOut, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	dst := p.Wrap(config.Flow{Kinesis: &config.Kinesis{Stream: "s"}}, &scriptedDestination{answers: []func(int) ([]error, error){ctxErr(stopped), ctxErr(timedOut)}})
+	_, _ = dst.Put(stopped, records(1))
+	_, _ = dst.Put(timedOut, records(1))
+	p.Flush(context.Background())
+	sums := fake.Sums()
+	if sums["ServiceErrors{Destination=KinesisStream:s}"] != 1 || sums["RecordSendAttempts{Destination=KinesisStream:s}"] != 2 {
+		t.Fatalf("published %v; want 2 attempts, 1 service error", sums)
+	}
+}
