@@ -264,7 +264,6 @@ func (t *agentTranslator) topLevel(root *jnode, top map[string]jkey) {
 				} else {
 					t.doc.agentCheckpoints.File = filepath.Clean(s)
 				}
-				t.warnf("%s: %q is not used: the Kinesis Agent's checkpoints are not imported; kinship keeps its positions and spool under state_dir (%s), so at its first start each file is read from initialPosition (START_OF_FILE sends again what the Kinesis Agent already sent; END_OF_FILE skips what was written while no agent ran)", k.name, s, DefaultStateDir)
 			}
 		case "kinesis.endpoint":
 			t.endpoint(k)

@@ -10,7 +10,7 @@ import (
 // Every processing option of the Kinesis Agent becomes a native processor, keys and enum
 // values translated, metadata kept as the JSON it was written as.
 func TestAgentJSONProcessingOptions(t *testing.T) {
-	cfg, err := parse("agent.json", []byte(`{"cloudwatch.emitMetrics": false, "flows": [{
+	cfg, err := Parse("agent.json", []byte(`{"cloudwatch.emitMetrics": false, "flows": [{
   "filePattern": "/var/log/app.log", "kinesisStream": "s",
   "dataProcessingOptions": [
     {"optionName": "SINGLELINE", "parseOptions": ["NO_TRIM", "ESCAPE_NEW_LINE"]},
@@ -20,7 +20,7 @@ func TestAgentJSONProcessingOptions(t *testing.T) {
     {"optionName": "ADDMETADATA", "timestamp": "true", "metadata": {"z": 1, "a": ["x", null, true, 1.50], "m": {"k": "v"}}},
     {"optionName": "ADDEC2METADATA", "logFormat": "SYSLOG", "metadataTTL": 60},
     {"optionName": "ADDBRACKETS"}
-  ]}]}`), false)
+  ]}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +51,8 @@ func TestAgentJSONProcessingOptions(t *testing.T) {
 		t.Errorf("ADDBRACKETS: %s", dump(p))
 	}
 	// The Kinesis Agent reads timestamp as the string "true"; anything else is false.
-	cfg, err = parse("agent.json", []byte(`{"flows": [{"filePattern": "/a", "kinesisStream": "s",
-  "dataProcessingOptions": [{"optionName": "ADDMETADATA", "timestamp": "yes", "metadata": "m"}]}]}`), false)
+	cfg, err = Parse("agent.json", []byte(`{"flows": [{"filePattern": "/a", "kinesisStream": "s",
+  "dataProcessingOptions": [{"optionName": "ADDMETADATA", "timestamp": "yes", "metadata": "m"}]}]}`))
 	if err != nil || cfg.Flows[0].Processors[0].Timestamp || string(cfg.Flows[0].Processors[0].Metadata) != `"m"` {
 		t.Errorf("timestamp \"yes\": %v %s", err, dump(cfg))
 	}
@@ -77,8 +77,8 @@ func TestAgentJSONProcessingErrors(t *testing.T) {
 		{"not an object", `"SINGLELINE"`, `flows[0].dataProcessingOptions[0]: expected an object with "optionName", got the string "SINGLELINE"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parse("a.json", []byte(`{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions":
-  [`+tc.options+`]}]}`), false)
+			_, err := Parse("a.json", []byte(`{"flows": [{"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions":
+  [`+tc.options+`]}]}`))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v\nwant %q", err, tc.want)
 			}
@@ -98,8 +98,8 @@ func TestAgentJSONProcessingIgnored(t *testing.T) {
 		!strings.Contains(cfg.Warnings[0], "flows[0].dataProcessingOptions: an object, not a list: the Kinesis Agent ignores it without a word, and so does kinship") {
 		t.Errorf("processors %v, warnings %q", cfg.Flows[0].Processors, cfg.Warnings)
 	}
-	cfg, err = parse("a.json", []byte(`{"kinship.aggregate": true, "cloudwatch.emitMetrics": false, "flows": [
-  {"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "SINGLELINE", "parseOptions": ["TRIM"], "delimiter": ","}]}]}`), false)
+	cfg, err = Parse("a.json", []byte(`{"kinship.aggregate": true, "cloudwatch.emitMetrics": false, "flows": [
+  {"filePattern": "/a", "kinesisStream": "s", "dataProcessingOptions": [{"optionName": "SINGLELINE", "parseOptions": ["TRIM"], "delimiter": ","}]}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestAgentJSONExamples(t *testing.T) {
 					startAt: "beginning", partitionKey: "random", pollInterval: DefaultPollInterval, maxAge: DefaultBatchMaxAge, maxBytes: DefaultBatchMaxBytes,
 				},
 			},
-			warnings: []string{"checkpointFile", "cloudwatch", "cloudwatch", "awsAccessKeyId", "kinship.aggregate: not set"},
+			warnings: []string{"awsAccessKeyId", "kinship.aggregate: not set"},
 		},
 		{
 			// The AWS guide's "Monitor Multiple File Directories and Write to Multiple Streams":
@@ -66,7 +66,7 @@ func TestAgentJSONExamples(t *testing.T) {
 					startAt: "end", pollInterval: DefaultPollInterval, maxAge: DefaultBatchMaxAge, maxBytes: FirehoseMaxRecordBytes,
 				},
 			},
-			warnings: []string{"cloudwatch.emitMetrics, true by default in the Kinesis Agent): read and checked, but this build publishes no CloudWatch metrics yet", "kinship.aggregate: not set"},
+			warnings: []string{"kinship.aggregate: not set"},
 		},
 		{
 			// A real-world file: endpoints without a scheme, credentials in the file.
@@ -78,7 +78,6 @@ func TestAgentJSONExamples(t *testing.T) {
 				maxBytes: DefaultBatchMaxBytes, maxRecords: 500,
 			}},
 			warnings: []string{
-				"cloudwatch.emitMetrics, true by default in the Kinesis Agent): read and checked, but this build publishes no CloudWatch metrics yet",
 				"awsAccessKeyId, awsSecretAccessKey: not supported",
 				"kinship.aggregate: not set",
 			},
@@ -117,8 +116,6 @@ func TestAgentJSONExamples(t *testing.T) {
 			}},
 			warnings: []string{
 				"sts.endpoint: not supported",
-				`checkpointFile: "/var/run/aws-kinesis-agent/checkpoints" is not used`,
-				"publishes no CloudWatch metrics yet",
 				"flows[0].maxBufferSizeBytes: 5242880 is more than one Kinesis record holds",
 				"flows[0].aggregatedRecordSizeBytes: not supported",
 				"flows[0].retryInitialBackoffMillis: not supported",
@@ -265,7 +262,6 @@ func TestAgentJSONUnsupportedKeysAreNamed(t *testing.T) {
 		`kinesis.endpoimt: unknown key, ignored (the Kinesis Agent ignores it too); did you mean "kinesis.endpoint"?`,
 		`flows[0].initialPositon: unknown key, ignored (the Kinesis Agent ignores it too); did you mean "initialPosition"?`,
 		"flows[0].x: unknown key, ignored (the Kinesis Agent ignores it too)",
-		"publishes no CloudWatch metrics yet",
 		"kinship.aggregate: not set",
 	})
 	if cfg.Flows[0].StartAt != "end" {
@@ -363,7 +359,7 @@ func TestAgentJSONLenientLikeTheKinesisAgent(t *testing.T) {
 	if !f.Kinesis.Aggregate || f.Batch.MaxRecords != 100 || f.StartAt != "end" || f.Batch.MaxAge != Duration(2e9) {
 		t.Errorf("flow %s", dump(f))
 	}
-	checkWarnings(t, cfg.Warnings, []string{"flows[0].maxBufferAgeMillis: repeated; the last value is used", "cloudwatch.emitMetrics"})
+	checkWarnings(t, cfg.Warnings, []string{"flows[0].maxBufferAgeMillis: repeated; the last value is used"})
 }
 
 // multiLineStartPattern is a Java pattern that must match at the start of a line
@@ -479,7 +475,7 @@ func FuzzAgentJSON(f *testing.F) {
   {"optionName": "ADDMETADATA", "metadata": {"a": [1, {"b": null}]}, "timestamp": "true"}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Processors are checked even though this build refuses them afterwards.
-		cfg, err := parse("a.json", data, false)
+		cfg, err := Parse("a.json", data)
 		if err != nil {
 			var ve *ValidationError
 			if cfg != nil || !errors.As(err, &ve) || len(ve.Errors) == 0 {

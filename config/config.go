@@ -210,10 +210,7 @@ type Spool struct {
 // native configuration, and what kinship does not honour is listed in Config.Warnings.
 // The flows of <dir of path>/agent.d/*.json are then appended in name order, as the
 // Kinesis Agent appends those of /etc/aws-kinesis/agent.d.
-func Load(path string) (*Config, error) { return load(path, true) }
-
-// load is Load; refuseUnwired false lets tests check what this build cannot run yet.
-func load(path string, refuseUnwired bool) (*Config, error) {
+func Load(path string) (*Config, error) {
 	dropIns, err := filepath.Glob(filepath.Join(filepath.Dir(path), "conf.d", "*.yaml"))
 	if err != nil {
 		return nil, fmt.Errorf("config: conf.d: %w", err)
@@ -242,9 +239,6 @@ func load(path string, refuseUnwired bool) (*Config, error) {
 		docs = append(docs, decodeDocument(f, data, p))
 	}
 	cfg := merge(docs, p)
-	if refuseUnwired {
-		unwired(cfg, p)
-	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -278,9 +272,7 @@ func agentDropIns(path string, p *problems) []agentDropIn {
 
 // Parse decodes and validates one document, native or agent.json (see Load); name is used
 // in errors.
-func Parse(name string, data []byte) (*Config, error) { return parse(name, data, true) }
-
-func parse(name string, data []byte, refuseUnwired bool) (*Config, error) {
+func Parse(name string, data []byte) (*Config, error) {
 	p := &problems{files: []string{name}}
 	var doc *document
 	var warnings []string
@@ -290,9 +282,6 @@ func parse(name string, data []byte, refuseUnwired bool) (*Config, error) {
 		doc = decodeDocument(name, data, p)
 	}
 	cfg := merge([]*document{doc}, p)
-	if refuseUnwired {
-		unwired(cfg, p)
-	}
 	if err := p.err(); err != nil {
 		return nil, err
 	}

@@ -27,8 +27,7 @@
 // Config.Warnings also says what is valid but probably not meant: a flow pattern that
 // reaches state_dir (the tailer skips the agent's own state), or a max_line_bytes that one
 // record cannot hold (Flow.LineRoom explains the arithmetic; Flow.EffectiveMaxLineBytes is
-// the limit the tailer should cut at). unwired.go holds the checks for settings this build
-// parses but cannot run yet (CloudWatch).
+// the limit the tailer should cut at).
 //
 // YAML anchors, aliases and merge keys (<<) work; the work spent on one document is bounded
 // so that an alias bomb fails with an error instead of exhausting the host.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests run for real, and only what is missing, so that `make test` works on
-# a brand-new machine: Debian packages (logrotate for the rotation torture test; lintian, rpm,
+# a brand-new machine: Debian packages (logrotate for the rotation torture test; sqlite3 to
+# write the Kinesis Agent's checkpoint databases the import tests read; lintian, rpm,
 # rpmlint, python3-magic, cpio and systemd's systemd-analyze for the packaging checks; prometheus
 # for promtool, which checks the alerting rules) and the
 # npm test peers (kinesalite, aws-kinesis-agg) from internal/testenv/node/package-lock.json.
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v logrotate >/dev/null || [ -x /usr/sbin/logrotate ] || need+=(logrotate)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
 for tool in lintian rpm rpmlint cpio; do
 	command -v "$tool" >/dev/null || need+=("$tool")
 done

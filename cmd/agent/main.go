@@ -39,6 +39,8 @@ Usage:
                    [--format raw|json] [--endpoint URL | --config FILE]
                                             read a stream, de-aggregate, print one user record per line
   kinship status   --config FILE [--json]   per flow and file: position, size, lag, spool backlog, last error
+  kinship import-checkpoints --config FILE [--from DB] [--force]
+                                            resume files where the Amazon Kinesis Agent's checkpoints say
   kinship version                           print the version
 
 Run "kinship COMMAND -h" for a command's options.
@@ -77,6 +79,8 @@ func runCommand(args []string, stdout, stderr io.Writer, hup chan os.Signal) int
 		err = cmdConsume(ctx, args, stdout, stderr)
 	case "status":
 		err = cmdStatus(ctx, args, stdout, stderr)
+	case "import-checkpoints":
+		err = cmdImportCheckpoints(args, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "kinship %s\n", version)
 	case "help", "-h", "--help":

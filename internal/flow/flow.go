@@ -51,6 +51,10 @@ type Deps struct {
 	// clock, and the default IMDS client, which honours AWS_EC2_METADATA_DISABLED and
 	// AWS_EC2_METADATA_SERVICE_ENDPOINT). Its Logger is the flow's.
 	Processing processing.Deps
+	// ImportPositions, when set, is asked at the flow's first start (no positions.json, an
+	// empty spool) for the positions another agent left (the Kinesis Agent's checkpoints):
+	// they are restored as positions.json's would be, and saved at once (import.go).
+	ImportPositions func() []tailer.Position
 }
 
 // Flow is one running flow.
@@ -357,6 +361,11 @@ func (f *Flow) restore() (restored []position, firstStart bool, err error) {
 	snapshotSeq, found, err := f.pos.load()
 	if err != nil {
 		return nil, false, err
+	}
+	if !found && f.spool.LastSeq() == 0 && f.deps.ImportPositions != nil {
+		if err := f.importPositions(f.deps.ImportPositions()); err != nil {
+			return nil, false, err
+		}
 	}
 	// Frames the spool lost to damage (positions.rollBackLost): no mark at or after lost is
 	// trusted, and when the snapshot may hold marks of lost frames, the frames before lost

@@ -3,7 +3,11 @@
 // a registry; there is no global registry, so tests build their own with NewRegistry.
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Set holds the metric vectors of one process, registered on one registry.
 type Set struct {
@@ -44,6 +48,9 @@ type Set struct {
 	spoolLostBytes  *prometheus.CounterVec
 
 	headroom *headroomCollector
+
+	cloudWatchOnce   sync.Once
+	cloudWatchErrors prometheus.Counter
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -219,6 +226,17 @@ func (s *Set) Flow(name string) *Flow {
 		name:     name,
 		headroom: s.headroom,
 	}
+}
+
+// CloudWatchErrors counts failed PutMetricData requests (metrics.cloudwatch), for the whole
+// process; registered on first use, so that it shows only where publishing is on.
+func (s *Set) CloudWatchErrors() prometheus.Counter {
+	s.cloudWatchOnce.Do(func() {
+		s.cloudWatchErrors = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kinship_cloudwatch_errors_total", Help: "Failed PutMetricData requests (metrics.cloudwatch); their metrics are dropped, shipping goes on."})
+		s.reg.MustRegister(s.cloudWatchErrors)
+	})
+	return s.cloudWatchErrors
 }
 
 // SpoolGlobal exports the global spool budget: bytes held by all running flows' spools

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/internal/cloudwatch"
 	"github.com/kinship-agent/kinship/internal/flow"
 	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/spool"
@@ -38,6 +39,10 @@ type Supervisor struct {
 	open   func(cfg *config.Config, fc config.Flow) (pipeline, error)
 	awsCfg *aws.Config    // loaded on first use; aws settings change only with a restart
 	md     *flow.Metadata // EC2 context for add_metadata, fetched on first use
+	// cw publishes CloudWatch metrics (metrics.cloudwatch), nil when off; stopCW publishes
+	// the last interval and stops it. Set once, by StartAll.
+	cw     *cloudwatch.Publisher
+	stopCW func()
 
 	cfg *config.Config // the configuration the flows run with
 	// budget is the global spool bound, shared by every flow's spool for the whole run: a
@@ -117,11 +122,13 @@ func (s *Supervisor) openPipeline(cfg *config.Config, fc config.Flow) (pipeline,
 	}
 	dir := cfg.FlowDir(&fc)
 	deps := flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
-		Metadata: s.metadataFor(fc), Budget: s.budget, OpenFiles: s.openFiles}
+		Metadata: s.metadataFor(fc), Budget: s.budget, OpenFiles: s.openFiles,
+		ImportPositions: s.agentCheckpoints(cfg, fc)}
 	if sd, ok := dst.(shardedDestination); ok {
 		deps.Shards = sd.shards
 		sd.setLogger(s.log.With("flow", fc.Name))
 	}
+	s.countForCloudWatch(fc, &deps)
 	f, err := s.openFlow(fc, deps)
 	if err != nil {
 		return nil, err // not f: a nil *flow.Flow in an interface is not nil
@@ -162,6 +169,7 @@ func (s *Supervisor) openFlow(fc config.Flow, deps flow.Deps) (*flow.Flow, error
 // built fails the start (before anything runs).
 func (s *Supervisor) StartAll() error {
 	s.reportOrphans(s.cfg)
+	s.startCloudWatch()
 	built := make([]*runningFlow, 0, len(s.cfg.Flows))
 	for _, fc := range s.cfg.Flows {
 		r, err := s.build(s.cfg, fc)
@@ -215,6 +223,9 @@ func (s *Supervisor) stop(r *runningFlow) {
 		delete(s.flows, r.cfg.Name)
 	}
 	s.mu.Unlock()
+	if s.cw != nil {
+		s.cw.Unwatch(r.cfg.Name) // a new version of the flow watches again
+	}
 }
 
 // active counts the flows still running.
@@ -233,6 +244,7 @@ func (s *Supervisor) active() int {
 // Wait runs until ctx is done (and every flow stopped) or no flow runs any more (--once
 // finished, or every flow failed); reload is called on each value from hup.
 func (s *Supervisor) Wait(hup <-chan struct{}, reload func()) error {
+	defer s.stopCloudWatch() // after the flows: their last requests are counted
 	for s.active() > 0 {
 		select {
 		case <-s.ctx.Done():
