@@ -647,7 +647,7 @@ func tailerOptions(cfg config.Flow, m *metrics.Flow, log *slog.Logger, restored 
 	o := tailer.Options{
 		Paths: cfg.Paths, Exclude: cfg.Exclude, StartAt: cfg.StartAt, FirstStart: firstStart,
 		Positions: restored, MaxLineBytes: int(cfg.MaxLineBytes), PollInterval: cfg.PollInterval.D(),
-		Once: once, Metrics: m, Logger: log,
+		Once: once, Metrics: tailerMetrics(m), Logger: log,
 		CloseInactive: cfg.CloseInactive.D(), PartialLineTimeout: cfg.PartialLineTimeout.D(),
 		SkipHeaderLines: cfg.SkipHeaderLines, TruncatedTerminator: cfg.TruncatedRecordTerminator,
 		FollowSymlinks: cfg.FollowSymlinks,

@@ -1,0 +1,19 @@
+package flow
+
+import (
+	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/tailer"
+)
+
+// The stages declare the instruments they update and know nothing of the registry; the
+// flow, which knows both, hands each stage its share of the flow's series. Here rather than
+// in internal/metrics so that metrics stays a leaf every stage's test can do without.
+
+func tailerMetrics(m *metrics.Flow) tailer.Metrics {
+	return tailer.Metrics{
+		LinesRead: m.LinesRead, BytesRead: m.BytesRead, LinesTruncated: m.LinesTruncated,
+		FileErrors: m.FileErrors, Truncations: m.Truncations,
+		FilesWatched: m.FilesWatched, ReadLag: m.ReadLag,
+		FilesSkipped: m.FilesSkipped,
+	}
+}
