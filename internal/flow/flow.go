@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/atomicfile"
@@ -32,7 +34,7 @@ const drainTimeout = 1500 * time.Millisecond
 type Deps struct {
 	Dir         string // the flow's state directory (config.Config.FlowDir)
 	Destination shipper.Destination
-	Metrics     *metrics.Flow
+	Metrics     *metrics.Flow // nil: counted on a registry nobody scrapes
 	Logger      *slog.Logger
 	Budget      *spool.Budget // the global spool bound shared by all flows of the process (nil: none)
 	// ShutdownGrace bounds how long buffered lines may take to reach the spool on stop.
@@ -142,7 +144,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.Metrics == nil {
-		deps.Metrics = metrics.ForTest(cfg.Name)
+		deps.Metrics = metrics.New(prometheus.NewRegistry()).Flow(cfg.Name) // counted, never exported
 	}
 	if deps.ShutdownGrace <= 0 {
 		deps.ShutdownGrace = 3 * time.Second
@@ -273,7 +275,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	if f.shipperIdle.Load() {
 		agg.Nudge() // the shipper went idle before the aggregator existed
 	}
-	topts := tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once)
+	topts := tailerOptions(f.cfg, tailerMetrics(f.deps.Metrics), f.log, restored, firstStart, once)
 	fitLines(&topts, agg.MaxLineBytes())
 	topts.FileError = f.health.fileError
 	topts.ExcludeDirs = f.stateDirs()
@@ -643,11 +645,11 @@ func fitLines(o *tailer.Options, fits int) {
 	}
 }
 
-func tailerOptions(cfg config.Flow, m *metrics.Flow, log *slog.Logger, restored []position, firstStart, once bool) tailer.Options {
+func tailerOptions(cfg config.Flow, m tailer.Metrics, log *slog.Logger, restored []position, firstStart, once bool) tailer.Options {
 	o := tailer.Options{
 		Paths: cfg.Paths, Exclude: cfg.Exclude, StartAt: cfg.StartAt, FirstStart: firstStart,
 		Positions: restored, MaxLineBytes: int(cfg.MaxLineBytes), PollInterval: cfg.PollInterval.D(),
-		Once: once, Metrics: tailerMetrics(m), Logger: log,
+		Once: once, Metrics: m, Logger: log,
 		CloseInactive: cfg.CloseInactive.D(), PartialLineTimeout: cfg.PartialLineTimeout.D(),
 		SkipHeaderLines: cfg.SkipHeaderLines, TruncatedTerminator: cfg.TruncatedRecordTerminator,
 		FollowSymlinks: cfg.FollowSymlinks,
