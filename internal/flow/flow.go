@@ -159,6 +159,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		stat:    os.Stat,
 		shipped: map[uint64][]byte{},
 		bufs:    make(chan []byte, freeFrameBufs),
+		backlog: backlog{gauge: deps.Metrics.SpoolUnackedBytes},
 	}
 	f.deps.Destination = watchedDestination{Destination: framedDestination(cfg, deps.Destination, f.log), h: &f.health}
 	if k := cfg.Kinesis; k != nil && k.Compression != "" && k.Compression != payload.None {

@@ -43,6 +43,8 @@ type Set struct {
 	spoolLostFrames *prometheus.CounterVec
 	spoolLostBytes  *prometheus.CounterVec
 
+	spoolUnackedBytes *prometheus.GaugeVec
+
 	headroom *headroomCollector
 }
 
@@ -112,6 +114,10 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_spool_lost_frames_total", Help: "Spool data frames that spool recovery found damaged or torn and removed (their file positions are rolled back so lines still in the files are read again)."}, flow),
 		spoolLostBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_spool_lost_bytes_total", Help: "Spool bytes that recovery cut off or set aside as damaged (kept in *.broken files)."}, flow),
+
+		spoolUnackedBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kinship_spool_unacked_bytes", Help: "Bytes of the spooled records the destination has not acknowledged yet (payloads, before spool compression): 0 once everything read was shipped. " +
+				"kinship_spool_bytes also counts acknowledged records until their segment file is deleted, so it stays above 0 on an idle flow."}, flow),
 	}
 	s.register(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
@@ -123,6 +129,7 @@ func New(reg prometheus.Registerer) *Set {
 	s.register(s.filesSkipped)
 	s.register(s.processingSkipped, s.processingErrors, s.linesFiltered)
 	s.register(s.spoolLostFrames, s.spoolLostBytes)
+	s.register(s.spoolUnackedBytes)
 	s.headroom = newHeadroomCollector(reg)
 	return s
 }
@@ -175,6 +182,10 @@ type Flow struct {
 	// Open: data frames (at least one per damaged stretch) and bytes cut or set aside.
 	SpoolLostFrames prometheus.Counter
 	SpoolLostBytes  prometheus.Counter
+	// SpoolUnackedBytes is what the spool holds that the destination has not acknowledged;
+	// SpoolBytes also holds acknowledged frames until their segment is deleted. Set by the
+	// flow, which counts those bytes.
+	SpoolUnackedBytes prometheus.Gauge
 
 	name     string
 	headroom *headroomCollector // see ReportHeadroom
@@ -215,6 +226,8 @@ func (s *Set) Flow(name string) *Flow {
 
 		SpoolLostFrames: s.spoolLostFrames.With(l),
 		SpoolLostBytes:  s.spoolLostBytes.With(l),
+
+		SpoolUnackedBytes: s.spoolUnackedBytes.With(l),
 
 		name:     name,
 		headroom: s.headroom,
