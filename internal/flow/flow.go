@@ -192,7 +192,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		CacheBytes:    frameCacheBytes,
 		Buffers:       frameBuffers{f},
 		Budget:        deps.Budget,
-		Metrics:       deps.Metrics,
+		Metrics:       spoolMetrics(deps.Metrics),
 		Logger:        f.log,
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package flow
 
 import (
 	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/spool"
 	"github.com/kinship-agent/kinship/tailer"
 )
 
@@ -15,5 +16,14 @@ func tailerMetrics(m *metrics.Flow) tailer.Metrics {
 		FileErrors: m.FileErrors, Truncations: m.Truncations,
 		FilesWatched: m.FilesWatched, ReadLag: m.ReadLag,
 		FilesSkipped: m.FilesSkipped,
+	}
+}
+
+func spoolMetrics(m *metrics.Flow) spool.Metrics {
+	return spool.Metrics{
+		SpoolBytes: m.SpoolBytes, SpoolAppendedBytes: m.SpoolAppendedBytes, SpoolStoredBytes: m.SpoolStoredBytes,
+		SpoolWriteErrors: m.SpoolWriteErrors, SpoolCorrupt: m.SpoolCorrupt,
+		SpoolDropped: m.SpoolDropped, SpoolDroppedBytes: m.SpoolDroppedBytes,
+		SpoolLostFrames: m.SpoolLostFrames, SpoolLostBytes: m.SpoolLostBytes,
 	}
 }
