@@ -174,7 +174,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
 	}
 	f.stage = st
-	f.frameCap = aggregatorOptions(cfg, deps.Metrics).MaxRecordBytes + 16<<10
+	f.frameCap = aggregatorOptions(cfg, aggregator.Metrics{}).MaxRecordBytes + 16<<10
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
 	}
@@ -587,7 +587,7 @@ func maxInFlight(cfg config.Flow) int {
 	return n
 }
 
-func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
+func aggregatorOptions(cfg config.Flow, m aggregator.Metrics) aggregator.Options {
 	o := aggregator.Options{
 		MaxRecordBytes: int(cfg.Batch.MaxBytes),
 		MaxRecords:     cfg.Batch.MaxRecords,

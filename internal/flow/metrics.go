@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/spool"
 	"github.com/kinship-agent/kinship/tailer"
@@ -26,4 +27,8 @@ func spoolMetrics(m *metrics.Flow) spool.Metrics {
 		SpoolDropped: m.SpoolDropped, SpoolDroppedBytes: m.SpoolDroppedBytes,
 		SpoolLostFrames: m.SpoolLostFrames, SpoolLostBytes: m.SpoolLostBytes,
 	}
+}
+
+func aggregatorMetrics(m *metrics.Flow) aggregator.Metrics {
+	return aggregator.Metrics{LinesTruncated: m.LinesTruncated, PartitionKeyMissing: m.PartitionKeyMissing}
 }
