@@ -235,7 +235,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	// created after the shipper starts, hence the pointer.
 	var idleAgg atomic.Pointer[lineAggregator]
 	sh := shipper.New(spoolSource{f}, f.deps.Destination, shipper.Options{
-		MaxInFlight: maxInFlight(f.cfg), DrainTimeout: drainTimeout, Metrics: f.deps.Metrics, Logger: f.log,
+		MaxInFlight: maxInFlight(f.cfg), DrainTimeout: drainTimeout, Metrics: shipperMetrics(f.deps.Metrics), Logger: f.log,
 		Shards: f.shardRouter(),
 		Idle: func() {
 			f.shipperIdle.Store(true)

@@ -3,6 +3,7 @@ package flow
 import (
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/shipper"
 	"github.com/kinship-agent/kinship/spool"
 	"github.com/kinship-agent/kinship/tailer"
 )
@@ -31,4 +32,11 @@ func spoolMetrics(m *metrics.Flow) spool.Metrics {
 
 func aggregatorMetrics(m *metrics.Flow) aggregator.Metrics {
 	return aggregator.Metrics{LinesTruncated: m.LinesTruncated, PartitionKeyMissing: m.PartitionKeyMissing}
+}
+
+func shipperMetrics(m *metrics.Flow) shipper.Metrics {
+	return shipper.Metrics{
+		RecordsSent: m.RecordsSent, UserRecordsSent: m.UserRecordsSent, Retries: m.Retries, Resplits: m.Resplits,
+		SendRate: m.SendRate, SendErrors: m.SendErrors,
+	}
 }
