@@ -40,3 +40,21 @@ func shipperMetrics(m *metrics.Flow) shipper.Metrics {
 		SendRate: m.SendRate, SendErrors: m.SendErrors,
 	}
 }
+
+// ReportHeadroom exports h's readings as the flow's kinship_stream_* and kinship_shard_*
+// series, read at each scrape, until stop; for the wiring that builds a Kinesis flow's
+// client around a shipper.Headroom.
+func ReportHeadroom(m *metrics.Flow, h *shipper.Headroom) (stop func()) {
+	return m.ReportHeadroom(func() metrics.StreamHeadroom { return headroomReading(h.Read()) })
+}
+
+func headroomReading(r shipper.StreamHeadroom) metrics.StreamHeadroom {
+	out := metrics.StreamHeadroom{Stream: r.Stream, OpenShards: r.OpenShards, Utilization: r.Utilization}
+	if r.Shards != nil {
+		out.Shards = make([]metrics.ShardHeadroom, len(r.Shards))
+		for i, sh := range r.Shards {
+			out.Shards[i] = metrics.ShardHeadroom(sh)
+		}
+	}
+	return out
+}
