@@ -1,6 +1,8 @@
 // Package metrics defines the Prometheus metrics that dashboards rely on (names fixed by
-// DESIGN.md) and hands each flow its own curried set. Stages receive a *Flow and never touch
-// a registry; there is no global registry, so tests build their own with NewRegistry.
+// DESIGN.md) and hands each flow its own curried set. The stages do not import it: each
+// declares the few instruments it updates (tailer.Metrics, aggregator.Metrics, ...), and
+// internal/flow fills those from the flow's *Flow. There is no global registry; tests that
+// read counters build their own with NewRegistry.
 package metrics
 
 import "github.com/prometheus/client_golang/prometheus"
@@ -277,9 +279,4 @@ func (s *Set) register(vecs ...flowVec) {
 type flowVec interface {
 	prometheus.Collector
 	DeletePartialMatch(prometheus.Labels) int
-}
-
-// ForTest returns a flow's metrics on a fresh private registry.
-func ForTest(flow string) *Flow {
-	return New(prometheus.NewRegistry()).Flow(flow)
 }
