@@ -14,8 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // collector is an Output keeping deep copies of what it is given.
@@ -117,7 +115,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(len(tt.name))))
-			m := metrics.ForTest("t")
+			m := Metrics{}.withDefaults()
 			tt.opts.Metrics = m
 			c := &collector{}
 			a, err := New(tt.opts, c)
@@ -242,7 +240,7 @@ func TestSizeBoundRandom(t *testing.T) {
 	for seed := range uint64(5) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		maxBytes := 200 + rng.IntN(3000)
-		m := metrics.ForTest("t")
+		m := Metrics{}.withDefaults()
 		c := &collector{}
 		a, err := New(Options{MaxRecordBytes: maxBytes, Aggregate: true, PartitionKey: "some-key", MaxAge: time.Hour, Metrics: m}, c)
 		if err != nil {

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"time"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // Mark says that every line of Source before Offset is in this record or an earlier one.
@@ -40,7 +38,7 @@ type Options struct {
 	PartitionKey   string        // "random" (new random key per aggregate) | "host" | Deterministic (only with Aggregate false) | any fixed string ["random"]
 	Aggregate      bool          // false: every line is its own plain record
 	Workers        int           // goroutines computing MD5 of sealed aggregates [GOMAXPROCS]
-	Metrics        *metrics.Flow // LinesTruncated is counted here; nil allowed in tests
+	Metrics        Metrics       // zero: nothing exported
 	Logger         *slog.Logger  // says (rate-limited) that lines are being cut; nil: discard
 
 	// TruncatedTerminator ends a line cut because it does not fit in a record (see

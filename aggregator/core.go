@@ -77,6 +77,7 @@ func (opts Options) withDefaults() (Options, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
+	opts.Metrics = opts.Metrics.withDefaults()
 	return opts, nil
 }
 
@@ -137,9 +138,7 @@ const cutLogEvery = time.Minute
 func (c *core) cut(line []byte) []byte {
 	term := c.opts.TruncatedTerminator
 	c.cutBuf = append(append(c.cutBuf[:0], line[:c.lineLimit-len(term)]...), term...)
-	if m := c.opts.Metrics; m != nil && m.LinesTruncated != nil {
-		m.LinesTruncated.Inc()
-	}
+	c.opts.Metrics.LinesTruncated.Inc()
 	c.cutSince++
 	if now := time.Now(); now.Sub(c.cutLogged) >= cutLogEvery {
 		c.log.Warn("aggregator: lines longer than a record holds are being cut", "limit", c.lineLimit, "lines_cut", c.cutSince)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // A fixed key that Kinesis would refuse (or that the aggregator would have to cut, sending
@@ -76,7 +74,7 @@ func TestLinesCutToWhatFitsWithTerminator(t *testing.T) {
 	const maxRecord = 8 << 10
 	const term = "[cut]"
 	for _, keyed := range []bool{false, true} {
-		m := metrics.ForTest("t")
+		m := Metrics{}.withDefaults()
 		out := &collector{}
 		opts := Options{MaxRecordBytes: maxRecord, Aggregate: true, Metrics: m, TruncatedTerminator: term}
 		var a interface {

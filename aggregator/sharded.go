@@ -236,9 +236,7 @@ func (a *Sharded) lineKey(line []byte) string {
 	if k, ok := a.key(line); ok {
 		return cleanKey(k)
 	}
-	if m := a.opts.Metrics; m != nil && m.PartitionKeyMissing != nil {
-		m.PartitionKeyMissing.Inc()
-	}
+	a.opts.Metrics.PartitionKeyMissing.Inc()
 	return a.keys.next(line)
 }
 

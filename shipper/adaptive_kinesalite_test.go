@@ -7,7 +7,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/testenv/faultproxy"
 	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
@@ -32,7 +31,7 @@ func TestKinesaliteThrottlingLowersTheRateThenRecovers(t *testing.T) {
 	pool := e2eItems(20000, 100)
 	pushed := 5000
 	src := newFakeSource(pool[:pushed])
-	m := metrics.ForTest("adaptive")
+	m := Metrics{}.withDefaults()
 	logs := &logBuffer{}
 	s := New(src, NewKinesis(client, "adaptive", Limits{MaxRecords: 100}), Options{
 		Metrics: m, Logger: logs.logger(), BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond,

@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // benchSource hands out one shared record n times; it costs next to nothing, so the
@@ -45,7 +43,7 @@ func BenchmarkShipToDiscard(b *testing.B) {
 			pk := "0123456789abcdef"
 			src := &benchSource{rec: Record{PartitionKey: pk, Data: make([]byte, bc.size-len(pk)), UserRecords: 1},
 				n: uint64(b.N), done: make(chan struct{})}
-			s := New(src, Discard{}, Options{Metrics: metrics.ForTest("bench")})
+			s := New(src, Discard{}, Options{Metrics: Metrics{}.withDefaults()})
 			ctx, cancel := context.WithCancel(context.Background())
 			errc := make(chan error, 1)
 			b.SetBytes(int64(bc.size))

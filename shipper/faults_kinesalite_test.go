@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
-	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/testenv/faultproxy"
 	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
@@ -60,7 +59,7 @@ func TestKinesaliteFaultSchedules(t *testing.T) {
 			client := NewKinesisClient(sdkConfig(t, proxy.URL), func(o *kinesis.Options) { o.Retryer = aws.NopRetryer{} })
 			const n = 1000
 			src := newFakeSource(e2eItems(n, 100))
-			m := metrics.ForTest(tc.name)
+			m := Metrics{}.withDefaults()
 			timeout := tc.timeout
 			if timeout == 0 {
 				timeout = time.Minute
@@ -155,7 +154,7 @@ func TestKinesaliteMixedFaultsWithTheAgentsClient(t *testing.T) {
 	client := NewKinesisClient(sdkConfig(t, proxy.URL))
 	const n = 2000
 	src := newFakeSource(e2eItems(n, 100))
-	m := metrics.ForTest("mixed")
+	m := Metrics{}.withDefaults()
 	s := New(src, NewKinesis(client, "mixed", Limits{MaxRecords: 50}), Options{
 		Metrics: m, BackoffBase: time.Millisecond, BackoffMax: 20 * time.Millisecond, RequestTimeout: 2 * time.Second,
 		MinBytesPerSec: 1 << 20, MinRecordsPerSec: 10000,

@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/shardmap"
 )
 
@@ -49,7 +48,6 @@ type HeadroomOptions struct {
 	// WarnAbove is the utilization above which this host alone is worth a warning [0.5]:
 	// a fleet of such hosts on the same shards would be throttled.
 	WarnAbove float64
-	Metrics   *metrics.Flow // nil: no metrics (the warning is still logged)
 	Logger    *slog.Logger
 	Clock     Clock // nil: the real clock
 }
@@ -74,7 +72,6 @@ type Headroom struct {
 	nextRefresh atomic.Int64 // Unix ns; 0: at the first request
 	described   atomic.Int64 // OpenShardCount of the last DescribeStreamSummary, used when ListShards is refused
 	refusedOnce sync.Once
-	unreport    func()
 
 	mu        sync.Mutex
 	clock     windowClock
@@ -97,7 +94,8 @@ var _ KinesisAPI = (*Headroom)(nil)
 // crosses the line.
 const warnEvery = time.Hour
 
-// NewHeadroom wraps api and reports to opts.Metrics from now on (see Close).
+// NewHeadroom wraps api. The wiring exports what Read returns (internal/metrics'
+// ReportHeadroom), so that the shipper needs no registry.
 func NewHeadroom(api KinesisAPI, opts HeadroomOptions) *Headroom {
 	if opts.ShardsEvery <= 0 {
 		opts.ShardsEvery = 5 * time.Minute
@@ -123,16 +121,37 @@ func NewHeadroom(api KinesisAPI, opts HeadroomOptions) *Headroom {
 	if opts.Shards == nil && opts.Lister != nil {
 		h.own = shardmap.New(opts.Lister, opts.Stream, shardmap.Options{RefreshInterval: opts.ShardsEvery, Logger: log})
 	}
-	h.unreport = func() {}
-	if opts.Metrics != nil {
-		h.unreport = opts.Metrics.ReportHeadroom(h.Read)
-	}
 	return h
 }
 
-// Close stops reporting to the metrics (a flow that stopped); the series of a flow rebuilt
-// under the same name since are left alone.
-func (h *Headroom) Close() { h.unreport() }
+// StreamHeadroom is what Read reports: how close this host alone brings the stream's
+// busiest shard to its write limits.
+type StreamHeadroom struct {
+	Stream string
+	// OpenShards is the stream's open shard count; 0 when unknown (the identity may call
+	// neither ListShards nor DescribeStreamSummary).
+	OpenShards int
+	// Utilization is the busiest shard's fraction of its write limits over the window:
+	// max(bytes/s ÷ 1 MiB/s, records/s ÷ 1000/s). For random partition keys it is the even
+	// spread estimate (this host's total ÷ open shards).
+	Utilization float64
+	// Shards are the per-shard readings; nil for a stream of more than MaxShardReadings
+	// shards.
+	Shards []ShardHeadroom
+}
+
+// ShardHeadroom is what this host wrote to one shard.
+type ShardHeadroom struct {
+	ID            string
+	BytesPerSec   float64 // data + partition key bytes accepted, per second over the window
+	RecordsPerSec float64 // Kinesis records accepted (a KPL aggregate is one), per second over the window
+	Throttled     uint64  // records the shard refused with ProvisionedThroughputExceededException, since start
+}
+
+// MaxShardReadings bounds the per-shard readings: a stream with more open shards reports
+// none, as each would be a series per flow per host (internal/metrics.MaxShardSeries, the
+// same bound, exports none either).
+const MaxShardReadings = 64
 
 // PutRecords sends in, then counts what each shard accepted and refused.
 func (h *Headroom) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, optFns ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
@@ -294,14 +313,14 @@ func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
 // Read returns the headroom now, as kinship_stream_* and kinship_shard_* export it; the
 // metrics call it at each scrape.
-func (h *Headroom) Read() metrics.StreamHeadroom {
+func (h *Headroom) Read() StreamHeadroom {
 	now := h.opts.Clock.Now()
 	open := h.openShards()
 	snap := h.snapshot()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	sec := h.clock.second(now)
-	out := metrics.StreamHeadroom{Stream: h.opts.Stream, OpenShards: open}
+	out := StreamHeadroom{Stream: h.opts.Stream, OpenShards: open}
 	out.Utilization = h.busiestLocked(now, sec, open).util
 	// Shards that closed (or that this host no longer writes to, without a map to tell)
 	// leave once their window is empty and nothing was throttled there.
@@ -317,14 +336,14 @@ func (h *Headroom) Read() metrics.StreamHeadroom {
 	if count == 0 {
 		count = len(h.shards)
 	}
-	if count > metrics.MaxShardSeries {
+	if count > MaxShardReadings {
 		return out
 	}
 	span := h.clock.span(now).Seconds()
-	out.Shards = make([]metrics.ShardHeadroom, 0, len(h.shards))
+	out.Shards = make([]ShardHeadroom, 0, len(h.shards))
 	for id, l := range h.shards {
 		bs, rs := l.win.sums(sec)
-		out.Shards = append(out.Shards, metrics.ShardHeadroom{ID: id,
+		out.Shards = append(out.Shards, ShardHeadroom{ID: id,
 			BytesPerSec: float64(bs) / span, RecordsPerSec: float64(rs) / span, Throttled: l.throttled})
 	}
 	return out

@@ -9,9 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/shardmap"
 	"github.com/kinship-agent/kinship/internal/testenv/faultproxy"
 	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
@@ -45,12 +43,11 @@ func TestHeadroomKinesalite(t *testing.T) {
 	kinesalitetest.CreateStream(t, endpoint, stream, 2)
 	client := NewKinesisClient(sdkConfig(t, endpoint))
 	m := shardmap.New(client, stream, shardmap.Options{})
-	reg := prometheus.NewRegistry()
 	clock := newFakeClock()
 	logs := &logBuffer{}
 	// A 4 s window keeps kinesalite's load small: the rates are over the last 3 to 4 s.
 	hr := NewHeadroom(client, HeadroomOptions{Stream: stream, Shards: m, Window: 4 * time.Second,
-		Metrics: metrics.New(reg).Flow("app"), Clock: clock, Logger: logs.logger()})
+		Clock: clock, Logger: logs.logger()})
 	dst := NewKinesis(NewShardAware(hr, m, Limits{}, nil), stream, Limits{})
 	if err := m.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
@@ -88,7 +85,7 @@ func TestHeadroomKinesalite(t *testing.T) {
 	// Read at 6.0 s: the window is seconds 3, 4, 5 and the first instant of 6, so 3 s and
 	// the records of steps 30 to 59.
 	const span = 3.0
-	got := headroomMetrics(t, reg)
+	got := headroomMetrics(t, hr)
 	heldBytes, heldRecords := heldPerShard(t, endpoint, stream, func(pk string) bool { return pk >= "030-" })
 	for _, id := range []string{busy.ID, quiet.ID} {
 		if b := got["kinship_shard_write_bytes_per_second"][id] * span; !near(b, heldBytes[id], 1e-9) {
@@ -132,7 +129,6 @@ func TestHeadroomFaultProxyThrottlesPerShard(t *testing.T) {
 		return faultproxy.Fault{}
 	})
 	client := NewKinesisClient(sdkConfig(t, proxy.URL), func(o *kinesis.Options) { o.Retryer = aws.NopRetryer{} })
-	reg := prometheus.NewRegistry()
 	clock := newFakeClock()
 	logs := &logBuffer{}
 	t.Cleanup(func() {
@@ -141,7 +137,7 @@ func TestHeadroomFaultProxyThrottlesPerShard(t *testing.T) {
 		}
 	})
 	hr := NewHeadroom(client, HeadroomOptions{Stream: stream, Lister: client, RandomKeys: true,
-		Metrics: metrics.New(reg).Flow("app"), Clock: clock, Logger: logs.logger()})
+		Clock: clock, Logger: logs.logger()})
 	dst := NewKinesis(hr, stream, Limits{})
 
 	// kinesalite splits the hash range of 2 shards at 2^127.
@@ -174,7 +170,7 @@ func TestHeadroomFaultProxyThrottlesPerShard(t *testing.T) {
 		clock.advance(time.Second)
 	}
 	span := (time.Minute - time.Second).Seconds() // read at a whole second
-	got := headroomMetrics(t, reg)
+	got := headroomMetrics(t, hr)
 	if wantThrottled["shardId-000000000000"] == 0 || wantThrottled["shardId-000000000001"] == 0 {
 		t.Fatalf("the keys throttled only one shard: %v", wantThrottled)
 	}

@@ -15,9 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/shardmap"
 )
 
@@ -173,34 +171,25 @@ func entries(n, size int, key func(i int) string) []types.PutRecordsRequestEntry
 	return out
 }
 
-// headroomMetrics gathers the flow's headroom series: name → label value (stream or shard)
-// → value.
-func headroomMetrics(t *testing.T, reg *prometheus.Registry) map[string]map[string]float64 {
+// headroomMetrics is what the metrics would export of h's reading: series name → stream or
+// shard → value (an unknown shard count is left out).
+func headroomMetrics(t *testing.T, h *Headroom) map[string]map[string]float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	r := h.Read()
+	out := map[string]map[string]float64{
+		"kinship_stream_open_shards":             {},
+		"kinship_stream_write_utilization":       {r.Stream: r.Utilization},
+		"kinship_shard_write_bytes_per_second":   {},
+		"kinship_shard_write_records_per_second": {},
+		"kinship_shard_throttled_total":          {},
 	}
-	out := map[string]map[string]float64{}
-	for _, mf := range mfs {
-		name := mf.GetName()
-		if !strings.HasPrefix(name, "kinship_stream_") && !strings.HasPrefix(name, "kinship_shard_") {
-			continue
-		}
-		out[name] = map[string]float64{}
-		for _, m := range mf.GetMetric() {
-			key := ""
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "stream" || l.GetName() == "shard" {
-					key = l.GetValue()
-				}
-			}
-			v := m.GetGauge().GetValue()
-			if m.GetCounter() != nil {
-				v = m.GetCounter().GetValue()
-			}
-			out[name][key] = v
-		}
+	if r.OpenShards > 0 {
+		out["kinship_stream_open_shards"][r.Stream] = float64(r.OpenShards)
+	}
+	for _, sh := range r.Shards {
+		out["kinship_shard_write_bytes_per_second"][sh.ID] = sh.BytesPerSec
+		out["kinship_shard_write_records_per_second"][sh.ID] = sh.RecordsPerSec
+		out["kinship_shard_throttled_total"][sh.ID] = float64(sh.Throttled)
 	}
 	return out
 }
@@ -221,9 +210,8 @@ func TestHeadroomKeyedBusiestShard(t *testing.T) {
 	if err := m.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
 	clock := newFakeClock()
-	h := NewHeadroom(api, HeadroomOptions{Stream: "s", Shards: m, Metrics: metrics.New(reg).Flow("app"), Clock: clock})
+	h := NewHeadroom(api, HeadroomOptions{Stream: "s", Shards: m, Clock: clock})
 	const lo, hi = "shardId-000000000000", "shardId-000000000001"
 	loKeys, hiKeys := keysOn(false, 4), keysOn(true, 4)
 
@@ -234,7 +222,7 @@ func TestHeadroomKeyedBusiestShard(t *testing.T) {
 		put(t, h, recs)
 		clock.advance(100 * time.Millisecond)
 	}
-	got := headroomMetrics(t, reg)
+	got := headroomMetrics(t, h)
 	if v := got["kinship_shard_write_bytes_per_second"][lo]; !near(v, 500_000, 1e-9) {
 		t.Errorf("lo: %.0f B/s, want 500000", v)
 	}
@@ -254,7 +242,7 @@ func TestHeadroomKeyedBusiestShard(t *testing.T) {
 		put(t, h, recs)
 		clock.advance(100 * time.Millisecond)
 	}
-	got = headroomMetrics(t, reg)
+	got = headroomMetrics(t, h)
 	if v := got["kinship_stream_write_utilization"]["s"]; !near(v, 0.7, 1e-9) {
 		t.Errorf("utilization %.3f, want 0.7 (hi's 700 records/s)", v)
 	}
@@ -270,7 +258,7 @@ func TestHeadroomKeyedBusiestShard(t *testing.T) {
 		{Data: []byte("x"), PartitionKey: aws.String(hiKeys[1])},
 		{Data: []byte("x"), PartitionKey: aws.String(hiKeys[2])},
 	})
-	got = headroomMetrics(t, reg)
+	got = headroomMetrics(t, h)
 	if l, h := got["kinship_shard_throttled_total"][lo], got["kinship_shard_throttled_total"][hi]; l != 1 || h != 2 {
 		t.Errorf("throttled lo=%v hi=%v, want 1 and 2", l, h)
 	}
@@ -281,17 +269,16 @@ func TestHeadroomKeyedBusiestShard(t *testing.T) {
 // actually went.
 func TestHeadroomRandomKeysEvenSpread(t *testing.T) {
 	api := &evenShards{n: 4}
-	reg := prometheus.NewRegistry()
 	clock := newFakeClock()
 	h := NewHeadroom(api, HeadroomOptions{Stream: "s", Lister: api, RandomKeys: true, ShardsEvery: 5 * time.Minute,
-		Metrics: metrics.New(reg).Flow("app"), Clock: clock})
+		Clock: clock})
 	k := 0
 	// 2.5 MiB/s in 64 KiB records with random keys, for a minute and a half.
 	for range 900 {
 		put(t, h, entries(4, 64<<10-8, func(int) string { k++; return fmt.Sprintf("k%07d", k) }))
 		clock.advance(100 * time.Millisecond)
 	}
-	got := headroomMetrics(t, reg)
+	got := headroomMetrics(t, h)
 	if v := got["kinship_stream_write_utilization"]["s"]; !near(v, 0.625, 0.01) {
 		t.Errorf("utilization %.3f, want 0.625 (2.5 MiB/s over 4 shards)", v)
 	}
@@ -324,11 +311,10 @@ func TestHeadroomShardCountRefused(t *testing.T) {
 	for _, describe := range []bool{false, true} {
 		t.Run(fmt.Sprintf("describe=%v", describe), func(t *testing.T) {
 			api := &evenShards{n: 2, listErr: denied, describe: describe}
-			reg := prometheus.NewRegistry()
 			clock := newFakeClock()
 			logs := &logBuffer{}
 			h := NewHeadroom(api, HeadroomOptions{Stream: "s", Lister: api, RandomKeys: true, ShardsEvery: time.Second,
-				Metrics: metrics.New(reg).Flow("app"), Clock: clock, Logger: logs.logger()})
+				Clock: clock, Logger: logs.logger()})
 			recs := entries(1, 10000, func(int) string { return "same-key" })
 			for range 350 {
 				put(t, h, recs)
@@ -337,7 +323,7 @@ func TestHeadroomShardCountRefused(t *testing.T) {
 			if n := api.lists.Load(); n < 60 {
 				t.Errorf("ListShards asked %d times in 70 s with ShardsEvery 1s, want it asked again", n)
 			}
-			got := headroomMetrics(t, reg)
+			got := headroomMetrics(t, h)
 			util := got["kinship_stream_write_utilization"]["s"]
 			if describe {
 				if strings.Contains(logs.String(), "cannot read") {
@@ -374,13 +360,12 @@ func TestHeadroomShardCountRefused(t *testing.T) {
 func TestHeadroomShardSeriesBounded(t *testing.T) {
 	for _, n := range []int{64, 65} {
 		api := &evenShards{n: n}
-		reg := prometheus.NewRegistry()
-		h := NewHeadroom(api, HeadroomOptions{Stream: "s", Lister: api, Metrics: metrics.New(reg).Flow("app"), Clock: newFakeClock()})
+		h := NewHeadroom(api, HeadroomOptions{Stream: "s", Lister: api, Clock: newFakeClock()})
 		k := 0
 		put(t, h, entries(500, 10, func(int) string { k++; return fmt.Sprint(k) }))
-		got := headroomMetrics(t, reg)
+		got := headroomMetrics(t, h)
 		series := len(got["kinship_shard_write_bytes_per_second"])
-		if n <= metrics.MaxShardSeries && series == 0 || n > metrics.MaxShardSeries && series != 0 {
+		if n <= MaxShardReadings && series == 0 || n > MaxShardReadings && series != 0 {
 			t.Errorf("%d shards: %d per-shard series", n, series)
 		}
 		if got["kinship_stream_open_shards"]["s"] != float64(n) || got["kinship_stream_write_utilization"]["s"] == 0 {
@@ -444,9 +429,8 @@ func TestHeadroomClosedShardsLeave(t *testing.T) {
 	if err := m.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
 	clock := newFakeClock()
-	h := NewHeadroom(api, HeadroomOptions{Stream: "s", Shards: m, Metrics: metrics.New(reg).Flow("app"), Clock: clock})
+	h := NewHeadroom(api, HeadroomOptions{Stream: "s", Shards: m, Clock: clock})
 	k := 0
 	random := func(int) string { k++; return fmt.Sprint(k) }
 	put(t, h, entries(100, 10, random))
@@ -460,7 +444,7 @@ func TestHeadroomClosedShardsLeave(t *testing.T) {
 	put(t, h, entries(100, 10, func(int) string { return keysOn(true, 1)[0] }))
 	shards := func() []string {
 		var ids []string
-		for id := range headroomMetrics(t, reg)["kinship_shard_write_bytes_per_second"] {
+		for id := range headroomMetrics(t, h)["kinship_shard_write_bytes_per_second"] {
 			ids = append(ids, id)
 		}
 		sort.Strings(ids)
@@ -473,7 +457,7 @@ func TestHeadroomClosedShardsLeave(t *testing.T) {
 	if got, want := fmt.Sprint(shards()), "[shardId-000000000004]"; got != want {
 		t.Errorf("a window after the reshard: shards %s, want %s", got, want)
 	}
-	if v := headroomMetrics(t, reg)["kinship_stream_open_shards"]["s"]; v != 4 {
+	if v := headroomMetrics(t, h)["kinship_stream_open_shards"]["s"]; v != 4 {
 		t.Errorf("open shards %v, want 4", v)
 	}
 }
@@ -483,9 +467,8 @@ func TestHeadroomClosedShardsLeave(t *testing.T) {
 func TestHeadroomConcurrentWorkers(t *testing.T) {
 	api := &evenShards{n: 4}
 	api.shardOf(shardmap.Hash{}) // build the fake's tables before the workers read them
-	reg := prometheus.NewRegistry()
-	clock := newFakeClock() // standing still: the window is exactly 59 s when read
-	hr := NewHeadroom(api, HeadroomOptions{Stream: "s", Lister: api, Metrics: metrics.New(reg).Flow("app"), Clock: clock})
+	clock := newFakeClock()      // standing still: the window is exactly 59 s when read
+	hr := NewHeadroom(api, HeadroomOptions{Stream: "s", Lister: api, Clock: clock})
 	const n = 5000
 	src := newFakeSource(items(n, 100))
 	s := New(src, NewKinesis(hr, "s", Limits{MaxRecords: 50}), Options{MaxInFlight: 4})
@@ -494,9 +477,7 @@ func TestHeadroomConcurrentWorkers(t *testing.T) {
 	go func() {
 		defer close(scraped)
 		for range 20 {
-			if _, err := reg.Gather(); err != nil {
-				t.Error(err)
-			}
+			hr.Read()
 		}
 	}()
 	waitAcked(t, src, 30*time.Second)
@@ -504,7 +485,7 @@ func TestHeadroomConcurrentWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-scraped
-	got := headroomMetrics(t, reg)
+	got := headroomMetrics(t, hr)
 	var records float64
 	for _, v := range got["kinship_shard_write_records_per_second"] {
 		records += v

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/kinship-agent/kinship/aggregator"
-	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
@@ -45,7 +44,7 @@ func BenchmarkKinesalite(b *testing.B) {
 		pk := "0123456789abcdef"
 		b.Run(fmt.Sprintf("shipper/%dKiB", size>>10), func(b *testing.B) {
 			src := &benchSource{rec: Record{PartitionKey: pk, Data: data, UserRecords: 1}, n: uint64(b.N), done: make(chan struct{})}
-			s := New(src, NewKinesis(NewKinesisClient(cfg), "bench", Limits{}), Options{Metrics: metrics.ForTest("bench")})
+			s := New(src, NewKinesis(NewKinesisClient(cfg), "bench", Limits{}), Options{Metrics: Metrics{}.withDefaults()})
 			ctx, cancel := context.WithCancel(context.Background())
 			errc := make(chan error, 1)
 			b.SetBytes(int64(size))

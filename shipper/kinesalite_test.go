@@ -9,7 +9,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
@@ -67,7 +66,7 @@ func TestKinesaliteEveryRecordArrivesOnce(t *testing.T) {
 	kinesalitetest.CreateStream(t, endpoint, "ship", 2)
 	const n = 20000
 	src := newFakeSource(e2eItems(n, 200))
-	m := metrics.ForTest("e2e")
+	m := Metrics{}.withDefaults()
 	s := New(src, NewKinesis(NewKinesisClient(sdkConfig(t, endpoint)), "ship", Limits{}), Options{Metrics: m})
 	start := time.Now()
 	stop := runShipper(t, s)

@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/kinship-agent/kinship/aggregator"
-	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/shardmap"
 	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
@@ -89,7 +88,7 @@ func BenchmarkKinesaliteKeyed(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				src := &rotatingSource{recs: recs, n: uint64(b.N), done: make(chan struct{})}
-				opts := Options{Metrics: metrics.ForTest("bench")}
+				opts := Options{Metrics: Metrics{}.withDefaults()}
 				if ordered {
 					opts.Shards = NewShardRouter(m)
 				}
@@ -120,7 +119,7 @@ func BenchmarkShipOrderedToDiscard(b *testing.B) {
 				recs = append(recs, Record{PartitionKey: sh, Data: make([]byte, size-1), UserRecords: 1})
 			}
 			src := &rotatingSource{recs: recs, n: uint64(b.N), done: make(chan struct{})}
-			s := New(src, Discard{}, Options{Metrics: metrics.ForTest("bench"), Shards: &fakeRouter{}})
+			s := New(src, Discard{}, Options{Metrics: Metrics{}.withDefaults(), Shards: &fakeRouter{}})
 			ctx, cancel := context.WithCancel(context.Background())
 			errc := make(chan error, 1)
 			b.SetBytes(int64(size))

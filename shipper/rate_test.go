@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/smithy-go"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // fakeClock's After fires at once and moves its time on by d, so that a test sees minutes of
@@ -156,7 +154,7 @@ func TestConfigErrorRetriesSlowlyWithoutSpinning(t *testing.T) {
 		return nil, &smithy.GenericAPIError{Code: "ResourceNotFoundException", Message: "Stream app not found"}
 	}}
 	logs := &logBuffer{}
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	s := New(src, dst, Options{MaxInFlight: 1, BackoffMax: 10 * time.Second, Clock: clock, Metrics: m, Logger: logs.logger()})
 	stop := runShipper(t, s)
 	select {

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // Record is one destination record.
@@ -91,8 +89,8 @@ type Options struct {
 	// probed often enough to notice it has capacity again [256 KiB/s, 256 records/s].
 	MinBytesPerSec   float64
 	MinRecordsPerSec float64
-	Clock            Clock         // time for backoff, rate limiting and log pacing; nil = the real clock
-	Metrics          *metrics.Flow // RecordsSent, UserRecordsSent, SendErrors{reason}, Retries, SendRate (nil allowed)
+	Clock            Clock   // time for backoff, rate limiting and log pacing; nil = the real clock
+	Metrics          Metrics // zero: nothing exported
 	Logger           *slog.Logger
 
 	// Shards, for flows whose partition keys come from the lines, keeps each shard's records
@@ -122,7 +120,7 @@ type Shipper struct {
 	clock     Clock
 	lim       *limiter
 	ord       *order // with Options.Shards; set by Run
-	m         *metrics.Flow
+	m         Metrics
 	errCount  [numClasses]prometheus.Counter
 	errLabels [numClasses]string
 
@@ -169,10 +167,7 @@ func New(src Source, dst Destination, opts Options) *Shipper {
 	if opts.RequestTimeout == 0 {
 		opts.RequestTimeout = time.Minute
 	}
-	if opts.Metrics == nil {
-		// An unregistered set keeps the hot path free of nil checks.
-		opts.Metrics = metrics.New(prometheus.NewRegistry()).Flow("")
-	}
+	opts.Metrics = opts.Metrics.withDefaults()
 	if opts.MinBytesPerSec <= 0 {
 		opts.MinBytesPerSec = 256 << 10
 	}

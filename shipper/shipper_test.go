@@ -14,8 +14,6 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 func zero() float64 { return 0 }
@@ -37,7 +35,7 @@ func TestBatchingRespectsLimits(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := newFakeSource(items(tt.n, tt.size))
 			dst := &fakeDest{limits: tt.limits}
-			m := metrics.ForTest("t")
+			m := Metrics{}.withDefaults()
 			s := New(src, dst, Options{MaxInFlight: 1, Metrics: m})
 			stop := runShipper(t, s)
 			waitAcked(t, src, 5*time.Second)
@@ -84,7 +82,7 @@ func TestPartialFailureResendsOnlyFailedEntries(t *testing.T) {
 		}
 		return res, nil
 	}
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	logs := &logBuffer{}
 	s := New(src, dst, Options{MaxInFlight: 1, Rand: zero, Metrics: m, Logger: logs.logger()})
 	stop := runShipper(t, s)
@@ -133,7 +131,7 @@ func TestWholeRequestFailureRetriesWholeRequest(t *testing.T) {
 		}
 		return make([]error, len(recs)), nil
 	}
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	s := New(src, dst, Options{MaxInFlight: 1, Rand: zero, Metrics: m})
 	stop := runShipper(t, s)
 	waitAcked(t, src, 5*time.Second)
@@ -371,7 +369,7 @@ func TestTooLargeRecordIsSentAloneAndNeverDropped(t *testing.T) {
 		}
 		return nil, nil
 	}
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	logs := &logBuffer{}
 	s := New(src, dst, Options{MaxInFlight: 1, BackoffMax: 10 * time.Millisecond, Metrics: m, Logger: logs.logger()})
 	stop := runShipper(t, s)
@@ -435,7 +433,7 @@ func TestProgrammingErrorsStopRun(t *testing.T) {
 
 func TestDiscardAcceptsEverything(t *testing.T) {
 	src := newFakeSource(items(1000, 10))
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	s := New(src, Discard{}, Options{Metrics: m})
 	stop := runShipper(t, s)
 	waitAcked(t, src, 5*time.Second)
@@ -477,7 +475,7 @@ func TestFlappingFailuresLogOnce(t *testing.T) {
 		return nil, nil
 	}}
 	logs := &logBuffer{}
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	s := New(src, dst, Options{MaxInFlight: 4, BackoffBase: time.Millisecond, Metrics: m, Logger: logs.logger()})
 	stop := runShipper(t, s)
 	waitAcked(t, src, 10*time.Second)

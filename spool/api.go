@@ -4,8 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"time"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // Frame is one record read back from the spool.
@@ -58,8 +56,8 @@ type Options struct {
 	// Buffers, when set, recycles payload memory: payloads Next reads from disk come from
 	// Get, and shared payloads dropped from the cache without being handed out go to Put.
 	Buffers Buffers
-	Metrics *metrics.Flow // SpoolBytes gauge, SpoolCorrupt, SpoolDropped, SpoolDroppedBytes, SpoolWriteErrors counters; nil allowed
-	Logger  *slog.Logger  // nil: discard
+	Metrics Metrics      // zero: nothing exported
+	Logger  *slog.Logger // nil: discard
 
 	fs fileSystem // tests inject faults here; nil: the os
 }

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 const (
@@ -28,7 +26,7 @@ func budgetSpool(t *testing.T, b *Budget, dropOldest bool) *Spool {
 	opts.MaxBytes = budgetFlowMax
 	opts.DropOldest = dropOldest
 	opts.Budget = b
-	opts.Metrics = metrics.ForTest("t")
+	opts.Metrics = Metrics{}.withDefaults()
 	return mustOpen(t, opts)
 }
 

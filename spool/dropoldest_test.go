@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // lockedBuffer collects log output written from several goroutines.
@@ -51,7 +49,7 @@ func TestDropOldestNeverBlocks(t *testing.T) {
 			opts.SegmentBytes = tc.segment
 			opts.MaxBytes = tc.max
 			opts.DropOldest = true
-			opts.Metrics = metrics.ForTest("t")
+			opts.Metrics = Metrics{}.withDefaults()
 			opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 			s := mustOpen(t, opts)
 			size := func(uint64) int { return tc.frame }
@@ -133,7 +131,7 @@ func TestDropOldestNeverBlocks(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			opts.Metrics = metrics.ForTest("t")
+			opts.Metrics = Metrics{}.withDefaults()
 			s2 := mustOpen(t, opts)
 			if a := s2.AckedThrough(); a != mid-1 {
 				t.Fatalf("cursor after restart %d, want %d", a, mid-1)

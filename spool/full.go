@@ -138,10 +138,8 @@ func (s *Spool) logDrop(ev *dropEvent) {
 	if ev.segments == 0 {
 		return
 	}
-	if s.m != nil {
-		s.m.SpoolDropped.Add(float64(ev.frames))
-		s.m.SpoolDroppedBytes.Add(float64(ev.bytes))
-	}
+	s.m.SpoolDropped.Add(float64(ev.frames))
+	s.m.SpoolDroppedBytes.Add(float64(ev.bytes))
 	s.log.Warn("spool: full, dropped oldest unacknowledged frames (when_full: drop_oldest)",
 		"frames", ev.frames, "bytes", ev.bytes, "segments", ev.segments,
 		"first_seq", ev.first, "last_seq", ev.last, "max_bytes", s.opts.MaxBytes, "global_max_bytes", s.budgetMax())

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -30,7 +29,7 @@ func payloadFor(i uint64, n int) []byte {
 }
 
 func testOptions(dir string) Options {
-	return Options{Dir: dir, FsyncInterval: -1, Metrics: metrics.ForTest("t")}
+	return Options{Dir: dir, FsyncInterval: -1, Metrics: Metrics{}.withDefaults()}
 }
 
 func mustOpen(t testing.TB, opts Options) *Spool {

@@ -159,10 +159,8 @@ func (s *Spool) recover() error {
 	if len(s.segs) > 0 {
 		s.lastSeq = s.segs[len(s.segs)-1].last
 	}
-	if s.m != nil && s.m.SpoolLostFrames != nil {
-		s.m.SpoolLostFrames.Add(float64(s.recovery.LostFrames))
-		s.m.SpoolLostBytes.Add(float64(s.recovery.LostBytes))
-	}
+	s.m.SpoolLostFrames.Add(float64(s.recovery.LostFrames))
+	s.m.SpoolLostBytes.Add(float64(s.recovery.LostBytes))
 	if s.recovery != (Recovery{}) {
 		s.log.Error("spool: recovery found frames destroyed on disk; the caller reads their lines again from the files",
 			"dir", dir, "lost_frames", s.recovery.LostFrames, "lost_bytes", s.recovery.LostBytes, "first_lost_seq", s.recovery.FirstLost)
@@ -349,8 +347,6 @@ func (s *Spool) cutTail(path string, validEnd, size int64, why error, attrs ...a
 }
 
 func (s *Spool) corrupt(msg, path string, off int64, err error, attrs ...any) {
-	if s.m != nil {
-		s.m.SpoolCorrupt.Inc()
-	}
+	s.m.SpoolCorrupt.Inc()
 	s.log.Warn(msg, append([]any{"segment", filepath.Base(path), "offset", off, "err", err}, attrs...)...)
 }

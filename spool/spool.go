@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 const (
@@ -76,7 +74,7 @@ type Spool struct {
 	opts Options
 	fs   fileSystem
 	log  *slog.Logger
-	m    *metrics.Flow
+	m    Metrics
 	lock *os.File
 	// lockLost is set by checkLock once Dir no longer names the locked directory.
 	lockLost atomic.Bool
@@ -164,7 +162,7 @@ func Open(opts Options) (*Spool, error) {
 		opts:    opts,
 		fs:      cmp.Or[fileSystem](opts.fs, osFS{}),
 		log:     opts.Logger,
-		m:       opts.Metrics,
+		m:       opts.Metrics.withDefaults(),
 		changed: make(chan struct{}),
 		kickc:   make(chan struct{}, 1),
 		dirtyc:  make(chan struct{}, 1),
@@ -201,9 +199,7 @@ func Open(opts Options) (*Spool, error) {
 // setGauge publishes the bytes on disk; mu held (or the spool not yet shared).
 func (s *Spool) setGauge() {
 	s.syncBudgetLocked()
-	if s.m != nil {
-		s.m.SpoolBytes.Set(float64(s.bytes))
-	}
+	s.m.SpoolBytes.Set(float64(s.bytes))
 }
 
 // broadcastLocked wakes every Next and Append waiting for a change. mu must be held.

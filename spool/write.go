@@ -101,7 +101,7 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte, s
 		s.lastSeq = seq
 	}
 	s.mu.Unlock()
-	if typ == frameData && s.m != nil {
+	if typ == frameData {
 		s.m.SpoolAppendedBytes.Add(float64(raw))
 		s.m.SpoolStoredBytes.Add(float64(n))
 	}
@@ -242,9 +242,7 @@ func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ u
 // writeFailed records a failed write or fsync: counted every time, logged when writes start
 // failing and then at most once per writeErrRemind.
 func (s *Spool) writeFailed(err error) {
-	if s.m != nil && s.m.SpoolWriteErrors != nil {
-		s.m.SpoolWriteErrors.Inc()
-	}
+	s.m.SpoolWriteErrors.Inc()
 	now := time.Now()
 	s.mu.Lock()
 	first := s.writeErr == nil

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // blockAt makes sink's Line block when it is handed line, until release is called: the
@@ -85,7 +83,7 @@ func TestCopyTruncateReadsTheCopy(t *testing.T) {
 			path := filepath.Join(dir, "app.log")
 			old := numbered("line", 0, 200)
 			appendFile(t, path, lines(old[:100]))
-			m := metrics.ForTest("t")
+			m := Metrics{}.withDefaults()
 			sink := newSink()
 			blocked, release := blockAt(sink, "line-00010")
 			start(t, Options{Paths: []string{path}, Metrics: m}, sink, func(tl *Tailer) { tl.noFsnotify = tc.polling })
@@ -128,7 +126,7 @@ func TestCopyTruncateWithoutCopy(t *testing.T) {
 	path := filepath.Join(dir, "app.log")
 	old := numbered("line", 0, 200)
 	appendFile(t, path, lines(old[:100]))
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	sink := newSink()
 	blocked, release := blockAt(sink, "line-00010")
 	start(t, Options{Paths: []string{path}, Metrics: m}, sink)
@@ -157,7 +155,7 @@ func TestCopyTruncateSecondRotationFindsTheRightCopy(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
 	appendFile(t, path, lines(numbered("first", 0, 10)))
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	sink := newSink()
 	blocked, release := blockAt(sink, "second-00010")
 	start(t, Options{Paths: []string{path}, Metrics: m}, sink)
@@ -216,7 +214,7 @@ func TestCopyTruncateWhileStopped(t *testing.T) {
 			copyTruncate(t, path, path+".1")
 			appendFile(t, path, lines(tc.fresh))
 
-			m := metrics.ForTest("t")
+			m := Metrics{}.withDefaults()
 			sink2 := newSink()
 			start(t, Options{Paths: []string{path}, Positions: sink.positions(), Metrics: m}, sink2)
 			want := append(append([]string(nil), old[100:]...), tc.fresh...)

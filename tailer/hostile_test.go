@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // A watched directory cannot be listed for longer than the retire delay (chmod 711 during a
@@ -123,7 +121,7 @@ func TestStateDirIsNeverRead(t *testing.T) {
 	appendFile(t, filepath.Join(app, "a.json"), "{\"app\":1}\n")
 	symlink(t, state, filepath.Join(app, "state-link"))
 	symlink(t, filepath.Join(state, "flows", "app", "positions.json"), filepath.Join(app, "p.json"))
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	for _, tc := range []struct {
 		name    string
 		exclude string
@@ -178,7 +176,7 @@ func TestPatternMatchingNothingLoggedOnChange(t *testing.T) {
 // procfs files report size 0: they are not tailed, and the tailer says so once.
 func TestProcFilesNotTailedSaidOnce(t *testing.T) {
 	h := &recordingHandler{}
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	start(t, Options{Paths: []string{"/proc/self/stat*"}, PollInterval: 20 * time.Millisecond, Logger: slog.New(h), Metrics: m}, newSink())
 	time.Sleep(150 * time.Millisecond)
 	if n := h.count("procfs"); n != 1 {

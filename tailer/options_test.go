@@ -11,14 +11,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // runOnce reads path to its end with opts (Once mode) and returns its lines.
-func runOnce(t *testing.T, opts Options, path string) ([]string, *metrics.Flow) {
+func runOnce(t *testing.T, opts Options, path string) ([]string, Metrics) {
 	t.Helper()
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	opts.Paths, opts.Once, opts.Metrics = []string{path}, true, m
 	sink := newSink()
 	tl, err := New(opts, sink)
@@ -157,7 +155,7 @@ func TestSkipHeaderLinesNotAppliedAfterTruncation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "f.csv")
 	appendFile(t, path, "header-long-enough\nd1-long-enough\n")
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	sink := newSink()
 	start(t, Options{Paths: []string{path}, SkipHeaderLines: 1, Metrics: m}, sink)
 	waitFor(t, "d1", func() bool { return sink.count() == 1 })

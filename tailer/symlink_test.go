@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 func mkdirs(t *testing.T, dirs ...string) {
@@ -165,7 +163,7 @@ func TestSymlinkedDirectoryRetargeted(t *testing.T) {
 }
 
 // skippedCount is kinship_files_skipped_total for one reason.
-func skippedCount(m *metrics.Flow, reason string) float64 {
+func skippedCount(m Metrics, reason string) float64 {
 	return value(m.FilesSkipped.WithLabelValues(reason))
 }
 
@@ -182,7 +180,7 @@ func TestPlantedSymlinksAreNotFollowed(t *testing.T) {
 	symlink(t, secret, filepath.Join(app, "archive"))
 	symlink(t, "/", filepath.Join(app, "root"))
 	h := &recordingHandler{}
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	sink := newSink()
 	start(t, Options{Paths: []string{filepath.Join(app, "*.log"), filepath.Join(app, "**", "*.log")},
 		PollInterval: 20 * time.Millisecond, Metrics: m, Logger: slog.New(h)}, sink)
@@ -257,7 +255,7 @@ func TestSymlinkSwappedInAfterTheWalkIsNotRead(t *testing.T) {
 			mkdirs(t, filepath.Join(app, "sub"), secret)
 			appendFile(t, filepath.Join(secret, "x.log"), "secret\n")
 			appendFile(t, filepath.Join(app, "sub", "x.log"), "app\n")
-			m := metrics.ForTest("t")
+			m := Metrics{}.withDefaults()
 			sink := newSink()
 			var once sync.Once
 			start(t, Options{Paths: []string{filepath.Join(app, "*", "x.log")}, PollInterval: 20 * time.Millisecond, Metrics: m}, sink,

@@ -13,9 +13,6 @@ import (
 
 	"github.com/bmatcuk/doublestar/v4"
 	"github.com/fsnotify/fsnotify"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 // FileID is a file's identity on one host: device and inode.
@@ -90,9 +87,9 @@ type Options struct {
 	// TruncatedTerminator is appended to a line (or multiline event) cut at its limit, within
 	// the limit; shorter than MaxLineBytes and MultilineMaxBytes.
 	TruncatedTerminator string
-	Once                bool          // read every file to its end, then Run returns nil
-	Metrics             *metrics.Flow // nil allowed
-	Logger              *slog.Logger  // nil: discard
+	Once                bool         // read every file to its end, then Run returns nil
+	Metrics             Metrics      // zero: nothing exported
+	Logger              *slog.Logger // nil: discard
 
 	// FileError, when set, is called on Run's goroutine each time a file or directory cannot
 	// be read (err != nil), and with a nil err when a file that could not be opened is opened
@@ -136,7 +133,7 @@ type Tailer struct {
 	opts Options
 	sink Sink
 	log  *slog.Logger
-	m    *metrics.Flow
+	m    Metrics
 	pats []pattern
 	excl []string
 
@@ -190,10 +187,7 @@ func New(opts Options, sink Sink) (*Tailer, error) {
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
-	if t.m == nil {
-		// A private registry nobody scrapes keeps the hot path free of nil checks.
-		t.m = metrics.New(prometheus.NewRegistry()).Flow("")
-	}
+	t.m = t.m.withDefaults()
 	if t.opts.MaxLineBytes <= 0 {
 		t.opts.MaxLineBytes = defaultMaxLineBytes
 	}

@@ -16,8 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/kinship-agent/kinship/internal/metrics"
 )
 
 type gotLine struct {
@@ -276,7 +274,7 @@ func TestFraming(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.data), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			m := metrics.ForTest("t")
+			m := Metrics{}.withDefaults()
 			sink := newSink()
 			tl, err := New(Options{Paths: []string{path}, Once: true, MaxLineBytes: tc.max, Metrics: m}, sink)
 			if err != nil {
@@ -300,7 +298,7 @@ func TestPartialLineHeldUntilComplete(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "f.log")
 	appendFile(t, path, "first\nsec")
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	sink := newSink()
 	start(t, Options{Paths: []string{path}, MaxLineBytes: 8, Metrics: m}, sink)
 	waitFor(t, "first", func() bool { return sink.count() == 1 })
@@ -534,7 +532,7 @@ func TestCopyTruncate(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
 	appendFile(t, path, "before-1-long-enough\nbefore-2-long-enough\n")
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	sink := newSink()
 	stop := start(t, Options{Paths: []string{path}, Metrics: m}, sink)
 	waitFor(t, "before", func() bool { return sink.count() == 2 })
@@ -593,7 +591,7 @@ func TestUnreadableFileIsRetried(t *testing.T) {
 	if err := os.Chmod(locked, 0); err != nil {
 		t.Fatal(err)
 	}
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	sink := newSink()
 	start(t, Options{Paths: []string{filepath.Join(dir, "*.log")}, Metrics: m, PollInterval: 100 * time.Millisecond}, sink)
 	waitFor(t, "readable file", func() bool { return len(sink.linesOf(open)) == 1 })
@@ -811,7 +809,7 @@ func TestIdleFileClosedAndReopenedOnGrowth(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
 	appendFile(t, path, "one\n")
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	sink := newSink()
 	start(t, Options{Paths: []string{path}, Metrics: m}, sink, func(x *Tailer) { x.idleClose = 50 * time.Millisecond })
 	waitFor(t, "one", func() bool { return sink.count() == 1 })
@@ -1012,7 +1010,7 @@ func TestCopyTruncateRegrownBeforeNoticed(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")
 	appendFile(t, path, "old-1\nold-2\n")
-	m := metrics.ForTest("t")
+	m := Metrics{}.withDefaults()
 	sink := newSink()
 	// Polling only, so nothing is noticed between the truncation and the rewrite.
 	start(t, Options{Paths: []string{path}, Metrics: m}, sink, func(tl *Tailer) { tl.noFsnotify = true })

@@ -3,6 +3,7 @@ package flow
 import (
 	"testing"
 
+	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/payload"
 )
@@ -23,7 +24,7 @@ func TestCompressionLeavesRoomInRecords(t *testing.T) {
 		if i < 2 {
 			want -= payload.Overhead(limit)
 		}
-		if got := aggregatorOptions(cfg.Flows[i], nil).MaxRecordBytes; got != want {
+		if got := aggregatorOptions(cfg.Flows[i], aggregator.Metrics{}).MaxRecordBytes; got != want {
 			t.Errorf("flow %s: aggregates up to %d bytes, want %d", cfg.Flows[i].Name, got, want)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/atomicfile"
@@ -32,7 +34,7 @@ const drainTimeout = 1500 * time.Millisecond
 type Deps struct {
 	Dir         string // the flow's state directory (config.Config.FlowDir)
 	Destination shipper.Destination
-	Metrics     *metrics.Flow
+	Metrics     *metrics.Flow // nil: counted on a registry nobody scrapes
 	Logger      *slog.Logger
 	Budget      *spool.Budget // the global spool bound shared by all flows of the process (nil: none)
 	// ShutdownGrace bounds how long buffered lines may take to reach the spool on stop.
@@ -146,7 +148,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	if deps.Metrics == nil {
-		deps.Metrics = metrics.ForTest(cfg.Name)
+		deps.Metrics = metrics.New(prometheus.NewRegistry()).Flow(cfg.Name) // counted, never exported
 	}
 	if deps.ShutdownGrace <= 0 {
 		deps.ShutdownGrace = 3 * time.Second
@@ -161,6 +163,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		stat:    os.Stat,
 		shipped: map[uint64][]byte{},
 		bufs:    make(chan []byte, freeFrameBufs),
+		backlog: backlog{gauge: deps.Metrics.SpoolUnackedBytes},
 	}
 	f.deps.Destination = watchedDestination{Destination: framedDestination(cfg, deps.Destination, f.log), h: &f.health}
 	if k := cfg.Kinesis; k != nil && k.Compression != "" && k.Compression != payload.None {
@@ -175,7 +178,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
 	}
 	f.stage = st
-	f.frameCap = aggregatorOptions(cfg, deps.Metrics).MaxRecordBytes + 16<<10
+	f.frameCap = aggregatorOptions(cfg, aggregator.Metrics{}).MaxRecordBytes + 16<<10
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
 	}
@@ -193,7 +196,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		CacheBytes:    frameCacheBytes,
 		Buffers:       frameBuffers{f},
 		Budget:        deps.Budget,
-		Metrics:       deps.Metrics,
+		Metrics:       spoolMetrics(deps.Metrics),
 		Logger:        f.log,
 	})
 	if err != nil {
@@ -236,7 +239,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	// created after the shipper starts, hence the pointer.
 	var idleAgg atomic.Pointer[lineAggregator]
 	sh := shipper.New(spoolSource{f}, f.deps.Destination, shipper.Options{
-		MaxInFlight: maxInFlight(f.cfg), DrainTimeout: drainTimeout, Metrics: f.deps.Metrics, Logger: f.log,
+		MaxInFlight: maxInFlight(f.cfg), DrainTimeout: drainTimeout, Metrics: shipperMetrics(f.deps.Metrics), Logger: f.log,
 		Shards: f.shardRouter(),
 		Idle: func() {
 			f.shipperIdle.Store(true)
@@ -277,7 +280,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	if f.shipperIdle.Load() {
 		agg.Nudge() // the shipper went idle before the aggregator existed
 	}
-	topts := tailerOptions(f.cfg, f.deps.Metrics, f.log, restored, firstStart, once)
+	topts := tailerOptions(f.cfg, tailerMetrics(f.deps.Metrics), f.log, restored, firstStart, once)
 	fitLines(&topts, agg.MaxLineBytes())
 	topts.FileError = f.health.fileError
 	topts.ExcludeDirs = f.stateDirs()
@@ -593,7 +596,7 @@ func maxInFlight(cfg config.Flow) int {
 	return n
 }
 
-func aggregatorOptions(cfg config.Flow, m *metrics.Flow) aggregator.Options {
+func aggregatorOptions(cfg config.Flow, m aggregator.Metrics) aggregator.Options {
 	o := aggregator.Options{
 		MaxRecordBytes: int(cfg.Batch.MaxBytes),
 		MaxRecords:     cfg.Batch.MaxRecords,
@@ -652,7 +655,7 @@ func fitLines(o *tailer.Options, fits int) {
 	}
 }
 
-func tailerOptions(cfg config.Flow, m *metrics.Flow, log *slog.Logger, restored []position, firstStart, once bool) tailer.Options {
+func tailerOptions(cfg config.Flow, m tailer.Metrics, log *slog.Logger, restored []position, firstStart, once bool) tailer.Options {
 	o := tailer.Options{
 		Paths: cfg.Paths, Exclude: cfg.Exclude, StartAt: cfg.StartAt, FirstStart: firstStart,
 		Positions: restored, MaxLineBytes: int(cfg.MaxLineBytes), PollInterval: cfg.PollInterval.D(),

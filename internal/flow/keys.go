@@ -24,7 +24,7 @@ type lineAggregator interface {
 const shardMapWait = 10 * time.Second
 
 func (f *Flow) newAggregator(ctx context.Context, out aggregator.Output) (lineAggregator, error) {
-	opts := aggregatorOptions(f.cfg, f.deps.Metrics)
+	opts := aggregatorOptions(f.cfg, aggregatorMetrics(f.deps.Metrics))
 	opts.Logger = f.log
 	key := lineKeyFunc(f.cfg)
 	if key == nil {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/shardmap"
@@ -64,7 +66,7 @@ flows:
 	client := kinesalitetest.Client(proxy.URL)
 	m := shardmap.New(client, stream, shardmap.Options{})
 	api := shipper.NewShardAware(client, m, shipper.Limits{}, nil)
-	mf := metrics.ForTest("ordered")
+	mf := metrics.New(prometheus.NewRegistry()).Flow("ordered")
 	f, err := New(cfg.Flows[0], Deps{Dir: t.TempDir(), Destination: shipper.NewKinesis(api, stream, shipper.Limits{}),
 		Shards: m, Metrics: mf, CheckpointInterval: 50 * time.Millisecond})
 	if err != nil {

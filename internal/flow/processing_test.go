@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/metrics"
@@ -70,7 +72,7 @@ func runOnce(t *testing.T, name, doc, content string, deps Deps) (*keptDestinati
 	}
 	dst := &keptDestination{}
 	dir := t.TempDir()
-	deps.Dir, deps.Destination, deps.Metrics = dir, dst, metrics.ForTest("t")
+	deps.Dir, deps.Destination, deps.Metrics = dir, dst, metrics.New(prometheus.NewRegistry()).Flow("t")
 	f, err := New(cfg.Flows[0], deps)
 	if err != nil {
 		t.Fatal(err)
@@ -215,11 +217,11 @@ func TestDeterministicPartitionKeys(t *testing.T) {
 // A flow without processors or kept newlines has no stage: nothing is added per line. The
 // kept newline alone costs no allocation per line.
 func TestStageCostsNothingWithoutProcessors(t *testing.T) {
-	st, err := newStage(config.Flow{}, processing.Deps{}, metrics.ForTest("t"), nil)
+	st, err := newStage(config.Flow{}, processing.Deps{}, metrics.New(prometheus.NewRegistry()).Flow("t"), nil)
 	if err != nil || st != nil {
 		t.Fatalf("stage %v, err %v, want none", st, err)
 	}
-	st, err = newStage(config.Flow{KeepNewline: true}, processing.Deps{}, metrics.ForTest("t"), nil)
+	st, err = newStage(config.Flow{KeepNewline: true}, processing.Deps{}, metrics.New(prometheus.NewRegistry()).Flow("t"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kinship-agent/kinship/aggregator"
@@ -43,7 +44,7 @@ flows:
 	client := kinesalitetest.Client(endpoint)
 	m := shardmap.New(client, stream, shardmap.Options{})
 	api := shipper.NewShardAware(client, m, shipper.Limits{}, nil)
-	mf := metrics.ForTest("keys")
+	mf := metrics.New(prometheus.NewRegistry()).Flow("keys")
 	f, err := New(cfg.Flows[0], Deps{Dir: t.TempDir(), Destination: shipper.NewKinesis(api, stream, shipper.Limits{}),
 		Shards: m, Metrics: mf, CheckpointInterval: 50 * time.Millisecond})
 	if err != nil {

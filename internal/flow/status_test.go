@@ -12,8 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/shipper"
 	"github.com/kinship-agent/kinship/tailer"
 )
@@ -69,7 +73,8 @@ flows:
 		return nil, nil
 	}}
 	state := filepath.Join(dir, "state")
-	f, err := New(cfg.Flows[0], Deps{Dir: state, Destination: dst, CheckpointInterval: 20 * time.Millisecond})
+	m := metrics.New(prometheus.NewRegistry()).Flow("t")
+	f, err := New(cfg.Flows[0], Deps{Dir: state, Destination: dst, Metrics: m, CheckpointInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +87,9 @@ flows:
 	st := f.Status()
 	if st.Spool.UnackedFrames == 0 || st.Spool.UnackedBytes == 0 || st.LastSend != nil || !strings.Contains(st.LastError, "injected") {
 		t.Errorf("status while failing = %+v", st)
+	}
+	if got := testutil.ToFloat64(m.SpoolUnackedBytes); got == 0 {
+		t.Errorf("kinship_spool_unacked_bytes = 0 with %d bytes waiting", st.Spool.UnackedBytes)
 	}
 	if ok, reason := f.Healthy(time.Now(), time.Hour); !ok {
 		t.Errorf("unhealthy before unhealthy_after passed: %s", reason)
@@ -102,6 +110,11 @@ flows:
 	})
 	if st := f.Status(); st.Spool.UnackedBytes != 0 {
 		t.Errorf("unacked bytes with an empty backlog = %d", st.Spool.UnackedBytes)
+	}
+	// What kinship_spool_unacked_bytes is for: the spool's segment still holds the shipped
+	// frames, the flow waits for nothing.
+	if unacked, held := testutil.ToFloat64(m.SpoolUnackedBytes), testutil.ToFloat64(m.SpoolBytes); unacked != 0 || held == 0 {
+		t.Errorf("everything shipped: kinship_spool_unacked_bytes = %v, kinship_spool_bytes = %v", unacked, held)
 	}
 	if ok, reason := f.Healthy(time.Now().Add(time.Hour), time.Minute); !ok {
 		t.Errorf("unhealthy with an empty spool: %s", reason)

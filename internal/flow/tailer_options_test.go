@@ -29,7 +29,7 @@ flows:
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := tailerOptions(cfg.Flows[0], nil, nil, nil, false, false)
+	o := tailerOptions(cfg.Flows[0], tailer.Metrics{}, nil, nil, false, false)
 	if o.MaxLineBytes != 64<<10 || o.CloseInactive != 2*time.Minute || o.PartialLineTimeout != 750*time.Millisecond ||
 		o.SkipHeaderLines != 1 || o.TruncatedTerminator != " [cut]" || o.MultilineMaxBytes != 128<<10 ||
 		o.MultilineMaxLines != 9 || o.MultilineTimeout != 3*time.Second || o.Multiline == nil || !o.FollowSymlinks {
@@ -51,12 +51,12 @@ flows:
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := tailerOptions(cfg.Flows[0], nil, nil, nil, false, false)
+	o := tailerOptions(cfg.Flows[0], tailer.Metrics{}, nil, nil, false, false)
 	fitLines(&o, 1000)
 	if o.MaxLineBytes != 1000 || o.MultilineMaxBytes != 1000 {
 		t.Errorf("limits %d, %d; want both 1000 (what fits a record)", o.MaxLineBytes, o.MultilineMaxBytes)
 	}
-	o = tailerOptions(cfg.Flows[0], nil, nil, nil, false, false)
+	o = tailerOptions(cfg.Flows[0], tailer.Metrics{}, nil, nil, false, false)
 	fitLines(&o, 10<<20)
 	if o.MaxLineBytes != int(config.DefaultMaxLineBytes) || o.MultilineMaxBytes != int(config.DefaultMaxLineBytes) {
 		t.Errorf("limits %d, %d; want both max_line_bytes", o.MaxLineBytes, o.MultilineMaxBytes)
@@ -74,7 +74,7 @@ flows:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := tailerOptions(cfg.Flows[0], nil, nil, nil, false, false); o.FollowSymlinks {
+	if o := tailerOptions(cfg.Flows[0], tailer.Metrics{}, nil, nil, false, false); o.FollowSymlinks {
 		t.Fatal("follow_symlinks on by default")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kinship-agent/kinship/aggregator"
@@ -50,7 +51,7 @@ flows:
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := metrics.ForTest("cut")
+	m := metrics.New(prometheus.NewRegistry()).Flow("cut")
 	dst := chanDest{got: make(chan shipper.Record, 16)}
 	var logged bytes.Buffer // written by the handler under its lock; read after Run returned
 	log := slog.New(slog.NewTextHandler(&logged, nil))

@@ -7,8 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// StreamHeadroom is what a Kinesis destination reports about its stream at each scrape: how
-// close this host alone brings the stream's busiest shard to its write limits.
+// StreamHeadroom is what a Kinesis flow reports about its stream at each scrape: how close
+// this host alone brings the stream's busiest shard to its write limits. The wiring converts
+// shipper.StreamHeadroom, which has the same fields, to it.
 type StreamHeadroom struct {
 	Stream string
 	// OpenShards is the stream's open shard count; 0 when unknown (the identity may not call

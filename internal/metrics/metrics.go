@@ -1,6 +1,8 @@
 // Package metrics defines the Prometheus metrics that dashboards rely on (names fixed by
-// DESIGN.md) and hands each flow its own curried set. Stages receive a *Flow and never touch
-// a registry; there is no global registry, so tests build their own with NewRegistry.
+// DESIGN.md) and hands each flow its own curried set. The stages do not import it: each
+// declares the few instruments it updates (tailer.Metrics, aggregator.Metrics, ...), and
+// internal/flow fills those from the flow's *Flow. There is no global registry; tests that
+// read counters build their own with NewRegistry.
 package metrics
 
 import (
@@ -46,6 +48,8 @@ type Set struct {
 
 	spoolLostFrames *prometheus.CounterVec
 	spoolLostBytes  *prometheus.CounterVec
+
+	spoolUnackedBytes *prometheus.GaugeVec
 
 	headroom *headroomCollector
 
@@ -119,6 +123,10 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_spool_lost_frames_total", Help: "Spool data frames that spool recovery found damaged or torn and removed (their file positions are rolled back so lines still in the files are read again)."}, flow),
 		spoolLostBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_spool_lost_bytes_total", Help: "Spool bytes that recovery cut off or set aside as damaged (kept in *.broken files)."}, flow),
+
+		spoolUnackedBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kinship_spool_unacked_bytes", Help: "Bytes of the spooled records the destination has not acknowledged yet (payloads, before spool compression): 0 once everything read was shipped. " +
+				"kinship_spool_bytes also counts acknowledged records until their segment file is deleted, so it stays above 0 on an idle flow."}, flow),
 	}
 	s.register(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
@@ -130,6 +138,7 @@ func New(reg prometheus.Registerer) *Set {
 	s.register(s.filesSkipped)
 	s.register(s.processingSkipped, s.processingErrors, s.linesFiltered)
 	s.register(s.spoolLostFrames, s.spoolLostBytes)
+	s.register(s.spoolUnackedBytes)
 	s.headroom = newHeadroomCollector(reg)
 	return s
 }
@@ -182,6 +191,10 @@ type Flow struct {
 	// Open: data frames (at least one per damaged stretch) and bytes cut or set aside.
 	SpoolLostFrames prometheus.Counter
 	SpoolLostBytes  prometheus.Counter
+	// SpoolUnackedBytes is what the spool holds that the destination has not acknowledged;
+	// SpoolBytes also holds acknowledged frames until their segment is deleted. Set by the
+	// flow, which counts those bytes.
+	SpoolUnackedBytes prometheus.Gauge
 
 	name     string
 	headroom *headroomCollector // see ReportHeadroom
@@ -222,6 +235,8 @@ func (s *Set) Flow(name string) *Flow {
 
 		SpoolLostFrames: s.spoolLostFrames.With(l),
 		SpoolLostBytes:  s.spoolLostBytes.With(l),
+
+		SpoolUnackedBytes: s.spoolUnackedBytes.With(l),
 
 		name:     name,
 		headroom: s.headroom,
@@ -282,9 +297,4 @@ func (s *Set) register(vecs ...flowVec) {
 type flowVec interface {
 	prometheus.Collector
 	DeletePartialMatch(prometheus.Labels) int
-}
-
-// ForTest returns a flow's metrics on a fresh private registry.
-func ForTest(flow string) *Flow {
-	return New(prometheus.NewRegistry()).Flow(flow)
 }

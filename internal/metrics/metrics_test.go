@@ -38,7 +38,7 @@ func TestDashboardNamesAreRegistered(t *testing.T) {
 		"kinship_retries_total", "kinship_spool_bytes", "kinship_spool_dropped_total",
 		"kinship_spool_dropped_bytes_total", "kinship_send_rate_bytes",
 		"kinship_files_watched", "kinship_read_lag_bytes",
-		"kinship_spool_appended_bytes_total", "kinship_spool_stored_bytes_total",
+		"kinship_spool_appended_bytes_total", "kinship_spool_stored_bytes_total", "kinship_spool_unacked_bytes",
 	} {
 		if !got[name] {
 			t.Errorf("metric %s is not registered", name)
