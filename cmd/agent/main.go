@@ -35,6 +35,8 @@ Usage:
   kinship consume  --stream NAME [--from beginning|latest] [--follow] [--endpoint URL | --config FILE]
                                             read a stream, de-aggregate, print one user record per line
   kinship status   --config FILE [--json]   per flow and file: position, size, lag, spool backlog, last error
+  kinship status   --config FILE --file PATH [--json]
+                                            exit 0 if every line of PATH is acknowledged by the destination, 1 if not
   kinship version                           print the version
 
 Run "kinship COMMAND -h" for a command's options.

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/bmatcuk/doublestar/v4"
+
+	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/spool"
 	"github.com/kinship-agent/kinship/tailer"
 )
@@ -282,4 +285,23 @@ func diskEvidence(dir string, o *openedFile) (shipEvidence, error) {
 	}
 	ev.ackedPos = ackedPos
 	return ev, nil
+}
+
+// Reads reports whether a flow's patterns take path (absolute and clean): a paths pattern
+// matches it and no exclude pattern matches it or its base name, as the tailer decides.
+func Reads(cfg *config.Flow, path string) bool {
+	for _, e := range cfg.Exclude {
+		if m, _ := doublestar.PathMatch(e, path); m {
+			return false
+		}
+		if m, _ := doublestar.Match(e, filepath.Base(path)); m {
+			return false
+		}
+	}
+	for _, p := range cfg.Paths {
+		if m, _ := doublestar.PathMatch(p, path); m {
+			return true
+		}
+	}
+	return false
 }
