@@ -54,7 +54,10 @@
 // size, the byte before it is a newline, and the spool's acknowledged cursor reached the
 // last frame carrying a mark for it. Read from disk, the position is the snapshot's with
 // the marks of the frames after it replayed, and every unacknowledged frame is still on disk,
-// so the answer may lag but is never ahead. A position carries the file's identity (device, inode)
+// so the answer may lag but is never ahead. delete_after_shipped (deleter.go) removes, in
+// the checkpoint loop after acknowledgements moved, the rotated files its globs match once
+// that answer is yes here and in every other flow that reads them (Deps.ShippedElsewhere),
+// never the newest file under a paths pattern nor one modified within close_inactive. A position carries the file's identity (device, inode)
 // and a fingerprint of its first bytes, so a reused inode is not taken for the old file.
 //
 // Delivery is at least once: the spool's read cursor moves only on the destination's
@@ -77,7 +80,8 @@
 //     idles it sets shipperIdle and nudges the aggregator (idleAgg), so that a quiet flow
 //     ships at once and a put asks the spool for an early commit.
 //   - The checkpoint loop: Spool.Durable, positions.checkpoint (the lock for map work only,
-//     the file written outside it), Spool.Checkpoint; then it forgets acknowledged backlog
+//     the file written outside it), Spool.Checkpoint; delete_after_shipped's sweep (globs,
+//     stats, other flows asked through Deps.ShippedElsewhere); then it forgets acknowledged backlog
 //     and stores beat, the heartbeat Alive reads (a round wedged on a lock stops it).
 //   - The spool's own goroutine: group commits, ack frames, segment deletion.
 //   - Callers of Status, Healthy and Alive (the HTTP handlers): short locks only; Status

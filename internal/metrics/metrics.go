@@ -34,6 +34,7 @@ type Set struct {
 	spoolWriteErrors    *prometheus.CounterVec
 	resplits            *prometheus.CounterVec
 	filesSkipped        *prometheus.CounterVec
+	filesDeleted        *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -90,6 +91,8 @@ func New(reg prometheus.Registerer) *Set {
 			Name: "kinship_resplit_records_total", Help: "Aggregates whose user records span several shards of the current shard map (packed before a reshard), re-split per shard before sending; each counted once."}, flow),
 		filesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_files_skipped_total", Help: "Paths a flow's patterns found but the tailer does not read, each counted once, by reason (symlink: a link the patterns' wildcards found, without follow_symlinks; state_dir: the agent's own state; special: a procfs/sysfs file that reports size 0)."}, []string{"flow", "reason"}),
+		filesDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_files_deleted_total", Help: "Rotated files deleted by delete_after_shipped once every line was acknowledged (by every flow that reads them)."}, flow),
 	}
 	reg.MustRegister(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
@@ -99,6 +102,7 @@ func New(reg prometheus.Registerer) *Set {
 	reg.MustRegister(s.spoolWriteErrors)
 	reg.MustRegister(s.resplits)
 	reg.MustRegister(s.filesSkipped)
+	reg.MustRegister(s.filesDeleted)
 	return s
 }
 
@@ -138,6 +142,8 @@ type Flow struct {
 	// Resplits counts aggregates found spanning several shards when they were about to be
 	// sent (the stream was resharded after they were packed), so re-split per shard.
 	Resplits prometheus.Counter
+	// FilesDeleted counts files delete_after_shipped removed.
+	FilesDeleted prometheus.Counter
 	// FilesSkipped counts paths the tailer found and chose not to read, by reason.
 	FilesSkipped *prometheus.CounterVec // label: reason
 }
@@ -169,6 +175,7 @@ func (s *Set) Flow(name string) *Flow {
 		PartitionKeyMissing: s.partitionKeyMissing.With(l),
 		SpoolWriteErrors:    s.spoolWriteErrors.With(l),
 		Resplits:            s.resplits.With(l),
+		FilesDeleted:        s.filesDeleted.With(l),
 		FilesSkipped:        s.filesSkipped.MustCurryWith(l),
 	}
 }
