@@ -85,7 +85,7 @@ func TestInspectFramesReadsPayloadsWithoutTheLock(t *testing.T) {
 			t.Fatal(err)
 		}
 		var seqs []uint64
-		b, err := InspectFrames(dir, func(f Frame) error {
+		b, err := InspectFrames(dir, nil, func(f Frame) error {
 			if want := bytes.Repeat([]byte{byte('a' + len(seqs))}, 500); !bytes.Equal(f.Payload, want) {
 				t.Errorf("codec %v: frame %d payload %.10q..., want %.10q...", codec, f.Seq, f.Payload, want)
 			}
@@ -99,5 +99,33 @@ func TestInspectFramesReadsPayloadsWithoutTheLock(t *testing.T) {
 			t.Errorf("codec %v: frames %v, backlog %+v; want 1..3, acked through 1", codec, seqs, b)
 		}
 		s.Close()
+	}
+}
+
+// Frames before the seq asked for are not handed over (status reads only what restore would).
+func TestInspectFramesFrom(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	s, err := Open(Options{Dir: dir, FsyncInterval: -1, SegmentBytes: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for range 20 {
+		if _, err := s.Append(context.Background(), make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	if _, err := InspectFrames(dir, func(Backlog) uint64 { return 15 }, func(f Frame) error {
+		seqs = append(seqs, f.Seq)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(seqs) != 6 || seqs[0] != 15 || seqs[5] != 20 {
+		t.Fatalf("frames %v, want 15..20", seqs)
 	}
 }

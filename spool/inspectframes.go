@@ -8,19 +8,34 @@ import (
 	"path/filepath"
 )
 
-// InspectFrames is Inspect, and then calls fn for every data frame still on disk, acknowledged
-// or not, in sequence order (Frame.Payload is a fresh slice). Like Inspect it takes no lock and
+// InspectFrames is Inspect, and then calls fn for the data frames still on disk from the seq
+// that from returns (given what Inspect found), acknowledged or not, in sequence order
+// (Frame.Payload is a fresh slice); segments wholly before it are not read. nil from: every
+// frame. Like Inspect it takes no lock and
 // writes nothing, so it may run beside an agent that has the spool open: a segment deleted
 // meanwhile is skipped (its frames were acknowledged), a torn tail ends its segment's walk, and
 // corrupt bytes are stepped over the way the reader does.
-func InspectFrames(dir string, fn func(Frame) error) (Backlog, error) {
+func InspectFrames(dir string, from func(Backlog) uint64, fn func(Frame) error) (Backlog, error) {
 	b, segs, err := inspect(dir)
 	if err != nil {
 		return b, err
 	}
+	first := uint64(0)
+	if from != nil {
+		first = from(b)
+	}
 	buf := make([]byte, 0, readBufSize)
 	for _, s := range segs {
-		if err := inspectSegmentFrames(s.path, s.validEnd, buf, fn); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if s.last < first {
+			continue
+		}
+		err := inspectSegmentFrames(s.path, s.validEnd, buf, func(fr Frame) error {
+			if fr.Seq < first {
+				return nil
+			}
+			return fn(fr)
+		})
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return b, fmt.Errorf("spool: inspect: segment %s: %w", filepath.Base(s.path), err)
 		}
 	}

@@ -245,7 +245,10 @@ func diskEvidence(dir string, o *openedFile) (shipEvidence, error) {
 		offset int64
 	}
 	var marks []mark
-	b, err := spool.InspectFrames(filepath.Join(dir, "spool"), func(fr spool.Frame) error {
+	// As restore: the frames after the snapshot for the position, and every frame not
+	// acknowledged (all still on disk) for the marks that are not shipped yet.
+	from := func(b spool.Backlog) uint64 { return min(pf.Seq, b.AckedThrough) + 1 }
+	b, err := spool.InspectFrames(filepath.Join(dir, "spool"), from, func(fr spool.Frame) error {
 		e, err := decodeEnvelope(fr.Payload, true)
 		if err != nil {
 			return nil // written by an incompatible agent: restore skips its marks too
