@@ -154,10 +154,11 @@ func (p *positions) restored(lastSeq uint64, stillThere func(position) bool) []p
 	restored := make([]position, 0, len(p.durable))
 	for id, pos := range p.durable {
 		restored = append(restored, pos)
-		p.markSeq[id] = lastSeq
 		if !stillThere(pos) {
 			delete(p.durable, id)
+			continue
 		}
+		p.markSeq[id] = lastSeq
 	}
 	return restored
 }
@@ -171,6 +172,11 @@ func (p *positions) open(src *tailer.Source, offset int64) {
 		// Tracked again (it came back at a matching path, or the inode was reused): the
 		// live position speaks for it now.
 		p.forgetRetired(src.ID)
+	}
+	if _, ok := p.markSeq[src.ID]; !ok && offset > 0 {
+		// Resumed from a position whose frames may not all be acknowledged (a file rotated
+		// while the agent was stopped, found again): every frame so far, a bound never too low.
+		p.markSeq[src.ID] = p.putSeq
 	}
 	if cur, ok := p.durable[src.ID]; !ok || cur.Fingerprint != src.Fingerprint || cur.Offset != offset || cur.Path != src.Path {
 		// The start position of a file is durable by definition (nothing of it was read);

@@ -249,3 +249,36 @@ func TestPositionsBoundRetiredFiles(t *testing.T) {
 		t.Fatal("the newest retired file was forgotten")
 	}
 }
+
+// A file resumed at a restored position that restore did not keep (rotated while the agent
+// was stopped, found again by the tailer) is not shipped before the frames restored with it
+// are acknowledged.
+func TestFileShippedWaitsForFramesOfAResumedFile(t *testing.T) {
+	dir := t.TempDir()
+	f := testFlow(t, dir)
+	path := filepath.Join(t.TempDir(), "app.log")
+	src := trackedFile(t, path, "one\ntwo\n", 1)
+	sink{f: f}.Open(src, 0)
+	spoolLines(t, f, 1, 8)
+	f.checkpoint()
+	if err := f.spool.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path, path+".1"); err != nil { // rotated while stopped
+		t.Fatal(err)
+	}
+	g := testFlow(t, dir)
+	if _, ok := g.pos.position(src.ID); ok {
+		t.Fatal("restore kept a position whose file left its path; the test wants the tailer to bring it back")
+	}
+	resumed := *src
+	resumed.Index, resumed.Path = 7, path+".1"
+	sink{f: g}.Open(&resumed, 8)
+	if st := g.FileShipped(path + ".1"); st.Shipped {
+		t.Fatalf("%+v: shipped before its frame was acknowledged", st)
+	}
+	ackAll(t, g)
+	if st := g.FileShipped(path + ".1"); !st.Shipped {
+		t.Fatalf("%+v: want shipped once acknowledged", st)
+	}
+}
