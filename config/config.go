@@ -122,6 +122,10 @@ type Flow struct {
 	// FollowSymlinks: follow links that the patterns' wildcards find. Off by default:
 	// whoever can write a watched directory could make the agent ship any file it can read.
 	FollowSymlinks bool
+	// DeleteAfterShipped: absolute globs of rotated files the flow deletes once every line of
+	// them is acknowledged (by every flow that reads them); never the newest file under a
+	// paths pattern, nor one written to within close_inactive.
+	DeleteAfterShipped []string
 	// TruncatedRecordTerminator is appended, within max_line_bytes, to a truncated line.
 	TruncatedRecordTerminator string
 	Kinesis                   *Kinesis

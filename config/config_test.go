@@ -291,3 +291,25 @@ flows: [{name: app, paths: [/a], discard: {}}]
 		t.Errorf("aws = %+v", cfg.AWS)
 	}
 }
+
+// delete_after_shipped is opt-in, per flow: rotated files' globs, absolute.
+func TestDeleteAfterShippedIsPerFlowAndOptIn(t *testing.T) {
+	cfg, err := Parse("k.yaml", []byte(`flows:
+  - name: app
+    paths: ["/var/log/app/*.log"]
+    delete_after_shipped: ["/var/log/app/*.log.[0-9]"]
+    discard: {}
+  - name: other
+    paths: ["/var/log/other/*.log"]
+    discard: {}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Flows[0].DeleteAfterShipped; len(got) != 1 || got[0] != "/var/log/app/*.log.[0-9]" {
+		t.Errorf("app: delete_after_shipped = %q", got)
+	}
+	if got := cfg.Flows[1].DeleteAfterShipped; got != nil {
+		t.Errorf("other: delete_after_shipped = %q, want none unless asked for", got)
+	}
+}

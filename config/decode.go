@@ -41,7 +41,7 @@ var (
 	topKeys       = []string{"state_dir", "aws", "metrics", "spool", "flows"}
 	awsKeys       = []string{"region", "endpoint", "role_arn", "external_id", "role_session_name", "firehose_endpoint"}
 	metricsKeys   = []string{"listen", "unhealthy_after", "cloudwatch"}
-	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "follow_symlinks", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata", "processors"}
+	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "follow_symlinks", "delete_after_shipped", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata", "processors"}
 	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
 	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
 	kinesisKeys   = []string{"stream", "partition_key", "partition_key_field", "partition_key_regex", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight", "compression"}
@@ -290,6 +290,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 		nameSet, pathsSet bool
 		dests             []field
 		at                limitNodes
+		deleteNodes       map[string]*yaml.Node
 	)
 	for _, fl := range d.mapping(n, "flow", "in "+label, flowKeys) {
 		switch fl.key {
@@ -349,6 +350,8 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			if b, ok := d.boolean(fl.v, "follow_symlinks"); ok {
 				f.FollowSymlinks = b
 			}
+		case "delete_after_shipped":
+			f.DeleteAfterShipped, deleteNodes = d.deleteAfterShipped(fl.v)
 		case "kinesis":
 			dests = append(dests, fl)
 			f.Kinesis = d.kinesis(fl, label)
@@ -425,6 +428,11 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 	}
 	if !pathsSet {
 		d.errorf(n, "%s: paths is required (e.g. paths: [\"/var/log/app/*.log\"])", label)
+	}
+	for _, g := range f.DeleteAfterShipped {
+		if slices.Contains(f.Paths, g) {
+			d.errorf(deleteNodes[g], "delete_after_shipped: %q is also in paths: it would name the live files; list the rotated ones (e.g. \"/var/log/app/*.log.[0-9]\")", g)
+		}
 	}
 	switch len(dests) {
 	case 0:
@@ -781,4 +789,26 @@ func (d *decoder) addMetadata(fl field, label string) *AddMetadata {
 		return nil // every field off: lines stay as they are
 	}
 	return m
+}
+
+// deleteAfterShipped reads the globs of the rotated files a flow deletes once shipped, and
+// where each was written. A glob without a wildcard in its last element names one file, the
+// live one most likely: rejected (the flow never deletes the newest file under a pattern
+// either, but a configuration that asks for it is a mistake to say at once).
+func (d *decoder) deleteAfterShipped(n *yaml.Node) ([]string, map[string]*yaml.Node) {
+	globs, _ := d.patterns(n, "delete_after_shipped", true)
+	at := map[string]*yaml.Node{}
+	if seq := d.resolve(n); seq != nil && seq.Kind == yaml.SequenceNode {
+		for _, item := range seq.Content {
+			if item = d.resolve(item); item.Kind == yaml.ScalarNode {
+				at[item.Value] = item
+			}
+		}
+	}
+	for _, g := range globs {
+		if !strings.ContainsAny(filepath.Base(g), "*?[{") {
+			d.errorf(at[g], "delete_after_shipped: %q: names one file, not rotated ones: use a glob such as \"/var/log/app/*.log.[0-9]\"", g)
+		}
+	}
+	return globs, at
 }

@@ -21,6 +21,16 @@ func TestParseErrors(t *testing.T) {
 		}},
 		{"only comments", "# nothing yet\n", []string{`1:1: the file is empty; the smallest useful file is: flows:`}},
 		{"no flows", "state_dir: /srv/kinship\nflows: []\n", []string{`2:1: no flows configured; the smallest useful file is: flows: [{name: app`}},
+		{"delete_after_shipped naming the live files", `flows:
+  - name: app
+    paths: ["/var/log/app/*.log"]
+    delete_after_shipped: ["/var/log/app/*.log", "/var/log/app/app.log.1", "var/log/*.1"]
+    discard: {}
+`, []string{
+			`4:28: delete_after_shipped: "/var/log/app/*.log" is also in paths: it would name the live files`,
+			`4:50: delete_after_shipped: "/var/log/app/app.log.1": names one file, not rotated ones: use a glob such as "/var/log/app/*.log.[0-9]"`,
+			`4:76: delete_after_shipped: "var/log/*.1": must be an absolute path pattern`,
+		}},
 		{"no flows key", "aws: {region: eu-west-1}\n", []string{`1:1: no flows configured`}},
 		{"top level is a list", "- a\n", []string{`1:1: expected a mapping of settings (state_dir, aws, metrics, spool, flows), got a list`}},
 		{"syntax error", "flows:\n  - name: app\n    paths: [/a\n", []string{`2: yaml: did not find expected ',' or ']'`}},
@@ -36,7 +46,7 @@ func TestParseErrors(t *testing.T) {
       stream: s
 `, []string{
 			`2:5: flow "app": no destination; add one of kinesis, firehose, http or discard`,
-			`4:5: unknown key "kinesiss" in flow "app" (known: name, paths, exclude, start_at, multiline, max_line_bytes, poll_interval, close_inactive, partial_line_timeout, skip_header_lines, truncated_record_terminator, follow_symlinks, kinesis, firehose, http, discard, batch, spool, add_metadata, processors); did you mean "kinesis"?`,
+			`4:5: unknown key "kinesiss" in flow "app" (known: name, paths, exclude, start_at, multiline, max_line_bytes, poll_interval, close_inactive, partial_line_timeout, skip_header_lines, truncated_record_terminator, follow_symlinks, delete_after_shipped, kinesis, firehose, http, discard, batch, spool, add_metadata, processors); did you mean "kinesis"?`,
 		}},
 		{"bad size", `flows:
   - name: app

@@ -30,13 +30,25 @@ type Backlog struct {
 // A torn or half-written tail (the active segment being appended to) ends that segment's
 // walk; a segment deleted meanwhile is skipped. A missing dir is an empty spool.
 func Inspect(dir string) (Backlog, error) {
+	b, _, err := inspect(dir)
+	return b, err
+}
+
+// inspectedSegment is a segment Inspect found, with the end of its valid frames.
+type inspectedSegment struct {
+	path     string
+	last     uint64
+	validEnd int64
+}
+
+func inspect(dir string) (Backlog, []inspectedSegment, error) {
 	var b Backlog
 	entries, err := osFS{}.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return b, nil
+		return b, nil, nil
 	}
 	if err != nil {
-		return b, fmt.Errorf("spool: inspect: %w", err)
+		return b, nil, fmt.Errorf("spool: inspect: %w", err)
 	}
 	var firsts []uint64
 	for _, e := range entries {
@@ -55,12 +67,7 @@ func Inspect(dir string) (Backlog, error) {
 		}
 	}
 	slices.Sort(firsts)
-	type seg struct {
-		path     string
-		last     uint64
-		validEnd int64
-	}
-	var segs []seg
+	var segs []inspectedSegment
 	buf := make([]byte, readBufSize)
 	for i, first := range firsts {
 		path := filepath.Join(dir, segName(first))
@@ -69,7 +76,7 @@ func Inspect(dir string) (Backlog, error) {
 			continue // acked and deleted since ReadDir
 		}
 		if err != nil {
-			return b, fmt.Errorf("spool: inspect: segment %s: %w", filepath.Base(path), err)
+			return b, nil, fmt.Errorf("spool: inspect: segment %s: %w", filepath.Base(path), err)
 		}
 		if res.validEnd == 0 || res.first != first {
 			continue // set aside by the next Open; holds nothing shippable
@@ -81,7 +88,7 @@ func Inspect(dir string) (Backlog, error) {
 		b.Segments++
 		b.AckedThrough = max(b.AckedThrough, res.ack)
 		b.LastSeq = max(b.LastSeq, res.last)
-		segs = append(segs, seg{path: path, last: res.last, validEnd: res.validEnd})
+		segs = append(segs, inspectedSegment{path: path, last: res.last, validEnd: res.validEnd})
 	}
 	if b.LastSeq > b.AckedThrough {
 		b.UnackedFrames = b.LastSeq - b.AckedThrough
@@ -92,11 +99,11 @@ func Inspect(dir string) (Backlog, error) {
 		}
 		n, err := unackedBytes(s.path, s.validEnd, b.AckedThrough, buf)
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return b, fmt.Errorf("spool: inspect: segment %s: %w", filepath.Base(s.path), err)
+			return b, nil, fmt.Errorf("spool: inspect: segment %s: %w", filepath.Base(s.path), err)
 		}
 		b.UnackedBytes += n
 	}
-	return b, nil
+	return b, segs, nil
 }
 
 // unackedBytes sums the sizes of the data frames after acked in one segment.

@@ -39,6 +39,8 @@ Usage:
                    [--format raw|json] [--endpoint URL | --config FILE]
                                             read a stream, de-aggregate, print one user record per line
   kinship status   --config FILE [--json]   per flow and file: position, size, lag, spool backlog, last error
+  kinship status   --config FILE --file PATH [--json]
+                                            exit 0 if every line of PATH is acknowledged by the destination, 1 if not
   kinship import-checkpoints --config FILE [--from DB] [--force]
                                             resume files where the Amazon Kinesis Agent's checkpoints say
   kinship version                           print the version

@@ -45,6 +45,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	path := fs.String("config", defaultConfig, "configuration file (YAML)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for a running agent's /status")
+	file := fs.String("file", "", "say whether every line of this file is acknowledged by the destination: exit 0 if so, 1 if not")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +55,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
+	}
+	if *file != "" {
+		return cmdStatusFile(cfg, *file, *asJSON, stdout)
 	}
 	rep := statusReport{Flows: readStatuses(cfg)}
 	rep.SpoolGlobal.MaxBytes = int64(cfg.Spool.MaxBytes)

@@ -65,7 +65,22 @@
 // Positions of a file the tailer closes (deleted or rotated away and read to its end, or
 // truncated) are forgotten with their pending marks; positions of files no longer under
 // their path are handed to the tailer once at restore and left out of later snapshots.
-// Nothing is kept per closed file. A position carries the file's identity (device, inode)
+// What is kept of a closed file is its retired entry (its last durable position and the seq
+// of the last frame holding its lines, the marks of lines sealed after the close included),
+// for "is this file shipped?" (shipped.go); at most maxRetired (1024) of them, the oldest
+// forgotten first, saved in positions.json but never restored as positions.
+//
+// # Shipped
+//
+// A file is shipped (Flow.FileShipped, ReadFileShipped for `kinship status --file`) when
+// the flow knows it by identity (device, inode, fingerprint), its durable position is its
+// size, the byte before it is a newline, and the spool's acknowledged cursor reached the
+// last frame carrying a mark for it. Read from disk, the position is the snapshot's with
+// the marks of the frames after it replayed, and every unacknowledged frame is still on disk,
+// so the answer may lag but is never ahead. delete_after_shipped (deleter.go) removes, in
+// the checkpoint loop after acknowledgements moved, the rotated files its globs match once
+// that answer is yes here and in every other flow that reads them (Deps.ShippedElsewhere),
+// never the newest file under a paths pattern nor one modified within close_inactive. A position carries the file's identity (device, inode)
 // and a fingerprint of its first bytes, so a reused inode is not taken for the old file.
 //
 // Delivery is at least once: the spool's read cursor moves only on the destination's
@@ -89,7 +104,8 @@
 //     idles it sets shipperIdle and nudges the aggregator (idleAgg), so that a quiet flow
 //     ships at once and a put asks the spool for an early commit.
 //   - The checkpoint loop: Spool.Durable, positions.checkpoint (the lock for map work only,
-//     the file written outside it), Spool.Checkpoint; then it forgets acknowledged backlog
+//     the file written outside it), Spool.Checkpoint; delete_after_shipped's sweep (globs,
+//     stats, other flows asked through Deps.ShippedElsewhere); then it forgets acknowledged backlog
 //     and stores beat, the heartbeat Alive reads (a round wedged on a lock stops it).
 //   - The spool's own goroutine: group commits, ack frames, segment deletion.
 //   - Callers of Status, Healthy and Alive (the HTTP handlers): short locks only; Status
@@ -109,12 +125,15 @@
 // # positions.json (version 1)
 //
 //	{"version": 1, "seq": 4711, "files": [
-//	  {"dev": 2049, "ino": 131, "fp_len": 1024, "fp_sum": 1234567, "path": "/var/log/app.log", "offset": 9000}]}
+//	  {"dev": 2049, "ino": 131, "fp_len": 1024, "fp_sum": 1234567, "path": "/var/log/app.log", "offset": 9000}],
+//	 "retired": [{"dev": 2049, "ino": 120, ..., "offset": 5000, "seq": 4700}]}
 //
 // seq: every spool frame with a sequence number up to it is reflected in files; the frames
 // after it are replayed on top at start. files, sorted by path: identity (dev, ino), the
 // fingerprint (FNV-64a of the first fp_len bytes; fp_len 0 matches any content), the path
-// last seen, and the offset before which every line is durable. Another version, or a file
+// last seen, and the offset before which every line is durable. retired (optional; older
+// agents ignore it): files the tailer closed, with the seq of the last frame holding their
+// lines; the path is where tracking started (a rotated file has another name now). Another version, or a file
 // that does not parse, stops the flow with an error naming the file (moved away, the flow
 // rebuilds what the frames still in the spool say).
 //

@@ -57,6 +57,10 @@ type Deps struct {
 	// empty spool) for the positions another agent left (the Kinesis Agent's checkpoints):
 	// they are restored as positions.json's would be, and saved at once (import.go).
 	ImportPositions func() []tailer.Position
+	// ShippedElsewhere is asked before delete_after_shipped removes a file: ok is false when
+	// another flow of the process reads it (its patterns match it, or it knows it) and has
+	// not shipped it yet. nil: no other flow.
+	ShippedElsewhere func(path string) (ok bool, why string)
 }
 
 // Flow is one running flow.
@@ -99,6 +103,8 @@ type Flow struct {
 	// beat is the Unix time in ns of the checkpoint loop's last completed round, 0 while the
 	// flow is not running: the liveness signal behind the systemd watchdog (see Alive).
 	beat atomic.Int64
+
+	del *deleter // delete_after_shipped; nil: off
 }
 
 // Alive reports whether the flow runs and its checkpoint loop completed a round recently.
@@ -164,6 +170,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		shipped: map[uint64][]byte{},
 		bufs:    make(chan []byte, freeFrameBufs),
 		backlog: backlog{gauge: deps.Metrics.SpoolUnackedBytes},
+		del:     newDeleter(cfg.DeleteAfterShipped, cfg.CloseInactive.D()),
 	}
 	f.deps.Destination = watchedDestination{Destination: framedDestination(cfg, deps.Destination, f.log), h: &f.health}
 	if k := cfg.Kinesis; k != nil && k.Compression != "" && k.Compression != payload.None {
@@ -351,6 +358,7 @@ func (f *Flow) checkpointLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			f.checkpoint()
+			f.deleteShipped(time.Now())
 			// Frames drop_oldest deleted are never acknowledged: forget them here too.
 			f.backlog.unacked(f.spool.AckedThrough())
 			f.beat.Store(time.Now().UnixNano())

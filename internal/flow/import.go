@@ -17,7 +17,7 @@ func (f *Flow) importPositions(ps []position) error {
 		return nil
 	}
 	f.pos.replayed(0, ps) // 0: no spool frame set them
-	if err := savePositions(f.pos.path, 0, byID(ps), nil); err != nil {
+	if err := savePositions(f.pos.path, 0, byID(ps), nil, nil); err != nil {
 		return fmt.Errorf("flow %s: save imported positions: %w", f.cfg.Name, err)
 	}
 	f.log.Info("imported positions saved", "files", len(ps))
@@ -61,7 +61,7 @@ func ImportPositions(cfg config.Flow, dir string, ps []tailer.Position, force bo
 	for _, p := range ps {
 		m[p.ID] = p
 	}
-	if err := savePositions(f.pos.path, seq, m, nil); err != nil {
+	if err := savePositions(f.pos.path, seq, m, nil, nil); err != nil {
 		return fmt.Errorf("flow %s: save imported positions: %w", cfg.Name, err)
 	}
 	return nil

@@ -32,7 +32,14 @@ type positions struct {
 	// are never reused, so a mark whose source is not here belongs to a closed one.
 	sources map[uint32]*tailer.Source
 	durable map[tailer.FileID]position // positions whose lines are all in durable frames
-	markSeq map[tailer.FileID]uint64   // the frame whose mark set durable[id] (absent: none did)
+	// markSeq is, per durable file, the seq of the frame whose mark set its position (absent:
+	// none did: a start position). It is saved with the position (seq in positions.json):
+	// after spool damage it tells which positions came from lost frames (rollBackLost), and
+	// once the destination acknowledged every frame up to it, every line before the position
+	// is shipped (shipped.go). A position of unknown provenance (a snapshot written before
+	// this was kept, a file resumed at a restored position) gets the spool's last seq, a
+	// bound never too low.
+	markSeq map[tailer.FileID]uint64
 	pending []pendingMarks             // appended frames not yet known durable, in seq order
 	dirty   bool                       // durable changed since the last save
 	// savedSeq is the spool sequence the saved snapshot covers; putSeq the highest sequence
@@ -40,22 +47,48 @@ type positions struct {
 	savedSeq, putSeq uint64
 
 	tails map[tailer.FileID]position // the tail prints last saved; checkpoint's own, no lock
+
+	// retired are files the tailer closed (rotated away and read to their end, or truncated),
+	// remembered until maxRetired newer ones push them out, so that `kinship status --file`
+	// and delete_after_shipped can still tell whether their lines were all acknowledged. The
+	// marks of their lines sealed after the close still reach them: closed keeps their sources
+	// resolvable, and frames carry those marks outside the envelope (pendingMarks.retired),
+	// so restore never brings a retired file's position back.
+	retired map[tailer.FileID]retiredFile
+	closed  map[uint32]*tailer.Source
+	retires uint64 // retirements so far, for retiredFile.order
 }
+
+// retiredFile is what is kept of a file the tailer is done with: its last durable position
+// and the seq of the last durable frame holding its lines.
+type retiredFile struct {
+	pos   position
+	seq   uint64
+	order uint64 // retirements counted: the lowest is forgotten first
+}
+
+// maxRetired bounds the retired files remembered (and saved in positions.json).
+const maxRetired = 1024
 
 type pendingMarks struct {
 	seq     uint64
 	marks   []position
 	sources []uint32 // sources[i] is the tailer source marks[i] came from
+	// retired are marks of closed sources: applied to retired files only, never carried in
+	// the envelope (restore would bring the position back).
+	retired []position
 }
 
-// drop removes the marks of source from what checkpoint will apply (the frame on disk keeps
-// them).
+// drop moves the marks of source from what checkpoint applies to positions to what it
+// applies to retired files (the frame on disk keeps them).
 func (pm *pendingMarks) drop(source uint32) {
 	j := 0
 	for i, s := range pm.sources {
 		if s != source {
 			pm.sources[j], pm.marks[j] = s, pm.marks[i]
 			j++
+		} else {
+			pm.retired = append(pm.retired, pm.marks[i])
 		}
 	}
 	pm.sources, pm.marks = pm.sources[:j], pm.marks[:j]
@@ -63,7 +96,7 @@ func (pm *pendingMarks) drop(source uint32) {
 
 func newPositions(path string) *positions {
 	return &positions{path: path, sources: map[uint32]*tailer.Source{}, durable: map[tailer.FileID]position{},
-		markSeq: map[tailer.FileID]uint64{}}
+		markSeq: map[tailer.FileID]uint64{}, retired: map[tailer.FileID]retiredFile{}, closed: map[uint32]*tailer.Source{}}
 }
 
 // load reads the snapshot. It returns the sequence the snapshot covers (the frames after it
@@ -81,6 +114,11 @@ func (p *positions) load() (seq uint64, found bool, err error) {
 		if s.Seq != 0 {
 			p.markSeq[pos.ID] = s.Seq
 		}
+	}
+	for _, r := range pf.Retired {
+		pos := r.position()
+		p.retires++
+		p.retired[pos.ID] = retiredFile{pos: pos, seq: r.Seq, order: p.retires}
 	}
 	p.savedSeq = pf.Seq
 	return pf.Seq, found, nil
@@ -140,8 +178,12 @@ func (p *positions) rollBackLost(lost, snapSeq, lastSeq uint64, before map[taile
 	}
 	snapshot := maps.Clone(p.durable)
 	seqs := maps.Clone(p.markSeq)
+	retired := make([]retiredFile, 0, len(p.retired))
+	for _, r := range p.retired {
+		retired = append(retired, r)
+	}
 	p.mu.Unlock()
-	if err := savePositions(p.path, lastSeq, snapshot, seqs); err != nil {
+	if err := savePositions(p.path, lastSeq, snapshot, seqs, retired); err != nil {
 		return 0, 0, fmt.Errorf("save positions rolled back after spool damage: %w", err)
 	}
 	p.mu.Lock()
@@ -163,6 +205,10 @@ func (p *positions) restored(lastSeq uint64, stillThere func(position) bool) []p
 		restored = append(restored, pos)
 		if !stillThere(pos) {
 			delete(p.durable, id)
+			continue
+		}
+		if _, known := p.markSeq[id]; !known && pos.Offset > 0 {
+			p.markSeq[id] = lastSeq
 		}
 	}
 	return restored
@@ -173,11 +219,23 @@ func (p *positions) open(src *tailer.Source, offset int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.sources[src.Index] = src
+	if _, ok := p.retired[src.ID]; ok {
+		// Tracked again (it came back at a matching path, or the inode was reused): the
+		// live position speaks for it now.
+		p.forgetRetired(src.ID)
+	}
+	if _, ok := p.markSeq[src.ID]; !ok && offset > 0 {
+		// Resumed from a position whose frames may not all be acknowledged (a file rotated
+		// while the agent was stopped, found again): every frame so far, a bound never too low.
+		p.markSeq[src.ID] = p.putSeq
+	}
 	if cur, ok := p.durable[src.ID]; !ok || cur.Fingerprint != src.Fingerprint || cur.Offset != offset || cur.Path != src.Path {
 		// The start position of a file is durable by definition (nothing of it was read);
 		// saving it matters for start_at: end, whose skipped bytes must stay skipped.
 		p.durable[src.ID] = position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: offset}
-		delete(p.markSeq, src.ID)
+		if offset == 0 {
+			delete(p.markSeq, src.ID) // nothing read: no frame holds any of its lines
+		}
 		p.dirty = true
 	}
 }
@@ -193,11 +251,43 @@ func (p *positions) close(src *tailer.Source) {
 	for i := range p.pending {
 		p.pending[i].drop(src.Index)
 	}
+	p.retires++
+	r := retiredFile{pos: position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path}, order: p.retires}
 	if cur, ok := p.durable[src.ID]; ok && cur.Fingerprint == src.Fingerprint {
+		r.pos, r.seq = cur, p.markSeq[src.ID]
 		delete(p.durable, src.ID)
 		delete(p.markSeq, src.ID)
 		p.dirty = true
 	}
+	p.closed[src.Index] = src
+	p.retired[src.ID] = r
+	p.trimRetired()
+}
+
+// trimRetired forgets the oldest retired files beyond maxRetired (by the order of their
+// retirement), with their sources.
+func (p *positions) trimRetired() {
+	for len(p.retired) > maxRetired {
+		var oldest tailer.FileID
+		first := true
+		for id, r := range p.retired {
+			if first || r.order < p.retired[oldest].order {
+				oldest, first = id, false
+			}
+		}
+		p.forgetRetired(oldest)
+	}
+}
+
+// forgetRetired drops a retired file and the sources that still resolve to it.
+func (p *positions) forgetRetired(id tailer.FileID) {
+	delete(p.retired, id)
+	for idx, src := range p.closed {
+		if src.ID == id {
+			delete(p.closed, idx)
+		}
+	}
+	p.dirty = true
 }
 
 // resolve turns a sealed record's marks into file positions, to be carried in its frame.
@@ -209,6 +299,9 @@ func (p *positions) resolve(marks []aggregator.Mark) pendingMarks {
 	for _, m := range marks {
 		src := p.sources[m.Source]
 		if src == nil {
+			if c := p.closed[m.Source]; c != nil {
+				pm.retired = append(pm.retired, position{ID: c.ID, Fingerprint: c.Fingerprint, Path: c.Path, Offset: m.Offset})
+			}
 			continue
 		}
 		pm.marks = append(pm.marks, position{ID: src.ID, Fingerprint: src.Fingerprint, Path: src.Path, Offset: m.Offset})
@@ -261,6 +354,12 @@ func (p *positions) checkpoint(durableSeq uint64) (seq uint64, saved bool, err e
 			p.durable[m.ID] = m
 			p.markSeq[m.ID] = pm.seq
 		}
+		for _, m := range pm.retired {
+			if r, ok := p.retired[m.ID]; ok && r.pos.Fingerprint == m.Fingerprint && m.Offset >= r.pos.Offset {
+				r.pos.Offset, r.seq = m.Offset, pm.seq
+				p.retired[m.ID] = r
+			}
+		}
 		n++
 	}
 	if n > 0 {
@@ -276,6 +375,10 @@ func (p *positions) checkpoint(durableSeq uint64) (seq uint64, saved bool, err e
 	}
 	snapshot := maps.Clone(p.durable)
 	seqs := maps.Clone(p.markSeq)
+	retired := make([]retiredFile, 0, len(p.retired))
+	for _, r := range p.retired {
+		retired = append(retired, r)
+	}
 	p.dirty = false
 	p.mu.Unlock()
 
@@ -283,7 +386,7 @@ func (p *positions) checkpoint(durableSeq uint64) (seq uint64, saved bool, err e
 		p.tails = map[tailer.FileID]position{}
 	}
 	withTails(snapshot, p.tails)
-	if err := savePositions(p.path, seq, snapshot, seqs); err != nil {
+	if err := savePositions(p.path, seq, snapshot, seqs, retired); err != nil {
 		p.mu.Lock()
 		p.dirty = true
 		p.mu.Unlock()

@@ -16,7 +16,8 @@ func (p *positions) entries() int {
 }
 
 // A long-running agent sees many files come and go (rotation): once a file is closed and
-// its frames are durable, nothing of it stays in memory.
+// its frames are durable, nothing of it stays in the working maps (what status --file keeps
+// of it, its retired entry, is bounded: TestPositionsBoundRetiredFiles).
 func TestPositionsForgetClosedFiles(t *testing.T) {
 	p := newPositions(filepath.Join(t.TempDir(), "positions.json"))
 	for i := uint32(1); i <= 200; i++ {

@@ -21,6 +21,15 @@ type positionsFile struct {
 	Version int             `json:"version"`
 	Seq     uint64          `json:"seq"`
 	Files   []savedPosition `json:"files"`
+	// Retired are files the tailer is done with (rotated away, read to their end), with the
+	// seq of the last frame holding their lines: what `kinship status --file` needs to say
+	// they are shipped once the destination acknowledged that frame. Absent in older files.
+	Retired []savedRetired `json:"retired,omitempty"`
+}
+
+type savedRetired struct {
+	savedPosition
+	Seq uint64 `json:"seq"`
 }
 
 type savedPosition struct {
@@ -58,8 +67,14 @@ func loadPositions(path string) (positionsFile, bool, error) {
 	return pf, true, nil
 }
 
-func savePositions(path string, seq uint64, m map[tailer.FileID]position, markSeqs map[tailer.FileID]uint64) error {
+func savePositions(path string, seq uint64, m map[tailer.FileID]position, markSeqs map[tailer.FileID]uint64, retired []retiredFile) error {
 	pf := positionsFile{Version: 1, Seq: seq, Files: make([]savedPosition, 0, len(m))}
+	for _, r := range retired {
+		p := r.pos
+		pf.Retired = append(pf.Retired, savedRetired{savedPosition: savedPosition{Dev: p.ID.Dev, Ino: p.ID.Ino,
+			FPLen: p.Fingerprint.Len, FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset}, Seq: r.seq})
+	}
+	sort.Slice(pf.Retired, func(i, j int) bool { return pf.Retired[i].Seq < pf.Retired[j].Seq })
 	for _, p := range m {
 		pf.Files = append(pf.Files, savedPosition{Dev: p.ID.Dev, Ino: p.ID.Ino, FPLen: p.Fingerprint.Len,
 			FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset, TailLen: p.Tail.Len, TailSum: p.Tail.Sum, Seq: markSeqs[p.ID]})

@@ -100,7 +100,7 @@ func TestPositionsKeepTheTailPrint(t *testing.T) {
 		t.Fatalf("tail %+v, want %+v", snap[id].Tail, want)
 	}
 	path := filepath.Join(dir, "positions.json")
-	if err := savePositions(path, 1, snap, nil); err != nil {
+	if err := savePositions(path, 1, snap, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	pf, _, err := loadPositions(path)

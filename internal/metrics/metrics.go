@@ -55,6 +55,7 @@ type Set struct {
 
 	cloudWatchOnce   sync.Once
 	cloudWatchErrors prometheus.Counter
+	filesDeleted     *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -127,6 +128,8 @@ func New(reg prometheus.Registerer) *Set {
 		spoolUnackedBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kinship_spool_unacked_bytes", Help: "Bytes of the spooled records the destination has not acknowledged yet (payloads, before spool compression): 0 once everything read was shipped. " +
 				"kinship_spool_bytes also counts acknowledged records until their segment file is deleted, so it stays above 0 on an idle flow."}, flow),
+		filesDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_files_deleted_total", Help: "Rotated files deleted by delete_after_shipped once every line was acknowledged (by every flow that reads them)."}, flow),
 	}
 	s.register(s.linesRead, s.bytesRead, s.linesTruncated, s.recordsSent, s.userRecordsSent,
 		s.sendErrors, s.retries, s.spoolBytes, s.spoolDropped, s.spoolCorrupt, s.filesWatched, s.readLag,
@@ -140,6 +143,7 @@ func New(reg prometheus.Registerer) *Set {
 	s.register(s.spoolLostFrames, s.spoolLostBytes)
 	s.register(s.spoolUnackedBytes)
 	s.headroom = newHeadroomCollector(reg)
+	s.register(s.filesDeleted)
 	return s
 }
 
@@ -179,6 +183,8 @@ type Flow struct {
 	// Resplits counts aggregates found spanning several shards when they were about to be
 	// sent (the stream was resharded after they were packed), so re-split per shard.
 	Resplits prometheus.Counter
+	// FilesDeleted counts files delete_after_shipped removed.
+	FilesDeleted prometheus.Counter
 	// FilesSkipped counts paths the tailer found and chose not to read, by reason.
 	FilesSkipped *prometheus.CounterVec // label: reason
 	// ProcessingSkipped, ProcessingErrors and LinesFiltered count what the processing stage
@@ -227,6 +233,7 @@ func (s *Set) Flow(name string) *Flow {
 		PartitionKeyMissing: s.partitionKeyMissing.With(l),
 		SpoolWriteErrors:    s.spoolWriteErrors.With(l),
 		Resplits:            s.resplits.With(l),
+		FilesDeleted:        s.filesDeleted.With(l),
 		FilesSkipped:        s.filesSkipped.MustCurryWith(l),
 
 		ProcessingSkipped: s.processingSkipped.With(l),

@@ -124,6 +124,9 @@ func (s *Supervisor) openPipeline(cfg *config.Config, fc config.Flow) (pipeline,
 	deps := flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
 		Metadata: s.metadataFor(fc), Budget: s.budget, OpenFiles: s.openFiles,
 		ImportPositions: s.agentCheckpoints(cfg, fc)}
+	if len(fc.DeleteAfterShipped) > 0 {
+		deps.ShippedElsewhere = func(path string) (bool, string) { return s.shippedElsewhere(cfg, fc.Name, path) }
+	}
 	if sd, ok := dst.(shardedDestination); ok {
 		deps.Shards = sd.shards
 		sd.setLogger(s.log.With("flow", fc.Name))
@@ -290,4 +293,39 @@ func (s *Supervisor) Alive(now time.Time) bool {
 		}
 	}
 	return true
+}
+
+// shippedElsewhere is delete_after_shipped's question to the other flows: is the file at path
+// shipped by every flow of cfg, other than self, that reads it (its patterns match it, or it
+// knows it by identity)? A flow of cfg that reads it and does not run cannot say: not shipped.
+func (s *Supervisor) shippedElsewhere(cfg *config.Config, self, path string) (bool, string) {
+	type shipAsker interface {
+		FileShipped(path string) flow.FileShipStatus
+	}
+	s.mu.Lock()
+	running := make(map[string]shipAsker, len(s.flows))
+	for name, r := range s.flows {
+		if a, ok := r.f.(shipAsker); ok && name != self {
+			running[name] = a
+		}
+	}
+	s.mu.Unlock()
+	for i := range cfg.Flows {
+		fc := &cfg.Flows[i]
+		if fc.Name == self {
+			continue
+		}
+		reads := flow.Reads(fc, path)
+		a, ok := running[fc.Name]
+		if !ok {
+			if reads {
+				return false, "flow " + fc.Name + " reads it and does not run"
+			}
+			continue
+		}
+		if st := a.FileShipped(path); !st.Shipped && (reads || st.Reason != flow.ShipReasonUnknown) {
+			return false, "flow " + fc.Name + ": " + st.Reason
+		}
+	}
+	return true, ""
 }
