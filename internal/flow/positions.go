@@ -40,8 +40,8 @@ type positions struct {
 	// this was kept, a file resumed at a restored position) gets the spool's last seq, a
 	// bound never too low.
 	markSeq map[tailer.FileID]uint64
-	pending []pendingMarks             // appended frames not yet known durable, in seq order
-	dirty   bool                       // durable changed since the last save
+	pending []pendingMarks // appended frames not yet known durable, in seq order
+	dirty   bool           // durable changed since the last save
 	// savedSeq is the spool sequence the saved snapshot covers; putSeq the highest sequence
 	// whose marks are in pending (or applied).
 	savedSeq, putSeq uint64
