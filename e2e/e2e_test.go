@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 // agent is one kinship process.
 type agent struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncWriter // read while the agent runs: only through its lock
 	exited chan struct{}
 	err    error // valid once exited is closed
 }
@@ -58,10 +58,20 @@ func agentEnv(endpoint string) []string {
 
 func startAgent(t *testing.T, endpoint string, args ...string) *agent {
 	t.Helper()
-	a := &agent{stderr: &bytes.Buffer{}, exited: make(chan struct{})}
+	return startAgentWith(t, agentEnv(endpoint), nil, args...)
+}
+
+// startAgentWith starts kinship with the environment env, as the user cred (nil: this one),
+// and kills it when the test ends, logging its stderr if the test failed.
+func startAgentWith(t *testing.T, env []string, cred *syscall.Credential, args ...string) *agent {
+	t.Helper()
+	a := &agent{stderr: &syncWriter{w: &bytes.Buffer{}}, exited: make(chan struct{})}
 	a.cmd = exec.Command(kinshipBin, args...)
-	a.cmd.Env = agentEnv(endpoint)
-	a.cmd.Stderr = &syncWriter{w: a.stderr}
+	a.cmd.Env = env
+	a.cmd.Stderr = a.stderr
+	if cred != nil {
+		a.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	if err := a.cmd.Start(); err != nil {
 		t.Fatalf("start kinship: %v", err)
 	}
@@ -96,6 +106,13 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// String is what was written so far; safe while the writer is in use.
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
 }
 
 func writeConfig(t *testing.T, dir, body string) string {

@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -16,25 +14,7 @@ import (
 // startAgentAs is startAgent with the process running as another user (nil: this one).
 func startAgentAs(t *testing.T, endpoint string, cred *syscall.Credential, args ...string) *agent {
 	t.Helper()
-	a := &agent{stderr: &bytes.Buffer{}, exited: make(chan struct{})}
-	a.cmd = exec.Command(kinshipBin, args...)
-	a.cmd.Env = agentEnv(endpoint)
-	a.cmd.Stderr = &syncWriter{w: a.stderr}
-	if cred != nil {
-		a.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatalf("start kinship: %v", err)
-	}
-	go func() { a.err = a.cmd.Wait(); close(a.exited) }()
-	t.Cleanup(func() {
-		_ = a.cmd.Process.Kill()
-		<-a.exited
-		if t.Failed() {
-			t.Logf("kinship %v stderr:\n%s", args, a.stderr.String())
-		}
-	})
-	return a
+	return startAgentWith(t, agentEnv(endpoint), cred, args...)
 }
 
 // waitStream waits (up to 2 minutes) until stream holds at least n lines.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -30,22 +28,7 @@ import (
 // startAgentEnv is startAgent with extra environment variables (later ones win).
 func startAgentEnv(t *testing.T, env []string, args ...string) *agent {
 	t.Helper()
-	a := &agent{stderr: &bytes.Buffer{}, exited: make(chan struct{})}
-	a.cmd = exec.Command(kinshipBin, args...)
-	a.cmd.Env = env
-	a.cmd.Stderr = &syncWriter{w: a.stderr}
-	if err := a.cmd.Start(); err != nil {
-		t.Fatalf("start kinship: %v", err)
-	}
-	go func() { a.err = a.cmd.Wait(); close(a.exited) }()
-	t.Cleanup(func() {
-		_ = a.cmd.Process.Kill()
-		<-a.exited
-		if t.Failed() {
-			t.Logf("kinship %v stderr:\n%s", args, a.stderr.String())
-		}
-	})
-	return a
+	return startAgentWith(t, env, nil, args...)
 }
 
 // processedFlow is one agent.json flow of the processing test: its file, its
