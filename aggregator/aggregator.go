@@ -1,8 +1,8 @@
 package aggregator
 
 import (
-	"crypto/md5"
 	"fmt"
+	"runtime"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -27,13 +27,22 @@ const (
 //
 // Concurrency: Add is called from one goroutine. An age timer goroutine seals the open
 // aggregate when it gets old; the two share the open aggregate under a mutex held for the
-// few tens of nanoseconds an append takes. Sealed aggregates are hashed by Workers
-// goroutines in parallel and handed to Output.Put in sealing order by one delivery goroutine.
+// few tens of nanoseconds an append takes. Sealed aggregates go to a batching goroutine
+// (batchLoop), which hands them to Workers hash goroutines, each owning one MD5 summer of
+// the MD5Server, and one delivery goroutine hands them to Output.Put in sealing order.
 //
-// Memory is bounded by Workers+3 buffers of MaxRecordBytes: one being filled, and the rest
-// being hashed, waiting or being delivered. When all are taken, Add blocks until Put returns
-// (backpressure). If Put blocks forever, so do Add, Flush and Close: the owner of the Output
-// must cancel it (its context) to unblock them.
+// Multi-lane MD5 only saves CPU when several aggregates are hashed at the same moment, so
+// at high rates batchLoop holds an aggregate sealed because it was full until min(Workers,
+// Lanes) of them are sealed, or IdleAge passed, or Flush, Nudge or Close asks. Everything
+// else is hashed at once: an aggregate sealed by age, Nudge, Flush or Close, one sealed
+// after a gap of more than IdleAge/4 since the previous seal (the rate is too low for
+// peers to come soon), and every aggregate where the CPU has no lanes.
+//
+// Memory is bounded by Workers+3 buffers of MaxRecordBytes, allocated as they are first
+// needed: one being filled, and the rest waiting for peers, being hashed, waiting or being
+// delivered. When all are taken, Add blocks until Put returns (backpressure). If Put blocks
+// forever, so do Add, Flush and Close: the owner of the Output must cancel it (its context)
+// to unblock them.
 type Aggregator struct {
 	*core
 	keys   keySource
@@ -46,9 +55,16 @@ type Aggregator struct {
 	nalloc int // slots allocated so far, at most nslots
 	seenN  int // lines in the open aggregate when checkAge last let it fill on
 
-	free  chan *slot // slots ready to fill
-	work  chan *slot // sealed aggregates to hash
-	order chan *slot // sealed records (and flush barriers) in sealing order
+	md5       *MD5Server
+	ownMD5    bool          // md5 was started by New: Close closes it
+	batch     int           // aggregates hashed side by side at high rates (1: no batching)
+	batchWait time.Duration // the longest a full aggregate waits for peers
+
+	free    chan *slot    // slots ready to fill
+	work    chan *slot    // sealed aggregates to hash, to batchLoop
+	release chan struct{} // Flush and Nudge: hash what waits for peers now
+	hashq   chan *slot    // batchLoop → hash workers
+	order   chan *slot    // sealed records (and flush barriers) in sealing order
 }
 
 var _ packer = (*Aggregator)(nil)
@@ -64,6 +80,7 @@ type slot struct {
 	markIdx  map[uint32]int // source → index in marks, once a record has several sources
 	lastSrc  int            // index in marks of the source of the previous line
 	needHash bool
+	full     bool // sealed because the next line did not fit: peers may come soon
 	hashed   chan struct{}
 	rec      Record
 	barrier  chan struct{} // non-nil: not a record, a Flush waiting for everything before it
@@ -91,20 +108,62 @@ func newAggregator(opts Options, out Output, hostname func() (string, error)) (*
 	if err := c.setLineLimit(a.limit); err != nil {
 		return nil, err
 	}
+	a.md5 = c.opts.MD5
+	if a.md5 == nil {
+		a.md5, a.ownMD5 = NewMD5Server(), true
+	}
+	if c.opts.Workers <= 0 {
+		c.opts.Workers = runtime.GOMAXPROCS(0)
+		if a.md5.Lanes() > 1 {
+			// One core hashes every lane: more workers fill more lanes, not more cores.
+			c.opts.Workers = defaultLaneWorkers
+		}
+	}
+	a.batch = min(c.opts.Workers, a.md5.Lanes())
+	if a.batch < minLanes || !c.opts.Aggregate {
+		a.batch = 1
+	}
+	a.batchWait = c.opts.batchWait
+	if a.batchWait <= 0 {
+		a.batchWait = c.opts.IdleAge
+	}
 	a.nslots = c.opts.Workers + 3
 	a.free = make(chan *slot, a.nslots)
 	a.work = make(chan *slot, a.nslots)
+	a.release = make(chan struct{}, 1)
+	a.hashq = make(chan *slot, a.nslots)
 	a.order = make(chan *slot, 2*a.nslots)
 	c.run(a)
 	return a, nil
 }
 
+const (
+	// defaultLaneWorkers is Workers where the CPU has MD5 lanes: 8 aggregates hashed at once
+	// fill AVX2's lanes and half of AVX-512's, for 8 more buffers of MaxRecordBytes at
+	// full speed (none at low rates: buffers are allocated when first needed).
+	defaultLaneWorkers = 8
+	// minLanes: md5-simd hashes fewer messages than this with scalar code, so waiting for
+	// fewer peers saves nothing.
+	minLanes = 3
+)
+
 func (a *Aggregator) start() {
-	a.wg.Add(a.opts.Workers + 1)
+	a.wg.Add(a.opts.Workers + 2)
 	for range a.opts.Workers {
-		go a.hashLoop()
+		go a.hashLoop(a.md5.newSummer())
 	}
+	go a.batchLoop()
 	go a.deliverLoop()
+}
+
+// Close seals the open aggregate, delivers everything, stops the goroutines and, if New
+// started it, the MD5 server.
+func (a *Aggregator) Close() error {
+	err := a.core.Close()
+	if a.ownMD5 {
+		a.md5.Close()
+	}
+	return err
 }
 
 // add packs line, sealing the open aggregate first when line would not fit in it. A line of
@@ -112,7 +171,7 @@ func (a *Aggregator) start() {
 func (a *Aggregator) add(source uint32, line []byte, end int64) {
 	rs := recordSize(len(line))
 	if s := a.cur; s != nil && len(s.buf)+rs+checksumLen > a.limit {
-		a.seal()
+		a.seal(true)
 	}
 	s := a.cur
 	if s == nil {
@@ -134,7 +193,7 @@ func (a *Aggregator) add(source uint32, line []byte, end int64) {
 
 	// A first line too big to share its record (it only fits plain) is sent on its own now.
 	if !a.opts.Aggregate || s.n == a.opts.MaxRecords || len(s.buf)+checksumLen > a.limit {
-		a.seal()
+		a.seal(true)
 	}
 }
 
@@ -212,8 +271,17 @@ func (a *Aggregator) open() *slot {
 // nudged starts the early seal of the open aggregate, if any. At high rates it is not sealed
 // early while lines arrive fast enough to fill it before MaxAge: records stay full.
 func (a *Aggregator) nudged(now time.Time) {
+	a.releaseBatch() // the consumer is idle: nothing sealed should wait for peers
 	if a.cur != nil && a.timed() {
 		a.checkAge(now)
+	}
+}
+
+// releaseBatch tells batchLoop to hash the aggregates waiting for peers now. Never blocks.
+func (a *Aggregator) releaseBatch() {
+	select {
+	case a.release <- struct{}{}:
+	default:
 	}
 }
 
@@ -227,11 +295,14 @@ func (a *Aggregator) tick(now time.Time) {
 // sealAll seals the open aggregate.
 func (a *Aggregator) sealAll() {
 	if a.cur != nil {
-		a.seal()
+		a.seal(false)
 	}
 }
 
-func (a *Aggregator) barrier(done chan struct{}) { a.order <- &slot{barrier: done} }
+func (a *Aggregator) barrier(done chan struct{}) {
+	a.releaseBatch()
+	a.order <- &slot{barrier: done}
+}
 
 func (a *Aggregator) shut() {
 	close(a.work)
@@ -244,7 +315,7 @@ func (a *Aggregator) checkAge(now time.Time) {
 	age := now.Sub(a.openAt)
 	left := a.opts.MaxAge - age
 	if left <= 0 {
-		a.seal()
+		a.seal(false)
 		return
 	}
 	if a.hungry {
@@ -255,7 +326,7 @@ func (a *Aggregator) checkAge(now time.Time) {
 			// before MaxAge, and some came since the last look: when they stop, it goes.
 			fullAt := time.Duration(float64(a.opts.MaxAge) * float64(len(a.cur.buf)+checksumLen) / float64(a.limit))
 			if fullAt <= age || a.cur.n == a.seenN {
-				a.seal()
+				a.seal(false)
 				return
 			}
 			a.seenN = a.cur.n
@@ -265,9 +336,11 @@ func (a *Aggregator) checkAge(now time.Time) {
 	a.timer.Reset(left)
 }
 
-// seal sends the open aggregate down the pipeline. Called with mu held.
-func (a *Aggregator) seal() {
+// seal sends the open aggregate down the pipeline; full says it was sealed because the next
+// line did not fit (it may wait for peers to be hashed with). Called with mu held.
+func (a *Aggregator) seal(full bool) {
 	s := a.cur
+	s.full = full
 	a.cur = nil
 	a.hungry = false // the consumer gets a record: it is busy again
 	s.rec = Record{PartitionKey: s.pk, UserRecords: s.n, Marks: s.marks}
@@ -279,15 +352,78 @@ func (a *Aggregator) seal() {
 		a.work <- s
 	} else {
 		s.rec.Data = line
+		// Delivered in order behind any aggregate waiting for peers: let them go.
+		a.releaseBatch()
 	}
 	a.order <- s
 }
 
-func (a *Aggregator) hashLoop() {
+// batchLoop hands sealed aggregates to the hash workers, holding full ones back until
+// a.batch of them can be hashed side by side (see Aggregator). It owns pending and the
+// wait timer.
+func (a *Aggregator) batchLoop() {
 	defer a.wg.Done()
-	for s := range a.work {
-		sum := md5.Sum(s.buf[magicLen:])
-		s.buf = append(s.buf, sum[:]...)
+	defer close(a.hashq)
+	pending := make([]*slot, 0, a.batch)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	defer wait.Stop()
+	var lastSeal time.Time
+	send := func() {
+		for _, s := range pending {
+			a.hashq <- s // never blocks: hashq holds every slot there is
+		}
+		clear(pending)
+		pending = pending[:0]
+		wait.Stop()
+	}
+	for {
+		var timeout <-chan time.Time
+		if len(pending) > 0 {
+			timeout = wait.C
+		}
+		select {
+		case s, ok := <-a.work:
+			if !ok {
+				send()
+				return
+			}
+			now := time.Now()
+			soon := now.Sub(lastSeal) <= a.batchWait/4 // peers are likely within batchWait
+			lastSeal = now
+			pending = append(pending, s)
+			switch {
+			case !s.full || !soon || len(pending) >= a.batch:
+				send()
+			case len(pending) == 1:
+				wait.Reset(a.batchWait)
+			}
+		case <-a.release:
+			// Everything sealed before the release is in work already.
+			for drained := false; !drained; {
+				select {
+				case s, ok := <-a.work:
+					if !ok {
+						send()
+						return
+					}
+					pending = append(pending, s)
+				default:
+					drained = true
+				}
+			}
+			send()
+		case <-timeout:
+			send()
+		}
+	}
+}
+
+func (a *Aggregator) hashLoop(sum summer) {
+	defer a.wg.Done()
+	defer sum.Close()
+	for s := range a.hashq {
+		s.buf = sum.Sum(s.buf, s.buf[magicLen:])
 		s.rec.Data = s.buf
 		s.hashed <- struct{}{}
 	}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,9 +71,6 @@ func (opts Options) withDefaults() (Options, error) {
 		opts.IdleAge = defaultIdleAge
 	}
 	opts.IdleAge = min(opts.IdleAge, opts.MaxAge)
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
 	return opts, nil
 }
 

@@ -1,0 +1,175 @@
+package aggregator
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// waitRecords waits until c holds n records, failing (not hanging) if they never come.
+func waitRecords(t *testing.T, c *collector, n int) []Record {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for len(c.records()) < n {
+		select {
+		case <-c.got:
+		case <-deadline:
+			t.Fatalf("%d records delivered, want %d: aggregates held back", len(c.records()), n)
+		}
+	}
+	return c.records()
+}
+
+// batchedAggregator hashes 4 aggregates side by side (a fake 8-lane server that computes
+// with crypto/md5, so that the test does not depend on the CPU) and lets full aggregates
+// wait for peers as long as wait. Each aggregate holds 4 lines of 1000 bytes: the line
+// after 4k lines seals the k-th.
+func batchedAggregator(t *testing.T, maxAge, wait time.Duration) (*Aggregator, *collector) {
+	t.Helper()
+	c := &collector{got: make(chan struct{}, 1000)}
+	a, err := New(Options{Aggregate: true, PartitionKey: "k", MaxRecordBytes: 4096, MaxAge: maxAge, IdleAge: maxAge,
+		Workers: 4, MD5: &MD5Server{lanes: 8}, batchWait: wait}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	if a.batch != 4 {
+		t.Fatalf("batch of %d, want 4", a.batch)
+	}
+	return a, c
+}
+
+func addLines(t *testing.T, a *Aggregator, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		line := bytes.Repeat([]byte{byte('a' + i%26)}, 1000)
+		if err := a.Add(0, line, int64(i+1)*1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestFullAggregatesHashedTogether: at high rates full aggregates wait until a batch of
+// them can be hashed side by side, and Flush hashes what waits at once.
+func TestFullAggregatesHashedTogether(t *testing.T) {
+	a, c := batchedAggregator(t, time.Hour, time.Hour)
+	addLines(t, a, 0, 4*4+1) // 4 full aggregates sealed: the first goes alone (no rate yet), 3 wait
+	waitRecords(t, c, 1)
+	time.Sleep(50 * time.Millisecond) // they would be delivered by now if they did not wait
+	if n := len(c.records()); n != 1 {
+		t.Fatalf("%d records delivered while 3 full aggregates wait for a fourth, want 1", n)
+	}
+	addLines(t, a, 17, 4*5+1) // the fifth completes the batch
+	waitRecords(t, c, 5)
+	addLines(t, a, 21, 4*6+1) // one more waits; Flush must not wait for its peers
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	recs := c.records()
+	if len(recs) != 7 {
+		t.Fatalf("%d records after Flush, want 7", len(recs))
+	}
+	i := 0
+	for _, r := range recs {
+		users, aggregated, _ := Deaggregate(r.Data, r.PartitionKey)
+		if aggregated != (r.UserRecords > 1) || len(users) != r.UserRecords {
+			t.Fatalf("record of %d lines: %d decoded, aggregated %v", r.UserRecords, len(users), aggregated)
+		}
+		for _, u := range users {
+			if want := bytes.Repeat([]byte{byte('a' + i%26)}, 1000); !bytes.Equal(u.Data, want) {
+				t.Fatalf("line %d out of order or corrupt", i)
+			}
+			i++
+		}
+	}
+	if i != 4*6+1 {
+		t.Fatalf("%d lines delivered, want %d", i, 4*6+1)
+	}
+}
+
+// TestAgedAggregateNotHeld: an aggregate sealed by age is hashed at once, and takes the
+// full ones waiting for peers with it: at low rates nothing waits for lanes to fill.
+func TestAgedAggregateNotHeld(t *testing.T) {
+	a, c := batchedAggregator(t, 30*time.Millisecond, time.Hour)
+	addLines(t, a, 0, 4*2+1) // 2 full: one goes, one waits; a line stays open until MaxAge
+	recs := waitRecords(t, c, 3)
+	if recs[2].UserRecords != 1 {
+		t.Fatalf("the aged aggregate holds %d lines, want 1", recs[2].UserRecords)
+	}
+}
+
+// TestNudgeReleasesHeld: an idle consumer gets what waits for peers.
+func TestNudgeReleasesHeld(t *testing.T) {
+	a, c := batchedAggregator(t, time.Hour, time.Hour)
+	addLines(t, a, 0, 4*2+1)
+	waitRecords(t, c, 1)
+	a.Nudge()
+	waitRecords(t, c, 2)
+}
+
+// TestAggregatorMD5PathsAgree packs the same lines with crypto/md5 and with the multi-lane
+// server, many aggregates in flight: the records are the same bytes, and they decode.
+func TestAggregatorMD5PathsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var lines [][]byte
+	for range 20000 {
+		l := make([]byte, rng.IntN(400))
+		for j := range l {
+			l[j] = byte(rng.Uint32())
+		}
+		lines = append(lines, l)
+	}
+	got := map[string][]Record{}
+	for name, srv := range md5Servers(t) {
+		c := &collector{}
+		a, err := New(Options{Aggregate: true, PartitionKey: "k", MaxRecordBytes: 64 << 10, MaxAge: time.Hour,
+			Workers: 16, MD5: srv}, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range lines {
+			if err := a.Add(uint32(i%3), l, int64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = c.records()
+	}
+	var first []Record
+	for name, recs := range got {
+		if first == nil {
+			first = recs
+			n := 0
+			for i, r := range recs {
+				users, err := DecodeAggregate(r.Data)
+				if err != nil {
+					t.Fatalf("%s: record %d: %v", name, i, err)
+				}
+				for _, u := range users {
+					if !bytes.Equal(u.Data, lines[n]) {
+						t.Fatalf("%s: line %d differs", name, n)
+					}
+					n++
+				}
+			}
+			if n != len(lines) {
+				t.Fatalf("%s: %d lines, want %d", name, n, len(lines))
+			}
+			continue
+		}
+		if len(recs) != len(first) {
+			t.Fatalf("%d records one way, %d the other", len(first), len(recs))
+		}
+		for i := range recs {
+			if !bytes.Equal(recs[i].Data, first[i].Data) {
+				t.Fatalf("record %d differs between the MD5 paths", i)
+			}
+		}
+	}
+	if len(first) < 16 {
+		t.Fatalf("only %d records: not enough aggregates in flight to fill lanes", len(first))
+	}
+}
