@@ -33,10 +33,12 @@ const (
 //
 // Multi-lane MD5 only saves CPU when several aggregates are hashed at the same moment, so
 // at high rates batchLoop holds an aggregate sealed because it was full until min(Workers,
-// Lanes) of them are sealed, or IdleAge passed, or Flush, Nudge or Close asks. Everything
-// else is hashed at once: an aggregate sealed by age, Nudge, Flush or Close, one sealed
-// after a gap of more than IdleAge/4 since the previous seal (the rate is too low for
-// peers to come soon), and every aggregate where the CPU has no lanes.
+// Lanes) of them are sealed, or IdleAge passed, or Flush or Close asks. Everything else is
+// hashed at once, taking the waiting ones with it: an aggregate sealed by age, Nudge, Flush
+// or Close, a plain record, one sealed more than IdleAge/4 after the previous seal (the rate
+// is too low for peers to come soon), and every aggregate where the CPU has no lanes. An
+// idle consumer (Nudge) does not release them: at such rates the wait is at most IdleAge,
+// the latency an idle seal has anyway, and a fast consumer is idle between any two records.
 //
 // Memory is bounded by Workers+3 buffers of MaxRecordBytes, allocated as they are first
 // needed: one being filled, and the rest waiting for peers, being hashed, waiting or being
@@ -271,7 +273,6 @@ func (a *Aggregator) open() *slot {
 // nudged starts the early seal of the open aggregate, if any. At high rates it is not sealed
 // early while lines arrive fast enough to fill it before MaxAge: records stay full.
 func (a *Aggregator) nudged(now time.Time) {
-	a.releaseBatch() // the consumer is idle: nothing sealed should wait for peers
 	if a.cur != nil && a.timed() {
 		a.checkAge(now)
 	}

@@ -99,12 +99,10 @@ func TestAgedAggregateNotHeld(t *testing.T) {
 	}
 }
 
-// TestNudgeReleasesHeld: an idle consumer gets what waits for peers.
-func TestNudgeReleasesHeld(t *testing.T) {
-	a, c := batchedAggregator(t, time.Hour, time.Hour)
-	addLines(t, a, 0, 4*2+1)
-	waitRecords(t, c, 1)
-	a.Nudge()
+// TestHeldAggregatesGoAfterWait: full aggregates wait for peers at most batchWait.
+func TestHeldAggregatesGoAfterWait(t *testing.T) {
+	a, c := batchedAggregator(t, time.Hour, 40*time.Millisecond)
+	addLines(t, a, 0, 4*2+1) // 2 full: one goes at once, one waits for peers that never come
 	waitRecords(t, c, 2)
 }
 
