@@ -2,7 +2,9 @@ package aggregator
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 )
@@ -169,5 +171,58 @@ func TestAggregatorMD5PathsAgree(t *testing.T) {
 	}
 	if len(first) < 16 {
 		t.Fatalf("only %d records: not enough aggregates in flight to fill lanes", len(first))
+	}
+}
+
+// TestSharedMD5Server: aggregators of several flows hash through one server (their lanes fill
+// together); each gets its own records, whole, and closing one leaves the other working.
+func TestSharedMD5Server(t *testing.T) {
+	srv := NewMD5Server()
+	defer srv.Close()
+	const lines = 3000
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for f := range 3 {
+		wg.Go(func() {
+			c := &collector{}
+			a, err := New(Options{Aggregate: true, PartitionKey: "k", MaxRecordBytes: 16 << 10, MaxAge: time.Hour, MD5: srv}, c)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for i := range lines * (f + 1) {
+				if err := a.Add(0, fmt.Appendf(nil, "flow %d line %d", f, i), int64(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			if err := a.Close(); err != nil {
+				errs <- err
+				return
+			}
+			n := 0
+			for _, r := range c.records() {
+				users, aggregated, _ := Deaggregate(r.Data, r.PartitionKey)
+				if !aggregated && r.UserRecords > 1 {
+					errs <- fmt.Errorf("flow %d: a record of %d lines does not decode", f, r.UserRecords)
+					return
+				}
+				for _, u := range users {
+					if want := fmt.Sprintf("flow %d line %d", f, n); string(u.Data) != want {
+						errs <- fmt.Errorf("flow %d: got %q, want %q", f, u.Data, want)
+						return
+					}
+					n++
+				}
+			}
+			if n != lines*(f+1) {
+				errs <- fmt.Errorf("flow %d: %d lines, want %d", f, n, lines*(f+1))
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
