@@ -2,7 +2,6 @@ package aggregator
 
 import (
 	"fmt"
-	"runtime"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -27,18 +26,9 @@ const (
 //
 // Concurrency: Add is called from one goroutine. An age timer goroutine seals the open
 // aggregate when it gets old; the two share the open aggregate under a mutex held for the
-// few tens of nanoseconds an append takes. Sealed aggregates go to a batching goroutine
-// (batchLoop), which hands them to Workers hash goroutines, each owning one MD5 summer of
-// the MD5Server, and one delivery goroutine hands them to Output.Put in sealing order.
-//
-// Multi-lane MD5 only saves CPU when several aggregates are hashed at the same moment, so
-// at high rates batchLoop holds an aggregate sealed because it was full until min(Workers,
-// Lanes) of them are sealed, or IdleAge passed, or Flush or Close asks. Everything else is
-// hashed at once, taking the waiting ones with it: an aggregate sealed by age, Nudge, Flush
-// or Close, a plain record, one sealed more than IdleAge/4 after the previous seal (the rate
-// is too low for peers to come soon), and every aggregate where the CPU has no lanes. An
-// idle consumer (Nudge) does not release them: at such rates the wait is at most IdleAge,
-// the latency an idle seal has anyway, and a fast consumer is idle between any two records.
+// few tens of nanoseconds an append takes. Sealed aggregates are hashed by Workers
+// goroutines (hashPipeline: at high rates, several side by side on MD5 lanes) and handed to
+// Output.Put in sealing order by one delivery goroutine.
 //
 // Memory is bounded by Workers+3 buffers of MaxRecordBytes, allocated as they are first
 // needed: one being filled, and the rest waiting for peers, being hashed, waiting or being
@@ -57,16 +47,9 @@ type Aggregator struct {
 	nalloc int // slots allocated so far, at most nslots
 	seenN  int // lines in the open aggregate when checkAge last let it fill on
 
-	md5       *MD5Server
-	ownMD5    bool          // md5 was started by New: Close closes it
-	batch     int           // aggregates hashed side by side at high rates (1: no batching)
-	batchWait time.Duration // the longest a full aggregate waits for peers
-
-	free    chan *slot    // slots ready to fill
-	work    chan *slot    // sealed aggregates to hash, to batchLoop
-	release chan struct{} // Flush and Nudge: hash what waits for peers now
-	hashq   chan *slot    // batchLoop → hash workers
-	order   chan *slot    // sealed records (and flush barriers) in sealing order
+	hash  *hashPipeline
+	free  chan *slot // slots ready to fill
+	order chan *slot // sealed records (and flush barriers) in sealing order
 }
 
 var _ packer = (*Aggregator)(nil)
@@ -82,7 +65,6 @@ type slot struct {
 	markIdx  map[uint32]int // source → index in marks, once a record has several sources
 	lastSrc  int            // index in marks of the source of the previous line
 	needHash bool
-	full     bool // sealed because the next line did not fit: peers may come soon
 	hashed   chan struct{}
 	rec      Record
 	barrier  chan struct{} // non-nil: not a record, a Flush waiting for everything before it
@@ -110,62 +92,20 @@ func newAggregator(opts Options, out Output, hostname func() (string, error)) (*
 	if err := c.setLineLimit(a.limit); err != nil {
 		return nil, err
 	}
-	a.md5 = c.opts.MD5
-	if a.md5 == nil {
-		a.md5, a.ownMD5 = NewMD5Server(), true
-	}
-	if c.opts.Workers <= 0 {
-		c.opts.Workers = runtime.GOMAXPROCS(0)
-		if a.md5.Lanes() > 1 {
-			// One core hashes every lane: more workers fill more lanes, not more cores.
-			c.opts.Workers = defaultLaneWorkers
-		}
-	}
-	a.batch = min(c.opts.Workers, a.md5.Lanes())
-	if a.batch < minLanes || !c.opts.Aggregate {
-		a.batch = 1
-	}
-	a.batchWait = c.opts.batchWait
-	if a.batchWait <= 0 {
-		a.batchWait = c.opts.IdleAge
-	}
-	a.nslots = c.opts.Workers + 3
+	a.hash = newHashPipeline(c.opts, 3) // every slot may be in the hash pipeline at once
+	c.hash = a.hash
+	a.opts.Workers = a.hash.workers
+	a.nslots = a.hash.workers + 3
 	a.free = make(chan *slot, a.nslots)
-	a.work = make(chan *slot, a.nslots)
-	a.release = make(chan struct{}, 1)
-	a.hashq = make(chan *slot, a.nslots)
 	a.order = make(chan *slot, 2*a.nslots)
 	c.run(a)
 	return a, nil
 }
 
-const (
-	// defaultLaneWorkers is Workers where the CPU has MD5 lanes: 8 aggregates hashed at once
-	// fill AVX2's lanes and half of AVX-512's, for 8 more buffers of MaxRecordBytes at
-	// full speed (none at low rates: buffers are allocated when first needed).
-	defaultLaneWorkers = 8
-	// minLanes: md5-simd hashes fewer messages than this with scalar code, so waiting for
-	// fewer peers saves nothing.
-	minLanes = 3
-)
-
 func (a *Aggregator) start() {
-	a.wg.Add(a.opts.Workers + 2)
-	for range a.opts.Workers {
-		go a.hashLoop(a.md5.newSummer())
-	}
-	go a.batchLoop()
+	a.hash.start(&a.wg)
+	a.wg.Add(1)
 	go a.deliverLoop()
-}
-
-// Close seals the open aggregate, delivers everything, stops the goroutines and, if New
-// started it, the MD5 server.
-func (a *Aggregator) Close() error {
-	err := a.core.Close()
-	if a.ownMD5 {
-		a.md5.Close()
-	}
-	return err
 }
 
 // add packs line, sealing the open aggregate first when line would not fit in it. A line of
@@ -278,14 +218,6 @@ func (a *Aggregator) nudged(now time.Time) {
 	}
 }
 
-// releaseBatch tells batchLoop to hash the aggregates waiting for peers now. Never blocks.
-func (a *Aggregator) releaseBatch() {
-	select {
-	case a.release <- struct{}{}:
-	default:
-	}
-}
-
 // tick is the age timer's work.
 func (a *Aggregator) tick(now time.Time) {
 	if a.cur != nil {
@@ -301,12 +233,12 @@ func (a *Aggregator) sealAll() {
 }
 
 func (a *Aggregator) barrier(done chan struct{}) {
-	a.releaseBatch()
+	a.hash.releaseBatch()
 	a.order <- &slot{barrier: done}
 }
 
 func (a *Aggregator) shut() {
-	close(a.work)
+	a.hash.shut()
 	close(a.order)
 }
 
@@ -341,7 +273,6 @@ func (a *Aggregator) checkAge(now time.Time) {
 // line did not fit (it may wait for peers to be hashed with). Called with mu held.
 func (a *Aggregator) seal(full bool) {
 	s := a.cur
-	s.full = full
 	a.cur = nil
 	a.hungry = false // the consumer gets a record: it is busy again
 	s.rec = Record{PartitionKey: s.pk, UserRecords: s.n, Marks: s.marks}
@@ -350,84 +281,19 @@ func (a *Aggregator) seal(full bool) {
 	// a consumer would try to decode it and fail, so it stays wrapped when it fits.
 	s.needHash = s.n > 1 || (HasMagic(line) && len(s.buf)+checksumLen <= a.limit)
 	if s.needHash {
-		a.work <- s
+		a.hash.submit(s, full)
 	} else {
 		s.rec.Data = line
 		// Delivered in order behind any aggregate waiting for peers: let them go.
-		a.releaseBatch()
+		a.hash.releaseBatch()
 	}
 	a.order <- s
 }
 
-// batchLoop hands sealed aggregates to the hash workers, holding full ones back until
-// a.batch of them can be hashed side by side (see Aggregator). It owns pending and the
-// wait timer.
-func (a *Aggregator) batchLoop() {
-	defer a.wg.Done()
-	defer close(a.hashq)
-	pending := make([]*slot, 0, a.batch)
-	wait := time.NewTimer(time.Hour)
-	wait.Stop()
-	defer wait.Stop()
-	var lastSeal time.Time
-	send := func() {
-		for _, s := range pending {
-			a.hashq <- s // never blocks: hashq holds every slot there is
-		}
-		clear(pending)
-		pending = pending[:0]
-		wait.Stop()
-	}
-	for {
-		var timeout <-chan time.Time
-		if len(pending) > 0 {
-			timeout = wait.C
-		}
-		select {
-		case s, ok := <-a.work:
-			if !ok {
-				send()
-				return
-			}
-			now := time.Now()
-			soon := now.Sub(lastSeal) <= a.batchWait/4 // peers are likely within batchWait
-			lastSeal = now
-			pending = append(pending, s)
-			switch {
-			case !s.full || !soon || len(pending) >= a.batch:
-				send()
-			case len(pending) == 1:
-				wait.Reset(a.batchWait)
-			}
-		case <-a.release:
-			// Everything sealed before the release is in work already.
-			for drained := false; !drained; {
-				select {
-				case s, ok := <-a.work:
-					if !ok {
-						send()
-						return
-					}
-					pending = append(pending, s)
-				default:
-					drained = true
-				}
-			}
-			send()
-		case <-timeout:
-			send()
-		}
-	}
-}
-
-func (a *Aggregator) hashLoop(sum summer) {
-	defer a.wg.Done()
-	defer sum.Close()
-	for s := range a.hashq {
-		s.buf = sum.Sum(s.buf, s.buf[magicLen:])
-		s.rec.Data = s.buf
-		s.hashed <- struct{}{}
-	}
+func (s *slot) hash(sum summer) {
+	s.buf = sum.Sum(s.buf, s.buf[magicLen:])
+	s.rec.Data = s.buf
+	s.hashed <- struct{}{}
 }
 
 func (a *Aggregator) deliverLoop() {

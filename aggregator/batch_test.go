@@ -36,8 +36,8 @@ func batchedAggregator(t *testing.T, maxAge, wait time.Duration) (*Aggregator, *
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	if a.batch != 4 {
-		t.Fatalf("batch of %d, want 4", a.batch)
+	if a.hash.batch != 4 {
+		t.Fatalf("batch of %d, want 4", a.hash.batch)
 	}
 	return a, c
 }
@@ -224,5 +224,90 @@ func TestSharedMD5Server(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestShardedMD5PathsAgree: keyed packing gives the same records through crypto/md5 and
+// the multi-lane server, with many aggregates in flight, and they decode.
+func TestShardedMD5PathsAgree(t *testing.T) {
+	got := map[string][]Record{}
+	for name, srv := range md5Servers(t) {
+		out := &collect{}
+		a, err := NewSharded(KeyedOptions{
+			Options: Options{MaxRecordBytes: 4096, MaxAge: time.Hour, Aggregate: true, Workers: 16, MD5: srv},
+			Key:     RegexKey(mustRE(`key=(\w+)`)), Shards: quarterShards{}, Fallback: "fallback-key",
+		}, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20000 {
+			if err := a.Add(0, fmt.Appendf(nil, "seq=%d key=k%d %s", i, i%50, bytes.Repeat([]byte{'x'}, i%300)), int64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = out.recs
+	}
+	var first []Record
+	for name, recs := range got {
+		n := 0
+		for i, r := range recs {
+			users, aggregated, _ := Deaggregate(r.Data, r.PartitionKey)
+			if aggregated != (r.UserRecords > 1) || len(users) != r.UserRecords {
+				t.Fatalf("%s: record %d of %d lines: %d decoded, aggregated %v", name, i, r.UserRecords, len(users), aggregated)
+			}
+			n += len(users)
+		}
+		if n != 20000 {
+			t.Fatalf("%s: %d lines, want 20000", name, n)
+		}
+		if first == nil {
+			first = recs
+			continue
+		}
+		if len(recs) != len(first) {
+			t.Fatalf("%d records one way, %d the other", len(first), len(recs))
+		}
+		for i := range recs {
+			if !bytes.Equal(recs[i].Data, first[i].Data) || recs[i].ExplicitHashKey != first[i].ExplicitHashKey {
+				t.Fatalf("record %d differs between the MD5 paths", i)
+			}
+		}
+	}
+}
+
+// TestShardedFullAggregatesHashedTogether: keyed packing holds full aggregates for peers
+// too, and Flush lets them go.
+func TestShardedFullAggregatesHashedTogether(t *testing.T) {
+	c := &collector{got: make(chan struct{}, 1000)}
+	a, err := NewSharded(KeyedOptions{
+		Options: Options{MaxRecordBytes: 4096, MaxAge: time.Hour, Aggregate: true, Workers: 4,
+			MD5: &MD5Server{lanes: 8}, batchWait: time.Hour},
+		Key: RegexKey(mustRE(`key=(\w+)`)),
+	}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	add := func(from, to int) {
+		for i := from; i < to; i++ {
+			if err := a.Add(0, fmt.Appendf(nil, "key=k %d %s", i, bytes.Repeat([]byte{'x'}, 900)), int64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	add(0, 9) // 4 lines per aggregate: 2 full, the first goes at once, the second waits
+	waitRecords(t, c, 1)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(c.records()); n != 1 {
+		t.Fatalf("%d records delivered while a full aggregate waits for peers, want 1", n)
+	}
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.records()); n != 3 {
+		t.Fatalf("%d records after Flush, want 3", n)
 	}
 }

@@ -30,8 +30,9 @@
 // less than IdleAge/4 apart: ≥ 200 MB/s with the defaults). What is sealed by age, Nudge,
 // Flush or Close, or after a longer pause, is hashed at once and takes the waiting ones with
 // it, so latency at low rates is unchanged. Without AVX2 (arm64, old x86) the
-// summers are crypto/md5 and nothing waits. Decoding (DecodeAggregate, the shipper's
-// re-split) and Sharded hash one aggregate at a time with crypto/md5.
+// summers are crypto/md5 and nothing waits. Both packers share this pipeline
+// (hashpipe.go); decoding (DecodeAggregate, Deaggregate: the shipper's re-split and line
+// destinations) checks one aggregate at a time with crypto/md5.
 //
 // Latency: an aggregate is sealed when full, MaxAge after its first line, or early when the
 // consumer says it is idle (Nudge: the shipper has nothing to send and nothing in flight) and

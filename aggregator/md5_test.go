@@ -135,8 +135,8 @@ func TestMD5WithoutAVX2(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if a.batch != 1 {
-		t.Fatalf("batches of %d aggregates without lanes: full aggregates would wait for nothing", a.batch)
+	if a.hash.batch != 1 {
+		t.Fatalf("batches of %d aggregates without lanes: full aggregates would wait for nothing", a.hash.batch)
 	}
 }
 

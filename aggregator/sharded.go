@@ -1,7 +1,6 @@
 package aggregator
 
 import (
-	"crypto/md5"
 	"errors"
 	"fmt"
 	"time"
@@ -49,9 +48,12 @@ const maxOpenAggregates = 1024
 // otherwise), lines of one key keep their order, and aggregates still fill up.
 //
 // Concurrency and backpressure as for Aggregator: Add from one goroutine; an age timer seals
-// aggregates older than MaxAge; one delivery goroutine hashes (MD5) and hands sealed records
-// to Output.Put in sealing order, so records of one shard reach the spool in order. At most
-// a few sealed records wait for Put; Add blocks beyond that.
+// aggregates older than MaxAge; Workers goroutines build and hash (MD5) sealed aggregates
+// (hashPipeline: at high rates, several side by side on MD5 lanes), and one delivery
+// goroutine hands them to Output.Put in sealing order, so records of one shard reach the
+// spool in order. At most Workers+2 sealed records wait for Put; Add blocks beyond that.
+// Memory: open aggregates up to OpenBytes, and each sealed one holds its lines and, once
+// built, the record (up to 2 MaxRecordBytes).
 //
 // Positions: a sealed record carries, per source, the offset before which every line of the
 // source is in this record or an earlier one: the start of the source's first line that is
@@ -71,6 +73,7 @@ type Sharded struct {
 	version   uint64           // of the shard map the open aggregates were packed with
 	openBound int              // KeyedOptions.OpenBytes
 
+	hash   *hashPipeline
 	sealed chan *bucket // sealed records, in order, to the delivery goroutine
 	free   chan *bucket
 }
@@ -90,8 +93,10 @@ type bucket struct {
 	starts  map[uint32]int64
 	ends    map[uint32]int64
 	openAt  time.Time
-	out     []byte
+	out     []byte // magic | key table | recs | MD5: the record, built by a hash worker
 	rec     Record
+	plain   bool          // a lone line, sent as it is: not built, not hashed
+	hashed  chan struct{} // the hash worker → the delivery goroutine: out is ready
 	barrier chan struct{}
 }
 
@@ -115,8 +120,10 @@ func newSharded(opts KeyedOptions, out Output, hostname func() (string, error)) 
 			c.opts.MaxRecordBytes, maxPartitionKeyLen)
 	}
 	a := &Sharded{core: c, key: opts.Key, shard: opts.Shards, openBound: opts.OpenBytes,
-		open: map[string]*bucket{}, lastEnd: map[uint32]int64{},
-		sealed: make(chan *bucket, 4), free: make(chan *bucket, 8)}
+		open: map[string]*bucket{}, lastEnd: map[uint32]int64{}, free: make(chan *bucket, 8)}
+	a.hash = newHashPipeline(c.opts, 3) // sealed, and the one being delivered
+	c.hash = a.hash
+	a.sealed = make(chan *bucket, a.hash.workers+2)
 	if a.openBound <= 0 {
 		a.openBound = 8 * c.opts.MaxRecordBytes
 	}
@@ -131,6 +138,7 @@ func newSharded(opts KeyedOptions, out Output, hostname func() (string, error)) 
 }
 
 func (a *Sharded) start() {
+	a.hash.start(&a.wg)
 	a.wg.Add(1)
 	go a.deliverLoop()
 }
@@ -163,7 +171,7 @@ func (a *Sharded) add(source uint32, line []byte, end int64) {
 			grow += keyCost
 		}
 		if b.size()+grow > limit {
-			a.seal(b)
+			a.seal(b, true)
 			b = nil
 		}
 	}
@@ -203,12 +211,12 @@ func (a *Sharded) add(source uint32, line []byte, end int64) {
 	a.lastEnd[source] = end
 
 	if !a.opts.Aggregate || b.n == a.opts.MaxRecords {
-		a.seal(b)
+		a.seal(b, true)
 	}
 	for len(a.open) > maxOpenAggregates {
 		for _, o := range a.open {
 			if o != b {
-				a.seal(o)
+				a.seal(o, true)
 				break
 			}
 		}
@@ -223,7 +231,7 @@ func (a *Sharded) add(source uint32, line []byte, end int64) {
 		if big == nil {
 			break
 		}
-		a.seal(big)
+		a.seal(big, true)
 	}
 }
 
@@ -249,7 +257,8 @@ func (a *Sharded) newBucket(shard, ehk string) *bucket {
 	select {
 	case b = <-a.free:
 	default:
-		b = &bucket{keyIdx: map[string]int{}, starts: map[uint32]int64{}, ends: map[uint32]int64{}}
+		b = &bucket{keyIdx: map[string]int{}, starts: map[uint32]int64{}, ends: map[uint32]int64{},
+			hashed: make(chan struct{}, 1)}
 	}
 	b.shard, b.ehk = shard, ehk
 	b.openAt = time.Now()
@@ -260,9 +269,10 @@ func (a *Sharded) newBucket(shard, ehk string) *bucket {
 	return b
 }
 
-// seal takes b out of the open set, computes its marks and queues it for delivery. Called
-// with mu held; blocks while the delivery queue is full (backpressure).
-func (a *Sharded) seal(b *bucket) {
+// seal takes b out of the open set, computes its marks and queues it for hashing and
+// delivery; full says it was sealed for room, not age (see hashPipeline). Called with mu
+// held; blocks while the delivery queue is full (backpressure).
+func (a *Sharded) seal(b *bucket, full bool) {
 	delete(a.open, b.shard)
 	a.openBytes -= b.tblSize + len(b.recs)
 	marks := make([]Mark, 0, len(b.ends))
@@ -284,7 +294,29 @@ func (a *Sharded) seal(b *bucket) {
 		}
 	}
 	b.rec = Record{PartitionKey: b.keys[0], UserRecords: b.n, Marks: marks}
+	b.plain = b.n == 1 && !HasMagic(b.first)
+	if b.plain {
+		b.rec.Data = b.first // a lone line goes plain, routed by its own key
+		// Delivered in order behind any aggregate waiting for peers: let them go.
+		a.hash.releaseBatch()
+	} else {
+		b.rec.ExplicitHashKey = b.ehk
+		a.hash.submit(b, full)
+	}
 	a.sealed <- b
+}
+
+// hash builds the record and appends its MD5 (a hash worker, while the packer fills on).
+func (b *bucket) hash(sum summer) {
+	b.out = append(b.out[:0], magic[:]...)
+	for _, k := range b.keys {
+		b.out = protowire.AppendTag(b.out, fieldPKTable, protowire.BytesType)
+		b.out = protowire.AppendString(b.out, k)
+	}
+	b.out = append(b.out, b.recs...)
+	b.out = sum.Sum(b.out, b.out[magicLen:])
+	b.rec.Data = b.out
+	b.hashed <- struct{}{}
 }
 
 func (a *Sharded) deliverLoop() {
@@ -294,19 +326,8 @@ func (a *Sharded) deliverLoop() {
 			close(b.barrier)
 			continue
 		}
-		if b.n == 1 && !HasMagic(b.first) {
-			b.rec.Data = b.first // a lone line goes plain, routed by its own key
-		} else {
-			b.rec.ExplicitHashKey = b.ehk
-			b.out = append(b.out[:0], magic[:]...)
-			for _, k := range b.keys {
-				b.out = protowire.AppendTag(b.out, fieldPKTable, protowire.BytesType)
-				b.out = protowire.AppendString(b.out, k)
-			}
-			b.out = append(b.out, b.recs...)
-			sum := md5.Sum(b.out[magicLen:])
-			b.out = append(b.out, sum[:]...)
-			b.rec.Data = b.out
+		if !b.plain {
+			<-b.hashed
 		}
 		a.put(&b.rec)
 		b.rec = Record{}
@@ -344,7 +365,7 @@ func (a *Sharded) tick(now time.Time) {
 	sealed := false
 	for _, b := range a.open {
 		if left := due - now.Sub(b.openAt); left <= 0 {
-			a.seal(b)
+			a.seal(b, false)
 			sealed = true
 		} else if next == 0 || left < next {
 			next = left
@@ -358,9 +379,15 @@ func (a *Sharded) tick(now time.Time) {
 	}
 }
 
-func (a *Sharded) barrier(done chan struct{}) { a.sealed <- &bucket{barrier: done} }
+func (a *Sharded) barrier(done chan struct{}) {
+	a.hash.releaseBatch()
+	a.sealed <- &bucket{barrier: done}
+}
 
-func (a *Sharded) shut() { close(a.sealed) }
+func (a *Sharded) shut() {
+	a.hash.shut()
+	close(a.sealed)
+}
 
 // sealAll seals every open aggregate, oldest first so that sources' marks only grow.
 func (a *Sharded) sealAll() {
@@ -371,7 +398,7 @@ func (a *Sharded) sealAll() {
 				old = b
 			}
 		}
-		a.seal(old)
+		a.seal(old, false)
 	}
 }
 
