@@ -27,6 +27,12 @@ type summer interface {
 // One MD5Server can serve several aggregators (the more aggregates hashed at once, the
 // fuller the lanes): pass it in Options.MD5 and Close it after them. An aggregator without
 // one starts its own and closes it on Close.
+//
+// Tracing: md5-simd v1.1.2 (its last release) has scalar assembly that does not keep the
+// frame pointer, and the execution tracer (runtime/trace, go test -trace), which unwinds
+// stacks by frame pointers, then faults and the process dies. Trace an agent with
+// GODEBUG=tracefpunwindoff=1 (TestMD5LanesUnderTracer). CPU and heap profiles do not unwind
+// by frame pointers; the agent enables no block or mutex profile (which do).
 type MD5Server struct {
 	lanes  int
 	srv    md5simd.Server // nil when lanes == 1

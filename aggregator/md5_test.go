@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"crypto/md5"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime/trace"
 	"sync"
 	"testing"
 	"time"
@@ -166,4 +170,38 @@ func FuzzMD5Lanes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMD5LanesUnderTracer: md5-simd v1.1.2's scalar assembly does not keep the frame pointer,
+// and the execution tracer, which unwinds stacks by frame pointers, faults on it (the
+// process dies). With GODEBUG=tracefpunwindoff=1, the documented way to trace an agent,
+// tracing while hashing is safe. Runs the check in a child process, as a crash would end
+// this one.
+func TestMD5LanesUnderTracer(t *testing.T) {
+	if os.Getenv("KINSHIP_MD5_TRACE_CHILD") == "1" {
+		if err := trace.Start(io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		defer trace.Stop()
+		srv := NewMD5Server()
+		defer srv.Close()
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				s := srv.newSummer()
+				defer s.Close()
+				p := make([]byte, 100<<10+g)
+				for range 200 {
+					sumLikePacker(s, p)
+				}
+			})
+		}
+		wg.Wait()
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMD5LanesUnderTracer$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "KINSHIP_MD5_TRACE_CHILD=1", "GODEBUG=tracefpunwindoff=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tracing while hashing with GODEBUG=tracefpunwindoff=1: %v\n%.2000s", err, out)
+	}
 }
