@@ -48,9 +48,9 @@ type Options struct {
 	// the tailer (add_metadata, processing), the same way.
 	TruncatedTerminator string
 
-	// MD5 hashes the aggregates; one server may serve several aggregators, and its owner
-	// closes it after them [nil: the Aggregator starts its own and closes it on Close].
-	// Sharded does not use it.
+	// MD5 hashes the aggregates; one server may serve several aggregators (fuller lanes),
+	// and its owner closes it after them [nil: the aggregator starts its own and closes it
+	// on Close].
 	MD5 *MD5Server
 
 	// IdleAge: after Nudge (the consumer is idle), the open aggregate is sealed once it is
