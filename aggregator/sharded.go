@@ -121,7 +121,7 @@ func newSharded(opts KeyedOptions, out Output, hostname func() (string, error)) 
 	}
 	a := &Sharded{core: c, key: opts.Key, shard: opts.Shards, openBound: opts.OpenBytes,
 		open: map[string]*bucket{}, lastEnd: map[uint32]int64{}, free: make(chan *bucket, 8)}
-	a.hash = newHashPipeline(c.opts, 3) // sealed, and the one being delivered
+	a.hash = newHashPipeline(c.opts, 4) // sealed, the one being delivered, the one being sealed
 	c.hash = a.hash
 	a.sealed = make(chan *bucket, a.hash.workers+2)
 	if a.openBound <= 0 {
