@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -309,5 +310,23 @@ func TestShardedFullAggregatesHashedTogether(t *testing.T) {
 	}
 	if n := len(c.records()); n != 3 {
 		t.Fatalf("%d records after Flush, want 3", n)
+	}
+}
+
+// TestFailedNewLeavesNoGoroutine: an aggregator that cannot start must not leave its MD5
+// server's goroutine behind (a reload that keeps failing would pile them up).
+func TestFailedNewLeavesNoGoroutine(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 5 {
+		if _, err := NewSharded(KeyedOptions{Options: Options{Aggregate: true}, Key: RegexKey(mustRE(`k=(\w+)`)),
+			Fallback: string([]byte{0xff})}, &collect{}); err == nil {
+			t.Fatal("an invalid fallback key was accepted")
+		}
+		if _, err := New(Options{Aggregate: true, PartitionKey: string([]byte{0xff})}, &collect{}); err == nil {
+			t.Fatal("an invalid partition key was accepted")
+		}
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Fatalf("%d goroutines before failed News, %d after", before, after)
 	}
 }

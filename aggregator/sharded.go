@@ -121,9 +121,6 @@ func newSharded(opts KeyedOptions, out Output, hostname func() (string, error)) 
 	}
 	a := &Sharded{core: c, key: opts.Key, shard: opts.Shards, openBound: opts.OpenBytes,
 		open: map[string]*bucket{}, lastEnd: map[uint32]int64{}, free: make(chan *bucket, 8)}
-	a.hash = newHashPipeline(c.opts, 4) // sealed, the one being delivered, the one being sealed
-	c.hash = a.hash
-	a.sealed = make(chan *bucket, a.hash.workers+2)
 	if a.openBound <= 0 {
 		a.openBound = 8 * c.opts.MaxRecordBytes
 	}
@@ -133,6 +130,10 @@ func newSharded(opts KeyedOptions, out Output, hostname func() (string, error)) 
 	if err := c.setLineLimit(MaxKeyedUserRecordBytes(c.opts.MaxRecordBytes)); err != nil {
 		return nil, err
 	}
+	// Last: it may start an MD5 server, which nothing would close after an error.
+	a.hash = newHashPipeline(c.opts, 4) // sealed, the one being delivered, the one being sealed
+	c.hash = a.hash
+	a.sealed = make(chan *bucket, a.hash.workers+2)
 	c.run(a)
 	return a, nil
 }
