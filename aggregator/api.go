@@ -38,7 +38,7 @@ type Options struct {
 	MaxAge         time.Duration // an open aggregate is sealed this long after its first line [1s]
 	PartitionKey   string        // "random" (new random key per aggregate) | "host" | any fixed string ["random"]
 	Aggregate      bool          // false: every line is its own plain record
-	Workers        int           // goroutines computing MD5 of sealed aggregates [8 where the CPU has MD5 lanes, else GOMAXPROCS]
+	Workers        int           // goroutines computing MD5 of sealed aggregates [8 where the CPU has MD5 lanes, else GOMAXPROCS up to 8]
 	Metrics        *metrics.Flow // LinesTruncated is counted here; nil allowed in tests
 	Logger         *slog.Logger  // says (rate-limited) that lines are being cut; nil: discard
 

@@ -49,6 +49,9 @@ const (
 	// more workers fill more lanes, not more cores). 8 aggregates hashed at once fill AVX2's
 	// lanes and half of AVX-512's, for 8 more record buffers at full speed.
 	defaultLaneWorkers = 8
+	// maxDefaultWorkers caps Workers' default where there are no lanes (crypto/md5 on 8
+	// cores hashes several GB/s).
+	maxDefaultWorkers = 8
 	// minLanes: md5-simd hashes fewer messages than this with scalar code, so waiting for
 	// fewer peers saves nothing.
 	minLanes = 3
@@ -62,7 +65,9 @@ func newHashPipeline(opts Options, extra int) *hashPipeline {
 		p.md5, p.ownMD5 = NewMD5Server(), true
 	}
 	if p.workers <= 0 {
-		p.workers = runtime.GOMAXPROCS(0)
+		// Without lanes, one core per worker, but not one record buffer per core of a big
+		// host: memory is bounded by configuration, not by the machine.
+		p.workers = min(runtime.GOMAXPROCS(0), maxDefaultWorkers)
 		if p.md5.Lanes() > 1 {
 			p.workers = defaultLaneWorkers
 		}
