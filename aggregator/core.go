@@ -253,7 +253,8 @@ func (c *core) Flush() error {
 }
 
 // Close seals every open aggregate, delivers everything and stops the goroutines (and the
-// MD5 server, unless Options.MD5 gave it). It returns the first error Put returned, if any. Calling it again returns the same.
+// MD5 server, unless Options.MD5 gave it). It returns the first error Put returned, if any.
+// Calling it again returns the same.
 func (c *core) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
