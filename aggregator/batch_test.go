@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -328,5 +329,59 @@ func TestFailedNewLeavesNoGoroutine(t *testing.T) {
 	}
 	if after := runtime.NumGoroutine(); after > before {
 		t.Fatalf("%d goroutines before failed News, %d after", before, after)
+	}
+}
+
+// TestShardedRecordsBuiltInPlaceOrCopied: a record is built in the room before its lines
+// when its key table fits there, else copied out; both shapes decode to the lines, in
+// order, under their own keys, and a bucket reused for the other shape stays right.
+func TestShardedRecordsBuiltInPlaceOrCopied(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		keys int
+		klen int
+	}{{"one long key", 1, maxPartitionKeyLen}, {"few short keys", 20, 8}, {"table larger than the room", 400, 60}, {"mixed", 50, 40}} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := &collect{}
+			a, err := NewSharded(KeyedOptions{
+				Options: Options{MaxRecordBytes: 64 << 10, MaxAge: time.Hour, Aggregate: true},
+				Key:     RegexKey(mustRE(`key=(\w+)`)), Shards: quarterShards{},
+			}, out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for i := range 6000 {
+				k := fmt.Sprintf("%0*d", tc.klen, i%tc.keys)
+				line := fmt.Sprintf("key=%s seq=%d %s", k, i, bytes.Repeat([]byte{'x'}, i%97))
+				want = append(want, line)
+				if err := a.Add(0, []byte(line), int64(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string][]string{}
+			for _, r := range out.recs {
+				users, aggregated, _ := Deaggregate(r.Data, r.PartitionKey)
+				if aggregated != (r.UserRecords > 1) {
+					t.Fatalf("record of %d lines: aggregated %v", r.UserRecords, aggregated)
+				}
+				for _, u := range users {
+					if !strings.Contains(string(u.Data), "key="+u.PartitionKey+" ") {
+						t.Fatalf("line %q under key %q", u.Data, u.PartitionKey)
+					}
+					got[u.PartitionKey] = append(got[u.PartitionKey], string(u.Data))
+				}
+			}
+			for i, line := range want {
+				k := fmt.Sprintf("%0*d", tc.klen, i%tc.keys)
+				if len(got[k]) == 0 || got[k][0] != line {
+					t.Fatalf("line %d of key %s missing or out of order", i, k)
+				}
+				got[k] = got[k][1:]
+			}
+		})
 	}
 }

@@ -52,8 +52,8 @@ const maxOpenAggregates = 1024
 // (hashPipeline: at high rates, several side by side on MD5 lanes), and one delivery
 // goroutine hands them to Output.Put in sealing order, so records of one shard reach the
 // spool in order. At most Workers+2 sealed records wait for Put; Add blocks beyond that.
-// Memory: open aggregates up to OpenBytes, and each sealed one holds its lines and, once
-// built, the record (up to 2 MaxRecordBytes).
+// Memory: open aggregates up to OpenBytes, and each sealed one its lines, which become the
+// record in place (a key table larger than bucketRoom makes a copy).
 //
 // Positions: a sealed record carries, per source, the offset before which every line of the
 // source is in this record or an earlier one: the start of the source's first line that is
@@ -86,14 +86,15 @@ type bucket struct {
 	ehk     string
 	keys    []string
 	keyIdx  map[string]int
-	recs    []byte // encoded AggregatedRecord.records entries
+	buf     []byte // bucketRoom bytes of room, then recs
+	recs    []byte // encoded AggregatedRecord.records entries: buf[bucketRoom:]
 	tblSize int    // encoded size of the partition key table
 	n       int
 	first   []byte // the first line, to send it plain when it is alone
 	starts  map[uint32]int64
 	ends    map[uint32]int64
 	openAt  time.Time
-	out     []byte // magic | key table | recs | MD5: the record, built by a hash worker
+	out     []byte // the record, when its key table does not fit the room before recs
 	rec     Record
 	plain   bool          // a lone line, sent as it is: not built, not hashed
 	hashed  chan struct{} // the hash worker → the delivery goroutine: out is ready
@@ -101,6 +102,24 @@ type bucket struct {
 }
 
 func (b *bucket) size() int { return magicLen + b.tblSize + len(b.recs) + checksumLen }
+
+// bucketRoom is kept free before a bucket's lines so that a hash worker writes the magic and
+// the key table there and the record is built in place (no second buffer, no copy of the
+// lines): enough for one key of the largest size, and for a few dozen short ones.
+const bucketRoom = 1 << 10
+
+// reserve makes room for n more bytes of lines and the checksum after them, keeping the
+// room before them; capped at the largest record, as Add never packs beyond it.
+func (b *bucket) reserve(n, maxRecordBytes int) {
+	need := len(b.recs) + n + checksumLen
+	if cap(b.recs) >= need {
+		return
+	}
+	c := max(min(2*cap(b.recs), maxRecordBytes+checksumLen), need, 4<<10)
+	buf := make([]byte, bucketRoom+len(b.recs), bucketRoom+c)
+	copy(buf[bucketRoom:], b.recs)
+	b.buf, b.recs = buf, buf[bucketRoom:]
+}
 
 // NewSharded returns a running Sharded aggregator delivering to out.
 func NewSharded(opts KeyedOptions, out Output) (*Sharded, error) {
@@ -189,6 +208,7 @@ func (a *Sharded) add(source uint32, line []byte, end int64) {
 	}
 	before := len(b.recs)
 	inner := 1 + protowire.SizeVarint(uint64(idx)) + 1 + protowire.SizeVarint(uint64(len(line))) + len(line)
+	b.reserve(1+protowire.SizeVarint(uint64(inner))+inner, a.opts.MaxRecordBytes)
 	b.recs = append(b.recs, tagRecords)
 	b.recs = protowire.AppendVarint(b.recs, uint64(inner))
 	b.recs = append(b.recs, tagPKIndex)
@@ -308,16 +328,35 @@ func (a *Sharded) seal(b *bucket, full bool) {
 }
 
 // hash builds the record and appends its MD5 (a hash worker, while the packer fills on).
+// The magic and key table go in the room before the lines when they fit (the slice's
+// capacity ends at the lines, so a table larger than counted cannot overwrite them), else
+// the record is copied out.
 func (b *bucket) hash(sum summer) {
-	b.out = append(b.out[:0], magic[:]...)
-	for _, k := range b.keys {
-		b.out = protowire.AppendTag(b.out, fieldPKTable, protowire.BytesType)
-		b.out = protowire.AppendString(b.out, k)
+	head := magicLen + b.tblSize
+	if head <= bucketRoom && cap(b.recs)-len(b.recs) >= checksumLen {
+		at := bucketRoom - head
+		rec := appendHead(b.buf[at:at:bucketRoom], b.keys)
+		if len(rec) == head && &rec[0] == &b.buf[at] {
+			rec = b.buf[at : bucketRoom+len(b.recs)]
+			b.rec.Data = sum.Sum(rec, rec[magicLen:])
+			b.hashed <- struct{}{}
+			return
+		}
 	}
-	b.out = append(b.out, b.recs...)
+	b.out = append(appendHead(b.out[:0], b.keys), b.recs...)
 	b.out = sum.Sum(b.out, b.out[magicLen:])
 	b.rec.Data = b.out
 	b.hashed <- struct{}{}
+}
+
+// appendHead appends the magic and the partition key table of keys.
+func appendHead(dst []byte, keys []string) []byte {
+	dst = append(dst, magic[:]...)
+	for _, k := range keys {
+		dst = protowire.AppendTag(dst, fieldPKTable, protowire.BytesType)
+		dst = protowire.AppendString(dst, k)
+	}
+	return dst
 }
 
 func (a *Sharded) deliverLoop() {
