@@ -1,7 +1,6 @@
 package aggregator
 
 import (
-	"crypto/md5"
 	"errors"
 	"fmt"
 	"time"
@@ -29,12 +28,14 @@ const (
 // Concurrency: Add is called from one goroutine. An age timer goroutine seals the open
 // aggregate when it gets old; the two share the open aggregate under a mutex held for the
 // few tens of nanoseconds an append takes. Sealed aggregates are hashed by Workers
-// goroutines in parallel and handed to Output.Put in sealing order by one delivery goroutine.
+// goroutines (hashPipeline: at high rates, several side by side on MD5 lanes) and handed to
+// Output.Put in sealing order by one delivery goroutine.
 //
-// Memory is bounded by Workers+3 buffers of MaxRecordBytes: one being filled, and the rest
-// being hashed, waiting or being delivered. When all are taken, Add blocks until Put returns
-// (backpressure). If Put blocks forever, so do Add, Flush and Close: the owner of the Output
-// must cancel it (its context) to unblock them.
+// Memory is bounded by Workers+3 buffers of MaxRecordBytes, allocated as they are first
+// needed: one being filled, and the rest waiting for peers, being hashed, waiting or being
+// delivered. When all are taken, Add blocks until Put returns (backpressure). If Put blocks
+// forever, so do Add, Flush and Close: the owner of the Output must cancel it (its context)
+// to unblock them.
 type Aggregator struct {
 	*core
 	keys   keySource
@@ -50,8 +51,8 @@ type Aggregator struct {
 	// takes them, or a record of marks only at the next tick.
 	skipped []Mark
 
+	hash  *hashPipeline
 	free  chan *slot // slots ready to fill
-	work  chan *slot // sealed aggregates to hash
 	order chan *slot // sealed records (and flush barriers) in sealing order
 }
 
@@ -98,19 +99,19 @@ func newAggregator(opts Options, out Output, hostname func() (string, error)) (*
 	if err := c.setLineLimit(a.limit); err != nil {
 		return nil, err
 	}
-	a.nslots = c.opts.Workers + 3
+	a.hash = newHashPipeline(c.opts, 3) // every slot may be in the hash pipeline at once
+	c.hash = a.hash
+	a.opts.Workers = a.hash.workers
+	a.nslots = a.hash.workers + 3
 	a.free = make(chan *slot, a.nslots)
-	a.work = make(chan *slot, a.nslots)
 	a.order = make(chan *slot, 2*a.nslots)
 	c.run(a)
 	return a, nil
 }
 
 func (a *Aggregator) start() {
-	a.wg.Add(a.opts.Workers + 1)
-	for range a.opts.Workers {
-		go a.hashLoop()
-	}
+	a.hash.start(&a.wg)
+	a.wg.Add(1)
 	go a.deliverLoop()
 }
 
@@ -119,7 +120,7 @@ func (a *Aggregator) start() {
 func (a *Aggregator) add(source uint32, line []byte, end int64) {
 	rs := recordSize(len(line))
 	if s := a.cur; s != nil && len(s.buf)+rs+checksumLen > a.limit {
-		a.seal()
+		a.seal(true)
 	}
 	s := a.cur
 	if s == nil {
@@ -141,7 +142,7 @@ func (a *Aggregator) add(source uint32, line []byte, end int64) {
 
 	// A first line too big to share its record (it only fits plain) is sent on its own now.
 	if !a.opts.Aggregate || s.n == a.opts.MaxRecords || len(s.buf)+checksumLen > a.limit {
-		a.seal()
+		a.seal(true)
 	}
 }
 
@@ -208,6 +209,7 @@ func (a *Aggregator) sealSkipped() {
 	a.skipped = a.skipped[:0]
 	s.n, s.needHash = 0, false
 	s.rec = Record{Marks: s.marks}
+	a.hash.releaseBatch() // delivered in order behind any aggregate waiting for peers
 	a.order <- s
 }
 
@@ -280,16 +282,19 @@ func (a *Aggregator) tick(now time.Time) {
 func (a *Aggregator) sealAll() {
 	switch {
 	case a.cur != nil:
-		a.seal()
+		a.seal(false)
 	case len(a.skipped) > 0:
 		a.sealSkipped()
 	}
 }
 
-func (a *Aggregator) barrier(done chan struct{}) { a.order <- &slot{barrier: done} }
+func (a *Aggregator) barrier(done chan struct{}) {
+	a.hash.releaseBatch()
+	a.order <- &slot{barrier: done}
+}
 
 func (a *Aggregator) shut() {
-	close(a.work)
+	a.hash.shut()
 	close(a.order)
 }
 
@@ -299,7 +304,7 @@ func (a *Aggregator) checkAge(now time.Time) {
 	age := now.Sub(a.openAt)
 	left := a.opts.MaxAge - age
 	if left <= 0 {
-		a.seal()
+		a.seal(false)
 		return
 	}
 	if a.hungry {
@@ -310,7 +315,7 @@ func (a *Aggregator) checkAge(now time.Time) {
 			// before MaxAge, and some came since the last look: when they stop, it goes.
 			fullAt := time.Duration(float64(a.opts.MaxAge) * float64(len(a.cur.buf)+checksumLen) / float64(a.limit))
 			if fullAt <= age || a.cur.n == a.seenN {
-				a.seal()
+				a.seal(false)
 				return
 			}
 			a.seenN = a.cur.n
@@ -320,8 +325,9 @@ func (a *Aggregator) checkAge(now time.Time) {
 	a.timer.Reset(left)
 }
 
-// seal sends the open aggregate down the pipeline. Called with mu held.
-func (a *Aggregator) seal() {
+// seal sends the open aggregate down the pipeline; full says it was sealed because the next
+// line did not fit (it may wait for peers to be hashed with). Called with mu held.
+func (a *Aggregator) seal(full bool) {
 	s := a.cur
 	a.cur = nil
 	a.hungry = false // the consumer gets a record: it is busy again
@@ -331,21 +337,19 @@ func (a *Aggregator) seal() {
 	// a consumer would try to decode it and fail, so it stays wrapped when it fits.
 	s.needHash = s.n > 1 || (HasMagic(line) && len(s.buf)+checksumLen <= a.limit)
 	if s.needHash {
-		a.work <- s
+		a.hash.submit(s, full)
 	} else {
 		s.rec.Data = line
+		// Delivered in order behind any aggregate waiting for peers: let them go.
+		a.hash.releaseBatch()
 	}
 	a.order <- s
 }
 
-func (a *Aggregator) hashLoop() {
-	defer a.wg.Done()
-	for s := range a.work {
-		sum := md5.Sum(s.buf[magicLen:])
-		s.buf = append(s.buf, sum[:]...)
-		s.rec.Data = s.buf
-		s.hashed <- struct{}{}
-	}
+func (s *slot) hash(sum summer) {
+	s.buf = sum.Sum(s.buf, s.buf[magicLen:])
+	s.rec.Data = s.buf
+	s.hashed <- struct{}{}
 }
 
 func (a *Aggregator) deliverLoop() {

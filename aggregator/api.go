@@ -37,7 +37,7 @@ type Options struct {
 	MaxAge         time.Duration // an open aggregate is sealed this long after its first line [1s]
 	PartitionKey   string        // "random" (new random key per aggregate) | "host" | Deterministic (only with Aggregate false) | any fixed string ["random"]
 	Aggregate      bool          // false: every line is its own plain record
-	Workers        int           // goroutines computing MD5 of sealed aggregates [GOMAXPROCS]
+	Workers        int           // goroutines computing MD5 of sealed aggregates [8 where the CPU has MD5 lanes, else GOMAXPROCS up to 8]
 	Metrics        Metrics       // zero: nothing exported
 	Logger         *slog.Logger  // says (rate-limited) that lines are being cut; nil: discard
 
@@ -47,9 +47,16 @@ type Options struct {
 	// the tailer (add_metadata, processing), the same way.
 	TruncatedTerminator string
 
+	// MD5 hashes the aggregates; one server may serve several aggregators (fuller lanes),
+	// and its owner closes it after them [nil: the aggregator starts its own and closes it
+	// on Close].
+	MD5 *MD5Server
+
 	// IdleAge: after Nudge (the consumer is idle), the open aggregate is sealed once it is
 	// this old, unless it fills fast enough to be full before MaxAge [20ms; capped at MaxAge].
 	IdleAge time.Duration
+
+	batchWait time.Duration // tests: the longest a full aggregate waits for peers [IdleAge]
 }
 
 // ErrClosed is returned by Add and Flush after Close.

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +38,7 @@ type core struct {
 	out  Output
 	opts Options // defaults applied
 	p    packer
+	hash *hashPipeline // the packer's; its MD5 server (if it started one) is closed last
 
 	mu     sync.Mutex
 	closed bool
@@ -74,9 +74,6 @@ func (opts Options) withDefaults() (Options, error) {
 		opts.IdleAge = defaultIdleAge
 	}
 	opts.IdleAge = min(opts.IdleAge, opts.MaxAge)
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
 	opts.Metrics = opts.Metrics.withDefaults()
 	return opts, nil
 }
@@ -274,8 +271,9 @@ func (c *core) Flush() error {
 	return nil
 }
 
-// Close seals every open aggregate, delivers everything and stops the goroutines. It
-// returns the first error Put returned, if any. Calling it again returns the same.
+// Close seals every open aggregate, delivers everything and stops the goroutines (and the
+// MD5 server, unless Options.MD5 gave it). It returns the first error Put returned, if any.
+// Calling it again returns the same.
 func (c *core) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
@@ -287,6 +285,7 @@ func (c *core) Close() error {
 		c.p.shut()
 		c.mu.Unlock()
 		c.wg.Wait()
+		c.hash.closeServer()
 		if errp := c.err.Load(); errp != nil {
 			c.closeErr = *errp
 		}

@@ -1,7 +1,6 @@
 package aggregator
 
 import (
-	"crypto/md5"
 	"errors"
 	"fmt"
 	"time"
@@ -49,9 +48,12 @@ const maxOpenAggregates = 1024
 // otherwise), lines of one key keep their order, and aggregates still fill up.
 //
 // Concurrency and backpressure as for Aggregator: Add from one goroutine; an age timer seals
-// aggregates older than MaxAge; one delivery goroutine hashes (MD5) and hands sealed records
-// to Output.Put in sealing order, so records of one shard reach the spool in order. At most
-// a few sealed records wait for Put; Add blocks beyond that.
+// aggregates older than MaxAge; Workers goroutines build and hash (MD5) sealed aggregates
+// (hashPipeline: at high rates, several side by side on MD5 lanes), and one delivery
+// goroutine hands them to Output.Put in sealing order, so records of one shard reach the
+// spool in order. At most Workers+2 sealed records wait for Put; Add blocks beyond that.
+// Memory: open aggregates up to OpenBytes, and each sealed one its lines, which become the
+// record in place (a key table larger than bucketRoom makes a copy).
 //
 // Positions: a sealed record carries, per source, the offset before which every line of the
 // source is in this record or an earlier one: the start of the source's first line that is
@@ -74,6 +76,7 @@ type Sharded struct {
 	// their lines: their marks leave in a record of marks only at the next tick.
 	skipped map[uint32]struct{}
 
+	hash   *hashPipeline
 	sealed chan *bucket // sealed records, in order, to the delivery goroutine
 	free   chan *bucket
 }
@@ -86,20 +89,41 @@ type bucket struct {
 	ehk       string
 	keys      []string
 	keyIdx    map[string]int
-	recs      []byte // encoded AggregatedRecord.records entries
+	buf       []byte // bucketRoom bytes of room, then recs
+	recs      []byte // encoded AggregatedRecord.records entries: buf[bucketRoom:]
 	tblSize   int    // encoded size of the partition key table
 	n         int
 	first     []byte // the first line, to send it plain when it is alone
 	starts    map[uint32]int64
 	ends      map[uint32]int64
 	openAt    time.Time
-	out       []byte
+	out       []byte // the record, when its key table does not fit the room before recs
 	rec       Record
+	plain     bool          // a lone line, sent as it is: not built, not hashed
+	hashed    chan struct{} // the hash worker → the delivery goroutine: out is ready
 	barrier   chan struct{}
 	onlyMarks bool // not an aggregate: the marks of skipped lines (rec.Marks)
 }
 
 func (b *bucket) size() int { return magicLen + b.tblSize + len(b.recs) + checksumLen }
+
+// bucketRoom is kept free before a bucket's lines so that a hash worker writes the magic and
+// the key table there and the record is built in place (no second buffer, no copy of the
+// lines): enough for one key of the largest size, and for a few dozen short ones.
+const bucketRoom = 1 << 10
+
+// reserve makes room for n more bytes of lines and the checksum after them, keeping the
+// room before them; capped at the largest record, as Add never packs beyond it.
+func (b *bucket) reserve(n, maxRecordBytes int) {
+	need := len(b.recs) + n + checksumLen
+	if cap(b.recs) >= need {
+		return
+	}
+	c := max(min(2*cap(b.recs), maxRecordBytes+checksumLen), need, 4<<10)
+	buf := make([]byte, bucketRoom+len(b.recs), bucketRoom+c)
+	copy(buf[bucketRoom:], b.recs)
+	b.buf, b.recs = buf, buf[bucketRoom:]
+}
 
 // NewSharded returns a running Sharded aggregator delivering to out.
 func NewSharded(opts KeyedOptions, out Output) (*Sharded, error) {
@@ -119,8 +143,7 @@ func newSharded(opts KeyedOptions, out Output, hostname func() (string, error)) 
 			c.opts.MaxRecordBytes, maxPartitionKeyLen)
 	}
 	a := &Sharded{core: c, key: opts.Key, shard: opts.Shards, openBound: opts.OpenBytes,
-		open: map[string]*bucket{}, lastEnd: map[uint32]int64{}, skipped: map[uint32]struct{}{},
-		sealed: make(chan *bucket, 4), free: make(chan *bucket, 8)}
+		open: map[string]*bucket{}, lastEnd: map[uint32]int64{}, skipped: map[uint32]struct{}{}, free: make(chan *bucket, 8)}
 	if a.openBound <= 0 {
 		a.openBound = 8 * c.opts.MaxRecordBytes
 	}
@@ -130,11 +153,16 @@ func newSharded(opts KeyedOptions, out Output, hostname func() (string, error)) 
 	if err := c.setLineLimit(MaxKeyedUserRecordBytes(c.opts.MaxRecordBytes)); err != nil {
 		return nil, err
 	}
+	// Last: it may start an MD5 server, which nothing would close after an error.
+	a.hash = newHashPipeline(c.opts, 4) // sealed, the one being delivered, the one being sealed
+	c.hash = a.hash
+	a.sealed = make(chan *bucket, a.hash.workers+2)
 	c.run(a)
 	return a, nil
 }
 
 func (a *Sharded) start() {
+	a.hash.start(&a.wg)
 	a.wg.Add(1)
 	go a.deliverLoop()
 }
@@ -167,7 +195,7 @@ func (a *Sharded) add(source uint32, line []byte, end int64) {
 			grow += keyCost
 		}
 		if b.size()+grow > limit {
-			a.seal(b)
+			a.seal(b, true)
 			b = nil
 		}
 	}
@@ -184,6 +212,7 @@ func (a *Sharded) add(source uint32, line []byte, end int64) {
 	}
 	before := len(b.recs)
 	inner := 1 + protowire.SizeVarint(uint64(idx)) + 1 + protowire.SizeVarint(uint64(len(line))) + len(line)
+	b.reserve(1+protowire.SizeVarint(uint64(inner))+inner, a.opts.MaxRecordBytes)
 	b.recs = append(b.recs, tagRecords)
 	b.recs = protowire.AppendVarint(b.recs, uint64(inner))
 	b.recs = append(b.recs, tagPKIndex)
@@ -207,12 +236,12 @@ func (a *Sharded) add(source uint32, line []byte, end int64) {
 	a.lastEnd[source] = end
 
 	if !a.opts.Aggregate || b.n == a.opts.MaxRecords {
-		a.seal(b)
+		a.seal(b, true)
 	}
 	for len(a.open) > maxOpenAggregates {
 		for _, o := range a.open {
 			if o != b {
-				a.seal(o)
+				a.seal(o, true)
 				break
 			}
 		}
@@ -227,7 +256,7 @@ func (a *Sharded) add(source uint32, line []byte, end int64) {
 		if big == nil {
 			break
 		}
-		a.seal(big)
+		a.seal(big, true)
 	}
 }
 
@@ -278,6 +307,7 @@ func (a *Sharded) sealSkipped() {
 	}
 	clear(a.skipped)
 	if len(marks) > 0 {
+		a.hash.releaseBatch() // delivered in order behind any aggregate waiting for peers
 		a.sealed <- &bucket{onlyMarks: true, rec: Record{Marks: marks}}
 	}
 }
@@ -293,7 +323,8 @@ func (a *Sharded) newBucket(shard, ehk string) *bucket {
 	select {
 	case b = <-a.free:
 	default:
-		b = &bucket{keyIdx: map[string]int{}, starts: map[uint32]int64{}, ends: map[uint32]int64{}}
+		b = &bucket{keyIdx: map[string]int{}, starts: map[uint32]int64{}, ends: map[uint32]int64{},
+			hashed: make(chan struct{}, 1)}
 	}
 	b.shard, b.ehk = shard, ehk
 	b.openAt = time.Now()
@@ -304,9 +335,10 @@ func (a *Sharded) newBucket(shard, ehk string) *bucket {
 	return b
 }
 
-// seal takes b out of the open set, computes its marks and queues it for delivery. Called
-// with mu held; blocks while the delivery queue is full (backpressure).
-func (a *Sharded) seal(b *bucket) {
+// seal takes b out of the open set, computes its marks and queues it for hashing and
+// delivery; full says it was sealed for room, not age (see hashPipeline). Called with mu
+// held; blocks while the delivery queue is full (backpressure).
+func (a *Sharded) seal(b *bucket, full bool) {
 	delete(a.open, b.shard)
 	a.openBytes -= b.tblSize + len(b.recs)
 	marks := make([]Mark, 0, len(b.ends))
@@ -328,7 +360,48 @@ func (a *Sharded) seal(b *bucket) {
 		}
 	}
 	b.rec = Record{PartitionKey: b.keys[0], UserRecords: b.n, Marks: marks}
+	b.plain = b.n == 1 && !HasMagic(b.first)
+	if b.plain {
+		b.rec.Data = b.first // a lone line goes plain, routed by its own key
+		// Delivered in order behind any aggregate waiting for peers: let them go.
+		a.hash.releaseBatch()
+	} else {
+		b.rec.ExplicitHashKey = b.ehk
+		a.hash.submit(b, full)
+	}
 	a.sealed <- b
+}
+
+// hash builds the record and appends its MD5 (a hash worker, while the packer fills on).
+// The magic and key table go in the room before the lines when they fit (the slice's
+// capacity ends at the lines, so a table larger than counted cannot overwrite them), else
+// the record is copied out.
+func (b *bucket) hash(sum summer) {
+	head := magicLen + b.tblSize
+	if head <= bucketRoom && cap(b.recs)-len(b.recs) >= checksumLen {
+		at := bucketRoom - head
+		rec := appendHead(b.buf[at:at:bucketRoom], b.keys)
+		if len(rec) == head && &rec[0] == &b.buf[at] {
+			rec = b.buf[at : bucketRoom+len(b.recs)]
+			b.rec.Data = sum.Sum(rec, rec[magicLen:])
+			b.hashed <- struct{}{}
+			return
+		}
+	}
+	b.out = append(appendHead(b.out[:0], b.keys), b.recs...)
+	b.out = sum.Sum(b.out, b.out[magicLen:])
+	b.rec.Data = b.out
+	b.hashed <- struct{}{}
+}
+
+// appendHead appends the magic and the partition key table of keys.
+func appendHead(dst []byte, keys []string) []byte {
+	dst = append(dst, magic[:]...)
+	for _, k := range keys {
+		dst = protowire.AppendTag(dst, fieldPKTable, protowire.BytesType)
+		dst = protowire.AppendString(dst, k)
+	}
+	return dst
 }
 
 func (a *Sharded) deliverLoop() {
@@ -342,19 +415,8 @@ func (a *Sharded) deliverLoop() {
 			a.put(&b.rec)
 			continue
 		}
-		if b.n == 1 && !HasMagic(b.first) {
-			b.rec.Data = b.first // a lone line goes plain, routed by its own key
-		} else {
-			b.rec.ExplicitHashKey = b.ehk
-			b.out = append(b.out[:0], magic[:]...)
-			for _, k := range b.keys {
-				b.out = protowire.AppendTag(b.out, fieldPKTable, protowire.BytesType)
-				b.out = protowire.AppendString(b.out, k)
-			}
-			b.out = append(b.out, b.recs...)
-			sum := md5.Sum(b.out[magicLen:])
-			b.out = append(b.out, sum[:]...)
-			b.rec.Data = b.out
+		if !b.plain {
+			<-b.hashed
 		}
 		a.put(&b.rec)
 		b.rec = Record{}
@@ -392,7 +454,7 @@ func (a *Sharded) tick(now time.Time) {
 	sealed := false
 	for _, b := range a.open {
 		if left := due - now.Sub(b.openAt); left <= 0 {
-			a.seal(b)
+			a.seal(b, false)
 			sealed = true
 		} else if next == 0 || left < next {
 			next = left
@@ -407,9 +469,15 @@ func (a *Sharded) tick(now time.Time) {
 	}
 }
 
-func (a *Sharded) barrier(done chan struct{}) { a.sealed <- &bucket{barrier: done} }
+func (a *Sharded) barrier(done chan struct{}) {
+	a.hash.releaseBatch()
+	a.sealed <- &bucket{barrier: done}
+}
 
-func (a *Sharded) shut() { close(a.sealed) }
+func (a *Sharded) shut() {
+	a.hash.shut()
+	close(a.sealed)
+}
 
 // sealAll seals every open aggregate, oldest first so that sources' marks only grow.
 func (a *Sharded) sealAll() {
@@ -420,7 +488,7 @@ func (a *Sharded) sealAll() {
 				old = b
 			}
 		}
-		a.seal(old)
+		a.seal(old, false)
 	}
 	a.sealSkipped()
 }

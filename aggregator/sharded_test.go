@@ -126,7 +126,7 @@ func TestShardedMarksWaitForOpenAggregates(t *testing.T) {
 		}
 	}
 	a.mu.Lock()
-	a.seal(a.open["a"])
+	a.seal(a.open["a"], false)
 	a.mu.Unlock()
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
@@ -149,8 +149,8 @@ type discardOut struct{}
 func (discardOut) Put(*Record) error { return nil }
 
 // BenchmarkShardedAdd is the cost per line of keyed packing: the key from a JSON field, its
-// shard (MD5 of the key) and the copy into that shard's aggregate; MD5 of sealed aggregates
-// runs on the delivery goroutine.
+// shard (MD5 of the key) and the copy into that shard's aggregate; sealed aggregates are
+// built and hashed by the hash workers.
 func BenchmarkShardedAdd(b *testing.B) {
 	a, err := NewSharded(KeyedOptions{Options: Options{Aggregate: true, MaxAge: time.Hour},
 		Key: JSONFieldKey("user.id"), Shards: quarterShards{}}, discardOut{})
