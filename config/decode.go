@@ -43,7 +43,7 @@ var (
 	flowKeys      = []string{"name", "paths", "exclude", "start_at", "multiline", "max_line_bytes", "poll_interval", "close_inactive", "partial_line_timeout", "skip_header_lines", "truncated_record_terminator", "kinesis", "firehose", "http", "discard", "batch", "spool", "add_metadata"}
 	metadataKeys  = []string{"hostname", "instance_id", "region", "file_path"}
 	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
-	kinesisKeys   = []string{"stream", "partition_key", "partition_key_field", "partition_key_regex", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight", "compression"}
+	kinesisKeys   = []string{"stream", "partition_key", "partition_key_field", "partition_key_regex", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight", "compression", "protocol"}
 	batchKeys     = []string{"max_age", "max_bytes", "max_records"}
 	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes", "compression"}
 
@@ -531,6 +531,7 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 		MaxRecordBytes: DefaultMaxRecordBytes,
 		MaxInFlight:    DefaultMaxInFlight,
 		Compression:    "none",
+		Protocol:       DefaultKinesisProtocol,
 	}
 	var streamSet bool
 	var requestNode, fieldNode, regexNode, compressionNode *yaml.Node
@@ -588,6 +589,13 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 				if k.MaxRequestBytes > KinesisMaxRecordBytes {
 					d.errorf(x.v, "kinesis.max_request_bytes: %s is larger than a PutRecords request may be (10MiB)", k.MaxRequestBytes)
 				}
+			}
+		case "protocol":
+			if s, ok := d.str(x.v, "kinesis.protocol"); ok {
+				if s != "cbor" && s != "json" {
+					d.errorf(x.v, "kinesis.protocol: %q: must be cbor or json", s)
+				}
+				k.Protocol = s
 			}
 		case "compression":
 			if s, ok := d.str(x.v, "kinesis.compression"); ok {

@@ -124,15 +124,21 @@ func destination(ctx context.Context, cfg *config.Config, fc config.Flow, awsCfg
 			}
 			*awsCfg = &c
 		}
-		client := shipper.NewKinesisClient(**awsCfg, awsconf.KinesisOptions(cfg.AWS))
+		api, err := shipper.NewKinesisAPI(ctx, **awsCfg, shipper.KinesisAPIOptions{
+			Protocol: fc.Kinesis.Protocol, Endpoint: cfg.AWS.Endpoint, MaxInFlight: fc.Kinesis.MaxInFlight})
+		if err != nil {
+			return nil, fmt.Errorf("flow %s: %w", fc.Name, err)
+		}
 		limits := shipper.Limits{
 			MaxRecordBytes:  int(fc.Kinesis.MaxRecordBytes),
 			MaxRequestBytes: int(fc.Kinesis.MaxRequestBytes),
 		}
 		if keysFromLines(fc) {
-			return shardAwareKinesis(client, fc.Kinesis.Stream, limits), nil
+			// The shard map's ListShards calls go through the SDK's client.
+			client := shipper.NewKinesisClient(**awsCfg, awsconf.KinesisOptions(cfg.AWS))
+			return shardAwareKinesis(client, api, fc.Kinesis.Stream, limits), nil
 		}
-		return shipper.NewKinesis(client, fc.Kinesis.Stream, limits), nil
+		return shipper.NewKinesis(api, fc.Kinesis.Stream, limits), nil
 	}
 	return nil, fmt.Errorf("no destination configured")
 }

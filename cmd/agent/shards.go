@@ -26,9 +26,9 @@ func (d shardedDestination) setLogger(l *slog.Logger) {
 	d.api.SetLogger(l)
 }
 
-func shardAwareKinesis(client *kinesis.Client, stream string, limits shipper.Limits) shardedDestination {
+func shardAwareKinesis(client *kinesis.Client, put shipper.KinesisAPI, stream string, limits shipper.Limits) shardedDestination {
 	m := shardmap.New(client, stream, shardmap.Options{})
-	api := shipper.NewShardAware(client, m, limits, nil)
+	api := shipper.NewShardAware(put, m, limits, nil)
 	return shardedDestination{Destination: shipper.NewKinesis(api, stream, limits), shards: m, api: api}
 }
 
