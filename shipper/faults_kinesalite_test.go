@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/internal/testenv/faultproxy"
 	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
