@@ -6,12 +6,10 @@ package kinesalitetest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,7 +192,7 @@ func ReadShards(t testing.TB, endpoint, stream string) []ShardRecords {
 		}
 		sr := ShardRecords{Shard: sh}
 		for iter := it.ShardIterator; iter != nil; {
-			page, err := getRecords(ctx, endpoint, *iter, 100)
+			page, err := c.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(100)})
 			if err != nil {
 				t.Fatalf("kinesalitetest: get records %s: %v", aws.ToString(sh.ShardId), err)
 			}
@@ -207,70 +205,4 @@ func ReadShards(t testing.TB, endpoint, stream string) []ShardRecords {
 		out = append(out, sr)
 	}
 	return out
-}
-
-// getRecords is GetRecords without the SDK: kinesalite keeps the data of a record put in CBOR
-// as a serialised Node Buffer ({"type":"Buffer","data":[bytes]}) and answers it so in JSON,
-// which the SDK cannot decode. Both shapes are read here, so tests read back what either
-// protocol put.
-func getRecords(ctx context.Context, endpoint, iterator string, limit int) (*kinesis.GetRecordsOutput, error) {
-	body, _ := json.Marshal(map[string]any{"ShardIterator": iterator, "Limit": limit})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	req.Header.Set("X-Amz-Target", "Kinesis_20131202.GetRecords")
-	req.Header.Set("X-Amz-Date", "20260101T000000Z")
-	// kinesalite checks that a request carries SigV4-shaped authentication, not its signature.
-	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=kinshiptest/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=0")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	rb, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GetRecords: HTTP %d: %s", resp.StatusCode, rb)
-	}
-	var page struct {
-		NextShardIterator *string
-		Records           []struct {
-			PartitionKey   string
-			SequenceNumber string
-			Data           json.RawMessage
-		}
-	}
-	if err := json.Unmarshal(rb, &page); err != nil {
-		return nil, fmt.Errorf("GetRecords: %w", err)
-	}
-	out := &kinesis.GetRecordsOutput{NextShardIterator: page.NextShardIterator}
-	for _, r := range page.Records {
-		var data []byte
-		var buf struct {
-			Type string
-			Data []byte
-		}
-		var nodeBuf struct {
-			Type string `json:"type"`
-			Data []int  `json:"data"`
-		}
-		if err := json.Unmarshal(r.Data, &buf.Data); err != nil {
-			if err := json.Unmarshal(r.Data, &nodeBuf); err != nil || nodeBuf.Type != "Buffer" {
-				return nil, fmt.Errorf("GetRecords: record %s: data is neither base64 nor a Node Buffer: %.80s", r.SequenceNumber, r.Data)
-			}
-			data = make([]byte, len(nodeBuf.Data))
-			for i, b := range nodeBuf.Data {
-				data[i] = byte(b)
-			}
-		} else {
-			data = buf.Data
-		}
-		out.Records = append(out.Records, types.Record{PartitionKey: aws.String(r.PartitionKey),
-			SequenceNumber: aws.String(r.SequenceNumber), Data: data})
-	}
-	return out, nil
 }

@@ -14,6 +14,21 @@
 const fs = require('fs');
 const http = require('http');
 const https = require('https');
+
+// kinesalite stores a record's data as it was decoded: a base64 string from JSON, but a Node
+// Buffer from CBOR (application/x-amz-cbor-1.1), which its JSON store serialises as
+// {"type":"Buffer","data":[...]} and GetRecords then answers as such, which no SDK decodes.
+// Kinesis stores bytes whatever the protocol, so the put actions get base64 either way.
+for (const action of ['putRecords', 'putRecord']) {
+  const path = require.resolve('kinesalite/actions/' + action);
+  const put = require(path);
+  require.cache[path].exports = function(store, data, cb) {
+    for (const r of data.Records || [data]) {
+      if (Buffer.isBuffer(r.Data)) r.Data = r.Data.toString('base64');
+    }
+    return put(store, data, cb);
+  };
+}
 const kinesalite = require('kinesalite');
 
 const tls = process.env.KINESALITE_TLS_CERT ? {
