@@ -50,7 +50,7 @@ func (p Protocol) contentType() string {
 // body of several MiB.
 const hashChunk = 64 << 10
 
-// validKey returns s with every byte that is not part of valid UTF-8 replaced by U+FFFD, as
+// validKey returns s (a partition key or a stream) with every byte that is not part of valid UTF-8 replaced by U+FFFD, as
 // encoding/json (and so the SDK) does: the service only takes Unicode keys, and both
 // protocols must send the same key, which the shard a record lands on depends on.
 func validKey(s string) string {
@@ -85,9 +85,9 @@ func checkInput(in *kinesis.PutRecordsInput) error {
 // streamField is the member naming the stream and its value.
 func streamField(in *kinesis.PutRecordsInput) (string, string) {
 	if in.StreamARN != nil {
-		return "StreamARN", *in.StreamARN
+		return "StreamARN", validKey(*in.StreamARN)
 	}
-	return "StreamName", *in.StreamName
+	return "StreamName", validKey(*in.StreamName)
 }
 
 // ---- JSON ----

@@ -18,7 +18,7 @@ import (
 	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
-func testConfig(t *testing.T, endpoint string) aws.Config {
+func testConfig(t testing.TB, endpoint string) aws.Config {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	return aws.Config{
 		Region:       "us-east-1",
