@@ -83,4 +83,3 @@ func BenchmarkBody(b *testing.B) {
 		}
 	})
 }
-
