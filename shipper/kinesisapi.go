@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
 
 	"github.com/kinship-agent/kinship/internal/kinesisapi"
 )
@@ -27,6 +28,18 @@ func NewKinesisAPI(ctx context.Context, cfg aws.Config, o KinesisAPIOptions) (Ki
 		return nil, err
 	}
 	c, err := kinesisapi.New(ctx, cfg, kinesisapi.Options{Protocol: p, Endpoint: o.Endpoint, MaxInFlight: o.MaxInFlight})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewFirehoseAPI returns the PutRecordBatch client the agent ships with: like
+// NewKinesisAPI, a lean client (JSON, the only protocol Firehose speaks, written once into a
+// pooled buffer) with the SDK's signer, HTTP client, endpoint (optFns: awsconf.FirehoseOptions),
+// output and error types, and no retries of its own.
+func NewFirehoseAPI(ctx context.Context, cfg aws.Config, maxInFlight int, optFns ...func(*firehose.Options)) (FirehoseAPI, error) {
+	c, err := kinesisapi.NewFirehose(ctx, cfg, kinesisapi.FirehoseOptions{MaxInFlight: maxInFlight, FirehoseOptions: optFns})
 	if err != nil {
 		return nil, err
 	}

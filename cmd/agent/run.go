@@ -114,8 +114,11 @@ func destination(ctx context.Context, cfg *config.Config, fc config.Flow, awsCfg
 			}
 			*awsCfg = &c
 		}
-		client := shipper.NewFirehoseClient(**awsCfg, awsconf.FirehoseOptions(cfg.AWS))
-		return shipper.NewFirehose(client, fc.Firehose.DeliveryStream), nil
+		api, err := shipper.NewFirehoseAPI(ctx, **awsCfg, fc.Firehose.MaxInFlight, awsconf.FirehoseOptions(cfg.AWS))
+		if err != nil {
+			return nil, fmt.Errorf("flow %s: %w", fc.Name, err)
+		}
+		return shipper.NewFirehose(api, fc.Firehose.DeliveryStream), nil
 	case fc.Kinesis != nil:
 		if *awsCfg == nil {
 			c, err := awsconf.Load(ctx, cfg.AWS)

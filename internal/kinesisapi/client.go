@@ -1,14 +1,13 @@
 package kinesisapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/schemas"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/encoding/cbor"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/aws/smithy-go/transport/http/protocol/awsjson"
 	"github.com/aws/smithy-go/transport/http/protocol/rpcv2"
@@ -48,16 +48,108 @@ const target = "Kinesis_20131202.PutRecords"
 // Client sends PutRecords requests. It is safe for concurrent use.
 type Client struct {
 	protocol Protocol
-	region   string
-	creds    aws.CredentialsProvider // nil: anonymous, requests are not signed
-	signer   *v4.Signer
-	http     interface {
-		Do(*http.Request) (*http.Response, error)
-	}
+	send     sender
 	decoder  smithyhttp.ClientProtocol
 	schema   *smithy.OperationSchema
 	endpoint func(ctx context.Context, streamARN *string) (string, error)
-	bufs     *bufPool
+}
+
+// sender signs and sends request bodies, once, with the SDK's signer and HTTP client.
+type sender struct {
+	service string // the SigV4 signing name
+	region  string
+	creds   aws.CredentialsProvider // nil: anonymous, requests are not signed
+	signer  *v4.Signer
+	http    interface {
+		Do(*http.Request) (*http.Response, error)
+	}
+	bufs *bufPool
+}
+
+func newSender(service, region string, creds aws.CredentialsProvider, client kinesis.HTTPClient, maxInFlight int) sender {
+	if _, ok := creds.(aws.AnonymousCredentials); ok {
+		creds = nil
+	}
+	return sender{
+		service: service,
+		region:  region,
+		creds:   creds,
+		signer: v4.NewSigner(func(so *v4.SignerOptions) {
+			so.LogSigning = false // signatures and session tokens stay out of logs
+		}),
+		http: tuneHTTPClient(client),
+		bufs: newBufPool(maxInFlight),
+	}
+}
+
+// credentials returns the credentials to sign with (their provider's cache answers).
+func (s *sender) credentials(ctx context.Context) (aws.Credentials, error) {
+	if s.creds == nil {
+		return aws.Credentials{}, nil
+	}
+	creds, err := s.creds.Retrieve(ctx)
+	if err != nil {
+		return creds, fmt.Errorf("get identity: %w", err) // as the SDK says it
+	}
+	return creds, nil
+}
+
+// do sends req (whose body hashes to payloadHash) to url, once. On success the caller closes
+// the response, then releases req; on failure req is released here.
+func (s *sender) do(ctx context.Context, url, contentType, target string, creds aws.Credentials, req *request, payloadHash string) (*http.Response, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		s.bufs.count(req)
+		s.bufs.put(req)
+		return nil, fmt.Errorf("kinesisapi: %w", err)
+	}
+	hreq.ContentLength = int64(req.size)
+	hreq.Body = req.newBody()
+	hreq.GetBody = func() (io.ReadCloser, error) { return req.newBody(), nil }
+	hreq.Header.Set("Content-Type", contentType)
+	hreq.Header.Set("X-Amz-Target", target)
+	hreq.Header.Set("User-Agent", "kinship")
+	if s.creds != nil {
+		if err := s.signer.SignHTTP(ctx, creds, hreq, payloadHash, s.service, s.region, time.Now().UTC()); err != nil {
+			req.release(ctx, s.bufs)
+			return nil, &v4.SigningError{Err: fmt.Errorf("failed to sign http request, %w", err)}
+		}
+	}
+	resp, err := s.http.Do(hreq)
+	if err != nil {
+		req.release(ctx, s.bufs)
+		if ctx.Err() != nil {
+			return nil, &smithy.CanceledError{Err: err}
+		}
+		return nil, &smithyhttp.RequestSendError{Err: err}
+	}
+	return resp, nil
+}
+
+// decode reads resp with the SDK's own protocol decoder into out, and wraps an error as the
+// SDK's client does: an HTTP response error (status code, request id) around the API error.
+// It closes resp's body.
+func decode(ctx context.Context, p Protocol, decoder smithyhttp.ClientProtocol, schema *smithy.OperationSchema,
+	types *smithy.TypeRegistry, resp *http.Response, out smithy.Deserializable) error {
+	body := resp.Body
+	defer func() {
+		_, _ = io.Copy(io.Discard, io.LimitReader(body, maxResponseBytes)) // keeps the connection reusable
+		_ = body.Close()
+	}()
+	resp.Body = io.NopCloser(io.LimitReader(body, maxResponseBytes))
+	if p == CBOR && (resp.StatusCode < 200 || resp.StatusCode >= 300) {
+		resp.Body = cborErrorBody(resp)
+	}
+	sresp := &smithyhttp.Response{Response: resp}
+	err := decoder.DeserializeResponse(ctx, schema, types, sresp, out)
+	if err == nil {
+		return nil
+	}
+	reqID := resp.Header.Get("X-Amzn-Requestid")
+	if reqID == "" {
+		reqID = resp.Header.Get("X-Amz-Request-Id")
+	}
+	return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{Response: sresp, Err: err}, RequestID: reqID}
 }
 
 // New returns a client with cfg's region, credentials (and their cache) and HTTP client, and
@@ -73,22 +165,13 @@ func New(ctx context.Context, cfg aws.Config, o Options) (*Client, error) {
 	}
 	c := &Client{
 		protocol: o.Protocol,
-		region:   ko.Region,
-		creds:    ko.Credentials,
-		signer: v4.NewSigner(func(so *v4.SignerOptions) {
-			so.LogSigning = false // signatures and session tokens stay out of logs
-		}),
-		http:   tuneHTTPClient(ko.HTTPClient),
-		schema: smithy.NewOperationSchema(schemas.PutRecords, schemas.PutRecordsInput, schemas.PutRecordsOutput),
-		bufs:   newBufPool(o.MaxInFlight),
+		send:     newSender("kinesis", ko.Region, ko.Credentials, ko.HTTPClient, o.MaxInFlight),
+		schema:   smithy.NewOperationSchema(schemas.PutRecords, schemas.PutRecordsInput, schemas.PutRecordsOutput),
 	}
 	if c.protocol == JSON {
 		c.decoder = awsjson.New11(schemas.Kinesis_20131202)
 	} else {
 		c.decoder = rpcv2.NewCBOR(schemas.Kinesis_20131202)
-	}
-	if _, ok := c.creds.(aws.AnonymousCredentials); ok {
-		c.creds = nil
 	}
 	resolve := func(ctx context.Context, arn *string) (string, error) {
 		ep, err := ko.EndpointResolverV2.ResolveEndpoint(ctx, kinesis.EndpointParameters{
@@ -151,7 +234,7 @@ func tuneHTTPClient(c kinesis.HTTPClient) kinesis.HTTPClient {
 
 // BufferBytes returns the bytes of request buffers the client holds (in use and kept for
 // reuse): bounded by the requests in flight and Options.MaxInFlight, never by the input.
-func (c *Client) BufferBytes() int64 { return c.bufs.held.Load() }
+func (c *Client) BufferBytes() int64 { return c.send.bufs.held.Load() }
 
 // PutRecords sends in as one request, once: the client never retries. Errors are those of
 // the SDK's client, wrapped the same way.
@@ -174,14 +257,12 @@ func (c *Client) put(ctx context.Context, in *kinesis.PutRecordsInput) (*kinesis
 	if err != nil {
 		return nil, err
 	}
-	var creds aws.Credentials
-	if c.creds != nil {
-		if creds, err = c.creds.Retrieve(ctx); err != nil {
-			return nil, fmt.Errorf("get identity: %w", err) // as the SDK says it
-		}
+	creds, err := c.send.credentials(ctx)
+	if err != nil {
+		return nil, err
 	}
 
-	req := c.bufs.get()
+	req := c.send.bufs.get()
 	h := sha256.New()
 	if c.protocol == JSON {
 		req.frame = appendJSON(req.grow(jsonSize(in)), in, h)
@@ -192,90 +273,45 @@ func (c *Client) put(ctx context.Context, in *kinesis.PutRecordsInput) (*kinesis
 		req.frame, req.segs, req.size = encodeCBOR(req.grow(cborFramingSize(in)), req.segs, in, h)
 	}
 	var sum [sha256.Size]byte
-	payloadHash := hex.EncodeToString(h.Sum(sum[:0]))
-
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	resp, err := c.send.do(ctx, url, c.protocol.contentType(), target, creds, req, hex.EncodeToString(h.Sum(sum[:0])))
 	if err != nil {
-		c.bufs.count(req)
-		c.bufs.put(req)
-		return nil, fmt.Errorf("kinesisapi: %w", err)
-	}
-	hreq.ContentLength = int64(req.size)
-	hreq.Body = req.newBody()
-	hreq.GetBody = func() (io.ReadCloser, error) { return req.newBody(), nil }
-	hreq.Header.Set("Content-Type", c.protocol.contentType())
-	hreq.Header.Set("X-Amz-Target", target)
-	hreq.Header.Set("User-Agent", "kinship")
-	if c.creds != nil {
-		if err := c.signer.SignHTTP(ctx, creds, hreq, payloadHash, "kinesis", c.region, time.Now().UTC()); err != nil {
-			req.release(ctx, c.bufs)
-			return nil, &v4.SigningError{Err: fmt.Errorf("failed to sign http request, %w", err)}
-		}
-	}
-
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		req.release(ctx, c.bufs)
-		if ctx.Err() != nil {
-			return nil, &smithy.CanceledError{Err: err}
-		}
-		return nil, &smithyhttp.RequestSendError{Err: err}
+		return nil, err
 	}
 	out, err := c.decode(ctx, resp)
-	req.release(ctx, c.bufs)
+	req.release(ctx, c.send.bufs)
 	return out, err
 }
 
-// decode reads resp with the SDK's own protocol decoder and wraps an error as the SDK's
-// client does: an HTTP response error (status code, request id) around the API error.
 func (c *Client) decode(ctx context.Context, resp *http.Response) (*kinesis.PutRecordsOutput, error) {
-	body := resp.Body
-	defer func() {
-		_, _ = io.Copy(io.Discard, io.LimitReader(body, maxResponseBytes)) // keeps the connection reusable
-		_ = body.Close()
-	}()
-	resp.Body = io.NopCloser(io.LimitReader(body, maxResponseBytes))
-	sresp := &smithyhttp.Response{Response: resp}
 	out := &kinesis.PutRecordsOutput{}
-	err := c.decoder.DeserializeResponse(ctx, c.schema, kinesis.TypeRegistry, sresp, out)
-	if err == nil {
-		return out, nil
+	if err := decode(ctx, c.protocol, c.decoder, c.schema, kinesis.TypeRegistry, resp, out); err != nil {
+		return nil, err
 	}
-	err = headerErrorType(c.protocol, resp, err)
-	reqID := resp.Header.Get("X-Amzn-Requestid")
-	if reqID == "" {
-		reqID = resp.Header.Get("X-Amz-Request-Id")
-	}
-	return nil, &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{Response: sresp, Err: err}, RequestID: reqID}
+	return out, nil
 }
 
-// headerErrorType applies the X-Amzn-ErrorType header to a CBOR error whose body named no
-// type: the SDK's JSON decoder reads the type from that header too, the smithy CBOR decoder
-// only from the body, and Kinesis may send either.
-func headerErrorType(p Protocol, resp *http.Response, err error) error {
-	if p != CBOR {
-		return err
+// cborErrorBody returns the body of a CBOR error answer as the SDK's JSON decoder would read
+// it: an empty body is an empty map (an "UnknownError", not a decoding failure), and a type
+// named only in the X-Amzn-ErrorType header is the error's type (the smithy CBOR decoder reads
+// the body alone; Kinesis may send either). A body that is not CBOR is left as it is.
+func cborErrorBody(resp *http.Response) io.ReadCloser {
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return io.NopCloser(bytes.NewReader(b))
 	}
-	code := resp.Header.Get("X-Amzn-ErrorType")
-	if code == "" {
-		return err
+	m := cbor.Map{}
+	if len(b) > 0 {
+		v, err := cbor.Decode(b)
+		mv, ok := v.(cbor.Map)
+		if err != nil || !ok {
+			return io.NopCloser(bytes.NewReader(b))
+		}
+		m = mv
 	}
-	var generic *smithy.GenericAPIError
-	var deser *smithy.DeserializationError
-	switch {
-	case errors.As(err, &generic) && generic.Code == "UnknownError":
-	case errors.As(err, &deser):
-	default:
-		return err
+	if _, ok := m["__type"]; !ok {
+		if code := resp.Header.Get("X-Amzn-ErrorType"); code != "" {
+			m["__type"] = cbor.String(code)
+		}
 	}
-	// As the SDK sanitizes codes: "aws.protocoltests#Code:http://..." is "Code".
-	code, _, _ = strings.Cut(code, ":")
-	if i := strings.LastIndexByte(code, '#'); i >= 0 {
-		code = code[i+1:]
-	}
-	msg := code
-	if generic != nil && generic.Message != "" && generic.Message != "UnknownError" {
-		msg = generic.Message
-	}
-	return &smithy.GenericAPIError{Code: code, Message: msg}
+	return io.NopCloser(bytes.NewReader(cbor.Encode(m)))
 }

@@ -49,7 +49,7 @@ func okAnswer(p Protocol, n int) (string, []byte) {
 
 // verifySignature re-signs what the server received, with the hash of the body it received,
 // and reports whether the client's Authorization header is that signature.
-func verifySignature(r *http.Request, body []byte, creds aws.Credentials) error {
+func verifySignature(r *http.Request, body []byte, creds aws.Credentials, service string) error {
 	auth := r.Header.Get("Authorization")
 	_, signed, ok := strings.Cut(auth, "SignedHeaders=")
 	if !ok {
@@ -73,7 +73,7 @@ func verifySignature(r *http.Request, body []byte, creds aws.Credentials) error 
 		return err
 	}
 	sum := sha256.Sum256(body)
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "kinesis", "us-east-1", when); err != nil {
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), service, "us-east-1", when); err != nil {
 		return err
 	}
 	if got := req.Header.Get("Authorization"); got != auth {
@@ -93,7 +93,7 @@ func TestSignedRequest(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				requests.Add(1)
 				body, _ := io.ReadAll(r.Body)
-				if err := verifySignature(r, body, creds); err != nil {
+				if err := verifySignature(r, body, creds, "kinesis"); err != nil {
 					t.Error(err)
 				}
 				if r.Header.Get("X-Amz-Security-Token") != "token" {
