@@ -9,7 +9,8 @@
 #   (c) kinesalite over TLS (4 shards), on a smaller file of KINESALITE_SIZE bytes since it
 #       takes in a few MB/s (0 skips it).
 # Each row: MB/s, CPU s/GB and peak RSS of the agent alone (/usr/bin/time), and for (b) the
-# Kinesis records per GB the endpoint counted (it also checks every aggregate's MD5).
+# Kinesis records per GB the endpoint counted (it also checks every aggregate's MD5) or, for
+# (c), that the stream holds afterwards (bench/streamcount).
 # FORMAT=json reads JSON log lines instead of access-log lines; COMPRESSION sets
 # spool.compression (unset: the agent's default).
 #   SIZE=1073741824 KINESALITE_SIZE=104857600 PROTOCOLS="cbor json" BENCH_DIR=bench/out \
@@ -102,7 +103,9 @@ if [[ $KINESALITE_SIZE -gt 0 ]]; then
 	BYTES=$(stat -c %s "$LOG")
 	LINES=$(wc -l <"$LOG")
 	cat "$LOG" >/dev/null
+	go build -o "$DIR/streamcount" ./bench/streamcount
 	for proto in $PROTOCOLS; do
+		rm -f "$DIR/kl.out" # the wait below must not read the previous kinesalite's port
 		KINESALITE_TLS_CERT="$DIR/tls/cert.pem" KINESALITE_TLS_KEY="$DIR/tls/key.pem" KINESALITE_STREAMS=bench:4 \
 			KINESALITE_KEEP_STDIN=1 node internal/testenv/node/kinesalite.js >"$DIR/kl.out" </dev/null &
 		KL=$!
@@ -112,9 +115,11 @@ if [[ $KINESALITE_SIZE -gt 0 ]]; then
 		flow_config "kinesis: {stream: bench, protocol: $proto}"
 		# shellcheck disable=SC2046
 		read -r w u s r < <(measure env $(aws_env "https://127.0.0.1:$port") "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn)
+		# shellcheck disable=SC2046
+		recs=$(env $(aws_env "https://127.0.0.1:$port") "$DIR/streamcount" -stream bench)
 		kill "$KL"
 		wait "$KL" 2>/dev/null || true
-		report "(c) kinesalite $proto" "$w" "$u" "$s" "$r"
+		report "(c) kinesalite $proto" "$w" "$u" "$s" "$r" "$recs"
 	done
 fi
 rm -rf "$STATE"
