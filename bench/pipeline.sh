@@ -14,7 +14,7 @@
 # FORMAT=json reads JSON log lines instead of access-log lines; COMPRESSION sets
 # spool.compression (unset: the agent's default).
 #   SIZE=1073741824 KINESALITE_SIZE=104857600 PROTOCOLS="cbor json" BENCH_DIR=bench/out \
-#   FORMAT=access COMPRESSION=s2 ./bench/pipeline.sh
+#   FORMAT=access COMPRESSION=s2 KINSHIP_BASELINE=/path/to/older/kinship ./bench/pipeline.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${SIZE:-1073741824}
@@ -42,7 +42,7 @@ measure() { # prints "wall user sys maxrss_kib" of a command
 report() { # name wall user sys rss [records] (BYTES and LINES of the file read)
 	awk -v n="$1" -v w="$2" -v u="$3" -v s="$4" -v r="$5" -v k="${6:-}" -v b="$BYTES" -v l="$LINES" 'BEGIN {
 		rec = k == "" ? "        -" : sprintf("%9.0f", k/(b/1073741824))
-		printf "%-22s %8.1f MB/s %10.0f lines/s %6.2f CPU s/GB %7.1f MiB peak RSS %s records/GB  (wall %.2fs, user %.2fs, sys %.2fs)\n",
+		printf "%-26s %8.1f MB/s %10.0f lines/s %6.2f CPU s/GB %7.1f MiB peak RSS %s records/GB  (wall %.2fs, user %.2fs, sys %.2fs)\n",
 			n, b/1e6/w, l/w, (u+s)/(b/1073741824), r/1024, rec, w, u, s }'
 }
 # flow_config destination-yaml: the benchmark's configuration, written to $DIR/bench.yaml.
@@ -79,22 +79,29 @@ awk -v k="$w" -v m="$MD5" 'BEGIN { printf "kinship (discard) runs at %.0f%% of m
 mkdir -p "$DIR/tls"
 rm -f "$DIR/tls/cert.pem" "$DIR/tls/key.pem" # a fresh certificate each run (it is valid for a day)
 go build -o "$DIR/fakekinesis" ./bench/fakekinesis
-for proto in $PROTOCOLS; do
+# fake_row name binary destination-yaml
+fake_row() {
 	rm -f "$DIR/fk.url"
 	"$DIR/fakekinesis" -cert "$DIR/tls/cert.pem" -key "$DIR/tls/key.pem" -url-file "$DIR/fk.url" >"$DIR/fk.stats" &
 	FK=$!
 	PIDS+=("$FK")
 	for _ in $(seq 100); do [[ -s "$DIR/fk.url" ]] && break; sleep 0.1; done
-	flow_config "kinesis: {stream: bench, protocol: $proto}"
+	flow_config "$3"
 	# shellcheck disable=SC2046
-	read -r w u s r < <(measure env $(aws_env "$(cat "$DIR/fk.url")") "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn)
+	read -r w u s r < <(measure env $(aws_env "$(cat "$DIR/fk.url")") "$2" run --config "$DIR/bench.yaml" --once --log-level warn)
 	kill -TERM "$FK"
 	wait "$FK" || true
 	recs=$(sed -n 's/.*"records":\([0-9]*\).*/\1/p' "$DIR/fk.stats")
-	report "(b) fake kinesis $proto" "$w" "$u" "$s" "$r" "$recs"
+	report "$1" "$w" "$u" "$s" "$r" "$recs"
 	grep -q '"md5_errors":0,' "$DIR/fk.stats" && grep -q '"auth_errors":0,' "$DIR/fk.stats" && grep -q '"bad_requests":0,' "$DIR/fk.stats" ||
 		echo "fakekinesis found bad requests: $(cat "$DIR/fk.stats")" >&2
+}
+for proto in $PROTOCOLS; do
+	fake_row "(b) fake kinesis $proto" "$KINSHIP" "kinesis: {stream: bench, protocol: $proto}"
 done
+# KINSHIP_BASELINE: an older kinship binary (one that has no kinesis.protocol), for a
+# before/after row measured in the same run.
+[[ -z ${KINSHIP_BASELINE:-} ]] || fake_row "(b) fake kinesis baseline" "$KINSHIP_BASELINE" "kinesis: {stream: bench}"
 
 # (c) kinesalite over TLS, on a smaller file.
 if [[ $KINESALITE_SIZE -gt 0 ]]; then
