@@ -10,6 +10,9 @@
 // stream and then loses the answer, so the client must send it again: Event.Duplicates counts
 // the copies it forced. So a test can demand that every record arrives exactly once plus the
 // forced duplicates, and count the expected retries from Events.
+//
+// PutRecords is understood in both of Kinesis's protocols, JSON and CBOR (by Content-Type,
+// wire.go); injected answers are in the request's protocol.
 package faultproxy
 
 import (
