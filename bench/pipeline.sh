@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
-# Whole-pipeline benchmark: `kinship run --once` on a file of ~200-byte lines with the
-# discard destination and the spool on, next to md5sum and cat of the same file measured in
-# the same run (page cache warm), which are the physical reference on this machine.
+# Whole-pipeline benchmark: `kinship run --once` on a file of ~200-byte lines with the spool
+# on, next to md5sum and cat of the same file measured in the same run (page cache warm),
+# which are the physical reference on this machine. The agent ships to
+#   (a) the discard destination,
+#   (b) bench/fakekinesis, a fast loopback Kinesis endpoint over TLS (a self-signed
+#       certificate the agent trusts through AWS_CA_BUNDLE), once per kinesis.protocol in
+#       PROTOCOLS, and
+#   (c) kinesalite over TLS (4 shards), on a smaller file of KINESALITE_SIZE bytes since it
+#       takes in a few MB/s (0 skips it).
+# Each row: MB/s, CPU s/GB and peak RSS of the agent alone (/usr/bin/time), and for (b) the
+# Kinesis records per GB the endpoint counted (it also checks every aggregate's MD5) or, for
+# (c), that the stream holds afterwards (bench/streamcount).
 # FORMAT=json reads JSON log lines instead of access-log lines; COMPRESSION sets
 # spool.compression (unset: the agent's default).
-#   SIZE=1073741824 BENCH_DIR=bench/out FORMAT=access COMPRESSION=s2 ./bench/pipeline.sh
+#   SIZE=1073741824 KINESALITE_SIZE=104857600 PROTOCOLS="cbor json" BENCH_DIR=bench/out \
+#   FORMAT=access COMPRESSION=s2 KINSHIP_BASELINE=/path/to/older/kinship ./bench/pipeline.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${SIZE:-1073741824}
+KINESALITE_SIZE=${KINESALITE_SIZE:-104857600}
+PROTOCOLS=${PROTOCOLS:-cbor json}
 DIR=${BENCH_DIR:-bench/out}
 KINSHIP=${KINSHIP:-./kinship}
 mkdir -p "$DIR"
+DIR=$(cd "$DIR" && pwd) # absolute: it goes into the agent's configuration
 FORMAT=${FORMAT:-access}
 LOG="$DIR/bench-$SIZE.log"
 [[ $FORMAT == access ]] || LOG="$DIR/bench-$FORMAT-$SIZE.log"
-[[ -f "$LOG" && $(stat -c %s "$LOG") -gt $((SIZE - 4096)) ]] || go run ./bench/gen -o "$LOG" -size "$SIZE" -format "$FORMAT"
+gen() { # path size
+	[[ -f "$1" && $(stat -c %s "$1") -gt $(($2 - 4096)) ]] || go run ./bench/gen -o "$1" -size "$2" -format "$FORMAT"
+}
+gen "$LOG" "$SIZE"
 BYTES=$(stat -c %s "$LOG")
 LINES=$(wc -l <"$LOG")
 cat "$LOG" >/dev/null # warm the page cache
@@ -23,26 +39,94 @@ measure() { # prints "wall user sys maxrss_kib" of a command
 	/usr/bin/time -f "%e %U %S %M" -o "$DIR/time.out" "$@" >/dev/null 2>"$DIR/cmd.err" || { cat "$DIR/cmd.err" >&2; return 1; }
 	cat "$DIR/time.out"
 }
-report() { # name wall user sys rss
-	awk -v n="$1" -v w="$2" -v u="$3" -v s="$4" -v r="$5" -v b="$BYTES" -v l="$LINES" 'BEGIN {
-		printf "%-14s %8.1f MB/s %12.0f lines/s %6.2f CPU s/GB %7.1f MiB peak RSS  (wall %.2fs, user %.2fs, sys %.2fs)\n",
-			n, b/1e6/w, l/w, (u+s)/(b/1073741824), r/1024, w, u, s }'
+report() { # name wall user sys rss [records] (BYTES and LINES of the file read)
+	awk -v n="$1" -v w="$2" -v u="$3" -v s="$4" -v r="$5" -v k="${6:-}" -v b="$BYTES" -v l="$LINES" 'BEGIN {
+		rec = k == "" ? "        -" : sprintf("%9.0f", k/(b/1073741824))
+		printf "%-26s %8.1f MB/s %10.0f lines/s %6.2f CPU s/GB %7.1f MiB peak RSS %s records/GB  (wall %.2fs, user %.2fs, sys %.2fs)\n",
+			n, b/1e6/w, l/w, (u+s)/(b/1073741824), r/1024, rec, w, u, s }'
 }
+# flow_config destination-yaml: the benchmark's configuration, written to $DIR/bench.yaml.
+flow_config() {
+	cat >"$DIR/bench.yaml" <<YAML
+state_dir: $STATE
+flows:
+  - name: bench
+    paths: ["$LOG"]
+    $1
+    batch: {max_bytes: ${BATCH_BYTES:-1MiB}}
+YAML
+	[[ -z ${COMPRESSION:-} ]] || echo "    spool: {compression: $COMPRESSION}" >>"$DIR/bench.yaml"
+	rm -rf "$STATE"
+}
+# The agent's AWS environment: dummy static credentials, loopback only, the benchmark's CA.
+aws_env() { # endpoint-url
+	echo AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_SESSION_TOKEN= AWS_REGION=us-east-1 \
+		AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PROFILE= \
+		AWS_CA_BUNDLE="$DIR/tls/cert.pem" AWS_ENDPOINT_URL_KINESIS="$1" AWS_ENDPOINT_URL=
+}
+PIDS=()
+trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
 read -r w u s r < <(measure md5sum "$LOG"); report md5sum "$w" "$u" "$s" "$r"; MD5=$w
 read -r w u s r < <(measure cat "$LOG"); report cat "$w" "$u" "$s" "$r"
 
 STATE="$DIR/state"
-rm -rf "$STATE"
-cat >"$DIR/bench.yaml" <<YAML
-state_dir: $PWD/$STATE
-flows:
-  - name: bench
-    paths: ["$PWD/$LOG"]
-    discard: {}
-    batch: {max_bytes: ${BATCH_BYTES:-1MiB}}
-YAML
-[[ -z ${COMPRESSION:-} ]] || echo "    spool: {compression: $COMPRESSION}" >>"$DIR/bench.yaml"
-read -r w u s r < <(measure "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn); report "kinship --once" "$w" "$u" "$s" "$r"
-awk -v k="$w" -v m="$MD5" 'BEGIN { printf "kinship runs at %.0f%% of md5sum'"'"'s speed\n", 100*m/k }'
+flow_config "discard: {}"
+read -r w u s r < <(measure "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn); report "(a) discard" "$w" "$u" "$s" "$r"
+awk -v k="$w" -v m="$MD5" 'BEGIN { printf "kinship (discard) runs at %.0f%% of md5sum'"'"'s speed\n", 100*m/k }'
+
+# (b) the fast loopback endpoint, one row per protocol.
+mkdir -p "$DIR/tls"
+rm -f "$DIR/tls/cert.pem" "$DIR/tls/key.pem" # a fresh certificate each run (it is valid for a day)
+go build -o "$DIR/fakekinesis" ./bench/fakekinesis
+# fake_row name binary destination-yaml
+fake_row() {
+	rm -f "$DIR/fk.url"
+	"$DIR/fakekinesis" -cert "$DIR/tls/cert.pem" -key "$DIR/tls/key.pem" -url-file "$DIR/fk.url" >"$DIR/fk.stats" &
+	FK=$!
+	PIDS+=("$FK")
+	for _ in $(seq 100); do [[ -s "$DIR/fk.url" ]] && break; sleep 0.1; done
+	flow_config "$3"
+	# shellcheck disable=SC2046
+	read -r w u s r < <(measure env $(aws_env "$(cat "$DIR/fk.url")") "$2" run --config "$DIR/bench.yaml" --once --log-level warn)
+	kill -TERM "$FK"
+	wait "$FK" || true
+	recs=$(sed -n 's/.*"records":\([0-9]*\).*/\1/p' "$DIR/fk.stats")
+	report "$1" "$w" "$u" "$s" "$r" "$recs"
+	grep -q '"md5_errors":0,' "$DIR/fk.stats" && grep -q '"auth_errors":0,' "$DIR/fk.stats" && grep -q '"bad_requests":0,' "$DIR/fk.stats" ||
+		echo "fakekinesis found bad requests: $(cat "$DIR/fk.stats")" >&2
+}
+for proto in $PROTOCOLS; do
+	fake_row "(b) fake kinesis $proto" "$KINSHIP" "kinesis: {stream: bench, protocol: $proto}"
+done
+# KINSHIP_BASELINE: an older kinship binary (one that has no kinesis.protocol), for a
+# before/after row measured in the same run.
+[[ -z ${KINSHIP_BASELINE:-} ]] || fake_row "(b) fake kinesis baseline" "$KINSHIP_BASELINE" "kinesis: {stream: bench}"
+
+# (c) kinesalite over TLS, on a smaller file.
+if [[ $KINESALITE_SIZE -gt 0 ]]; then
+	LOG="$DIR/bench-$FORMAT-$KINESALITE_SIZE.log"
+	gen "$LOG" "$KINESALITE_SIZE"
+	BYTES=$(stat -c %s "$LOG")
+	LINES=$(wc -l <"$LOG")
+	cat "$LOG" >/dev/null
+	go build -o "$DIR/streamcount" ./bench/streamcount
+	for proto in $PROTOCOLS; do
+		rm -f "$DIR/kl.out" # the wait below must not read the previous kinesalite's port
+		KINESALITE_TLS_CERT="$DIR/tls/cert.pem" KINESALITE_TLS_KEY="$DIR/tls/key.pem" KINESALITE_STREAMS=bench:4 \
+			KINESALITE_KEEP_STDIN=1 node internal/testenv/node/kinesalite.js >"$DIR/kl.out" </dev/null &
+		KL=$!
+		PIDS+=("$KL")
+		for _ in $(seq 300); do [[ -s "$DIR/kl.out" ]] && break; sleep 0.1; done
+		port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$DIR/kl.out")
+		flow_config "kinesis: {stream: bench, protocol: $proto}"
+		# shellcheck disable=SC2046
+		read -r w u s r < <(measure env $(aws_env "https://127.0.0.1:$port") "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn)
+		# shellcheck disable=SC2046
+		recs=$(env $(aws_env "https://127.0.0.1:$port") "$DIR/streamcount" -stream bench)
+		kill "$KL"
+		wait "$KL" 2>/dev/null || true
+		report "(c) kinesalite $proto" "$w" "$u" "$s" "$r" "$recs"
+	done
+fi
 rm -rf "$STATE"

@@ -24,6 +24,9 @@ const (
 	DefaultPartitionKey    = "random"
 	DefaultMaxRecordBytes  = 1 * MiB
 	DefaultMaxRequestBytes = 5 * MiB
+	// DefaultKinesisProtocol is kinesis.protocol's default: CBOR needs no base64, so it
+	// hashes, encrypts and sends a quarter fewer bytes than JSON.
+	DefaultKinesisProtocol = "cbor"
 	DefaultMaxInFlight     = 4
 	DefaultBatchMaxAge     = Duration(1e9)
 	DefaultBatchMaxBytes   = 1 * MiB
@@ -182,6 +185,9 @@ type Kinesis struct {
 	MaxRequestBytes     Size
 	MaxInFlight         int
 	Compression         string // "none", "gzip" or "zstd": each record's data compressed whole
+	// Protocol is PutRecords' wire format: "cbor" (application/x-amz-cbor-1.1, records as
+	// bytes) or "json" (application/x-amz-json-1.1, records in base64, as the AWS SDK for Go sends).
+	Protocol string
 }
 
 // Discard takes records like a destination would and drops them (tests, benchmarks).

@@ -30,6 +30,7 @@ func minimalFlowDefaults(pos Pos) Flow {
 			MaxRequestBytes: 5 * MiB,
 			MaxInFlight:     4,
 			Compression:     "none",
+			Protocol:        "cbor",
 		},
 		Batch: Batch{MaxAge: Duration(time.Second), MaxBytes: MiB, MaxRecords: 0},
 		Spool: Spool{

@@ -211,6 +211,7 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 		MaxRecordBytes: DefaultMaxRecordBytes,
 		MaxInFlight:    DefaultMaxInFlight,
 		Compression:    "none",
+		Protocol:       DefaultKinesisProtocol,
 	}
 	var streamSet bool
 	var requestNode, fieldNode, regexNode, compressionNode *yaml.Node
@@ -276,6 +277,13 @@ func (d *decoder) kinesis(fl field, label string) *Kinesis {
 				}
 				k.Compression = s
 				compressionNode = x.v
+			}
+		case "protocol":
+			if s, ok := d.str(x.v, "kinesis.protocol"); ok {
+				if s != "cbor" && s != "json" {
+					d.errorf(x.v, "kinesis.protocol: %q: must be cbor or json", s)
+				}
+				k.Protocol = s
 			}
 		case "max_in_flight":
 			if v, ok := d.integer(x.v, "kinesis.max_in_flight"); ok {

@@ -185,7 +185,7 @@ func TestParseErrors(t *testing.T) {
 			`12:15: kinesis.stream: "bad stream": not a stream name`,
 			`13:26: kinesis.max_request_bytes: 512KiB is smaller than kinesis.max_record_bytes (1MiB)`,
 			`14:22: kinesis.max_in_flight: expected a whole number, got "four"`,
-			`15:7: unknown key "streem" in kinesis of flow "b" (known: stream, partition_key, partition_key_field, partition_key_regex, aggregate, max_record_bytes, max_request_bytes, max_in_flight, compression); did you mean "stream"?`,
+			`15:7: unknown key "streem" in kinesis of flow "b" (known: stream, partition_key, partition_key_field, partition_key_regex, aggregate, max_record_bytes, max_request_bytes, max_in_flight, compression, protocol); did you mean "stream"?`,
 			`18:45: kinesis.max_request_bytes: 20MiB is larger than a PutRecords request may be (10MiB)`,
 			`18:67: kinesis.partition_key: must be random, host or a fixed key of 1 to 256 characters (got 257)`,
 		}},

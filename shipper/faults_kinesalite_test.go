@@ -6,18 +6,34 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-
 	"github.com/kinship-agent/kinship/internal/testenv/faultproxy"
 	"github.com/kinship-agent/kinship/internal/testenv/kinesalitetest"
 )
 
-// One fault kind at a time, on a schedule, between the real SDK and kinesalite: every record
-// arrives, the only duplicates are the ones the schedule forced (answers lost after the
-// stream took the request), and kinship_retries_total and kinship_send_errors_total{reason}
-// count exactly what the proxy did.
+// leanClient is the PutRecords client the agent uses (NewKinesisAPI) for endpoint.
+func leanClient(t *testing.T, endpoint, protocol string) KinesisAPI {
+	t.Helper()
+	api, err := NewKinesisAPI(context.Background(), sdkConfig(t, endpoint), KinesisAPIOptions{Protocol: protocol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
+// The protocols the fault tests run with: the agent's client in each of its wire formats.
+var protocols = []string{"cbor", "json"}
+
+// One fault kind at a time, on a schedule, between the agent's client and kinesalite, in
+// each protocol: every record arrives, the only duplicates are the ones the schedule forced
+// (answers lost after the stream took the request), and kinship_retries_total and
+// kinship_send_errors_total{reason} count exactly what the proxy did.
 func TestKinesaliteFaultSchedules(t *testing.T) {
+	for _, protocol := range protocols {
+		t.Run(protocol, func(t *testing.T) { testFaultSchedules(t, protocol) })
+	}
+}
+
+func testFaultSchedules(t *testing.T, protocol string) {
 	endpoint := kinesalitetest.Start(t)
 	// slowTimeout is the shipper's per-request timeout in the slow case: long enough that an
 	// honest kinesalite answer on a loaded machine never hits it (a timed-out request that
@@ -55,8 +71,9 @@ func TestKinesaliteFaultSchedules(t *testing.T) {
 				}
 				return faultproxy.Fault{}
 			})
-			// SDK retries off: every fault reaches the shipper, so the counters are exact.
-			client := NewKinesisClient(sdkConfig(t, proxy.URL), func(o *kinesis.Options) { o.Retryer = aws.NopRetryer{} })
+			// The agent's client never retries: every fault reaches the shipper, so the
+			// counters are exact.
+			client := leanClient(t, proxy.URL, protocol)
 			const n = 1000
 			src := newFakeSource(e2eItems(n, 100))
 			m := Metrics{}.withDefaults()
@@ -132,10 +149,17 @@ func TestKinesaliteFaultSchedules(t *testing.T) {
 	}
 }
 
-// The same faults, mixed, with the client the agent really uses (the SDK retries once by
-// itself): the two retry layers together still deliver every record, add no duplicate the
-// schedule did not force, and the shipper retries no more entries than the proxy failed.
+// The same faults, mixed, with the SDK's own client (which retries once by itself, as the
+// shard map's calls do) and with the agent's PutRecords client in each protocol: every
+// record arrives, no duplicate the schedule did not force, and the shipper retries no more
+// entries than the proxy failed.
 func TestKinesaliteMixedFaultsWithTheAgentsClient(t *testing.T) {
+	for _, client := range append([]string{"sdk"}, protocols...) {
+		t.Run(client, func(t *testing.T) { testMixedFaults(t, client) })
+	}
+}
+
+func testMixedFaults(t *testing.T, clientKind string) {
 	endpoint := kinesalitetest.Start(t)
 	kinesalitetest.CreateStream(t, endpoint, "mixed", 2)
 	schedule := []faultproxy.Fault{
@@ -151,7 +175,12 @@ func TestKinesaliteMixedFaultsWithTheAgentsClient(t *testing.T) {
 		}
 		return faultproxy.Fault{}
 	})
-	client := NewKinesisClient(sdkConfig(t, proxy.URL))
+	var client KinesisAPI
+	if clientKind == "sdk" {
+		client = NewKinesisClient(sdkConfig(t, proxy.URL))
+	} else {
+		client = leanClient(t, proxy.URL, clientKind)
+	}
 	const n = 2000
 	src := newFakeSource(e2eItems(n, 100))
 	m := Metrics{}.withDefaults()

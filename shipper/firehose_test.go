@@ -95,16 +95,33 @@ func (f *fakeFirehose) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-func firehoseClient(t *testing.T, endpoint string) *firehose.Client {
+// firehoseClient returns the SDK's client ("sdk") or the agent's lean one ("lean") for endpoint.
+func firehoseClient(t *testing.T, kind, endpoint string) FirehoseAPI {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", "")}
-	return NewFirehoseClient(cfg, func(o *firehose.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	setEndpoint := func(o *firehose.Options) { o.BaseEndpoint = aws.String(endpoint) }
+	if kind == "sdk" {
+		return NewFirehoseClient(cfg, setEndpoint)
+	}
+	api, err := NewFirehoseAPI(context.Background(), cfg, 4, setEndpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
 }
+
+var firehoseClients = []string{"sdk", "lean"}
 
 // Partial failures (FailedPutCount with per-record error codes) are retried record by
 // record through the real SDK: every line reaches the delivery stream exactly once, as
 // newline-terminated lines, never as a KPL aggregate.
 func TestFirehosePartialFailuresDeliverEveryLineOnce(t *testing.T) {
+	for _, kind := range firehoseClients {
+		t.Run(kind, func(t *testing.T) { testFirehosePartialFailures(t, kind) })
+	}
+}
+
+func testFirehosePartialFailures(t *testing.T, kind string) {
 	src, lines := newLineSource("fh", 20000, 37)
 	var seenMu sync.Mutex
 	seen := map[string]int{}
@@ -124,7 +141,7 @@ func TestFirehosePartialFailuresDeliverEveryLineOnce(t *testing.T) {
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
 
-	shipAll(t, src, NewFirehose(firehoseClient(t, srv.URL), "logs"))
+	shipAll(t, src, NewFirehose(firehoseClient(t, kind, srv.URL), "logs"))
 
 	fake.mu.Lock()
 	defer fake.mu.Unlock()
@@ -141,10 +158,16 @@ func TestFirehosePartialFailuresDeliverEveryLineOnce(t *testing.T) {
 // A record whose lines exceed a Firehose record (a misconfiguration only) is split at line
 // boundaries, and a configuration-level error (no such stream) fails the whole request.
 func TestFirehosePutSplitsOversizedAndReportsStreamErrors(t *testing.T) {
+	for _, kind := range firehoseClients {
+		t.Run(kind, func(t *testing.T) { testFirehoseSplitsAndStreamErrors(t, kind) })
+	}
+}
+
+func testFirehoseSplitsAndStreamErrors(t *testing.T, kind string) {
 	fake := &fakeFirehose{t: t, stream: "logs", lines: map[string]int{}, fail: func(string) string { return "" }}
 	srv := httptest.NewServer(fake)
 	defer srv.Close()
-	client := firehoseClient(t, srv.URL)
+	client := firehoseClient(t, kind, srv.URL)
 
 	big := strings.Repeat("x", 600<<10)
 	datas := [][]byte{[]byte("a" + big), []byte("b" + big), []byte("c")}

@@ -101,10 +101,12 @@ const SDKMaxAttempts = 2
 const requestLogModes = aws.LogSigning | aws.LogRequest | aws.LogRequestWithBody |
 	aws.LogResponseWithBody | aws.LogRequestEventMessage | aws.LogResponseEventMessage
 
-// NewKinesisClient returns a Kinesis client for the shipper: the SDK retries at most
-// SDKMaxAttempts-1 times without its client-side retry quota (the shipper owns backoff and
-// never gives up), and request/response/signing logging is off whatever cfg asks for, so
-// credentials and shipped data never reach a log.
+// NewKinesisClient returns the SDK's Kinesis client, for the calls other than PutRecords
+// (the shard map's ListShards) and for comparisons in tests; the agent's PutRecords go
+// through NewKinesisAPI. The SDK retries at most SDKMaxAttempts-1 times without its
+// client-side retry quota (the shipper owns backoff and never gives up), and
+// request/response/signing logging is off whatever cfg asks for, so credentials and shipped
+// data never reach a log.
 func NewKinesisClient(cfg aws.Config, optFns ...func(*kinesis.Options)) *kinesis.Client {
 	return kinesis.NewFromConfig(cfg, append([]func(*kinesis.Options){func(o *kinesis.Options) {
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {

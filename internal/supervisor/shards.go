@@ -16,8 +16,9 @@ import (
 // checks records against before sending.
 type shardedDestination struct {
 	shipper.Destination
-	shards *shardmap.Map
-	api    *shipper.ShardAware
+	shards   *shardmap.Map
+	api      *shipper.ShardAware
+	headroom *shipper.Headroom
 }
 
 // setLogger gives the map and the re-splitter the flow's logger (destination has none).
@@ -26,10 +27,15 @@ func (d shardedDestination) setLogger(l *slog.Logger) {
 	d.api.SetLogger(l)
 }
 
-func shardAwareKinesis(client *kinesis.Client, stream string, limits shipper.Limits) shardedDestination {
+// shardAwareKinesis sends through put; the shard map lists shards with the SDK's client.
+// The headroom meter sits closest to put, inside ShardAware, so it measures the records as
+// sent after any re-split.
+func shardAwareKinesis(client *kinesis.Client, put shipper.KinesisAPI, stream string, limits shipper.Limits, hr shipper.HeadroomOptions) shardedDestination {
 	m := shardmap.New(client, stream, shardmap.Options{})
-	api := shipper.NewShardAware(client, m, limits, nil)
-	return shardedDestination{Destination: shipper.NewKinesis(api, stream, limits), shards: m, api: api}
+	hr.Shards = m
+	h := shipper.NewHeadroom(put, hr)
+	api := shipper.NewShardAware(h, m, limits, nil)
+	return shardedDestination{Destination: shipper.NewKinesis(api, stream, limits), shards: m, api: api, headroom: h}
 }
 
 func keysFromLines(fc config.Flow) bool { return flow.KeysFromLines(fc) }

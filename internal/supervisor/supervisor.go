@@ -15,6 +15,7 @@ import (
 	"github.com/kinship-agent/kinship/internal/cloudwatch"
 	"github.com/kinship-agent/kinship/internal/flow"
 	"github.com/kinship-agent/kinship/internal/metrics"
+	"github.com/kinship-agent/kinship/shipper"
 	"github.com/kinship-agent/kinship/spool"
 	"github.com/kinship-agent/kinship/tailer"
 )
@@ -53,6 +54,11 @@ type Supervisor struct {
 	openFiles *tailer.OpenFiles
 	orphans   map[string]bool // flows whose kinship_orphan_spool_bytes series is set
 	exited    chan struct{}   // a flow's Run returned (buffered 1, coalescing)
+
+	// headroomStops end each Kinesis flow's stream headroom series (kinship_stream_*,
+	// kinship_shard_*) when the flow stops.
+	headroomMu    sync.Mutex
+	headroomStops map[string]func()
 
 	mu    sync.Mutex
 	flows map[string]*runningFlow
@@ -100,7 +106,7 @@ const lockRetry = 50 * time.Millisecond
 func New(ctx context.Context, cfg *config.Config, set *metrics.Set, log *slog.Logger, once bool) *Supervisor {
 	s := &Supervisor{ctx: ctx, log: log, set: set, once: once, cfg: cfg, lockWait: LockWait, unreadableNow: unreadableNow,
 		budget: spool.NewBudget(int64(cfg.Spool.MaxBytes)), openFiles: tailer.NewOpenFiles(0),
-		exited: make(chan struct{}, 1), flows: map[string]*runningFlow{}}
+		exited: make(chan struct{}, 1), flows: map[string]*runningFlow{}, headroomStops: map[string]func(){}}
 	s.open = s.openPipeline
 	return s
 }
@@ -116,10 +122,11 @@ func (s *Supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 
 // openPipeline builds a flow's destination and opens the flow.
 func (s *Supervisor) openPipeline(cfg *config.Config, fc config.Flow) (pipeline, error) {
-	dst, err := destination(s.ctx, cfg, fc, &s.awsCfg)
+	b, err := destination(s.ctx, cfg, fc, &s.awsCfg, shipper.HeadroomOptions{Logger: s.log.With("flow", fc.Name)})
 	if err != nil {
 		return nil, fmt.Errorf("flow %s: %w", fc.Name, err)
 	}
+	dst := b.dst
 	dir := cfg.FlowDir(&fc)
 	deps := flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
 		Metadata: s.metadataFor(fc), Budget: s.budget, OpenFiles: s.openFiles,
@@ -135,6 +142,11 @@ func (s *Supervisor) openPipeline(cfg *config.Config, fc config.Flow) (pipeline,
 	f, err := s.openFlow(fc, deps)
 	if err != nil {
 		return nil, err // not f: a nil *flow.Flow in an interface is not nil
+	}
+	if b.headroom != nil {
+		s.headroomMu.Lock()
+		s.headroomStops[fc.Name] = flow.ReportHeadroom(deps.Metrics, b.headroom)
+		s.headroomMu.Unlock()
 	}
 	return f, nil
 }
@@ -229,6 +241,12 @@ func (s *Supervisor) stop(r *runningFlow) {
 	if s.cw != nil {
 		s.cw.Unwatch(r.cfg.Name) // a new version of the flow watches again
 	}
+	s.headroomMu.Lock()
+	if stop := s.headroomStops[r.cfg.Name]; stop != nil {
+		stop() // its stream series go with it; a new version reports again
+		delete(s.headroomStops, r.cfg.Name)
+	}
+	s.headroomMu.Unlock()
 }
 
 // active counts the flows still running.

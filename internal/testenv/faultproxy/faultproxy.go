@@ -10,12 +10,14 @@
 // stream and then loses the answer, so the client must send it again: Event.Duplicates counts
 // the copies it forced. So a test can demand that every record arrives exactly once plus the
 // forced duplicates, and count the expected retries from Events.
+//
+// PutRecords is understood in both of Kinesis's protocols, JSON and CBOR (by Content-Type,
+// wire.go); injected answers are in the request's protocol.
 package faultproxy
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -189,16 +191,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.forward(w, r, body)
 		return
 	}
-	var top map[string]json.RawMessage
-	var entries []json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
+	wire := wireFor(r.Header.Get("Content-Type"))
+	req, err := wire.parseRequest(body)
+	if err != nil {
 		http.Error(w, "faultproxy: PutRecords body: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if err := json.Unmarshal(top["Records"], &entries); err != nil {
-		http.Error(w, "faultproxy: PutRecords records: "+err.Error(), http.StatusBadRequest)
-		return
-	}
+	entries := req.entries
 
 	p.mu.Lock()
 	n := len(p.events)
@@ -226,10 +225,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if code == "" {
 			code = "ProvisionedThroughputExceededException"
 		}
-		writeError(w, http.StatusBadRequest, code,
+		wire.writeError(w, http.StatusBadRequest, code,
 			"Rate exceeded for shard shardId-000000000000 in stream under account 000000000000.")
 	case ServerError:
-		writeError(w, http.StatusInternalServerError, "InternalFailure", "faultproxy: injected failure")
+		wire.writeError(w, http.StatusInternalServerError, "InternalFailure", "faultproxy: injected failure")
 	case Reset:
 		reset(w)
 	case Slow:
@@ -246,7 +245,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reset(w)
 	case ResetAfterForward:
 		// The event is complete before the client can notice the reset and send again.
-		dup := p.forwardOnly(r, body)
+		dup := p.forwardOnly(r, body, wire)
 		p.mu.Lock()
 		p.events[n].Duplicates = dup
 		p.mu.Unlock()
@@ -256,18 +255,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if code == "" {
 			code = "ProvisionedThroughputExceededException"
 		}
-		p.failEntries(w, r, top, entries, failed, code)
+		p.failEntries(w, r, wire, req, failed, code)
 	default:
 		p.forward(w, r, body)
 	}
-}
-
-func writeError(w http.ResponseWriter, status int, typ, msg string) {
-	b, _ := json.Marshal(map[string]string{"__type": typ, "message": msg})
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-ErrorType", typ)
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
 }
 
 // reset closes the client's connection with a TCP RST and no answer.
@@ -286,27 +277,18 @@ func reset(w http.ResponseWriter) {
 	_ = conn.Close()
 }
 
-type putRecordsResult struct {
-	FailedRecordCount int               `json:"FailedRecordCount"`
-	Records           []json.RawMessage `json:"Records"`
-	EncryptionType    string            `json:"EncryptionType,omitempty"`
-}
-
 // failEntries forwards the entries that are not marked failed and answers as if the service
 // had rejected the marked ones.
-func (p *Proxy) failEntries(w http.ResponseWriter, r *http.Request, top map[string]json.RawMessage, entries []json.RawMessage, failed []bool, code string) {
-	failure, _ := json.Marshal(map[string]string{"ErrorCode": code, "ErrorMessage": "faultproxy: injected " + code})
-	var keep []json.RawMessage
-	for i, e := range entries {
+func (p *Proxy) failEntries(w http.ResponseWriter, r *http.Request, wire wire, req putRecordsRequest, failed []bool, code string) {
+	var keep []any
+	for i, e := range req.entries {
 		if !failed[i] {
 			keep = append(keep, e)
 		}
 	}
 	var upstream putRecordsResult
 	if len(keep) > 0 {
-		top["Records"], _ = json.Marshal(keep)
-		body, _ := json.Marshal(top)
-		resp, err := p.send(r, body)
+		resp, err := p.send(r, req.rebuild(keep))
 		if err != nil {
 			http.Error(w, "faultproxy: upstream: "+err.Error(), http.StatusBadGateway)
 			return
@@ -324,43 +306,45 @@ func (p *Proxy) failEntries(w http.ResponseWriter, r *http.Request, top map[stri
 			_, _ = w.Write(rb)
 			return
 		}
-		if err := json.Unmarshal(rb, &upstream); err != nil || len(upstream.Records) != len(keep) {
-			http.Error(w, fmt.Sprintf("faultproxy: upstream answer has %d entries for %d (%v)", len(upstream.Records), len(keep), err), http.StatusBadGateway)
+		upstream, err = wire.parseResult(rb)
+		if err != nil || len(upstream.records) != len(keep) {
+			http.Error(w, fmt.Sprintf("faultproxy: upstream answer has %d entries for %d (%v)", len(upstream.records), len(keep), err), http.StatusBadGateway)
 			return
 		}
 	}
-	out := putRecordsResult{FailedRecordCount: upstream.FailedRecordCount, EncryptionType: upstream.EncryptionType,
-		Records: make([]json.RawMessage, 0, len(entries))}
+	out := putRecordsResult{failed: upstream.failed, encryption: upstream.encryption, records: make([]any, 0, len(req.entries))}
 	j := 0
-	for i := range entries {
+	for i := range req.entries {
 		if failed[i] {
-			out.Records = append(out.Records, failure)
-			out.FailedRecordCount++
+			out.records = append(out.records, wire.failure(code, "faultproxy: injected "+code))
+			out.failed++
 			continue
 		}
-		out.Records = append(out.Records, upstream.Records[j])
+		out.records = append(out.records, upstream.records[j])
 		j++
 	}
-	b, _ := json.Marshal(out)
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("Content-Type", wire.contentType())
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	_, _ = w.Write(wire.encodeResult(out))
 }
 
 // forwardOnly sends the request upstream and reads the answer without passing it on; it
 // returns how many entries the stream accepted.
-func (p *Proxy) forwardOnly(r *http.Request, body []byte) int {
+func (p *Proxy) forwardOnly(r *http.Request, body []byte, wire wire) int {
 	resp, err := p.send(r, body)
 	if err != nil {
 		return 0
 	}
 	defer resp.Body.Close()
 	rb, err := io.ReadAll(resp.Body)
-	var out putRecordsResult
-	if err != nil || resp.StatusCode != http.StatusOK || json.Unmarshal(rb, &out) != nil {
+	if err != nil || resp.StatusCode != http.StatusOK {
 		return 0
 	}
-	return len(out.Records) - out.FailedRecordCount
+	out, err := wire.parseResult(rb)
+	if err != nil {
+		return 0
+	}
+	return len(out.records) - out.failed
 }
 
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, body []byte) {

@@ -1,0 +1,371 @@
+// Command fakekinesis is a fast loopback Kinesis endpoint for the pipeline benchmark: it
+// answers PutRecords in JSON and CBOR over HTTPS, checks what a cheap check can (the SigV4
+// Authorization header's shape, each KPL aggregate's MD5 trailer), counts records and bytes,
+// and accepts everything. It is not a test oracle (kinesalite is): it stores nothing and
+// checks no signature, so that the agent, not the endpoint, is what the benchmark measures.
+//
+// At start it writes a self-signed certificate for 127.0.0.1 (-cert, -key; reused if they
+// exist) that the agent is told to trust with AWS_CA_BUNDLE, listens on -listen and writes
+// its URL to -url-file. On SIGTERM or SIGINT it prints its counts as one JSON line.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aws/smithy-go/encoding/cbor"
+)
+
+var kplMagic = []byte{0xF3, 0x89, 0x9A, 0xC2}
+
+type stats struct {
+	Requests    atomic.Int64 `json:"-"`
+	Records     atomic.Int64 `json:"-"`
+	Aggregates  atomic.Int64 `json:"-"`
+	UserRecords atomic.Int64 `json:"-"`
+	DataBytes   atomic.Int64 `json:"-"`
+	BodyBytes   atomic.Int64 `json:"-"`
+	MD5Errors   atomic.Int64 `json:"-"`
+	AuthErrors  atomic.Int64 `json:"-"`
+	BadRequests atomic.Int64 `json:"-"`
+}
+
+func (s *stats) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]int64{
+		"requests": s.Requests.Load(), "records": s.Records.Load(), "aggregates": s.Aggregates.Load(),
+		"user_records": s.UserRecords.Load(), "data_bytes": s.DataBytes.Load(), "body_bytes": s.BodyBytes.Load(),
+		"md5_errors": s.MD5Errors.Load(), "auth_errors": s.AuthErrors.Load(), "bad_requests": s.BadRequests.Load(),
+	})
+}
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
+	certFile := flag.String("cert", "fakekinesis-cert.pem", "TLS certificate (written if missing)")
+	keyFile := flag.String("key", "fakekinesis-key.pem", "TLS key (written if missing)")
+	urlFile := flag.String("url-file", "", "write the endpoint URL here once listening")
+	flag.Parse()
+	if err := run(*listen, *certFile, *keyFile, *urlFile); err != nil {
+		fmt.Fprintln(os.Stderr, "fakekinesis:", err)
+		os.Exit(1)
+	}
+}
+
+func run(listen, certFile, keyFile, urlFile string) error {
+	if err := ensureCert(certFile, keyFile); err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	st := &stats{}
+	srv := &http.Server{Handler: &handler{st: st}, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+	url := "https://" + ln.Addr().String()
+	if urlFile != "" {
+		if err := os.WriteFile(urlFile+".tmp", []byte(url+"\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(urlFile+".tmp", urlFile); err != nil {
+			return err
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	b, _ := json.Marshal(st)
+	fmt.Println(string(b))
+	return nil
+}
+
+// ensureCert writes a self-signed ECDSA certificate for 127.0.0.1 and localhost, valid for a
+// day, unless certFile and keyFile exist.
+func ensureCert(certFile, keyFile string) error {
+	if _, err := os.Stat(certFile); err == nil {
+		if _, err := os.Stat(keyFile); err == nil {
+			return nil
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "kinship benchmark"},
+		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+type handler struct {
+	st   *stats
+	bufs sync.Pool
+}
+
+type entry struct {
+	Data            []byte
+	PartitionKey    string
+	ExplicitHashKey *string
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "Kinesis_20131202.")
+	ct := r.Header.Get("Content-Type")
+	isCBOR := strings.HasPrefix(ct, "application/x-amz-cbor")
+	if !authShapeOK(r) {
+		h.st.AuthErrors.Add(1)
+		writeError(w, isCBOR, http.StatusBadRequest, "IncompleteSignatureException", "Authorization header is not SigV4-shaped")
+		return
+	}
+	bp, _ := h.bufs.Get().(*bytes.Buffer)
+	if bp == nil {
+		bp = new(bytes.Buffer)
+	}
+	defer func() { bp.Reset(); h.bufs.Put(bp) }()
+	if r.ContentLength > 0 {
+		bp.Grow(int(r.ContentLength))
+	}
+	if _, err := bp.ReadFrom(io.LimitReader(r.Body, 16<<20)); err != nil {
+		return
+	}
+	body := bp.Bytes()
+	switch op {
+	case "PutRecords":
+		h.putRecords(w, body, isCBOR)
+	case "DescribeStreamSummary":
+		writeJSON(w, map[string]any{"StreamDescriptionSummary": map[string]any{"StreamName": "bench", "StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/bench",
+			"StreamStatus": "ACTIVE", "OpenShardCount": 1, "RetentionPeriodHours": 24, "StreamCreationTimestamp": 0, "EnhancedMonitoring": []any{}}})
+	case "ListShards":
+		writeJSON(w, map[string]any{"Shards": []any{map[string]any{"ShardId": "shardId-000000000000",
+			"HashKeyRange":        map[string]string{"StartingHashKey": "0", "EndingHashKey": "340282366920938463463374607431768211455"},
+			"SequenceNumberRange": map[string]string{"StartingSequenceNumber": "0"}}}})
+	default:
+		h.st.BadRequests.Add(1)
+		writeError(w, isCBOR, http.StatusBadRequest, "UnknownOperationException", op)
+	}
+}
+
+func (h *handler) putRecords(w http.ResponseWriter, body []byte, isCBOR bool) {
+	entries, err := decodePutRecords(body, isCBOR)
+	if err != nil || len(entries) == 0 || len(entries) > 500 {
+		h.st.BadRequests.Add(1)
+		writeError(w, isCBOR, http.StatusBadRequest, "SerializationException", fmt.Sprint(err))
+		return
+	}
+	h.st.Requests.Add(1)
+	h.st.BodyBytes.Add(int64(len(body)))
+	h.st.Records.Add(int64(len(entries)))
+	var data int64
+	for _, e := range entries {
+		data += int64(len(e.Data))
+		if !bytes.HasPrefix(e.Data, kplMagic) {
+			h.st.UserRecords.Add(1)
+			continue
+		}
+		h.st.Aggregates.Add(1)
+		if len(e.Data) < len(kplMagic)+md5.Size {
+			h.st.MD5Errors.Add(1)
+			continue
+		}
+		pb := e.Data[len(kplMagic) : len(e.Data)-md5.Size]
+		if sum := md5.Sum(pb); !bytes.Equal(sum[:], e.Data[len(e.Data)-md5.Size:]) {
+			h.st.MD5Errors.Add(1)
+			continue
+		}
+		n, err := countUserRecords(pb)
+		if err != nil {
+			h.st.MD5Errors.Add(1)
+		}
+		h.st.UserRecords.Add(int64(n))
+	}
+	h.st.DataBytes.Add(data)
+	if isCBOR {
+		recs := make(cbor.List, len(entries))
+		for i := range recs {
+			recs[i] = cbor.Map{"ShardId": cbor.String("shardId-000000000000"), "SequenceNumber": cbor.String("1")}
+		}
+		writeBody(w, "application/x-amz-cbor-1.1", http.StatusOK, cbor.Encode(cbor.Map{"FailedRecordCount": cbor.Uint(0), "Records": recs}))
+		return
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"FailedRecordCount":0,"Records":[`)
+	for i := range entries {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"ShardId":"shardId-000000000000","SequenceNumber":"1"}`)
+	}
+	b.WriteString(`]}`)
+	writeBody(w, "application/x-amz-json-1.1", http.StatusOK, b.Bytes())
+}
+
+func decodePutRecords(body []byte, isCBOR bool) ([]entry, error) {
+	if !isCBOR {
+		return scanJSONRecords(body)
+	}
+	v, err := cbor.Decode(body)
+	if err != nil {
+		return nil, err
+	}
+	m, _ := v.(cbor.Map)
+	list, ok := m["Records"].(cbor.List)
+	if !ok {
+		return nil, errors.New("no Records list")
+	}
+	out := make([]entry, len(list))
+	for i, item := range list {
+		em, _ := item.(cbor.Map)
+		d, ok1 := em["Data"].(cbor.Slice)
+		k, ok2 := em["PartitionKey"].(cbor.String)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("record %d: no Data or PartitionKey", i)
+		}
+		out[i] = entry{Data: d, PartitionKey: string(k)}
+	}
+	return out, nil
+}
+
+// countUserRecords counts the Record fields (number 3) of a KPL AggregatedRecord.
+func countUserRecords(pb []byte) (int, error) {
+	n := 0
+	for len(pb) > 0 {
+		tag, l := uvarint(pb)
+		if l <= 0 || tag&7 != 2 {
+			return n, errors.New("not an aggregate")
+		}
+		pb = pb[l:]
+		size, l := uvarint(pb)
+		if l <= 0 || uint64(len(pb)-l) < size {
+			return n, errors.New("truncated aggregate")
+		}
+		pb = pb[l+int(size):]
+		if tag>>3 == 3 {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func uvarint(b []byte) (uint64, int) {
+	var x uint64
+	for i, c := range b {
+		if i == 10 {
+			return 0, -1
+		}
+		x |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			return x, i + 1
+		}
+	}
+	return 0, 0
+}
+
+// authShapeOK checks what kinesalite checks: a SigV4 Authorization header naming its
+// credential, signed headers and signature, and a date.
+func authShapeOK(r *http.Request) bool {
+	a := r.Header.Get("Authorization")
+	return strings.HasPrefix(a, "AWS4-HMAC-SHA256 Credential=") && strings.Contains(a, "/kinesis/aws4_request") &&
+		strings.Contains(a, "SignedHeaders=") && strings.Contains(a, "Signature=") && r.Header.Get("X-Amz-Date") != ""
+}
+
+func writeError(w http.ResponseWriter, isCBOR bool, status int, typ, msg string) {
+	w.Header().Set("X-Amzn-ErrorType", typ)
+	if isCBOR {
+		writeBody(w, "application/x-amz-cbor-1.1", status, cbor.Encode(cbor.Map{"__type": cbor.String(typ), "message": cbor.String(msg)}))
+		return
+	}
+	b, _ := json.Marshal(map[string]string{"__type": typ, "message": msg})
+	writeBody(w, "application/x-amz-json-1.1", status, b)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, _ := json.Marshal(v)
+	writeBody(w, "application/x-amz-json-1.1", http.StatusOK, b)
+}
+
+func writeBody(w http.ResponseWriter, ct string, status int, b []byte) {
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// scanJSONRecords finds each record's "Data" in a JSON PutRecords body and decodes it from
+// base64, without a general JSON decoder: encoding/json would make this endpoint, not the
+// agent, the bottleneck of the JSON rows. It relies on what JSON guarantees (a base64 string
+// holds no quote or escape), not on the order of members; partition keys are not read.
+func scanJSONRecords(body []byte) ([]entry, error) {
+	var out []entry
+	key := []byte(`"Data":"`)
+	for {
+		i := bytes.Index(body, key)
+		if i < 0 {
+			break
+		}
+		body = body[i+len(key):]
+		end := bytes.IndexByte(body, '"')
+		if end < 0 {
+			return nil, errors.New("unterminated Data")
+		}
+		d := make([]byte, base64.StdEncoding.DecodedLen(end))
+		n, err := base64.StdEncoding.Decode(d, body[:end])
+		if err != nil {
+			return nil, fmt.Errorf("record %d: %w", len(out), err)
+		}
+		out = append(out, entry{Data: d[:n]})
+		body = body[end:]
+	}
+	return out, nil
+}

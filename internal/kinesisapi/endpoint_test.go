@@ -1,0 +1,116 @@
+package kinesisapi
+
+import (
+	"context"
+	"encoding/pem"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/kinship-agent/kinship/config"
+	"github.com/kinship-agent/kinship/internal/awsconf"
+)
+
+// The client sends where the SDK's Kinesis client would: aws.endpoint, else
+// AWS_ENDPOINT_URL_KINESIS, else AWS_ENDPOINT_URL, else the region's endpoint (its partition's
+// domain, FIPS when asked), and a stream ARN's account endpoint for requests by ARN.
+func TestEndpointAsTheSDK(t *testing.T) {
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS",
+		"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	cases := []struct {
+		name, region, file string
+		env                map[string]string
+		arn                string
+		want               string
+	}{
+		{name: "region default", region: "us-east-1", want: "https://kinesis.us-east-1.amazonaws.com/"},
+		{name: "china partition", region: "cn-north-1", want: "https://kinesis.cn-north-1.amazonaws.com.cn/"},
+		{name: "fips", region: "us-west-2", env: map[string]string{"AWS_USE_FIPS_ENDPOINT": "true"}, want: "https://kinesis-fips.us-west-2.amazonaws.com/"},
+		{name: "generic env", region: "us-east-1", env: map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1111"}, want: "http://127.0.0.1:1111/"},
+		{name: "kinesis env wins", region: "us-east-1", env: map[string]string{"AWS_ENDPOINT_URL": "http://127.0.0.1:1111",
+			"AWS_ENDPOINT_URL_KINESIS": "http://127.0.0.1:2222"}, want: "http://127.0.0.1:2222/"},
+		{name: "aws.endpoint wins", region: "us-east-1", file: "http://127.0.0.1:3333", env: map[string]string{
+			"AWS_ENDPOINT_URL_KINESIS": "http://127.0.0.1:2222"}, want: "http://127.0.0.1:3333/"},
+		{name: "stream arn", region: "us-east-1", arn: "arn:aws:kinesis:us-east-1:123456789012:stream/s",
+			want: "https://123456789012.data-kinesis.us-east-1.amazonaws.com/"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := awsconf.Load(context.Background(), config.AWS{Region: tc.region, Endpoint: tc.file})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := New(context.Background(), cfg, Options{Endpoint: tc.file})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var arn *string
+			if tc.arn != "" {
+				arn = aws.String(tc.arn)
+			}
+			got, err := c.endpoint(context.Background(), arn)
+			if err != nil || got != tc.want {
+				t.Errorf("endpoint = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// AWS_CA_BUNDLE reaches the client through the SDK's HTTP client (the benchmark's TLS
+// endpoint relies on it): with the bundle the TLS endpoint is trusted, without it it is not.
+func TestCABundleIsTheSDKs(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		ct, ans := okAnswer(CBOR, 1)
+		w.Header().Set("Content-Type", ct)
+		_, _ = w.Write(ans)
+	}))
+	defer srv.Close()
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	in := testInput(1, rand.New(rand.NewPCG(1, 2)))
+	for _, withBundle := range []bool{true, false} {
+		t.Setenv("AWS_CA_BUNDLE", "")
+		if withBundle {
+			t.Setenv("AWS_CA_BUNDLE", bundle)
+		}
+		cfg, err := awsconf.Load(context.Background(), config.AWS{Region: "us-east-1", Endpoint: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := New(context.Background(), cfg, Options{Endpoint: srv.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.PutRecords(context.Background(), in)
+		if withBundle && err != nil {
+			t.Errorf("with AWS_CA_BUNDLE: %v", err)
+		}
+		if !withBundle && err == nil {
+			t.Error("an untrusted certificate was accepted")
+		}
+	}
+}
