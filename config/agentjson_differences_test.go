@@ -58,7 +58,7 @@ func TestAgentJSONDifferences(t *testing.T) {
 		{name: "deterministic keys of converted records: the same",
 			flow: `"partitionKeyOption": "DETERMINISTIC", "dataProcessingOptions": [{"optionName": "SINGLELINE"}]`},
 		{name: "deterministic keys, processing skipped", top: `"kinship.dataProcessingOptions": "skip",`,
-			flow: `"partitionKeyOption": "DETERMINISTIC", "dataProcessingOptions": [{"optionName": "SINGLELINE"}]`,
+			flow:  `"partitionKeyOption": "DETERMINISTIC", "dataProcessingOptions": [{"optionName": "SINGLELINE"}]`,
 			diffs: []diff{{"partitionKeyOption", "MD5 of the record", "whole read buffer"}}},
 		{name: "instance tags",
 			flow:  `"dataProcessingOptions": [{"optionName": "LOGTOJSON", "logFormat": "SYSLOG"}, {"optionName": "ADDEC2METADATA", "logFormat": "SYSLOG"}]`,
