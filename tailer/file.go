@@ -519,7 +519,7 @@ func (t *Tailer) frame(f *file, data []byte) error {
 			f.held, f.over, f.heldAt = f.held[:0], false, time.Time{}
 		}
 		start += i + 1
-		if !over && len(line) > 0 && line[len(line)-1] == '\r' {
+		if !over && !t.opts.KeepCR && len(line) > 0 && line[len(line)-1] == '\r' {
 			line = line[:len(line)-1]
 		}
 		if over || len(line) > max {

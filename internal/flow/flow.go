@@ -671,6 +671,9 @@ func tailerOptions(cfg config.Flow, m tailer.Metrics, log *slog.Logger, restored
 		CloseInactive: cfg.CloseInactive.D(), PartialLineTimeout: cfg.PartialLineTimeout.D(),
 		SkipHeaderLines: cfg.SkipHeaderLines, TruncatedTerminator: cfg.TruncatedRecordTerminator,
 		FollowSymlinks: cfg.FollowSymlinks,
+		// An agent.json record is the line as written, '\r' included, as the Kinesis Agent
+		// sends it.
+		KeepCR: cfg.KeepNewline,
 	}
 	if ml := cfg.Multiline; ml != nil {
 		o.Multiline = ml.Regexp
