@@ -386,6 +386,7 @@ type agentFlow struct {
 	renames        map[string]string
 	streamNameNode *yaml.Node
 	recordPerLine  bool // a Firehose flow without aggregatedRecordSizeBytes
+	joinBytes      Size // its aggregatedRecordSizeBytes
 	diffs          []Difference
 }
 
@@ -430,6 +431,7 @@ func (t *agentTranslator) finish() {
 		fl.KeepNewline = true
 		if fl.Firehose != nil {
 			fl.Firehose.RecordPerLine = f.recordPerLine
+			fl.Firehose.JoinBytes = f.joinBytes
 		}
 		for _, e := range sub.errs {
 			for native, agent := range f.renames {
@@ -615,15 +617,10 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			t.errorf(k.val.off, "%saggregatedRecordSizeBytes: %d: must be 0 to %d (the largest Firehose record), as the Kinesis Agent requires", where, v, int64(FirehoseMaxRecordBytes))
 			ok = false
 		} else if v > 0 {
-			joined = true
-			add(&batch, "max_bytes", "", k, "!!int", strconv.FormatInt(v, 10))
-			f.renames["batch.max_bytes"] = "aggregatedRecordSizeBytes"
-			if Size(v) < FirehoseMaxRecordBytes {
-				// AggregationSplitter puts a line longer than the hint in a record of its own;
-				// kinship's aggregator cuts it to the record's size.
-				f.differ("aggregatedRecordSizeBytes", fmt.Sprintf("cuts a line longer than %d bytes to that size (ending it with truncatedRecordTerminator)", v),
-					fmt.Sprintf("sends such a line whole, alone in a record of up to %d bytes", int64(FirehoseMaxRecordBytes)))
-			}
+			// The record stays the Firehose record (batch.max_bytes' default); the lines it
+			// joins are counted apart, as AggregationSplitter counts them, so that a line
+			// longer than the hint is a record of its own, whole.
+			joined, f.joinBytes = true, Size(v)
 		}
 	}
 	f.recordPerLine = hasDelivery && !joined

@@ -620,6 +620,9 @@ func aggregatorOptions(cfg config.Flow, m aggregator.Metrics) aggregator.Options
 		// shipper record of its own, so a failed one is resent alone.
 		o.Aggregate = false
 	}
+	if fh := cfg.Firehose; fh != nil && fh.JoinBytes > 0 {
+		o.JoinBytes = int(fh.JoinBytes)
+	}
 	if k := cfg.Kinesis; k != nil {
 		o.PartitionKey = k.PartitionKey
 		o.Aggregate = k.Aggregate
