@@ -484,6 +484,10 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 		if s == "" || !filepath.IsAbs(s) {
 			t.errorf(fp.val.off, "%sfilePattern: %q: must be an absolute path pattern (e.g. /var/log/app/*.log)", where, s)
 			ok = false
+		} else if strings.HasSuffix(s, "/") {
+			// SourceFile refuses it too ("File name component is empty"): it would match no file.
+			t.errorf(fp.val.off, "%sfilePattern: %q: names a directory, not files (the Kinesis Agent refuses it too); e.g. %s*.log", where, s, s)
+			ok = false
 		}
 		line, col := t.lc(fp.off)
 		vline, vcol := t.lc(fp.val.off)
