@@ -54,7 +54,7 @@ func TestKinesisAgentRotationsWhileStopped(t *testing.T) {
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			unread := write(5) // written before the rotation, not read yet
+			unread := write(5)  // written before the rotation, not read yet
 			var copied []string // in copies no pattern matches, after the first
 			for r := 0; r < tc.rotations; r++ {
 				for i := tc.rotations; i >= 1; i-- {
