@@ -65,6 +65,7 @@ type slot struct {
 	n        int // user records
 	first    int // offset of the first line's bytes in buf, to send it plain
 	firstLen int
+	joined   int // bytes of the lines, for Options.JoinBytes
 	marks    []Mark
 	markIdx  map[uint32]int // source → index in marks, once a record has several sources
 	lastSrc  int            // index in marks of the source of the previous line
@@ -119,7 +120,7 @@ func (a *Aggregator) start() {
 // up to limit bytes fits a record of its own, plain.
 func (a *Aggregator) add(source uint32, line []byte, end int64) {
 	rs := recordSize(len(line))
-	if s := a.cur; s != nil && len(s.buf)+rs+checksumLen > a.limit {
+	if s := a.cur; s != nil && (len(s.buf)+rs+checksumLen > a.limit || (a.opts.JoinBytes > 0 && s.joined+len(line) > a.opts.JoinBytes)) {
 		a.seal(true)
 	}
 	s := a.cur
@@ -138,10 +139,11 @@ func (a *Aggregator) add(source uint32, line []byte, end int64) {
 	}
 	s.buf = append(s.buf, line...)
 	s.n++
+	s.joined += len(line)
 	s.mark(source, end)
 
 	// A first line too big to share its record (it only fits plain) is sent on its own now.
-	if !a.opts.Aggregate || s.n == a.opts.MaxRecords || len(s.buf)+checksumLen > a.limit {
+	if !a.opts.Aggregate || s.n == a.opts.MaxRecords || len(s.buf)+checksumLen > a.limit || (a.opts.JoinBytes > 0 && s.joined >= a.opts.JoinBytes) {
 		a.seal(true)
 	}
 }
@@ -218,6 +220,7 @@ func (a *Aggregator) sealSkipped() {
 func (a *Aggregator) open(line []byte) *slot {
 	s := a.slot()
 	s.pk = a.keys.next(line)
+	s.joined = 0
 	s.buf = append(s.buf[:0], magic[:]...)
 	s.buf = protowire.AppendTag(s.buf, fieldPKTable, protowire.BytesType)
 	s.buf = protowire.AppendString(s.buf, s.pk)

@@ -52,6 +52,12 @@ type Options struct {
 	// on Close].
 	MD5 *MD5Server
 
+	// JoinBytes > 0: an aggregate takes lines only while their bytes together stay within
+	// JoinBytes; a line alone may be longer (up to the record limit) and is not cut to it.
+	// The Kinesis Agent's aggregatedRecordSizeBytes for Firehose, whose record is the lines
+	// joined: what counts is the joined lines, not the aggregate's framing or key.
+	JoinBytes int
+
 	// IdleAge: after Nudge (the consumer is idle), the open aggregate is sealed once it is
 	// this old, unless it fills fast enough to be full before MaxAge [20ms; capped at MaxAge].
 	IdleAge time.Duration

@@ -107,6 +107,10 @@ type agentTranslator struct {
 	pending []*agentFlow // the flows of every file, named and decoded by finish
 }
 
+// agentExclude are the files the Kinesis Agent never tails whatever filePattern says
+// (SourceFile.validateFile: the path lower-cased ends in .gz, .bz2 or .zip).
+var agentExclude = []string{"*.[gG][zZ]", "*.[bB][zZ]2", "*.[zZ][iI][pP]"}
+
 func (t *agentTranslator) pos(off int64) Pos {
 	if off < 0 {
 		return Pos{File: t.name}
@@ -382,6 +386,8 @@ type agentFlow struct {
 	renames        map[string]string
 	streamNameNode *yaml.Node
 	recordPerLine  bool // a Firehose flow without aggregatedRecordSizeBytes
+	joinBytes      Size // its aggregatedRecordSizeBytes
+	diffs          []Difference
 }
 
 func (t *agentTranslator) flows(k jkey) {
@@ -425,6 +431,7 @@ func (t *agentTranslator) finish() {
 		fl.KeepNewline = true
 		if fl.Firehose != nil {
 			fl.Firehose.RecordPerLine = f.recordPerLine
+			fl.Firehose.JoinBytes = f.joinBytes
 		}
 		for _, e := range sub.errs {
 			for native, agent := range f.renames {
@@ -437,6 +444,7 @@ func (t *agentTranslator) finish() {
 		}
 		t.warnings = append(t.warnings, sub.warns...)
 		t.doc.flows = append(t.doc.flows, fl)
+		t.doc.agentDifferences = append(t.doc.agentDifferences, f.flowDifferences(&fl)...)
 	}
 }
 
@@ -476,6 +484,10 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 		if s == "" || !filepath.IsAbs(s) {
 			t.errorf(fp.val.off, "%sfilePattern: %q: must be an absolute path pattern (e.g. /var/log/app/*.log)", where, s)
 			ok = false
+		} else if strings.HasSuffix(s, "/") {
+			// SourceFile refuses it too ("File name component is empty"): it would match no file.
+			t.errorf(fp.val.off, "%sfilePattern: %q: names a directory, not files (the Kinesis Agent refuses it too); e.g. %s*.log", where, s, s)
+			ok = false
 		}
 		line, col := t.lc(fp.off)
 		vline, vcol := t.lc(fp.val.off)
@@ -484,13 +496,14 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 				{Kind: yaml.ScalarNode, Tag: "!!str", Value: agentGlob(s), Line: vline, Column: vcol},
 			}})
 		f.renames["paths"] = "filePattern"
-		// The Kinesis Agent never tails compressed files (since 1.1); neither does the translation.
-		kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "exclude", Line: line, Column: col},
-			&yaml.Node{Kind: yaml.SequenceNode, Line: vline, Column: vcol, Content: []*yaml.Node{
-				{Kind: yaml.ScalarNode, Tag: "!!str", Value: "*.gz"},
-				{Kind: yaml.ScalarNode, Tag: "!!str", Value: "*.bz2"},
-				{Kind: yaml.ScalarNode, Tag: "!!str", Value: "*.zip"},
-			}})
+		// The Kinesis Agent never tails compressed files (since 1.1), whatever the case of
+		// their extension; neither does the translation.
+		ex := &yaml.Node{Kind: yaml.SequenceNode, Line: vline, Column: vcol}
+		for _, g := range agentExclude {
+			ex.Content = append(ex.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: g})
+		}
+		kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "exclude", Line: line, Column: col}, ex)
+		f.patternDifferences(s)
 	} else {
 		ok = false
 	}
@@ -539,6 +552,9 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: pk, Line: line, Column: col},
 			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "aggregate", Line: line, Column: col},
 			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(t.aggr), Line: line, Column: col})
+		if t.aggr {
+			f.differ(agentKeyAggregate, "packs lines into KPL aggregated records (consumers must de-aggregate)", "sends one line per Kinesis record")
+		}
 	}
 
 	// The Kinesis Agent starts new files at their end unless told otherwise.
@@ -572,6 +588,11 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			line, col := t.lc(k.off)
 			kv = append(kv, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "multiline", Line: line, Column: col},
 				&yaml.Node{Kind: yaml.MappingNode, Line: line, Column: col, Content: ml})
+			// RegexSplitter ends the last record at the end of what is read as soon as that
+			// ends in '\n', and knows no line count.
+			f.differ("multiLineStartPattern",
+				fmt.Sprintf("ends a record at the next start line, after %s without a new line or at %d lines (multiline.timeout, multiline.max_lines)", DefaultMultiTimeout, DefaultMultiMaxLines),
+				"ends it at the next start line, or at once when the file's end is reached after a '\\n' (a record written in several writes may be split), with no line limit")
 		}
 	}
 	if k, set := m["minTimeBetweenFilePollsMillis"]; set {
@@ -579,6 +600,11 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			add(&kv, "poll_interval", "minTimeBetweenFilePollsMillis", k, "!!str", d)
 		}
 	}
+	// The Kinesis Agent's buffer is one PutRecords / PutRecordBatch request; kinship's batch
+	// is one record, which only a flow that packs lines into records has: kinship.aggregate,
+	// or a Firehose flow joining lines (aggregatedRecordSizeBytes, below). Elsewhere these keys
+	// are left out, so that maxBufferSizeBytes does not become a limit that cuts lines.
+	packs := hasStream && t.aggr
 	if k, set := m["maxBufferAgeMillis"]; set {
 		if d, good := millis(k); good {
 			add(&batch, "max_age", "", k, "!!str", d)
@@ -595,38 +621,57 @@ func (t *agentTranslator) flow(i int, obj *jnode, where string) *agentFlow {
 			t.errorf(k.val.off, "%saggregatedRecordSizeBytes: %d: must be 0 to %d (the largest Firehose record), as the Kinesis Agent requires", where, v, int64(FirehoseMaxRecordBytes))
 			ok = false
 		} else if v > 0 {
-			joined = true
-			add(&batch, "max_bytes", "", k, "!!int", strconv.FormatInt(v, 10))
-			f.renames["batch.max_bytes"] = "aggregatedRecordSizeBytes"
+			// The record stays the Firehose record (batch.max_bytes' default); the lines it
+			// joins are counted apart, as AggregationSplitter counts them, so that a line
+			// longer than the hint is a record of its own, whole.
+			joined, f.joinBytes = true, Size(v)
 		}
 	}
 	f.recordPerLine = hasDelivery && !joined
-	if k, set := m["maxBufferSizeBytes"]; set && !joined {
+	if k, set := m["maxBufferAgeMillis"]; set && !packs && !joined {
+		if v, good := t.integer(k, where, 1); good {
+			f.differ("maxBufferAgeMillis", "sends each record once it is read and spooled, without waiting to fill a request",
+				fmt.Sprintf("holds records up to %s to fill a request", time.Duration(v)*time.Millisecond))
+		}
+	}
+	if k, set := m["maxBufferSizeBytes"]; set && !packs {
+		if v, good := t.integer(k, where, 1); good {
+			f.differ("maxBufferSizeBytes", "fills each request up to the service's limits (records are not held to reach a size)",
+				fmt.Sprintf("sends a request once %d bytes are buffered", v))
+		}
+	}
+	if k, set := m["maxBufferSizeBytes"]; set && packs {
 		if v, good := t.integer(k, where, 1); good {
 			// The Kinesis Agent's buffer is one PutRecords call (up to 5MiB); kinship's batch is
 			// one Kinesis record, which the stream caps at max_record_bytes.
-			if hasDelivery && Size(v) > FirehoseMaxRecordBytes {
-				// ...or one Firehose record (the aggregate's lines, newline-joined).
-				t.warnf("%smaxBufferSizeBytes: %d is more than one Firehose record holds: kinship closes a record at %s and sends several records per request", where, v, FirehoseMaxRecordBytes)
-				v = int64(FirehoseMaxRecordBytes)
-			} else if Size(v) > DefaultMaxRecordBytes {
+			if Size(v) > DefaultMaxRecordBytes {
 				t.warnf("%smaxBufferSizeBytes: %d is more than one Kinesis record holds: kinship closes a record at %s and sends several records per request", where, v, DefaultMaxRecordBytes)
 				v = int64(DefaultMaxRecordBytes)
 			}
 			add(&batch, "max_bytes", "", k, "!!int", strconv.FormatInt(v, 10))
 			f.renames["batch.max_bytes"] = "maxBufferSizeBytes"
+			f.differ("maxBufferSizeBytes", fmt.Sprintf("packs KPL aggregates of up to %d bytes, and cuts a longer line to fit one", v),
+				fmt.Sprintf("sends a request once %d bytes are buffered, and never cuts a line below the record limit", v))
 		}
 	}
-	if k, set := m["maxBufferSizeRecords"]; set {
+	if k, set := m["maxBufferSizeRecords"]; set && !packs {
+		if v, good := t.integer(k, where, 1); good {
+			f.differ("maxBufferSizeRecords", "fills each request up to the service's limits (500 records)", fmt.Sprintf("sends a request once %d records are buffered", v))
+		}
+	}
+	if k, set := m["maxBufferSizeRecords"]; set && packs {
 		if v, good := t.integer(k, where, 1); good {
 			add(&batch, "max_records", "", k, "!!int", strconv.FormatInt(v, 10))
 			f.renames["batch.max_records"] = "maxBufferSizeRecords"
+			f.differ("maxBufferSizeRecords", fmt.Sprintf("packs up to %d lines in one KPL aggregate", v), fmt.Sprintf("sends a request once %d records are buffered", v))
 		}
 	}
 	if k, set := m["skipHeaderLines"]; set {
 		if v, good := t.integer(k, where, 0); good && v > 0 {
 			if slices.Contains(flowKeys, "skip_header_lines") {
 				add(&kv, "skip_header_lines", "skipHeaderLines", k, "!!int", strconv.FormatInt(v, 10))
+				f.differ("skipHeaderLines", "skips them in a file read from its start, but not in one read again from 0 after a copytruncate (whose writer writes no new header)",
+					"skips them whenever it reads a file from offset 0, after a copytruncate too")
 			} else {
 				t.warnf("%sskipHeaderLines: not supported yet, ignored: the first %d lines of each file are shipped too", where, v)
 			}

@@ -30,8 +30,8 @@ func TestAgentJSONRecordFraming(t *testing.T) {
 	if !b.Firehose.RecordPerLine || b.Batch.MaxBytes != FirehoseMaxRecordBytes {
 		t.Errorf("flow b: record per line %v, batch %s", b.Firehose.RecordPerLine, b.Batch.MaxBytes)
 	}
-	if c.Firehose.RecordPerLine || c.Batch.MaxBytes != 64*KiB {
-		t.Errorf("flow c: record per line %v, batch %s", c.Firehose.RecordPerLine, c.Batch.MaxBytes)
+	if c.Firehose.RecordPerLine || c.Firehose.JoinBytes != 64*KiB || c.Batch.MaxBytes != FirehoseMaxRecordBytes {
+		t.Errorf("flow c: record per line %v, join %s, batch %s", c.Firehose.RecordPerLine, c.Firehose.JoinBytes, c.Batch.MaxBytes)
 	}
 	if d.TruncatedRecordTerminator != "...\n" {
 		t.Errorf("flow d: terminator %q", d.TruncatedRecordTerminator)

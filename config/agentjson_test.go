@@ -75,7 +75,9 @@ func TestAgentJSONExamples(t *testing.T) {
 			flows: []agentFlowWant{{
 				name: "transactions", path: "/tmp/transactions.log*", stream: "transactions", startAt: "end",
 				partitionKey: "random", pollInterval: DefaultPollInterval, maxAge: Duration(1e9),
-				maxBytes: DefaultBatchMaxBytes, maxRecords: 500,
+				// maxBufferSizeRecords sizes the Kinesis Agent's requests, not records: left out
+				// of a flow that sends a line per record (a Difference).
+				maxBytes: DefaultBatchMaxBytes,
 			}},
 			warnings: []string{
 				"awsAccessKeyId, awsSecretAccessKey: not supported",
@@ -88,7 +90,9 @@ func TestAgentJSONExamples(t *testing.T) {
 				{
 					name: "my-stream-tmp-app.log", path: "/tmp/app.log*", stream: "my-stream", startAt: "end",
 					partitionKey: "random", multiline: `^(?:\[SEQUENCE=)`, pollInterval: Duration(500e6),
-					maxAge: DefaultBatchMaxAge, maxBytes: 256 * KiB,
+					// maxBufferSizeBytes is left out of a flow that sends a line per record, so that
+					// it does not cut lines longer than 256KiB (a Difference).
+					maxAge: DefaultBatchMaxAge, maxBytes: DefaultBatchMaxBytes,
 				},
 				{
 					name: "my-stream-var-log-httpd-access_log", path: "/var/log/httpd/access_log*", stream: "my-stream",
@@ -179,7 +183,7 @@ func checkAgentFlow(t *testing.T, f Flow, w agentFlowWant) {
 	}
 	got("name", f.Name, w.name)
 	got("paths", f.Paths, []string{w.path})
-	got("exclude", f.Exclude, []string{"*.gz", "*.bz2", "*.zip"})
+	got("exclude", f.Exclude, agentExclude)
 	got("start_at", f.StartAt, w.startAt)
 	got("poll_interval", f.PollInterval, w.pollInterval)
 	got("batch.max_age", f.Batch.MaxAge, w.maxAge)
@@ -522,8 +526,8 @@ func TestAgentJSONExternalID(t *testing.T) {
 }
 
 // deliveryStream flows become firehose flows; firehose.endpoint is honoured for Firehose
-// only (a standard regional endpoint gives the region), and a buffer larger than one
-// Firehose record is bounded to it.
+// only (a standard regional endpoint gives the region), and the buffer size of a flow that
+// sends a line per record bounds nothing.
 func TestAgentJSONFirehose(t *testing.T) {
 	tests := []struct {
 		endpoint, region, url string
@@ -549,7 +553,12 @@ func TestAgentJSONFirehose(t *testing.T) {
 		if f.Destination() != "firehose" || f.Firehose.DeliveryStream != "logs-to-s3" || f.Name != "logs-to-s3" || f.Batch.MaxBytes != FirehoseMaxRecordBytes {
 			t.Errorf("%q: flow %s: destination %s %+v, batch %s", tc.endpoint, f.Name, f.Destination(), f.Firehose, f.Batch.MaxBytes)
 		}
-		checkWarnings(t, cfg.Warnings, []string{"flows[0].maxBufferSizeBytes: 4194304 is more than one Firehose record holds"})
+		// A record per line: maxBufferSizeBytes sized the Kinesis Agent's requests; it is no
+		// record limit here, and named as a difference rather than warned about.
+		checkWarnings(t, cfg.Warnings, nil)
+		if !slices.ContainsFunc(cfg.Differences, func(d Difference) bool { return d.Key == "maxBufferSizeBytes" }) {
+			t.Errorf("%q: differences %+v", tc.endpoint, cfg.Differences)
+		}
 	}
 
 	// Kinesis keys name the one region; a Firehose endpoint in another region is named.

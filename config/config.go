@@ -58,6 +58,9 @@ type Config struct {
 	// Warnings name the settings of an agent.json that kinship does not honour, one
 	// sentence each; the agent logs them at start and validate prints them.
 	Warnings []string
+	// Differences name, per flow of an agent.json, what kinship does differently from the
+	// Kinesis Agent (validate prints them; they are information, not problems).
+	Differences []Difference
 }
 
 // AgentCheckpoints locates the Kinesis Agent's checkpoint database (an SQLite file of
@@ -337,6 +340,7 @@ func merge(docs []*document, p *problems) *Config {
 		if d.agentCheckpoints != nil {
 			cfg.AgentCheckpoints = d.agentCheckpoints
 		}
+		cfg.Differences = append(cfg.Differences, d.agentDifferences...)
 		if d.spoolMaxBytes != nil {
 			cfg.Spool = GlobalSpool{MaxBytes: *d.spoolMaxBytes, Pos: d.spoolMaxPos}
 		}

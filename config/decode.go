@@ -35,6 +35,7 @@ type document struct {
 	firehoseEndpoint                            *string
 	cloudwatch                                  cloudWatchDoc
 	agentCheckpoints                            *AgentCheckpoints // agent.json only
+	agentDifferences                            []Difference      // agent.json only
 }
 
 var (

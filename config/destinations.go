@@ -19,6 +19,10 @@ type Firehose struct {
 	// joined into one (agent.json flows without aggregatedRecordSizeBytes, as the Kinesis
 	// Agent sends them).
 	RecordPerLine bool
+	// JoinBytes > 0: lines are joined into one Firehose record while their bytes together
+	// stay within it, and a longer line is a record of its own, whole (agent.json's
+	// aggregatedRecordSizeBytes, as the Kinesis Agent's AggregationSplitter joins them).
+	JoinBytes Size
 }
 
 // HTTP is the HTTP destination: batches of lines POSTed to URL.

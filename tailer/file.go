@@ -160,7 +160,7 @@ func (t *Tailer) trackAs(path string, o opening) *file {
 			return nil
 		}
 		if s.initial && t.opts.FirstStart && t.opts.StartAt == "end" {
-			off = size
+			off = lineStartBefore(fd, size, t.opts.MaxLineBytes)
 		}
 	}
 	f := &file{
@@ -182,6 +182,34 @@ func (t *Tailer) trackAs(path string, o opening) *file {
 	t.sink.Open(f.src, off)
 	t.enqueue(f)
 	return f
+}
+
+// lineStartBefore is where start_at end begins in a file of size bytes: its end, or, when
+// a line is being written there, that line's start (after the last '\n', looked for in the
+// last max+1 bytes), so that the line is sent whole once finished rather than its tail as a
+// line of its own. The Kinesis Agent's END_OF_FILE does the same (AbstractParser's
+// goToInitialPosition rolls back to the last record boundary). A line longer than max would
+// be cut anyway: it is skipped, as are unreadable bytes.
+func lineStartBefore(fd *os.File, size int64, max int) int64 {
+	if size == 0 {
+		return 0
+	}
+	var last [1]byte
+	if _, err := fd.ReadAt(last[:], size-1); err != nil || last[0] == '\n' {
+		return size
+	}
+	n := min(size, int64(max)+1)
+	buf := make([]byte, n)
+	if _, err := fd.ReadAt(buf, size-n); err != nil {
+		return size
+	}
+	if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
+		return size - n + int64(i) + 1
+	}
+	if n == size {
+		return 0 // the file is one unfinished line
+	}
+	return size
 }
 
 // maxRetired bounds the retired positions kept for files that come back.
@@ -491,7 +519,7 @@ func (t *Tailer) frame(f *file, data []byte) error {
 			f.held, f.over, f.heldAt = f.held[:0], false, time.Time{}
 		}
 		start += i + 1
-		if !over && len(line) > 0 && line[len(line)-1] == '\r' {
+		if !over && !t.opts.KeepCR && len(line) > 0 && line[len(line)-1] == '\r' {
 			line = line[:len(line)-1]
 		}
 		if over || len(line) > max {

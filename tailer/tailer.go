@@ -84,6 +84,10 @@ type Options struct {
 	// would lose data).
 	SkipHeaderLines int
 
+	// KeepCR: a line ending in "\r\n" keeps its '\r' (agent.json flows send lines byte for
+	// byte, as the Kinesis Agent does); by default it is dropped with the '\n'.
+	KeepCR bool
+
 	// TruncatedTerminator is appended to a line (or multiline event) cut at its limit, within
 	// the limit; shorter than MaxLineBytes and MultilineMaxBytes.
 	TruncatedTerminator string

@@ -375,6 +375,37 @@ func TestStartAt(t *testing.T) {
 	})
 }
 
+// start_at end in a file whose last line is being written starts at that line's start:
+// the line is handed over whole once finished, not its tail as a line (the Kinesis Agent's
+// AbstractParserTest.testStartParsingWithInitialPositionEndOfFileAndPartialRecord); a file
+// that is one unfinished line is read from 0; a complete last line is skipped.
+func TestStartAtEndWithALineBeingWritten(t *testing.T) {
+	tests := []struct {
+		name, before, after string
+		offset              int64
+		want                []string
+	}{
+		{"partial last line", "old-1\nold-2\npart", "ial\nnew\n", 12, []string{"partial", "new"}},
+		{"one unfinished line", "part", "ial\n", 0, []string{"partial"}},
+		{"complete last line", "old-1\n", "new\n", 6, []string{"new"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "app.log")
+			appendFile(t, path, tc.before)
+			sink := newSink()
+			start(t, Options{Paths: []string{path}, FirstStart: true, StartAt: "end", PartialLineTimeout: time.Hour}, sink)
+			waitFor(t, "open", func() bool { return len(sink.positions()) == 1 })
+			if p := sink.positions()[0]; p.Offset != tc.offset {
+				t.Errorf("Open offset %d, want %d", p.Offset, tc.offset)
+			}
+			appendFile(t, path, tc.after)
+			waitFor(t, "lines", func() bool { return sink.count() == len(tc.want) })
+			equalLines(t, "lines", sink.linesOf(path), tc.want)
+		})
+	}
+}
+
 func TestInodeReuseFingerprintMismatchReadsFromZero(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "app.log")

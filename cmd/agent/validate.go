@@ -30,8 +30,22 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	if w := supervisor.ExposureWarning(cfg.Metrics.Listen); w != "" {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
 	}
+	printDifferences(stdout, *path, cfg.Differences)
 	fmt.Fprintf(stdout, "%s: ok (%d flows)\n", *path, len(cfg.Flows))
 	return nil
+}
+
+// printDifferences lists, for an agent.json, what kinship will do differently from the
+// Kinesis Agent, one line per flow and key, so that an operator switches with open eyes.
+// Information only: the exit status does not change.
+func printDifferences(w io.Writer, path string, ds []config.Difference) {
+	if len(ds) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s: differences from the Kinesis Agent (docs/migrating.md):\n", path)
+	for _, d := range ds {
+		fmt.Fprintf(w, "  %s\n", d)
+	}
 }
 
 type silentError struct{}

@@ -39,3 +39,32 @@ func TestValidateWarnsAboutMetricsOnEveryInterface(t *testing.T) {
 		t.Errorf("stderr %q", errOut.String())
 	}
 }
+
+// validate lists per flow what kinship does differently from the Kinesis Agent, after the
+// warnings, names no flow that behaves the same, and still exits 0.
+func TestValidateAgentJSONPrintsDifferences(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "agent.json")
+	body := `{"cloudwatch.emitMetrics": false, "kinship.aggregate": true, "flows": [
+  {"filePattern": "/var/log/app/*.log", "kinesisStream": "app"},
+  {"filePattern": "/var/log/same.log", "deliveryStream": "same"},
+  {"filePattern": "/var/log/web.log", "deliveryStream": "web", "maxBufferSizeBytes": 4194304}]}`
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := runMain([]string{"validate", "--config", cfg}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	want := cfg + `: differences from the Kinesis Agent (docs/migrating.md):
+  app: filePattern: kinship does not follow symbolic links its wildcard finds (counted in kinship_files_skipped_total{reason="symlink"}; a native flow with follow_symlinks: true does); the Kinesis Agent follows them
+  app: kinship.aggregate: kinship packs lines into KPL aggregated records (consumers must de-aggregate); the Kinesis Agent sends one line per Kinesis record
+  web: maxBufferSizeBytes: kinship fills each request up to the service's limits (records are not held to reach a size); the Kinesis Agent sends a request once 4194304 bytes are buffered
+` + cfg + ": ok (3 flows)\n"
+	if out.String() != want {
+		t.Errorf("stdout:\n%s\nwant:\n%s", out.String(), want)
+	}
+	if errOut.Len() != 0 {
+		t.Errorf("stderr %q", errOut.String())
+	}
+}

@@ -620,6 +620,9 @@ func aggregatorOptions(cfg config.Flow, m aggregator.Metrics) aggregator.Options
 		// shipper record of its own, so a failed one is resent alone.
 		o.Aggregate = false
 	}
+	if fh := cfg.Firehose; fh != nil && fh.JoinBytes > 0 {
+		o.JoinBytes = int(fh.JoinBytes)
+	}
 	if k := cfg.Kinesis; k != nil {
 		o.PartitionKey = k.PartitionKey
 		o.Aggregate = k.Aggregate
@@ -671,6 +674,9 @@ func tailerOptions(cfg config.Flow, m tailer.Metrics, log *slog.Logger, restored
 		CloseInactive: cfg.CloseInactive.D(), PartialLineTimeout: cfg.PartialLineTimeout.D(),
 		SkipHeaderLines: cfg.SkipHeaderLines, TruncatedTerminator: cfg.TruncatedRecordTerminator,
 		FollowSymlinks: cfg.FollowSymlinks,
+		// An agent.json record is the line as written, '\r' included, as the Kinesis Agent
+		// sends it.
+		KeepCR: cfg.KeepNewline,
 	}
 	if ml := cfg.Multiline; ml != nil {
 		o.Multiline = ml.Regexp
