@@ -1,7 +1,7 @@
 // Package aggregator packs lines into Kinesis records in the Kinesis Producer Library's
 // aggregated-record format, and decodes that format.
 //
-// Record format (byte-compatible with the KPL, see DESIGN.md):
+// Record format (byte-compatible with the KPL; docs/ARCHITECTURE.md):
 //
 //	magic 0xF3 0x89 0x9A 0xC2 | protobuf AggregatedRecord | MD5(protobuf bytes)
 //

@@ -7,15 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kinship-agent/kinship/internal/redact"
 )
@@ -32,6 +35,11 @@ type HTTPOptions struct {
 	// RetryWaitMin and RetryWaitMax bound go-retryablehttp's wait before its one retry
 	// [100ms, 1s]; tests shorten them.
 	RetryWaitMin, RetryWaitMax time.Duration
+	// InvalidUTF8 counts the lines an accepted ndjson request carried with bytes that are not
+	// UTF-8 (sent with U+FFFD in their place: JSON strings cannot hold them) [not counted];
+	// Logger says so, at most once a minute [discard].
+	InvalidUTF8 prometheus.Counter
+	Logger      *slog.Logger
 }
 
 // HTTPRetryMax is how many times go-retryablehttp retries one POST (a dropped keep-alive
@@ -49,7 +57,8 @@ const HTTPRetryMax = 1
 // (retried slowly, logged), since a receiver cannot reject single lines.
 type HTTP struct {
 	opts   HTTPOptions
-	shown  string // opts.URL as errors print it: without a password or query values
+	shown  string       // opts.URL as errors print it: without a password or query values
+	warned atomic.Int64 // unix seconds of the last invalid UTF-8 warning
 	client *retryablehttp.Client
 	ctype  string
 	bufs   sync.Pool // *bytes.Buffer for bodies
@@ -76,6 +85,12 @@ func NewHTTP(opts HTTPOptions) (*HTTP, error) {
 		opts.RetryWaitMax = max(time.Second, opts.RetryWaitMin)
 	}
 	opts.Limits = opts.Limits.WithDefaults()
+	if opts.InvalidUTF8 == nil {
+		opts.InvalidUTF8 = prometheus.NewCounter(prometheus.CounterOpts{Name: "unexported"})
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	h := &HTTP{opts: opts, shown: redact.URL(opts.URL)}
 	switch opts.Format {
 	case "ndjson":
@@ -148,7 +163,7 @@ func (h *HTTP) Put(ctx context.Context, recs []Record) ([]error, error) {
 		}
 	}()
 	body.Reset()
-	payload, err := h.encode(body, recs)
+	payload, invalid, err := h.encode(body, recs)
 	if err != nil {
 		return nil, fmt.Errorf("shipper: http %s: encode: %w", h.shown, err)
 	}
@@ -175,6 +190,7 @@ func (h *HTTP) Put(ctx context.Context, recs []Record) ([]error, error) {
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	if resp.StatusCode/100 == 2 {
+		h.countInvalid(invalid)
 		return nil, nil
 	}
 	return nil, fmt.Errorf("shipper: http: %w", &HTTPError{URL: h.shown, Status: resp.StatusCode, Body: string(bytes.TrimSpace(snippet))})
@@ -189,9 +205,24 @@ func redactURLError(err error, shown string) error {
 	return err
 }
 
+// countInvalid counts the lines of an accepted request that were not UTF-8 (a retried request
+// is counted once, when accepted) and says so at most once a minute.
+func (h *HTTP) countInvalid(lines int) {
+	if lines == 0 {
+		return
+	}
+	h.opts.InvalidUTF8.Add(float64(lines))
+	now := time.Now().Unix()
+	if last := h.warned.Load(); now-last >= 60 && h.warned.CompareAndSwap(last, now) {
+		h.opts.Logger.Warn("http: lines that are not UTF-8 were sent with U+FFFD in place of the bad bytes (ndjson strings cannot hold them); format: raw sends the bytes as read",
+			"url", h.shown, "lines", lines)
+	}
+}
+
 // encode writes the lines of recs to buf in the configured format and returns the body to
-// send, compressed if so configured.
-func (h *HTTP) encode(buf *bytes.Buffer, recs []Record) ([]byte, error) {
+// send, compressed if so configured, and how many lines were not UTF-8 (ndjson replaces
+// their bad bytes).
+func (h *HTTP) encode(buf *bytes.Buffer, recs []Record) ([]byte, int, error) {
 	var w io.Writer = buf
 	var gz *gzip.Writer
 	plain := buf
@@ -205,26 +236,31 @@ func (h *HTTP) encode(buf *bytes.Buffer, recs []Record) ([]byte, error) {
 	}
 	var err error
 	var scratch []byte // one line at a time, reused
+	invalid := 0
+	ndjson := h.opts.Format != "raw"
 	for i := range recs {
 		eachLine(&recs[i], func(line []byte) {
 			if err != nil {
 				return
 			}
+			if ndjson && !utf8.Valid(line) {
+				invalid++
+			}
 			err = h.writeLine(w, line, &scratch)
 		})
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	switch h.opts.Compression {
 	case "gzip":
 		if err := gz.Close(); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	case "zstd":
-		return h.zstd.EncodeAll(plain.Bytes(), buf.Bytes()[:0]), nil
+		return h.zstd.EncodeAll(plain.Bytes(), buf.Bytes()[:0]), invalid, nil
 	}
-	return buf.Bytes(), nil
+	return buf.Bytes(), invalid, nil
 }
 
 func (h *HTTP) writeLine(w io.Writer, line []byte, scratch *[]byte) error {

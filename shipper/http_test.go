@@ -6,14 +6,19 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // receiver is an HTTP log receiver: it decompresses by Content-Encoding, reads NDJSON or
@@ -210,8 +215,54 @@ func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
 // twice.
 func TestHTTPRawKeepsOneNewline(t *testing.T) {
 	h := newHTTPForTest(t, "http://127.0.0.1:1", "raw", "none")
-	body, err := h.encode(&bytes.Buffer{}, []Record{{Data: []byte("a")}, {Data: []byte("b\n")}})
+	body, _, err := h.encode(&bytes.Buffer{}, []Record{{Data: []byte("a")}, {Data: []byte("b\n")}})
 	if err != nil || string(body) != "a\nb\n" {
 		t.Errorf("body %q, %v; want \"a\\nb\\n\"", body, err)
+	}
+}
+
+// ndjson cannot carry bytes that are not UTF-8: such lines go with U+FFFD in their place, and
+// that is counted (once per line, when the receiver accepted them) and said at most once a
+// minute, never silently (issue 13.8).
+func TestHTTPCountsLinesThatAreNotUTF8(t *testing.T) {
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if posts.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable) // the retry must not count twice
+			return
+		}
+	}))
+	t.Cleanup(srv.Close)
+	reg := prometheus.NewRegistry()
+	invalid := prometheus.NewCounter(prometheus.CounterOpts{Name: "invalid"})
+	reg.MustRegister(invalid)
+	var logs bytes.Buffer
+	h, err := NewHTTP(HTTPOptions{URL: srv.URL, InvalidUTF8: invalid, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		RetryWaitMin: time.Millisecond, RetryWaitMax: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := []Record{{Data: []byte("fine")}, {Data: []byte("bad \xff")}, {Data: []byte("trunc \xe2\x98")}}
+	for range 2 {
+		if _, err := h.Put(t.Context(), recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := testutil.ToFloat64(invalid); got != 4 {
+		t.Errorf("counted %v lines that are not UTF-8, want 4 (2 per accepted request)", got)
+	}
+	if n := strings.Count(logs.String(), "not UTF-8"); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
+	}
+	raw, err := NewHTTP(HTTPOptions{URL: srv.URL, Format: "raw", InvalidUTF8: invalid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Put(t.Context(), recs); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(invalid); got != 4 {
+		t.Errorf("raw format counted lines (%v): it sends the bytes as read", got)
 	}
 }

@@ -1,5 +1,6 @@
-// Package metrics defines the Prometheus metrics that dashboards rely on (names fixed by
-// DESIGN.md) and hands each flow its own curried set. The stages do not import it: each
+// Package metrics defines the Prometheus metrics that dashboards rely on (a contract:
+// docs/operations.md lists them, packaging/monitoring queries them) and hands each flow its
+// own curried set. The stages do not import it: each
 // declares the few instruments it updates (tailer.Metrics, aggregator.Metrics, ...), and
 // internal/flow fills those from the flow's *Flow. There is no global registry; tests that
 // read counters build their own with NewRegistry.
@@ -56,6 +57,7 @@ type Set struct {
 	cloudWatchOnce   sync.Once
 	cloudWatchErrors prometheus.Counter
 	filesDeleted     *prometheus.CounterVec
+	linesInvalidUTF8 *prometheus.CounterVec
 }
 
 // New creates the metric vectors and registers them on reg.
@@ -128,6 +130,8 @@ func New(reg prometheus.Registerer) *Set {
 		spoolUnackedBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kinship_spool_unacked_bytes", Help: "Bytes of the spooled records the destination has not acknowledged yet (payloads, before spool compression): 0 once everything read was shipped. " +
 				"kinship_spool_bytes also counts acknowledged records until their segment file is deleted, so it stays above 0 on an idle flow."}, flow),
+		linesInvalidUTF8: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kinship_lines_invalid_utf8_total", Help: "Lines an http destination (format ndjson) sent with U+FFFD in place of bytes that are not UTF-8, which JSON strings cannot hold (format raw sends the bytes as read)."}, flow),
 		filesDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kinship_files_deleted_total", Help: "Rotated files deleted by delete_after_shipped once every line was acknowledged (by every flow that reads them)."}, flow),
 	}
@@ -143,7 +147,7 @@ func New(reg prometheus.Registerer) *Set {
 	s.register(s.spoolLostFrames, s.spoolLostBytes)
 	s.register(s.spoolUnackedBytes)
 	s.headroom = newHeadroomCollector(reg)
-	s.register(s.filesDeleted)
+	s.register(s.filesDeleted, s.linesInvalidUTF8)
 	return s
 }
 
@@ -185,6 +189,8 @@ type Flow struct {
 	Resplits prometheus.Counter
 	// FilesDeleted counts files delete_after_shipped removed.
 	FilesDeleted prometheus.Counter
+	// LinesInvalidUTF8 counts lines an ndjson http destination sent with U+FFFD.
+	LinesInvalidUTF8 prometheus.Counter
 	// FilesSkipped counts paths the tailer found and chose not to read, by reason.
 	FilesSkipped *prometheus.CounterVec // label: reason
 	// ProcessingSkipped, ProcessingErrors and LinesFiltered count what the processing stage
@@ -234,6 +240,7 @@ func (s *Set) Flow(name string) *Flow {
 		SpoolWriteErrors:    s.spoolWriteErrors.With(l),
 		Resplits:            s.resplits.With(l),
 		FilesDeleted:        s.filesDeleted.With(l),
+		LinesInvalidUTF8:    s.linesInvalidUTF8.With(l),
 		FilesSkipped:        s.filesSkipped.MustCurryWith(l),
 
 		ProcessingSkipped: s.processingSkipped.With(l),

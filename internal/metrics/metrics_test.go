@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// The names are a contract with operators' dashboards (DESIGN.md): renaming one breaks them.
+// The names are a contract with operators' dashboards (docs/operations.md, packaging/monitoring): renaming one breaks them.
 func TestDashboardNamesAreRegistered(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	f := New(reg).Flow("app")

@@ -3,11 +3,13 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/awsconf"
+	"github.com/kinship-agent/kinship/internal/metrics"
 	"github.com/kinship-agent/kinship/shipper"
 )
 
@@ -18,12 +20,13 @@ type built struct {
 	headroom *shipper.Headroom
 }
 
-func destination(ctx context.Context, cfg *config.Config, fc config.Flow, awsCfg **aws.Config, hr shipper.HeadroomOptions) (built, error) {
+func destination(ctx context.Context, cfg *config.Config, fc config.Flow, awsCfg **aws.Config, m *metrics.Flow, log *slog.Logger) (built, error) {
+	hr := shipper.HeadroomOptions{Logger: log}
 	switch {
 	case fc.Discard != nil:
 		return built{dst: shipper.Discard{}}, nil
 	case fc.HTTP != nil:
-		d, err := httpDestination(fc)
+		d, err := httpDestination(fc, m.LinesInvalidUTF8, log)
 		return built{dst: d}, err
 	case fc.Firehose != nil:
 		if err := loadAWS(ctx, cfg, awsCfg); err != nil {

@@ -4,15 +4,17 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/shipper"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // httpDestination builds the http destination of fc, reading its CA bundle now so that a
 // missing or unreadable file fails the flow's start with a clear message.
-func httpDestination(fc config.Flow) (shipper.Destination, error) {
+func httpDestination(fc config.Flow, invalidUTF8 prometheus.Counter, log *slog.Logger) (shipper.Destination, error) {
 	h := fc.HTTP
 	var tc *tls.Config
 	if h.TLS.CAFile != "" || h.TLS.InsecureSkipVerify {
@@ -34,7 +36,7 @@ func httpDestination(fc config.Flow) (shipper.Destination, error) {
 	rec := max(shipper.DefaultMaxRecordBytes, int(fc.Batch.MaxBytes))
 	d, err := shipper.NewHTTP(shipper.HTTPOptions{
 		URL: h.URL, Format: h.Format, Compression: h.Compression, Headers: h.Headers,
-		Timeout: h.Timeout.D(), TLS: tc,
+		Timeout: h.Timeout.D(), TLS: tc, InvalidUTF8: invalidUTF8, Logger: log,
 		Limits: shipper.Limits{MaxRecordBytes: rec, MaxRequestBytes: max(shipper.DefaultMaxRequestBytes, rec)},
 	})
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"github.com/kinship-agent/kinship/internal/cloudwatch"
 	"github.com/kinship-agent/kinship/internal/flow"
 	"github.com/kinship-agent/kinship/internal/metrics"
-	"github.com/kinship-agent/kinship/shipper"
 	"github.com/kinship-agent/kinship/spool"
 	"github.com/kinship-agent/kinship/tailer"
 )
@@ -122,7 +121,7 @@ func (s *Supervisor) build(cfg *config.Config, fc config.Flow) (*runningFlow, er
 
 // openPipeline builds a flow's destination and opens the flow.
 func (s *Supervisor) openPipeline(cfg *config.Config, fc config.Flow) (pipeline, error) {
-	b, err := destination(s.ctx, cfg, fc, &s.awsCfg, shipper.HeadroomOptions{Logger: s.log.With("flow", fc.Name)})
+	b, err := destination(s.ctx, cfg, fc, &s.awsCfg, s.set.Flow(fc.Name), s.log.With("flow", fc.Name))
 	if err != nil {
 		return nil, fmt.Errorf("flow %s: %w", fc.Name, err)
 	}
