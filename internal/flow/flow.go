@@ -123,7 +123,16 @@ const frameCacheBytes = 16 << 20
 // records in flight it bounds the memory frames take.
 const freeFrameBufs = 32
 
+// getBuf returns an empty buffer for a frame of n bytes. Only buffers for frames of about a
+// full aggregate are recycled, at full size: the spool's cache and the shipper bound the
+// frames they hold by length, so a full-size buffer under a small frame (a record sealed by
+// max_age, a slow flow, a destination that is down) would multiply the memory they hold by
+// up to frameCap/n, gigabytes for a cache of a few thousand small frames. Smaller frames get
+// a buffer of their own size: allocating them costs little at the rates that make them.
 func (f *Flow) getBuf(n int) []byte {
+	if n < f.frameCap/2 {
+		return make([]byte, 0, n)
+	}
 	select {
 	case b := <-f.bufs:
 		if cap(b) >= n {
@@ -135,6 +144,9 @@ func (f *Flow) getBuf(n int) []byte {
 }
 
 func (f *Flow) putBuf(b []byte) {
+	if cap(b) < f.frameCap {
+		return // a small frame's buffer: not worth keeping (see getBuf)
+	}
 	select {
 	case f.bufs <- b[:0]:
 	default:
