@@ -123,7 +123,21 @@ const frameCacheBytes = 16 << 20
 // records in flight it bounds the memory frames take.
 const freeFrameBufs = 32
 
+// frameSlack is what a frame buffer holds beyond a full aggregate: its envelope.
+const frameSlack = 16 << 10
+
+// getBuf returns an empty buffer for a frame of n bytes. Only buffers for frames of about a
+// full aggregate are recycled, at full size: the spool's cache and the shipper bound the
+// frames they hold by length, so a full-size buffer under a small frame (a record sealed by
+// max_age, a slow flow, a destination that is down) would multiply the memory they hold by
+// up to frameCap/n, gigabytes for a cache of a few thousand small frames. Smaller frames get
+// a buffer of their own size: allocating them costs little at the rates that make them.
+// Frames of at least half a full aggregate are recycled, so that a flow whose batches are
+// small (batch.max_bytes) recycles its full ones too.
 func (f *Flow) getBuf(n int) []byte {
+	if 2*n < f.frameCap-frameSlack {
+		return make([]byte, 0, n)
+	}
 	select {
 	case b := <-f.bufs:
 		if cap(b) >= n {
@@ -135,6 +149,9 @@ func (f *Flow) getBuf(n int) []byte {
 }
 
 func (f *Flow) putBuf(b []byte) {
+	if cap(b) < f.frameCap {
+		return // a small frame's buffer: not worth keeping (see getBuf)
+	}
 	select {
 	case f.bufs <- b[:0]:
 	default:
@@ -185,7 +202,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
 	}
 	f.stage = st
-	f.frameCap = aggregatorOptions(cfg, aggregator.Metrics{}).MaxRecordBytes + 16<<10
+	f.frameCap = aggregatorOptions(cfg, aggregator.Metrics{}).MaxRecordBytes + frameSlack
 	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("flow %s: create state dir: %w", cfg.Name, err)
 	}

@@ -9,9 +9,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
+	ftypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
 
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/awsconf"
@@ -112,5 +115,91 @@ func TestCABundleIsTheSDKs(t *testing.T) {
 		if !withBundle && err == nil {
 			t.Error("an untrusted certificate was accepted")
 		}
+	}
+}
+
+// Requests go over HTTP/1.1 even to a TLS endpoint that prefers HTTP/2 (as Kinesis offers
+// it): HTTP/2's framing costs CPU and memory and buys nothing for a few large bodies. ALPN
+// must not offer h2 at all, or such a server picks it for a connection the client then reads
+// as HTTP/1.1.
+func TestHTTP1OverTLS(t *testing.T) {
+	var mu sync.Mutex
+	protos := map[string]int{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		protos[r.Proto]++
+		mu.Unlock()
+		if r.Header.Get("X-Amz-Target") == firehoseTarget {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			_, _ = io.WriteString(w, `{"FailedPutCount":0,"Encrypted":false,"RequestResponses":[{"RecordId":"1"}]}`)
+			return
+		}
+		ct, ans := okAnswer(CBOR, 3)
+		w.Header().Set("Content-Type", ct)
+		_, _ = w.Write(ans)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	bundle := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_CA_BUNDLE", bundle)
+	cfg, err := awsconf.Load(context.Background(), config.AWS{Region: "us-east-1", Endpoint: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const inFlight = 4
+	for name, put := range map[string]func() error{
+		"kinesis": func() func() error {
+			c, err := New(context.Background(), cfg, Options{Endpoint: srv.URL, MaxInFlight: inFlight})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := testInput(3, rand.New(rand.NewPCG(1, 2)))
+			return func() error { _, err := c.PutRecords(context.Background(), in); return err }
+		}(),
+		"firehose": func() func() error {
+			c, err := NewFirehose(context.Background(), cfg, FirehoseOptions{MaxInFlight: inFlight, FirehoseOptions: []func(*firehose.Options){
+				func(o *firehose.Options) { o.BaseEndpoint = aws.String(srv.URL) },
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String("d"), Records: []ftypes.Record{{Data: []byte("x")}}}
+			return func() error { _, err := c.PutRecordBatch(context.Background(), in); return err }
+		}(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			mu.Lock()
+			clear(protos)
+			mu.Unlock()
+			for round := 0; round < 5; round++ {
+				var wg sync.WaitGroup
+				errs := make(chan error, inFlight)
+				for range inFlight {
+					wg.Go(func() { errs <- put() })
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					if err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(protos) != 1 || protos["HTTP/1.1"] != 5*inFlight {
+				t.Errorf("requests by protocol: %v, want all %d over HTTP/1.1", protos, 5*inFlight)
+			}
+		})
 	}
 }
