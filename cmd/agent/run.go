@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,6 +109,7 @@ func startProfiles(cpu, mem string) (func(), error) {
 		}
 		if mem != "" {
 			if f, err := os.Create(mem); err == nil {
+				runtime.GC() // the profile shows the heap as of the last GC: make that now
 				_ = pprof.Lookup("allocs").WriteTo(f, 0)
 				_ = f.Close()
 			}
