@@ -86,7 +86,8 @@ func TestConcurrentAppendNextAck(t *testing.T) {
 			default:
 			}
 			st := s.Stats()
-			if st.AckedThrough > st.Durable {
+			if s.opts.Write == WriteAlways && st.AckedThrough > st.Durable {
+				// (In backlog mode frames are handed out before they are durable.)
 				fail(fmt.Errorf("acked %d beyond durable %d", st.AckedThrough, st.Durable))
 			}
 			_ = s.Pending()

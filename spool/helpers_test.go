@@ -29,8 +29,27 @@ func payloadFor(i uint64, n int) []byte {
 	return p
 }
 
+// testOptions are the options most tests open a spool with. KINSHIP_SPOOL_WRITE=backlog
+// runs them with Options.Write backlog (the config's default); the tests about what is
+// written, crashes and failing disks run in both modes on their own (eachWriteMode).
 func testOptions(dir string) Options {
-	return Options{Dir: dir, FsyncInterval: -1, Metrics: metrics.ForTest("t")}
+	return Options{Dir: dir, FsyncInterval: -1, Metrics: metrics.ForTest("t"), Write: envWriteMode()}
+}
+
+func envWriteMode() WriteMode {
+	m, err := ParseWriteMode(os.Getenv("KINSHIP_SPOOL_WRITE"))
+	if err != nil || os.Getenv("KINSHIP_SPOOL_WRITE") == "" {
+		return WriteAlways
+	}
+	return m
+}
+
+// eachWriteMode runs fn once per write mode, as subtests named after it.
+func eachWriteMode(t *testing.T, fn func(t *testing.T, mode WriteMode)) {
+	t.Helper()
+	for _, m := range []WriteMode{WriteAlways, WriteBacklog} {
+		t.Run(m.String(), func(t *testing.T) { fn(t, m) })
+	}
 }
 
 func mustOpen(t testing.TB, opts Options) *Spool {

@@ -96,9 +96,9 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte, s
 	s.mu.Lock()
 	seg.end += n
 	s.bytes += n
-	if typ == frameData {
+	if holdsSeq(typ) {
 		seg.last = seq
-		s.lastSeq = seq
+		s.lastSeq = max(s.lastSeq, seq) // in backlog mode Append moved it already
 	}
 	s.mu.Unlock()
 	if typ == frameData && s.m != nil {
@@ -136,7 +136,7 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 		seq, unsynced, err := s.appendOnce(ctx, payload, share)
 		if err == nil {
 			s.writeRecovered()
-			if unsynced >= max(maxTailBytes, 2*s.opts.SyncBytes) {
+			if !s.backlogMode() && unsynced >= max(maxTailBytes, 2*s.opts.SyncBytes) {
 				// The frame is appended whatever this commit does: a failure is retried
 				// (and logged) by the repair, not reported for this frame.
 				if err := s.commit(); err != nil && !s.isPoisoned() {
@@ -169,7 +169,7 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 
 // appendOnce tries to append once; it also returns the bytes of the active segment not yet
 // synced.
-func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ uint64, unsynced int64, _ error) {
+func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (seq uint64, unsynced int64, err error) {
 	if s.lockLost.Load() {
 		return 0, 0, fmt.Errorf("spool: append: %s: %w", s.opts.Dir, ErrLockLost)
 	}
@@ -190,12 +190,28 @@ func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ u
 		}
 	}
 	s.wmu.Lock()
-	needRoll := !s.poisoned && (s.act.f == nil || (s.act.end >= s.opts.SegmentBytes && s.act.last >= s.act.first))
+	s.mu.Lock()
+	// Frames in memory that a commit will write count as in the segment already (backlog
+	// mode), so that a commit never fills a segment far past SegmentBytes.
+	end, holds := s.act.end+s.pendDisk, s.act.last >= s.act.first || s.pendDisk > 0
+	s.mu.Unlock()
+	needRoll := !s.poisoned && (s.act.f == nil || (end >= s.opts.SegmentBytes && holds))
 	s.wmu.Unlock()
 	if needRoll {
 		if err := s.roll(); err != nil {
 			return 0, 0, err
 		}
+	}
+	if s.backlogMode() {
+		seq, unsynced, err = s.appendPending(payload, share)
+		if err == nil {
+			if s.opts.SyncBytes > 0 && unsynced >= s.opts.SyncBytes {
+				s.kick()
+			} else {
+				s.dirty()
+			}
+		}
+		return seq, unsynced, err
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -215,7 +231,7 @@ func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ u
 	if seg.f == nil {
 		return 0, 0, fmt.Errorf("spool: append: no writable segment")
 	}
-	seq := s.lastSeq + 1
+	seq = s.lastSeq + 1
 	off := seg.end
 	pinned, err := s.writeFrameLocked(seg, frameData, seq, payload, share)
 	if err != nil {
