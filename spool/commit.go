@@ -28,7 +28,7 @@ func (s *Spool) roll() error {
 		}
 		if s.backlogMode() {
 			// The frames in memory go into this segment: the next one starts after them.
-			if err := s.flushPendLocked(seg); err != nil {
+			if err := s.flushPendLocked(seg, false); err != nil {
 				return err
 			}
 		}
@@ -228,7 +228,7 @@ func (s *Spool) commit() error {
 		return nil
 	}
 	if s.backlogMode() {
-		if err := s.flushPendLocked(seg); err != nil {
+		if err := s.flushPendLocked(seg, false); err != nil {
 			s.wmu.Unlock()
 			return err
 		}

@@ -126,15 +126,30 @@ func (s *Spool) pendingLocked(seq uint64) *pendFrame {
 // without mu: Ack of one of them waits until the writes are done (busyFrom..busyTo), since
 // after its Ack the caller may reuse the memory. On a failed write the frames before it stay
 // written and the rest are tried again by the next commit. syncMu and wmu held.
-func (s *Spool) flushPendLocked(seg *segment) error {
+//
+// With ackedOnly it writes only the acknowledged head of them, stubs (writeAcks, as soon as
+// the cursor moves): in the page cache they survive a kill -9, so what the destination
+// accepted is not read and sent again after a process crash, as in WriteAlways. No payload
+// is read then. wmu held (syncMu too unless ackedOnly: a commit's fsync may be running, and
+// claims only the bytes written before it started).
+func (s *Spool) flushPendLocked(seg *segment, ackedOnly bool) error {
 	s.mu.Lock()
 	todo := s.pend[s.pendWritten:]
+	if ackedOnly {
+		i := 0
+		for i < len(todo) && todo[i].acked {
+			i++
+		}
+		todo = todo[:i]
+	}
 	if len(todo) == 0 {
 		s.mu.Unlock()
 		return nil
 	}
 	batch := append(s.flushBuf[:0], todo...)
-	s.busyFrom, s.busyTo = batch[0].seq, batch[len(batch)-1].seq
+	if !ackedOnly {
+		s.busyFrom, s.busyTo = batch[0].seq, batch[len(batch)-1].seq
+	}
 	unacked := s.lastSeq - min(s.acked, s.lastSeq)
 	s.mu.Unlock()
 	var err error
