@@ -44,11 +44,15 @@ func envWriteMode() WriteMode {
 	return m
 }
 
-// eachWriteMode runs fn once per write mode, as subtests named after it.
-func eachWriteMode(t *testing.T, fn func(t *testing.T, mode WriteMode)) {
+// eachWriteMode runs fn once per write mode, as subtests named after it; testOptions opens
+// in the subtest's mode.
+func eachWriteMode(t *testing.T, fn func(t *testing.T)) {
 	t.Helper()
 	for _, m := range []WriteMode{WriteAlways, WriteBacklog} {
-		t.Run(m.String(), func(t *testing.T) { fn(t, m) })
+		t.Run(m.String(), func(t *testing.T) {
+			t.Setenv("KINSHIP_SPOOL_WRITE", m.String())
+			fn(t)
+		})
 	}
 }
 

@@ -269,7 +269,9 @@ func TestAcksOutOfOrderAndPersisted(t *testing.T) {
 
 // TestAckCursorSurvivesCrash copies a live spool's directory (a crash that kept the page
 // cache) and a durable-only image of it (power loss).
-func TestAckCursorSurvivesCrash(t *testing.T) {
+func TestAckCursorSurvivesCrash(t *testing.T) { eachWriteMode(t, testAckCursorSurvivesCrash) }
+
+func testAckCursorSurvivesCrash(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, testOptions(dir))
 	for i := uint64(1); i <= 10; i++ {
