@@ -67,6 +67,10 @@ func (d *collectingDestination) dupsWithPrefix(prefix string) int {
 // line must arrive after the restart (issue 13.5): the positions roll back to the frames that
 // survived, and the lines of the lost ones are read again.
 func TestSpoolDamageInNewestSegmentLosesNoLine(t *testing.T) {
+	eachWriteMode(t, testSpoolDamageInNewestSegmentLosesNoLine)
+}
+
+func testSpoolDamageInNewestSegmentLosesNoLine(t *testing.T, mode string) {
 	const lines = 3000
 	damages := []struct {
 		name     string
@@ -97,8 +101,8 @@ func TestSpoolDamageInNewestSegmentLosesNoLine(t *testing.T) {
 			}
 			cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `flows:
   - {name: a, paths: [%q], start_at: beginning, discard: {}, batch: {max_bytes: 8KiB, max_age: 10ms},
-     spool: {segment_bytes: %s, fsync_interval: 5ms}}
-`, log, cmp.Or(tc.segBytes, "64KiB")))
+     spool: {segment_bytes: %s, fsync_interval: 5ms, write: %s}}
+`, log, cmp.Or(tc.segBytes, "64KiB"), mode))
 			if err != nil {
 				t.Fatal(err)
 			}
