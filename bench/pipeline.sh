@@ -3,8 +3,9 @@
 # discard destination and the spool on, next to md5sum and cat of the same file measured in
 # the same run (page cache warm), which are the physical reference on this machine.
 # FORMAT=json reads JSON log lines instead of access-log lines; COMPRESSION sets
-# spool.compression (unset: the agent's default).
-#   SIZE=1073741824 BENCH_DIR=bench/out FORMAT=access COMPRESSION=s2 ./bench/pipeline.sh
+# spool.compression (unset: the agent's default); WRITE sets spool.write, and a list
+# (WRITE="always backlog") runs the agent once per mode in the same run.
+#   SIZE=1073741824 BENCH_DIR=bench/out FORMAT=access COMPRESSION=s2 WRITE=backlog ./bench/pipeline.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${SIZE:-1073741824}
@@ -33,8 +34,9 @@ read -r w u s r < <(measure md5sum "$LOG"); report md5sum "$w" "$u" "$s" "$r"; M
 read -r w u s r < <(measure cat "$LOG"); report cat "$w" "$u" "$s" "$r"
 
 STATE="$DIR/state"
-rm -rf "$STATE"
-cat >"$DIR/bench.yaml" <<YAML
+for mode in ${WRITE:-default}; do
+	rm -rf "$STATE"
+	cat >"$DIR/bench.yaml" <<YAML
 state_dir: $PWD/$STATE
 flows:
   - name: bench
@@ -42,7 +44,13 @@ flows:
     discard: {}
     batch: {max_bytes: ${BATCH_BYTES:-1MiB}}
 YAML
-[[ -z ${COMPRESSION:-} ]] || echo "    spool: {compression: $COMPRESSION}" >>"$DIR/bench.yaml"
-read -r w u s r < <(measure "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn); report "kinship --once" "$w" "$u" "$s" "$r"
-awk -v k="$w" -v m="$MD5" 'BEGIN { printf "kinship runs at %.0f%% of md5sum'"'"'s speed\n", 100*m/k }'
-rm -rf "$STATE"
+	spool=""
+	[[ -z ${COMPRESSION:-} ]] || spool="compression: $COMPRESSION"
+	[[ $mode == default ]] || spool="${spool:+$spool, }write: $mode"
+	[[ -z $spool ]] || echo "    spool: {$spool}" >>"$DIR/bench.yaml"
+	name="kinship --once"
+	[[ $mode == default ]] || name="kinship $mode"
+	read -r w u s r < <(measure "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn); report "$name" "$w" "$u" "$s" "$r"
+	awk -v k="$w" -v m="$MD5" -v n="$name" 'BEGIN { printf "%s runs at %.0f%% of md5sum'"'"'s speed\n", n, 100*m/k }'
+	rm -rf "$STATE"
+done
