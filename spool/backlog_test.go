@@ -361,3 +361,42 @@ func TestBacklogDiskFullBlocksAtTheBound(t *testing.T) {
 		t.Fatalf("recovery cut something: %v", m)
 	}
 }
+
+// A full disk while the destination keeps up: every frame is acknowledged, but no stub can
+// be written, so positions cannot advance. Append goes on only until the records
+// acknowledged since the last commit reach the bound (what a crash would send again), then
+// waits for the disk.
+func TestBacklogDiskFullWhileDeliveringIsBounded(t *testing.T) {
+	ffs := &faultFS{}
+	opts := backlogOptions(t.TempDir())
+	opts.fs = ffs
+	opts.FsyncInterval = 5 * time.Millisecond
+	s := mustOpen(t, opts)
+	ffs.mu.Lock()
+	ffs.failWrites = true
+	ffs.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	go func() { // the destination: acknowledges everything at once
+		for {
+			f, err := s.Next(ctx)
+			if err != nil {
+				return
+			}
+			_ = s.Ack(f.Seq)
+		}
+	}()
+	const size = 1 << 20
+	var appended int
+	for ; appended < 200; appended++ {
+		if _, err := s.Append(ctx, payloadFor(uint64(appended+1), size)); err != nil {
+			break
+		}
+	}
+	if bound := 4 * s.pendLimit() / size; appended < int(bound) || appended > int(bound)+2 {
+		t.Fatalf("%d frames of 1 MiB appended and delivered while no stub could be written; want Append to wait at %d", appended, bound)
+	}
+	if d := s.Durable(); d != 0 {
+		t.Fatalf("Durable %d while nothing could be written", d)
+	}
+}

@@ -139,10 +139,13 @@
 //
 // Frames in memory count towards MaxBytes and the Budget at their full size until they are
 // acknowledged (a commit would write them), and towards the roll (SegmentBytes), so bounds
-// and segments stay as with always. Append commits first once the frames in memory and the
-// unsynced bytes reach 16 MiB or twice SyncBytes, and waits (retrying) while that commit
-// fails: on a full disk a backlog stops the tailer as with always; a destination that keeps
-// up lets a flow go on until that bound. A write error in a commit leaves the frames written
+// and segments stay as with always. SyncBytes and the 16 MiB bound count the unacknowledged
+// frames in memory and the unsynced bytes (an acknowledged frame costs only its stub), so a
+// destination that keeps up leaves commits to FsyncInterval. Append commits first once they
+// reach 16 MiB or twice SyncBytes, or the frames in memory since the last commit four times
+// that (acknowledged ones included: what a crash makes the caller read again), and waits
+// (retrying) while that commit fails: on a full disk a backlog stops the tailer as with
+// always, and a destination that keeps up lets a flow go on only until that bound. A write error in a commit leaves the frames written
 // before it written and the rest in memory for the next commit. The payloads a commit writes
 // are read without the lock: Ack of such a frame waits until the commit's writes are done
 // (page cache, no fsync), since the caller may reuse the memory once Ack returns; written

@@ -29,15 +29,25 @@ type pendFrame struct {
 
 func (s *Spool) backlogMode() bool { return s.opts.Write == WriteBacklog }
 
-// pendLimit bounds the bytes appended and not yet durable: past it Append commits first,
+// pendLimit bounds the bytes to write (see unsyncedLocked): past it Append commits first,
 // and waits (retrying) while that commit fails, as a failed write makes it wait in
-// WriteAlways. It also bounds what a crash makes the caller read again.
+// WriteAlways.
 func (s *Spool) pendLimit() int64 { return max(maxTailBytes, 2*s.opts.SyncBytes) }
 
-// unsyncedLocked is what a crash of the machine could lose now: the frames in memory and
-// the written bytes not yet fsynced. mu held.
+// unsyncedLocked is what the next commit has to write and fsync: the frames in memory not
+// acknowledged (an acknowledged one costs only its stub) and the written bytes not yet
+// fsynced. It triggers commits (SyncBytes) and bounds memory (pendLimit) as the unsynced
+// bytes do in WriteAlways. mu held.
 func (s *Spool) unsyncedLocked() int64 {
-	return s.pendBytes + s.act.end - s.act.durEnd
+	return s.pendDisk + s.act.end - s.act.durEnd
+}
+
+// pendOverLocked tells whether Append must commit before it adds a frame: too much to write,
+// or too many records acknowledged since the last commit (what a crash would make the
+// caller read and send again: bounded even while commits fail and the destination keeps
+// up). mu held.
+func (s *Spool) pendOverLocked() bool {
+	return s.unsyncedLocked() >= s.pendLimit() || s.pendBytes >= 4*s.pendLimit()
 }
 
 // appendPending is Append in backlog mode: the frame goes to memory only. Called by
@@ -45,7 +55,7 @@ func (s *Spool) unsyncedLocked() int64 {
 // writes and fsync.
 func (s *Spool) appendPending(payload []byte, share bool) (uint64, int64, error) {
 	s.mu.Lock()
-	over := s.unsyncedLocked() >= s.pendLimit()
+	over := s.pendOverLocked()
 	s.mu.Unlock()
 	if over {
 		if err := s.commit(); err != nil {
