@@ -12,8 +12,8 @@ import (
 // Next returns the next durable frame after the acknowledged cursor that this process has not
 // returned yet, blocking until one exists, ctx is done or the spool is closed. With
 // Options.Write backlog it also returns frames not yet durable, from memory: one the
-// destination acknowledges before the next commit is never written (see the package doc). After a restart
-// it starts right after the persisted cursor. Payload is a fresh slice the caller owns; frames
+// destination acknowledges before the next commit is never written (see the package doc).
+// After a restart it starts right after the persisted cursor. Payload is a fresh slice the caller owns; frames
 // bigger than the reader's 256 KiB buffer are read straight into it.
 func (s *Spool) Next(ctx context.Context) (Frame, error) {
 	s.rmu.Lock()
@@ -172,7 +172,11 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 			s.inflight = append(s.inflight, inflight{seq: seq, acked: true})
 			s.rnext = seq + 1
 			if s.advanceLocked() {
-				s.acked1()
+				if s.full {
+					s.kick()
+				} else {
+					s.acked1()
+				}
 			}
 			s.mu.Unlock()
 			continue
