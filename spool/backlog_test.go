@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -319,6 +321,8 @@ func TestBacklogDiskFullBlocksAtTheBound(t *testing.T) {
 	opts.fs = ffs
 	opts.SyncBytes = 64 << 10 // bound: maxTailBytes
 	opts.FsyncInterval = 5 * time.Millisecond
+	logs := &lockedBuffer{}
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	s := mustOpen(t, opts)
 	ffs.mu.Lock()
 	ffs.failWrites = true
@@ -341,6 +345,13 @@ func TestBacklogDiskFullBlocksAtTheBound(t *testing.T) {
 	}
 	if e := s.Stats().WriteError; e == "" {
 		t.Fatal("no write error reported while the disk is full")
+	}
+	// Appends that succeed in memory say nothing about the disk: one episode, one line.
+	if n := strings.Count(logs.String(), "spool: write failed"); n != 1 {
+		t.Fatalf("%d log lines for one disk-full episode, want 1:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "writes succeed again") {
+		t.Fatalf("the episode ended while every write failed:\n%s", logs.String())
 	}
 	ffs.mu.Lock()
 	ffs.failWrites = false

@@ -325,6 +325,10 @@ func (s *Spool) run() {
 		if err != nil && !poisoned {
 			commitErr = fmt.Errorf("group commit: %w", err)
 			s.writeFailed(commitErr)
+		} else if err == nil && s.backlogMode() {
+			// Commits do the writing in backlog mode: one that works ends the episode.
+			s.writeRecovered()
+			commitErr = nil
 		} else if err == nil && commitErr != nil {
 			// The episode was the commit's alone (an ack frame), unless an Append failed since.
 			s.writeRecoveredFrom(commitErr)

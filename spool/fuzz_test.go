@@ -67,8 +67,6 @@ func fuzzSeeds() [][]byte {
 	badCodec[segHeaderSize+int(frameSize(40)+frameSize(30))+1] = byte(CompressS2)
 	return [][]byte{
 		nil,
-		delivered,
-		badCodec,
 		valid[:segHeaderSize],
 		valid,
 		valid[:len(valid)-5],
@@ -82,6 +80,8 @@ func fuzzSeeds() [][]byte {
 		midFlip,
 		zeroed,
 		badSeq,
+		delivered,
+		badCodec,
 	}
 }
 

@@ -64,6 +64,7 @@ func (s *Spool) appendPending(payload []byte, share bool) (uint64, int64, error)
 			}
 			return 0, 0, err
 		}
+		s.writeRecovered()
 	}
 	var stub []byte
 	if s.opts.Stub != nil {

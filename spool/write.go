@@ -135,7 +135,10 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 	for {
 		seq, unsynced, err := s.appendOnce(ctx, payload, share)
 		if err == nil {
-			s.writeRecovered()
+			if !s.backlogMode() {
+				// (In backlog mode an Append writes nothing: only a commit ends the episode.)
+				s.writeRecovered()
+			}
 			if !s.backlogMode() && unsynced >= max(maxTailBytes, 2*s.opts.SyncBytes) {
 				// The frame is appended whatever this commit does: a failure is retried
 				// (and logged) by the repair, not reported for this frame.
