@@ -263,6 +263,9 @@ func TestBacklogCommitWriteFaults(t *testing.T) {
 			}
 			got := nextFrames(t, s, 3)
 			ackAll(t, s, got[:2])
+			// The stubs of 1 and 2 are written as the cursor moves (the background goroutine
+			// may be at it): done here, so that the fault hits the commit's first write.
+			s.writeAcks()
 			ffs.mu.Lock()
 			switch fault {
 			case "write":

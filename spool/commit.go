@@ -309,6 +309,9 @@ func (s *Spool) run() {
 				timerC = timer.C
 			}
 			continue
+		case <-s.maintc:
+			s.maintain()
+			continue
 		case <-s.dirtyc:
 			if timerC == nil && s.opts.FsyncInterval > 0 {
 				timer.Reset(s.opts.FsyncInterval)

@@ -22,6 +22,15 @@ func (s *Spool) Checkpoint(seq uint64) {
 		}
 	}
 	s.mu.Unlock()
+	if s.backlogMode() {
+		// Only the deletion is due: a commit now would write the frames the destination is
+		// about to acknowledge.
+		select {
+		case s.maintc <- struct{}{}:
+		default:
+		}
+		return
+	}
 	s.kick()
 }
 

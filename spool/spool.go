@@ -149,6 +149,7 @@ type Spool struct {
 	kickc   chan struct{} // commit now
 	dirtyc  chan struct{} // something to commit within FsyncInterval
 	ackc    chan struct{} // the cursor moved: write its ack frame now (see writeAcks)
+	maintc  chan struct{} // the checkpoint moved (backlog mode): delete what it allows
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -183,6 +184,7 @@ func Open(opts Options) (*Spool, error) {
 		kickc:   make(chan struct{}, 1),
 		dirtyc:  make(chan struct{}, 1),
 		ackc:    make(chan struct{}, 1),
+		maintc:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}

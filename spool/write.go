@@ -132,12 +132,17 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 	// A write error (a full disk above all) is not the caller's to handle: Append blocks and
 	// tries again, which stops the tailer, whose files are the buffer meanwhile.
 	var wait time.Duration
+	var failed error // this Append's last failure, as recorded
 	for {
 		seq, unsynced, err := s.appendOnce(ctx, payload, share)
 		if err == nil {
 			if !s.backlogMode() {
-				// (In backlog mode an Append writes nothing: only a commit ends the episode.)
 				s.writeRecovered()
+			} else if failed != nil {
+				// In backlog mode an Append writes only when it rolls or must commit first:
+				// its success ends only an episode of its own failures, not one of the
+				// background commits (those end it when one works).
+				s.writeRecoveredFrom(failed)
 			}
 			if !s.backlogMode() && unsynced >= max(maxTailBytes, 2*s.opts.SyncBytes) {
 				// The frame is appended whatever this commit does: a failure is retried
@@ -153,6 +158,7 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 		}
 		if !errors.Is(err, errPoisoned) {
 			s.writeFailed(err)
+			failed = err
 		}
 		wait = min(max(2*wait, writeRetryMin), writeRetryMax)
 		s.mu.Lock()

@@ -35,7 +35,7 @@ func TestPositionsAdvanceWithAcksWhenNothingIsWritten(t *testing.T) {
 	}
 	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `flows:
   - {name: a, paths: [%q], start_at: beginning, discard: {}, batch: {max_bytes: 64KiB, max_age: 10ms},
-     spool: {fsync_interval: 50ms, compression: none, write: backlog}}
+     spool: {fsync_interval: 1s, compression: none, write: backlog}}
 `, log))
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +59,9 @@ func TestPositionsAdvanceWithAcksWhenNothingIsWritten(t *testing.T) {
 			segBytes += fi.Size()
 		}
 	}
-	// The records are ~700 KB; the stubs ~100 bytes each. A record the shipper had not
-	// acknowledged at a commit is written, so some may be.
+	// The records are ~650 KB; the stubs ~100 bytes each. A record the shipper had not
+	// acknowledged at a commit is written, so some may be (the long commit interval keeps
+	// that rare even on a loaded machine).
 	if delivered == 0 || segBytes > int64(sb.Len())/4 {
 		t.Fatalf("%d frames delivered unwritten, segments hold %d bytes of %d read: the records were written", delivered, segBytes, sb.Len())
 	}
