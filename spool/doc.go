@@ -150,7 +150,8 @@
 // are read without the lock: Ack of such a frame waits until the commit's writes are done
 // (page cache, no fsync), since the caller may reuse the memory once Ack returns; written
 // frames are always copied into the unsynced tail, never kept by reference. SyncSoon does
-// nothing (Next does not wait for commits). Stats.Delivered counts the frames that were
+// nothing (Next does not wait for commits), and Checkpoint asks only for the deletion of
+// segments, not for a commit. Stats.Delivered counts the frames that were
 // never written. A spool written in backlog mode is read by older versions as damaged at
 // the first delivered frame (unknown type): they cut it there and re-read those lines
 // (duplicates, not loss); downgrades should switch to always and restart first.
