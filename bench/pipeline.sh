@@ -12,9 +12,10 @@
 # Kinesis records per GB the endpoint counted (it also checks every aggregate's MD5) or, for
 # (c), that the stream holds afterwards (bench/streamcount).
 # FORMAT=json reads JSON log lines instead of access-log lines; COMPRESSION sets
-# spool.compression (unset: the agent's default).
+# spool.compression (unset: the agent's default); WRITE sets spool.write for every row, and a
+# list (WRITE="always backlog") runs the discard row once per mode in the same run.
 #   SIZE=1073741824 KINESALITE_SIZE=104857600 PROTOCOLS="cbor json" BENCH_DIR=bench/out \
-#   FORMAT=access COMPRESSION=s2 KINSHIP_BASELINE=/path/to/older/kinship ./bench/pipeline.sh
+#   FORMAT=access COMPRESSION=s2 WRITE=backlog KINSHIP_BASELINE=/path/to/older/kinship ./bench/pipeline.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${SIZE:-1073741824}
@@ -42,7 +43,7 @@ measure() { # prints "wall user sys maxrss_kib" of a command
 report() { # name wall user sys rss [records] (BYTES and LINES of the file read)
 	awk -v n="$1" -v w="$2" -v u="$3" -v s="$4" -v r="$5" -v k="${6:-}" -v b="$BYTES" -v l="$LINES" 'BEGIN {
 		rec = k == "" ? "        -" : sprintf("%9.0f", k/(b/1073741824))
-		printf "%-26s %8.1f MB/s %10.0f lines/s %6.2f CPU s/GB %7.1f MiB peak RSS %s records/GB  (wall %.2fs, user %.2fs, sys %.2fs)\n",
+		printf "%-30s %8.1f MB/s %10.0f lines/s %6.2f CPU s/GiB %7.1f MiB peak RSS %s records/GB  (wall %.2fs, user %.2fs, sys %.2fs)\n",
 			n, b/1e6/w, l/w, (u+s)/(b/1073741824), r/1024, rec, w, u, s }'
 }
 # flow_config destination-yaml: the benchmark's configuration, written to $DIR/bench.yaml.
@@ -55,7 +56,10 @@ flows:
     $1
     batch: {max_bytes: ${BATCH_BYTES:-1MiB}}
 YAML
-	[[ -z ${COMPRESSION:-} ]] || echo "    spool: {compression: $COMPRESSION}" >>"$DIR/bench.yaml"
+	local spool=""
+	[[ -z ${COMPRESSION:-} ]] || spool="compression: $COMPRESSION"
+	[[ ${MODE:-default} == default ]] || spool="${spool:+$spool, }write: $MODE"
+	[[ -z $spool ]] || echo "    spool: {$spool}" >>"$DIR/bench.yaml"
 	rm -rf "$STATE"
 }
 # The agent's AWS environment: dummy static credentials, loopback only, the benchmark's CA.
@@ -71,9 +75,16 @@ read -r w u s r < <(measure md5sum "$LOG"); report md5sum "$w" "$u" "$s" "$r"; M
 read -r w u s r < <(measure cat "$LOG"); report cat "$w" "$u" "$s" "$r"
 
 STATE="$DIR/state"
-flow_config "discard: {}"
-read -r w u s r < <(measure "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn); report "(a) discard" "$w" "$u" "$s" "$r"
-awk -v k="$w" -v m="$MD5" 'BEGIN { printf "kinship (discard) runs at %.0f%% of md5sum'"'"'s speed\n", 100*m/k }'
+for mode in ${WRITE:-default}; do
+	MODE=$mode
+	flow_config "discard: {}"
+	name="(a) discard"
+	[[ $mode == default ]] || name="(a) discard, write $mode"
+	read -r w u s r < <(measure "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn); report "$name" "$w" "$u" "$s" "$r"
+	awk -v k="$w" -v m="$MD5" -v n="$name" 'BEGIN { printf "kinship %s runs at %.0f%% of md5sum'"'"'s speed\n", n, 100*m/k }'
+done
+MODE=${WRITE:-default}
+MODE=${MODE%% *} # the other rows run with the first mode listed
 
 # (b) the fast loopback endpoint, one row per protocol.
 mkdir -p "$DIR/tls"

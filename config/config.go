@@ -35,6 +35,7 @@ const (
 	// S2: about 3.5x on log lines at ~800 MB/s a core; zstd packs ~5.5x but costs about three
 	// times the CPU (spool/doc.go has the figures).
 	DefaultCompression    = "s2"
+	DefaultSpoolWrite     = "backlog"
 	DefaultFsyncInterval  = Duration(100e6)
 	DefaultSegmentBytes   = 64 * MiB
 	DefaultUnhealthyAfter = Duration(5 * 60e9)
@@ -210,6 +211,10 @@ type Spool struct {
 	FsyncInterval Duration
 	SegmentBytes  Size
 	Compression   string // "s2", "zstd" or "none"; max_bytes counts compressed bytes
+	// Write is "backlog" (records the destination acknowledges before the next group
+	// commit are never written, only their positions) or "always" (every record is
+	// written and fsynced, as before); see package spool.
+	Write string
 }
 
 // Load reads path and then every <dir of path>/conf.d/*.yaml in name order (a missing

@@ -39,6 +39,7 @@ func minimalFlowDefaults(pos Pos) Flow {
 			FsyncInterval: Duration(100 * time.Millisecond),
 			SegmentBytes:  64 * MiB,
 			Compression:   "s2",
+			Write:         "backlog",
 		},
 		Pos: pos,
 	}
@@ -139,6 +140,8 @@ func TestDefaultsAndOverrides(t *testing.T) {
 		}},
 		{"spool compression defaults to s2", "    max_line_bytes: 1KiB", func(f Flow) bool { return f.Spool.Compression == "s2" }},
 		{"spool compression off", "    spool: {compression: none}", func(f Flow) bool { return f.Spool.Compression == "none" }},
+		{"spool write defaults to backlog", "    max_line_bytes: 1KiB", func(f Flow) bool { return f.Spool.Write == "backlog" }},
+		{"spool write always", "    spool: {write: always}", func(f Flow) bool { return f.Spool.Write == "always" }},
 		{"small spool lowers default segment", "    spool: {max_bytes: 16MiB}", func(f Flow) bool { return f.Spool.SegmentBytes == 16*MiB }},
 		{"spool settings", "    spool: {when_full: block, fsync_interval: 1s, segment_bytes: 8MiB}", func(f Flow) bool {
 			return f.Spool.WhenFull == "block" && f.Spool.FsyncInterval.D() == time.Second && f.Spool.SegmentBytes == 8*MiB

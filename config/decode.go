@@ -47,7 +47,7 @@ var (
 	multilineKeys = []string{"start_pattern", "max_lines", "max_bytes", "timeout"}
 	kinesisKeys   = []string{"stream", "partition_key", "partition_key_field", "partition_key_regex", "aggregate", "max_record_bytes", "max_request_bytes", "max_in_flight", "compression", "protocol"}
 	batchKeys     = []string{"max_age", "max_bytes", "max_records"}
-	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes", "compression"}
+	spoolKeys     = []string{"max_bytes", "when_full", "fsync_interval", "segment_bytes", "compression", "write"}
 
 	flowNameRE    = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	streamNameRE  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
@@ -276,6 +276,7 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 			WhenFull:      DefaultWhenFull,
 			FsyncInterval: DefaultFsyncInterval,
 			Compression:   DefaultCompression,
+			Write:         DefaultSpoolWrite,
 		},
 		Pos: d.pos(n),
 	}
@@ -413,6 +414,15 @@ func (d *decoder) flow(n *yaml.Node, index int) Flow {
 							d.errorf(s.v, "spool.compression: %q: must be s2, zstd or none", v)
 						}
 						f.Spool.Compression = v
+					}
+				case "write":
+					if v, ok := d.str(s.v, "spool.write"); ok {
+						switch v {
+						case "backlog", "always":
+						default:
+							d.errorf(s.v, "spool.write: %q: must be backlog or always", v)
+						}
+						f.Spool.Write = v
 					}
 				case "fsync_interval":
 					d.positiveDuration(s.v, "spool.fsync_interval", &f.Spool.FsyncInterval)

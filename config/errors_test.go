@@ -210,6 +210,10 @@ func TestParseErrors(t *testing.T) {
     paths: [/a]
     discard: {}
     spool: {compression: lz4}
+  - name: f
+    paths: [/a]
+    discard: {}
+    spool: {write: sometimes}
 `, []string{
 			`5:24: batch.max_bytes: 2MiB is larger than kinesis.max_record_bytes (1MiB): an aggregated record must fit in one Kinesis record`,
 			`5:43: batch.max_records: -1: must be 0 (no limit) or more`,
@@ -220,6 +224,7 @@ func TestParseErrors(t *testing.T) {
 			`13:24: spool.max_bytes: 512KiB is smaller than batch.max_bytes (1MiB): one record must fit in the spool`,
 			`17:24: batch.max_bytes: 11MiB is larger than the largest Kinesis record (10MiB)`,
 			`21:26: spool.compression: "lz4": must be s2, zstd or none`,
+			`25:20: spool.write: "sometimes": must be backlog or always`,
 		}},
 		{"top-level values", `state_dir: var/lib
 metrics: {listen: '9780'}
@@ -289,7 +294,7 @@ flows:
     name: b
   - <<: *base
     name: c
-`, []string{`6:13: unknown key "max_byte" in spool of flow "app" (known: max_bytes, when_full, fsync_interval, segment_bytes, compression); did you mean "max_bytes"?`}},
+`, []string{`6:13: unknown key "max_byte" in spool of flow "app" (known: max_bytes, when_full, fsync_interval, segment_bytes, compression, write); did you mean "max_bytes"?`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := Parse("k.yaml", []byte(tc.doc))

@@ -48,7 +48,9 @@ func fillDisk(t *testing.T, dir string, leave int64) string {
 // during a destination outage. Writes fail with ENOSPC: the agent keeps running, counts the
 // failures, the tailer stops reading and memory stays flat. Once a filler file is removed and
 // the destination is back, every line arrives, none lost.
-func TestDiskFullBlocksThenDrains(t *testing.T) {
+func TestDiskFullBlocksThenDrains(t *testing.T) { eachWriteMode(t, testDiskFullBlocksThenDrains) }
+
+func testDiskFullBlocksThenDrains(t *testing.T, mode string) {
 	mnt := tmpfstest.Mount(t, 16<<20)
 	endpoint := kinesalitetest.Start(t)
 	kinesalitetest.CreateStream(t, endpoint, "diskfull", 2)
@@ -57,7 +59,7 @@ func TestDiskFullBlocksThenDrains(t *testing.T) {
 	r := newRotator(t, logsDir(t, dir), 2, 0)
 	body := kinesisConfig(dir, proxy.URL, "diskfull")
 	body = strings.Replace(body, "state_dir: "+dir+"/state", "state_dir: "+mnt+"/state", 1)
-	cfg := writeConfig(t, dir, body+`    spool:
+	cfg := writeModeConfig(t, dir, mode, body+`    spool:
       segment_bytes: 1MiB
       compression: none # the test's lines compress ~16x: with s2 the spool would not fill the disk in time
 metrics:

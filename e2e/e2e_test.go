@@ -314,7 +314,9 @@ flows:
 // TestKillNineTwiceLosesNothing is the delivery contract under crashes: 100,000 numbered
 // lines across 3 files, the agent killed with SIGKILL twice while they are written, then
 // restarted; every line must be in the stream, and duplicates only from records in flight.
-func TestKillNineTwiceLosesNothing(t *testing.T) {
+func TestKillNineTwiceLosesNothing(t *testing.T) { eachWriteMode(t, testKillNineTwiceLosesNothing) }
+
+func testKillNineTwiceLosesNothing(t *testing.T, mode string) {
 	endpoint := kinesalitetest.Start(t)
 	kinesalitetest.CreateStream(t, endpoint, "e2e", 2)
 	dir := t.TempDir()
@@ -323,7 +325,7 @@ func TestKillNineTwiceLosesNothing(t *testing.T) {
 	}
 	// Through the proxy: kinesalite exits when a client dies in the middle of a request,
 	// which a kill -9 can do; the proxy forwards only complete requests.
-	cfg := writeConfig(t, dir, kinesisConfig(dir, crashProxy(t, endpoint), "e2e"))
+	cfg := writeModeConfig(t, dir, mode, kinesisConfig(dir, crashProxy(t, endpoint), "e2e"))
 	w := newWriter(t, filepath.Join(dir, "logs"), 3)
 
 	const total, chunks = 100_000, 50
@@ -365,7 +367,9 @@ func TestKillNineTwiceLosesNothing(t *testing.T) {
 	if maxDup := kills * 4 * 500; sc.dupRecords > maxDup {
 		t.Errorf("%d duplicate records, more than the %d that can be in flight across %d kills", sc.dupRecords, maxDup, kills)
 	}
-	if dupLines := dups; dupLines > 0 && sc.dupRecords == 0 {
+	// With spool.write: backlog a record in flight at the kill was never written: its lines
+	// are read again and packed anew, so duplicates are lines, not records.
+	if dupLines := dups; mode == "always" && dupLines > 0 && sc.dupRecords == 0 {
 		t.Errorf("%d duplicate lines but no duplicate record: a line was packed twice, not resent", dupLines)
 	}
 }

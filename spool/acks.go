@@ -25,6 +25,17 @@ func (s *Spool) writeAcks() {
 	if s.act == nil || s.act.f == nil {
 		return
 	}
+	if s.backlogMode() && !s.poisoned {
+		// The stubs of the frames just acknowledged first: the ack frame may only cover
+		// seqs on disk (writeAckLocked).
+		if err := s.flushPendLocked(s.act, true); err != nil {
+			if now := time.Now(); now.Sub(s.ackErrLogged) >= writeErrRemind {
+				s.ackErrLogged = now
+				s.log.Warn("spool: writing delivered stubs failed; the next commit writes them again", "err", err)
+			}
+			return
+		}
+	}
 	if err := s.writeAckLocked(s.act); err != nil {
 		// Acks come in bursts all the time: one line per writeErrRemind, not one per burst
 		// while the disk is full (the commit's failure is counted and logged on its own).

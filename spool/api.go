@@ -2,6 +2,7 @@ package spool
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -10,6 +11,39 @@ import (
 type Frame struct {
 	Seq     uint64 // assigned by Append, strictly increasing across restarts
 	Payload []byte // owned by the caller: a fresh slice for every frame, never reused by the spool
+	// Delivered (Replay only) says the destination acknowledged the frame before a commit
+	// wrote it: Payload is what Options.Stub made of it, not the record.
+	Delivered bool
+}
+
+// WriteMode says which frames a commit writes to the segment files.
+type WriteMode uint8
+
+const (
+	// WriteAlways writes every frame when it is appended (the zero value).
+	WriteAlways WriteMode = iota
+	// WriteBacklog keeps appended frames in memory and hands them to Next at once; a
+	// commit writes only the frames not acknowledged by then, and for each acknowledged one
+	// a small delivered frame holding Options.Stub of it (see the package doc).
+	WriteBacklog
+)
+
+// ParseWriteMode reads the config's spool.write: "backlog" or "always".
+func ParseWriteMode(s string) (WriteMode, error) {
+	switch s {
+	case "always":
+		return WriteAlways, nil
+	case "backlog", "":
+		return WriteBacklog, nil
+	}
+	return 0, fmt.Errorf("spool: write %q: must be backlog or always", s)
+}
+
+func (m WriteMode) String() string {
+	if m == WriteBacklog {
+		return "backlog"
+	}
+	return "always"
 }
 
 // ErrClosed is returned after Close.
@@ -53,6 +87,13 @@ type Options struct {
 	// not while the destination keeps up. 0: MaxBytes/4, at most 64 MiB (64 MiB when MaxBytes
 	// is 0); < 0: every frame.
 	CompressBacklog int64
+	// Write chooses which frames reach the segment files [WriteAlways]; see WriteMode.
+	Write WriteMode
+	// Stub (WriteBacklog) returns what a delivered frame keeps of payload on disk, in place
+	// of the record: what the caller needs back from Replay after a crash (its file
+	// positions). It is called by Append, before the frame can be acknowledged (the caller
+	// may recycle the payload then), and must return memory of its own. nil: an empty stub.
+	Stub func(payload []byte) []byte
 	// Buffers, when set, recycles payload memory: payloads Next reads from disk come from
 	// Get, and shared payloads dropped from the cache without being handed out go to Put.
 	Buffers Buffers
@@ -96,6 +137,11 @@ type Stats struct {
 	Unacked      uint64 // LastSeq - AckedThrough
 	Durable      uint64 // highest durable seq
 	AckedThrough uint64 // the acknowledged cursor
+	// Delivered and DeliveredBytes (Options.Write backlog) count the frames, and their
+	// payload bytes, that the destination acknowledged before a commit would have written
+	// them, since Open: only their delivered stubs reached the disk.
+	Delivered      uint64
+	DeliveredBytes int64
 	// WriteError is the last write or fsync failure while writes keep failing (Append waits,
 	// and retries); empty when writes work. WriteErrorSince is when they started failing.
 	WriteError      string

@@ -156,7 +156,7 @@ func (b *Budget) broadcastLocked() {
 // (or the spool not yet shared).
 func (s *Spool) syncBudgetLocked() {
 	if s.share != nil {
-		s.share.set(s.bytes)
+		s.share.set(s.diskBytesLocked())
 	}
 }
 
@@ -172,7 +172,7 @@ func (s *Spool) leaveBudget() {
 // within its budget. The channel (nil without a budget) is closed when the budget may
 // have room again. mu held.
 func (s *Spool) roomLocked() (bool, <-chan struct{}) {
-	if s.opts.MaxBytes > 0 && s.bytes >= s.opts.MaxBytes {
+	if s.opts.MaxBytes > 0 && s.diskBytesLocked() >= s.opts.MaxBytes {
 		return false, nil
 	}
 	if s.share == nil {

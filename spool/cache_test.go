@@ -56,9 +56,11 @@ func TestAppendSharedServesRecentFramesFromMemory(t *testing.T) {
 	}
 }
 
-// A frame that is cached but not yet durable is not handed out.
+// A frame that is cached but not yet durable is not handed out (WriteAlways: in backlog
+// mode handing it out before it is durable is the point).
 func TestCachedFrameWaitsForDurability(t *testing.T) {
 	opts := testOptions(t.TempDir())
+	opts.Write = WriteAlways
 	opts.CacheBytes = 1 << 20
 	s := mustOpen(t, opts)
 	if _, err := s.AppendShared(context.Background(), []byte("not yet durable")); err != nil {

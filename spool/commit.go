@@ -26,6 +26,12 @@ func (s *Spool) roll() error {
 				seg.dirtyTail = false
 			}
 		}
+		if s.backlogMode() {
+			// The frames in memory go into this segment: the next one starts after them.
+			if err := s.flushPendLocked(seg, false); err != nil {
+				return err
+			}
+		}
 		if err := s.writeAckLocked(seg); err != nil {
 			return err
 		}
@@ -39,6 +45,7 @@ func (s *Spool) roll() error {
 		seg.durEnd = seg.end
 		s.durable = max(s.durable, seg.last)
 		s.ackDurable = max(s.ackDurable, s.ackWritten)
+		s.settleLocked()
 		s.broadcastLocked()
 		s.mu.Unlock()
 	}
@@ -56,7 +63,10 @@ func (s *Spool) roll() error {
 
 func (s *Spool) writeAckLocked(seg *segment) error {
 	s.mu.Lock()
-	acked := s.acked
+	// Never past the frames on disk (in backlog mode acks run ahead of the writes): the
+	// next frame written must follow the last one without a gap, and Open takes the next
+	// seq from the cursor too.
+	acked := min(s.acked, seg.last)
 	s.mu.Unlock()
 	if acked <= s.ackWritten {
 		return nil
@@ -92,7 +102,7 @@ func (s *Spool) repairLocked() error {
 	seg := s.act
 	s.mu.Lock()
 	durLast := max(seg.first-1, min(seg.last, s.durable))
-	last := s.lastSeq
+	last := seg.last // in backlog mode frames after it are still in memory
 	s.mu.Unlock()
 	first := durLast + 1
 	replace := durLast < seg.first
@@ -166,8 +176,14 @@ func (s *Spool) repairLocked() error {
 			c.seg, c.off = nseg, c.off-off+segHeaderSize
 		}
 	}
+	for i := range s.pend {
+		if e := &s.pend[i]; e.seg == seg && e.off >= off {
+			e.seg, e.off = nseg, e.off-off+segHeaderSize
+		}
+	}
 	s.durable = max(s.durable, nseg.last)
 	s.ackDurable = max(s.ackDurable, s.ackWritten)
+	s.settleLocked()
 	s.setGauge()
 	s.broadcastLocked()
 	s.mu.Unlock()
@@ -211,12 +227,18 @@ func (s *Spool) commit() error {
 		s.wmu.Unlock()
 		return nil
 	}
+	if s.backlogMode() {
+		if err := s.flushPendLocked(seg, false); err != nil {
+			s.wmu.Unlock()
+			return err
+		}
+	}
 	if err := s.writeAckLocked(seg); err != nil {
 		s.wmu.Unlock()
 		return err
 	}
 	s.mu.Lock()
-	end, dur, last := seg.end, seg.durEnd, s.lastSeq
+	end, dur, last := seg.end, seg.durEnd, seg.last
 	s.mu.Unlock()
 	ackW := s.ackWritten
 	s.wmu.Unlock()
@@ -240,6 +262,7 @@ func (s *Spool) commit() error {
 	seg.durEnd = end
 	s.durable = max(s.durable, last)
 	s.ackDurable = max(s.ackDurable, ackW)
+	s.settleLocked()
 	s.setGauge() // once per commit, not per frame
 	s.broadcastLocked()
 	s.mu.Unlock()
@@ -257,7 +280,15 @@ func (s *Spool) Sync() error {
 // SyncSoon asks the background goroutine to commit now rather than within FsyncInterval,
 // without waiting for it: the caller's frame leaves sooner, and an appender that calls it for
 // every frame never waits on the disk (commits asked for during one coalesce into the next).
-func (s *Spool) SyncSoon() { s.kick() }
+//
+// With Options.Write backlog it does nothing: Next hands frames out before they are
+// durable, and an early commit would only write frames the destination is about to
+// acknowledge.
+func (s *Spool) SyncSoon() {
+	if !s.backlogMode() {
+		s.kick()
+	}
+}
 
 func (s *Spool) run() {
 	defer close(s.stopped)
@@ -278,6 +309,9 @@ func (s *Spool) run() {
 				timerC = timer.C
 			}
 			continue
+		case <-s.maintc:
+			s.maintain()
+			continue
 		case <-s.dirtyc:
 			if timerC == nil && s.opts.FsyncInterval > 0 {
 				timer.Reset(s.opts.FsyncInterval)
@@ -294,6 +328,10 @@ func (s *Spool) run() {
 		if err != nil && !poisoned {
 			commitErr = fmt.Errorf("group commit: %w", err)
 			s.writeFailed(commitErr)
+		} else if err == nil && s.backlogMode() {
+			// Commits do the writing in backlog mode: one that works ends the episode.
+			s.writeRecovered()
+			commitErr = nil
 		} else if err == nil && commitErr != nil {
 			// The episode was the commit's alone (an ack frame), unless an Append failed since.
 			s.writeRecoveredFrom(commitErr)

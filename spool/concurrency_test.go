@@ -11,7 +11,9 @@ import (
 
 // TestConcurrentAppendNextAck runs the committer, the shipper's reader, several ackers and a
 // stats poller at once, through segment rolls, deletions and MaxBytes backpressure.
-func TestConcurrentAppendNextAck(t *testing.T) {
+func TestConcurrentAppendNextAck(t *testing.T) { eachWriteMode(t, testConcurrentAppendNextAck) }
+
+func testConcurrentAppendNextAck(t *testing.T) {
 	opts := testOptions(t.TempDir())
 	opts.SegmentBytes = 64 << 10
 	opts.MaxBytes = 256 << 10
@@ -86,7 +88,8 @@ func TestConcurrentAppendNextAck(t *testing.T) {
 			default:
 			}
 			st := s.Stats()
-			if st.AckedThrough > st.Durable {
+			if s.opts.Write == WriteAlways && st.AckedThrough > st.Durable {
+				// (In backlog mode frames are handed out before they are durable.)
 				fail(fmt.Errorf("acked %d beyond durable %d", st.AckedThrough, st.Durable))
 			}
 			_ = s.Pending()

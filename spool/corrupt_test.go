@@ -10,7 +10,9 @@ import (
 // TestMidSegmentCorruption: a flipped bit or a zeroed page inside a segment costs the frames
 // it touches, counted, and nothing else: the frames after it in the same segment still ship,
 // through recovery, Next, Replay and Inspect.
-func TestMidSegmentCorruption(t *testing.T) {
+func TestMidSegmentCorruption(t *testing.T) { eachWriteMode(t, testMidSegmentCorruption) }
+
+func testMidSegmentCorruption(t *testing.T) {
 	size := func(i uint64) int { return 900 + int(i%5)*211 }
 	const n = 60
 	src := t.TempDir()

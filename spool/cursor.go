@@ -22,6 +22,15 @@ func (s *Spool) Checkpoint(seq uint64) {
 		}
 	}
 	s.mu.Unlock()
+	if s.backlogMode() {
+		// Only the deletion is due: a commit now would write the frames the destination is
+		// about to acknowledge.
+		select {
+		case s.maintc <- struct{}{}:
+		default:
+		}
+		return
+	}
 	s.kick()
 }
 
@@ -30,6 +39,14 @@ func (s *Spool) Checkpoint(seq uint64) {
 func (s *Spool) Ack(seq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for seq > s.acked && s.busyFrom <= seq && seq <= s.busyTo {
+		// A commit is writing this frame from the caller's memory, which the caller may
+		// reuse once the Ack returns: wait for the writes (page cache, no fsync).
+		ch := s.changed
+		s.mu.Unlock()
+		<-ch
+		s.mu.Lock()
+	}
 	if seq <= s.acked {
 		return nil
 	}
@@ -39,6 +56,10 @@ func (s *Spool) Ack(seq uint64) error {
 		return fmt.Errorf("spool: ack %d: not returned by Next", seq)
 	}
 	q[i].acked = true
+	if e := s.pendingLocked(seq); e != nil && !e.acked {
+		// Unless a commit wrote it already, the next one writes its stub instead.
+		s.pendingAckedLocked(e, e.seg != nil)
+	}
 	if s.advanceLocked() {
 		if s.full {
 			s.kick()
@@ -75,10 +96,17 @@ func (s *Spool) advanceLocked() bool {
 	return moved
 }
 
-// Pending returns how many durable frames Next would return now without blocking.
+// Pending returns how many frames Next would return now without blocking: durable ones, and
+// with Options.Write backlog every frame appended.
 func (s *Spool) Pending() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.backlogMode() {
+		if s.lastSeq < s.rnext {
+			return 0
+		}
+		return int(s.lastSeq - s.rnext + 1)
+	}
 	if s.durable < s.rnext {
 		return 0
 	}

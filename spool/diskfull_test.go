@@ -37,7 +37,9 @@ func fillDisk(t *testing.T, dir string) string {
 // TestDiskFull: on a full file system Append waits (it neither fails nor crashes), the
 // failure shows in Stats and the metric, and once space returns every frame appended before
 // and after arrives exactly once; a reopen finds nothing to cut.
-func TestDiskFull(t *testing.T) {
+func TestDiskFull(t *testing.T) { eachWriteMode(t, testDiskFull) }
+
+func testDiskFull(t *testing.T) {
 	mnt := tmpfstest.Mount(t, 2<<20)
 	dir := filepath.Join(mnt, "spool")
 	opts := testOptions(dir)
@@ -108,7 +110,9 @@ func TestDiskFull(t *testing.T) {
 // TestFsyncFailsForAWhile: while every fsync fails nothing new is called durable, Append
 // waits, and once fsyncs work again the frames written before the first failure are
 // rewritten into a new segment and arrive exactly once, also after a reopen.
-func TestFsyncFailsForAWhile(t *testing.T) {
+func TestFsyncFailsForAWhile(t *testing.T) { eachWriteMode(t, testFsyncFailsForAWhile) }
+
+func testFsyncFailsForAWhile(t *testing.T) {
 	dir := t.TempDir()
 	ffs := &faultFS{}
 	opts := testOptions(dir)
@@ -167,7 +171,9 @@ func TestFsyncFailsForAWhile(t *testing.T) {
 
 // TestRewriteOverlapCutAtOpen: when the segment whose fsync failed cannot be cut back, it
 // keeps frames that were rewritten into the next segment; Open keeps one copy of each.
-func TestRewriteOverlapCutAtOpen(t *testing.T) {
+func TestRewriteOverlapCutAtOpen(t *testing.T) { eachWriteMode(t, testRewriteOverlapCutAtOpen) }
+
+func testRewriteOverlapCutAtOpen(t *testing.T) {
 	dir := t.TempDir()
 	ffs := &faultFS{}
 	opts := testOptions(dir)
@@ -206,7 +212,9 @@ func TestRewriteOverlapCutAtOpen(t *testing.T) {
 // cannot be written, as on a full disk) is tried again by the spool itself: the frames it
 // should have made durable become durable once writes work, with no further Append, Ack or
 // Sync to trigger a commit, and the failure clears from Stats.
-func TestFailedCommitIsRetried(t *testing.T) {
+func TestFailedCommitIsRetried(t *testing.T) { eachWriteMode(t, testFailedCommitIsRetried) }
+
+func testFailedCommitIsRetried(t *testing.T) {
 	ffs := &faultFS{}
 	opts := testOptions(t.TempDir())
 	opts.fs = ffs
@@ -247,6 +255,10 @@ func (scribblingBuffers) Put(p []byte) {
 // form they were written. Evicting such a payload from the cache before it is durable must
 // not hand it back for reuse, or the rewrite would store the reuser's bytes.
 func TestFsyncFailureRewritesSharedFrames(t *testing.T) {
+	eachWriteMode(t, testFsyncFailureRewritesSharedFrames)
+}
+
+func testFsyncFailureRewritesSharedFrames(t *testing.T) {
 	for _, codec := range []Compression{CompressNone, CompressS2, CompressZstd} {
 		t.Run(codec.String(), func(t *testing.T) {
 			dir := t.TempDir()

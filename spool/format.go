@@ -17,12 +17,21 @@ const (
 	frameInvalid = 0
 	frameData    = 1
 	frameAck     = 2
+	// frameDelivered stands for a data frame the destination acknowledged before any commit
+	// wrote it (Options.Write backlog): it takes the frame's seq and carries the caller's
+	// Options.Stub of it (file positions), never the record. It counts as a data frame for
+	// the seq order; Next never hands it out; Replay does, with Frame.Delivered set.
+	frameDelivered = 3
 
 	// MaxPayload bounds one frame's payload, far above a Kinesis record (10 MiB at most).
 	MaxPayload = 256 << 20
 
 	readBufSize = 256 << 10
 )
+
+// holdsSeq tells whether a frame of type typ takes a data seq (data or delivered): the frames
+// that must carry consecutive seqs.
+func holdsSeq(typ byte) bool { return typ == frameData || typ == frameDelivered }
 
 // castagnoli is read-only after package initialisation; crc32 uses SSE4.2/ARMv8 CRC
 // instructions for it.
@@ -145,14 +154,14 @@ func (fr *frameReader) next(wantPayload bool) (typ byte, seq uint64, payload []b
 		return 0, 0, nil, err
 	}
 	typ = h[0]
-	if typ != frameData && typ != frameAck {
+	if typ != frameData && typ != frameAck && typ != frameDelivered {
 		return 0, 0, nil, fmt.Errorf("frame type %d: %w", typ, errCorrupt)
 	}
 	if h[2]|h[3]|h[20]|h[21]|h[22]|h[23] != 0 {
 		return 0, 0, nil, fmt.Errorf("reserved bytes set: %w", errCorrupt)
 	}
 	codec := Compression(h[1])
-	if codec > CompressZstd || (typ == frameAck && codec != CompressNone) {
+	if codec > CompressZstd || (typ != frameData && codec != CompressNone) {
 		return 0, 0, nil, fmt.Errorf("codec %d in a frame of type %d: %w", codec, typ, errCorrupt)
 	}
 	n := int64(binary.LittleEndian.Uint32(h[4:]))
@@ -164,7 +173,7 @@ func (fr *frameReader) next(wantPayload bool) (typ byte, seq uint64, payload []b
 	}
 	crc := crc32.Checksum(h[:16], castagnoli)
 	start := fr.off + frameHeaderSize
-	if wantPayload && typ == frameData {
+	if wantPayload && holdsSeq(typ) {
 		switch {
 		case codec != CompressNone:
 			// Bounded like any payload by what the file holds; decoded below once the CRC
@@ -272,7 +281,7 @@ func (fr *frameReader) resync(bad int64, last uint64) (found bool, allow uint64,
 			continue
 		}
 		allow = uint64(off-bad) / frameHeaderSize
-		if (typ == frameData && seq > last && seq <= last+1+allow) || (typ == frameAck && seq <= last+1+allow) {
+		if (holdsSeq(typ) && seq > last && seq <= last+1+allow) || (typ == frameAck && seq <= last+1+allow) {
 			fr.off = off
 			return true, allow, nil
 		}
@@ -298,11 +307,11 @@ func lostIn(r io.ReaderAt, from, end int64, last uint64, buf []byte) (frames, hi
 		for {
 			at := fr.off
 			typ, seq, _, err := fr.next(false)
-			if err != nil || (typ == frameData && (seq <= hi || seq > hi+1+allow)) {
+			if err != nil || (holdsSeq(typ) && (seq <= hi || seq > hi+1+allow)) {
 				bad = at
 				break
 			}
-			if typ == frameData {
+			if holdsSeq(typ) {
 				hi, allow = seq, 0
 			}
 		}
@@ -400,7 +409,7 @@ func scanSegment(r io.ReaderAt, size int64, buf []byte, resync bool) scanResult 
 		if err == io.EOF {
 			return res
 		}
-		if err == nil && typ == frameData && (seq <= res.last || seq > res.last+1+allow) {
+		if err == nil && holdsSeq(typ) && (seq <= res.last || seq > res.last+1+allow) {
 			fr.off = at
 			err = fmt.Errorf("seq %d, want %d: %w", seq, res.last+1, errCorrupt)
 		}
@@ -428,7 +437,7 @@ func scanSegment(r io.ReaderAt, size int64, buf []byte, resync bool) scanResult 
 			allow = a
 			continue
 		}
-		if typ == frameData {
+		if holdsSeq(typ) {
 			if seq > res.last+1 {
 				res.gaps = append(res.gaps, lostRange{res.last + 1, seq - 1})
 			}

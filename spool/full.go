@@ -148,6 +148,9 @@ func (s *Spool) logDrop(ev *dropEvent) {
 // holdsDataLocked tells whether any data frame is on disk: if none is, nothing can ever be
 // freed by waiting, so a MaxBytes below the size of empty segments must not block. mu held.
 func (s *Spool) holdsDataLocked() bool {
+	if s.pendDisk > 0 {
+		return true // frames in memory that a commit will write, or an ack free
+	}
 	for _, seg := range s.segs {
 		if seg.last >= seg.first {
 			return true

@@ -52,6 +52,19 @@ func fuzzSeeds() [][]byte {
 	clear(zeroed[1024 : 1024+1500])
 	badSeq := buildSegment(1, 30, 30, 30)
 	binary.LittleEndian.PutUint64(badSeq[segHeaderSize+8:], 99) // crc no longer matches either
+	// Delivered stubs (backlog mode) between data frames, and one with a bad codec byte.
+	delivered := buildSegment(5, 40, 30)
+	var dh [frameHeaderSize]byte
+	stub := []byte("stub of 40 bytes")
+	for _, seq := range []uint64{7, 8} {
+		encodeFrameHeaderCodec(dh[:], frameDelivered, CompressNone, seq, stub)
+		delivered = append(delivered, dh[:]...)
+		delivered = append(delivered, stub...)
+		delivered = append(delivered, make([]byte, pad8(len(stub)))...)
+	}
+	delivered = append(delivered, buildSegment(9, 20)[segHeaderSize:]...)
+	badCodec := bytes.Clone(delivered)
+	badCodec[segHeaderSize+int(frameSize(40)+frameSize(30))+1] = byte(CompressS2)
 	return [][]byte{
 		nil,
 		valid[:segHeaderSize],
@@ -67,6 +80,8 @@ func fuzzSeeds() [][]byte {
 		midFlip,
 		zeroed,
 		badSeq,
+		delivered,
+		badCodec,
 	}
 }
 
@@ -141,7 +156,7 @@ func FuzzSegmentReader(f *testing.F) {
 					undecodable = true
 					break
 				}
-				if err == nil && typ == frameData && (seq <= last || seq > last+1+allow) {
+				if err == nil && holdsSeq(typ) && (seq <= last || seq > last+1+allow) {
 					fr.off, err = at, errCorrupt
 				}
 				if err != nil {
@@ -154,7 +169,7 @@ func FuzzSegmentReader(f *testing.F) {
 					skips++
 					continue
 				}
-				if typ != frameData {
+				if !holdsSeq(typ) {
 					continue
 				}
 				frames++

@@ -28,8 +28,31 @@ func payloadFor(i uint64, n int) []byte {
 	return p
 }
 
+// testOptions are the options most tests open a spool with. KINSHIP_SPOOL_WRITE=backlog
+// runs them with Options.Write backlog (the config's default); the tests about what is
+// written, crashes and failing disks run in both modes on their own (eachWriteMode).
 func testOptions(dir string) Options {
-	return Options{Dir: dir, FsyncInterval: -1, Metrics: Metrics{}.withDefaults()}
+	return Options{Dir: dir, FsyncInterval: -1, Metrics: Metrics{}.withDefaults(), Write: envWriteMode()}
+}
+
+func envWriteMode() WriteMode {
+	m, err := ParseWriteMode(os.Getenv("KINSHIP_SPOOL_WRITE"))
+	if err != nil || os.Getenv("KINSHIP_SPOOL_WRITE") == "" {
+		return WriteAlways
+	}
+	return m
+}
+
+// eachWriteMode runs fn once per write mode, as subtests named after it; testOptions opens
+// in the subtest's mode.
+func eachWriteMode(t *testing.T, fn func(t *testing.T)) {
+	t.Helper()
+	for _, m := range []WriteMode{WriteAlways, WriteBacklog} {
+		t.Run(m.String(), func(t *testing.T) {
+			t.Setenv("KINSHIP_SPOOL_WRITE", m.String())
+			fn(t)
+		})
+	}
 }
 
 func mustOpen(t testing.TB, opts Options) *Spool {

@@ -126,7 +126,7 @@ func unackedBytes(path string, end int64, acked uint64, buf []byte) (int64, erro
 		if err == io.EOF {
 			return n, nil
 		}
-		if err == nil && typ == frameData && (seq <= last || seq > last+1+allow) {
+		if err == nil && holdsSeq(typ) && (seq <= last || seq > last+1+allow) {
 			fr.off = at
 			err = errCorrupt
 		}
@@ -139,7 +139,7 @@ func unackedBytes(path string, end int64, acked uint64, buf []byte) (int64, erro
 			allow = a
 			continue
 		}
-		if err == nil && typ == frameData {
+		if err == nil && holdsSeq(typ) {
 			last, allow = seq, 0
 		}
 		if err != nil {

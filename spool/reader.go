@@ -10,8 +10,10 @@ import (
 )
 
 // Next returns the next durable frame after the acknowledged cursor that this process has not
-// returned yet, blocking until one exists, ctx is done or the spool is closed. After a restart
-// it starts right after the persisted cursor. Payload is a fresh slice the caller owns; frames
+// returned yet, blocking until one exists, ctx is done or the spool is closed. With
+// Options.Write backlog it also returns frames not yet durable, from memory: one the
+// destination acknowledges before the next commit is never written (see the package doc).
+// After a restart it starts right after the persisted cursor. Payload is a fresh slice the caller owns; frames
 // bigger than the reader's 256 KiB buffer are read straight into it.
 func (s *Spool) Next(ctx context.Context) (Frame, error) {
 	s.rmu.Lock()
@@ -28,6 +30,27 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 		if s.closed {
 			s.mu.Unlock()
 			return Frame{}, ErrClosed
+		}
+		if f, ok := s.takePendingLocked(); ok {
+			s.mu.Unlock()
+			if s.rfile != nil {
+				// The disk reader is behind now: when it is needed again it starts afresh at the
+				// first segment holding an unreturned frame, and jumps to it through the cache.
+				_ = s.rfile.Close()
+				s.rseg, s.rfile = nil, nil
+			}
+			return f, nil
+		}
+		if s.backlogMode() && s.rnext > s.durable {
+			// Every frame up to the durable one was returned; the next will be appended.
+			ch := s.changed
+			s.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return Frame{}, ctx.Err()
+			case <-ch:
+			}
+			continue
 		}
 		if s.rseg != nil && s.rseg.gone {
 			// Deleted under the reader (drop_oldest, or acknowledged): whatever it still
@@ -104,7 +127,7 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 		s.rfr.end = limit
 		at := s.rfr.off
 		typ, seq, p, err := s.rfr.next(true)
-		if err == nil && typ == frameData && (seq <= s.rlast || seq > s.rlast+1+s.allow) {
+		if err == nil && holdsSeq(typ) && (seq <= s.rlast || seq > s.rlast+1+s.allow) {
 			if s.opts.Buffers != nil {
 				s.opts.Buffers.Put(p)
 			}
@@ -130,15 +153,31 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 			}
 			return Frame{}, fmt.Errorf("spool: segment %s: frame at %d: %w", filepath.Base(seg.path), at, err)
 		}
-		if typ == frameData {
+		if holdsSeq(typ) {
 			s.rlast, s.allow = seq, 0
 		}
-		if typ != frameData || seq < rnext {
+		if !holdsSeq(typ) || seq < rnext {
 			continue
 		}
 		s.mu.Lock()
 		if seq < s.rnext {
 			// Dropped (drop_oldest) while it was being read: never hand it out.
+			s.mu.Unlock()
+			continue
+		}
+		if typ == frameDelivered {
+			// Delivered before a commit wrote it, and above the cursor found at Open (acks
+			// of later frames were not durable): it counts as handed out and acknowledged,
+			// so the cursor can move past it.
+			s.inflight = append(s.inflight, inflight{seq: seq, acked: true})
+			s.rnext = seq + 1
+			if s.advanceLocked() {
+				if s.full {
+					s.kick()
+				} else {
+					s.acked1()
+				}
+			}
 			s.mu.Unlock()
 			continue
 		}
@@ -199,7 +238,7 @@ func (s *Spool) replaySegment(path string, end int64, from uint64, buf []byte, f
 		if err == io.EOF {
 			return nil
 		}
-		if err == nil && typ == frameData && (seq <= last || seq > last+1+allow) {
+		if err == nil && holdsSeq(typ) && (seq <= last || seq > last+1+allow) {
 			fr.off = at
 			err = fmt.Errorf("seq %d after %d: %w", seq, last, errCorrupt)
 		}
@@ -216,14 +255,14 @@ func (s *Spool) replaySegment(path string, end int64, from uint64, buf []byte, f
 			allow = a
 			continue
 		}
-		if err == nil && typ == frameData {
+		if err == nil && holdsSeq(typ) {
 			last, allow = seq, 0
 		}
 		if err != nil {
 			return fmt.Errorf("spool: replay: segment %s: frame at %d: %w", filepath.Base(path), at, err)
 		}
-		if typ == frameData && seq >= from {
-			if err := fn(Frame{Seq: seq, Payload: p}); err != nil {
+		if holdsSeq(typ) && seq >= from {
+			if err := fn(Frame{Seq: seq, Payload: p, Delivered: typ == frameDelivered}); err != nil {
 				return err
 			}
 		}

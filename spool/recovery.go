@@ -301,11 +301,11 @@ func (s *Spool) cutOverlap(prev *segment, first uint64, buf []byte) error {
 		if err != nil {
 			break // io.EOF
 		}
-		if typ == frameData && seq >= first {
+		if holdsSeq(typ) && seq >= first {
 			at = off
 			break
 		}
-		if typ == frameData {
+		if holdsSeq(typ) {
 			last = seq
 		}
 	}

@@ -11,7 +11,9 @@ import (
 // TestRecoveryReportsLostFrames: damage in the newest segment makes Open cut frames that
 // were durable; the caller's positions may already point past them, so Open must say which
 // seqs are gone (issue 13.5), count them, and never report frames that were acknowledged.
-func TestRecoveryReportsLostFrames(t *testing.T) {
+func TestRecoveryReportsLostFrames(t *testing.T) { eachWriteMode(t, testRecoveryReportsLostFrames) }
+
+func testRecoveryReportsLostFrames(t *testing.T) {
 	size := func(i uint64) int { return 700 + int(i%3)*100 }
 	const n = 40
 	src := t.TempDir()

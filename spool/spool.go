@@ -89,8 +89,9 @@ type Spool struct {
 	wmu        sync.Mutex // the writer's state below
 	act        *segment   // the active segment; replaced only with syncMu+wmu+mu held
 	zeros      [8]byte
-	z          codecs // zstd state, made on first use; the readers share it
-	ackWritten uint64 // cursor in the last ack frame written, durable or not
+	z          codecs      // zstd state, made on first use; the readers share it
+	ackWritten uint64      // cursor in the last ack frame written, durable or not
+	flushBuf   []pendFrame // flushPendLocked's snapshot, reused
 	// compressNext says whether the data frame being written is compressed (wmu held): the
 	// codec is used only while the backlog exceeds opts.CompressBacklog.
 	compressNext bool
@@ -123,6 +124,19 @@ type Spool struct {
 	errCount   int         // failures since errSince
 	failing    atomic.Bool // writeErr != nil, read without mu on every Append
 
+	// Options.Write backlog (pending.go): the frames appended and not yet durable, the
+	// bytes of their payloads, how many a commit wrote already, and the seqs a commit is
+	// writing (their Acks wait).
+	pend             []pendFrame
+	pendBytes        int64
+	pendDisk         int64 // frame bytes of the pending frames neither written nor acknowledged
+	pendWritten      int
+	busyFrom, busyTo uint64
+	// delivered and deliveredBytes count the frames (and payload bytes) acknowledged before
+	// a commit wrote them: written as delivered frames only.
+	delivered      uint64
+	deliveredBytes int64
+
 	rmu   sync.Mutex // Next's reader
 	rseg  *segment
 	rfile readFile
@@ -133,6 +147,7 @@ type Spool struct {
 	kickc   chan struct{} // commit now
 	dirtyc  chan struct{} // something to commit within FsyncInterval
 	ackc    chan struct{} // the cursor moved: write its ack frame now (see writeAcks)
+	maintc  chan struct{} // the checkpoint moved (backlog mode): delete what it allows
 	stop    chan struct{}
 	stopped chan struct{}
 }
@@ -167,6 +182,7 @@ func Open(opts Options) (*Spool, error) {
 		kickc:   make(chan struct{}, 1),
 		dirtyc:  make(chan struct{}, 1),
 		ackc:    make(chan struct{}, 1),
+		maintc:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
@@ -225,7 +241,10 @@ func (s *Spool) dirty() {
 // Recovery reports what Open found destroyed on disk; the zero value when nothing was.
 func (s *Spool) Recovery() Recovery { return s.recovery }
 
-// Durable returns the highest durable seq (0 = none yet).
+// Durable returns the highest durable seq (0 = none yet): every frame up to it is on disk
+// and fsynced, as a data frame or, with Options.Write backlog, as the delivered stub of a
+// frame the destination had acknowledged (its record is durable there). Either way the
+// caller's state derived from frames up to it (file positions) may be saved.
 func (s *Spool) Durable() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -243,7 +262,8 @@ func (s *Spool) LastSeq() uint64 {
 func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Bytes: s.bytes, Segments: len(s.segs), Durable: s.durable, AckedThrough: s.acked}
+	st := Stats{Bytes: s.bytes, Segments: len(s.segs), Durable: s.durable, AckedThrough: s.acked,
+		Delivered: s.delivered, DeliveredBytes: s.deliveredBytes}
 	if s.writeErr != nil {
 		st.WriteError, st.WriteErrorSince = s.writeErr.Error(), s.errSince
 	}

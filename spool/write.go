@@ -96,9 +96,9 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte, s
 	s.mu.Lock()
 	seg.end += n
 	s.bytes += n
-	if typ == frameData {
+	if holdsSeq(typ) {
 		seg.last = seq
-		s.lastSeq = seq
+		s.lastSeq = max(s.lastSeq, seq) // in backlog mode Append moved it already
 	}
 	s.mu.Unlock()
 	if typ == frameData {
@@ -132,11 +132,19 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 	// A write error (a full disk above all) is not the caller's to handle: Append blocks and
 	// tries again, which stops the tailer, whose files are the buffer meanwhile.
 	var wait time.Duration
+	var failed error // this Append's last failure, as recorded
 	for {
 		seq, unsynced, err := s.appendOnce(ctx, payload, share)
 		if err == nil {
-			s.writeRecovered()
-			if unsynced >= max(maxTailBytes, 2*s.opts.SyncBytes) {
+			if !s.backlogMode() {
+				s.writeRecovered()
+			} else if failed != nil {
+				// In backlog mode an Append writes only when it rolls or must commit first:
+				// its success ends only an episode of its own failures, not one of the
+				// background commits (those end it when one works).
+				s.writeRecoveredFrom(failed)
+			}
+			if !s.backlogMode() && unsynced >= max(maxTailBytes, 2*s.opts.SyncBytes) {
 				// The frame is appended whatever this commit does: a failure is retried
 				// (and logged) by the repair, not reported for this frame.
 				if err := s.commit(); err != nil && !s.isPoisoned() {
@@ -150,6 +158,7 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 		}
 		if !errors.Is(err, errPoisoned) {
 			s.writeFailed(err)
+			failed = err
 		}
 		wait = min(max(2*wait, writeRetryMin), writeRetryMax)
 		s.mu.Lock()
@@ -169,7 +178,7 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 
 // appendOnce tries to append once; it also returns the bytes of the active segment not yet
 // synced.
-func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ uint64, unsynced int64, _ error) {
+func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (seq uint64, unsynced int64, err error) {
 	if s.lockLost.Load() {
 		return 0, 0, fmt.Errorf("spool: append: %s: %w", s.opts.Dir, ErrLockLost)
 	}
@@ -190,12 +199,28 @@ func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ u
 		}
 	}
 	s.wmu.Lock()
-	needRoll := !s.poisoned && (s.act.f == nil || (s.act.end >= s.opts.SegmentBytes && s.act.last >= s.act.first))
+	s.mu.Lock()
+	// Frames in memory that a commit will write count as in the segment already (backlog
+	// mode), so that a commit never fills a segment far past SegmentBytes.
+	end, holds := s.act.end+s.pendDisk, s.act.last >= s.act.first || s.pendDisk > 0
+	s.mu.Unlock()
+	needRoll := !s.poisoned && (s.act.f == nil || (end >= s.opts.SegmentBytes && holds))
 	s.wmu.Unlock()
 	if needRoll {
 		if err := s.roll(); err != nil {
 			return 0, 0, err
 		}
+	}
+	if s.backlogMode() {
+		seq, unsynced, err = s.appendPending(payload, share)
+		if err == nil {
+			if s.opts.SyncBytes > 0 && unsynced >= s.opts.SyncBytes {
+				s.kick()
+			} else {
+				s.dirty()
+			}
+		}
+		return seq, unsynced, err
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -215,7 +240,7 @@ func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (_ u
 	if seg.f == nil {
 		return 0, 0, fmt.Errorf("spool: append: no writable segment")
 	}
-	seq := s.lastSeq + 1
+	seq = s.lastSeq + 1
 	off := seg.end
 	pinned, err := s.writeFrameLocked(seg, frameData, seq, payload, share)
 	if err != nil {

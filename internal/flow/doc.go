@@ -42,12 +42,22 @@
 //
 // # The durability invariant
 //
-// A position is saved only once every line before it is durable in the spool. Each spool
+// A position is saved only once every line before it is durable in the spool or at the
+// destination. Each spool
 // frame (see Envelope below) carries, with its record, the positions it makes durable, so
 // the one fsync that makes the record durable makes them durable too. Those marks are low
 // watermarks: the aggregator gives, per file, the offset before which every line is in this
 // record or an earlier one, never just the end of the record's last line (with one aggregate
 // open per shard, a later line can be sealed before an earlier one).
+//
+// With spool.write: backlog (the default) a record the destination acknowledges before the
+// spool's next group commit is never written: the spool writes its stub instead
+// (envelopeStub: the envelope without its data, i.e. its marks), and counts it durable once
+// that stub is fsynced. Its lines are durable at the destination, so its marks may be saved
+// as any durable frame's; Replay returns the stub (spool.Frame.Delivered) and restore replays
+// its marks the same way, and Spool.Durable keeps its meaning for the checkpoint loop. A
+// crash before the stub is durable re-reads its lines: duplicates of what was acknowledged
+// since the last commit (see package spool, "What is written").
 //
 // positions.json is a compaction of those marks, not a second source of truth: it holds
 // the positions of every frame up to its seq. The checkpoint loop (every CheckpointInterval,

@@ -107,6 +107,19 @@ func decodeEnvelope(p []byte, withMarks bool) (envelope, error) {
 	return e, nil
 }
 
+// envelopeStub is the spool's Options.Stub: what stays on disk of a frame the destination
+// acknowledged before the spool wrote it (spool.write: backlog). It is the envelope without
+// its data: the marks, which restore replays like any frame's, so that the positions the
+// record made durable at the destination survive a crash. A payload that is not an envelope
+// keeps nothing.
+func envelopeStub(p []byte) []byte {
+	e, err := decodeEnvelope(p, false)
+	if err != nil {
+		return nil
+	}
+	return append([]byte(nil), p[:len(p)-len(e.Data)]...)
+}
+
 type decoder struct {
 	buf []byte
 	off int

@@ -210,6 +210,10 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flow %s: spool: %w", cfg.Name, err)
 	}
+	write, err := spool.ParseWriteMode(cfg.Spool.Write)
+	if err != nil {
+		return nil, fmt.Errorf("flow %s: %w", cfg.Name, err)
+	}
 	sp, err := spool.Open(spool.Options{
 		Dir:           filepath.Join(f.dir, "spool"),
 		SegmentBytes:  int64(cfg.Spool.SegmentBytes),
@@ -217,6 +221,8 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 		DropOldest:    cfg.Spool.WhenFull == "drop_oldest",
 		FsyncInterval: cfg.Spool.FsyncInterval.D(),
 		Compression:   codec,
+		Write:         write,
+		Stub:          envelopeStub,
 		CacheBytes:    frameCacheBytes,
 		Buffers:       frameBuffers{f},
 		Budget:        deps.Budget,
@@ -412,7 +418,7 @@ func (f *Flow) restore() (restored []position, firstStart bool, err error) {
 	}
 	replayed := 0
 	err = f.spool.Replay(from, func(fr spool.Frame) error {
-		if fr.Seq > acked {
+		if fr.Seq > acked && !fr.Delivered {
 			f.backlog.add(fr.Seq, len(fr.Payload))
 		}
 		if lost != 0 && fr.Seq >= lost {

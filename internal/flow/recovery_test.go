@@ -67,6 +67,10 @@ func (d *collectingDestination) dupsWithPrefix(prefix string) int {
 // line must arrive after the restart (issue 13.5): the positions roll back to the frames that
 // survived, and the lines of the lost ones are read again.
 func TestSpoolDamageInNewestSegmentLosesNoLine(t *testing.T) {
+	eachWriteMode(t, testSpoolDamageInNewestSegmentLosesNoLine)
+}
+
+func testSpoolDamageInNewestSegmentLosesNoLine(t *testing.T, mode string) {
 	const lines = 3000
 	damages := []struct {
 		name     string
@@ -97,8 +101,8 @@ func TestSpoolDamageInNewestSegmentLosesNoLine(t *testing.T) {
 			}
 			cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `flows:
   - {name: a, paths: [%q], start_at: beginning, discard: {}, batch: {max_bytes: 8KiB, max_age: 10ms},
-     spool: {segment_bytes: %s, fsync_interval: 5ms}}
-`, log, cmp.Or(tc.segBytes, "64KiB")))
+     spool: {segment_bytes: %s, fsync_interval: 5ms, write: %s}}
+`, log, cmp.Or(tc.segBytes, "64KiB"), mode))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -202,7 +206,8 @@ func runUntil(t *testing.T, fc config.Flow, deps Deps, what string, cond func(*F
 
 // Only the files whose positions came from lost frames roll back: a file whose lines are all
 // in frames before the damage is not read again (rolling every file back would re-ship every
-// quiet file the agent watches).
+// quiet file the agent watches). spool.write: always, so that acknowledged frames fill and
+// roll segments as the test needs (in backlog mode they leave only stubs).
 func TestSpoolDamageRollsBackOnlyTheFilesItTouched(t *testing.T) {
 	logs, state := t.TempDir(), t.TempDir()
 	write := func(name string, from, to int) {
@@ -219,7 +224,7 @@ func TestSpoolDamageRollsBackOnlyTheFilesItTouched(t *testing.T) {
 	write("busy.log", 0, 1000)
 	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `flows:
   - {name: a, paths: [%q], start_at: beginning, discard: {}, batch: {max_bytes: 8KiB, max_age: 10ms},
-     spool: {segment_bytes: 64KiB, fsync_interval: 5ms}}
+     spool: {segment_bytes: 64KiB, fsync_interval: 5ms, write: always}}
 `, filepath.Join(logs, "*.log")))
 	if err != nil {
 		t.Fatal(err)

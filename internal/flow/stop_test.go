@@ -19,7 +19,9 @@ import (
 // shutdown grace: the tailer is blocked in the aggregator behind a put that waits for room,
 // and the stop must reach that put, not wait for the tailer to return first. The lines not
 // spooled stay in the file (positions never passed them), so the stop is not an error.
-func TestStopWhileTheSpoolIsFull(t *testing.T) {
+func TestStopWhileTheSpoolIsFull(t *testing.T) { eachWriteMode(t, testStopWhileTheSpoolIsFull) }
+
+func testStopWhileTheSpoolIsFull(t *testing.T, mode string) {
 	logs := t.TempDir()
 	rng := rand.New(rand.NewPCG(3, 4))
 	var sb strings.Builder
@@ -35,8 +37,8 @@ func TestStopWhileTheSpoolIsFull(t *testing.T) {
 	}
 	cfg, err := config.Parse("test.yaml", fmt.Appendf(nil, `flows:
   - {name: a, paths: [%q], start_at: beginning, discard: {}, batch: {max_bytes: 8KiB, max_age: 10ms},
-     spool: {max_bytes: 64KiB, segment_bytes: 16KiB, fsync_interval: 5ms}}
-`, filepath.Join(logs, "a.log")))
+     spool: {max_bytes: 64KiB, segment_bytes: 16KiB, fsync_interval: 5ms, write: %s}}
+`, filepath.Join(logs, "a.log"), mode))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,416 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// backlogOptions opens in WriteBacklog with a stub that names the frame (the flow's keeps
+// the envelope's positions), so that tests can tell stubs from records.
+func backlogOptions(dir string) Options {
+	opts := testOptions(dir)
+	opts.Write = WriteBacklog
+	opts.Stub = func(p []byte) []byte { return fmt.Appendf(nil, "stub of %d bytes", len(p)) }
+	return opts
+}
+
+func stubFor(n int) string { return fmt.Sprintf("stub of %d bytes", n) }
+
+// segBytes sums the sizes of dir's segment files.
+func segBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	for _, p := range segFiles(t, dir) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
+}
+
+func ackAll(t *testing.T, s *Spool, frames []Frame) {
+	t.Helper()
+	for _, f := range frames {
+		if err := s.Ack(f.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The path users run: the destination acknowledges every frame before the commit. Nothing
+// of the records reaches the disk, only their stubs; after a restart the seqs, the cursor
+// and the stubs (the caller's positions) are all there.
+func TestBacklogAckedFramesAreNotWritten(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, backlogOptions(dir))
+	const n, size = 20, 64 << 10
+	before := segBytes(t, dir)
+	for i := uint64(1); i <= n; i++ {
+		mustAppend(t, s, payloadFor(i, size))
+	}
+	got := nextFrames(t, s, n) // handed out before any commit
+	checkFrames(t, got, seqRange(1, n), func(uint64) int { return size })
+	ackAll(t, s, got)
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	grew := segBytes(t, dir) - before
+	if grew >= 2*size { // 20 stubs and an ack frame: ~1 KB
+		t.Fatalf("segments grew by %d bytes for %d acknowledged frames of %d bytes: the records were written", grew, n, size)
+	}
+	st := s.Stats()
+	if st.Durable != n || st.AckedThrough != n || st.Delivered != n || st.DeliveredBytes != n*size {
+		t.Fatalf("stats %+v, want durable, acked and delivered %d (%d bytes)", st, n, n*size)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r := mustOpen(t, backlogOptions(dir))
+	if r.LastSeq() != n || r.AckedThrough() != n || r.Recovery() != (Recovery{}) {
+		t.Fatalf("reopened: last %d acked %d recovery %+v, want %d %d none", r.LastSeq(), r.AckedThrough(), r.Recovery(), n, n)
+	}
+	reps := replayAll(t, r, 1)
+	if len(reps) != n {
+		t.Fatalf("Replay returned %d frames, want %d stubs", len(reps), n)
+	}
+	for i, f := range reps {
+		if f.Seq != uint64(i+1) || !f.Delivered || string(f.Payload) != stubFor(size) {
+			t.Fatalf("Replay frame %d: seq %d delivered %v payload %q", i, f.Seq, f.Delivered, f.Payload)
+		}
+	}
+	noNext(t, r)
+	if seq := mustAppend(t, r, []byte("next")); seq != n+1 {
+		t.Fatalf("next seq %d, want %d", seq, n+1)
+	}
+	b, err := Inspect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.LastSeq != n || b.AckedThrough != n || b.UnackedFrames != 0 {
+		t.Fatalf("Inspect %+v", b)
+	}
+}
+
+// A destination that is slow or down: the frames not acknowledged at the commit are written
+// and fsynced as in WriteAlways, the acknowledged ones are stubs; after a restart the
+// unacknowledged ones ship again with their payloads.
+func TestBacklogUnackedFramesAreWritten(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, backlogOptions(dir))
+	const n, size = 10, 32 << 10
+	before := segBytes(t, dir)
+	for i := uint64(1); i <= n; i++ {
+		mustAppend(t, s, payloadFor(i, size))
+	}
+	got := nextFrames(t, s, 5)
+	ackAll(t, s, got[:3])
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if grew := segBytes(t, dir) - before; grew < 7*size || grew > 8*size {
+		t.Fatalf("segments grew by %d bytes, want the 7 unacknowledged frames of %d bytes", grew, size)
+	}
+	// The reader goes on where it was: 6..10 from the cache, none twice.
+	checkFrames(t, nextFrames(t, s, 5), seqRange(6, n), func(uint64) int { return size })
+	noNext(t, s)
+	// Acks of written frames after the commit move the cursor as usual.
+	if err := s.Ack(4); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r := mustOpen(t, backlogOptions(dir))
+	if r.AckedThrough() != 4 || r.LastSeq() != n {
+		t.Fatalf("reopened: acked %d last %d, want 4 %d", r.AckedThrough(), r.LastSeq(), n)
+	}
+	checkFrames(t, nextFrames(t, r, 6), seqRange(5, n), func(uint64) int { return size })
+	reps := replayAll(t, r, 1)
+	for _, f := range reps {
+		if f.Delivered != (f.Seq <= 3) {
+			t.Fatalf("Replay frame %d delivered=%v", f.Seq, f.Delivered)
+		}
+	}
+	if len(reps) != n {
+		t.Fatalf("Replay returned %d frames, want %d", len(reps), n)
+	}
+}
+
+// Acks out of order: a frame acknowledged above the cursor is a stub; after a restart whose
+// cursor is below it, Next steps over it and the cursor moves past it once the frame before
+// is acknowledged.
+func TestBacklogOutOfOrderAckSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, backlogOptions(dir))
+	for i := uint64(1); i <= 4; i++ {
+		mustAppend(t, s, payloadFor(i, 100))
+	}
+	nextFrames(t, s, 4)
+	if err := s.Ack(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := mustOpen(t, backlogOptions(dir))
+	if r.AckedThrough() != 0 {
+		t.Fatalf("cursor %d, want 0", r.AckedThrough())
+	}
+	got := nextFrames(t, r, 3)
+	if got[0].Seq != 1 || got[1].Seq != 3 || got[2].Seq != 4 {
+		t.Fatalf("after restart Next gave %d %d %d, want 1 3 4", got[0].Seq, got[1].Seq, got[2].Seq)
+	}
+	if err := r.Ack(1); err != nil {
+		t.Fatal(err)
+	}
+	if r.AckedThrough() != 2 {
+		t.Fatalf("cursor %d after acking 1, want 2 (2 was delivered before the restart)", r.AckedThrough())
+	}
+}
+
+// The crash windows of backlog mode, as images of the directory: kill -9 (page cache kept:
+// copyDir of the live directory) and power loss (only what the last commit fsynced).
+func TestBacklogCrashWindows(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, backlogOptions(dir))
+	for i := uint64(1); i <= 4; i++ {
+		mustAppend(t, s, payloadFor(i, 1000))
+	}
+	ackAll(t, s, nextFrames(t, s, 4))
+	if err := s.Sync(); err != nil { // 1..4: stubs, durable
+		t.Fatal(err)
+	}
+	powerLoss := copyDir(t, dir) // what survives a power loss from now until the next commit
+	for i := uint64(5); i <= 8; i++ {
+		mustAppend(t, s, payloadFor(i, 1000))
+	}
+	ackAll(t, s, nextFrames(t, s, 2)) // 5, 6 acknowledged; 7, 8 in memory only
+	s.writeAcks()                     // as the background goroutine does when the cursor moves
+	// Acknowledged, their stubs written but not fsynced: Durable (what the caller may save
+	// positions up to) must not cover them yet.
+	if d := s.Durable(); d != 4 {
+		t.Fatalf("Durable %d before the commit, want 4", d)
+	}
+	killed := copyDir(t, dir)
+
+	// kill -9: the stubs of 5 and 6 were in the page cache; 7 and 8 were never written
+	// (nor acknowledged): their lines are read again, their seqs are given out again (never
+	// durable, no caller state refers to them), the cursor is not past them.
+	k := mustOpen(t, backlogOptions(killed))
+	if k.LastSeq() != 6 || k.AckedThrough() != 6 || k.Recovery() != (Recovery{}) {
+		t.Fatalf("after kill -9: last %d acked %d recovery %+v, want 6 6 none", k.LastSeq(), k.AckedThrough(), k.Recovery())
+	}
+	if reps := replayAll(t, k, 5); len(reps) != 2 || !reps[0].Delivered || string(reps[1].Payload) != stubFor(1000) {
+		t.Fatalf("Replay after kill -9: %+v", reps)
+	}
+	noNext(t, k)
+	if seq := mustAppend(t, k, []byte("again")); seq != 7 {
+		t.Fatalf("seq after kill -9 %d, want 7", seq)
+	}
+
+	// Power loss before the commit: back to the last commit. 5 and 6 were acknowledged
+	// since: their positions were never saved (Durable was 4), their lines are read and
+	// sent again: the duplicates the contract allows.
+	p := mustOpen(t, backlogOptions(powerLoss))
+	if p.LastSeq() != 4 || p.AckedThrough() != 4 || p.Recovery() != (Recovery{}) {
+		t.Fatalf("after power loss: last %d acked %d recovery %+v, want 4 4 none", p.LastSeq(), p.AckedThrough(), p.Recovery())
+	}
+	noNext(t, p)
+
+	// The commit: stubs and the unacknowledged frames become durable together.
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.Durable(); d != 8 {
+		t.Fatalf("Durable %d after the commit, want 8", d)
+	}
+	r := mustOpen(t, backlogOptions(copyDir(t, dir)))
+	if r.LastSeq() != 8 || r.AckedThrough() != 6 {
+		t.Fatalf("after the commit: last %d acked %d, want 8 6", r.LastSeq(), r.AckedThrough())
+	}
+	checkFrames(t, nextFrames(t, r, 2), seqRange(7, 8), func(uint64) int { return 1000 })
+	reps := replayAll(t, r, 5)
+	if len(reps) != 4 || !reps[0].Delivered || !reps[1].Delivered || reps[2].Delivered || reps[3].Delivered {
+		t.Fatalf("Replay from 5: %d frames", len(reps))
+	}
+}
+
+// Writes and fsyncs failing in a commit (the file-system seam): nothing acknowledged or
+// appended is lost or duplicated on disk, Append waits once the frames in memory reach the
+// bound, and a restart recovers the frames exactly.
+func TestBacklogCommitWriteFaults(t *testing.T) {
+	for _, fault := range []string{"write", "half write", "fsync"} {
+		t.Run(fault, func(t *testing.T) {
+			dir := t.TempDir()
+			ffs := &faultFS{}
+			opts := backlogOptions(dir)
+			opts.fs = ffs
+			s := mustOpen(t, opts)
+			const size = 2000
+			for i := uint64(1); i <= 6; i++ {
+				mustAppend(t, s, payloadFor(i, size))
+			}
+			got := nextFrames(t, s, 3)
+			ackAll(t, s, got[:2])
+			// The stubs of 1 and 2 are written as the cursor moves (the background goroutine
+			// may be at it): done here, so that the fault hits the commit's first write.
+			s.writeAcks()
+			ffs.mu.Lock()
+			switch fault {
+			case "write":
+				ffs.failWrites = true
+			case "half write":
+				ffs.failNextWrite = true // the first frame of the commit is torn
+			case "fsync":
+				ffs.failNextSync = true
+			}
+			ffs.mu.Unlock()
+			err := s.Sync()
+			if fault != "fsync" && err == nil {
+				t.Fatal("Sync with failing writes returned nil")
+			}
+			if fault == "write" {
+				if d := s.Durable(); d != 0 {
+					t.Fatalf("Durable %d while writes fail", d)
+				}
+				if !errors.Is(err, errInjected) {
+					t.Fatalf("Sync error %v, want the injected fault", err)
+				}
+				ffs.mu.Lock()
+				ffs.failWrites = false
+				ffs.mu.Unlock()
+			}
+			if err := s.Sync(); err != nil {
+				t.Fatalf("Sync once the disk works: %v", err)
+			}
+			if d := s.Durable(); d != 6 {
+				t.Fatalf("Durable %d, want 6", d)
+			}
+			checkFrames(t, nextFrames(t, s, 3), seqRange(4, 6), func(uint64) int { return size })
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			r := mustOpen(t, backlogOptions(dir))
+			if r.AckedThrough() != 2 || r.LastSeq() != 6 || r.Recovery().FirstLost != 0 {
+				t.Fatalf("reopened: acked %d last %d recovery %+v", r.AckedThrough(), r.LastSeq(), r.Recovery())
+			}
+			checkFrames(t, nextFrames(t, r, 4), seqRange(3, 6), func(uint64) int { return size })
+			reps := replayAll(t, r, 1)
+			if len(reps) != 6 || !reps[0].Delivered || !reps[1].Delivered || reps[2].Delivered {
+				t.Fatalf("Replay: %d frames", len(reps))
+			}
+		})
+	}
+}
+
+// A full disk while the destination is down: appends go to memory until the bound, then
+// Append waits (the tailer stops, the files are the buffer), as in WriteAlways; once the
+// disk has room everything is written.
+func TestBacklogDiskFullBlocksAtTheBound(t *testing.T) {
+	dir := t.TempDir()
+	ffs := &faultFS{}
+	opts := backlogOptions(dir)
+	opts.fs = ffs
+	opts.SyncBytes = 64 << 10 // bound: maxTailBytes
+	opts.FsyncInterval = 5 * time.Millisecond
+	logs := &lockedBuffer{}
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	s := mustOpen(t, opts)
+	ffs.mu.Lock()
+	ffs.failWrites = true
+	ffs.mu.Unlock()
+	const size = 1 << 20
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var appended uint64
+	for appended < 40 {
+		if _, err := s.Append(ctx, payloadFor(appended+1, size)); err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal(err)
+			}
+			break
+		}
+		appended++
+	}
+	if appended >= 40 || appended < maxTailBytes/size {
+		t.Fatalf("%d frames of 1 MiB appended on a full disk: want Append to wait at the %d MiB bound", appended, maxTailBytes>>20)
+	}
+	if e := s.Stats().WriteError; e == "" {
+		t.Fatal("no write error reported while the disk is full")
+	}
+	// Appends that succeed in memory say nothing about the disk: one episode, one line.
+	if n := strings.Count(logs.String(), "spool: write failed"); n != 1 {
+		t.Fatalf("%d log lines for one disk-full episode, want 1:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "writes succeed again") {
+		t.Fatalf("the episode ended while every write failed:\n%s", logs.String())
+	}
+	ffs.mu.Lock()
+	ffs.failWrites = false
+	ffs.mu.Unlock()
+	if seq := mustAppend(t, s, payloadFor(appended+1, size)); seq != appended+1 {
+		t.Fatalf("seq %d, want %d", seq, appended+1)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	checkFrames(t, nextFrames(t, s, int(appended+1)), seqRange(1, appended+1), func(uint64) int { return size })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := mustOpen(t, backlogOptions(dir))
+	checkFrames(t, replayAll(t, r, 1), seqRange(1, appended+1), func(uint64) int { return size })
+	if m, _ := filepath.Glob(filepath.Join(dir, "*.broken")); len(m) != 0 {
+		t.Fatalf("recovery cut something: %v", m)
+	}
+}
+
+// A full disk while the destination keeps up: every frame is acknowledged, but no stub can
+// be written, so positions cannot advance. Append goes on only until the records
+// acknowledged since the last commit reach the bound (what a crash would send again), then
+// waits for the disk.
+func TestBacklogDiskFullWhileDeliveringIsBounded(t *testing.T) {
+	ffs := &faultFS{}
+	opts := backlogOptions(t.TempDir())
+	opts.fs = ffs
+	opts.FsyncInterval = 5 * time.Millisecond
+	s := mustOpen(t, opts)
+	ffs.mu.Lock()
+	ffs.failWrites = true
+	ffs.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	go func() { // the destination: acknowledges everything at once
+		for {
+			f, err := s.Next(ctx)
+			if err != nil {
+				return
+			}
+			_ = s.Ack(f.Seq)
+		}
+	}()
+	const size = 1 << 20
+	var appended int
+	for ; appended < 200; appended++ {
+		if _, err := s.Append(ctx, payloadFor(uint64(appended+1), size)); err != nil {
+			break
+		}
+	}
+	if bound := 4 * s.pendLimit() / size; appended < int(bound) || appended > int(bound)+2 {
+		t.Fatalf("%d frames of 1 MiB appended and delivered while no stub could be written; want Append to wait at %d", appended, bound)
+	}
+	if d := s.Durable(); d != 0 {
+		t.Fatalf("Durable %d while nothing could be written", d)
+	}
+}
