@@ -81,7 +81,7 @@ for mode in ${WRITE:-default}; do
 	name="(a) discard"
 	[[ $mode == default ]] || name="(a) discard, write $mode"
 	read -r w u s r < <(measure "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn); report "$name" "$w" "$u" "$s" "$r"
-	awk -v k="$w" -v m="$MD5" -v n="$name" 'BEGIN { printf "kinship %s runs at %.0f%% of md5sum'"'"'s speed\n", n, 100*m/k }'
+	awk -v k="$w" -v m="$MD5" -v n="$name" 'BEGIN { printf "%s: kinship at %.0f%% of md5sum'"'"'s speed\n", n, 100*m/k }'
 done
 MODE=${WRITE:-default}
 MODE=${MODE%% *} # the other rows run with the first mode listed
@@ -112,7 +112,7 @@ for proto in $PROTOCOLS; do
 done
 # KINSHIP_BASELINE: an older kinship binary (one that has no kinesis.protocol), for a
 # before/after row measured in the same run.
-[[ -z ${KINSHIP_BASELINE:-} ]] || fake_row "(b) fake kinesis baseline" "$KINSHIP_BASELINE" "kinesis: {stream: bench}"
+[[ -z ${KINSHIP_BASELINE:-} ]] || MODE=default fake_row "(b) fake kinesis baseline" "$KINSHIP_BASELINE" "kinesis: {stream: bench}"
 
 # (c) kinesalite over TLS, on a smaller file.
 if [[ $KINESALITE_SIZE -gt 0 ]]; then
