@@ -32,8 +32,8 @@ const (
 	DefaultBatchMaxBytes   = 1 * MiB
 	DefaultSpoolMaxBytes   = 1 * GiB
 	DefaultWhenFull        = "block"
-	// S2: about 3.5x on log lines at ~800 MB/s a core; zstd packs ~5.5x but costs about three
-	// times the CPU (spool/doc.go has the figures).
+	// S2 rather than zstd: zstd packs tighter for several times the CPU (bench/README.md has
+	// the figures).
 	DefaultCompression    = "s2"
 	DefaultSpoolWrite     = "backlog"
 	DefaultFsyncInterval  = Duration(100e6)

@@ -70,21 +70,16 @@
 // data; SpoolAppendedBytes/SpoolStoredBytes is the achieved ratio. The in-memory cache keeps
 // the uncompressed payloads, so recent frames are never decompressed.
 //
-// Why S2 is the default (bench/spool.sh, KPL aggregates of ~1 MiB of generated access-log
-// and JSON lines, one core of the 2-core benchmark machine, quiet moment): S2 packs them
-// 3.5x (access) and 3.7x (JSON) at ~700-900 MB/s and unpacks at 1.3-2.6 GB/s; zstd at its
-// fastest level packs 5.5x and 6.1x, but at ~250-300 MB/s and unpacks at ~1.1 GB/s (its
-// default level is slower and no tighter on this data). In the whole pipeline (`make bench`,
-// 1 GiB of access logs into discard) S2 costs about 0.8 CPU s/GB more than none (5.5 against
-// 4.8: the extra user time is partly paid back by writing a quarter of the bytes), zstd
-// about 4 more (8.6), and compression runs in Append on the committer's goroutine, so
-// zstd would cap a busy flow's throughput. S2 already turns a 1 GiB spool into more than
-// 3.5 GiB of logs; zstd is there for hosts where disk is scarcer than CPU.
+// S2 is the default: it packs log lines several times at a cost that compression only when a
+// backlog builds keeps off the common path; zstd packs tighter for several times the CPU and,
+// running in Append on the committer's goroutine, would cap a busy flow's throughput. It is
+// there for hosts where disk is scarcer than CPU. The measurements behind this choice are in
+// bench/README.md (make bench-spool).
 //
 // Compression starts with a backlog (Options.CompressBacklog: unacknowledged frames times the
 // payload's size above MaxBytes/4, at most 64 MiB): a frame that the destination takes
-// within moments is never read back from disk, so compressing it would only spend CPU (1.3
-// CPU s/GB here, a third of the pipeline's). While the destination keeps up frames go raw;
+// within moments is never read back from disk, so compressing it would only spend CPU (a third
+// of the pipeline's when measured: bench/README.md). While the destination keeps up frames go raw;
 // when it slows down or is cut, the frames that will sit on disk are compressed, which is
 // when the disk budget matters. make bench (discard, always keeping up) then runs as with
 // none.
@@ -95,7 +90,7 @@
 // below. WriteBacklog (spool.write: backlog, the config's default) writes only what needs
 // it. A destination that keeps up acknowledges a record moments after it is appended, and
 // a record Kinesis accepted is durable there: writing and fsyncing it too costs disk and
-// CPU (about 0.9 CPU s/GB in make bench) for nothing. So Append keeps the frame in memory
+// CPU (bench/README.md has the figure) for nothing. So Append keeps the frame in memory
 // (Options.Stub of it computed at once, since the caller may recycle the payload after the
 // Ack) and Next hands it out at once, before it is durable. At each group commit (and
 // before a roll) the frames still in memory are written in seq order: a frame not
