@@ -15,17 +15,7 @@ func TestMidSegmentCorruption(t *testing.T) { eachWriteMode(t, testMidSegmentCor
 func testMidSegmentCorruption(t *testing.T) {
 	size := func(i uint64) int { return 900 + int(i%5)*211 }
 	const n = 60
-	src := t.TempDir()
-	opts := testOptions(src)
-	opts.SegmentBytes = 32 << 10
-	s := mustOpen(t, opts)
-	for i := uint64(1); i <= n; i++ {
-		mustAppend(t, s, payloadFor(i, size(i)))
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	segs := segFiles(t, src)
+	src, segs := writtenSpool(t, n, size, 32 << 10)
 	if len(segs) < 3 {
 		t.Fatalf("%d segments, want a sealed one in the middle", len(segs))
 	}

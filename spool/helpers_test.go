@@ -128,6 +128,24 @@ func copyDir(t testing.TB, src string) string {
 	return dst
 }
 
+// writtenSpool appends frames 1..n of size(i) bytes to a new spool in a temporary directory
+// with segments of segBytes, closes it, and returns the directory and its segments, oldest
+// first: the material of the corruption and recovery tests.
+func writtenSpool(t *testing.T, n uint64, size func(uint64) int, segBytes int64) (dir string, segs []string) {
+	t.Helper()
+	dir = t.TempDir()
+	opts := testOptions(dir)
+	opts.SegmentBytes = segBytes
+	s := mustOpen(t, opts)
+	for i := uint64(1); i <= n; i++ {
+		mustAppend(t, s, payloadFor(i, size(i)))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, segFiles(t, dir)
+}
+
 func segFiles(t testing.TB, dir string) []string {
 	t.Helper()
 	m, err := filepath.Glob(filepath.Join(dir, "*.seg"))

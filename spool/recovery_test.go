@@ -16,17 +16,7 @@ func TestRecoveryReportsLostFrames(t *testing.T) { eachWriteMode(t, testRecovery
 func testRecoveryReportsLostFrames(t *testing.T) {
 	size := func(i uint64) int { return 700 + int(i%3)*100 }
 	const n = 40
-	src := t.TempDir()
-	opts := testOptions(src)
-	opts.SegmentBytes = 16 << 10
-	s := mustOpen(t, opts)
-	for i := uint64(1); i <= n; i++ {
-		mustAppend(t, s, payloadFor(i, size(i)))
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	segs := segFiles(t, src)
+	src, segs := writtenSpool(t, n, size, 16 << 10)
 	if len(segs) < 2 {
 		t.Fatalf("%d segments, want a sealed one before the newest", len(segs))
 	}
