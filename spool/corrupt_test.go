@@ -15,7 +15,7 @@ func TestMidSegmentCorruption(t *testing.T) { eachWriteMode(t, testMidSegmentCor
 func testMidSegmentCorruption(t *testing.T) {
 	size := func(i uint64) int { return 900 + int(i%5)*211 }
 	const n = 60
-	src, segs := writtenSpool(t, n, size, 32 << 10)
+	src, segs := writtenSpool(t, n, size, 32<<10)
 	if len(segs) < 3 {
 		t.Fatalf("%d segments, want a sealed one in the middle", len(segs))
 	}

@@ -16,7 +16,7 @@ func TestRecoveryReportsLostFrames(t *testing.T) { eachWriteMode(t, testRecovery
 func testRecoveryReportsLostFrames(t *testing.T) {
 	size := func(i uint64) int { return 700 + int(i%3)*100 }
 	const n = 40
-	src, segs := writtenSpool(t, n, size, 16 << 10)
+	src, segs := writtenSpool(t, n, size, 16<<10)
 	if len(segs) < 2 {
 		t.Fatalf("%d segments, want a sealed one before the newest", len(segs))
 	}
