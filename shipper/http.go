@@ -20,6 +20,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/kinship-agent/kinship/internal/jsonstr"
 	"github.com/kinship-agent/kinship/internal/redact"
 )
 
@@ -272,53 +273,9 @@ func (h *HTTP) writeLine(w io.Writer, line []byte, scratch *[]byte) error {
 			b = append(b, '\n')
 		}
 	} else {
-		b = append(appendJSONString(append(b, `{"line":`...), line), "}\n"...)
+		b = append(jsonstr.Append(append(b, `{"line":`...), line), "}\n"...)
 	}
 	*scratch = b
 	_, err := w.Write(b)
 	return err
-}
-
-// appendJSONString appends line as a JSON string. Lines are not always valid UTF-8: invalid
-// bytes become U+FFFD (as encoding/json does) rather than failing, so one bad line cannot
-// block a flow. Hand-written because json.Marshal allocates per line, which halved the
-// destination's throughput.
-func appendJSONString(dst, line []byte) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(line); {
-		c := line[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, line[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRune(line[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(append(dst, line[start:i]...), "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(append(dst, line[start:]...), '"')
 }

@@ -192,25 +192,6 @@ func TestNewHTTPRejectsUnknownSettings(t *testing.T) {
 	}
 }
 
-// Lines with quotes, control characters and invalid UTF-8 are valid JSON on the wire and
-// read back as encoding/json reads them (invalid bytes as U+FFFD).
-func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
-	for _, l := range []string{"", "plain", `q"uo\te`, "tab\there\r\n", "\x00\x1f\x7f", "héllo ☃ 𝄞", "bad \xff\xfe utf8", "trunc \xe2\x98", "<html>&amp;"} {
-		enc := appendJSONString(nil, []byte(l))
-		var got string
-		if err := json.Unmarshal(enc, &got); err != nil {
-			t.Errorf("%q encoded as invalid JSON %s: %v", l, enc, err)
-			continue
-		}
-		want, _ := json.Marshal(l)
-		var back string
-		_ = json.Unmarshal(want, &back)
-		if got != back {
-			t.Errorf("%q read back as %q, encoding/json gives %q", l, got, back)
-		}
-	}
-}
-
 // Raw lines end with one '\n': a line that kept its own (an agent.json record) is not ended
 // twice.
 func TestHTTPRawKeepsOneNewline(t *testing.T) {
