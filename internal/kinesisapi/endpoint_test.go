@@ -139,23 +139,7 @@ func TestHTTP1OverTLS(t *testing.T) {
 		w.Header().Set("Content-Type", ct)
 		_, _ = w.Write(ans)
 	}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
-	bundle := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_CA_BUNDLE", bundle)
-	cfg, err := awsconf.Load(context.Background(), config.AWS{Region: "us-east-1", Endpoint: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := h2TLSEndpoint(t, srv)
 	const inFlight = 4
 	for name, put := range map[string]func() error{
 		"kinesis": func() func() error {
@@ -202,4 +186,29 @@ func TestHTTP1OverTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// h2TLSEndpoint starts srv over TLS offering HTTP/2 (as Kinesis does), closed when the test
+// ends, and returns the AWS configuration the agent would load for it: dummy static
+// credentials, no IMDS, and srv's certificate as the CA bundle.
+func h2TLSEndpoint(tb testing.TB, srv *httptest.Server) aws.Config {
+	tb.Helper()
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	tb.Cleanup(srv.Close)
+	bundle := filepath.Join(tb.TempDir(), "ca.pem")
+	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	tb.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	tb.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	tb.Setenv("AWS_ACCESS_KEY_ID", "test")
+	tb.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	tb.Setenv("AWS_CA_BUNDLE", bundle)
+	cfg, err := awsconf.Load(context.Background(), config.AWS{Region: "us-east-1", Endpoint: srv.URL})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cfg
 }

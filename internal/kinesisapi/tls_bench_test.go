@@ -2,17 +2,11 @@ package kinesisapi
 
 import (
 	"context"
-	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
-
-	"github.com/kinship-agent/kinship/config"
-	"github.com/kinship-agent/kinship/internal/awsconf"
 )
 
 // Sending full requests (5 MiB, 4 in flight as at the defaults) to a loopback TLS endpoint
@@ -26,23 +20,7 @@ func BenchmarkPutRecordsTLS(b *testing.B) {
 		w.Header().Set("Content-Type", ct)
 		_, _ = w.Write(ans)
 	}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
-	bundle := filepath.Join(b.TempDir(), "ca.pem")
-	if err := os.WriteFile(bundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	b.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	b.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-	b.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	b.Setenv("AWS_ACCESS_KEY_ID", "bench")
-	b.Setenv("AWS_SECRET_ACCESS_KEY", "bench")
-	b.Setenv("AWS_CA_BUNDLE", bundle)
-	cfg, err := awsconf.Load(context.Background(), config.AWS{Region: "us-east-1", Endpoint: srv.URL})
-	if err != nil {
-		b.Fatal(err)
-	}
+	cfg := h2TLSEndpoint(b, srv)
 	const inFlight = 4
 	c, err := New(context.Background(), cfg, Options{Endpoint: srv.URL, MaxInFlight: inFlight})
 	if err != nil {
