@@ -170,6 +170,31 @@ func (c *core) Add(source uint32, line []byte, end int64) error {
 	return nil
 }
 
+// AddLines adds lines[i], whose end in source is ends[i], in order: what Add does line by
+// line (same records, marks and cuts), under one acquisition of the lock, so that a reader
+// handing over a chunk's lines pays for it once instead of per line. A seal waiting for room
+// blocks the rest of the batch as it blocks Add. After an error (Put failed, Close), the
+// lines from there on are not added. ends must be as long as lines.
+func (c *core) AddLines(source uint32, lines [][]byte, ends []int64) error {
+	ends = ends[:len(lines)]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	for i, line := range lines {
+		// Put fails on the delivery goroutine: checked per line, as Add does.
+		if errp := c.err.Load(); errp != nil {
+			return *errp
+		}
+		if len(line) > c.lineLimit {
+			line = c.cut(line)
+		}
+		c.p.add(source, line, ends[i])
+	}
+	return nil
+}
+
 // Skip says that the line of source ending at end is not shipped (processing dropped it)
 // while its position must still move past it: the mark travels with the next record that
 // carries source's lines, or, when no open aggregate holds any, in a record of marks only
