@@ -512,25 +512,40 @@ func (t *Tailer) frame(f *file, data []byte) error {
 			break
 		}
 		line := data[start : start+i]
-		over := false
+		over, held := false, false
 		if len(f.held) > 0 || f.over {
 			t.hold(f, line)
-			line, over = f.held, f.over
+			line, over, held = f.held, f.over, true
 			f.held, f.over, f.heldAt = f.held[:0], false, time.Time{}
 		}
 		start += i + 1
 		if !over && !t.opts.KeepCR && len(line) > 0 && line[len(line)-1] == '\r' {
 			line = line[:len(line)-1]
 		}
-		if over || len(line) > max {
+		cut := over || len(line) > max
+		if cut {
 			line = t.cut(line, max)
 			truncated++
 		}
 		lines++
-		if err = t.emit(f, line, base+int64(start)); err != nil {
+		if t.batch == nil || f.skip > 0 {
+			err = t.emit(f, line, base+int64(start))
+		} else {
+			t.st.lines = append(t.st.lines, line)
+			t.st.ends = append(t.st.ends, base+int64(start))
+			if held || cut {
+				// Not a slice of data: its bytes are reused by the next held or cut line.
+				err = t.flushLines(f)
+			}
+		}
+		if err != nil {
 			break
 		}
 	}
+	if err == nil {
+		err = t.flushLines(f)
+	}
+	t.st.lines, t.st.ends = t.st.lines[:0], t.st.ends[:0]
 	if cap(f.held) > 64<<10 && len(f.held) == 0 {
 		f.held = nil // a long line passed: give its memory back
 	}
@@ -540,6 +555,17 @@ func (t *Tailer) frame(f *file, data []byte) error {
 	if truncated > 0 {
 		t.noteCut(f.path, truncated, max)
 	}
+	return err
+}
+
+// flushLines hands the gathered batch of f's lines to the BatchSink.
+func (t *Tailer) flushLines(f *file) error {
+	s := t.st
+	if len(s.lines) == 0 {
+		return nil
+	}
+	err := t.batch.Lines(f.src, s.lines, s.ends)
+	s.lines, s.ends = s.lines[:0], s.ends[:0]
 	return err
 }
 

@@ -59,6 +59,20 @@ type Sink interface {
 	Close(src *Source)
 }
 
+// BatchSink is a Sink that also takes the complete lines of a chunk read at once, so that
+// what it costs per call (a lock, an interface call) is paid per chunk of up to 256 KiB,
+// not per line. The tailer then calls Lines for every line ended by a '\n' it read, and
+// Line only for multiline events and for a last line handed over unfinished (partial line
+// timeout, Once, truncation, retirement). A line cut at MaxLineBytes or started in an
+// earlier chunk ends its batch (its bytes are not the chunk's).
+type BatchSink interface {
+	Sink
+	// Lines hands over lines in file order, as many Line calls would: lines[i] (without
+	// "\n") ends at offset ends[i]; len(ends) == len(lines). The slices and the bytes they
+	// point to are valid only during the call.
+	Lines(src *Source, lines [][]byte, ends []int64) error
+}
+
 // Options configure a Tailer. Zero values take the defaults in brackets.
 type Options struct {
 	Paths, Exclude    []string       // doublestar globs on absolute paths; Exclude also matches base names ("*.gz")
@@ -136,10 +150,13 @@ const (
 type Tailer struct {
 	opts Options
 	sink Sink
-	log  *slog.Logger
-	m    Metrics
-	pats []pattern
-	excl []string
+	// batch is sink when it takes lines in batches and no stage of the tailer joins lines
+	// (multiline); nil otherwise.
+	batch BatchSink
+	log   *slog.Logger
+	m     Metrics
+	pats  []pattern
+	excl  []string
 
 	// Seams for tests; New sets the production values.
 	noFsnotify   bool                   // behave as if fsnotify could not be created
@@ -192,6 +209,9 @@ func New(opts Options, sink Sink) (*Tailer, error) {
 		t.log = slog.New(slog.DiscardHandler)
 	}
 	t.m = t.m.withDefaults()
+	if bs, ok := sink.(BatchSink); ok && opts.Multiline == nil {
+		t.batch = bs
+	}
 	if t.opts.MaxLineBytes <= 0 {
 		t.opts.MaxLineBytes = defaultMaxLineBytes
 	}
@@ -233,8 +253,11 @@ func New(opts Options, sink Sink) (*Tailer, error) {
 
 // runState is everything Run owns.
 type runState struct {
-	buf       []byte
-	scratch   []byte // a truncated line with its terminator, when it cannot be built in place
+	buf     []byte
+	scratch []byte // a truncated line with its terminator, when it cannot be built in place
+	// lines and ends are the batch being gathered from buf for BatchSink.Lines.
+	lines     [][]byte
+	ends      []int64
 	files     map[FileID]*file
 	byPath    map[string]*file
 	restore   map[FileID]Position
