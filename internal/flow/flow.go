@@ -534,7 +534,10 @@ func (o output) Put(rec *aggregator.Record) error {
 	return nil
 }
 
+var _ tailer.BatchSink = sink{}
+
 // sink adapts the tailer to the aggregator and records which file each source number is.
+// The tailer hands it lines a chunk at a time (tailer.BatchSink).
 type sink struct {
 	f     *Flow
 	agg   lineAggregator
@@ -555,6 +558,21 @@ func (s sink) Line(src *tailer.Source, line []byte, end int64) error {
 		line = s.wrap.wrap(line, src.Path)
 	}
 	return s.agg.Add(src.Index, line, end)
+}
+
+// Lines hands a chunk's lines to the aggregator in one call when nothing is done to them;
+// the stage and the wrapper reuse their buffers line by line, so with them each line goes
+// through Line.
+func (s sink) Lines(src *tailer.Source, lines [][]byte, ends []int64) error {
+	if s.stage == nil && s.wrap == nil {
+		return s.agg.AddLines(src.Index, lines, ends)
+	}
+	for i, line := range lines {
+		if err := s.Line(src, line, ends[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s sink) Close(src *tailer.Source) { s.f.pos.close(src) }

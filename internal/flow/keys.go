@@ -13,6 +13,8 @@ import (
 // partition keys taken from the lines.
 type lineAggregator interface {
 	Add(source uint32, line []byte, end int64) error
+	// AddLines is Add for each line of a batch, under one lock acquisition.
+	AddLines(source uint32, lines [][]byte, ends []int64) error
 	Skip(source uint32, end int64) error // the line ending at end is not shipped; its position moves
 	Close() error
 	Nudge()            // the shipper is idle: seal open aggregates early
