@@ -192,8 +192,8 @@ func checkAggregatorBatches(t *testing.T, seed uint64, opts Options, ops []batch
 }
 
 func TestAddLinesSameRecordsAsAdd(t *testing.T) {
-	for _, opts := range aggregatorVariants {
-		t.Run(fmt.Sprintf("%+v", opts), func(t *testing.T) {
+	for i, opts := range aggregatorVariants {
+		t.Run(fmt.Sprintf("variant=%d", i), func(t *testing.T) {
 			for seed := range uint64(20) {
 				rng := rand.New(rand.NewPCG(seed, 1))
 				checkAggregatorBatches(t, seed, opts, randomOps(rng, 300, opts.MaxRecordBytes, ""))
@@ -284,7 +284,8 @@ func TestAddLinesCutsLongLines(t *testing.T) {
 	}
 }
 
-// shardedVariants: per key (no shard map), per shard, and one record per line.
+// shardedVariants: per key (no shard map), per shard, by count, one record per line, and
+// lines cut with a terminator.
 var shardedVariants = []struct {
 	name   string
 	shards ShardLocator
@@ -294,6 +295,7 @@ var shardedVariants = []struct {
 	{"per-shard", quarterShards{}, Options{MaxRecordBytes: 2048, Aggregate: true}},
 	{"max-records", quarterShards{}, Options{MaxRecordBytes: 2048, Aggregate: true, MaxRecords: 4}},
 	{"plain", quarterShards{}, Options{MaxRecordBytes: 2048}},
+	{"cut", nil, Options{MaxRecordBytes: 2048, Aggregate: true, TruncatedTerminator: "...cut"}},
 }
 
 func checkShardedBatches(t *testing.T, seed uint64, shards ShardLocator, opts Options, ops []batchOp) {

@@ -1,8 +1,10 @@
 package aggregator
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -116,34 +118,62 @@ func (a *Aggregator) start() {
 	go a.deliverLoop()
 }
 
+// addLines is core.AddLines' loop, in the packer so that add is called directly.
+func (a *Aggregator) addLines(source uint32, lines [][]byte, ends []int64) error {
+	ends = ends[:len(lines)]
+	for i, line := range lines {
+		if errp := a.err.Load(); errp != nil {
+			return *errp
+		}
+		if len(line) > a.lineLimit {
+			line = a.cut(line)
+		}
+		a.add(source, line, ends[i])
+	}
+	return nil
+}
+
 // add packs line, sealing the open aggregate first when line would not fit in it. A line of
 // up to limit bytes fits a record of its own, plain.
 func (a *Aggregator) add(source uint32, line []byte, end int64) {
-	rs := recordSize(len(line))
-	if s := a.cur; s != nil && (len(s.buf)+rs+checksumLen > a.limit || (a.opts.JoinBytes > 0 && s.joined+len(line) > a.opts.JoinBytes)) {
-		a.seal(true)
-	}
+	n := len(line)
+	inner := recordInnerSize(n)
+	rs := 1 + varintSize(inner) + inner
 	s := a.cur
+	if s != nil && (len(s.buf)+rs+checksumLen > a.limit || (a.opts.JoinBytes > 0 && s.joined+n > a.opts.JoinBytes)) {
+		a.seal(true)
+		s = nil
+	}
 	if s == nil {
 		s = a.open(line)
 	}
 
 	// Record{partition_key_index: 0, data: line}, written by hand: this is the hot path.
-	inner := recordInnerSize(len(line))
-	s.buf = append(s.buf, tagRecords)
-	s.buf = protowire.AppendVarint(s.buf, uint64(inner))
-	s.buf = append(s.buf, tagPKIndex, 0, tagData)
-	s.buf = protowire.AppendVarint(s.buf, uint64(len(line)))
-	if s.n == 0 {
-		s.first, s.firstLen = len(s.buf), len(line)
+	buf := s.buf
+	if cap(buf)-len(buf) < rs {
+		buf = slices.Grow(buf, rs) // only without aggregation: full slots have room for any record
 	}
-	s.buf = append(s.buf, line...)
+	at := len(buf)
+	buf = buf[:at+rs]
+	buf[at] = tagRecords
+	at += 1 + putVarint(buf[at+1:], inner)
+	buf[at], buf[at+1], buf[at+2] = tagPKIndex, 0, tagData
+	at += 3 + putVarint(buf[at+3:], n)
+	if s.n == 0 {
+		s.first, s.firstLen = at, n
+	}
+	copy(buf[at:], line)
+	s.buf = buf
 	s.n++
-	s.joined += len(line)
-	s.mark(source, end)
+	s.joined += n
+	if i := s.lastSrc; i < len(s.marks) && s.marks[i].Source == source {
+		s.marks[i].Offset = end // s.mark's first case, which does not inline
+	} else {
+		s.markOther(source, end)
+	}
 
 	// A first line too big to share its record (it only fits plain) is sent on its own now.
-	if !a.opts.Aggregate || s.n == a.opts.MaxRecords || len(s.buf)+checksumLen > a.limit || (a.opts.JoinBytes > 0 && s.joined >= a.opts.JoinBytes) {
+	if !a.opts.Aggregate || s.n == a.opts.MaxRecords || len(buf)+checksumLen > a.limit || (a.opts.JoinBytes > 0 && s.joined >= a.opts.JoinBytes) {
 		a.seal(true)
 	}
 }
@@ -151,19 +181,51 @@ func (a *Aggregator) add(source uint32, line []byte, end int64) {
 // recordSize is the encoded size of AggregatedRecord.records holding a line of n bytes.
 func recordSize(n int) int {
 	inner := recordInnerSize(n)
-	return 1 + protowire.SizeVarint(uint64(inner)) + inner
+	return 1 + varintSize(inner) + inner
 }
 
 // recordInnerSize is the encoded size of Record{partition_key_index: 0, data: n bytes}.
 func recordInnerSize(n int) int {
-	return 2 + 1 + protowire.SizeVarint(uint64(n)) + n
+	return 2 + 1 + varintSize(n) + n
 }
 
+// varintSize is protowire.SizeVarint for a length, with the sizes of lines (up to 16 KiB)
+// first: two compares instead of a bit scan per line.
+func varintSize(v int) int {
+	switch {
+	case v < 1<<7:
+		return 1
+	case v < 1<<14:
+		return 2
+	}
+	return protowire.SizeVarint(uint64(v))
+}
+
+// putVarint writes v as a protobuf varint at the start of b, which has room for it, and
+// returns its size.
+func putVarint(b []byte, v int) int {
+	switch {
+	case v < 1<<7:
+		b[0] = byte(v)
+		return 1
+	case v < 1<<14:
+		b[0], b[1] = byte(v)|0x80, byte(v>>7)
+		return 2
+	}
+	return binary.PutUvarint(b, uint64(v))
+}
+
+// mark moves source's mark to end: the previous line's source is checked first, since lines
+// come in runs of one source.
 func (s *slot) mark(source uint32, end int64) {
-	if s.lastSrc < len(s.marks) && s.marks[s.lastSrc].Source == source {
-		s.marks[s.lastSrc].Offset = end
+	if i := s.lastSrc; i < len(s.marks) && s.marks[i].Source == source {
+		s.marks[i].Offset = end
 		return
 	}
+	s.markOther(source, end)
+}
+
+func (s *slot) markOther(source uint32, end int64) {
 	if len(s.marks) == 1 && s.markIdx == nil {
 		s.markIdx = make(map[uint32]int)
 	}

@@ -21,14 +21,15 @@ import (
 // lock, the lifecycle (closed, the first Put error, Close, Flush), the age timer and its
 // goroutine, and Nudge. Every method but start is called with core.mu held.
 type packer interface {
-	start()                                    // starts the delivery goroutines, counted in core.wg
-	add(source uint32, line []byte, end int64) // packs line (never longer than core.lineLimit)
-	skip(source uint32, end int64)             // moves source's mark past a line that is not packed
-	sealAll()                                  // seals every open aggregate, in an order that keeps marks growing
-	barrier(done chan struct{})                // done is closed once Put returned for everything sealed so far
-	shut()                                     // after sealAll at Close: no more records; let the delivery goroutines end
-	tick(now time.Time)                        // the age timer fired: seal what is due, set the timer for the rest
-	nudged(now time.Time)                      // the consumer just became idle (core.hungry was false)
+	start()                                                     // starts the delivery goroutines, counted in core.wg
+	add(source uint32, line []byte, end int64)                  // packs line (never longer than core.lineLimit)
+	addLines(source uint32, lines [][]byte, ends []int64) error // AddLines' loop: checks errors, cuts, adds
+	skip(source uint32, end int64)                              // moves source's mark past a line that is not packed
+	sealAll()                                                   // seals every open aggregate, in an order that keeps marks growing
+	barrier(done chan struct{})                                 // done is closed once Put returned for everything sealed so far
+	shut()                                                      // after sealAll at Close: no more records; let the delivery goroutines end
+	tick(now time.Time)                                         // the age timer fired: seal what is due, set the timer for the rest
+	nudged(now time.Time)                                       // the consumer just became idle (core.hungry was false)
 }
 
 // core is what both packers share. Concurrency: Add from one goroutine; the age goroutine
@@ -176,23 +177,13 @@ func (c *core) Add(source uint32, line []byte, end int64) error {
 // blocks the rest of the batch as it blocks Add. After an error (Put failed, Close), the
 // lines from there on are not added. ends must be as long as lines.
 func (c *core) AddLines(source uint32, lines [][]byte, ends []int64) error {
-	ends = ends[:len(lines)]
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return ErrClosed
 	}
-	for i, line := range lines {
-		// Put fails on the delivery goroutine: checked per line, as Add does.
-		if errp := c.err.Load(); errp != nil {
-			return *errp
-		}
-		if len(line) > c.lineLimit {
-			line = c.cut(line)
-		}
-		c.p.add(source, line, ends[i])
-	}
-	return nil
+	// Put fails on the delivery goroutine: each line checks for it, as Add does.
+	return c.p.addLines(source, lines, ends)
 }
 
 // Skip says that the line of source ending at end is not shipped (processing dropped it)

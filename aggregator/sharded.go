@@ -167,6 +167,21 @@ func (a *Sharded) start() {
 	go a.deliverLoop()
 }
 
+// addLines is core.AddLines' loop, in the packer so that add is called directly.
+func (a *Sharded) addLines(source uint32, lines [][]byte, ends []int64) error {
+	ends = ends[:len(lines)]
+	for i, line := range lines {
+		if errp := a.err.Load(); errp != nil {
+			return *errp
+		}
+		if len(line) > a.lineLimit {
+			line = a.cut(line)
+		}
+		a.add(source, line, ends[i])
+	}
+	return nil
+}
+
 // add packs line into the open aggregate of its shard.
 func (a *Sharded) add(source uint32, line []byte, end int64) {
 	pk := a.lineKey(line)
