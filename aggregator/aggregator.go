@@ -118,19 +118,60 @@ func (a *Aggregator) start() {
 	go a.deliverLoop()
 }
 
-// addLines is core.AddLines' loop, in the packer so that add is called directly.
+// addLines is core.AddLines' loop, in the packer so that add is called directly. With the
+// default packing (only size seals) the lines that fit the open aggregate are appended in a
+// tight loop (appendRun); add takes the others: the first of an aggregate, one that seals,
+// one to cut.
 func (a *Aggregator) addLines(source uint32, lines [][]byte, ends []int64) error {
 	ends = ends[:len(lines)]
-	for i, line := range lines {
+	sizeOnly := a.opts.Aggregate && a.opts.MaxRecords == 0 && a.opts.JoinBytes == 0
+	for i := 0; i < len(lines); {
 		if errp := a.err.Load(); errp != nil {
 			return *errp
 		}
+		if s := a.cur; sizeOnly && s != nil {
+			if n := a.appendRun(s, lines[i:]); n > 0 {
+				i += n
+				s.mark(source, ends[i-1])
+				continue
+			}
+		}
+		line := lines[i]
 		if len(line) > a.lineLimit {
 			line = a.cut(line)
 		}
 		a.add(source, line, ends[i])
+		i++
 	}
 	return nil
+}
+
+// appendRun appends to s, which holds a line already, the lines from the start of lines
+// that fit it whole and need no cut, as add would one by one; it returns how many. Marks are
+// the caller's.
+func (a *Aggregator) appendRun(s *slot, lines [][]byte) int {
+	buf := s.buf
+	room := a.limit - checksumLen // len(buf) may grow to this, as in add
+	k := 0
+	for _, line := range lines {
+		n := len(line)
+		inner := recordInnerSize(n)
+		rs := 1 + varintSize(inner) + inner
+		if n > a.lineLimit || len(buf)+rs > room {
+			break
+		}
+		at := len(buf)
+		buf = buf[:at+rs] // a slot's capacity holds a record of limit bytes
+		buf[at] = tagRecords
+		at += 1 + putVarint(buf[at+1:], inner)
+		buf[at], buf[at+1], buf[at+2] = tagPKIndex, 0, tagData
+		at += 3 + putVarint(buf[at+3:], n)
+		copy(buf[at:], line)
+		k++
+	}
+	s.buf = buf
+	s.n += k
+	return k
 }
 
 // add packs line, sealing the open aggregate first when line would not fit in it. A line of

@@ -14,7 +14,10 @@
 // as an aggregate and, failing, drop it or pass it through depending on the library.
 //
 // Pipeline: Add copies each line into the open aggregate's buffer (its exact encoded size
-// is known before the copy, so a record never crosses MaxRecordBytes). Sealed aggregates are
+// is known before the copy, so a record never crosses MaxRecordBytes); AddLines does the same
+// for a reader's batch of one source's lines under one lock acquisition, as the per-line lock
+// and unlock (a full memory barrier each, behind the line's stores) cost more than the
+// packing itself. Sealed aggregates are
 // hashed (MD5, the format's unavoidable per-byte cost) by Workers goroutines while the next
 // one fills, and delivered to Output.Put in sealing order by one goroutine. At most Workers+3
 // buffers exist, allocated as first needed; when all are taken, Add blocks until Put returns.

@@ -204,20 +204,21 @@ func (a *Sharded) add(source uint32, line []byte, end int64) {
 	limit := a.opts.MaxRecordBytes - maxPartitionKeyLen
 	keyCost := 1 + protowire.SizeVarint(uint64(len(pk))) + len(pk)
 	b := a.open[shard]
+	idx, known := 0, false
 	if b != nil {
+		idx, known = b.keyIdx[pk]
 		grow := recordSizeIdx(len(b.keys), len(line))
-		if _, known := b.keyIdx[pk]; !known {
+		if !known {
 			grow += keyCost
 		}
 		if b.size()+grow > limit {
 			a.seal(b, true)
-			b = nil
+			b, known = nil, false
 		}
 	}
 	if b == nil {
 		b = a.newBucket(shard, ehk)
 	}
-	idx, known := b.keyIdx[pk]
 	if !known {
 		idx = len(b.keys)
 		b.keyIdx[pk] = idx

@@ -3,7 +3,8 @@
 //
 // Concurrency: a Tailer is owned by the goroutine that calls Run. All state (open files, read
 // offsets, held partial lines, multiline events, watches) lives on that goroutine, and the Sink
-// is called only from it. The only other goroutine is fsnotify's reader, which talks to Run
+// is called only from it; a BatchSink gets the complete lines of each chunk read (up to
+// 256 KiB) in one call. The only other goroutine is fsnotify's reader, which talks to Run
 // through channels.
 //
 // Watching: fsnotify is a hint, the file system is the truth. Only directories are watched

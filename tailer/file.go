@@ -493,8 +493,8 @@ func (t *Tailer) truncated(f *file) error {
 	return nil
 }
 
-// frame splits data (read at f.off) into lines and hands them on. Lines are slices of data
-// unless they started in an earlier chunk.
+// frame splits data (read at f.off) into lines and hands them on, in batches to a BatchSink.
+// Lines are slices of data unless they started in an earlier chunk or were cut.
 func (t *Tailer) frame(f *file, data []byte) error {
 	f.foldHead(data)
 	f.foldTail(data)
@@ -503,6 +503,7 @@ func (t *Tailer) frame(f *file, data []byte) error {
 	base := f.off
 	start := 0
 	var err error
+	batch, ends := t.st.lines[:0], t.st.ends[:0] // for t.batch
 	for start < len(data) {
 		i := bytes.IndexByte(data[start:], '\n')
 		if i < 0 {
@@ -531,21 +532,22 @@ func (t *Tailer) frame(f *file, data []byte) error {
 		if t.batch == nil || f.skip > 0 {
 			err = t.emit(f, line, base+int64(start))
 		} else {
-			t.st.lines = append(t.st.lines, line)
-			t.st.ends = append(t.st.ends, base+int64(start))
+			batch = append(batch, line)
+			ends = append(ends, base+int64(start))
 			if held || cut {
 				// Not a slice of data: its bytes are reused by the next held or cut line.
-				err = t.flushLines(f)
+				err = t.batch.Lines(f.src, batch, ends)
+				batch, ends = batch[:0], ends[:0]
 			}
 		}
 		if err != nil {
 			break
 		}
 	}
-	if err == nil {
-		err = t.flushLines(f)
+	if err == nil && len(batch) > 0 {
+		err = t.batch.Lines(f.src, batch, ends)
 	}
-	t.st.lines, t.st.ends = t.st.lines[:0], t.st.ends[:0]
+	t.st.lines, t.st.ends = batch[:0], ends[:0]
 	if cap(f.held) > 64<<10 && len(f.held) == 0 {
 		f.held = nil // a long line passed: give its memory back
 	}
@@ -555,17 +557,6 @@ func (t *Tailer) frame(f *file, data []byte) error {
 	if truncated > 0 {
 		t.noteCut(f.path, truncated, max)
 	}
-	return err
-}
-
-// flushLines hands the gathered batch of f's lines to the BatchSink.
-func (t *Tailer) flushLines(f *file) error {
-	s := t.st
-	if len(s.lines) == 0 {
-		return nil
-	}
-	err := t.batch.Lines(f.src, s.lines, s.ends)
-	s.lines, s.ends = s.lines[:0], s.ends[:0]
 	return err
 }
 

@@ -255,7 +255,7 @@ func New(opts Options, sink Sink) (*Tailer, error) {
 type runState struct {
 	buf     []byte
 	scratch []byte // a truncated line with its terminator, when it cannot be built in place
-	// lines and ends are the batch being gathered from buf for BatchSink.Lines.
+	// lines and ends keep the memory of frame's batches for BatchSink.Lines.
 	lines     [][]byte
 	ends      []int64
 	files     map[FileID]*file
