@@ -318,7 +318,7 @@ func (f *Flow) Run(ctx context.Context, once bool) (err error) {
 	if f.stage != nil {
 		f.stage.cutAt = [2]int{topts.MaxLineBytes, topts.MultilineMaxBytes}
 	}
-	tl, err := tailer.New(topts, sink{f: f, agg: agg, stage: f.stage, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)})
+	tl, err := tailer.New(topts, newSink(f, agg))
 	if err != nil {
 		_ = agg.Close()
 		return fmt.Errorf("flow %s: %w", f.cfg.Name, err)
@@ -543,6 +543,54 @@ type sink struct {
 	agg   lineAggregator
 	stage *stage       // nil: lines go as read
 	wrap  *lineWrapper // nil: lines go as read (or as processed)
+	// done gathers a batch's lines as the stage and the wrapper leave them (their buffers
+	// are reused line by line); nil: such lines go to the aggregator one by one.
+	done *doneLines
+}
+
+// doneLines are processed (or wrapped) lines on their way to AddLines: their bytes end to
+// end in buf, each line's end in buf in cut.
+type doneLines struct {
+	buf   []byte
+	cut   []int
+	ends  []int64
+	lines [][]byte
+}
+
+// maxDoneBytes bounds buf: processors may make lines much longer than read.
+const maxDoneBytes = 1 << 20
+
+func (d *doneLines) add(line []byte, end int64) {
+	d.buf = append(d.buf, line...)
+	d.cut = append(d.cut, len(d.buf))
+	d.ends = append(d.ends, end)
+}
+
+// flush hands the gathered lines to agg.
+func (d *doneLines) flush(agg lineAggregator, src uint32) error {
+	if len(d.cut) == 0 {
+		return nil
+	}
+	from := 0
+	for _, to := range d.cut {
+		d.lines = append(d.lines, d.buf[from:to:to])
+		from = to
+	}
+	err := agg.AddLines(src, d.lines, d.ends)
+	clear(d.lines) // buf may be dropped below; do not keep it through these
+	d.buf, d.cut, d.ends, d.lines = d.buf[:0], d.cut[:0], d.ends[:0], d.lines[:0]
+	if cap(d.buf) > maxDoneBytes {
+		d.buf = nil
+	}
+	return err
+}
+
+func newSink(f *Flow, agg lineAggregator) sink {
+	s := sink{f: f, agg: agg, stage: f.stage, wrap: newLineWrapper(f.cfg.AddMetadata, f.deps.Metadata)}
+	if s.stage != nil || s.wrap != nil {
+		s.done = &doneLines{}
+	}
+	return s
 }
 
 func (s sink) Open(src *tailer.Source, offset int64) { s.f.pos.open(src, offset) }
@@ -560,19 +608,41 @@ func (s sink) Line(src *tailer.Source, line []byte, end int64) error {
 	return s.agg.Add(src.Index, line, end)
 }
 
-// Lines hands a chunk's lines to the aggregator in one call when nothing is done to them;
-// the stage and the wrapper reuse their buffers line by line, so with them each line goes
-// through Line.
+// Lines hands a chunk's lines to the aggregator in one call, or, with processing, the lines
+// processing left, copied out of the stage's and the wrapper's buffers: in one call per run
+// of lines between skipped ones (a skip moves the position after the lines before it).
 func (s sink) Lines(src *tailer.Source, lines [][]byte, ends []int64) error {
 	if s.stage == nil && s.wrap == nil {
 		return s.agg.AddLines(src.Index, lines, ends)
 	}
+	d := s.done
+	if d == nil {
+		d = &doneLines{} // a sink not made by newSink (tests)
+	}
 	for i, line := range lines {
-		if err := s.Line(src, line, ends[i]); err != nil {
-			return err
+		if s.stage != nil {
+			var skip bool
+			if line, skip = s.stage.process(line); skip {
+				if err := d.flush(s.agg, src.Index); err != nil {
+					return err
+				}
+				if err := s.agg.Skip(src.Index, ends[i]); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if s.wrap != nil {
+			line = s.wrap.wrap(line, src.Path)
+		}
+		d.add(line, ends[i])
+		if len(d.buf) >= maxDoneBytes {
+			if err := d.flush(s.agg, src.Index); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return d.flush(s.agg, src.Index)
 }
 
 func (s sink) Close(src *tailer.Source) { s.f.pos.close(src) }

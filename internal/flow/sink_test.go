@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -40,20 +41,20 @@ func (a *callsAggregator) Close() error      { return nil }
 func (a *callsAggregator) Nudge()            {}
 func (a *callsAggregator) MaxLineBytes() int { return 1 << 20 }
 
-// TestSinkLinesBatchesOnlyUntouchedLines: lines nothing transforms reach the aggregator as
-// the tailer's batch; with processors (filters included) or add_metadata each line is
-// processed, skipped lines move the position (Skip), the others are added transformed.
-func TestSinkLinesBatchesOnlyUntouchedLines(t *testing.T) {
+// TestSinkLinesInBatches: a chunk's lines reach the aggregator in one AddLines call as
+// read; with processors (filters included) or add_metadata, as processing left them, in one
+// call per run of lines between skipped ones, each skip (Skip) after the lines before it.
+func TestSinkLinesInBatches(t *testing.T) {
 	src := &tailer.Source{Index: 3, Path: "/var/log/app.log"}
-	lines := [][]byte{[]byte("keep a"), []byte("drop b"), []byte("keep c")}
-	ends := []int64{7, 14, 21}
+	lines := [][]byte{[]byte("keep a"), []byte("drop b"), []byte("keep c"), []byte("keep d")}
+	ends := []int64{7, 14, 21, 28}
 	m := metrics.New(prometheus.NewRegistry()).Flow("t")
 
 	plain := &callsAggregator{}
 	if err := (sink{agg: plain}).Lines(src, lines, ends); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"batch 3 keep a 7 drop b 14 keep c 21"}; !slices.Equal(plain.calls, want) {
+	if want := []string{"batch 3 keep a 7 drop b 14 keep c 21 keep d 28"}; !slices.Equal(plain.calls, want) {
 		t.Errorf("without processing: %q, want %q", plain.calls, want)
 	}
 
@@ -73,19 +74,33 @@ func TestSinkLinesBatchesOnlyUntouchedLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	processed := &callsAggregator{}
-	if err := (sink{agg: processed, stage: st}).Lines(src, lines, ends); err != nil {
-		t.Fatal(err)
+	sk := sink{agg: processed, stage: st, done: &doneLines{}}
+	for range 2 { // the second batch reuses the buffers of the first
+		if err := sk.Lines(src, lines, ends); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if want := []string{"add 3 {keep a} 7", "skip 3 14", "add 3 {keep c} 21"}; !slices.Equal(processed.calls, want) {
+	want := []string{"batch 3 {keep a} 7", "skip 3 14", "batch 3 {keep c} 21 {keep d} 28"}
+	if want = append(want, want...); !slices.Equal(processed.calls, want) {
 		t.Errorf("with processors: %q, want %q", processed.calls, want)
 	}
 
 	wrapped := &callsAggregator{}
 	w := newLineWrapper(&config.AddMetadata{Hostname: true}, Metadata{Host: "h"})
-	if err := (sink{agg: wrapped, wrap: w}).Lines(src, lines[:1], ends[:1]); err != nil {
+	if err := (sink{agg: wrapped, wrap: w, done: &doneLines{}}).Lines(src, lines[:2], ends[:2]); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{`add 3 {"data":"keep a","host":"h"} 7`}; !slices.Equal(wrapped.calls, want) {
+	if want := []string{`batch 3 {"data":"keep a","host":"h"} 7 {"data":"drop b","host":"h"} 14`}; !slices.Equal(wrapped.calls, want) {
 		t.Errorf("with add_metadata: %q, want %q", wrapped.calls, want)
+	}
+
+	// Lines that processing made long go in several calls: what is gathered stays bounded.
+	long := &callsAggregator{}
+	big := [][]byte{bytes.Repeat([]byte("a"), 600<<10), bytes.Repeat([]byte("b"), 600<<10), []byte("c")}
+	if err := (sink{agg: long, wrap: w, done: &doneLines{}}).Lines(src, big, []int64{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	if len(long.calls) != 2 || !strings.HasSuffix(long.calls[0], " 2") || !strings.HasSuffix(long.calls[1], `{"data":"c","host":"h"} 3`) {
+		t.Errorf("long lines: %d calls, want the first two lines, then the third", len(long.calls))
 	}
 }
