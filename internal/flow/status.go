@@ -144,6 +144,11 @@ func (f *Flow) Healthy(now time.Time, after time.Duration) (ok bool, reason stri
 		return false, fmt.Sprintf("flow %s: spool cannot write for %s: %s", f.cfg.Name, now.Sub(st.WriteErrorSince).Round(time.Second), st.WriteError)
 	}
 	h := f.health.snapshot()
+	if h.started.IsZero() {
+		// Asked before Run started the flow (a /healthz poll racing the start): nothing can
+		// have stalled yet, and damage found at start is news.
+		h.started = now
+	}
 	// Damage the spool's recovery cut at start: the lines are read again from the files, but
 	// an operator must hear of it (the disk or the file system lies), for unhealthy_after.
 	if rec := f.spool.Recovery(); (rec.FirstLost != 0 || rec.LostFrames > 0 || rec.LostBytes > 0) && now.Sub(h.started) <= after {
