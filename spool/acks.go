@@ -28,7 +28,7 @@ func (s *Spool) writeAcks() {
 	if s.backlogMode() && !s.poisoned {
 		// The stubs of the frames just acknowledged first: the ack frame may only cover
 		// seqs on disk (writeAckLocked).
-		if err := s.flushPendLocked(s.act, true); err != nil {
+		if err := s.flushPendLocked(s.act, flushAcked); err != nil {
 			if now := time.Now(); now.Sub(s.ackErrLogged) >= writeErrRemind {
 				s.ackErrLogged = now
 				s.log.Warn("spool: writing delivered stubs failed; the next commit writes them again", "err", err)

@@ -71,9 +71,13 @@ type Options struct {
 	// Budget, when set, is a bound shared with other spools (the global spool.max_bytes): a
 	// spool past its share applies the same policy as past MaxBytes (see Budget). The spool
 	// counts towards it from Open to Close.
-	Budget        *Budget
-	FsyncInterval time.Duration // group commit: appended frames become durable at most this long later [100ms]; < 0: only Sync, Close and rolls commit
-	SyncBytes     int64         // ...or as soon as this many bytes are unsynced [8 MiB]; < 0: no byte trigger
+	Budget *Budget
+	// FsyncInterval is the group commit's: appended frames become durable at most this long
+	// later (WriteBacklog: a frame not acknowledged is written once it is this old, so one
+	// to two intervals after its append) [100ms]; < 0: only Sync, Close, rolls and the
+	// bounds commit.
+	FsyncInterval time.Duration
+	SyncBytes     int64 // ...or as soon as this many bytes are unsynced (WriteAlways only) [8 MiB]; < 0: no byte trigger
 	// CacheBytes bounds the payloads of recent AppendShared frames kept in memory so that
 	// Next hands them out without reading them back from disk [0: no cache].
 	CacheBytes int64
@@ -100,7 +104,8 @@ type Options struct {
 	Metrics Metrics      // zero: nothing exported
 	Logger  *slog.Logger // nil: discard
 
-	fs fileSystem // tests inject faults here; nil: the os
+	fs  fileSystem       // tests inject faults here; nil: the os
+	now func() time.Time // tests move time (backlog mode's age of a frame); nil: time.Now
 }
 
 // Recovery is what Open found destroyed on disk (see Recovery in the package doc). Frames are

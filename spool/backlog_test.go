@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -322,7 +323,7 @@ func TestBacklogDiskFullBlocksAtTheBound(t *testing.T) {
 	ffs := &faultFS{}
 	opts := backlogOptions(dir)
 	opts.fs = ffs
-	opts.SyncBytes = 64 << 10 // bound: maxTailBytes
+	opts.SyncBytes = 64 << 10 // the bound: MaxHeldBytes (no Next takes the frames)
 	opts.FsyncInterval = 5 * time.Millisecond
 	logs := &lockedBuffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -343,8 +344,8 @@ func TestBacklogDiskFullBlocksAtTheBound(t *testing.T) {
 		}
 		appended++
 	}
-	if appended >= 40 || appended < maxTailBytes/size {
-		t.Fatalf("%d frames of 1 MiB appended on a full disk: want Append to wait at the %d MiB bound", appended, maxTailBytes>>20)
+	if appended >= 40 || appended < MaxHeldBytes/size {
+		t.Fatalf("%d frames of 1 MiB appended on a full disk: want Append to wait at the %d MiB bound", appended, MaxHeldBytes>>20)
 	}
 	if e := s.Stats().WriteError; e == "" {
 		t.Fatal("no write error reported while the disk is full")
@@ -413,4 +414,277 @@ func TestBacklogDiskFullWhileDeliveringIsBounded(t *testing.T) {
 	if d := s.Durable(); d != 0 {
 		t.Fatalf("Durable %d while nothing could be written", d)
 	}
+}
+
+// The path users run, as it happens: the group commit comes while frames are in flight
+// (handed out by Next, the destination's answer a few tens of ms away). The commit writes
+// the stubs of the acknowledged head and stops at the first frame in flight, and Durable
+// stops there too; acknowledged a moment later, those frames reach the disk as stubs only.
+// A crash between the two commits finds the first one's frames, no gap, nothing lost: the
+// frames in flight were never durable, so the caller's positions never covered them.
+func TestBacklogCommitSkipsFramesInFlight(t *testing.T) {
+	dir := t.TempDir()
+	opts := backlogOptions(dir)
+	opts.FsyncInterval = time.Hour // every frame is young; the test's kick is the group commit
+	s := mustOpen(t, opts)
+	const n, size = 8, 64 << 10
+	before := segBytes(t, dir)
+	for i := uint64(1); i <= n; i++ {
+		mustAppend(t, s, payloadFor(i, size))
+	}
+	got := nextFrames(t, s, n)
+	ackAll(t, s, got[:1])
+	s.kick() // the group commit, as the timer runs it
+	waitFor(t, "the group commit", func() bool { return s.Durable() >= 1 })
+	crashed := copyDir(t, dir) // nothing is written between the commits: kill -9 and power loss alike
+	if d := s.Durable(); d != 1 {
+		t.Fatalf("Durable %d after a group commit with frames 2..%d in flight, want 1", d, n)
+	}
+	if grew := segBytes(t, dir) - before; grew >= size {
+		t.Fatalf("segments grew by %d bytes: the group commit wrote frames in flight", grew)
+	}
+	ackAll(t, s, got[1:])
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if grew := segBytes(t, dir) - before; grew >= size {
+		t.Fatalf("segments grew by %d bytes for %d frames acknowledged within the interval: records were written", grew, n)
+	}
+	if st := s.Stats(); st.Durable != n || st.Delivered != n {
+		t.Fatalf("stats %+v, want %d durable, all delivered", st, n)
+	}
+
+	c := mustOpen(t, backlogOptions(crashed))
+	if c.LastSeq() != 1 || c.AckedThrough() != 1 || c.Recovery() != (Recovery{}) {
+		t.Fatalf("after a crash between the commits: last %d acked %d recovery %+v, want 1 1 none",
+			c.LastSeq(), c.AckedThrough(), c.Recovery())
+	}
+	if reps := replayAll(t, c, 1); len(reps) != 1 || !reps[0].Delivered {
+		t.Fatalf("Replay after the crash: %+v", reps)
+	}
+	noNext(t, c)
+	if seq := mustAppend(t, c, []byte("again")); seq != 2 {
+		t.Fatalf("seq after the crash %d, want 2", seq)
+	}
+}
+
+// manualClock is a time the test moves (Options.now).
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *manualClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// A frame left unacknowledged for an interval is a backlog: the group commit writes it as
+// a data frame (and the stubs of acknowledged frames around it), and stops at the first
+// younger frame not acknowledged. Sync writes everything, however young. Crash images after
+// each step hold exactly the frames up to Durable.
+func TestBacklogCommitWritesFramesOnceTheyAreABacklog(t *testing.T) {
+	dir := t.TempDir()
+	clock := &manualClock{t: time.Unix(1e9, 0)}
+	opts := backlogOptions(dir)
+	opts.FsyncInterval = time.Second
+	opts.now = clock.now
+	s := mustOpen(t, opts)
+	const size = 4000
+	for i := uint64(1); i <= 3; i++ {
+		mustAppend(t, s, payloadFor(i, size))
+	}
+	clock.advance(opts.FsyncInterval / 2)
+	for i := uint64(4); i <= 6; i++ {
+		mustAppend(t, s, payloadFor(i, size))
+	}
+	got := nextFrames(t, s, 6)
+	ackAll(t, s, []Frame{got[1], got[4]}) // 2 and 5; 1 is the head, in flight
+	clock.advance(opts.FsyncInterval / 2) // 1..3 appended an interval ago, 4..6 half of one
+
+	before := segBytes(t, dir)
+	if err := s.commit(flushDue); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.Durable(); d != 3 {
+		t.Fatalf("Durable %d, want 3: frames 1..3 are a backlog, 4 is young and in flight", d)
+	}
+	if grew := segBytes(t, dir) - before; grew < 2*size || grew >= 3*size {
+		t.Fatalf("segments grew by %d bytes, want data frames 1 and 3 (%d bytes each) and a stub", grew, size)
+	}
+	r := mustOpen(t, backlogOptions(copyDir(t, dir)))
+	if r.LastSeq() != 3 || r.AckedThrough() != 0 || r.Recovery() != (Recovery{}) {
+		t.Fatalf("crash image: last %d acked %d recovery %+v, want 3 0 none", r.LastSeq(), r.AckedThrough(), r.Recovery())
+	}
+	reps := replayAll(t, r, 1)
+	if len(reps) != 3 || reps[0].Delivered || !reps[1].Delivered || reps[2].Delivered {
+		t.Fatalf("crash image: Replay %+v, want data 1, stub 2, data 3", reps)
+	}
+	checkFrames(t, nextFrames(t, r, 2), []uint64{1, 3}, func(uint64) int { return size })
+	noNext(t, r)
+
+	// Sync: 4 and 6 are young and in flight, 5 acknowledged: all of them go now.
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if d := s.Durable(); d != 6 {
+		t.Fatalf("Durable %d after Sync, want 6", d)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r = mustOpen(t, backlogOptions(dir))
+	checkFrames(t, nextFrames(t, r, 4), []uint64{1, 3, 4, 6}, func(uint64) int { return size })
+	noNext(t, r)
+}
+
+// A destination that does not answer, with no appends or acks to arm the commit timer:
+// frames too young for one commit are written by the next one all the same.
+func TestBacklogYoungFramesAreWrittenWithoutNewAppends(t *testing.T) {
+	opts := backlogOptions(t.TempDir())
+	opts.FsyncInterval = 20 * time.Millisecond
+	s := mustOpen(t, opts)
+	mustAppend(t, s, payloadFor(1, 100))
+	time.Sleep(opts.FsyncInterval / 2) // 2 is young at the commit that writes 1
+	mustAppend(t, s, payloadFor(2, 100))
+	nextFrames(t, s, 2)
+	waitFor(t, "both frames durable", func() bool { return s.Durable() == 2 })
+}
+
+// The shipper is the bottleneck while the destination keeps up (every frame is young): the
+// frames Next has not taken stay in memory up to MaxHeldBytes, then Append waits for Next,
+// and nothing is written: backpressure costs nothing, writing them would cost disk and CPU
+// for records acknowledged a moment later. A frame taken lets the next Append in.
+func TestBacklogAppendWaitsForNextWhileTheDestinationKeepsUp(t *testing.T) {
+	dir := t.TempDir()
+	opts := backlogOptions(dir)
+	opts.FsyncInterval = time.Hour
+	s := mustOpen(t, opts)
+	before := segBytes(t, dir)
+	const size = 1 << 20
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	appended := 0
+	for ; appended < 40; appended++ {
+		if _, err := s.Append(ctx, payloadFor(uint64(appended+1), size)); err != nil {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if appended != MaxHeldBytes/size {
+		t.Fatalf("%d frames of 1 MiB appended with none taken: want Append to wait at %d", appended, MaxHeldBytes/size)
+	}
+	if grew := segBytes(t, dir) - before; grew != 0 {
+		t.Fatalf("segments grew by %d bytes while the destination keeps up", grew)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Append(context.Background(), payloadFor(uint64(appended+1), size))
+		done <- err
+	}()
+	mustNext(t, s)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A destination that takes nothing (down, or its requests hang): the frames waiting in
+// memory become a backlog after an interval and go to disk, so Append goes on, as in
+// WriteAlways, and the memory stays bounded.
+func TestBacklogHeldFramesGoToDiskWhenNothingTakesThem(t *testing.T) {
+	opts := backlogOptions(t.TempDir())
+	opts.FsyncInterval = 10 * time.Millisecond
+	s := mustOpen(t, opts)
+	const size = 1 << 20
+	const n = 3 * MaxHeldBytes / size
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := uint64(1); i <= n; i++ {
+		if _, err := s.Append(ctx, payloadFor(i, size)); err != nil {
+			t.Fatalf("Append %d with nothing taken: %v", i, err)
+		}
+		s.mu.Lock()
+		held := s.pendHeld
+		s.mu.Unlock()
+		if held > MaxHeldBytes {
+			t.Fatalf("%d bytes held in memory after Append %d, bound %d", held, i, MaxHeldBytes)
+		}
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	checkFrames(t, nextFrames(t, s, n), seqRange(1, n), func(uint64) int { return size })
+}
+
+// A commit writes frames from the caller's memory and keeps them by reference until its
+// fsync: AckFrame tells the caller not to recycle such a payload, and a caller that
+// recycles (scribbles over) every payload it is allowed to leaves the frames intact, even
+// when the fsync fails and the frames are rewritten from memory into a new segment.
+func TestBacklogAckFrameKeepsPayloadsTheSpoolStillWrites(t *testing.T) {
+	dir := t.TempDir()
+	ffs := &faultFS{}
+	opts := backlogOptions(dir)
+	opts.fs = ffs
+	opts.CacheBytes = 16 << 20 // AppendShared then hands the payloads over
+	s := mustOpen(t, opts)
+	const size = 3 * scratchBytes // written from the caller's slice, not copied
+	for i := uint64(1); i <= 3; i++ {
+		if _, err := s.AppendShared(context.Background(), payloadFor(i, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := nextFrames(t, s, 3)
+	ffs.mu.Lock()
+	ffs.failSyncs = true
+	ffs.mu.Unlock()
+	if err := s.Sync(); err == nil {
+		t.Fatal("Sync with failing fsyncs returned nil")
+	}
+	recycle := func(f Frame) bool {
+		reuse, err := s.AckFrame(f.Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reuse {
+			for i := range f.Payload {
+				f.Payload[i] = 0xAA
+			}
+		}
+		return reuse
+	}
+	for _, f := range got {
+		if recycle(f) {
+			t.Fatalf("AckFrame(%d) allows reuse of a payload written by a commit whose fsync failed", f.Seq)
+		}
+	}
+	ffs.mu.Lock()
+	ffs.failSyncs = false
+	ffs.mu.Unlock()
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	// A frame durable when acknowledged: its payload may be reused at once.
+	if _, err := s.AppendShared(context.Background(), payloadFor(4, size)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if f := mustNext(t, s); f.Seq != 4 || !recycle(f) {
+		t.Fatalf("AckFrame(%d) of a durable frame does not allow reuse", f.Seq)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := mustOpen(t, backlogOptions(dir))
+	checkFrames(t, replayAll(t, r, 1), seqRange(1, 4), func(uint64) int { return size })
 }

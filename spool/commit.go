@@ -28,7 +28,7 @@ func (s *Spool) roll() error {
 		}
 		if s.backlogMode() {
 			// The frames in memory go into this segment: the next one starts after them.
-			if err := s.flushPendLocked(seg, false); err != nil {
+			if err := s.flushPendLocked(seg, flushAll); err != nil {
 				return err
 			}
 		}
@@ -212,8 +212,9 @@ func (s *Spool) isPoisoned() bool {
 	return s.poisoned
 }
 
-// commit makes everything written so far durable with one fsync, ack frame included.
-func (s *Spool) commit() error {
+// commit makes everything written so far durable with one fsync, ack frame included. In
+// backlog mode it first writes the pending frames mode selects (see flushMode).
+func (s *Spool) commit(mode flushMode) error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	s.wmu.Lock()
@@ -228,7 +229,7 @@ func (s *Spool) commit() error {
 		return nil
 	}
 	if s.backlogMode() {
-		if err := s.flushPendLocked(seg, false); err != nil {
+		if err := s.flushPendLocked(seg, mode); err != nil {
 			s.wmu.Unlock()
 			return err
 		}
@@ -270,11 +271,11 @@ func (s *Spool) commit() error {
 	return nil
 }
 
-// Sync makes everything appended so far durable. After a failed fsync it rewrites the unsynced
-// frames into a new segment first; its error means they are not durable yet (the background
-// goroutine keeps trying).
+// Sync makes everything appended so far durable (in backlog mode the frames in flight too,
+// however young). After a failed fsync it rewrites the unsynced frames into a new segment
+// first; its error means they are not durable yet (the background goroutine keeps trying).
 func (s *Spool) Sync() error {
-	return s.commit()
+	return s.commit(flushAll)
 }
 
 // SyncSoon asks the background goroutine to commit now rather than within FsyncInterval,
@@ -323,7 +324,7 @@ func (s *Spool) run() {
 		}
 		timer.Stop()
 		timerC = nil
-		err := s.commit()
+		err := s.commit(flushDue)
 		poisoned := s.isPoisoned()
 		if err != nil && !poisoned {
 			commitErr = fmt.Errorf("group commit: %w", err)
@@ -348,6 +349,12 @@ func (s *Spool) run() {
 			timerC = timer.C
 		} else {
 			wait = 0
+			if s.opts.FsyncInterval > 0 && s.unwrittenPending() {
+				// Frames too young for this commit: the next one writes them unless they
+				// are acknowledged by then, even if nothing else comes to arm the timer.
+				timer.Reset(s.opts.FsyncInterval)
+				timerC = timer.C
+			}
 		}
 	}
 }

@@ -37,6 +37,17 @@ func (s *Spool) Checkpoint(seq uint64) {
 // Ack marks a frame returned by Next as delivered. Acks may come in any order and from several
 // goroutines; acking a frame at or below the cursor again is a no-op.
 func (s *Spool) Ack(seq uint64) error {
+	_, err := s.AckFrame(seq)
+	return err
+}
+
+// AckFrame is Ack for a caller that recycles the payloads of AppendShared: reuse says
+// whether the payload Next returned for seq may be reused now. It may not while a commit
+// wrote the frame from that memory and its fsync has not succeeded yet (backlog mode): the
+// spool keeps it by reference for the rewrite a failed fsync needs, and hands it to
+// Options.Buffers itself once the frame is durable (without Buffers, to the garbage
+// collector).
+func (s *Spool) AckFrame(seq uint64) (reuse bool, _ error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for seq > s.acked && s.busyFrom <= seq && seq <= s.busyTo {
@@ -48,16 +59,18 @@ func (s *Spool) Ack(seq uint64) error {
 		s.mu.Lock()
 	}
 	if seq <= s.acked {
-		return nil
+		return false, nil // acknowledged before (or dropped): the first Ack said
 	}
 	q := s.inflight[s.inHead:]
 	i := sort.Search(len(q), func(i int) bool { return q[i].seq >= seq })
 	if i == len(q) || q[i].seq != seq {
-		return fmt.Errorf("spool: ack %d: not returned by Next", seq)
+		return false, fmt.Errorf("spool: ack %d: not returned by Next", seq)
 	}
 	q[i].acked = true
+	reuse = true
 	if e := s.pendingLocked(seq); e != nil && !e.acked {
 		// Unless a commit wrote it already, the next one writes its stub instead.
+		reuse = !e.pinned || !e.shared // pending frames are not durable
 		s.pendingAckedLocked(e, e.seg != nil)
 	}
 	if s.advanceLocked() {
@@ -67,7 +80,7 @@ func (s *Spool) Ack(seq uint64) error {
 			s.acked1()
 		}
 	}
-	return nil
+	return reuse, nil
 }
 
 // advanceLocked moves the cursor over the acknowledged head of inflight, and drops inflight

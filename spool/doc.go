@@ -92,16 +92,22 @@
 // a record Kinesis accepted is durable there: writing and fsyncing it too costs disk and
 // CPU (bench/README.md has the figure) for nothing. So Append keeps the frame in memory
 // (Options.Stub of it computed at once, since the caller may recycle the payload after the
-// Ack) and Next hands it out at once, before it is durable. At each group commit (and
-// before a roll) the frames still in memory are written in seq order: a frame not
-// acknowledged yet as its data frame, exactly as WriteAlways would have; a frame already
-// acknowledged as a delivered frame (type 3) whose payload is its stub (for the flow: the
-// envelope without the record, i.e. the file positions the record made durable at the
-// destination). Then the ack frame, then one fsync. While the destination keeps up, the disk
-// sees ~100 bytes per record; when it slows down or is cut, frames stay unacknowledged and
-// go to disk exactly as with always. Stubs of acknowledged frames are also written (not
-// fsynced) as soon as the cursor moves, with the ack frame, so that a kill -9 does not undo
-// acknowledgements (see writeAcks).
+// Ack) and Next hands it out at once, before it is durable.
+//
+// The group commit (every FsyncInterval) writes what needs it, in seq order: a frame
+// already acknowledged as a delivered frame (type 3) whose payload is its stub (for the
+// flow: the envelope without the record, i.e. the file positions the record made durable
+// at the destination); a frame not acknowledged as its data frame, exactly as WriteAlways
+// would have, but only once it is a backlog: appended at least FsyncInterval before the
+// commit. It stops at the first younger frame not acknowledged (in flight, most likely,
+// its answer a few tens of ms away) and leaves it and everything after it to the next
+// commit, which comes an interval later even if nothing else arms the timer. Then the ack
+// frame, then one fsync. While the destination keeps up, the disk sees ~100 bytes per
+// record and no record; when it slows down or is cut, a frame not acknowledged reaches the
+// disk one to two intervals after its append (WriteAlways: within one). Sync, Close and a
+// roll write every frame, however young. Stubs of acknowledged frames are also written
+// (not fsynced) as soon as the cursor moves, with the ack frame, so that a kill -9 does
+// not undo acknowledgements (see writeAcks).
 //
 // Every seq still gets a frame on disk, so the seq order, recovery, the cursor, Replay,
 // Inspect, drop_oldest and the budget need no notion of a gap. Recovery, Replay and Inspect
@@ -114,42 +120,58 @@
 // Open, which takes the next seq from the cursor too, never skips seqs.
 //
 // Durable keeps its meaning: every frame up to it is on disk and fsynced, as its data or as
-// its delivered stub (its record then durable at the destination). The caller saves state
-// derived from frames up to Durable, as before, so a position is never ahead of lines
-// durable in the spool or at the destination. The crash windows:
-//   - acknowledged, stub not yet written (the background goroutine writes it within
-//     moments), then kill -9: the frame was never on disk and Durable never reached it, so
-//     its positions were never saved: its lines are read again (duplicates of what was
-//     acknowledged since the last commit, as the contract allows). Its seq is given out
-//     again, as those of frames a power loss cut off: nothing refers to it.
+// its delivered stub (its record then durable at the destination). A commit writes a
+// prefix of the frames in memory, so Durable is the end of that prefix: never past a frame
+// still in flight that the commit left in memory. The caller saves state derived from
+// frames up to Durable, as before, so a position is never ahead of lines durable in the
+// spool or at the destination. The crash windows:
+//   - acknowledged, stub not yet written, then kill -9: the frame was never on disk and
+//     Durable never reached it, so its positions were never saved: its lines are read
+//     again. Its seq is given out again, as those of frames a power loss cut off: nothing
+//     refers to it. A stub waits for the background goroutine (moments), or, behind a
+//     frame still in flight, until that one is acknowledged or a backlog (one interval).
 //   - acknowledged, stub in the page cache, then power loss before the commit: likewise.
+//     So the duplicates a crash makes of acknowledged records are those acknowledged since
+//     the last commit plus, at most, one more commit interval of them (held behind a frame
+//     in flight).
 //   - stub fsynced, positions file not yet saved: Replay returns the stub and the caller
 //     rebuilds the positions from it; nothing is read again.
-//   - in flight (handed out, not acknowledged) at a crash: the commit may have written it
-//     (sent again from the spool) or not (its lines are read again and packed anew): the
-//     duplicates are bounded by what was in flight, as before, but are lines, not the same
-//     record.
+//   - in flight (handed out, not acknowledged) at a crash: a commit may have written it
+//     (it was a backlog: sent again from the spool) or not (its lines are read again and
+//     packed anew): the duplicates are bounded by what was in flight, as before, but are
+//     lines, not the same record.
 //   - not handed out yet at a crash: in memory only, never durable, read again from the
 //     files: no duplicate.
 //
+// Memory. The frames Next has not handed out are the spool's own memory: their payloads
+// are counted (pendHeld) and bounded by MaxHeldBytes. Past it Append waits for Next while
+// the destination keeps up (the oldest frame neither written nor acknowledged is younger
+// than FsyncInterval): the shipper is the bottleneck, and backpressure costs nothing where
+// writing would. Once that frame is a backlog (or with FsyncInterval < 0, at once) Append
+// commits everything first and goes on, as WriteAlways would have written it. The frames
+// in flight are the caller's to bound (the shipper's requests); a commit writes them from
+// the caller's memory and keeps them by reference until its fsync (the rewrite after a
+// failed fsync needs them), not copied: an Ack in that window tells the caller not to
+// recycle the payload (AckFrame) and the spool hands it to Options.Buffers once durable. A
+// commit's payload writes happen without mu; Ack of such a frame waits until they are done
+// (page cache, no fsync). Append also commits everything first when what a commit would
+// write of its own memory (the frames not handed out, and written bytes not yet fsynced)
+// reaches 16 MiB or twice SyncBytes, and commits when the records acknowledged since the
+// last commit reach four times that (what a crash makes the caller read again; if frames in
+// flight before them hold their stubs back, everything is written), and waits (retrying)
+// while that commit fails: on a full disk a backlog stops the tailer as with always, and a
+// destination that keeps up lets a flow go on only until that bound. SyncBytes commits
+// nothing early otherwise: frames are written once they are a backlog, whatever their bytes.
+//
 // Frames in memory count towards MaxBytes and the Budget at their full size until they are
 // acknowledged (a commit would write them), and towards the roll (SegmentBytes), so bounds
-// and segments stay as with always. SyncBytes and the 16 MiB bound count the unacknowledged
-// frames in memory and the unsynced bytes (an acknowledged frame costs only its stub), so a
-// destination that keeps up leaves commits to FsyncInterval. Append commits first once they
-// reach 16 MiB or twice SyncBytes, or the frames in memory since the last commit four times
-// that (acknowledged ones included: what a crash makes the caller read again), and waits
-// (retrying) while that commit fails: on a full disk a backlog stops the tailer as with
-// always, and a destination that keeps up lets a flow go on only until that bound. A write error in a commit leaves the frames written
-// before it written and the rest in memory for the next commit. The payloads a commit writes
-// are read without the lock: Ack of such a frame waits until the commit's writes are done
-// (page cache, no fsync), since the caller may reuse the memory once Ack returns; written
-// frames are always copied into the unsynced tail, never kept by reference. SyncSoon does
-// nothing (Next does not wait for commits), and Checkpoint asks only for the deletion of
-// segments, not for a commit. Stats.Delivered counts the frames that were
-// never written. A spool written in backlog mode is read by older versions as damaged at
-// the first delivered frame (unknown type): they cut it there and re-read those lines
-// (duplicates, not loss); downgrades should switch to always and restart first.
+// and segments stay as with always. A write error in a commit leaves the frames written
+// before it written and the rest in memory for the next commit. SyncSoon does nothing (Next
+// does not wait for commits), and Checkpoint asks only for the deletion of segments, not
+// for a commit. Stats.Delivered counts the frames that were never written. A spool written
+// in backlog mode is read by older versions as damaged at the first delivered frame
+// (unknown type): they cut it there and re-read those lines (duplicates, not loss);
+// downgrades should switch to always and restart first.
 //
 // # Durability
 //
@@ -231,8 +253,8 @@
 //
 // What survives which crash:
 //   - process crash (kill -9): everything appended, because the page cache survives (with
-//     WriteBacklog: everything written, i.e. up to the last commit, the stubs of frames
-//     acknowledged since, and no frame still in memory); acks up to the last ack frame written. An ack frame is written as soon as the cursor moves (one write
+//     WriteBacklog: everything written, i.e. up to the last commit, the stubs of the
+//     acknowledged frames written since, and no frame still in memory); acks up to the last ack frame written. An ack frame is written as soon as the cursor moves (one write
 //     per burst of acks, by the background goroutine), its fsync waits for the group commit.
 //   - power loss or kernel crash: everything up to the last successful group commit; frames
 //     Append had returned but not yet made durable may be lost, and so may the acks of the last

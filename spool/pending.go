@@ -1,6 +1,10 @@
 package spool
 
-import "bytes"
+import (
+	"bytes"
+	"context"
+	"time"
+)
 
 // Options.Write backlog: frames are kept in memory (s.pend) from Append until a commit
 // makes them durable, and Next hands them out from there at once. The commit writes each
@@ -15,11 +19,15 @@ import "bytes"
 // whose fsync has not succeeded yet. mu held for every field.
 type pendFrame struct {
 	seq    uint64
-	p      []byte // the payload; nil once acknowledged: the caller may recycle it from then on
+	at     time.Time // when Append took it: a group commit writes it only once it is a backlog
+	p      []byte    // the payload; nil once acknowledged: the caller may recycle it from then on
 	stub   []byte
-	n      int64 // len(p) as counted in pendBytes
+	n      int64 // len(p) as counted in pendHeld and pendAcked
 	shared bool  // p is the caller's (AppendShared): Next hands out the slice itself
-	taken  bool  // handed out by Next
+	// pinned: a commit wrote it from p and the tail refers to p until the fsync: the
+	// caller must not recycle p before it is durable (AckFrame), the spool does then.
+	pinned bool
+	taken  bool // handed out by Next
 	acked  bool
 	// Where the commit wrote it: the cache entry Next needs once it is durable.
 	seg  *segment
@@ -34,37 +42,108 @@ func (s *Spool) backlogMode() bool { return s.opts.Write == WriteBacklog }
 // WriteAlways.
 func (s *Spool) pendLimit() int64 { return max(maxTailBytes, 2*s.opts.SyncBytes) }
 
-// unsyncedLocked is what the next commit has to write and fsync: the frames in memory not
-// acknowledged (an acknowledged one costs only its stub) and the written bytes not yet
-// fsynced. It triggers commits (SyncBytes) and bounds memory (pendLimit) as the unsynced
-// bytes do in WriteAlways. mu held.
+// MaxHeldBytes bounds the payloads of the frames Append keeps in memory that Next has not
+// handed out yet (pendHeld): the flow's lead over its shipper. Past it Append waits for Next
+// while the destination keeps up, and writes them when it does not (appendPending). Its
+// size: the shipper fills a request from the frames pending when one of its requests
+// returns, so this is about what the next request carries. Measured on 512 MiB to a fast
+// Kinesis endpoint (536 records of 1 MiB, 5 MiB requests, 4 in flight), at the same CPU:
+// 8 MiB sent ~150 requests and peaked at ~74 MiB RSS, 4 MiB ~170 and ~65 MiB, 2 MiB ~370
+// and ~64 MiB, 1 MiB one record per request and ~59 MiB. 4 MiB keeps requests nearly as
+// full as a lead of any size; less would multiply the requests (each one signed and sent,
+// and counted against the destination's per-request limits) for little memory.
+const MaxHeldBytes = 4 << 20
+
+// unsyncedLocked is what the next commit may have to write and fsync out of the spool's own
+// memory: the frames not handed out yet (those in flight are the shipper's to bound: a
+// commit writes them only once they are a backlog) and the written bytes not yet fsynced.
+// mu held.
 func (s *Spool) unsyncedLocked() int64 {
-	return s.pendDisk + s.act.end - s.act.durEnd
+	return s.pendHeld + s.act.end - s.act.durEnd
 }
 
-// pendOverLocked tells whether Append must commit before it adds a frame: too much to write,
-// or too many records acknowledged since the last commit (what a crash would make the
-// caller read and send again: bounded even while commits fail and the destination keeps
-// up). mu held.
-func (s *Spool) pendOverLocked() bool {
-	return s.unsyncedLocked() >= s.pendLimit() || s.pendBytes >= 4*s.pendLimit()
+// pendOverLocked tells whether Append must commit before it adds a frame: too much to write
+// (everything is written then), or too many records acknowledged since the last commit
+// (what a crash would make the caller read and send again: bounded even while commits fail
+// and the destination keeps up). mu held.
+func (s *Spool) pendOverLocked() (toWrite, acked bool) {
+	return s.unsyncedLocked() >= s.pendLimit(), s.pendAcked >= 4*s.pendLimit()
+}
+
+// heldWaitLocked tells how long Append must wait before it keeps n more bytes in memory: 0
+// when there is room under MaxHeldBytes (a lone frame always fits), or when the destination
+// does not keep up, i.e. the oldest frame neither written nor acknowledged is a backlog
+// (appended FsyncInterval ago or more; with no timed commits, at once), which all says to
+// commit everything (backlog). mu held.
+func (s *Spool) heldWaitLocked(n int) (wait time.Duration, backlog bool) {
+	if s.pendHeld == 0 || s.pendHeld+int64(n) <= MaxHeldBytes {
+		return 0, false
+	}
+	if s.opts.FsyncInterval <= 0 {
+		return 0, true
+	}
+	for i := s.pendWritten; i < len(s.pend); i++ {
+		if e := &s.pend[i]; !e.acked {
+			wait = e.at.Add(s.opts.FsyncInterval).Sub(s.now())
+			break
+		}
+	}
+	if wait <= 0 {
+		return 0, true
+	}
+	return wait, false
 }
 
 // appendPending is Append in backlog mode: the frame goes to memory only. Called by
 // appendOnce once room and rolls are settled; mu only, so appends go on during a commit's
-// writes and fsync.
-func (s *Spool) appendPending(payload []byte, share bool) (uint64, int64, error) {
-	s.mu.Lock()
-	over := s.pendOverLocked()
-	s.mu.Unlock()
-	if over {
-		if err := s.commit(); err != nil {
-			if s.isPoisoned() {
-				return 0, 0, errPoisoned
-			}
-			return 0, 0, err
+// writes and fsync. While the frames not handed out reach MaxHeldBytes it waits for Next
+// (the destination keeps up: backpressure costs nothing, writing them would) until the
+// oldest frame waiting is a backlog; then, or past pendLimit, it commits everything first,
+// and waits (retrying) while that commit fails.
+func (s *Spool) appendPending(ctx context.Context, payload []byte, share bool) (uint64, int64, error) {
+	triedDue := false
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return 0, 0, ErrClosed
 		}
-		s.writeRecovered()
+		over, ackedOver := s.pendOverLocked()
+		wait, backlog := s.heldWaitLocked(len(payload))
+		ch := s.changed
+		s.heldWaiting = wait > 0
+		s.mu.Unlock()
+		mode := flushAll
+		if !over && !backlog && ackedOver && !triedDue {
+			// Their stubs and what is due will do, unless a frame in flight before them
+			// holds them back (then everything goes, below).
+			mode, triedDue = flushDue, true
+		}
+		if over || backlog || ackedOver {
+			if err := s.commit(mode); err != nil {
+				if s.isPoisoned() {
+					return 0, 0, errPoisoned
+				}
+				return 0, 0, err
+			}
+			s.writeRecovered()
+			if mode == flushDue {
+				continue
+			}
+			break
+		}
+		if wait == 0 {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return 0, 0, ctx.Err()
+		case <-ch: // Next took a frame, or Close
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	var stub []byte
 	if s.opts.Stub != nil {
@@ -81,8 +160,8 @@ func (s *Spool) appendPending(payload []byte, share bool) (uint64, int64, error)
 	}
 	seq := s.lastSeq + 1
 	s.lastSeq = seq
-	s.pend = append(s.pend, pendFrame{seq: seq, p: p, n: int64(len(p)), stub: stub, shared: share})
-	s.pendBytes += int64(len(p))
+	s.pend = append(s.pend, pendFrame{seq: seq, at: s.now(), p: p, n: int64(len(p)), stub: stub, shared: share})
+	s.pendHeld += int64(len(p))
 	s.pendDisk += frameSize(len(p))
 	s.broadcastLocked() // a Next waiting for the next frame
 	return seq, s.unsyncedLocked(), nil
@@ -100,6 +179,13 @@ func (s *Spool) takePendingLocked() (Frame, bool) {
 	}
 	e := &s.pend[i]
 	e.taken = true
+	if i >= uint64(s.pendWritten) {
+		s.pendHeld -= e.n // not yet in the tail (flushPendLocked counts it if it is being written)
+	}
+	if s.heldWaiting {
+		s.heldWaiting = false
+		s.broadcastLocked() // an Append waiting for room in memory
+	}
 	s.inflight = append(s.inflight, inflight{seq: e.seq})
 	s.rnext = e.seq + 1
 	p := e.p
@@ -110,9 +196,14 @@ func (s *Spool) takePendingLocked() (Frame, bool) {
 }
 
 // pendingAckedLocked notes that the pending frame e was acknowledged: no commit will read its
-// payload again, and it will not take room on disk. mu held.
+// payload again, and it will not take room on disk. A payload of the caller's that the tail
+// still refers to is kept, for settleLocked to recycle once durable. mu held.
 func (s *Spool) pendingAckedLocked(e *pendFrame, written bool) {
-	e.acked, e.p = true, nil
+	e.acked = true
+	if !e.pinned || !e.shared {
+		e.p = nil
+	}
+	s.pendAcked += e.n
 	if !written {
 		s.pendDisk -= frameSize(int(e.n))
 	}
@@ -124,6 +215,13 @@ func (s *Spool) pendingAckedLocked(e *pendFrame, written bool) {
 // a backlog go past the bounds. mu held.
 func (s *Spool) diskBytesLocked() int64 { return s.bytes + s.pendDisk }
 
+// unwrittenPending tells whether pending frames wait for a commit to write them.
+func (s *Spool) unwrittenPending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pend) > s.pendWritten
+}
+
 // pendingLocked returns the pending frame seq, or nil. mu held.
 func (s *Spool) pendingLocked(seq uint64) *pendFrame {
 	if len(s.pend) == 0 || seq < s.pend[0].seq || seq-s.pend[0].seq >= uint64(len(s.pend)) {
@@ -132,33 +230,59 @@ func (s *Spool) pendingLocked(seq uint64) *pendFrame {
 	return &s.pend[seq-s.pend[0].seq]
 }
 
-// flushPendLocked writes the pending frames no commit wrote yet into seg: a delivered frame
-// for each one acknowledged, the data frame for the others. The payloads written are read
-// without mu: Ack of one of them waits until the writes are done (busyFrom..busyTo), since
-// after its Ack the caller may reuse the memory. On a failed write the frames before it stay
-// written and the rest are tried again by the next commit. syncMu and wmu held.
+// flushMode says which of the pending frames a flushPendLocked writes. Always a prefix of
+// them in seq order: Durable is the end of what a commit wrote, and the caller's positions
+// (saved up to Durable) must never cover a frame that is neither on disk nor acknowledged.
+type flushMode uint8
+
+const (
+	// flushAcked writes the acknowledged head as stubs (writeAcks, as the cursor moves).
+	flushAcked flushMode = iota
+	// flushDue is the group commit's: the acknowledged frames as stubs, and the frames not
+	// acknowledged once they are a backlog, i.e. appended at least FsyncInterval before; it
+	// stops at the first younger one (in flight, most likely, and acknowledged a moment
+	// later: writing it would be disk and CPU for nothing), which the next commit sees again.
+	flushDue
+	// flushAll writes every pending frame (Sync, Close, rolls, and the bound of pendOverLocked).
+	flushAll
+)
+
+// flushPendLocked writes a prefix of the pending frames no commit wrote yet (as mode says)
+// into seg: a delivered frame for each one acknowledged, the data frame for the others. The
+// payloads written are read without mu: Ack of one of them waits until the writes are done
+// (busyFrom..busyTo), since after its Ack the caller may reuse the memory. On a failed write
+// the frames before it stay written and the rest are tried again by the next commit.
+// syncMu and wmu held.
 //
-// With ackedOnly it writes only the acknowledged head of them, stubs (writeAcks, as soon as
-// the cursor moves): in the page cache they survive a kill -9, so what the destination
-// accepted is not read and sent again after a process crash, as in WriteAlways. No payload
-// is read then. wmu held (syncMu too unless ackedOnly: a commit's fsync may be running, and
-// claims only the bytes written before it started).
-func (s *Spool) flushPendLocked(seg *segment, ackedOnly bool) error {
+// flushAcked writes only stubs: in the page cache they survive a kill -9, so what the
+// destination accepted is not read and sent again after a process crash, as in WriteAlways.
+// No payload is read then. wmu held (syncMu too unless flushAcked: a commit's fsync may be
+// running, and claims only the bytes written before it started).
+func (s *Spool) flushPendLocked(seg *segment, mode flushMode) error {
 	s.mu.Lock()
 	todo := s.pend[s.pendWritten:]
-	if ackedOnly {
-		i := 0
+	i := 0
+	switch mode {
+	case flushAcked:
 		for i < len(todo) && todo[i].acked {
 			i++
 		}
-		todo = todo[:i]
+	case flushDue:
+		// FsyncInterval < 0 (no timed commits) makes every frame due.
+		cutoff := s.now().Add(-s.opts.FsyncInterval)
+		for i < len(todo) && (todo[i].acked || !todo[i].at.After(cutoff)) {
+			i++
+		}
+	default:
+		i = len(todo)
 	}
+	todo = todo[:i]
 	if len(todo) == 0 {
 		s.mu.Unlock()
 		return nil
 	}
 	batch := append(s.flushBuf[:0], todo...)
-	if !ackedOnly {
+	if mode != flushAcked {
 		s.busyFrom, s.busyTo = batch[0].seq, batch[len(batch)-1].seq
 	}
 	unacked := s.lastSeq - min(s.acked, s.lastSeq)
@@ -171,11 +295,12 @@ func (s *Spool) flushPendLocked(seg *segment, ackedOnly bool) error {
 		if e.acked {
 			_, err = s.writeFrameLocked(seg, frameDelivered, e.seq, e.stub, false)
 		} else {
-			// Copied into the tail, never kept by reference: the caller recycles a payload
-			// once it is acknowledged, which may come before this frame's fsync.
+			// Kept by reference in the tail, not copied (a commit may write tens of MiB at
+			// once, which would double them in memory): until it is durable, an Ack tells the
+			// caller not to recycle the payload (AckFrame).
 			s.compressNext = s.opts.Compression != CompressNone &&
 				(s.opts.CompressBacklog < 0 || int64(unacked)*int64(len(e.p)) > s.opts.CompressBacklog)
-			_, err = s.writeFrameLocked(seg, frameData, e.seq, e.p, false)
+			e.pinned, err = s.writeFrameLocked(seg, frameData, e.seq, e.p, true)
 		}
 		if err != nil {
 			break
@@ -186,7 +311,7 @@ func (s *Spool) flushPendLocked(seg *segment, ackedOnly bool) error {
 	s.mu.Lock()
 	for i := range n {
 		p := &s.pend[s.pendWritten+i]
-		p.seg, p.off, p.size = batch[i].seg, batch[i].off, batch[i].size
+		p.seg, p.off, p.size, p.pinned = batch[i].seg, batch[i].off, batch[i].size, batch[i].pinned
 		if batch[i].acked {
 			s.delivered++
 			s.deliveredBytes += batch[i].n
@@ -196,6 +321,9 @@ func (s *Spool) flushPendLocked(seg *segment, ackedOnly bool) error {
 	for i := range n {
 		if !batch[i].acked {
 			s.pendDisk -= frameSize(int(batch[i].n)) // counted in s.bytes now
+			if !s.pend[s.pendWritten-n+i].taken {
+				s.pendHeld -= batch[i].n // in the tail now, then the cache or the disk
+			}
 		}
 	}
 	s.busyFrom, s.busyTo = 0, 0
@@ -215,7 +343,12 @@ func (s *Spool) settleLocked() {
 		s.pend[0] = pendFrame{}
 		s.pend = s.pend[1:]
 		s.pendWritten--
-		s.pendBytes -= e.n
+		if e.acked {
+			s.pendAcked -= e.n
+			if e.p != nil && s.opts.Buffers != nil {
+				s.opts.Buffers.Put(e.p) // AckFrame left it to the spool: the tail is done with it
+			}
+		}
 		if !e.taken && !e.acked && e.shared && e.seg != nil {
 			s.cache = append(s.cache, cachedFrame{seq: e.seq, seg: e.seg, off: e.off, size: e.size, p: e.p})
 			s.cacheBytes += int64(len(e.p))

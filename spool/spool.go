@@ -73,6 +73,7 @@ type segment struct {
 type Spool struct {
 	opts Options
 	fs   fileSystem
+	now  func() time.Time
 	log  *slog.Logger
 	m    Metrics
 	lock *os.File
@@ -125,11 +126,15 @@ type Spool struct {
 	failing    atomic.Bool // writeErr != nil, read without mu on every Append
 
 	// Options.Write backlog (pending.go): the frames appended and not yet durable, the
-	// bytes of their payloads, how many a commit wrote already, and the seqs a commit is
-	// writing (their Acks wait).
-	pend             []pendFrame
-	pendBytes        int64
-	pendDisk         int64 // frame bytes of the pending frames neither written nor acknowledged
+	// payload bytes of those acknowledged, how many a commit wrote already, and the seqs a
+	// commit is writing (their Acks wait).
+	pend      []pendFrame
+	pendAcked int64
+	pendDisk  int64 // frame bytes of the pending frames neither written nor acknowledged
+	// pendHeld is the payload bytes of the pending frames neither written nor handed out
+	// (nor, therefore, acknowledged): the spool's own memory, bounded by MaxHeldBytes.
+	pendHeld         int64
+	heldWaiting      bool // an Append waits for pendHeld to go down
 	pendWritten      int
 	busyFrom, busyTo uint64
 	// delivered and deliveredBytes count the frames (and payload bytes) acknowledged before
@@ -176,6 +181,7 @@ func Open(opts Options) (*Spool, error) {
 	s := &Spool{
 		opts:    opts,
 		fs:      cmp.Or[fileSystem](opts.fs, osFS{}),
+		now:     opts.now,
 		log:     opts.Logger,
 		m:       opts.Metrics.withDefaults(),
 		changed: make(chan struct{}),
@@ -188,6 +194,9 @@ func Open(opts Options) (*Spool, error) {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
 	}
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: open: %w", err)
@@ -244,7 +253,9 @@ func (s *Spool) Recovery() Recovery { return s.recovery }
 // Durable returns the highest durable seq (0 = none yet): every frame up to it is on disk
 // and fsynced, as a data frame or, with Options.Write backlog, as the delivered stub of a
 // frame the destination had acknowledged (its record is durable there). Either way the
-// caller's state derived from frames up to it (file positions) may be saved.
+// caller's state derived from frames up to it (file positions) may be saved. In backlog
+// mode it stops before the first frame a commit left in memory (in flight and young), even
+// when later ones are acknowledged.
 func (s *Spool) Durable() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -7,9 +7,9 @@ package spool
 // be helped: a frame is assembled (or compressed) straight into an arena chunk and written
 // from there; a large raw payload the caller handed over (AppendShared) is not copied at all,
 // the piece points at the caller's slice (the spool never lets it be recycled while it is
-// not durable: see dropCachedLocked). Arena chunks are reused once every piece in them is
-// trimmed, so a steady stream of frames neither allocates nor moves bytes around; a bigger
-// one-off chunk is left to the garbage collector.
+// not durable: see dropCachedLocked and AckFrame). Arena chunks are reused once every piece
+// in them is trimmed, so a steady stream of frames neither allocates nor moves bytes around;
+// a bigger one-off chunk is left to the garbage collector.
 //
 // Owned by the writer: wmu held for every call.
 type unsyncedTail struct {
@@ -20,17 +20,26 @@ type unsyncedTail struct {
 	spare  []*tailChunk // free chunks of tailChunkBytes, kept for the next fills
 }
 
-// tailChunkBytes is the arena's chunk size: a few frames of ~1 MiB (the agent's aggregates).
-// Up to maxSpareChunks free chunks are kept: enough for the unsynced bytes Append lets pile
-// up (maxTailBytes), which is the memory the copy takes anyway at its peak.
+// The arena's chunks. It starts with a tailSmallBytes chunk: in backlog mode while the
+// destination keeps up only stubs (~100 bytes each) and headers pass through it, a few KiB
+// per commit, and a chunk emptied by the commit's fsync is refilled from its start. It grows
+// to tailChunkBytes chunks only when frames are copied: a small chunk filled up, or a frame
+// that does not fit one (a data frame of a few KiB up to scratchBytes; bigger payloads of
+// AppendShared are referred to, not copied, and compressed ones are encoded into it).
+// tailChunkBytes holds a few such frames, or one compressed aggregate of ~1 MiB with room to
+// spare. maxSpareChunks emptied chunks are kept for the next fills: one saves an allocation
+// per chunk turnover while frames are copied steadily; more would be memory kept after a
+// backlog is gone.
 const (
+	tailSmallBytes = 64 << 10
 	tailChunkBytes = 4 << 20
-	maxSpareChunks = maxTailBytes / tailChunkBytes
+	maxSpareChunks = 1
 )
 
 type tailChunk struct {
-	b    []byte // b[:len(b)] is handed out
-	live int    // live pieces in it
+	b         []byte // b[:len(b)] is handed out
+	live      int    // live pieces in it
+	liveBytes int    // their bytes
 }
 
 type tailPiece struct {
@@ -44,8 +53,14 @@ func (t *unsyncedTail) len() int64 { return t.n }
 // alloc returns n bytes of arena memory as a new live piece; the caller fills them.
 func (t *unsyncedTail) alloc(n int) []byte {
 	if t.cur == nil || cap(t.cur.b)-len(t.cur.b) < n {
+		// Small chunks while only stubs and headers come (one that filled up with few
+		// live bytes held stubs written during a commit's fsync); a frame too big for a
+		// small chunk, or one filled up with live bytes, means frames are being copied.
+		grow := n > tailSmallBytes/4 || (t.cur != nil && t.cur.liveBytes > tailSmallBytes/2)
 		t.retire(t.cur)
 		switch {
+		case !grow:
+			t.cur = &tailChunk{b: make([]byte, 0, tailSmallBytes)}
 		case n <= tailChunkBytes && len(t.spare) > 0:
 			t.cur = t.spare[len(t.spare)-1]
 			t.spare[len(t.spare)-1] = nil
@@ -58,6 +73,7 @@ func (t *unsyncedTail) alloc(n int) []byte {
 	off := len(c.b)
 	c.b = c.b[:off+n]
 	c.live++
+	c.liveBytes += n
 	b := c.b[off : off+n : off+n]
 	t.pieces = append(t.pieces, tailPiece{b: b, c: c, off: off})
 	t.n += int64(n)
@@ -68,6 +84,9 @@ func (t *unsyncedTail) alloc(n int) []byte {
 func (t *unsyncedTail) shrinkLast(n int) {
 	p := &t.pieces[len(t.pieces)-1]
 	t.n -= int64(len(p.b) - n)
+	if p.c != nil {
+		p.c.liveBytes -= len(p.b) - n
+	}
 	p.b = p.b[:n]
 	if p.c == t.cur && p.off+cap(p.b) == len(p.c.b) {
 		p.c.b = p.c.b[:p.off+n]
@@ -96,7 +115,7 @@ func (t *unsyncedTail) unwind(mark int) {
 			if p.c == t.cur && p.off+len(p.b) == len(p.c.b) {
 				p.c.b = p.c.b[:p.off]
 			}
-			t.release(p.c)
+			t.release(p.c, len(p.b))
 		}
 	}
 }
@@ -110,15 +129,18 @@ func (t *unsyncedTail) trim(n int64) {
 			p.b = p.b[n:]
 			p.off += int(n)
 			t.n -= n
+			if p.c != nil {
+				p.c.liveBytes -= int(n)
+			}
 			return
 		}
 		n -= int64(len(p.b))
 		t.n -= int64(len(p.b))
-		c := p.c
+		c, size := p.c, len(p.b)
 		*p = tailPiece{}
 		t.head++
 		if c != nil {
-			t.release(c)
+			t.release(c, size)
 		}
 	}
 	if t.head == len(t.pieces) {
@@ -143,9 +165,10 @@ func (t *unsyncedTail) each(fn func([]byte) error) error {
 	return nil
 }
 
-// release drops one live piece of c; an emptied chunk is reused.
-func (t *unsyncedTail) release(c *tailChunk) {
+// release drops one live piece of c, of size bytes; an emptied chunk is reused.
+func (t *unsyncedTail) release(c *tailChunk, size int) {
 	c.live--
+	c.liveBytes -= size
 	if c.live > 0 {
 		return
 	}

@@ -147,7 +147,7 @@ func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64,
 			if !s.backlogMode() && unsynced >= max(maxTailBytes, 2*s.opts.SyncBytes) {
 				// The frame is appended whatever this commit does: a failure is retried
 				// (and logged) by the repair, not reported for this frame.
-				if err := s.commit(); err != nil && !s.isPoisoned() {
+				if err := s.commit(flushAll); err != nil && !s.isPoisoned() {
 					s.writeFailed(fmt.Errorf("commit: %w", err))
 				}
 			}
@@ -212,13 +212,11 @@ func (s *Spool) appendOnce(ctx context.Context, payload []byte, share bool) (seq
 		}
 	}
 	if s.backlogMode() {
-		seq, unsynced, err = s.appendPending(payload, share)
+		// No early commit at SyncBytes: the frames in memory are written once they are a
+		// backlog, or past the bounds (appendPending), whatever their bytes.
+		seq, unsynced, err = s.appendPending(ctx, payload, share)
 		if err == nil {
-			if s.opts.SyncBytes > 0 && unsynced >= s.opts.SyncBytes {
-				s.kick()
-			} else {
-				s.dirty()
-			}
+			s.dirty()
 		}
 		return seq, unsynced, err
 	}

@@ -57,7 +57,8 @@
 // as any durable frame's; Replay returns the stub (spool.Frame.Delivered) and restore replays
 // its marks the same way, and Spool.Durable keeps its meaning for the checkpoint loop. A
 // crash before the stub is durable re-reads its lines: duplicates of what was acknowledged
-// since the last commit (see package spool, "What is written").
+// since the last commit, or one interval more behind a record still in flight, which the
+// commit leaves in memory and Durable stops before (see package spool, "What is written").
 //
 // positions.json is a compaction of those marks, not a second source of truth: it holds
 // the positions of every frame up to its seq. The checkpoint loop (every CheckpointInterval,
