@@ -312,3 +312,50 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 		t.Fatalf("err = %v, want a TLS handshake timeout well before the context's end", err)
 	}
 }
+
+// recordingConn is a net.Conn that keeps the size of each Write.
+type recordingConn struct {
+	net.Conn
+	writes []int
+	total  int
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	c.writes = append(c.writes, len(p))
+	c.total += len(p)
+	return len(p), nil
+}
+
+// While a body is written its TLS records reach the socket in writes of up to gatherBytes,
+// every byte of them, all before the body's write returns; other writes (handshake,
+// headers, alerts) pass straight through.
+func TestGatherConn(t *testing.T) {
+	rc := &recordingConn{}
+	g := &gatherConn{Conn: rc}
+	record := make([]byte, tlsRecord+29)
+	_, _ = g.Write(record[:100])
+	if len(rc.writes) != 1 {
+		t.Fatalf("a write outside a body was held: %v", rc.writes)
+	}
+	_ = g.gather(true)
+	const records = 100
+	for range records {
+		if n, err := g.Write(record); n != len(record) || err != nil {
+			t.Fatal(n, err)
+		}
+	}
+	if err := g.gather(false); err != nil {
+		t.Fatal(err)
+	}
+	if want := 100 + records*len(record); rc.total != want {
+		t.Fatalf("%d bytes reached the socket, want %d", rc.total, want)
+	}
+	perWrite := gatherBytes / len(record)
+	if max := 1 + (records+perWrite-1)/perWrite; len(rc.writes) > max {
+		t.Errorf("%d socket writes for %d records, want at most %d: %v", len(rc.writes), records, max, rc.writes)
+	}
+	_, _ = g.Write(record[:7])
+	if last := rc.writes[len(rc.writes)-1]; last != 7 {
+		t.Errorf("a write after the body was held: %v", rc.writes)
+	}
+}

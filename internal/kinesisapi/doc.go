@@ -35,8 +35,10 @@
 // that lets the body write itself (body.writeTo): whole TLS records (16 KiB) straight from
 // the segments, and only what is left around them (framing, the ends of records) gathered
 // in a 16 KiB stage of the request, so every record but the last is full and small
-// segments cost no record or syscall of their own. Plain HTTP, proxies (CONNECT) and
-// clients that are not the SDK's buildable one read the body with Read, as before.
+// segments cost no record or syscall of their own. The records themselves reach the socket
+// gathered, 128 KiB per write syscall instead of one per record (gatherConn). Plain HTTP,
+// proxies (CONNECT) and clients that are not the SDK's buildable one read the body with
+// Read, as net/http does.
 //
 // The transport may close a body from another goroutine while it is being written, and may
 // write a retried request's new body (GetBody) before the old write has returned. A body

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -24,22 +25,99 @@ import (
 // the same *tls.Conn, plus a ReadFrom that recognises the transport's LimitedReader around
 // a body of this package and lets the body write itself (body.writeTo: whole TLS records
 // straight from the records' memory). Any other reader is copied as io.Copy would.
+//
+// While a body is written, the TLS records go to the socket gathered (gatherConn): a
+// *tls.Conn writes each 16 KiB record with its own write syscall, and on loopback (the
+// benchmark) as on a NIC with segmentation offload the kernel's cost is per write and per
+// packet as much as per byte. Gathering 128 KiB per write took a third off the system CPU
+// of sending (sender and receiver together), for a copy of the ciphertext that costs less.
 type bodyConn struct {
 	*tls.Conn
+	raw *gatherConn
 }
 
-func (c bodyConn) ReadFrom(r io.Reader) (int64, error) {
-	if lr, ok := r.(*io.LimitedReader); ok {
-		if b, ok := lr.R.(*body); ok {
-			n, err := b.writeTo(c.Conn, lr.N)
-			lr.N -= n
-			return n, err
+func (c bodyConn) ReadFrom(r io.Reader) (n int64, err error) {
+	var b *body
+	limit := int64(math.MaxInt64)
+	lr, isLimited := r.(*io.LimitedReader)
+	if isLimited {
+		b, _ = lr.R.(*body)
+		limit = lr.N
+	} else {
+		b, _ = r.(*body)
+	}
+	if b == nil {
+		return io.Copy(c.Conn, r)
+	}
+	c.raw.gather(true)
+	n, err = b.writeTo(c.Conn, limit)
+	// The body ends the request: what is gathered goes out before the transport waits
+	// for the answer, and if it cannot, the request fails with the error.
+	if ferr := c.raw.gather(false); err == nil {
+		err = ferr
+	}
+	if isLimited {
+		lr.N -= n
+	}
+	return n, err
+}
+
+// gatherBytes is the most a gatherConn holds. Sending and receiving 3 GiB over loopback TLS
+// (BenchmarkPutRecordsTLS) took 1.31 system CPU s with a write per record, and 1.25, 0.99,
+// 0.86, 0.95 and 0.81 s gathering 2, 4, 8, 16 and 64 records (±0.1): past 8 the gain is
+// small for the memory, one buffer per connection, made at its first body.
+const gatherBytes = 128 << 10
+
+// gatherConn is the socket under a bodyConn's TLS. Between gather(true) and gather(false)
+// it collects writes and sends them gatherBytes at a time; otherwise (the handshake,
+// headers, alerts) it writes through. Its mutex orders the TLS writer and a close_notify
+// sent by Close from another goroutine.
+type gatherConn struct {
+	net.Conn
+	mu  sync.Mutex
+	on  bool
+	buf []byte
+}
+
+// gather switches gathering on or off; switching it off sends what was gathered.
+func (g *gatherConn) gather(on bool) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.on = on
+	if on {
+		if g.buf == nil {
+			g.buf = make([]byte, 0, gatherBytes)
+		}
+		return nil
+	}
+	return g.flushLocked()
+}
+
+func (g *gatherConn) flushLocked() error {
+	if len(g.buf) == 0 {
+		return nil
+	}
+	_, err := g.Conn.Write(g.buf)
+	g.buf = g.buf[:0]
+	return err
+}
+
+func (g *gatherConn) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.on {
+		return g.Conn.Write(p)
+	}
+	if len(g.buf)+len(p) > cap(g.buf) {
+		if err := g.flushLocked(); err != nil {
+			return 0, err
 		}
 	}
-	if b, ok := r.(*body); ok {
-		return b.writeTo(c.Conn, math.MaxInt64)
+	if len(p) > cap(g.buf) {
+		return g.Conn.Write(p)
 	}
-	return io.Copy(c.Conn, r)
+	g.buf = append(g.buf, p...)
+	return len(p), nil
 }
 
 // tlsDialer returns a DialTLSContext for t that does what the transport does itself for an
@@ -70,7 +148,8 @@ func tlsDialer(t *http.Transport) func(ctx context.Context, network, addr string
 		if cfg.ServerName == "" {
 			cfg.ServerName = host
 		}
-		tc := tls.Client(raw, cfg)
+		gc := &gatherConn{Conn: raw}
+		tc := tls.Client(gc, cfg)
 		hctx := ctx
 		if timeout > 0 {
 			var cancel context.CancelFunc
@@ -84,7 +163,7 @@ func tlsDialer(t *http.Transport) func(ctx context.Context, network, addr string
 			}
 			return nil, err
 		}
-		return bodyConn{tc}, nil
+		return bodyConn{tc, gc}, nil
 	}
 }
 
