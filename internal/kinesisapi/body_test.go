@@ -359,3 +359,65 @@ func TestGatherConn(t *testing.T) {
 		t.Errorf("a write after the body was held: %v", rc.writes)
 	}
 }
+
+// Over TLS, a connection reset part way through a body and an endpoint that never reads
+// the body (the request's deadline ends its write) each fail only their request: the
+// requests after them on the same client arrive whole and verify, and the client holds no
+// more buffers than its requests in flight.
+func TestTLSBodyFaults(t *testing.T) {
+	in := sizedInput(recordSizes, rand.New(rand.NewPCG(9, 10)))
+	_, want := encodedRequest(in, CBOR)
+	var requests atomic.Int32
+	stop := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch requests.Add(1) % 3 {
+		case 1: // reset part way through the body
+			_, _ = io.CopyN(io.Discard, r.Body, 100_000)
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.Close()
+			}
+			return
+		case 2: // never read the body, never answer
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			}
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		if !bytes.Equal(body, want) {
+			t.Errorf("received %d bytes that differ from the %d encoded (first difference at %d)", len(body), len(want), firstDiff(body, want))
+		}
+		if err := verifySignature(r, body, aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}, "kinesis"); err != nil {
+			t.Error(err)
+		}
+		ct, ans := okAnswer(CBOR, len(in.Records))
+		w.Header().Set("Content-Type", ct)
+		_, _ = w.Write(ans)
+	}))
+	defer close(stop)
+	cfg := h2TLSEndpoint(t, srv)
+	const maxInFlight = 2
+	c, err := New(context.Background(), cfg, Options{Endpoint: srv.URL, MaxInFlight: maxInFlight})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ok, failed int
+	for range 9 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := c.PutRecords(ctx, in)
+		cancel()
+		if err != nil {
+			failed++
+			continue
+		}
+		ok++
+	}
+	if ok != 3 || failed != 6 {
+		t.Errorf("%d requests succeeded and %d failed, want 3 and 6", ok, failed)
+	}
+	if held, max := c.BufferBytes(), int64(maxInFlight*(cborFramingSize(in)+4096+24*64+tlsRecord)); held > max {
+		t.Errorf("the client holds %d bytes of request buffers after the faults, want at most %d", held, max)
+	}
+}
