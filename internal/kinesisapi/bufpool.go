@@ -2,7 +2,9 @@ package kinesisapi
 
 import (
 	"context"
+	"errors"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 )
@@ -17,7 +19,22 @@ type request struct {
 	open    atomic.Int32  // bodies the transport has not closed yet
 	closed  chan struct{} // a body was closed
 	counted int64         // bytes of frame and segs added to the pool's held count
+
+	// stage is the request's record-sized buffer for body writes, taken by one write at a
+	// time: the transport may write a retried request's new body while the old one's
+	// write is still returning, and that one makes its own.
+	stage atomic.Pointer[[tlsRecord]byte]
+	pool  *bufPool
 }
+
+func (r *request) takeStage() []byte {
+	if s := r.stage.Swap(nil); s != nil {
+		return s[:]
+	}
+	return make([]byte, tlsRecord)
+}
+
+func (r *request) putStage(s []byte) { r.stage.Store((*[tlsRecord]byte)(s)) }
 
 // grow returns frame emptied, with room for n bytes. A too-small frame is replaced by one
 // of exactly n bytes (rounded up), never grown by doubling.
@@ -35,7 +52,7 @@ func (r *request) growSegs(n int) {
 	}
 }
 
-func (r *request) bytes() int64 { return int64(cap(r.frame) + 24*cap(r.segs)) }
+func (r *request) bytes() int64 { return int64(cap(r.frame) + 24*cap(r.segs) + tlsRecord) }
 
 func (r *request) newBody() io.ReadCloser {
 	r.open.Add(1)
@@ -60,20 +77,28 @@ func (r *request) release(ctx context.Context, p *bufPool) {
 	p.put(r)
 }
 
-// body reads a request's segments. It references the caller's record data until closed.
+// body reads a request's segments. It references the caller's record data until it is
+// closed and no write from it is under way.
 type body struct {
-	req    *request
-	segs   [][]byte
-	off    int // into segs[0]
-	closed bool
-	mu     sync.Mutex // Read and Close may come from different goroutines of the transport
+	req     *request
+	mu      sync.Mutex // Read, WriteTo and Close may come from different goroutines of the transport
+	segs    [][]byte   // what is left to send; owned by WriteTo while writing
+	off     int        // into segs[0]
+	closed  bool
+	writing bool // a WriteTo is sending from the request's memory outside mu
 }
+
+// errBusy is a Read or WriteTo while a WriteTo is under way: a body is one stream.
+var errBusy = errors.New("kinesisapi: request body read while it is being written")
 
 func (b *body) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return 0, io.ErrClosedPipe
+	}
+	if b.writing {
+		return 0, errBusy
 	}
 	n := 0
 	for n < len(p) && len(b.segs) > 0 {
@@ -90,19 +115,118 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo writes the rest of the body to w: see writeTo.
+func (b *body) WriteTo(w io.Writer) (int64, error) { return b.writeTo(w, math.MaxInt64) }
+
+// tlsRecord is the largest plaintext a TLS record carries. A Write to a tls.Conn becomes one
+// record (and one write syscall) per tlsRecord bytes or part of it, so writes of whole
+// records keep records full.
+const tlsRecord = 16 << 10
+
+// writeTo writes at most limit bytes of the body to w and returns how many it wrote. Runs
+// of whole TLS records go to w straight from the segments (the caller's record data), with
+// no copy; what is left over around them (CBOR framing, the ends of records) is gathered
+// in a record-sized stage first, so that small segments do not each cost a TLS record and
+// a syscall. Close during a write stops it at the next Write, and the request's memory
+// stays unreused until the write has returned (see release).
+func (b *body) writeTo(w io.Writer, limit int64) (n int64, err error) {
+	b.mu.Lock()
+	if b.closed || b.writing {
+		b.mu.Unlock()
+		if b.writing {
+			return 0, errBusy
+		}
+		return 0, io.ErrClosedPipe
+	}
+	b.writing = true
+	segs, off := b.segs, b.off
+	b.mu.Unlock()
+	stage := b.req.takeStage()
+	defer func() {
+		b.req.pool.bodyWrites.Add(n)
+		b.req.putStage(stage)
+		b.mu.Lock()
+		b.writing = false
+		b.segs, b.off = segs, off
+		if b.closed {
+			b.done()
+		}
+		b.mu.Unlock()
+	}()
+	staged := stage[:0]
+	write := func(p []byte) error {
+		if b.isClosed() {
+			return io.ErrClosedPipe
+		}
+		m, err := w.Write(p)
+		n += int64(m)
+		if err == nil && m < len(p) {
+			err = io.ErrShortWrite
+		}
+		return err
+	}
+	for len(segs) > 0 && limit > 0 {
+		p := segs[0][off:]
+		if int64(len(p)) > limit {
+			p = p[:limit]
+		}
+		var c int
+		if len(staged) == 0 && len(p) >= tlsRecord {
+			c = len(p) &^ (tlsRecord - 1)
+			if err := write(p[:c]); err != nil {
+				return n, err
+			}
+		} else {
+			c = copy(staged[len(staged):cap(staged)], p)
+			staged = staged[:len(staged)+c]
+			if len(staged) == cap(staged) {
+				if err := write(staged); err != nil {
+					return n, err
+				}
+				staged = staged[:0]
+			}
+		}
+		limit -= int64(c)
+		off += c
+		if off == len(segs[0]) {
+			segs, off = segs[1:], 0
+		}
+	}
+	if len(staged) > 0 {
+		if err := write(staged); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (b *body) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
 func (b *body) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.closed {
 		b.closed = true
-		b.segs = nil
-		b.req.open.Add(-1)
-		select {
-		case b.req.closed <- struct{}{}:
-		default:
+		if !b.writing {
+			b.done()
 		}
 	}
 	return nil
+}
+
+// done tells the request that this body no longer reads its memory. Called with mu held,
+// once: by Close, or by the WriteTo that Close interrupted.
+func (b *body) done() {
+	b.segs = nil
+	b.req.open.Add(-1)
+	select {
+	case b.req.closed <- struct{}{}:
+	default:
+	}
 }
 
 // bufPool keeps up to max requests for reuse and counts the bytes of every request buffer
@@ -110,6 +234,8 @@ func (b *body) Close() error {
 type bufPool struct {
 	free chan *request
 	held atomic.Int64
+
+	bodyWrites atomic.Int64 // body bytes written by body.writeTo, not copied through Read (tests)
 }
 
 func newBufPool(max int) *bufPool {
@@ -124,7 +250,7 @@ func (p *bufPool) get() *request {
 	case r := <-p.free:
 		return r
 	default:
-		return &request{closed: make(chan struct{}, 1)}
+		return &request{closed: make(chan struct{}, 1), pool: p}
 	}
 }
 
