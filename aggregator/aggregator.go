@@ -363,7 +363,7 @@ func (a *Aggregator) deliverLoop() {
 			continue
 		}
 		if s.needHash {
-			<-s.hashed
+			waitHashed(a.hash, s, s.hashed)
 		}
 		a.put(&s.rec)
 		s.rec = Record{}
