@@ -16,7 +16,7 @@
 // Pipeline: Add copies each line into the open aggregate's buffer (its exact encoded size
 // is known before the copy, so a record never crosses MaxRecordBytes). Sealed aggregates are
 // hashed (MD5, the format's unavoidable per-byte cost) by Workers goroutines while the next
-// one fills, and delivered to Output.Put in sealing order by one goroutine. At most Workers+3
+// one fills, and delivered to Output.Put in sealing order by one goroutine. At most Workers+2
 // buffers exist, allocated as first needed; when all are taken, Add blocks until Put returns.
 // If Put never returns, Add, Flush and Close block too: the Output's owner unblocks them by
 // cancelling its context.
