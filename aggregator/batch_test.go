@@ -391,13 +391,48 @@ func TestShardedRecordsBuiltInPlaceOrCopied(t *testing.T) {
 }
 
 // TestBlockedConsumerHashesFullBatches: while Put blocks (the consumer pushes back),
-// aggregates are sealed as slowly as Put lets slots go, yet full ones must still be hashed
-// a lane count at a time: waiting for peers costs nothing while the delivery goroutine is
+// aggregates are sealed as slowly as Put lets room go, yet full ones must still be hashed a
+// lane count at a time: waiting for peers costs nothing while the delivery goroutine is
 // busy. The fake 4-lane server makes the batch 4; batchWait is so short that no seal ever
 // counts as fast, so nothing batches by rate. The test paces the consumer: one Put returns
 // only once the producer is blocked on a full pipeline.
 func TestBlockedConsumerHashesFullBatches(t *testing.T) {
-	const lanes, linesPerAgg, rounds = 4, 4, 16
+	const lanes = 4
+	t.Run("Aggregator", func(t *testing.T) {
+		checkBlockedConsumerBatches(t, lanes, func(opts Options, out Output) (batchPacker, int, error) {
+			opts.PartitionKey = "k"
+			a, err := New(opts, out)
+			if err != nil {
+				return nil, 0, err
+			}
+			// The producer blocks opening an aggregate with every slot taken.
+			return a, a.nslots, nil
+		})
+	})
+	t.Run("Sharded", func(t *testing.T) {
+		checkBlockedConsumerBatches(t, lanes, func(opts Options, out Output) (batchPacker, int, error) {
+			a, err := NewSharded(KeyedOptions{Options: opts, Key: RegexKey(mustRE(`key=(\w+)`))}, out)
+			if err != nil {
+				return nil, 0, err
+			}
+			// The producer blocks handing a sealed aggregate to the full delivery queue:
+			// one in Put, a queue of Workers+2, and the one being handed over.
+			return a, a.hash.workers + 4, nil
+		})
+	})
+}
+
+type batchPacker interface {
+	Add(source uint32, line []byte, end int64) error
+	Close() error
+}
+
+// checkBlockedConsumerBatches packs 4 lines of 900 bytes per aggregate under one key with
+// a consumer that the test paces (see TestBlockedConsumerHashesFullBatches). newPacker
+// returns the packer and how many aggregates it seals before the producer blocks while
+// nothing is delivered.
+func checkBlockedConsumerBatches(t *testing.T, lanes int, newPacker func(Options, Output) (batchPacker, int, error)) {
+	const linesPerAgg, rounds = 4, 16
 	var mu sync.Mutex
 	var batches []int
 	entered, gate := make(chan struct{}, 100), make(chan struct{})
@@ -406,24 +441,27 @@ func TestBlockedConsumerHashesFullBatches(t *testing.T) {
 		<-gate
 		return nil
 	}}
-	a, err := New(Options{Aggregate: true, PartitionKey: "k", MaxRecordBytes: 4096, MaxAge: time.Hour, IdleAge: time.Hour,
+	a, capacity, err := newPacker(Options{Aggregate: true, MaxRecordBytes: 4096, MaxAge: time.Hour, IdleAge: time.Hour,
 		MD5: &MD5Server{lanes: lanes}, batchWait: time.Nanosecond,
 		onBatch: func(n int) { mu.Lock(); batches = append(batches, n); mu.Unlock() }}, c)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gate) }) }
 	defer a.Close()
-	if a.hash.batch != lanes {
-		t.Fatalf("batch of %d with %d lanes", a.hash.batch, lanes)
+	defer open() // a failed check must not leave Close waiting for Put
+	line := func(i int) []byte {
+		return fmt.Appendf(nil, "key=k %c%s", 'a'+i%26, bytes.Repeat([]byte{byte('a' + i%26)}, 900-8))
 	}
-	// Aggregate k is sealed by line k*linesPerAgg+1, which then waits for a free slot: with
-	// d records delivered, the producer stops after (d+nslots)*linesPerAgg lines.
-	total := (rounds-1+a.nslots)*linesPerAgg + 1
+	// Aggregate k is sealed by line k*linesPerAgg+1, which then blocks: with d records
+	// delivered, the producer stops after (d+capacity)*linesPerAgg lines.
+	total := (rounds-1+capacity)*linesPerAgg + 1
 	var added atomic.Int64
 	produced := make(chan error, 1)
 	go func() {
 		for i := range total {
-			if err := a.Add(0, bytes.Repeat([]byte{byte('a' + i%26)}, 1000), int64(i+1)*1000); err != nil {
+			if err := a.Add(0, line(i), int64(i+1)*1000); err != nil {
 				produced <- err
 				return
 			}
@@ -447,7 +485,7 @@ func TestBlockedConsumerHashesFullBatches(t *testing.T) {
 	var blocked []int
 	for d := range rounds {
 		<-entered // the delivery goroutine is in Put
-		waitAdded(int64((d + a.nslots) * linesPerAgg))
+		waitAdded(int64((d + capacity) * linesPerAgg))
 		if d == rounds-1 {
 			mu.Lock()
 			blocked = slices.Clone(batches)
@@ -455,7 +493,7 @@ func TestBlockedConsumerHashesFullBatches(t *testing.T) {
 		}
 		gate <- struct{}{}
 	}
-	close(gate)
+	open()
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +520,7 @@ func TestBlockedConsumerHashesFullBatches(t *testing.T) {
 			t.Fatalf("record of %d lines: %d decoded, aggregated %v", r.UserRecords, len(users), aggregated)
 		}
 		for _, u := range users {
-			if want := bytes.Repeat([]byte{byte('a' + i%26)}, 1000); !bytes.Equal(u.Data, want) {
+			if !bytes.Equal(u.Data, line(i)) {
 				t.Fatalf("line %d out of order or corrupt", i)
 			}
 			i++
