@@ -24,9 +24,10 @@ type hashItem struct {
 // workers hash goroutines, each owning one summer of the MD5Server. The packer still
 // delivers in sealing order: a job tells it when its sum is there.
 //
-// Multi-lane MD5 only saves CPU when several aggregates are hashed at the same moment (with
-// fewer than 3, md5-simd runs scalar code, slower than crypto/md5), so batchLoop holds an
-// aggregate sealed because it was full until batch of them wait, and hashes them together.
+// Multi-lane MD5 only saves CPU when several aggregates are hashed at the same moment
+// (with fewer than 3, md5-simd runs scalar code, no cheaper than crypto/md5), so batchLoop
+// holds an aggregate sealed because it was full until batch of them wait, and hashes them
+// together.
 // Holding costs latency only once the delivery goroutine has nothing else to do: while it is
 // busy (Put blocks: the consumer pushes back) they wait for peers without a timer, which at
 // high rates under backpressure gives full batches. When the delivery goroutine needs a held
@@ -55,10 +56,10 @@ type hashPipeline struct {
 const (
 	// maxLaneWorkers caps Workers' default where the CPU has MD5 lanes: 8 aggregates hashed
 	// together fill AVX2's lanes and half of AVX-512's. Filling AVX-512's 16 would cost 8
-	// more record buffers of 1 MiB for a tenth of a CPU second per GB (measured on a Zen 4,
-	// whose 512-bit operations cost two 256-bit ones: 16 lanes take 1.5 times the CPU of
-	// 8), and delivers 16 MiB bursts, which overflow the spool's 16 MiB frame cache: the
-	// discard benchmark then spent 0.2 s more in the kernel and 18 MiB more RSS.
+	// more record buffers of 1 MiB for a tenth of a CPU second per GB (measured on an AMD
+	// EPYC whose 512-bit operations cost about two 256-bit ones: 16 lanes took 1.5 times the
+	// CPU of 8), and delivers 16 MiB bursts, which overflow the spool's 16 MiB frame cache:
+	// the discard benchmark then spent 0.2 s more in the kernel and 18 MiB more RSS.
 	maxLaneWorkers = 8
 	// maxDefaultWorkers caps Workers' default where there are no lanes (crypto/md5 on 8
 	// cores hashes several GB/s).
