@@ -33,9 +33,9 @@ const (
 // goroutines (hashPipeline: at high rates, several side by side on MD5 lanes) and handed to
 // Output.Put in sealing order by one delivery goroutine.
 //
-// Memory is bounded by Workers+3 buffers of MaxRecordBytes, allocated as they are first
-// needed: one being filled, and the rest waiting for peers, being hashed, waiting or being
-// delivered. When all are taken, Add blocks until Put returns (backpressure). If Put blocks
+// Memory is bounded by Workers+2 buffers of MaxRecordBytes, allocated as they are first
+// needed: one being filled, one being delivered, and a batch of Workers waiting for peers or
+// being hashed (a third spare let hashing overlap one more Put, which measured no faster). When all are taken, Add blocks until Put returns (backpressure). If Put blocks
 // forever, so do Add, Flush and Close: the owner of the Output must cancel it (its context)
 // to unblock them.
 type Aggregator struct {
@@ -102,10 +102,10 @@ func newAggregator(opts Options, out Output, hostname func() (string, error)) (*
 	if err := c.setLineLimit(a.limit); err != nil {
 		return nil, err
 	}
-	a.hash = newHashPipeline(c.opts, 3) // every slot may be in the hash pipeline at once
+	a.hash = newHashPipeline(c.opts, 2) // every slot may be in the hash pipeline at once
 	c.hash = a.hash
 	a.opts.Workers = a.hash.workers
-	a.nslots = a.hash.workers + 3
+	a.nslots = a.hash.workers + 2
 	a.free = make(chan *slot, a.nslots)
 	a.order = make(chan *slot, 2*a.nslots)
 	c.run(a)
@@ -466,7 +466,7 @@ func (a *Aggregator) deliverLoop() {
 			continue
 		}
 		if s.needHash {
-			<-s.hashed
+			waitHashed(a.hash, s, s.hashed)
 		}
 		a.put(&s.rec)
 		s.rec = Record{}

@@ -62,7 +62,8 @@ type Options struct {
 	// this old, unless it fills fast enough to be full before MaxAge [20ms; capped at MaxAge].
 	IdleAge time.Duration
 
-	batchWait time.Duration // tests: the longest a full aggregate waits for peers [IdleAge]
+	batchWait time.Duration // tests: the longest a needed full aggregate waits for peers [IdleAge]
+	onBatch   func(n int)   // tests: told the size of every batch of aggregates hashed together
 }
 
 // ErrClosed is returned by Add and Flush after Close.

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -58,8 +60,9 @@ func addLines(t *testing.T, a *Aggregator, from, to int) {
 // them can be hashed side by side, and Flush hashes what waits at once.
 func TestFullAggregatesHashedTogether(t *testing.T) {
 	a, c := batchedAggregator(t, time.Hour, time.Hour)
-	addLines(t, a, 0, 4*4+1) // 4 full aggregates sealed: the first goes alone (no rate yet), 3 wait
+	addLines(t, a, 0, 4+1) // the first full aggregate goes alone: no rate yet, and it is needed
 	waitRecords(t, c, 1)
+	addLines(t, a, 5, 4*4+1)          // 3 more, sealed fast: they wait for a fourth
 	time.Sleep(50 * time.Millisecond) // they would be delivered by now if they did not wait
 	if n := len(c.records()); n != 1 {
 		t.Fatalf("%d records delivered while 3 full aggregates wait for a fourth, want 1", n)
@@ -300,8 +303,9 @@ func TestShardedFullAggregatesHashedTogether(t *testing.T) {
 			}
 		}
 	}
-	add(0, 9) // 4 lines per aggregate: 2 full, the first goes at once, the second waits
+	add(0, 5) // 4 lines per aggregate: the first full one goes at once (no rate yet)
 	waitRecords(t, c, 1)
+	add(5, 9) // the second, sealed fast, waits for peers
 	time.Sleep(50 * time.Millisecond)
 	if n := len(c.records()); n != 1 {
 		t.Fatalf("%d records delivered while a full aggregate waits for peers, want 1", n)
@@ -383,5 +387,146 @@ func TestShardedRecordsBuiltInPlaceOrCopied(t *testing.T) {
 				got[k] = got[k][1:]
 			}
 		})
+	}
+}
+
+// TestBlockedConsumerHashesFullBatches: while Put blocks (the consumer pushes back),
+// aggregates are sealed as slowly as Put lets room go, yet full ones must still be hashed a
+// lane count at a time: waiting for peers costs nothing while the delivery goroutine is
+// busy. The fake 4-lane server makes the batch 4; batchWait is so short that no seal ever
+// counts as fast, so nothing batches by rate. The test paces the consumer: one Put returns
+// only once the producer is blocked on a full pipeline.
+func TestBlockedConsumerHashesFullBatches(t *testing.T) {
+	const lanes = 4
+	t.Run("Aggregator", func(t *testing.T) {
+		checkBlockedConsumerBatches(t, lanes, func(opts Options, out Output) (batchPacker, int, error) {
+			opts.PartitionKey = "k"
+			a, err := New(opts, out)
+			if err != nil {
+				return nil, 0, err
+			}
+			// The producer blocks opening an aggregate with every slot taken.
+			return a, a.nslots, nil
+		})
+	})
+	t.Run("Sharded", func(t *testing.T) {
+		checkBlockedConsumerBatches(t, lanes, func(opts Options, out Output) (batchPacker, int, error) {
+			a, err := NewSharded(KeyedOptions{Options: opts, Key: RegexKey(mustRE(`key=(\w+)`))}, out)
+			if err != nil {
+				return nil, 0, err
+			}
+			// The producer blocks handing a sealed aggregate to the full delivery queue:
+			// one in Put, a queue of Workers+2, and the one being handed over.
+			return a, a.hash.workers + 4, nil
+		})
+	})
+}
+
+type batchPacker interface {
+	Add(source uint32, line []byte, end int64) error
+	Close() error
+}
+
+// checkBlockedConsumerBatches packs 4 lines of 900 bytes per aggregate under one key with
+// a consumer that the test paces (see TestBlockedConsumerHashesFullBatches). newPacker
+// returns the packer and how many aggregates it seals before the producer blocks while
+// nothing is delivered.
+func checkBlockedConsumerBatches(t *testing.T, lanes int, newPacker func(Options, Output) (batchPacker, int, error)) {
+	const linesPerAgg, rounds = 4, 16
+	var mu sync.Mutex
+	var batches []int
+	entered, gate := make(chan struct{}, 100), make(chan struct{})
+	c := &collector{put: func(*Record) error {
+		entered <- struct{}{}
+		<-gate
+		return nil
+	}}
+	a, capacity, err := newPacker(Options{Aggregate: true, MaxRecordBytes: 4096, MaxAge: time.Hour, IdleAge: time.Hour,
+		MD5: &MD5Server{lanes: lanes}, batchWait: time.Nanosecond,
+		onBatch: func(n int) { mu.Lock(); batches = append(batches, n); mu.Unlock() }}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened sync.Once
+	open := func() { opened.Do(func() { close(gate) }) }
+	defer a.Close()
+	defer open() // a failed check must not leave Close waiting for Put
+	line := func(i int) []byte {
+		return fmt.Appendf(nil, "key=k %c%s", 'a'+i%26, bytes.Repeat([]byte{byte('a' + i%26)}, 900-8))
+	}
+	// Aggregate k is sealed by line k*linesPerAgg+1, which then blocks: with d records
+	// delivered, the producer stops after (d+capacity)*linesPerAgg lines.
+	total := (rounds-1+capacity)*linesPerAgg + 1
+	var added atomic.Int64
+	produced := make(chan error, 1)
+	go func() {
+		for i := range total {
+			if err := a.Add(0, line(i), int64(i+1)*1000); err != nil {
+				produced <- err
+				return
+			}
+			added.Add(1)
+		}
+		produced <- nil
+	}()
+	waitAdded := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for added.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d lines added, want %d", added.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if got := added.Load(); got != n {
+			t.Fatalf("%d lines added while %d fit the pipeline", got, n)
+		}
+	}
+	var blocked []int
+	for d := range rounds {
+		<-entered // the delivery goroutine is in Put
+		waitAdded(int64((d + capacity) * linesPerAgg))
+		if d == rounds-1 {
+			mu.Lock()
+			blocked = slices.Clone(batches)
+			mu.Unlock()
+		}
+		gate <- struct{}{}
+	}
+	open()
+	if err := <-produced; err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The first aggregate is needed by an idle consumer: it may go alone, or with the
+	// few sealed before the need reached the batcher. After it, everything sealed under
+	// backpressure goes a full batch at a time.
+	full := 0
+	for _, n := range blocked[1:] {
+		if n != lanes {
+			t.Fatalf("batches while the consumer blocked: %v, want %d aggregates each after the first", blocked, lanes)
+		}
+		full++
+	}
+	if full < 3 {
+		t.Fatalf("batches while the consumer blocked: %v, want at least 3 of %d", blocked, lanes)
+	}
+	i := 0
+	for _, r := range c.records() {
+		users, aggregated, _ := Deaggregate(r.Data, r.PartitionKey)
+		if aggregated != (r.UserRecords > 1) || len(users) != r.UserRecords {
+			t.Fatalf("record of %d lines: %d decoded, aggregated %v", r.UserRecords, len(users), aggregated)
+		}
+		for _, u := range users {
+			if !bytes.Equal(u.Data, line(i)) {
+				t.Fatalf("line %d out of order or corrupt", i)
+			}
+			i++
+		}
+	}
+	if i != total {
+		t.Fatalf("%d lines delivered, want %d", i, total)
 	}
 }

@@ -19,22 +19,24 @@
 // and unlock (a full memory barrier each, behind the line's stores) cost more than the
 // packing itself. Sealed aggregates are
 // hashed (MD5, the format's unavoidable per-byte cost) by Workers goroutines while the next
-// one fills, and delivered to Output.Put in sealing order by one goroutine. At most Workers+3
+// one fills, and delivered to Output.Put in sealing order by one goroutine. At most Workers+2
 // buffers exist, allocated as first needed; when all are taken, Add blocks until Put returns.
 // If Put never returns, Add, Flush and Close block too: the Output's owner unblocks them by
 // cancelling its context.
 //
-// Hashing (md5.go): MD5 is serial within one message, but AVX2 runs it for 8 messages at once
-// and AVX-512 for 16, for about the CPU of one. An MD5Server (one md5-simd server goroutine)
-// takes the blocks of every hash worker's summer and processes as many lanes as have data,
-// so lanes fill only when several aggregates are hashed at the same moment: Workers defaults
-// to 8 there, and a batching goroutine holds an aggregate sealed because it was full until
-// min(Workers, lanes) are sealed or IdleAge passed (batching needs aggregates to be sealed
-// less than IdleAge/4 apart: ≥ 200 MB/s with the defaults). What is sealed by age, Nudge,
-// Flush or Close, or after a longer pause, is hashed at once and takes the waiting ones with
-// it, so latency at low rates is unchanged. Without AVX2 (arm64, old x86) the
-// summers are crypto/md5 and nothing waits. Both packers share this pipeline
-// (hashpipe.go); decoding (DecodeAggregate, Deaggregate: the shipper's re-split and line
+// Hashing (md5.go, hashpipe.go): MD5 is serial within one message, but AVX2 runs it for 8
+// messages at once and AVX-512 for 16, for a fraction of the CPU. An MD5Server (one md5-simd
+// server goroutine, one per process: the supervisor passes it to every flow) takes the
+// blocks of every hash worker's summer and processes as many lanes as have data, so lanes
+// fill only when several aggregates are hashed at the same moment: Workers defaults to 8
+// there, and a batching goroutine holds an aggregate sealed because it was full until 8 are
+// held. While the delivery goroutine is busy (Put blocks: backpressure) they wait without a
+// timer, as holding them delays nothing; when it needs one of them, they go at once, or, if
+// aggregates are being sealed less than IdleAge/4 apart (≥ 200 MB/s with the defaults: peers
+// come soon), after at most IdleAge. What is sealed by age, Nudge, Flush or Close is hashed
+// at once and takes the held ones with it, so latency at low rates is unchanged. Without
+// AVX2 (arm64, old x86) the summers are crypto/md5 and nothing waits. Both packers share
+// this pipeline; decoding (DecodeAggregate, Deaggregate: the shipper's re-split and line
 // destinations) checks one aggregate at a time with crypto/md5.
 //
 // Latency: an aggregate is sealed when full, MaxAge after its first line, or early when the

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 )
@@ -23,32 +24,43 @@ type hashItem struct {
 // workers hash goroutines, each owning one summer of the MD5Server. The packer still
 // delivers in sealing order: a job tells it when its sum is there.
 //
-// Multi-lane MD5 only saves CPU when several aggregates are hashed at the same moment, so at
-// high rates batchLoop holds a full aggregate until batch of them are sealed, or wait passed,
-// or the packer releases them (Flush, Close, or a record that is not hashed and is delivered
-// behind them). Everything else is hashed at once, taking the waiting ones with it: an
-// aggregate sealed by age, Nudge, Flush or Close, one sealed more than wait/4 after the
-// previous one (the rate is too low for peers to come soon), and every aggregate where the
-// CPU has no lanes. An idle consumer (Nudge) does not release them: at such rates the wait
-// is at most IdleAge, the latency an idle seal has anyway, and a fast consumer is idle
-// between any two records.
+// Multi-lane MD5 only saves CPU when several aggregates are hashed at the same moment
+// (with fewer than 3, md5-simd runs scalar code, no cheaper than crypto/md5), so batchLoop
+// holds an aggregate sealed because it was full until batch of them wait, and hashes them
+// together.
+// Holding costs latency only once the delivery goroutine has nothing else to do: while it is
+// busy (Put blocks: the consumer pushes back) they wait for peers without a timer, which at
+// high rates under backpressure gives full batches. When the delivery goroutine needs a held
+// aggregate (need), they go at once, unless aggregates are sealed fast (less than wait/4
+// apart: peers come soon), in which case they wait at most wait more. Everything else is
+// hashed at once and takes the held ones with it: an aggregate sealed by age, Nudge, Flush
+// or Close, a record that is not hashed and is delivered behind them (release), and every
+// aggregate where the CPU has no lanes (batch 1). An idle consumer (Nudge) does not release
+// them: at such rates the wait is at most IdleAge, the latency an idle seal has anyway.
 type hashPipeline struct {
 	md5     *MD5Server
 	ownMD5  bool // started by newHashPipeline: closeServer closes it
 	workers int
-	batch   int           // aggregates hashed side by side at high rates (1: no batching)
-	wait    time.Duration // the longest a full aggregate waits for peers
+	batch   int           // aggregates hashed side by side (1: no batching)
+	wait    time.Duration // the longest a needed full aggregate waits for peers at high rates
 
 	work    chan hashItem // sealed aggregates, to batchLoop
 	release chan struct{} // hash what waits for peers now
+	needed  chan hashJob  // the delivery goroutine waits for this job's sum
+	done    chan struct{} // batchLoop returned: everything submitted is on its way to the workers
 	hashq   chan hashJob  // batchLoop → workers
+
+	onBatch func(n int) // tests: told the size of every batch handed to the workers
 }
 
 const (
-	// defaultLaneWorkers is Workers where the CPU has MD5 lanes (one core hashes them all:
-	// more workers fill more lanes, not more cores). 8 aggregates hashed at once fill AVX2's
-	// lanes and half of AVX-512's, for 8 more record buffers at full speed.
-	defaultLaneWorkers = 8
+	// maxLaneWorkers caps Workers' default where the CPU has MD5 lanes: 8 aggregates hashed
+	// together fill AVX2's lanes and half of AVX-512's. Filling AVX-512's 16 would cost 8
+	// more record buffers of 1 MiB for a tenth of a CPU second per GB (measured on an AMD
+	// EPYC whose 512-bit operations cost about two 256-bit ones: 16 lanes took 1.5 times the
+	// CPU of 8), and delivers 16 MiB bursts, which overflow the spool's 16 MiB frame cache:
+	// the discard benchmark then spent 0.2 s more in the kernel and 18 MiB more RSS.
+	maxLaneWorkers = 8
 	// maxDefaultWorkers caps Workers' default where there are no lanes (crypto/md5 on 8
 	// cores hashes several GB/s).
 	maxDefaultWorkers = 8
@@ -60,16 +72,18 @@ const (
 // newHashPipeline sizes the pipeline for opts (Workers, MD5, batchWait, IdleAge), for at most
 // workers+extra jobs at once (so that handing a batch to the workers never blocks).
 func newHashPipeline(opts Options, extra int) *hashPipeline {
-	p := &hashPipeline{md5: opts.MD5, workers: opts.Workers, wait: opts.batchWait}
+	p := &hashPipeline{md5: opts.MD5, workers: opts.Workers, wait: opts.batchWait, onBatch: opts.onBatch}
 	if p.md5 == nil {
 		p.md5, p.ownMD5 = NewMD5Server(), true
 	}
 	if p.workers <= 0 {
-		// Without lanes, one core per worker, but not one record buffer per core of a big
-		// host: memory is bounded by configuration, not by the machine.
+		// With lanes, one worker per lane used: one core hashes them all, and each worker
+		// is a record buffer being hashed, so more would cost memory for nothing. Without
+		// lanes, one core per worker, but not one record buffer per core of a big host:
+		// memory is bounded by configuration, not by the machine.
 		p.workers = min(runtime.GOMAXPROCS(0), maxDefaultWorkers)
 		if p.md5.Lanes() > 1 {
-			p.workers = defaultLaneWorkers
+			p.workers = min(p.md5.Lanes(), maxLaneWorkers)
 		}
 	}
 	p.batch = min(p.workers, p.md5.Lanes())
@@ -81,6 +95,8 @@ func newHashPipeline(opts Options, extra int) *hashPipeline {
 	}
 	p.work = make(chan hashItem, p.workers+extra)
 	p.release = make(chan struct{}, 1)
+	p.needed = make(chan hashJob)
+	p.done = make(chan struct{})
 	p.hashq = make(chan hashJob, p.workers+extra)
 	return p
 }
@@ -105,6 +121,15 @@ func (p *hashPipeline) releaseBatch() {
 	}
 }
 
+// need tells batchLoop that the delivery goroutine is about to wait for j's sum: if j is
+// held for peers, holding it longer now delays delivery. j was submitted before.
+func (p *hashPipeline) need(j hashJob) {
+	select {
+	case p.needed <- j:
+	case <-p.done: // everything was sent to the workers
+	}
+}
+
 // shut ends the goroutines once everything submitted is hashed.
 func (p *hashPipeline) shut() { close(p.work) }
 
@@ -119,23 +144,65 @@ func (p *hashPipeline) closeServer() {
 // hashPipeline). It owns pending and the wait timer.
 func (p *hashPipeline) batchLoop(wg *sync.WaitGroup) {
 	defer wg.Done()
+	defer close(p.done)
 	defer close(p.hashq)
 	pending := make([]hashJob, 0, p.batch)
 	wait := time.NewTimer(time.Hour)
 	wait.Stop()
 	defer wait.Stop()
+	waiting := false // the timer runs: a needed aggregate waits for peers
 	var lastSeal time.Time
-	send := func() {
-		for _, j := range pending {
+	fast := false // the last two aggregates were sealed less than wait/4 apart
+	// sendFirst hands the oldest n held aggregates to the workers.
+	sendFirst := func(n int) {
+		if n == 0 {
+			return
+		}
+		if p.onBatch != nil {
+			p.onBatch(n)
+		}
+		for _, j := range pending[:n] {
 			p.hashq <- j // never blocks: hashq holds every job there can be
 		}
-		clear(pending)
-		pending = pending[:0]
+		rest := copy(pending, pending[n:])
+		clear(pending[rest:])
+		pending = pending[:rest]
 		wait.Stop()
+		waiting = false
+	}
+	// send hands everything held to the workers, a batch at a time.
+	send := func() {
+		for len(pending) > 0 {
+			sendFirst(min(len(pending), p.batch))
+		}
+	}
+	// take holds a sealed aggregate; false: it must not wait (nor what waits before it).
+	take := func(it hashItem) (hold bool) {
+		now := time.Now()
+		fast = now.Sub(lastSeal) <= p.wait/4
+		lastSeal = now
+		pending = append(pending, it.job)
+		return it.full
+	}
+	// drain takes what was submitted before a release or need: it is in work already.
+	drain := func() (open bool) {
+		for {
+			select {
+			case it, ok := <-p.work:
+				if !ok {
+					return false
+				}
+				if !take(it) {
+					send()
+				}
+			default:
+				return true
+			}
+		}
 	}
 	for {
 		var timeout <-chan time.Time
-		if len(pending) > 0 {
+		if waiting {
 			timeout = wait.C
 		}
 		select {
@@ -144,35 +211,48 @@ func (p *hashPipeline) batchLoop(wg *sync.WaitGroup) {
 				send()
 				return
 			}
-			now := time.Now()
-			soon := now.Sub(lastSeal) <= p.wait/4 // peers are likely within wait
-			lastSeal = now
-			pending = append(pending, it.job)
-			switch {
-			case !it.full || !soon || len(pending) >= p.batch:
+			if !take(it) || len(pending) >= p.batch {
 				send()
-			case len(pending) == 1:
-				wait.Reset(p.wait)
 			}
 		case <-p.release:
-			// Everything sealed before the release is in work already.
-			for drained := false; !drained; {
-				select {
-				case it, ok := <-p.work:
-					if !ok {
-						send()
-						return
-					}
-					pending = append(pending, it.job)
-				default:
-					drained = true
-				}
-			}
+			open := drain()
 			send()
+			if !open {
+				return
+			}
+		case j := <-p.needed:
+			open := drain()
+			switch {
+			case !open:
+				send()
+				return
+			case !slices.Contains(pending, j): // sent already, being hashed
+			case !fast:
+				// The batch holding it (the oldest); fewer peers after it go on waiting.
+				sendFirst(min(len(pending), p.batch))
+			case !waiting:
+				wait.Reset(p.wait)
+				waiting = true
+			}
+			for len(pending) >= p.batch {
+				sendFirst(p.batch)
+			}
 		case <-timeout:
 			send()
 		}
 	}
+}
+
+// waitHashed waits until j's sum is there (hashed), telling p first when j is not hashed yet:
+// the delivery goroutine of a packer would otherwise wait for peers j may be held for.
+func waitHashed(p *hashPipeline, j hashJob, hashed <-chan struct{}) {
+	select {
+	case <-hashed:
+		return
+	default:
+	}
+	p.need(j)
+	<-hashed
 }
 
 func (p *hashPipeline) hashLoop(wg *sync.WaitGroup, sum summer) {

@@ -201,3 +201,50 @@ func TestMD5LanesUnderTracer(t *testing.T) {
 		t.Fatalf("tracing while hashing with GODEBUG=tracefpunwindoff=1: %v\n%.2000s", err, out)
 	}
 }
+
+// TestMD5ServerOutlivesAggregators: a process-wide server sees aggregators come and go (a
+// reload restarts flows). md5-simd never forgets a closed hasher, so the server must reuse
+// the hashers of closed aggregators instead of asking for new ones each time; and what
+// they hash stays right.
+func TestMD5ServerOutlivesAggregators(t *testing.T) {
+	srv := NewMD5Server()
+	defer srv.Close()
+	if srv.Lanes() == 1 {
+		t.Logf("this CPU has no MD5 lanes: crypto/md5 summers, nothing to reuse")
+	}
+	made := 0
+	for round := range 5 {
+		c := &collector{}
+		a, err := New(Options{Aggregate: true, PartitionKey: "k", MaxRecordBytes: 8 << 10, MaxAge: time.Hour, MD5: srv}, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2000 {
+			if err := a.Add(0, fmt.Appendf(nil, "round %d line %d", round, i), int64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range c.records() {
+			users, _, _ := Deaggregate(r.Data, r.PartitionKey)
+			if len(users) != r.UserRecords {
+				t.Fatalf("round %d: a record of %d lines decodes to %d", round, r.UserRecords, len(users))
+			}
+			n += len(users)
+		}
+		if n != 2000 {
+			t.Fatalf("round %d: %d lines, want 2000", round, n)
+		}
+		srv.mu.Lock()
+		idle := len(srv.idle)
+		srv.mu.Unlock()
+		if round == 0 {
+			made = idle
+		} else if idle != made {
+			t.Fatalf("round %d: the server holds %d hashers, %d after the first aggregator: they are not reused", round, idle, made)
+		}
+	}
+}

@@ -432,7 +432,7 @@ func (a *Sharded) deliverLoop() {
 			continue
 		}
 		if !b.plain {
-			<-b.hashed
+			waitHashed(a.hash, b, b.hashed)
 		}
 		a.put(&b.rec)
 		b.rec = Record{}

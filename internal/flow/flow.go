@@ -46,6 +46,10 @@ type Deps struct {
 	// Shards is the stream's shard map, for flows whose partition keys come from the lines
 	// (the same map the destination checks records against); nil otherwise.
 	Shards *shardmap.Map
+	// MD5 hashes the aggregates of every flow of the process (aggregator.NewMD5Server, closed
+	// by its owner after the flows): their lanes fill together and its buffers are shared.
+	// nil: each run of the flow's aggregator starts a server of its own.
+	MD5 *aggregator.MD5Server
 	// OpenFiles is the descriptor budget the tailers of all flows share (one per process,
 	// tailer.NewOpenFiles(0)); nil: this flow's tailer takes a budget of its own.
 	OpenFiles *tailer.OpenFiles

@@ -28,6 +28,7 @@ const shardMapWait = 10 * time.Second
 func (f *Flow) newAggregator(ctx context.Context, out aggregator.Output) (lineAggregator, error) {
 	opts := aggregatorOptions(f.cfg, aggregatorMetrics(f.deps.Metrics))
 	opts.Logger = f.log
+	opts.MD5 = f.deps.MD5
 	key := lineKeyFunc(f.cfg)
 	if key == nil {
 		return aggregator.New(opts, out)

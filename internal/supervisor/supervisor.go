@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/kinship-agent/kinship/aggregator"
 	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/internal/cloudwatch"
 	"github.com/kinship-agent/kinship/internal/flow"
@@ -51,8 +52,13 @@ type Supervisor struct {
 	// openFiles is the descriptor budget every flow's tailer draws from: with one budget per
 	// flow, several flows together could again run into RLIMIT_NOFILE.
 	openFiles *tailer.OpenFiles
-	orphans   map[string]bool // flows whose kinship_orphan_spool_bytes series is set
-	exited    chan struct{}   // a flow's Run returned (buffered 1, coalescing)
+	// md5 hashes every flow's aggregates: one md5-simd server (1.5 MiB of buffers and a
+	// goroutine) for the process instead of one per flow and per restart, and lanes that
+	// fill with the aggregates of all flows. Started with the first flow built, closed by
+	// Wait after the flows.
+	md5     *aggregator.MD5Server
+	orphans map[string]bool // flows whose kinship_orphan_spool_bytes series is set
+	exited  chan struct{}   // a flow's Run returned (buffered 1, coalescing)
 
 	// headroomStops end each Kinesis flow's stream headroom series (kinship_stream_*,
 	// kinship_shard_*) when the flow stops.
@@ -128,7 +134,7 @@ func (s *Supervisor) openPipeline(cfg *config.Config, fc config.Flow) (pipeline,
 	dst := b.dst
 	dir := cfg.FlowDir(&fc)
 	deps := flow.Deps{Dir: dir, Destination: dst, Metrics: s.set.Flow(fc.Name), Logger: s.log,
-		Metadata: s.metadataFor(fc), Budget: s.budget, OpenFiles: s.openFiles,
+		Metadata: s.metadataFor(fc), Budget: s.budget, OpenFiles: s.openFiles, MD5: s.md5Server(),
 		ImportPositions: s.agentCheckpoints(cfg, fc)}
 	if len(fc.DeleteAfterShipped) > 0 {
 		deps.ShippedElsewhere = func(path string) (bool, string) { return s.shippedElsewhere(cfg, fc.Name, path) }
@@ -148,6 +154,20 @@ func (s *Supervisor) openPipeline(cfg *config.Config, fc config.Flow) (pipeline,
 		s.headroomMu.Unlock()
 	}
 	return f, nil
+}
+
+// md5Server returns the process's MD5 server, starting it on first use.
+func (s *Supervisor) md5Server() *aggregator.MD5Server {
+	if s.md5 == nil {
+		s.md5 = aggregator.NewMD5Server()
+	}
+	return s.md5
+}
+
+func (s *Supervisor) closeMD5() {
+	if s.md5 != nil {
+		s.md5.Close()
+	}
 }
 
 // openFlow opens a flow, waiting up to lockWait for its spool directory while another
@@ -265,6 +285,7 @@ func (s *Supervisor) active() int {
 // finished, or every flow failed); reload is called on each value from hup.
 func (s *Supervisor) Wait(hup <-chan struct{}, reload func()) error {
 	defer s.stopCloudWatch() // after the flows: their last requests are counted
+	defer s.closeMD5()       // after the flows: their aggregators hash with it
 	for s.active() > 0 {
 		select {
 		case <-s.ctx.Done():
