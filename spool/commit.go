@@ -181,6 +181,9 @@ func (s *Spool) repairLocked() error {
 			e.seg, e.off = nseg, e.off-off+segHeaderSize
 		}
 	}
+	if r := &s.rpos; r.seg == seg && r.off > off {
+		r.seg, r.off = nseg, r.off-off+segHeaderSize
+	}
 	s.durable = max(s.durable, nseg.last)
 	s.ackDurable = max(s.ackDurable, s.ackWritten)
 	s.settleLocked()

@@ -101,8 +101,12 @@ type frameReader struct {
 	bufOff int64 // file offset of buf[0]
 	bufLen int
 	alloc  func(n int) []byte // payload buffers; nil: make
-	z      *codecs            // decoders for compressed frames; nil: made on first use
-	zbuf   []byte             // a compressed payload as read, before decoding
+	// dataFrom > 0 (Next): only data frames at or after this seq are read with their payload;
+	// the others (frames handed out already, delivered stubs) are checksummed where they lie,
+	// so stepping over them neither allocates nor copies.
+	dataFrom uint64
+	z        *codecs // decoders for compressed frames; nil: made on first use
+	zbuf     []byte  // a compressed payload as read, before decoding
 }
 
 func newFrameReader(r io.ReaderAt, off, end int64, buf []byte) *frameReader {
@@ -173,7 +177,7 @@ func (fr *frameReader) next(wantPayload bool) (typ byte, seq uint64, payload []b
 	}
 	crc := crc32.Checksum(h[:16], castagnoli)
 	start := fr.off + frameHeaderSize
-	if wantPayload && holdsSeq(typ) {
+	if wantPayload && holdsSeq(typ) && (fr.dataFrom == 0 || typ == frameData && seq >= fr.dataFrom) {
 		switch {
 		case codec != CompressNone:
 			// Bounded like any payload by what the file holds; decoded below once the CRC

@@ -188,6 +188,9 @@ func (s *Spool) takePendingLocked() (Frame, bool) {
 	}
 	s.inflight = append(s.inflight, inflight{seq: e.seq})
 	s.rnext = e.seq + 1
+	if e.seg != nil {
+		s.notePosLocked(e.seg, e.off+e.size, e.seq)
+	}
 	p := e.p
 	if !e.shared {
 		p = bytes.Clone(p) // Append's copy may still be written by a commit
@@ -312,6 +315,9 @@ func (s *Spool) flushPendLocked(seg *segment, mode flushMode) error {
 	for i := range n {
 		p := &s.pend[s.pendWritten+i]
 		p.seg, p.off, p.size, p.pinned = batch[i].seg, batch[i].off, batch[i].size, batch[i].pinned
+		if p.taken {
+			s.notePosLocked(p.seg, p.off+p.size, p.seq) // handed out before it was written
+		}
 		if batch[i].acked {
 			s.delivered++
 			s.deliveredBytes += batch[i].n

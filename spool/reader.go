@@ -61,7 +61,13 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 			s.rseg, s.rfile = nil, nil
 		}
 		seg := s.rseg
-		if seg == nil {
+		resume := int64(segHeaderSize)
+		switch {
+		case seg != nil:
+		case s.rpos.seg != nil && s.rpos.seq+1 == s.rnext && !s.rpos.seg.gone:
+			// Right after the last frame handed out, whose place a commit told.
+			seg, resume = s.rpos.seg, s.rpos.off
+		default:
 			// Start at the first segment holding a frame not yet returned: after a restart the
 			// acknowledged ones before it are neither read nor kept open.
 			for _, c := range s.segs {
@@ -70,6 +76,7 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 				}
 			}
 		}
+		resumeLast := s.rpos.seq
 		limit := seg.durEnd
 		var next *segment
 		if s.rfile != nil && s.rfr.off >= limit && seg != s.act {
@@ -95,8 +102,11 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 				return Frame{}, fmt.Errorf("spool: segment %s: %w", filepath.Base(seg.path), err)
 			}
 			s.rseg, s.rfile = seg, f
-			s.rfr.reset(f, segHeaderSize, limit)
+			s.rfr.reset(f, resume, limit)
 			s.rlast, s.allow = seg.first-1, 0
+			if resume > segHeaderSize {
+				s.rlast = resumeLast
+			}
 			continue
 		}
 		if next != nil {
@@ -117,6 +127,7 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 		if ok {
 			s.inflight = append(s.inflight, inflight{seq: c.seq})
 			s.rnext = c.seq + 1
+			s.notePosLocked(c.seg, c.off+c.size, c.seq)
 		}
 		s.mu.Unlock()
 		if ok {
@@ -125,12 +136,11 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 			return Frame{Seq: c.seq, Payload: c.p}, nil
 		}
 		s.rfr.end = limit
+		s.rfr.dataFrom = rnext
 		at := s.rfr.off
 		typ, seq, p, err := s.rfr.next(true)
 		if err == nil && holdsSeq(typ) && (seq <= s.rlast || seq > s.rlast+1+s.allow) {
-			if s.opts.Buffers != nil {
-				s.opts.Buffers.Put(p)
-			}
+			s.putBuffer(p)
 			s.rfr.off = at
 			err = fmt.Errorf("seq %d after %d: %w", seq, s.rlast, errCorrupt)
 		}
@@ -163,6 +173,7 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 		if seq < s.rnext {
 			// Dropped (drop_oldest) while it was being read: never hand it out.
 			s.mu.Unlock()
+			s.putBuffer(p)
 			continue
 		}
 		if typ == frameDelivered {
@@ -171,6 +182,7 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 			// so the cursor can move past it.
 			s.inflight = append(s.inflight, inflight{seq: seq, acked: true})
 			s.rnext = seq + 1
+			s.rpos = readPos{seg: seg, off: s.rfr.off, seq: seq}
 			if s.advanceLocked() {
 				if s.full {
 					s.kick()
@@ -183,8 +195,31 @@ func (s *Spool) Next(ctx context.Context) (Frame, error) {
 		}
 		s.inflight = append(s.inflight, inflight{seq: seq})
 		s.rnext = seq + 1
+		s.rpos = readPos{seg: seg, off: s.rfr.off, seq: seq}
 		s.mu.Unlock()
 		return Frame{Seq: seq, Payload: p}, nil
+	}
+}
+
+// readPos is where a data frame ends on disk (see Spool.rpos).
+type readPos struct {
+	seg *segment
+	off int64
+	seq uint64
+}
+
+// notePosLocked records where the frame seq, handed out by Next, ends on disk, for a
+// reader that starts again after it. mu held.
+func (s *Spool) notePosLocked(seg *segment, end int64, seq uint64) {
+	if seg != nil && seq >= s.rpos.seq {
+		s.rpos = readPos{seg: seg, off: end, seq: seq}
+	}
+}
+
+// putBuffer hands a payload read from disk and not handed out back to Options.Buffers.
+func (s *Spool) putBuffer(p []byte) {
+	if p != nil && s.opts.Buffers != nil {
+		s.opts.Buffers.Put(p)
 	}
 }
 

@@ -142,6 +142,12 @@ type Spool struct {
 	delivered      uint64
 	deliveredBytes int64
 
+	// rpos is where the data frame rpos.seq ends on disk, the last one Next handed out whose
+	// place is known: a reader that stopped reading (Next took frames from memory) starts again
+	// there when rpos.seq is rnext-1, instead of at the start of the segment, stepping over
+	// every frame before it. mu held.
+	rpos readPos
+
 	rmu   sync.Mutex // Next's reader
 	rseg  *segment
 	rfile readFile
