@@ -87,6 +87,9 @@ type Flow struct {
 	shippedMu sync.Mutex
 	shipped   map[uint64][]byte // payloads handed to the shipper, by seq, until acked
 	frameCap  int               // capacity of new frame buffers: a full aggregate and its envelope
+	// bufAllocs counts the full-size frame buffers getBuf allocated: a steady stream, a
+	// backlog drained included, allocates only up to the most it has live at once.
+	bufAllocs atomic.Int64
 
 	health  health  // shipping times and the last error, for Status and Healthy
 	backlog backlog // bytes of the frames not yet acknowledged, for Status
@@ -168,6 +171,7 @@ func (f *Flow) getBuf(n int) []byte {
 		}
 	default:
 	}
+	f.bufAllocs.Add(1)
 	return make([]byte, 0, max(n, f.frameCap))
 }
 
@@ -690,8 +694,12 @@ func (s spoolSource) Next(ctx context.Context) (shipper.Item, error) {
 			// acking? That would block the flow forever. Count, log, ack.
 			s.f.deps.Metrics.SpoolCorrupt.Inc()
 			s.f.log.Error("spool frame is not a kinship envelope; skipped", "seq", fr.Seq, "err", err)
-			if err := s.f.spool.Ack(fr.Seq); err != nil {
+			reuse, err := s.f.spool.AckFrame(fr.Seq)
+			if err != nil {
 				return shipper.Item{}, err
+			}
+			if reuse {
+				s.f.putBuf(fr.Payload)
 			}
 			continue
 		}

@@ -1,0 +1,77 @@
+package flow
+
+import (
+	"context"
+	"testing"
+
+	"github.com/kinship-agent/kinship/aggregator"
+)
+
+// A backlog of full frames drained by a shipper that now takes fresh frames from memory,
+// now frames a commit wrote to disk before it could take them (dropped from the spool's
+// cache, read back): every frame buffer is recycled, so the buffers allocated stay at what
+// is live at once, however many frames pass.
+func TestBacklogDrainRecyclesFrameBuffers(t *testing.T) {
+	f := testFlow(t, t.TempDir()) // fsync_interval 1h: the test commits
+	src := realSource(t, t.TempDir()+"/a.log")
+	sink{f: f}.Open(src, 0)
+	ctx := context.Background()
+	out := output{f: f, ctx: ctx}
+	source := spoolSource{f}
+	data := make([]byte, f.frameCap-frameSlack-4096) // a full aggregate
+	var offset int64
+	put := func() {
+		t.Helper()
+		offset++
+		if err := out.Put(&aggregator.Record{PartitionKey: "k", Data: data, UserRecords: 1,
+			Marks: []aggregator.Mark{{Source: 1, Offset: offset}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var inFlight []uint64
+	next := func() {
+		t.Helper()
+		it, err := source.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inFlight = append(inFlight, it.Seq)
+	}
+	sync := func() {
+		t.Helper()
+		if err := f.spool.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rounds, perRound = 10, 9
+	for range rounds {
+		put() // taken from memory: the spool's reader stops
+		next()
+		// Eight frames the shipper is too slow for: a commit writes them, the spool's
+		// cache keeps the last four, the first four are read back from disk.
+		for range 4 {
+			put()
+		}
+		sync()
+		for range 4 {
+			put()
+		}
+		sync()
+		for range 8 {
+			next()
+		}
+		for _, seq := range inFlight {
+			if err := source.Ack(seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+		inFlight = inFlight[:0]
+	}
+	if st := f.spool.Stats(); st.AckedThrough != rounds*perRound {
+		t.Fatalf("acknowledged through %d, want %d", st.AckedThrough, rounds*perRound)
+	}
+	// Live at once: the nine frames of a round and the one read back.
+	if n := f.bufAllocs.Load(); n > perRound+1 {
+		t.Errorf("%d frame buffers allocated for %d frames, at most %d live at once", n, rounds*perRound, perRound+1)
+	}
+}
