@@ -147,6 +147,12 @@ type Stats struct {
 	// them, since Open: only their delivered stubs reached the disk.
 	Delivered      uint64
 	DeliveredBytes int64
+	// MemoryBytes is what the spool holds in memory for frames besides those Next handed
+	// out (the caller's): payloads appended and neither written nor handed out (backlog
+	// mode, at most MaxHeldBytes but for a lone frame), bytes written and not yet fsynced
+	// (kept for the rewrite after a failed fsync; a commit bounds them), and the cache (at
+	// most Options.CacheBytes).
+	MemoryBytes int64
 	// WriteError is the last write or fsync failure while writes keep failing (Append waits,
 	// and retries); empty when writes work. WriteErrorSince is when they started failing.
 	WriteError      string

@@ -280,7 +280,8 @@ func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := Stats{Bytes: s.bytes, Segments: len(s.segs), Durable: s.durable, AckedThrough: s.acked,
-		Delivered: s.delivered, DeliveredBytes: s.deliveredBytes}
+		Delivered: s.delivered, DeliveredBytes: s.deliveredBytes,
+		MemoryBytes: s.unsyncedLocked() + s.cacheBytes}
 	if s.writeErr != nil {
 		st.WriteError, st.WriteErrorSince = s.writeErr.Error(), s.errSince
 	}

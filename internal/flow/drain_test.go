@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kinship-agent/kinship/aggregator"
+	"github.com/kinship-agent/kinship/spool"
 )
 
 // A backlog of full frames drained by a shipper that now takes fresh frames from memory,
@@ -37,11 +38,14 @@ func TestBacklogDrainRecyclesFrameBuffers(t *testing.T) {
 		}
 		inFlight = append(inFlight, it.Seq)
 	}
+	var memory int64 // the most the spool held in memory besides what the shipper has
 	sync := func() {
 		t.Helper()
+		memory = max(memory, f.spool.Stats().MemoryBytes)
 		if err := f.spool.Sync(); err != nil {
 			t.Fatal(err)
 		}
+		memory = max(memory, f.spool.Stats().MemoryBytes)
 	}
 	const rounds, perRound = 10, 9
 	for range rounds {
@@ -69,6 +73,9 @@ func TestBacklogDrainRecyclesFrameBuffers(t *testing.T) {
 	}
 	if st := f.spool.Stats(); st.AckedThrough != rounds*perRound {
 		t.Fatalf("acknowledged through %d, want %d", st.AckedThrough, rounds*perRound)
+	}
+	if bound := int64(spool.MaxHeldBytes + frameCacheBytes); memory > bound || memory < bound/2 {
+		t.Errorf("the spool held up to %d bytes in memory, want its lead and its cache: about %d", memory, bound)
 	}
 	// Live at once: the nine frames of a round and the one read back.
 	if n := f.bufAllocs.Load(); n > perRound+1 {
