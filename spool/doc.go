@@ -162,6 +162,16 @@
 // while that commit fails: on a full disk a backlog stops the tailer as with always, and a
 // destination that keeps up lets a flow go on only until that bound. SyncBytes commits
 // nothing early otherwise: frames are written once they are a backlog, whatever their bytes.
+// Stats.MemoryBytes counts this memory: the frames not handed out, the bytes written and not
+// yet fsynced, and the cache.
+//
+// Read-back. A frame a commit wrote before Next took it is handed out from the cache
+// (CacheBytes) or read back from disk, one frame per Next (the shipper bounds what it holds),
+// into a buffer from Options.Buffers. Next stops its disk reader whenever it takes a frame
+// from memory; it starts again right after the last frame it handed out (where a commit or
+// the reader saw it end on disk), not at the start of the segment, and frames it steps over
+// (delivered stubs, frames handed out already) are checksummed in its read buffer, never
+// copied into a payload buffer. A payload read and not handed out goes back to Buffers.
 //
 // Frames in memory count towards MaxBytes and the Budget at their full size until they are
 // acknowledged (a commit would write them), and towards the roll (SegmentBytes), so bounds
