@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // poolBuffers is a free list like the flow's: Get takes a free buffer or allocates one, and
@@ -78,5 +80,37 @@ func TestBacklogDrainRecyclesReadBuffers(t *testing.T) {
 	}
 	if bufs.allocs > 1 {
 		t.Errorf("%d buffers allocated for %d frames read back one at a time, want 1", bufs.allocs, rounds)
+	}
+}
+
+// A frame handed out, then written by a commit whose fsync fails: the rewrite moves it into a
+// new segment, and the reader, starting again after it, finds the next frame where the
+// rewrite put it, without a corrupt frame on the way.
+func TestReaderResumesAfterRewrittenFrame(t *testing.T) {
+	ffs := &faultFS{}
+	opts := backlogOptions(t.TempDir())
+	opts.fs = ffs
+	s := mustOpen(t, opts)
+	size := func(i uint64) int { return 1000 + int(i)*3000 }
+	mustAppend(t, s, payloadFor(1, size(1)))
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	checkFrames(t, []Frame{mustNext(t, s)}, []uint64{1}, size)
+	mustAppend(t, s, payloadFor(2, size(2)))
+	checkFrames(t, []Frame{mustNext(t, s)}, []uint64{2}, size) // from memory: the reader stops
+	mustAppend(t, s, payloadFor(3, size(3)))
+	mustAppend(t, s, payloadFor(4, size(4)))
+	ffs.mu.Lock()
+	ffs.failNextSync = true
+	ffs.mu.Unlock()
+	_ = s.Sync() // writes 2 to 4, fails, rewrites them into a new segment
+	waitFor(t, "the rewrite", func() bool { return s.Durable() == 4 })
+	if n := len(segFiles(t, opts.Dir)); n != 2 {
+		t.Fatalf("%d segments, want the first one cut and the rewrite", n)
+	}
+	checkFrames(t, nextFrames(t, s, 2), []uint64{3, 4}, size)
+	if n := testutil.ToFloat64(opts.Metrics.SpoolCorrupt); n != 0 {
+		t.Errorf("%v corrupt frames skipped by the reader", n)
 	}
 }
