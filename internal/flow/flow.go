@@ -145,8 +145,10 @@ const (
 // count allocate anew at every swing, and the garbage waits for the next GC: 8 spares made
 // 85 allocations of 1 MiB instead of 20 on 512 MiB and 15 MiB more peak RSS. Spares are
 // only ever allocated by a swing up to that peak, so an idle flow keeps what it once used.
+// A backlog drained from disk adds the frames the spool's cache holds (frameCacheBytes):
+// without them its last few buffers became garbage at the end of every backlog.
 func spareFrameBufs(cfg config.Flow, frameCap int) int {
-	return (maxInFlight(cfg)*shipper.DefaultMaxRequestBytes+spool.MaxHeldBytes)/frameCap + 1
+	return (maxInFlight(cfg)*shipper.DefaultMaxRequestBytes+spool.MaxHeldBytes+frameCacheBytes)/frameCap + 1
 }
 
 // frameSlack is what a frame buffer holds beyond a full aggregate: its envelope.
