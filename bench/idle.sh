@@ -5,7 +5,8 @@
 # Per layout (LAYOUTS: "dirs" = 100 directories of FILES/100 files, "flat" = one directory
 # of FILES files, each file a few ~100-byte lines) and destination (DESTS: "discard", and
 # "kinesis" = bench/fakekinesis over TLS, as bench/pipeline.sh runs it), for the agent
-# (KINSHIP) and, when KINSHIP_BASELINE names an older binary, for it too in the same run:
+# (KINSHIP) and, when KINSHIP_BASELINE names older binaries (space-separated), for each of
+# them too in the same run:
 #   1. start `kinship run` on a fresh state directory and wait until /metrics shows every
 #      byte of every file read, then SETTLE_SECONDS more (the last aggregate ships),
 #   2. "idle" row: its CPU seconds (utime + stime from /proc/PID/stat) over IDLE_SECONDS
@@ -28,7 +29,8 @@ DESTS=${DESTS:-discard kinesis}
 TRICKLE_FILES=${TRICKLE_FILES:-10}
 KINSHIP=${KINSHIP:-./kinship}
 BINARIES=("$KINSHIP")
-[[ -z ${KINSHIP_BASELINE:-} ]] || BINARIES+=("$KINSHIP_BASELINE")
+read -r -a baselines <<<"${KINSHIP_BASELINE:-}" # one or more, space-separated
+BINARIES+=("${baselines[@]}")
 # Everything goes into one temporary directory, removed at exit with every process started.
 DIR=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/kinship-idle.XXXXXX")
 DIR=$(cd "$DIR" && pwd) # absolute: it goes into the agent's configuration
