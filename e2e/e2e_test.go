@@ -462,7 +462,7 @@ flows:
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf(`"offset": %d`, b.Len())
+	want := fmt.Sprintf(`"offset":%d`, b.Len())
 	if !bytes.Contains(pos, []byte(want)) {
 		t.Errorf("positions after --once do not end at the file's end (%s):\n%s", want, pos)
 	}

@@ -135,9 +135,15 @@
 //
 // # positions.json (version 1)
 //
-//	{"version": 1, "seq": 4711, "files": [
-//	  {"dev": 2049, "ino": 131, "fp_len": 1024, "fp_sum": 1234567, "path": "/var/log/app.log", "offset": 9000}],
-//	 "retired": [{"dev": 2049, "ino": 120, ..., "offset": 5000, "seq": 4700}]}
+//	{"version":1,"seq":4711,"files":[
+//	{"dev":2049,"ino":131,"fp_len":1024,"fp_sum":1234567,"path":"/var/log/app.log","offset":9000,...}
+//	],"retired":[
+//	{"dev":2049,"ino":120,...,"offset":5000,"seq":4700}
+//	]}
+//
+// Compact, one file per line: it is rewritten whole whenever a position moved (each second
+// while lines arrive, however many files are watched), and indenting it was most of that
+// cost. Any JSON layout reads back (older agents wrote it indented).
 //
 // seq: every spool frame with a sequence number up to it is reflected in files; the frames
 // after it are replayed on top at start. files, sorted by path: identity (dev, ino), the

@@ -47,6 +47,7 @@ type positions struct {
 	savedSeq, putSeq uint64
 
 	tails map[tailer.FileID]position // the tail prints last saved; checkpoint's own, no lock
+	enc   positionsEncoder           // checkpoint's own too
 
 	// retired are files the tailer closed (rotated away and read to their end, or truncated),
 	// remembered until maxRetired newer ones push them out, so that `kinship status --file`
@@ -386,7 +387,7 @@ func (p *positions) checkpoint(durableSeq uint64) (seq uint64, saved bool, err e
 		p.tails = map[tailer.FileID]position{}
 	}
 	withTails(snapshot, p.tails)
-	if err := savePositions(p.path, seq, snapshot, seqs, retired); err != nil {
+	if err := p.enc.save(p.path, seq, snapshot, seqs, retired); err != nil {
 		p.mu.Lock()
 		p.dirty = true
 		p.mu.Unlock()

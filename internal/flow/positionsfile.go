@@ -1,11 +1,14 @@
 package flow
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"sort"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/kinship-agent/kinship/internal/atomicfile"
@@ -68,23 +71,102 @@ func loadPositions(path string) (positionsFile, bool, error) {
 }
 
 func savePositions(path string, seq uint64, m map[tailer.FileID]position, markSeqs map[tailer.FileID]uint64, retired []retiredFile) error {
-	pf := positionsFile{Version: 1, Seq: seq, Files: make([]savedPosition, 0, len(m))}
+	var e positionsEncoder
+	return e.save(path, seq, m, markSeqs, retired)
+}
+
+// positionsEncoder writes positions.json. The checkpoint loop keeps one and reuses its
+// buffers: with many files watched the snapshot is megabytes, rewritten whenever a position
+// moves (each second while lines arrive).
+type positionsEncoder struct {
+	buf     bytes.Buffer
+	files   []savedPosition
+	retired []savedRetired
+	// order is the files of the last save sorted by path. The set of files seldom changes
+	// between saves, and sorting thousands of paths that share a long prefix was half of
+	// what was left of a save's CPU.
+	order []orderedFile
+}
+
+type orderedFile struct {
+	id   tailer.FileID
+	path string
+}
+
+// save writes compact JSON, one file per line (greppable by path): the indented form, a
+// line per field, cost more than twice the CPU to produce (bench/idle.sh's trickle row).
+func (e *positionsEncoder) save(path string, seq uint64, m map[tailer.FileID]position, markSeqs map[tailer.FileID]uint64, retired []retiredFile) error {
+	e.retired = e.retired[:0]
 	for _, r := range retired {
 		p := r.pos
-		pf.Retired = append(pf.Retired, savedRetired{savedPosition: savedPosition{Dev: p.ID.Dev, Ino: p.ID.Ino,
+		e.retired = append(e.retired, savedRetired{savedPosition: savedPosition{Dev: p.ID.Dev, Ino: p.ID.Ino,
 			FPLen: p.Fingerprint.Len, FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset}, Seq: r.seq})
 	}
-	sort.Slice(pf.Retired, func(i, j int) bool { return pf.Retired[i].Seq < pf.Retired[j].Seq })
-	for _, p := range m {
-		pf.Files = append(pf.Files, savedPosition{Dev: p.ID.Dev, Ino: p.ID.Ino, FPLen: p.Fingerprint.Len,
+	slices.SortFunc(e.retired, func(a, b savedRetired) int { return cmp.Compare(a.Seq, b.Seq) })
+	if !e.appendFiles(m, markSeqs) {
+		e.order = e.order[:0]
+		for id, p := range m {
+			e.order = append(e.order, orderedFile{id: id, path: p.Path})
+		}
+		slices.SortFunc(e.order, func(a, b orderedFile) int { return strings.Compare(a.path, b.path) })
+		if !e.appendFiles(m, markSeqs) {
+			return fmt.Errorf("flow: encode positions: %d files, %d sorted", len(m), len(e.order))
+		}
+	}
+
+	// The layout of positionsFile, written by hand so that each entry gets its own line.
+	e.buf.Reset()
+	fmt.Fprintf(&e.buf, "{\"version\":1,\"seq\":%d,\"files\":[", seq)
+	if err := encodeLines(&e.buf, e.files); err != nil {
+		return err
+	}
+	e.buf.WriteString("]")
+	if len(e.retired) > 0 {
+		e.buf.WriteString(",\"retired\":[")
+		if err := encodeLines(&e.buf, e.retired); err != nil {
+			return err
+		}
+		e.buf.WriteString("]")
+	}
+	e.buf.WriteString("}\n")
+	return atomicfile.Write(path, e.buf.Bytes(), 0o600)
+}
+
+// appendFiles fills files with the positions of m in the order of the last save, and
+// reports false when that order no longer fits m (files came, left or moved).
+func (e *positionsEncoder) appendFiles(m map[tailer.FileID]position, markSeqs map[tailer.FileID]uint64) bool {
+	e.files = e.files[:0]
+	if len(e.order) != len(m) {
+		return false
+	}
+	for _, o := range e.order {
+		p, ok := m[o.id]
+		if !ok || p.Path != o.path {
+			return false
+		}
+		e.files = append(e.files, savedPosition{Dev: p.ID.Dev, Ino: p.ID.Ino, FPLen: p.Fingerprint.Len,
 			FPSum: p.Fingerprint.Sum, Path: p.Path, Offset: p.Offset, TailLen: p.Tail.Len, TailSum: p.Tail.Sum, Seq: markSeqs[p.ID]})
 	}
-	sort.Slice(pf.Files, func(i, j int) bool { return pf.Files[i].Path < pf.Files[j].Path })
-	b, err := json.MarshalIndent(pf, "", " ")
-	if err != nil {
-		return fmt.Errorf("flow: encode positions: %w", err)
+	return true
+}
+
+// encodeLines appends the JSON of each entry on a line of its own, comma-separated.
+func encodeLines[T any](buf *bytes.Buffer, entries []T) error {
+	enc := json.NewEncoder(buf)
+	for i := range entries {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteByte('\n')
+		if err := enc.Encode(&entries[i]); err != nil {
+			return fmt.Errorf("flow: encode positions: %w", err)
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
 	}
-	return atomicfile.Write(path, b, 0o600)
+	if len(entries) > 0 {
+		buf.WriteByte('\n')
+	}
+	return nil
 }
 
 func (s savedPosition) position() position {
@@ -98,16 +180,26 @@ func (s savedPosition) position() position {
 func withTails(snapshot map[tailer.FileID]position, cache map[tailer.FileID]position) {
 	for id, p := range snapshot {
 		if c, ok := cache[id]; ok && c.Offset == p.Offset && c.Fingerprint == p.Fingerprint && c.Path == p.Path {
-			p.Tail = c.Tail
-		} else if p.Tail.Len == 0 {
-			p.Tail = tailer.TailPrint(p.Path, p.ID, p.Offset)
+			// Most files did not move since the last save: no map writes for them, which
+			// with thousands of files watched was a good part of each checkpoint.
+			if p.Tail != c.Tail {
+				p.Tail = c.Tail
+				snapshot[id] = p
+			}
+			continue
 		}
-		snapshot[id] = p
+		if p.Tail.Len == 0 {
+			p.Tail = tailer.TailPrint(p.Path, p.ID, p.Offset)
+			snapshot[id] = p
+		}
 		cache[id] = p
 	}
-	for id := range cache {
-		if _, ok := snapshot[id]; !ok {
-			delete(cache, id)
+	// Every file of the snapshot is in the cache now: more entries means some left.
+	if len(cache) > len(snapshot) {
+		for id := range cache {
+			if _, ok := snapshot[id]; !ok {
+				delete(cache, id)
+			}
 		}
 	}
 }
