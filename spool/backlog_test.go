@@ -688,3 +688,41 @@ func TestBacklogAckFrameKeepsPayloadsTheSpoolStillWrites(t *testing.T) {
 	r := mustOpen(t, backlogOptions(dir))
 	checkFrames(t, replayAll(t, r, 1), seqRange(1, 4), func(uint64) int { return size })
 }
+
+// Writes fail for a while: the background commits fail (and back off), and once writes work
+// again an Append seals the segment (a roll writes and fsyncs every frame in memory). That
+// roll is a commit that worked: the failure must not go on showing in Stats (kinship status,
+// health) until the background goroutine's next try, seconds later with its backoff.
+func TestBacklogRollEndsAWriteFailure(t *testing.T) {
+	ffs := &faultFS{}
+	opts := backlogOptions(t.TempDir())
+	opts.fs = ffs
+	opts.FsyncInterval = time.Millisecond
+	opts.SegmentBytes = 64 << 10
+	s := mustOpen(t, opts)
+	ffs.mu.Lock()
+	ffs.failWrites = true
+	ffs.mu.Unlock()
+	const size = 4 << 10
+	seq := uint64(1)
+	for ; seq <= 10; seq++ { // in memory, below SegmentBytes: no Append writes
+		mustAppend(t, s, payloadFor(seq, size))
+	}
+	// The backoff of the background's retries is 800ms or more after five failures.
+	waitFor(t, "failed background commits", func() bool {
+		return metricValue(t, opts.Metrics.SpoolWriteErrors) >= 5
+	})
+	if s.Stats().WriteError == "" {
+		t.Fatal("no write error reported while writes fail")
+	}
+	ffs.mu.Lock()
+	ffs.failWrites = false
+	ffs.mu.Unlock()
+	for len(segFiles(t, opts.Dir)) < 2 {
+		mustAppend(t, s, payloadFor(seq, size))
+		seq++
+	}
+	if e := s.Stats().WriteError; e != "" {
+		t.Fatalf("write error still reported after a roll wrote and fsynced every frame: %s", e)
+	}
+}
