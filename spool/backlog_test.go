@@ -726,3 +726,36 @@ func TestBacklogRollEndsAWriteFailure(t *testing.T) {
 		t.Fatalf("write error still reported after a roll wrote and fsynced every frame: %s", e)
 	}
 }
+
+// An Ack repeated above the cursor (acks of later frames come before an earlier one's) must
+// not let the caller reuse a payload the spool still writes from: the first AckFrame said
+// no, and the spool recycles that payload itself once it is durable.
+func TestBacklogRepeatedAckFrameKeepsPinnedPayload(t *testing.T) {
+	ffs := &faultFS{}
+	opts := backlogOptions(t.TempDir())
+	opts.fs = ffs
+	opts.CacheBytes = 16 << 20 // AppendShared hands the payloads over
+	s := mustOpen(t, opts)
+	const size = 3 * scratchBytes // written from the caller's slice
+	for i := uint64(1); i <= 2; i++ {
+		if _, err := s.AppendShared(context.Background(), payloadFor(i, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nextFrames(t, s, 2)
+	ffs.mu.Lock()
+	ffs.failSyncs = true
+	ffs.mu.Unlock()
+	if err := s.Sync(); err == nil { // 1 and 2 written, pinned until a good fsync
+		t.Fatal("Sync with failing fsyncs returned nil")
+	}
+	for range 2 {
+		reuse, err := s.AckFrame(2) // 1 is still in flight: 2 stays above the cursor
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reuse {
+			t.Fatal("AckFrame(2) repeated allows reuse of a payload the spool still refers to")
+		}
+	}
+}
