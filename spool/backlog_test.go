@@ -759,3 +759,65 @@ func TestBacklogRepeatedAckFrameKeepsPinnedPayload(t *testing.T) {
 		}
 	}
 }
+
+// A commit writes a frame in flight from the caller's memory, without mu: an Ack of that
+// frame arriving meanwhile must not return (the caller would reuse the payload under the
+// write) until the writes are done, and then says whether the payload may be reused.
+func TestBacklogAckWaitsForACommitWritingTheFrame(t *testing.T) {
+	ffs := &faultFS{}
+	opts := backlogOptions(t.TempDir())
+	opts.fs = ffs
+	opts.CacheBytes = 16 << 20 // AppendShared hands the payload over
+	s := mustOpen(t, opts)
+	const size = 3 * scratchBytes // written from the caller's slice
+	if _, err := s.AppendShared(context.Background(), payloadFor(1, size)); err != nil {
+		t.Fatal(err)
+	}
+	f := mustNext(t, s)
+	gate, held := make(chan struct{}), make(chan struct{}, 1)
+	ffs.mu.Lock()
+	ffs.writeGate, ffs.writeHeld = gate, held
+	ffs.mu.Unlock()
+	var release sync.Once
+	open := func() {
+		release.Do(func() {
+			ffs.mu.Lock()
+			ffs.writeGate, ffs.writeHeld = nil, nil
+			ffs.mu.Unlock()
+			close(gate)
+		})
+	}
+	defer open() // a failing test must not leave the commit (and Close) blocked
+	synced := make(chan error, 1)
+	go func() { synced <- s.Sync() }() // writes frame 1, young and in flight
+	<-held
+	type ackResult struct {
+		reuse bool
+		err   error
+	}
+	acked := make(chan ackResult, 1)
+	go func() {
+		reuse, err := s.AckFrame(f.Seq)
+		acked <- ackResult{reuse, err}
+	}()
+	select {
+	case r := <-acked:
+		t.Fatalf("AckFrame returned (reuse %v, err %v) while a commit was writing the frame from its payload", r.reuse, r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	open()
+	r := <-acked
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if r.reuse {
+		clear(f.Payload) // as the caller's free list would
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkFrames(t, replayAll(t, mustOpen(t, backlogOptions(opts.Dir)), 1), []uint64{1}, func(uint64) int { return size })
+}
