@@ -688,3 +688,136 @@ func TestBacklogAckFrameKeepsPayloadsTheSpoolStillWrites(t *testing.T) {
 	r := mustOpen(t, backlogOptions(dir))
 	checkFrames(t, replayAll(t, r, 1), seqRange(1, 4), func(uint64) int { return size })
 }
+
+// Writes fail for a while: the background commits fail (and back off), and once writes work
+// again an Append seals the segment (a roll writes and fsyncs every frame in memory). That
+// roll is a commit that worked: the failure must not go on showing in Stats (kinship status,
+// health) until the background goroutine's next try, seconds later with its backoff.
+func TestBacklogRollEndsAWriteFailure(t *testing.T) {
+	ffs := &faultFS{}
+	opts := backlogOptions(t.TempDir())
+	opts.fs = ffs
+	opts.FsyncInterval = time.Millisecond
+	opts.SegmentBytes = 64 << 10
+	s := mustOpen(t, opts)
+	ffs.mu.Lock()
+	ffs.failWrites = true
+	ffs.mu.Unlock()
+	const size = 4 << 10
+	seq := uint64(1)
+	for ; seq <= 10; seq++ { // in memory, below SegmentBytes: no Append writes
+		mustAppend(t, s, payloadFor(seq, size))
+	}
+	// The backoff of the background's retries is 800ms or more after five failures.
+	waitFor(t, "failed background commits", func() bool {
+		return metricValue(t, opts.Metrics.SpoolWriteErrors) >= 5
+	})
+	if s.Stats().WriteError == "" {
+		t.Fatal("no write error reported while writes fail")
+	}
+	ffs.mu.Lock()
+	ffs.failWrites = false
+	ffs.mu.Unlock()
+	for len(segFiles(t, opts.Dir)) < 2 {
+		mustAppend(t, s, payloadFor(seq, size))
+		seq++
+	}
+	if e := s.Stats().WriteError; e != "" {
+		t.Fatalf("write error still reported after a roll wrote and fsynced every frame: %s", e)
+	}
+}
+
+// An Ack repeated above the cursor (acks of later frames come before an earlier one's) must
+// not let the caller reuse a payload the spool still writes from: the first AckFrame said
+// no, and the spool recycles that payload itself once it is durable.
+func TestBacklogRepeatedAckFrameKeepsPinnedPayload(t *testing.T) {
+	ffs := &faultFS{}
+	opts := backlogOptions(t.TempDir())
+	opts.fs = ffs
+	opts.CacheBytes = 16 << 20 // AppendShared hands the payloads over
+	s := mustOpen(t, opts)
+	const size = 3 * scratchBytes // written from the caller's slice
+	for i := uint64(1); i <= 2; i++ {
+		if _, err := s.AppendShared(context.Background(), payloadFor(i, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nextFrames(t, s, 2)
+	ffs.mu.Lock()
+	ffs.failSyncs = true
+	ffs.mu.Unlock()
+	if err := s.Sync(); err == nil { // 1 and 2 written, pinned until a good fsync
+		t.Fatal("Sync with failing fsyncs returned nil")
+	}
+	for range 2 {
+		reuse, err := s.AckFrame(2) // 1 is still in flight: 2 stays above the cursor
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reuse {
+			t.Fatal("AckFrame(2) repeated allows reuse of a payload the spool still refers to")
+		}
+	}
+}
+
+// A commit writes a frame in flight from the caller's memory, without mu: an Ack of that
+// frame arriving meanwhile must not return (the caller would reuse the payload under the
+// write) until the writes are done, and then says whether the payload may be reused.
+func TestBacklogAckWaitsForACommitWritingTheFrame(t *testing.T) {
+	ffs := &faultFS{}
+	opts := backlogOptions(t.TempDir())
+	opts.fs = ffs
+	opts.CacheBytes = 16 << 20 // AppendShared hands the payload over
+	s := mustOpen(t, opts)
+	const size = 3 * scratchBytes // written from the caller's slice
+	if _, err := s.AppendShared(context.Background(), payloadFor(1, size)); err != nil {
+		t.Fatal(err)
+	}
+	f := mustNext(t, s)
+	gate, held := make(chan struct{}), make(chan struct{}, 1)
+	ffs.mu.Lock()
+	ffs.writeGate, ffs.writeHeld = gate, held
+	ffs.mu.Unlock()
+	var release sync.Once
+	open := func() {
+		release.Do(func() {
+			ffs.mu.Lock()
+			ffs.writeGate, ffs.writeHeld = nil, nil
+			ffs.mu.Unlock()
+			close(gate)
+		})
+	}
+	defer open() // a failing test must not leave the commit (and Close) blocked
+	synced := make(chan error, 1)
+	go func() { synced <- s.Sync() }() // writes frame 1, young and in flight
+	<-held
+	type ackResult struct {
+		reuse bool
+		err   error
+	}
+	acked := make(chan ackResult, 1)
+	go func() {
+		reuse, err := s.AckFrame(f.Seq)
+		acked <- ackResult{reuse, err}
+	}()
+	select {
+	case r := <-acked:
+		t.Fatalf("AckFrame returned (reuse %v, err %v) while a commit was writing the frame from its payload", r.reuse, r.err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	open()
+	r := <-acked
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := <-synced; err != nil {
+		t.Fatal(err)
+	}
+	if r.reuse {
+		clear(f.Payload) // as the caller's free list would
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkFrames(t, replayAll(t, mustOpen(t, backlogOptions(opts.Dir)), 1), []uint64{1}, func(uint64) int { return size })
+}

@@ -58,6 +58,13 @@ func (s *Spool) roll() error {
 		}
 		seg.f = nil
 	}
+	if s.backlogMode() {
+		// In backlog mode commits do the writing, and this one wrote and fsynced every
+		// frame in memory: it ends a failure episode as a background commit that works
+		// does (the Append that rolled ends only its own failures, and the background's
+		// next try may be seconds away with its backoff).
+		s.writeRecovered()
+	}
 	return nil
 }
 

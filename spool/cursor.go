@@ -66,6 +66,9 @@ func (s *Spool) AckFrame(seq uint64) (reuse bool, _ error) {
 	if i == len(q) || q[i].seq != seq {
 		return false, fmt.Errorf("spool: ack %d: not returned by Next", seq)
 	}
+	if q[i].acked {
+		return false, nil // acknowledged before, above the cursor: the first Ack said
+	}
 	q[i].acked = true
 	reuse = true
 	if e := s.pendingLocked(seq); e != nil && !e.acked {

@@ -203,6 +203,10 @@ type faultFS struct {
 	failTruncate  bool
 	failWrites    bool // every write fails until cleared
 	failSyncs     bool // every fsync fails until cleared
+	// writeGate, when set, holds every write until it is closed; each write held first
+	// sends on writeHeld (if it has room).
+	writeGate chan struct{}
+	writeHeld chan struct{}
 }
 
 var errInjected = errors.New("injected fault")
@@ -251,7 +255,15 @@ func (f *faultFile) WriteAt(p []byte, off int64) (int, error) {
 	f.fs.mu.Lock()
 	fail := f.fs.failNextWrite || f.fs.failWrites
 	f.fs.failNextWrite = false
+	gate, held := f.fs.writeGate, f.fs.writeHeld
 	f.fs.mu.Unlock()
+	if gate != nil {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		<-gate
+	}
 	if fail {
 		n, _ := f.File.WriteAt(p[:len(p)/2], off)
 		return n, errInjected
