@@ -7,7 +7,10 @@
 #       certificate the agent trusts through AWS_CA_BUNDLE), once per kinesis.protocol in
 #       PROTOCOLS, and
 #   (c) kinesalite over TLS (4 shards), on a smaller file of KINESALITE_SIZE bytes since it
-#       takes in a few MB/s (0 skips it).
+#       takes in a few MB/s (0 skips it): the agent reads it at once, so it is a backlog the
+#       spool writes and reads back, and
+#   (d) the same file appended at STEADY_RATE MB/s (default 20; 0 skips it) to a file the agent
+#       tails as a service: kinesalite keeps up, the steady state.
 # Each row: MB/s, CPU s/GB and peak RSS of the agent alone (/usr/bin/time), and for (b) the
 # Kinesis records per GB the endpoint counted (it also checks every aggregate's MD5) or, for
 # (c), that the stream holds afterwards (bench/streamcount).
@@ -139,5 +142,48 @@ if [[ $KINESALITE_SIZE -gt 0 ]]; then
 		wait "$KL" 2>/dev/null || true
 		report "(c) kinesalite $proto" "$w" "$u" "$s" "$r" "$recs"
 	done
+	# (d) kinesalite at a rate it takes: the same file appended STEADY_RATE MB/s at a time to a
+	# file the agent (`run`, the service, not --once) tails, so that nothing becomes a backlog:
+	# the steady state operators run, next to (c), where the whole file is a backlog the spool
+	# writes and reads back. The agent stops once positions.json says every byte is durable;
+	# MB/s is then the pace set, CPU s/GB and peak RSS are the agent's.
+	if [[ ${STEADY_RATE:-20} -gt 0 ]]; then
+		rm -f "$DIR/kl.out"
+		KINESALITE_TLS_CERT="$DIR/tls/cert.pem" KINESALITE_TLS_KEY="$DIR/tls/key.pem" KINESALITE_STREAMS=bench:4 \
+			KINESALITE_KEEP_STDIN=1 node internal/testenv/node/kinesalite.js >"$DIR/kl.out" </dev/null &
+		KL=$!
+		PIDS+=("$KL")
+		for _ in $(seq 300); do [[ -s "$DIR/kl.out" ]] && break; sleep 0.1; done
+		port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$DIR/kl.out")
+		STEADY="$DIR/steady.log"
+		: >"$STEADY"
+		SRC=$LOG
+		LOG=$STEADY
+		flow_config "kinesis: {stream: bench}"
+		LOG=$SRC
+		# shellcheck disable=SC2046
+		env $(aws_env "https://127.0.0.1:$port") /usr/bin/time -f "%e %U %S %M" -o "$DIR/time.out" \
+			"$KINSHIP" run --config "$DIR/bench.yaml" --log-level warn 2>"$DIR/cmd.err" &
+		TIMED=$!
+		PIDS+=("$TIMED")
+		chunks=$(((BYTES + 1048575) / 1048576))
+		pace=$(awk -v r="${STEADY_RATE:-20}" 'BEGIN { printf "%.3f", 1.048576/r }')
+		for ((i = 0; i < chunks; i++)); do
+			dd if="$SRC" of="$STEADY" bs=1M skip="$i" count=1 oflag=append conv=notrunc status=none
+			sleep "$pace"
+		done
+		for _ in $(seq 600); do
+			grep -q "\"offset\":${BYTES}[,}]" "$STATE/flows/bench/positions.json" 2>/dev/null && break
+			sleep 0.1
+		done
+		pkill -TERM -P "$TIMED" || true
+		wait "$TIMED" || { cat "$DIR/cmd.err" >&2; }
+		read -r _ u s r <"$DIR/time.out"
+		# shellcheck disable=SC2046
+		recs=$(env $(aws_env "https://127.0.0.1:$port") "$DIR/streamcount" -stream bench)
+		kill "$KL"
+		wait "$KL" 2>/dev/null || true
+		report "(d) kinesalite, ${STEADY_RATE:-20} MB/s" "$(awk -v b="$BYTES" -v r="${STEADY_RATE:-20}" 'BEGIN { print b/1e6/r }')" "$u" "$s" "$r" "$recs"
+	fi
 fi
 rm -rf "$STATE"
