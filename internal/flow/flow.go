@@ -648,10 +648,7 @@ func (s sink) Lines(src *tailer.Source, lines [][]byte, ends []int64) error {
 	if s.stage == nil && s.wrap == nil {
 		return s.agg.AddLines(src.Index, lines, ends)
 	}
-	d := s.done
-	if d == nil {
-		d = &doneLines{} // a sink not made by newSink (tests)
-	}
+	d := s.done // newSink makes it whenever lines are transformed
 	for i, line := range lines {
 		if s.stage != nil {
 			var skip bool
