@@ -119,10 +119,12 @@ func (s *Spool) Append(ctx context.Context, payload []byte) (uint64, error) {
 }
 
 // AppendShared is Append for a payload the caller hands over: it must not be modified
-// afterwards. The spool may keep it in memory (Options.CacheBytes) and return the same slice
-// from Next, which spares reading recent frames back from disk.
+// afterwards. The spool may keep it in memory and return the same slice from Next: in
+// WriteBacklog mode until Next hands it out (the destination keeps up: no copy, no read),
+// and in its cache (Options.CacheBytes) once written, which spares reading recent frames
+// back from disk.
 func (s *Spool) AppendShared(ctx context.Context, payload []byte) (uint64, error) {
-	return s.append(ctx, payload, s.opts.CacheBytes > 0)
+	return s.append(ctx, payload, s.opts.CacheBytes > 0 || s.opts.Write == WriteBacklog)
 }
 
 func (s *Spool) append(ctx context.Context, payload []byte, share bool) (uint64, error) {

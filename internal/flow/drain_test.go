@@ -51,8 +51,8 @@ func TestBacklogDrainRecyclesFrameBuffers(t *testing.T) {
 	for range rounds {
 		put() // taken from memory: the spool's reader stops
 		next()
-		// Eight frames the shipper is too slow for: a commit writes them, the spool's
-		// cache keeps the last four, the first four are read back from disk.
+		// Eight frames the shipper is too slow for: a commit writes them, and they are
+		// read back from disk (in backlog mode the spool keeps no cache).
 		for range 4 {
 			put()
 		}
@@ -74,7 +74,7 @@ func TestBacklogDrainRecyclesFrameBuffers(t *testing.T) {
 	if st := f.spool.Stats(); st.AckedThrough != rounds*perRound {
 		t.Fatalf("acknowledged through %d, want %d", st.AckedThrough, rounds*perRound)
 	}
-	if bound := int64(spool.MaxHeldBytes + frameCacheBytes); memory > bound || memory < bound/2 {
+	if bound := int64(spool.MaxHeldBytes + frameCacheBytesBacklog); memory > bound || memory < bound/2 {
 		t.Errorf("the spool held up to %d bytes in memory, want its lead and its cache: about %d", memory, bound)
 	}
 	// Live at once: the nine frames of a round and the one read back.
