@@ -53,7 +53,7 @@ func ackAll(t *testing.T, s *Spool, frames []Frame) {
 func TestBacklogAckedFramesAreNotWritten(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, backlogOptions(dir))
-	const n, size = 20, 64 << 10
+	const n, size = 20, MaxHeldBytes / 32 // all within the lead: none waits for Next
 	before := segBytes(t, dir)
 	for i := uint64(1); i <= n; i++ {
 		mustAppend(t, s, payloadFor(i, size))
