@@ -35,6 +35,7 @@ func (s *Spool) roll() error {
 		if err := s.writeAckLocked(seg); err != nil {
 			return err
 		}
+		s.releasePreallocLocked(seg) // sealed: it never grows again
 		if err := seg.f.Sync(); err != nil {
 			return s.failSyncLocked(seg, err)
 		}

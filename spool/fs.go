@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kinship-agent/kinship/internal/atomicfile"
 )
 
@@ -33,6 +35,10 @@ type segFile interface {
 	ReadAt(p []byte, off int64) (int, error)
 	Sync() error
 	Truncate(size int64) error
+	// Allocate reserves disk blocks for [off, off+n) without changing the file's size
+	// (fallocate FALLOC_FL_KEEP_SIZE), so recovery, Inspect and readers see exactly the
+	// bytes written; see preallocLocked.
+	Allocate(off, n int64) error
 	Close() error
 }
 
@@ -46,7 +52,27 @@ type readFile interface {
 type osFS struct{}
 
 func (osFS) OpenFile(name string, flag int, perm os.FileMode) (segFile, error) {
-	return os.OpenFile(name, flag, perm)
+	f, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
+
+// osFile is an *os.File with Allocate.
+type osFile struct{ *os.File }
+
+func (f osFile) Allocate(off, n int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if cerr := rc.Control(func(fd uintptr) {
+		err = unix.Fallocate(int(fd), unix.FALLOC_FL_KEEP_SIZE, off, n)
+	}); cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 func (osFS) Open(name string) (readFile, error) { return os.Open(name) }

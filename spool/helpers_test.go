@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,6 +204,8 @@ type faultFS struct {
 	failTruncate  bool
 	failWrites    bool // every write fails until cleared
 	failSyncs     bool // every fsync fails until cleared
+	failAllocate  bool // every fallocate fails (no room) until cleared
+	allocCalls    int  // Allocate calls
 	// writeGate, when set, holds every write until it is closed; each write held first
 	// sends on writeHeld (if it has room).
 	writeGate chan struct{}
@@ -280,6 +283,17 @@ func (f *faultFile) Sync() error {
 		return errInjected
 	}
 	return f.File.Sync()
+}
+
+func (f *faultFile) Allocate(off, n int64) error {
+	f.fs.mu.Lock()
+	fail := f.fs.failAllocate
+	f.fs.allocCalls++
+	f.fs.mu.Unlock()
+	if fail {
+		return syscall.ENOSPC
+	}
+	return osFile{f.File}.Allocate(off, n)
 }
 
 func (f *faultFile) Truncate(size int64) error {

@@ -47,7 +47,10 @@ type segment struct {
 	path      string
 	f         segFile // the active segment only
 	dirtyTail bool    // bytes past end may hold a half frame (a truncate failed)
-	gone      bool    // removed from segs (deleted or dropped); mu held to read or set
+	// allocEnd: the active segment's blocks are reserved up to here (preallocLocked);
+	// past end they are beyond the file's size, which they never change. wmu held.
+	allocEnd int64
+	gone     bool // removed from segs (deleted or dropped); mu held to read or set
 }
 
 // Spool is a durable queue of opaque frames in segment files (see the package doc for the
@@ -96,6 +99,7 @@ type Spool struct {
 	// compressNext says whether the data frame being written is compressed (wmu held): the
 	// codec is used only while the backlog exceeds opts.CompressBacklog.
 	compressNext bool
+	noPrealloc   bool // the file system cannot fallocate (preallocLocked)
 	// tail holds the active segment's bytes [durEnd, end): what a failed fsync may have
 	// lost, rewritten from here into a new segment (see the package doc and tail.go).
 	tail     unsyncedTail
@@ -312,6 +316,9 @@ func (s *Spool) Close() error {
 	err := s.Sync()
 	s.wmu.Lock()
 	if s.act.f != nil {
+		if err == nil && !s.poisoned {
+			s.releasePreallocLocked(s.act)
+		}
 		if cerr := s.act.f.Close(); err == nil && cerr != nil {
 			err = fmt.Errorf("spool: close: %w", cerr)
 		}

@@ -41,6 +41,9 @@ func (s *Spool) writeFrameLocked(seg *segment, typ byte, seq uint64, p []byte, s
 	off := seg.end
 	raw := len(p)
 	mark := s.tail.mark()
+	if typ == frameData {
+		s.preallocLocked(seg, off+frameSize(len(p))) // compressed, it takes no more
+	}
 	var n int64
 	var err error
 	written := false
