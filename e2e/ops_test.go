@@ -271,3 +271,39 @@ flows:
 		t.Errorf("IMDS token PUTs %d, unauthorized reads %d: not IMDSv2", imds.TokenPuts.Load(), imds.Unauthorized.Load())
 	}
 }
+
+// The agent runs Go code on one thread unless GOMAXPROCS says otherwise: on a host's shared
+// cores, more cost CPU for hand-offs (see oneProcUnlessSet) and take cores from the
+// applications.
+func TestOneProcUnlessGOMAXPROCSIsSet(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want string
+	}{{"", "1"}, {"GOMAXPROCS=2", "2"}} {
+		dir := t.TempDir()
+		listen := freePort(t)
+		cfg := writeConfig(t, dir, fmt.Sprintf("state_dir: %s/state\nmetrics: {listen: %q}\nflows:\n  - name: dry\n    paths: [\"%s/*.log\"]\n    discard: {}\n", dir, listen, dir))
+		env := agentEnv("http://127.0.0.1:1")
+		if tc.env != "" {
+			env = append(env, tc.env)
+		}
+		a := startAgentWith(t, env, nil, "run", "--config", cfg)
+		var got string
+		deadline := time.Now().Add(30 * time.Second)
+		for got == "" && time.Now().Before(deadline) {
+			for _, l := range strings.Split(scrape(t, listen), "\n") {
+				if v, ok := strings.CutPrefix(l, "go_sched_gomaxprocs_threads "); ok {
+					got = v
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got != tc.want {
+			t.Errorf("environment %q: GOMAXPROCS %q on /metrics, want %s", tc.env, got, tc.want)
+		}
+		_ = a.cmd.Process.Signal(syscall.SIGTERM)
+		if err := a.wait(t, time.Minute); err != nil {
+			t.Errorf("kinship run: %v", err)
+		}
+	}
+}
