@@ -140,18 +140,23 @@ const (
 
 // spareFrameBufs is how many free frame buffers a flow keeps: as many as the path users run
 // has live at once, so that a steady stream recycles every one. They are the records of the
-// shipper's requests in flight (max_in_flight of at most shipper.DefaultMaxRequestBytes:
-// 4 x 5 MiB at defaults) and the frames the spool holds for it (spool.MaxHeldBytes), in
-// buffers of frameCap, plus the one the aggregator fills: 24 at defaults. Measured: 19 to 21
-// live at once at a fast Kinesis endpoint, 26 at kinesalite, where everything is a backlog
-// (frames being written and fsynced, or read back, next to those held). Fewer spares than
-// the swings of that count allocate anew at every swing, and the garbage waits for the next
-// GC: 8 spares made 85 allocations of 1 MiB instead of 20 on 512 MiB and 15 MiB more peak
-// RSS. Spares are only ever allocated by a swing up to that peak, so an idle flow keeps what
-// it once used. The frames the spool's cache holds (cacheBytes) come on top: without them a
-// backlog drained from disk made its last few buffers garbage at the end of every backlog.
-func spareFrameBufs(cfg config.Flow, frameCap int, cacheBytes int64) int {
-	return (maxInFlight(cfg)*shipper.DefaultMaxRequestBytes+spool.MaxHeldBytes+int(min(cacheBytes, spool.MaxHeldBytes)))/frameCap + 1
+// shipper's requests in flight (max_in_flight of at most shipper.DefaultMaxRequestBytes,
+// which a drained backlog fills) and the frames the spool holds for it (spool.MaxHeldBytes),
+// in buffers of frameCap, plus the one the aggregator fills: 21 at defaults. Measured:
+// about 7 live at once at a fast Kinesis endpoint (requests carry the 1 MiB lead), 26 at
+// kinesalite with a lead of 4 MiB, when everything was a backlog (frames being written and
+// fsynced, or read back, next to those held). Fewer spares than the swings of that count
+// allocate anew at every swing, and the garbage waits for the next GC: 8 spares made 85
+// allocations of 1 MiB instead of 20 on 512 MiB and 15 MiB more peak RSS. Spares are only
+// ever allocated by a swing up to that peak, so an idle flow keeps what it once used. With
+// spool.write: always, frames wait for their commit (up to SyncBytes) before the shipper takes
+// them, from the spool's cache: 8 MiB more, as measured there.
+func spareFrameBufs(cfg config.Flow, frameCap int, write spool.WriteMode) int {
+	held := spool.MaxHeldBytes
+	if write == spool.WriteAlways {
+		held = 8 << 20
+	}
+	return (maxInFlight(cfg)*shipper.DefaultMaxRequestBytes+held)/frameCap + 1
 }
 
 // frameSlack is what a frame buffer holds beyond a full aggregate: its envelope.
@@ -249,7 +254,7 @@ func New(cfg config.Flow, deps Deps) (*Flow, error) {
 	if write == spool.WriteAlways {
 		cacheBytes = frameCacheBytesAlways
 	}
-	f.bufs = make(chan []byte, spareFrameBufs(cfg, f.frameCap, cacheBytes))
+	f.bufs = make(chan []byte, spareFrameBufs(cfg, f.frameCap, write))
 	sp, err := spool.Open(spool.Options{
 		Dir:           filepath.Join(f.dir, "spool"),
 		SegmentBytes:  int64(cfg.Spool.SegmentBytes),
