@@ -7,8 +7,9 @@
 #       certificate the agent trusts through AWS_CA_BUNDLE), once per kinesis.protocol in
 #       PROTOCOLS, and
 #   (c) kinesalite over TLS (4 shards), on a smaller file of KINESALITE_SIZE bytes since it
-#       takes in a few MB/s (0 skips it): the agent reads it at once, so it is a backlog the
-#       spool writes and reads back, and
+#       takes in a hundred MB/s or less (0 skips it): the agent reads it as fast as kinesalite
+#       takes it, and what waits longer than fsync_interval the spool writes and reads back,
+#       and
 #   (d) the same file appended at STEADY_RATE MB/s (default 20; 0 skips it) to a file the agent
 #       tails as a service: kinesalite keeps up, the steady state.
 # Each row: MB/s, CPU s/GB and peak RSS of the agent alone (/usr/bin/time), and for (b) the
@@ -144,8 +145,8 @@ if [[ $KINESALITE_SIZE -gt 0 ]]; then
 	done
 	# (d) kinesalite at a rate it takes: the same file appended STEADY_RATE MB/s at a time to a
 	# file the agent (`run`, the service, not --once) tails, so that nothing becomes a backlog:
-	# the steady state operators run, next to (c), where the whole file is a backlog the spool
-	# writes and reads back. The agent stops once positions.json says every byte is durable;
+	# the steady state operators run, next to (c), where the whole file is there at once. The
+	# agent stops once positions.json says every byte is durable;
 	# MB/s is then the pace set, CPU s/GB and peak RSS are the agent's.
 	if [[ ${STEADY_RATE:-20} -gt 0 ]]; then
 		rm -f "$DIR/kl.out"
