@@ -34,8 +34,10 @@
 // timer, as holding them delays nothing; when it needs one of them, they go at once, or, if
 // aggregates are being sealed less than IdleAge/4 apart (≥ 200 MB/s with the defaults: peers
 // come soon), after at most IdleAge. What is sealed by age, Nudge, Flush or Close is hashed
-// at once and takes the held ones with it, so latency at low rates is unchanged. Without
-// AVX2 (arm64, old x86) the summers are crypto/md5 and nothing waits. Both packers share
+// at once and takes the held ones with it, so latency at low rates is unchanged. A batch of
+// fewer than 3 is hashed by crypto/md5 on the workers, which beats md5-simd's scalar code
+// for it (hashTask). Without AVX2 (arm64, old x86) the summers are crypto/md5 and nothing
+// waits. Both packers share
 // this pipeline; decoding (DecodeAggregate, Deaggregate: the shipper's re-split and line
 // destinations) checks one aggregate at a time with crypto/md5.
 //

@@ -82,7 +82,7 @@ func (s *MD5Server) Close() {
 
 func (s *MD5Server) newSummer() summer {
 	if s.srv == nil {
-		return &scalarSummer{h: md5.New()}
+		return newScalarSummer()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -106,6 +106,8 @@ func (s *MD5Server) putHasher(h md5simd.Hasher) {
 }
 
 type scalarSummer struct{ h hash.Hash }
+
+func newScalarSummer() *scalarSummer { return &scalarSummer{h: md5.New()} }
 
 func (s *scalarSummer) Sum(dst, p []byte) []byte {
 	s.h.Reset()
