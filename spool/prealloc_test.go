@@ -4,6 +4,8 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // diskUse is the bytes of disk a file holds, and its size.
@@ -152,4 +154,49 @@ func testFailedPreallocIsHarmless(t *testing.T) {
 		t.Fatalf("%d fallocate calls for %d frames, want one per chunk", calls, n)
 	}
 	reopenAndReplay(t, s, dir, seqRange(1, n), size)
+}
+
+// A process killed while its active segment held a reserve leaves those blocks allocated past
+// the file's end. The next Open reopens the segment as the active one; while the destination
+// keeps up, backlog mode writes only stubs into it, which reserve nothing, so nothing would
+// give the blocks back before the segment is sealed, 64 MiB of stubs later. Open gives them
+// back.
+func TestPreallocLeftByACrashIsReleased(t *testing.T) {
+	eachWriteMode(t, testPreallocLeftByACrashIsReleased)
+}
+
+func testPreallocLeftByACrashIsReleased(t *testing.T) {
+	dir := t.TempDir()
+	opts := testOptions(dir)
+	s := mustOpen(t, opts)
+	for i := uint64(1); i <= 3; i++ {
+		mustAppend(t, s, payloadFor(i, 10<<10))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	files := segFiles(t, dir)
+	act := files[len(files)-1]
+	// What the killed process left: the reserve preallocLocked made, never released.
+	f, err := os.OpenFile(act, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, size := diskUse(t, act)
+	err = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_KEEP_SIZE, size, preallocChunk)
+	_ = f.Close()
+	if err != nil {
+		t.Skipf("the file system of %s does not fallocate: %v", dir, err)
+	}
+	if used, _ := diskUse(t, act); used < size+preallocChunk {
+		t.Fatalf("reserve not made: %d bytes of disk for %d", used, size)
+	}
+	s = mustOpen(t, testOptions(dir))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if used, fsize := diskUse(t, act); used > fsize+64<<10 {
+		t.Fatalf("after a reopen %s of %d bytes still holds %d bytes of disk: the reserve a crash left is never given back", act, fsize, used)
+	}
+	checkFrames(t, replayAll(t, mustOpen(t, testOptions(dir)), 0), seqRange(1, 3), func(uint64) int { return 10 << 10 })
 }

@@ -179,6 +179,13 @@ func (s *Spool) recover() error {
 	if err != nil {
 		return fmt.Errorf("spool: open: %w", err)
 	}
+	// A process killed while this was its active segment left the blocks it reserved past the
+	// end (preallocLocked): give them back, as sealing would have (the file ends at act.end,
+	// recovery cut anything after its last valid frame). Until a data frame reserves again,
+	// nothing else would (stubs reserve nothing). Best effort, as at a seal.
+	if err := f.Truncate(act.end); err != nil {
+		s.log.Warn("spool: release preallocated blocks", "segment", filepath.Base(act.path), "err", err)
+	}
 	// What a crashed process left in the page cache becomes durable before it is handed out.
 	if err := f.Sync(); err != nil {
 		_ = f.Close()

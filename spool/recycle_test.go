@@ -27,6 +27,7 @@ type ownedBuffers struct {
 	free   [][]byte
 	isFree map[*byte]bool
 	errs   []string
+	puts   int
 }
 
 func newOwnedBuffers() *ownedBuffers { return &ownedBuffers{isFree: map[*byte]bool{}} }
@@ -60,6 +61,7 @@ func (b *ownedBuffers) Put(p []byte) {
 		return
 	}
 	b.isFree[k] = true
+	b.puts++
 	p = p[:cap(p)]
 	for i := range p {
 		p[i] = 0xEE
@@ -82,13 +84,22 @@ func (b *ownedBuffers) check(t *testing.T) {
 // fsyncs; every payload the spool lets the caller reuse is scribbled over at once. Every
 // frame Next hands out, and every frame on disk after a reopen, must be intact, and no
 // buffer may come back twice.
+//
+// With a cache, and without one as the flow runs backlog mode: then every frame a commit
+// wrote before Next took it goes back to Buffers the moment it is durable.
 func TestBacklogRecycledBuffersStayIntact(t *testing.T) {
+	for _, cache := range []int64{256 << 10, 0} {
+		t.Run(fmt.Sprintf("cache=%d", cache), func(t *testing.T) { testBacklogRecycledBuffersStayIntact(t, cache) })
+	}
+}
+
+func testBacklogRecycledBuffersStayIntact(t *testing.T, cacheBytes int64) {
 	ffs := &faultFS{}
 	opts := backlogOptions(t.TempDir())
 	opts.fs = ffs
 	opts.FsyncInterval = 2 * time.Millisecond
 	opts.SegmentBytes = 512 << 10
-	opts.CacheBytes = 256 << 10
+	opts.CacheBytes = cacheBytes
 	bufs := newOwnedBuffers()
 	opts.Buffers = bufs
 	s := mustOpen(t, opts)
@@ -125,7 +136,8 @@ func TestBacklogRecycledBuffersStayIntact(t *testing.T) {
 			}
 		}
 	})
-	var kept atomic.Int64 // payloads AckFrame kept for the spool to recycle
+	var kept atomic.Int64   // payloads AckFrame kept for the spool to recycle
+	var reused atomic.Int64 // payloads AckFrame let the caller recycle
 	acks := make(chan Frame, 64)
 	wg.Go(func() {
 		defer close(acks)
@@ -159,6 +171,7 @@ func TestBacklogRecycledBuffersStayIntact(t *testing.T) {
 					return
 				}
 				if reuse {
+					reused.Add(1)
 					bufs.Put(f.Payload)
 				} else {
 					kept.Add(1)
@@ -215,7 +228,14 @@ func TestBacklogRecycledBuffersStayIntact(t *testing.T) {
 		t.Fatalf("%d payloads kept by AckFrame, %v failed fsyncs: the test did not reach what it is about",
 			kept.Load(), testutil.ToFloat64(opts.Metrics.SpoolWriteErrors))
 	}
-	t.Logf("kept %d, write errors %v, delivered %d", kept.Load(), testutil.ToFloat64(opts.Metrics.SpoolWriteErrors), s.Stats().Delivered)
+	bufs.mu.Lock()
+	spoolPuts := int64(bufs.puts) - reused.Load() // payloads the spool recycled itself
+	bufs.mu.Unlock()
+	t.Logf("kept %d, recycled by the spool %d, write errors %v, delivered %d",
+		kept.Load(), spoolPuts, testutil.ToFloat64(opts.Metrics.SpoolWriteErrors), s.Stats().Delivered)
+	if spoolPuts <= kept.Load() {
+		t.Fatalf("the spool recycled %d payloads, %d of them kept by AckFrame: it recycled none that Next had not handed out", spoolPuts, kept.Load())
+	}
 	if err := s.Sync(); err != nil {
 		t.Fatal(err)
 	}
