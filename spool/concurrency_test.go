@@ -26,14 +26,8 @@ func testConcurrentAppendNextAck(t *testing.T) {
 	defer cancel()
 
 	var wg sync.WaitGroup
-	errc := make(chan error, 8)
-	fail := func(err error) {
-		select {
-		case errc <- err:
-		default:
-		}
-		cancel()
-	}
+	failures := newFirstFailure(cancel)
+	fail := failures.fail
 	wg.Go(func() { // committer
 		for i := uint64(1); i <= n; i++ {
 			seq, err := s.Append(ctx, payloadFor(i, size(i)))
@@ -99,11 +93,7 @@ func testConcurrentAppendNextAck(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	pollWG.Wait()
-	select {
-	case err := <-errc:
-		t.Fatal(err)
-	default:
-	}
+	failures.check(t)
 	if got := s.AckedThrough(); got != n {
 		t.Fatalf("cursor %d, want %d", got, n)
 	}

@@ -169,14 +169,8 @@ func TestDropOldestConcurrent(t *testing.T) {
 	// The reader starts once the committer is far beyond MaxBytes, so drops surely happen;
 	// from then on everything runs at once.
 	ahead := make(chan struct{})
-	errc := make(chan error, 8)
-	fail := func(err error) {
-		select {
-		case errc <- err:
-		default:
-		}
-		cancel()
-	}
+	failures := newFirstFailure(cancel)
+	fail := failures.fail
 	wg.Go(func() { // committer
 		for i := uint64(1); i <= n; i++ {
 			var seq uint64
@@ -266,11 +260,7 @@ func TestDropOldestConcurrent(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	poll.Wait()
-	select {
-	case err := <-errc:
-		t.Fatal(err)
-	default:
-	}
+	failures.check(t)
 	waitFor(t, "every read frame acknowledged", func() bool { return s.AckedThrough() == n })
 	dropped := metricValue(t, opts.Metrics.SpoolDropped)
 	// A frame dropped while in flight is counted as dropped and was read too.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -106,7 +107,8 @@ func replayAll(t testing.TB, s *Spool, from uint64) []Frame {
 }
 
 // copyDir copies a live spool's files (not a LOCK file older versions left): what a crash would leave behind if the
-// page cache survived.
+// page cache survived. Files that go away while it copies (temporary files, a segment
+// deleted or replaced meanwhile) are left out, as a kill -9 at that moment would.
 func copyDir(t testing.TB, src string) string {
 	t.Helper()
 	dst := t.TempDir()
@@ -119,6 +121,9 @@ func copyDir(t testing.TB, src string) string {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -338,4 +343,32 @@ func reopenAndReplay(t testing.TB, s *Spool, dir string, want []uint64, size fun
 	s = mustOpen(t, testOptions(dir))
 	checkFrames(t, replayAll(t, s, 0), want, size)
 	return s
+}
+
+// firstFailure stops goroutines that work on one spool at the first error any of them meets:
+// fail keeps that error and cancels the context they share; check fails the test with it.
+type firstFailure struct {
+	errc   chan error
+	cancel context.CancelFunc
+}
+
+func newFirstFailure(cancel context.CancelFunc) *firstFailure {
+	return &firstFailure{errc: make(chan error, 1), cancel: cancel}
+}
+
+func (f *firstFailure) fail(err error) {
+	select {
+	case f.errc <- err:
+	default:
+	}
+	f.cancel()
+}
+
+func (f *firstFailure) check(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-f.errc:
+		t.Fatal(err)
+	default:
+	}
 }

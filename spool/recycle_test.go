@@ -3,12 +3,8 @@ package spool
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -113,14 +109,8 @@ func testBacklogRecycledBuffersStayIntact(t *testing.T, cacheBytes int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 16)
-	fail := func(err error) {
-		select {
-		case errc <- err:
-		default:
-		}
-		cancel()
-	}
+	failures := newFirstFailure(cancel)
+	fail := failures.fail
 	wg.Go(func() {
 		for i := uint64(1); i <= n; i++ {
 			p := bufs.Get(size(i))
@@ -212,17 +202,13 @@ func testBacklogRecycledBuffersStayIntact(t *testing.T, cacheBytes int64) {
 			running = false
 		case <-time.After(20 * time.Millisecond):
 			d := s.Durable()
-			checkCrashImage(t, crashImage(t, opts.Dir), d, size)
+			checkCrashImage(t, copyDir(t, opts.Dir), d, size)
 			images++
 		}
 	}
 	t.Logf("%d crash images checked", images)
 	<-faults
-	select {
-	case err := <-errc:
-		t.Fatal(err)
-	default:
-	}
+	failures.check(t)
 	bufs.check(t)
 	if kept.Load() == 0 || testutil.ToFloat64(opts.Metrics.SpoolWriteErrors) == 0 {
 		t.Fatalf("%d payloads kept by AckFrame, %v failed fsyncs: the test did not reach what it is about",
@@ -251,30 +237,6 @@ func testBacklogRecycledBuffersStayIntact(t *testing.T, cacheBytes int64) {
 	if r.AckedThrough() != n {
 		t.Fatalf("cursor %d after reopen, want %d", r.AckedThrough(), n)
 	}
-}
-
-// crashImage copies the segment files of a live spool, as a kill -9 would leave them; files
-// that go away while it copies (temporary files, a replaced segment) are left out.
-func crashImage(t *testing.T, src string) string {
-	t.Helper()
-	dst := t.TempDir()
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dst
 }
 
 // checkCrashImage opens dir and checks that frames 1..durable are all there, the data frames
