@@ -126,7 +126,9 @@ if [[ $KINESALITE_SIZE -gt 0 ]]; then
 	LINES=$(wc -l <"$LOG")
 	cat "$LOG" >/dev/null
 	go build -o "$DIR/streamcount" ./bench/streamcount
-	for proto in $PROTOCOLS; do
+	# start_kinesalite starts kinesalite over TLS with a 4-shard stream "bench": KL is its
+	# pid, port where it listens.
+	start_kinesalite() {
 		rm -f "$DIR/kl.out" # the wait below must not read the previous kinesalite's port
 		KINESALITE_TLS_CERT="$DIR/tls/cert.pem" KINESALITE_TLS_KEY="$DIR/tls/key.pem" KINESALITE_STREAMS=bench:4 \
 			KINESALITE_KEEP_STDIN=1 node internal/testenv/node/kinesalite.js >"$DIR/kl.out" </dev/null &
@@ -134,6 +136,9 @@ if [[ $KINESALITE_SIZE -gt 0 ]]; then
 		PIDS+=("$KL")
 		for _ in $(seq 300); do [[ -s "$DIR/kl.out" ]] && break; sleep 0.1; done
 		port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$DIR/kl.out")
+	}
+	for proto in $PROTOCOLS; do
+		start_kinesalite
 		flow_config "kinesis: {stream: bench, protocol: $proto}"
 		# shellcheck disable=SC2046
 		read -r w u s r < <(measure env $(aws_env "https://127.0.0.1:$port") "$KINSHIP" run --config "$DIR/bench.yaml" --once --log-level warn)
@@ -149,13 +154,7 @@ if [[ $KINESALITE_SIZE -gt 0 ]]; then
 	# agent stops once positions.json says every byte is durable;
 	# MB/s is then the pace set, CPU s/GB and peak RSS are the agent's.
 	if [[ ${STEADY_RATE:-20} -gt 0 ]]; then
-		rm -f "$DIR/kl.out"
-		KINESALITE_TLS_CERT="$DIR/tls/cert.pem" KINESALITE_TLS_KEY="$DIR/tls/key.pem" KINESALITE_STREAMS=bench:4 \
-			KINESALITE_KEEP_STDIN=1 node internal/testenv/node/kinesalite.js >"$DIR/kl.out" </dev/null &
-		KL=$!
-		PIDS+=("$KL")
-		for _ in $(seq 300); do [[ -s "$DIR/kl.out" ]] && break; sleep 0.1; done
-		port=$(sed -n 's/.*"port":\([0-9]*\).*/\1/p' "$DIR/kl.out")
+		start_kinesalite
 		STEADY="$DIR/steady.log"
 		: >"$STEADY"
 		SRC=$LOG

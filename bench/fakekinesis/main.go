@@ -257,6 +257,7 @@ func (c *md5Checker) flush() { c.pending.Wait() }
 
 func (c *md5Checker) batchLoop() {
 	var batch []*pendingChecks
+	var requests [][]md5Check
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for first := range c.queue {
@@ -277,16 +278,11 @@ func (c *md5Checker) batchLoop() {
 			}
 		}
 		timer.Stop()
-		var done sync.WaitGroup
+		requests = requests[:0]
 		for _, p := range batch {
-			for i := range p.checks {
-				j := &p.checks[i]
-				j.done = &done
-				done.Add(1)
-				c.jobs <- j
-			}
+			requests = append(requests, p.checks)
 		}
-		done.Wait()
+		c.check(requests...)
 		for _, p := range batch {
 			p.tally(p.checks)
 			c.pending.Done()
@@ -294,20 +290,22 @@ func (c *md5Checker) batchLoop() {
 	}
 }
 
-// check sets each check's ok at once, hashing the large aggregates side by side: the
-// benchmark's measure of the hashing itself.
-func (c *md5Checker) check(checks []md5Check) {
+// check sets the ok of every check of every request and returns: small aggregates hashed
+// here, the large ones of all the requests side by side by the workers.
+func (c *md5Checker) check(requests ...[]md5Check) {
 	var done sync.WaitGroup
-	for i := range checks {
-		j := &checks[i]
-		if len(j.pb) < md5SmallAggregate {
-			sum := md5.Sum(j.pb)
-			j.ok = bytes.Equal(sum[:], j.want)
-			continue
+	for _, checks := range requests {
+		for i := range checks {
+			j := &checks[i]
+			if len(j.pb) < md5SmallAggregate {
+				sum := md5.Sum(j.pb)
+				j.ok = bytes.Equal(sum[:], j.want)
+				continue
+			}
+			j.done = &done
+			done.Add(1)
+			c.jobs <- j
 		}
-		j.done = &done
-		done.Add(1)
-		c.jobs <- j
 	}
 	done.Wait()
 }
@@ -398,13 +396,12 @@ func (h *handler) putRecords(w http.ResponseWriter, body []byte, isCBOR bool, re
 		}
 		c := md5Check{pb: e.Data[len(kplMagic) : len(e.Data)-md5.Size], want: e.Data[len(e.Data)-md5.Size:]}
 		if len(c.pb) < md5SmallAggregate {
-			sum := md5.Sum(c.pb)
-			c.ok = bytes.Equal(sum[:], c.want)
 			small = append(small, c)
 		} else {
 			large = append(large, c)
 		}
 	}
+	h.md5.check(small) // hashed here: a hand-off costs more than a few KiB
 	h.tally(small)
 	if len(large) > 0 {
 		h.md5.submit(large, func(checks []md5Check) {
