@@ -12,6 +12,8 @@
 #       and
 #   (d) the same file appended at STEADY_RATE MB/s (default 20; 0 skips it) to a file the agent
 #       tails as a service: kinesalite keeps up, the steady state.
+# After row (b) it prints bench/floor's table: the CPU the work no agent can avoid (reading,
+# MD5, SHA-256, AES-GCM, the socket) costs alone on this CPU, the floor of row (b).
 # Each row: MB/s, CPU s/GB and peak RSS of the agent alone (/usr/bin/time), and for (b) the
 # Kinesis records per GB the endpoint counted (it also checks every aggregate's MD5) or, for
 # (c), that the stream holds afterwards (bench/streamcount).
@@ -117,6 +119,11 @@ done
 # KINSHIP_BASELINE: an older kinship binary (one that has no kinesis.protocol), for a
 # before/after row measured in the same run.
 [[ -z ${KINSHIP_BASELINE:-} ]] || MODE=default fake_row "(b) fake kinesis baseline" "$KINSHIP_BASELINE" "kinesis: {stream: bench}"
+
+# The floor of row (b): what the hashing, encryption and I/O every byte shipped needs cost
+# alone on this CPU, in the same run (bench/floor).
+go build -o "$DIR/floor" ./bench/floor
+"$DIR/floor" -file "$LOG"
 
 # (c) kinesalite over TLS, on a smaller file.
 if [[ $KINESALITE_SIZE -gt 0 ]]; then
