@@ -37,9 +37,9 @@ const (
 // needed: one being filled, one being delivered, and a batch of Workers waiting for peers or
 // being hashed (a third spare let hashing overlap one more Put, which measured no faster).
 // With Options.Buffers they come from there, one per aggregate, and go to the Output with
-// its Record: the slots then hold none between aggregates. When all slots are taken, Add blocks until Put returns (backpressure). If Put blocks forever, so
-// do Add, Flush and Close: the owner of the Output must cancel it (its context) to unblock
-// them.
+// its Record: the slots then hold none between aggregates. When all slots are taken, Add
+// blocks until Put returns (backpressure). If Put blocks forever, so do Add, Flush and
+// Close: the owner of the Output must cancel it (its context) to unblock them.
 type Aggregator struct {
 	*core
 	keys   keySource
