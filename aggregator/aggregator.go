@@ -36,9 +36,10 @@ const (
 // Memory is bounded by Workers+2 buffers of MaxRecordBytes, allocated as they are first
 // needed: one being filled, one being delivered, and a batch of Workers waiting for peers or
 // being hashed (a third spare let hashing overlap one more Put, which measured no faster).
-// When all are taken, Add blocks until Put returns (backpressure). If Put blocks forever, so
-// do Add, Flush and Close: the owner of the Output must cancel it (its context) to unblock
-// them.
+// With Options.Buffers they come from there, one per aggregate, and go to the Output with
+// its Record: the slots then hold none between aggregates. When all slots are taken, Add
+// blocks until Put returns (backpressure). If Put blocks forever, so do Add, Flush and
+// Close: the owner of the Output must cancel it (its context) to unblock them.
 type Aggregator struct {
 	*core
 	keys   keySource
@@ -64,6 +65,7 @@ var _ packer = (*Aggregator)(nil)
 // slot is one record buffer travelling filler → worker → deliverer → free list.
 type slot struct {
 	buf      []byte // magic | AggregatedRecord [| MD5, once hashed]
+	base     []byte // Options.Buffers: the buffer buf lies in, Headroom bytes in; nil otherwise
 	pk       string
 	n        int // user records
 	first    int // offset of the first line's bytes in buf, to send it plain
@@ -327,6 +329,10 @@ func (a *Aggregator) open(line []byte) *slot {
 	s := a.slot()
 	s.pk = a.keys.next(line)
 	s.joined = 0
+	if a.opts.Buffers != nil && a.opts.Aggregate {
+		s.base = a.newBuffer()
+		s.buf = s.base[a.opts.Headroom:a.opts.Headroom]
+	}
 	s.buf = append(s.buf[:0], magic[:]...)
 	s.buf = protowire.AppendTag(s.buf, fieldPKTable, protowire.BytesType)
 	s.buf = protowire.AppendString(s.buf, s.pk)
@@ -347,6 +353,17 @@ func (a *Aggregator) open(line []byte) *slot {
 	return s
 }
 
+// newBuffer takes a buffer from Options.Buffers with room for the headroom and the largest
+// record, as a slot's own buffer has.
+func (a *Aggregator) newBuffer() []byte {
+	n := a.opts.Headroom + a.opts.MaxRecordBytes + 64
+	b := a.opts.Buffers.Get(n)
+	if cap(b) < n {
+		b = make([]byte, n) // a pool that broke its promise: do not write past its buffer
+	}
+	return b[:cap(b)]
+}
+
 // slot takes a free slot, allocating one while fewer than nslots exist. Called with mu
 // held; blocks while every slot is in the pipeline.
 func (a *Aggregator) slot() *slot {
@@ -357,7 +374,7 @@ func (a *Aggregator) slot() *slot {
 		if a.nalloc < a.nslots {
 			a.nalloc++
 			s = &slot{hashed: make(chan struct{}, 1)}
-			if a.opts.Aggregate {
+			if a.opts.Aggregate && a.opts.Buffers == nil {
 				// Room for the largest record: a lone line of limit bytes with its framing.
 				s.buf = make([]byte, 0, a.opts.MaxRecordBytes+64)
 			}
@@ -440,7 +457,7 @@ func (a *Aggregator) seal(full bool) {
 	s := a.cur
 	a.cur = nil
 	a.hungry = false // the consumer gets a record: it is busy again
-	s.rec = Record{PartitionKey: s.pk, UserRecords: s.n, Marks: s.marks}
+	s.rec = Record{PartitionKey: s.pk, UserRecords: s.n, Marks: s.marks, Buffer: s.base}
 	line := s.buf[s.first : s.first+s.firstLen]
 	// A lone line goes plain, as the KPL does, unless it looks like an aggregate itself:
 	// a consumer would try to decode it and fail, so it stays wrapped when it fits.
@@ -472,6 +489,9 @@ func (a *Aggregator) deliverLoop() {
 			waitHashed(a.hash, s, s.hashed)
 		}
 		a.put(&s.rec)
+		if s.base != nil {
+			s.base, s.buf = nil, nil // the Output's now (Record.Buffer)
+		}
 		s.rec = Record{}
 		s.n = 0
 		s.marks = s.marks[:0]

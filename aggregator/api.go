@@ -20,11 +20,18 @@ type Record struct {
 	Data            []byte // KPL aggregate, or the plain line when it holds a single user record
 	UserRecords     int
 	Marks           []Mark
+	// Buffer (only with Options.Buffers) is the whole buffer Data was built in, from
+	// Options.Buffers.Get: Data lies inside it, Options.Headroom bytes or more after its
+	// start, so that the Output may write its own header in front of Data and keep both
+	// without a copy. From Put on the Output owns Buffer: it keeps it or gives it back to
+	// its pool; the aggregator never touches it again. nil for a record of marks only.
+	Buffer []byte
 }
 
 // Output receives sealed records, one at a time and in order, from a single goroutine.
 // Put may block (that is how backpressure from the spool reaches the tailer). The Record and
-// its Data are only valid during the call: the aggregator reuses the buffers afterwards.
+// its Data are only valid during the call: the aggregator reuses the buffers afterwards,
+// except Record.Buffer (Options.Buffers), which Put takes over.
 // An error from Put stops the aggregator; Add, Flush and Close return it from then on.
 type Output interface {
 	Put(rec *Record) error
@@ -62,8 +69,24 @@ type Options struct {
 	// this old, unless it fills fast enough to be full before MaxAge [20ms; capped at MaxAge].
 	IdleAge time.Duration
 
+	// Buffers, when set, gives the buffers aggregates are built in (Aggregate only; NewSharded
+	// ignores it): each aggregate takes one when it opens and hands it over with its Record
+	// (Record.Buffer), so that slots own no buffer between aggregates and the Output keeps
+	// the aggregate where it was built. nil: every slot keeps a buffer of its own.
+	Buffers Buffers
+	// Headroom (with Buffers) is how many bytes each buffer keeps free in front of the
+	// aggregate, for the Output's header.
+	Headroom int
+
 	batchWait time.Duration // tests: the longest a needed full aggregate waits for peers [IdleAge]
 	onBatch   func(n int)   // tests: told the size of every batch of aggregates hashed together
+}
+
+// Buffers is a pool of buffers (Options.Buffers). Get returns a buffer of capacity n or more;
+// its contents are not read. Called from the goroutine that calls Add and from the age
+// timer's.
+type Buffers interface {
+	Get(n int) []byte
 }
 
 // ErrClosed is returned by Add and Flush after Close.

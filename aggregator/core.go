@@ -68,6 +68,9 @@ func (opts Options) withDefaults() (Options, error) {
 	if opts.MaxRecords < 0 {
 		return opts, fmt.Errorf("aggregator: max records %d is negative", opts.MaxRecords)
 	}
+	if opts.Headroom < 0 {
+		return opts, fmt.Errorf("aggregator: headroom %d is negative", opts.Headroom)
+	}
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = defaultMaxAge
 	}

@@ -122,8 +122,13 @@
 //   - Callers of Status, Healthy and Alive (the HTTP handlers): short locks only; Status
 //     copies the positions and stats the files outside the lock.
 //
-// Frame buffers go round through bufs, a bounded channel: put fills one, the spool's cache
-// hands the same slice to the shipper, the ack returns it. Contexts: Run's ctx (the stop,
+// Frame buffers go round through bufs, a bounded channel: the aggregator builds each
+// aggregate in one (aggregator.Options.Buffers, frameHeadroom free in front), put writes the
+// envelope header in front of the data and spools that slice (or, for a small or compressed
+// record or a header past the headroom, copies into a buffer of its own and returns the
+// aggregator's), the spool hands the same slice to the shipper, the ack (or the spool's
+// Buffers.Put) returns it, and putBuf finds its whole buffer through inPlace. The checkpoint
+// loop also prunes inPlace entries of frames acknowledged and durable. Contexts: Run's ctx (the stop,
 // or the shipper's failure), appendCtx (puts), shipCtx (the shipper; its requests get
 // drainTimeout more), ckptCtx (the checkpoint loop).
 //

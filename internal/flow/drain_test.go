@@ -13,6 +13,16 @@ import (
 // cache, read back): every frame buffer is recycled, so the buffers allocated stay at what
 // is live at once, however many frames pass.
 func TestBacklogDrainRecyclesFrameBuffers(t *testing.T) {
+	// inPlace: frames made in the aggregator's buffers (aggregator.Options.Buffers), which
+	// putBuf must recycle whole.
+	for _, inPlace := range []bool{false, true} {
+		t.Run(map[bool]string{false: "copied", true: "in place"}[inPlace], func(t *testing.T) {
+			backlogDrainRecyclesFrameBuffers(t, inPlace)
+		})
+	}
+}
+
+func backlogDrainRecyclesFrameBuffers(t *testing.T, inPlace bool) {
 	f := testFlow(t, t.TempDir()) // fsync_interval 1h: the test commits
 	src := realSource(t, t.TempDir()+"/a.log")
 	sink{f: f}.Open(src, 0)
@@ -24,8 +34,12 @@ func TestBacklogDrainRecyclesFrameBuffers(t *testing.T) {
 	put := func() {
 		t.Helper()
 		offset++
-		if err := out.Put(&aggregator.Record{PartitionKey: "k", Data: data, UserRecords: 1,
-			Marks: []aggregator.Mark{{Source: 1, Offset: offset}}}); err != nil {
+		marks := []aggregator.Mark{{Source: 1, Offset: offset}}
+		rec := &aggregator.Record{PartitionKey: "k", Data: data, UserRecords: 1, Marks: marks}
+		if inPlace {
+			rec = aggregate(f, data, false, marks)
+		}
+		if err := out.Put(rec); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -40,6 +40,13 @@ const (
 var errEnvelope = errors.New("flow: malformed spool envelope")
 
 func appendEnvelope(dst []byte, e *envelope) []byte {
+	return append(appendEnvelopeHeader(dst, e), e.Data...)
+}
+
+// appendEnvelopeHeader appends everything of e's encoding before its data: a frame is the
+// header followed by the data, so a header written just in front of the data where it lies
+// makes the frame without copying the data.
+func appendEnvelopeHeader(dst []byte, e *envelope) []byte {
 	dst = append(dst, envelopeVersion)
 	dst = binary.AppendUvarint(dst, uint64(e.UserRecords))
 	dst = appendString(dst, e.PartitionKey)
@@ -53,7 +60,7 @@ func appendEnvelope(dst []byte, e *envelope) []byte {
 		dst = binary.AppendUvarint(dst, uint64(m.Offset))
 		dst = appendString(dst, m.Path)
 	}
-	return append(dst, e.Data...)
+	return dst
 }
 
 // envelopeSize is an upper bound of the encoded size of e.

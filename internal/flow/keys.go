@@ -31,6 +31,7 @@ func (f *Flow) newAggregator(ctx context.Context, out aggregator.Output) (lineAg
 	opts.MD5 = f.deps.MD5
 	key := lineKeyFunc(f.cfg)
 	if key == nil {
+		opts.Buffers, opts.Headroom = aggregateBuffers{f}, frameHeadroom
 		return aggregator.New(opts, out)
 	}
 	fallback := opts.PartitionKey
