@@ -70,8 +70,9 @@ func main() {
 	keyFile := flag.String("key", "fakekinesis-key.pem", "TLS key (written if missing)")
 	urlFile := flag.String("url-file", "", "write the endpoint URL here once listening")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here (to check that the endpoint is not what limits a benchmark)")
+	pace := flag.Duration("pace", 0, "PutRecords requests take turns, each holding the turn this long (a single-threaded endpoint's pace, without its CPU)")
 	flag.Parse()
-	if err := run(*listen, *certFile, *keyFile, *urlFile, *cpuProfile); err != nil {
+	if err := run(*listen, *certFile, *keyFile, *urlFile, *cpuProfile, *pace); err != nil {
 		fmt.Fprintln(os.Stderr, "fakekinesis:", err)
 		os.Exit(1)
 	}
@@ -94,7 +95,7 @@ func startCPUProfile(path string) (func(), error) {
 	}, nil
 }
 
-func run(listen, certFile, keyFile, urlFile, cpuProfile string) error {
+func run(listen, certFile, keyFile, urlFile, cpuProfile string, pace time.Duration) error {
 	if cpuProfile != "" {
 		stop, err := startCPUProfile(cpuProfile)
 		if err != nil {
@@ -115,7 +116,7 @@ func run(listen, certFile, keyFile, urlFile, cpuProfile string) error {
 	}
 	st := &stats{}
 	md5s := newMD5Checker()
-	srv := &http.Server{Handler: &handler{st: st, md5: md5s}, ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: &handler{st: st, md5: md5s, pace: pace}, ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
 	url := "https://" + ln.Addr().String()
 	if urlFile != "" {
@@ -183,6 +184,13 @@ type handler struct {
 	st   *stats
 	md5  *md5Checker
 	bufs sync.Pool
+	// pace, when set, makes PutRecords requests take turns, each holding the one turn for
+	// pace once its body is read: the pace of a single-threaded endpoint such as kinesalite,
+	// without its CPU on the agent's cores. Comparing the agent's CPU here with and without
+	// it tells what waiting for the destination costs the agent from what the endpoint's
+	// neighbouring load costs it.
+	pace   time.Duration
+	paceMu sync.Mutex
 }
 
 // md5Check is one aggregate's MD5 check: the protobuf bytes and the trailer they must hash to.
@@ -354,6 +362,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body := bp.Bytes()
 	switch op {
 	case "PutRecords":
+		h.takeTurn()
 		handedOver = h.putRecords(w, body, isCBOR, release)
 	case "DescribeStreamSummary":
 		writeJSON(w, map[string]any{"StreamDescriptionSummary": map[string]any{"StreamName": "bench", "StreamARN": "arn:aws:kinesis:us-east-1:000000000000:stream/bench",
@@ -366,6 +375,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.st.BadRequests.Add(1)
 		writeError(w, isCBOR, http.StatusBadRequest, "UnknownOperationException", op)
 	}
+}
+
+// takeTurn waits for the request's turn and holds it for pace (see handler.pace).
+func (h *handler) takeTurn() {
+	if h.pace <= 0 {
+		return
+	}
+	h.paceMu.Lock()
+	defer h.paceMu.Unlock()
+	time.Sleep(h.pace)
 }
 
 // putRecords answers a PutRecords request. Large aggregates are checked after the answer

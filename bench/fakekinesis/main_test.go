@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/smithy-go/encoding/cbor"
 
@@ -70,6 +71,43 @@ func TestMD5ErrorsCounted(t *testing.T) {
 		if got, want := h.st.UserRecords.Load(), n*(10*2000+10*3+1); got != want {
 			t.Errorf("round %d: %d user records, want %d", round, got, want)
 		}
+	}
+}
+
+// With a pace, PutRecords requests take turns (a single-threaded endpoint's pace): three sent
+// at once are answered no sooner than three paces after they were sent, every one accepted.
+func TestPaceTakesTurns(t *testing.T) {
+	const pace = 30 * time.Millisecond
+	h := &handler{st: &stats{}, md5: newMD5Checker(), pace: pace}
+	defer h.md5.close()
+	body := cbor.Encode(cbor.Map{"StreamName": cbor.String("bench"), "Records": cbor.List{
+		cbor.Map{"Data": cbor.Slice([]byte("a line")), "PartitionKey": cbor.String("k")}}})
+	start := time.Now()
+	var wg sync.WaitGroup
+	codes := make([]int, 3)
+	for i := range codes {
+		wg.Go(func() {
+			req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+			req.Header.Set("X-Amz-Target", "Kinesis_20131202.PutRecords")
+			req.Header.Set("Content-Type", "application/x-amz-cbor-1.1")
+			req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=0")
+			req.Header.Set("X-Amz-Date", "20260101T000000Z")
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			codes[i] = w.Code
+		})
+	}
+	wg.Wait()
+	if took := time.Since(start); took < 3*pace {
+		t.Errorf("3 requests answered in %v with a pace of %v: they did not take turns", took, pace)
+	}
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("request %d: status %d", i, c)
+		}
+	}
+	if got := h.st.Requests.Load(); got != 3 {
+		t.Errorf("%d requests counted, want 3", got)
 	}
 }
 
