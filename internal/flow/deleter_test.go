@@ -9,13 +9,12 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/shipper"
 )
 
 func deleterFlow(t *testing.T, logs string, elsewhere func(string) (bool, string)) *Flow {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
+	return openFlow(t, fmt.Sprintf(`
 flows:
   - name: t
     paths: [%q]
@@ -23,19 +22,7 @@ flows:
     close_inactive: 1m
     discard: {}
     spool: {fsync_interval: 1h}
-`, logs+"/*.log", logs+"/app.log*")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := New(cfg.Flows[0], Deps{Dir: t.TempDir(), Destination: shipper.Discard{}, ShippedElsewhere: elsewhere})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = f.spool.Close() })
-	if _, _, err := f.restore(); err != nil {
-		t.Fatal(err)
-	}
-	return f
+`, logs+"/*.log", logs+"/app.log*"), Deps{Dir: t.TempDir(), Destination: shipper.Discard{}, ShippedElsewhere: elsewhere})
 }
 
 func age(t *testing.T, path string, d time.Duration) {

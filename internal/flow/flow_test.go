@@ -17,17 +17,24 @@ import (
 
 func testFlow(t *testing.T, dir string) *Flow {
 	t.Helper()
-	cfg, err := config.Parse("test.yaml", []byte(`
+	return openFlow(t, `
 flows:
   - name: t
     paths: ["/nonexistent/*.log"]
     discard: {}
     spool: {fsync_interval: 1h}
-`))
+`, Deps{Dir: dir, Destination: shipper.Discard{}})
+}
+
+// openFlow builds the first flow of yaml with deps and restores it, as New and Run would;
+// its spool is closed at the end of the test.
+func openFlow(t *testing.T, yaml string, deps Deps) *Flow {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := New(cfg.Flows[0], Deps{Dir: dir, Destination: shipper.Discard{}})
+	f, err := New(cfg.Flows[0], deps)
 	if err != nil {
 		t.Fatal(err)
 	}

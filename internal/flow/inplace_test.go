@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/kinship-agent/kinship/aggregator"
-	"github.com/kinship-agent/kinship/config"
 	"github.com/kinship-agent/kinship/shipper"
 	"github.com/kinship-agent/kinship/spool"
 )
@@ -29,19 +28,7 @@ func flowWith(t *testing.T, dir string, extra ...string) *Flow {
 			dest = "    " + e + "\n"
 		}
 	}
-	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(y, spoolExtra)+dest))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := New(cfg.Flows[0], Deps{Dir: dir, Destination: shipper.Discard{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = f.spool.Close() })
-	if _, _, err := f.restore(); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return openFlow(t, fmt.Sprintf(y, spoolExtra)+dest, Deps{Dir: dir, Destination: shipper.Discard{}})
 }
 
 // aggregate is a record as the aggregator builds it with the flow's buffers: data written
