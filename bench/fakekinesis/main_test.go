@@ -50,13 +50,7 @@ func TestMD5ErrorsCounted(t *testing.T) {
 			recs[i] = cbor.Map{"Data": cbor.Slice(d), "PartitionKey": cbor.String("k")}
 		}
 		body := cbor.Encode(cbor.Map{"StreamName": cbor.String("bench"), "Records": recs})
-		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-		req.Header.Set("X-Amz-Target", "Kinesis_20131202.PutRecords")
-		req.Header.Set("Content-Type", "application/x-amz-cbor-1.1")
-		req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=0")
-		req.Header.Set("X-Amz-Date", "20260101T000000Z")
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
+		w := putRecords(h, body)
 		if w.Code != http.StatusOK {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
@@ -87,14 +81,7 @@ func TestPaceTakesTurns(t *testing.T) {
 	codes := make([]int, 3)
 	for i := range codes {
 		wg.Go(func() {
-			req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
-			req.Header.Set("X-Amz-Target", "Kinesis_20131202.PutRecords")
-			req.Header.Set("Content-Type", "application/x-amz-cbor-1.1")
-			req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=0")
-			req.Header.Set("X-Amz-Date", "20260101T000000Z")
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, req)
-			codes[i] = w.Code
+			codes[i] = putRecords(h, body).Code
 		})
 	}
 	wg.Wait()
@@ -156,4 +143,16 @@ func BenchmarkMD5Check(b *testing.B) {
 			}
 		})
 	}
+}
+
+// putRecords serves one signed-looking CBOR PutRecords request with body.
+func putRecords(h *handler, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set("X-Amz-Target", "Kinesis_20131202.PutRecords")
+	req.Header.Set("Content-Type", "application/x-amz-cbor-1.1")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=a/20260101/us-east-1/kinesis/aws4_request, SignedHeaders=host, Signature=0")
+	req.Header.Set("X-Amz-Date", "20260101T000000Z")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
 }
