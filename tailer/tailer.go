@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -143,6 +144,16 @@ const (
 	defaultMaxLineBytes = 1 << 20
 	readBufferSize      = 256 << 10
 	fingerprintMax      = 1024
+	// readPace: a logger that writes every line with its own write(2) sends an event per
+	// line, and reading each one alone cost the agent 12.8 CPU s/GB at 20,000 lines/s (the
+	// read, the tail print check, fsnotify's hand-off, and the Go runtime's sysmon, which
+	// polls every 20 µs for a while after each wake-up: 17,000 context switches in 5 s).
+	// Starting read passes at most every 10 ms took that to 5.9 (20 ms: 5.7), and 20 such
+	// files at 500 lines/s each from 103 to 34. It costs a line at most 10 ms: a write after
+	// a quiet spell is read at once, so latency at low rates does not move.
+	readPace = 10 * time.Millisecond
+	// maxEventsTaken bounds takeEvents, so that a storm of events cannot hold reading up.
+	maxEventsTaken = 1 << 16
 )
 
 // Tailer tails the files matching its patterns. See the package comment for its concurrency
@@ -167,6 +178,7 @@ type Tailer struct {
 	idleClose    time.Duration          // a descriptor at EOF this long is closed (identity kept)
 	debounce     time.Duration          // delay between a directory event and the rescan it triggers
 	fallbackPoll time.Duration          // poll interval without fsnotify
+	readPace     time.Duration          // least time between the starts of two read passes from idle
 	readDir      func(dir string) ([]os.DirEntry, error)
 	openFile     func(path string, flag int) (*os.File, error) // set by Run: opens under the descriptor cap
 
@@ -247,6 +259,7 @@ func New(opts Options, sink Sink) (*Tailer, error) {
 	t.idleClose = t.opts.CloseInactive
 	t.debounce = 50 * time.Millisecond
 	t.fallbackPoll = time.Second
+	t.readPace = readPace
 	t.readDir = os.ReadDir
 	return t, nil
 }
@@ -292,6 +305,10 @@ type runState struct {
 	budget   *OpenFiles          // shared with the process's other Tailers
 	emfileAt time.Time           // last EMFILE error line
 	useSeq   uint64              // orders files by last use, for closing the least recently read
+	// reading: a read pass is under way (the queue has not been empty since passAt, when it
+	// started).
+	reading bool
+	passAt  time.Time
 }
 
 // dirMark is what the cheap safety-net poll knows of a watched directory.
@@ -405,6 +422,27 @@ func (t *Tailer) Run(ctx context.Context) error {
 			return nil
 		}
 		if len(s.queue) > 0 {
+			if !s.reading {
+				if wait := time.Until(s.passAt.Add(t.readPace)); wait > 0 {
+					// Too soon after the last pass: let the writes gather. fsnotify's
+					// events are not taken meanwhile, so the kernel merges a file's
+					// repeated modify events into one and fsnotify's goroutine sleeps.
+					timer.Reset(min(wait, time.Until(s.next)))
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-timer.C:
+					}
+					if now := time.Now(); !now.Before(s.next) {
+						if err := t.housekeep(now); err != nil {
+							return err
+						}
+					}
+					continue
+				}
+				s.reading, s.passAt = true, time.Now()
+				t.takeEvents(events, errs)
+			}
 			if err := t.readQueued(); err != nil {
 				return err
 			}
@@ -427,6 +465,7 @@ func (t *Tailer) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		s.reading = false
 		timer.Reset(time.Until(s.next))
 		select {
 		case <-ctx.Done():
@@ -441,6 +480,33 @@ func (t *Tailer) Run(ctx context.Context) error {
 			if err := t.housekeep(now); err != nil {
 				return err
 			}
+		}
+	}
+}
+
+// takeEvents takes every event fsnotify has ready, yielding so that its goroutine can hand
+// over the rest of what it read. A pace leaves the kernel's queue untaken; it is all taken
+// when the pass starts, so that events of many files (which the kernel cannot merge) never
+// wait more than a pace and never overflow the queue.
+func (t *Tailer) takeEvents(events <-chan fsnotify.Event, errs <-chan error) {
+	for range maxEventsTaken {
+		select {
+		case ev := <-events:
+			t.onEvent(ev)
+			continue
+		case err := <-errs:
+			t.onWatchError(err)
+			continue
+		default:
+		}
+		runtime.Gosched()
+		select {
+		case ev := <-events:
+			t.onEvent(ev)
+		case err := <-errs:
+			t.onWatchError(err)
+		default:
+			return
 		}
 	}
 }
