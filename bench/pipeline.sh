@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Whole-pipeline benchmark: `kinship run --once` on a file of ~200-byte lines with the spool
+# Whole-pipeline benchmark: `kinship run --once` on a file of ~140-byte lines with the spool
 # on, next to md5sum and cat of the same file measured in the same run (page cache warm),
 # which are the physical reference on this machine. The agent ships to
 #   (a) the discard destination,
@@ -11,7 +11,10 @@
 #       takes it, and what waits longer than fsync_interval the spool writes and reads back,
 #       and
 #   (d) the same file appended at STEADY_RATE MB/s (default 20; 0 skips it) to a file the agent
-#       tails as a service: kinesalite keeps up, the steady state.
+#       tails as a service: kinesalite keeps up, the steady state, and
+#   (e) a logger appending LOGGER_RATE lines/s (default 20,000; 0 skips it) for LOGGER_SECONDS
+#       (default 10), each line its own write(2), to a file the agent tails: kinesalite (and
+#       KINSHIP_BASELINE's row, when set).
 # After row (b) it prints bench/floor's table: the CPU the work no agent can avoid (reading,
 # MD5, SHA-256, AES-GCM, the socket) costs alone on this CPU, the floor of row (b).
 # Each row: MB/s, CPU s/GB and peak RSS of the agent alone (/usr/bin/time), and for (b) the
@@ -191,6 +194,62 @@ if [[ $KINESALITE_SIZE -gt 0 ]]; then
 		kill "$KL"
 		wait "$KL" 2>/dev/null || true
 		report "(d) kinesalite, ${STEADY_RATE:-20} MB/s" "$(awk -v b="$BYTES" -v r="${STEADY_RATE:-20}" 'BEGIN { print b/1e6/r }')" "$u" "$s" "$r" "$recs"
+	fi
+	# (e) kinesalite fed by a logger that flushes every line (logback's immediateFlush, the
+	# default): each line is its own write(2), so an inotify event, and this row is the cost
+	# of waking up, next to (d), where a MiB comes at once. The CPU counted is the agent's
+	# from the logger's start until positions.json says every byte is durable (/proc/PID/stat):
+	# at 4 MB/s the start-up would be a tenth of the row. Peak RSS is the whole run's.
+	# logger_row name binary
+	logger_row() {
+		start_kinesalite
+		local logged="$DIR/logger.log" agent="" size
+		: >"$logged"
+		local src=$LOG
+		LOG=$logged
+		flow_config "kinesis: {stream: bench}"
+		LOG=$src
+		# shellcheck disable=SC2046
+		env $(aws_env "https://127.0.0.1:$port") /usr/bin/time -f "%e %U %S %M" -o "$DIR/time.out" \
+			"$2" run --config "$DIR/bench.yaml" --log-level warn 2>"$DIR/cmd.err" &
+		TIMED=$!
+		PIDS+=("$TIMED")
+		for _ in $(seq 100); do
+			agent=$(pgrep -P "$TIMED" || true)
+			[[ -n $agent ]] && break
+			sleep 0.05
+		done
+		sleep 1 # started: stream described, connections open
+		read -r u0 s0 < <(awk '{ print $14, $15 }' "/proc/$agent/stat")
+		size=$((${LOGGER_RATE:-20000} * ${LOGGER_SECONDS:-10} * 140)) # lines average 140 bytes
+		local t0 t1
+		t0=$(date +%s.%N)
+		"$DIR/gen" -o "$logged" -size "$size" -rate "${LOGGER_RATE:-20000}" -format "$FORMAT"
+		t1=$(date +%s.%N)
+		local lb
+		lb=$(stat -c %s "$logged")
+		for _ in $(seq 600); do
+			grep -q "\"offset\":${lb}[,}]" "$STATE/flows/bench/positions.json" 2>/dev/null && break
+			sleep 0.1
+		done
+		read -r u1 s1 < <(awk '{ print $14, $15 }' "/proc/$agent/stat")
+		pkill -TERM -P "$TIMED" || true
+		wait "$TIMED" || { cat "$DIR/cmd.err" >&2; }
+		read -r _ _ _ r <"$DIR/time.out"
+		# shellcheck disable=SC2046
+		recs=$(env $(aws_env "https://127.0.0.1:$port") "$DIR/streamcount" -stream bench)
+		kill "$KL"
+		wait "$KL" 2>/dev/null || true
+		local tck
+		tck=$(getconf CLK_TCK)
+		BYTES=$lb LINES=$(wc -l <"$logged") report "$1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b-a }')" \
+			"$(awk -v a="$u0" -v b="$u1" -v t="$tck" 'BEGIN { print (b-a)/t }')" \
+			"$(awk -v a="$s0" -v b="$s1" -v t="$tck" 'BEGIN { print (b-a)/t }')" "$r" "$recs"
+	}
+	if [[ ${LOGGER_RATE:-20000} -gt 0 ]]; then
+		go build -o "$DIR/gen" ./bench/gen
+		logger_row "(e) kinesalite, logger ${LOGGER_RATE:-20000} lines/s" "$KINSHIP"
+		[[ -z ${KINSHIP_BASELINE:-} ]] || logger_row "(e) baseline" "$KINSHIP_BASELINE"
 	fi
 fi
 rm -rf "$STATE"
