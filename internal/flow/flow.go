@@ -200,8 +200,11 @@ const _ = uint(frameSlack - frameHeadroom - 64)
 // max_age, a slow flow, a destination that is down) would multiply the memory they hold by
 // up to frameCap/n, gigabytes for a cache of a few thousand small frames. Smaller frames get
 // a buffer of their own size: allocating them costs little at the rates that make them.
-// Frames of at least half a full aggregate are recycled, so that a flow whose batches are
-// small (batch.max_bytes) recycles its full ones too.
+// Frames of at least half the buffer are recycled, so that the cache and the shipper hold
+// at most twice their bounds. Not half a full aggregate: the buffer is one plus frameSlack,
+// so with small batches (agent.json's maxBufferSizeBytes becomes batch.max_bytes) it was
+// up to 34 times a frame of half a 1 KiB batch, and a cache of them half a GiB; such flows
+// allocate each frame instead.
 func (f *Flow) getBuf(n int) []byte {
 	if !f.recycles(n) {
 		return make([]byte, 0, n)
@@ -218,7 +221,7 @@ func (f *Flow) getBuf(n int) []byte {
 }
 
 // recycles says whether a frame of n bytes goes in a recycled full-size buffer (getBuf).
-func (f *Flow) recycles(n int) bool { return 2*n >= f.frameCap-frameSlack }
+func (f *Flow) recycles(n int) bool { return 2*n >= f.frameCap }
 
 func (f *Flow) putBuf(b []byte) {
 	if cap(b) == 0 {

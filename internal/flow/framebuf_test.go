@@ -1,12 +1,14 @@
 package flow
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"runtime"
 	"testing"
 
 	"github.com/kinship-agent/kinship/aggregator"
+	"github.com/kinship-agent/kinship/shipper"
 )
 
 // Small frames (records sealed by max_age on a slow flow, while the destination is down)
@@ -43,4 +45,46 @@ func heapInUse() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse)
+}
+
+// With a small batch.max_bytes (agent.json's maxBufferSizeBytes becomes it) every frame is
+// small, and a recycled buffer, a full aggregate plus the envelope's 16 KiB, is many times
+// the frame it would carry: the spool's cache (write: always, a destination that is down)
+// bounds what it keeps by the frames' length, so frames must hold about their own size
+// there, whether the aggregator built them (in place) or they were copied. At 1 KiB batches
+// the cache's 16 MiB of frames held half a GiB.
+func TestSmallBatchFramesHoldAboutTheirOwnSize(t *testing.T) {
+	f := openFlow(t, `
+flows:
+  - name: t
+    paths: ["/nonexistent/*.log"]
+    discard: {}
+    batch: {max_bytes: 1KiB}
+    spool: {fsync_interval: 1h, write: always}
+`, Deps{Dir: t.TempDir(), Destination: shipper.Discard{}})
+	marks := sources(t, []*Flow{f}, 1, 60)
+	out := output{f: f, ctx: context.Background()}
+	const records, size = 6000, 700 // 5 MB, all in the spool's cache, none acknowledged
+	before := heapInUse()
+	var framed int64
+	for i := range records {
+		marks[0].Offset++
+		data := bytes.Repeat([]byte{byte(i)}, size)
+		rec := &aggregator.Record{PartitionKey: "pk", UserRecords: 3, Marks: marks, Data: data}
+		if i%2 == 0 {
+			rec = aggregate(f, data, false, marks) // built in a buffer of the flow's
+		}
+		if err := out.Put(rec); err != nil {
+			t.Fatal(err)
+		}
+		framed += size + 100
+	}
+	if err := f.spool.Sync(); err != nil { // the frames leave the unsynced tail's copy
+		t.Fatal(err)
+	}
+	// Twice the frames, and the chunks of the spool's unsynced tail the copies went
+	// through (it keeps two of 4 MiB); recycled buffers held 25 times the frames.
+	if grown := heapInUse() - before; grown > 2*framed+(10<<20) {
+		t.Errorf("%d frames of about %d bytes (%d KiB) hold %d KiB of memory", records, size+100, framed>>10, grown>>10)
+	}
 }
