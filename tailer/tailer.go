@@ -447,15 +447,9 @@ func (t *Tailer) Run(ctx context.Context) error {
 				return err
 			}
 			// Keep fsnotify drained and deadlines honoured while busy, without blocking.
-		drain:
 			for range 64 {
-				select {
-				case ev := <-events:
-					t.onEvent(ev)
-				case err := <-errs:
-					t.onWatchError(err)
-				default:
-					break drain
+				if !t.takeReady(events, errs) {
+					break
 				}
 			}
 			if now := time.Now(); !now.Before(s.next) {
@@ -490,25 +484,27 @@ func (t *Tailer) Run(ctx context.Context) error {
 // wait more than a pace and never overflow the queue.
 func (t *Tailer) takeEvents(events <-chan fsnotify.Event, errs <-chan error) {
 	for range maxEventsTaken {
-		select {
-		case ev := <-events:
-			t.onEvent(ev)
+		if t.takeReady(events, errs) {
 			continue
-		case err := <-errs:
-			t.onWatchError(err)
-			continue
-		default:
 		}
 		runtime.Gosched()
-		select {
-		case ev := <-events:
-			t.onEvent(ev)
-		case err := <-errs:
-			t.onWatchError(err)
-		default:
+		if !t.takeReady(events, errs) {
 			return
 		}
 	}
+}
+
+// takeReady takes one event or error fsnotify has ready, without blocking; false: none was.
+func (t *Tailer) takeReady(events <-chan fsnotify.Event, errs <-chan error) bool {
+	select {
+	case ev := <-events:
+		t.onEvent(ev)
+	case err := <-errs:
+		t.onWatchError(err)
+	default:
+		return false
+	}
+	return true
 }
 
 // readQueued reads one chunk of the file at the head of the read queue, and queues it again
