@@ -158,41 +158,56 @@ if [[ $KINESALITE_SIZE -gt 0 ]]; then
 		wait "$KL" 2>/dev/null || true
 		report "(c) kinesalite $proto" "$w" "$u" "$s" "$r" "$recs"
 	done
-	# (d) kinesalite at a rate it takes: the same file appended STEADY_RATE MB/s at a time to a
-	# file the agent (`run`, the service, not --once) tails, so that nothing becomes a backlog:
-	# the steady state operators run, next to (c), where the whole file is there at once. The
-	# agent stops once positions.json says every byte is durable;
-	# MB/s is then the pace set, CPU s/GB and peak RSS are the agent's.
-	if [[ ${STEADY_RATE:-20} -gt 0 ]]; then
+	# tail_start file binary: kinesalite, and `binary run` (the service, not --once) tailing
+	# file, which starts empty; TIMED is the pid of /usr/bin/time around the agent.
+	tail_start() {
 		start_kinesalite
-		STEADY="$DIR/steady.log"
-		: >"$STEADY"
-		SRC=$LOG
-		LOG=$STEADY
+		: >"$1"
+		local src=$LOG
+		LOG=$1
 		flow_config "kinesis: {stream: bench}"
-		LOG=$SRC
+		LOG=$src
 		# shellcheck disable=SC2046
 		env $(aws_env "https://127.0.0.1:$port") /usr/bin/time -f "%e %U %S %M" -o "$DIR/time.out" \
-			"$KINSHIP" run --config "$DIR/bench.yaml" --log-level warn 2>"$DIR/cmd.err" &
+			"$2" run --config "$DIR/bench.yaml" --log-level warn 2>"$DIR/cmd.err" &
 		TIMED=$!
 		PIDS+=("$TIMED")
-		chunks=$(((BYTES + 1048575) / 1048576))
-		pace=$(awk -v r="${STEADY_RATE:-20}" 'BEGIN { printf "%.3f", 1.048576/r }')
-		for ((i = 0; i < chunks; i++)); do
-			dd if="$SRC" of="$STEADY" bs=1M skip="$i" count=1 oflag=append conv=notrunc status=none
-			sleep "$pace"
-		done
+	}
+	# tail_durable bytes: waits (a minute at most) until positions.json says bytes are durable.
+	tail_durable() {
 		for _ in $(seq 600); do
-			grep -q "\"offset\":${BYTES}[,}]" "$STATE/flows/bench/positions.json" 2>/dev/null && break
+			grep -q "\"offset\":$1[,}]" "$STATE/flows/bench/positions.json" 2>/dev/null && break
 			sleep 0.1
 		done
+	}
+	# tail_stop stops the agent and kinesalite: r is the agent's peak RSS, recs what the stream
+	# holds.
+	tail_stop() {
 		pkill -TERM -P "$TIMED" || true
 		wait "$TIMED" || { cat "$DIR/cmd.err" >&2; }
-		read -r _ u s r <"$DIR/time.out"
+		read -r _ _ _ r <"$DIR/time.out"
 		# shellcheck disable=SC2046
 		recs=$(env $(aws_env "https://127.0.0.1:$port") "$DIR/streamcount" -stream bench)
 		kill "$KL"
 		wait "$KL" 2>/dev/null || true
+	}
+	# (d) kinesalite at a rate it takes: the same file appended STEADY_RATE MB/s at a time to a
+	# file the agent tails, so that nothing becomes a backlog: the steady state operators run,
+	# next to (c), where the whole file is there at once. The agent stops once positions.json
+	# says every byte is durable; MB/s is then the pace set, CPU s/GB and peak RSS are the
+	# agent's.
+	if [[ ${STEADY_RATE:-20} -gt 0 ]]; then
+		STEADY="$DIR/steady.log"
+		tail_start "$STEADY" "$KINSHIP"
+		chunks=$(((BYTES + 1048575) / 1048576))
+		pace=$(awk -v r="${STEADY_RATE:-20}" 'BEGIN { printf "%.3f", 1.048576/r }')
+		for ((i = 0; i < chunks; i++)); do
+			dd if="$LOG" of="$STEADY" bs=1M skip="$i" count=1 oflag=append conv=notrunc status=none
+			sleep "$pace"
+		done
+		tail_durable "$BYTES"
+		tail_stop
+		read -r _ u s _ <"$DIR/time.out"
 		report "(d) kinesalite, ${STEADY_RATE:-20} MB/s" "$(awk -v b="$BYTES" -v r="${STEADY_RATE:-20}" 'BEGIN { print b/1e6/r }')" "$u" "$s" "$r" "$recs"
 	fi
 	# (e) kinesalite fed by a logger that flushes every line (logback's immediateFlush, the
@@ -202,18 +217,8 @@ if [[ $KINESALITE_SIZE -gt 0 ]]; then
 	# at 4 MB/s the start-up would be a tenth of the row. Peak RSS is the whole run's.
 	# logger_row name binary
 	logger_row() {
-		start_kinesalite
-		local logged="$DIR/logger.log" agent="" size
-		: >"$logged"
-		local src=$LOG
-		LOG=$logged
-		flow_config "kinesis: {stream: bench}"
-		LOG=$src
-		# shellcheck disable=SC2046
-		env $(aws_env "https://127.0.0.1:$port") /usr/bin/time -f "%e %U %S %M" -o "$DIR/time.out" \
-			"$2" run --config "$DIR/bench.yaml" --log-level warn 2>"$DIR/cmd.err" &
-		TIMED=$!
-		PIDS+=("$TIMED")
+		local logged="$DIR/logger.log" agent="" size t0 t1 lb tck
+		tail_start "$logged" "$2"
 		for _ in $(seq 100); do
 			agent=$(pgrep -P "$TIMED" || true)
 			[[ -n $agent ]] && break
@@ -222,25 +227,13 @@ if [[ $KINESALITE_SIZE -gt 0 ]]; then
 		sleep 1 # started: stream described, connections open
 		read -r u0 s0 < <(awk '{ print $14, $15 }' "/proc/$agent/stat")
 		size=$((${LOGGER_RATE:-20000} * ${LOGGER_SECONDS:-10} * 140)) # lines average 140 bytes
-		local t0 t1
 		t0=$(date +%s.%N)
 		"$DIR/gen" -o "$logged" -size "$size" -rate "${LOGGER_RATE:-20000}" -format "$FORMAT"
 		t1=$(date +%s.%N)
-		local lb
 		lb=$(stat -c %s "$logged")
-		for _ in $(seq 600); do
-			grep -q "\"offset\":${lb}[,}]" "$STATE/flows/bench/positions.json" 2>/dev/null && break
-			sleep 0.1
-		done
+		tail_durable "$lb"
 		read -r u1 s1 < <(awk '{ print $14, $15 }' "/proc/$agent/stat")
-		pkill -TERM -P "$TIMED" || true
-		wait "$TIMED" || { cat "$DIR/cmd.err" >&2; }
-		read -r _ _ _ r <"$DIR/time.out"
-		# shellcheck disable=SC2046
-		recs=$(env $(aws_env "https://127.0.0.1:$port") "$DIR/streamcount" -stream bench)
-		kill "$KL"
-		wait "$KL" 2>/dev/null || true
-		local tck
+		tail_stop
 		tck=$(getconf CLK_TCK)
 		BYTES=$lb LINES=$(wc -l <"$logged") report "$1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b-a }')" \
 			"$(awk -v a="$u0" -v b="$u1" -v t="$tck" 'BEGIN { print (b-a)/t }')" \
