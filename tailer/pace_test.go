@@ -1,6 +1,7 @@
 package tailer
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -47,54 +48,79 @@ func pacedTailer(t *testing.T, pace time.Duration) (path string, sink *batchSink
 }
 
 // TestWritesFasterThanThePaceAreReadTogether: a logger writing each line with its own
-// write(2) is read in one pass per pace, not one per write, and the pass after the first
-// starts no sooner than the pace allows.
+// write(2), fast, is read in one pass per pace once the tailer has seen a few of them come
+// fast, not in one pass per write.
 func TestWritesFasterThanThePaceAreReadTogether(t *testing.T) {
 	const pace = time.Second
 	path, sink, got, stop := pacedTailer(t, pace)
-	aAt, _ := got.of("a")
-	lines := []string{"b0", "b1", "b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9"}
-	for _, l := range lines {
-		appendFile(t, path, l+"\n")
+	lines := make([]string, 20)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("b%d", i)
+		appendFile(t, path, lines[i]+"\n")
 		time.Sleep(5 * time.Millisecond)
 	}
 	waitFor(t, "every line", func() bool { return sink.count() == 1+len(lines) })
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	// A pass could split only if the writer stalled for most of a second.
-	if sink.batches > 3 {
+	// Two or three fast gaps turn pacing on; then the rest waits for the pace and comes
+	// together (a pass splits only if the writer stalls for most of a second).
+	if sink.batches > 6 {
 		t.Errorf("%d lines written 5 ms apart came in %d batches besides the first; want them read together", len(lines), sink.batches-1)
 	}
-	if b0At, _ := got.of("b0"); b0At.Sub(aAt) < pace*8/10 {
-		t.Errorf("the second pass came %v after the first; the pace is %v", b0At.Sub(aAt), pace)
+	aAt, _ := got.of("a")
+	if last, _ := got.of(lines[len(lines)-1]); last.Sub(aAt) < pace*8/10 {
+		t.Errorf("the last line came %v after the first pass, written ~100 ms after it: not paced (pace %v)", last.Sub(aAt), pace)
 	}
 }
 
-// TestALineAfterAQuietSpellIsReadAtOnce: pacing only gathers writes that come fast; a write
-// after more than the pace of quiet is not delayed (latency at low rates does not move).
-func TestALineAfterAQuietSpellIsReadAtOnce(t *testing.T) {
+// TestAModerateRateIsNotPaced: pacing costs a timer wake-up per pass, so a file written less
+// often than a sixth of the pace is read at once, every time (latency at low and moderate
+// rates does not move).
+func TestAModerateRateIsNotPaced(t *testing.T) {
 	const pace = time.Second // long, so that a loaded machine's stall is not taken for the pace
 	path, _, got, _ := pacedTailer(t, pace)
-	time.Sleep(pace + pace/2)
-	written := time.Now()
-	appendFile(t, path, "c\n")
-	waitFor(t, "the line after the quiet spell", func() bool { _, ok := got.of("c"); return ok })
-	if cAt, _ := got.of("c"); cAt.Sub(written) >= pace*3/4 {
-		t.Errorf("a line written %v after the last pass took %v to arrive; want it read at once", pace+pace/2, cAt.Sub(written))
+	for i := range 4 {
+		time.Sleep(pace * 4 / 10)
+		line := fmt.Sprintf("c%d", i)
+		written := time.Now()
+		appendFile(t, path, line+"\n")
+		waitFor(t, line, func() bool { _, ok := got.of(line); return ok })
+		if at, _ := got.of(line); at.Sub(written) >= pace*3/10 {
+			t.Errorf("a line written %v after the previous one took %v to arrive; want it read at once", pace*4/10, at.Sub(written))
+		}
 	}
 }
 
 // TestStopIsNotDelayedByThePace: a tailer waiting out its pace stops at once, and the line it
 // was waiting to read stays unread (its position was never passed).
 func TestStopIsNotDelayedByThePace(t *testing.T) {
-	path, sink, _, stop := pacedTailer(t, time.Hour)
-	appendFile(t, path, "b\n")
-	time.Sleep(100 * time.Millisecond) // the event is taken, the pass waits for its pace
+	path, sink, got, stop := pacedTailer(t, time.Hour)
+	held := ""
+	for i := 0; i < 6 && held == ""; i++ { // each line written as soon as the last arrived
+		line := fmt.Sprintf("b%d", i)
+		appendFile(t, path, line+"\n")
+		deadline := time.Now().Add(500 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			if _, ok := got.of(line); ok {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if _, ok := got.of(line); !ok {
+			held = line
+		}
+	}
+	if held == "" {
+		t.Fatal("six lines written as fast as they were read never turned pacing on")
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if got := sink.linesOf(path); len(got) != 1 {
-		t.Errorf("lines read: %q; want only the one before the pace", got)
+	if _, ok := got.of(held); ok {
+		t.Errorf("%s, held for the pace, was read after the stop", held)
+	}
+	if n := len(sink.linesOf(path)); n < 2 {
+		t.Errorf("%d lines read; want those before the pace", n)
 	}
 }
