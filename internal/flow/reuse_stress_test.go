@@ -168,27 +168,27 @@ func poisonFreeBuffers(f *Flow) (stop func()) {
 func TestRecycledBuffersNeverChangeInFlight(t *testing.T) {
 	const perWrite = 500
 	for _, tc := range []struct {
-		name, spool string
-		lines       int
-		maxRecords  int
-		maxDelay    time.Duration
-		drops       bool
+		name, spool, compression string
+		lines                    int
+		maxRecords               int
+		maxDelay                 time.Duration
+		drops                    bool
 	}{
-		{"backlog", "write: backlog", 30000, 0, 6 * time.Millisecond, false},
-		{"always", "write: always", 60000, 0, 6 * time.Millisecond, false},
+		{"backlog", "write: backlog", "", 30000, 0, 6 * time.Millisecond, false},
+		{"always", "write: always", "", 60000, 0, 6 * time.Millisecond, false},
 		// Records compressed into buffers of their own (the aggregator's goes back at once).
-		{"backlog zstd", "write: backlog", 30000, 0, 6 * time.Millisecond, false},
+		{"backlog zstd", "write: backlog", "zstd", 30000, 0, 6 * time.Millisecond, false},
 		// A destination slower than the file grows: the spool fills and drops its oldest
 		// segments, frames in flight among them.
-		{"backlog drop_oldest", "write: backlog, max_bytes: 2MiB, segment_bytes: 256KiB, when_full: drop_oldest", 40000, 1, 40 * time.Millisecond, true},
-		{"always drop_oldest", "write: always, max_bytes: 2MiB, segment_bytes: 256KiB, when_full: drop_oldest", 40000, 1, 40 * time.Millisecond, true},
+		{"backlog drop_oldest", "write: backlog, max_bytes: 2MiB, segment_bytes: 256KiB, when_full: drop_oldest", "", 40000, 1, 40 * time.Millisecond, true},
+		{"always drop_oldest", "write: always, max_bytes: 2MiB, segment_bytes: 256KiB, when_full: drop_oldest", "", 40000, 1, 40 * time.Millisecond, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := t.TempDir()
 			path := filepath.Join(logs, "app.log")
 			compression := ""
-			if strings.HasSuffix(tc.name, "zstd") {
-				compression = ", compression: zstd"
+			if tc.compression != "" {
+				compression = ", compression: " + tc.compression
 			}
 			doc := fmt.Sprintf(`
 flows:
@@ -251,9 +251,9 @@ flows:
 			last, still := -1, 0
 			for {
 				dst.mu.Lock()
-				seen, stop := len(dst.seen), len(dst.wrong) > 0
+				seen, failed := len(dst.seen), len(dst.wrong) > 0
 				dst.mu.Unlock()
-				if seen == lines || stop {
+				if seen == lines || failed {
 					break
 				}
 				if seen == last && f.spool.AckedThrough() == f.spool.LastSeq() {
